@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+// controller entry point: `controller start` (and `controller dev`, which `make dev` runs).
+
+import { Command, CommanderError, Option } from 'commander';
+import { loadControllerConfig } from '../src/config/controller.js';
+import { Controller } from '../src/controller/app.js';
+import { GridError, toExitCode } from '../src/errors.js';
+import { createLogger, type Level } from '../src/util/log.js';
+import { onShutdownSignal } from '../src/util/signals.js';
+
+interface StartFlags {
+  config?: string;
+  grpcAddress?: string;
+  dataDir?: string;
+  etcdEndpoints?: string;
+  natsServers?: string;
+  auth?: 'tokens' | 'none';
+  logLevel?: Level;
+  pingDeadline?: string;
+}
+
+async function start(flags: StartFlags): Promise<Controller> {
+  const cfg = await loadControllerConfig({
+    file: flags.config,
+    env: process.env,
+    flags: {
+      grpc_address: flags.grpcAddress,
+      data_dir: flags.dataDir,
+      etcd: flags.etcdEndpoints !== undefined ? { endpoints: splitList(flags.etcdEndpoints) } : undefined,
+      nats: flags.natsServers !== undefined ? { servers: splitList(flags.natsServers) } : undefined,
+      auth: flags.auth,
+      log_level: flags.logLevel,
+      executor_ping_deadline_seconds: flags.pingDeadline !== undefined ? Number(flags.pingDeadline) : undefined,
+    },
+  });
+  const log = createLogger({ level: cfg.log_level, name: 'controller' });
+  const controller = await Controller.start(cfg, log);
+  onShutdownSignal(log, () => controller.close());
+  return controller;
+}
+
+function splitList(s: string): string[] {
+  return s.split(',').map((x) => x.trim()).filter(Boolean);
+}
+
+function startCommand(name: string, description: string, example: string): Command {
+  return new Command(name)
+    .description(description)
+    .option('-c, --config <file>', 'controller config file (JSON)')
+    .option('--grpc-address <host:port>', 'address to serve gRPC on (default 127.0.0.1:7070)')
+    .option('--data-dir <dir>', 'data directory for the embedded servers (default ./.grid)')
+    .option('--etcd-endpoints <urls>', 'comma-separated etcd endpoints (with --nats-servers: no embedded servers)')
+    .option('--nats-servers <urls>', 'comma-separated NATS URLs')
+    .addOption(new Option('--auth <mode>', 'tokens, or none to let every caller in as admin').choices(['tokens', 'none']))
+    .addOption(new Option('--log-level <level>').choices(['debug', 'info', 'warn', 'error']))
+    .option('--ping-deadline <seconds>', 'executor_ping_deadline: an executor silent this long is EXPIRED')
+    .addHelpText('after', `\nExample:\n  ${example}`);
+}
+
+const program = new Command('controller')
+  .description('The GRID controller: gRPC API, dispatcher, event recorder and executor registry.')
+  .exitOverride()
+  .addHelpText('after', '\nExamples:\n  $ controller start\n  $ controller start --config /etc/grid/controller.json');
+
+program.addCommand(
+  startCommand(
+    'start',
+    'run the controller (with no etcd/NATS configured: embedded ones under the data directory)',
+    '$ controller start --etcd-endpoints http://10.0.0.5:2379 --nats-servers nats://10.0.0.6:4222',
+  ).action(async (flags: StartFlags) => {
+    await start(flags);
+  }),
+);
+
+program.addCommand(
+  startCommand('dev', 'run a local GRID: embedded NATS and etcd, this controller, and a local executor', '$ controller dev').action(
+    async (flags: StartFlags) => {
+      await start(flags);
+    },
+  ),
+);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else {
+    process.stderr.write(`controller: ${err instanceof GridError ? err.message : String((err as Error)?.stack ?? err)}\n`);
+    process.exit(toExitCode(err));
+  }
+}

@@ -1,0 +1,93 @@
+// Creates (or brings up to date) the streams, KV bucket and object store GRID needs.
+// Idempotent: every controller replica runs it on start.
+
+import type { NatsConnection } from '@nats-io/nats-core';
+import { nanos } from '@nats-io/nats-core';
+import {
+  DiscardPolicy,
+  jetstreamManager,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { Objm } from '@nats-io/obj';
+import { BUCKETS, STREAMS } from './subjects.js';
+
+export interface BusLimits {
+  /** How long request messages stay deduplicated by execution id. */
+  dedupWindowMs: number;
+  eventRetentionMs: number;
+  logRetentionMs: number;
+  logMaxBytes: number;
+  lockTtlMs: number;
+}
+
+export const DEFAULT_LIMITS: BusLimits = {
+  dedupWindowMs: 10 * 60_000,
+  eventRetentionMs: 7 * 24 * 3600_000,
+  logRetentionMs: 3 * 24 * 3600_000,
+  logMaxBytes: 1024 ** 3,
+  lockTtlMs: 30_000,
+};
+
+export function streamConfigs(l: BusLimits): Array<Partial<StreamConfig> & { name: string }> {
+  return [
+    {
+      name: STREAMS.requests,
+      subjects: ['grid.req.>'],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      duplicate_window: nanos(l.dedupWindowMs),
+    },
+    {
+      name: STREAMS.jobs,
+      subjects: ['grid.job.>'],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      duplicate_window: nanos(l.dedupWindowMs),
+    },
+    {
+      name: STREAMS.events,
+      subjects: ['grid.evt.>'],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      max_age: nanos(l.eventRetentionMs),
+      duplicate_window: nanos(l.dedupWindowMs),
+    },
+    {
+      name: STREAMS.logs,
+      subjects: ['grid.log.>'],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      max_age: nanos(l.logRetentionMs),
+      max_bytes: l.logMaxBytes,
+      discard: DiscardPolicy.Old,
+    },
+  ];
+}
+
+export async function ensureStreams(nc: NatsConnection, limits: BusLimits = DEFAULT_LIMITS): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  for (const cfg of streamConfigs(limits)) await ensureStream(jsm, cfg);
+  await new Kvm(nc).create(BUCKETS.locks, { ttl: limits.lockTtlMs, history: 1, storage: StorageType.File });
+  await new Objm(nc).create(BUCKETS.files, { storage: StorageType.File });
+}
+
+async function ensureStream(jsm: JetStreamManager, cfg: Partial<StreamConfig> & { name: string }): Promise<void> {
+  try {
+    await jsm.streams.info(cfg.name);
+    // Retention and storage cannot change on a live stream; update only what may change.
+    const { retention: _r, storage: _s, name: _n, ...mutable } = cfg;
+    await jsm.streams.update(cfg.name, mutable);
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
+      await jsm.streams.add(cfg);
+      return;
+    }
+    throw err;
+  }
+}

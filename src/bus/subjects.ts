@@ -1,0 +1,28 @@
+// Stream, subject and consumer names: the one place they are spelt (see DESIGN.md).
+
+export const STREAMS = {
+  requests: 'GRID_REQUESTS',
+  jobs: 'GRID_JOBS',
+  events: 'GRID_EVENTS',
+  logs: 'GRID_LOGS',
+} as const;
+
+export const BUCKETS = { locks: 'grid-locks', files: 'grid-files' } as const;
+
+export const subjects = {
+  request: (executionId: string) => `grid.req.${executionId}`,
+  nodeJob: (executorId: string) => `grid.job.node.${executorId}`,
+  poolJob: (group: string, runner: string) => `grid.job.pool.${group}.${runner}`,
+  event: (executionId: string, executorId: string) => `grid.evt.${executionId}.${executorId}`,
+  log: (executionId: string, executorId: string) => `grid.log.${executionId}.${executorId}`,
+  logsOf: (executionId: string) => `grid.log.${executionId}.>`,
+  /** Core-NATS (not JetStream) broadcast of cancellations to executors. */
+  cancel: (executionId: string) => `grid.cancel.${executionId}`,
+};
+
+export const consumers = {
+  dispatcher: 'dispatcher',
+  recorder: 'recorder',
+  node: (executorId: string) => `node-${executorId}`,
+  pool: (group: string, runner: string) => `pool-${group}-${runner}`,
+};

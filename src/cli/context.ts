@@ -1,0 +1,52 @@
+// What every grid-cli command gets: the resolved client config, a connected client, the output
+// format and where to print. Built once from the global options.
+
+import { GridClient } from '../client/client.js';
+import { loadClientConfig, type ClientConfig } from '../config/client.js';
+import type { OutputFormat } from './output.js';
+
+export interface GlobalOptions {
+  controller?: string;
+  token?: string;
+  output?: string;
+  config?: string;
+  timeout?: string;
+}
+
+export interface CliIO {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  isTTY: boolean;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+export interface CliContext {
+  config: ClientConfig;
+  output: OutputFormat;
+  io: CliIO;
+  client(): GridClient;
+  close(): void;
+}
+
+export async function buildContext(g: GlobalOptions, io: CliIO): Promise<CliContext> {
+  const config = await loadClientConfig({
+    file: g.config,
+    env: io.env,
+    cwd: io.cwd,
+    flags: {
+      controller: g.controller,
+      token: g.token,
+      output: g.output as OutputFormat | undefined,
+      timeout_ms: g.timeout ? Number(g.timeout) * 1000 : undefined,
+    },
+  });
+  let client: GridClient | undefined;
+  return {
+    config,
+    output: config.output,
+    io,
+    client: () => (client ??= new GridClient({ address: config.controller, token: config.token, timeoutMs: config.timeout_ms })),
+    close: () => client?.close(),
+  };
+}

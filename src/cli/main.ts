@@ -1,0 +1,93 @@
+// grid-cli: the operator's tool. Parses the command line, builds a context, runs one command,
+// prints one clear line on error and exits 0 (ok), 1 (failure) or 2 (usage).
+
+import { Command, CommanderError, Option } from 'commander';
+import { ExitCode, GridError, toExitCode } from '../errors.js';
+import { buildContext, type CliContext, type CliIO, type GlobalOptions } from './context.js';
+import { registerConfigCommands } from './commands/config.js';
+import { registerJobCommands } from './commands/jobs.js';
+
+/** Wraps a command's work: builds the context, runs it, closes the client. */
+export type Act = <A extends unknown[]>(
+  fn: (ctx: CliContext, ...args: A) => Promise<void> | void,
+  opts?: { needsConfig?: boolean },
+) => (...args: unknown[]) => Promise<void>;
+
+/** Thrown by a command to exit with a given code without printing an error. */
+export class ExitWith extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+export function buildProgram(io: CliIO): Command {
+  const program = new Command('grid-cli');
+  program
+    .description('Operate GRID: define jobs, execute them on fleets of executors, follow their logs.')
+    .addOption(new Option('--controller <host:port>', 'controller address (env GRID_CONTROLLER)'))
+    .addOption(new Option('--token <token>', 'bearer token (env GRID_TOKEN)'))
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']))
+    .addOption(new Option('--config <file>', 'client config file (env GRID_CLIENT_CONFIG)'))
+    .addOption(new Option('--timeout <seconds>', 'deadline for each call to the controller'))
+    .showSuggestionAfterError(true)
+    .configureOutput({ writeOut: (s) => io.out(s.replace(/\n$/, '')), writeErr: (s) => io.err(s.replace(/\n$/, '')) })
+    .exitOverride()
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ grid-cli create config/examples/hello.json\n  $ grid-cli list\n  $ grid-cli describe hello-world',
+    );
+
+  const act: Act =
+    (fn, opts) =>
+    async (...args: unknown[]) => {
+      const cmd = args[args.length - 1] as Command;
+      const g = cmd.optsWithGlobals() as GlobalOptions;
+      const ctx =
+        opts?.needsConfig === false
+          ? await buildContext({}, io).catch(() => bareContext(io))
+          : await buildContext(g, io);
+      try {
+        await fn(ctx, ...(args.slice(0, -1) as never));
+      } finally {
+        ctx.close();
+      }
+    };
+
+  registerConfigCommands(program, act);
+  registerJobCommands(program, act);
+  return program;
+}
+
+function bareContext(io: CliIO): CliContext {
+  return {
+    config: { controller: '127.0.0.1:7070', token: '', output: 'table', timeout_ms: 15_000 } as CliContext['config'],
+    output: 'table',
+    io,
+    client: () => {
+      throw new Error('no client in this command');
+    },
+    close: () => {},
+  };
+}
+
+/** Runs grid-cli with `argv` (without node and script) and returns the exit code. */
+export async function runCli(argv: string[], io: CliIO): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return ExitCode.OK;
+  } catch (err) {
+    if (err instanceof ExitWith) return err.code;
+    if (err instanceof CommanderError) {
+      // Help and version are not errors; everything else commander rejects is usage.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') return ExitCode.OK;
+      return ExitCode.USAGE;
+    }
+    if (err instanceof GridError) {
+      io.err(`error: ${err.message}`);
+      return toExitCode(err);
+    }
+    io.err(`error: ${(err as Error)?.message ?? String(err)}`);
+    return ExitCode.FAILURE;
+  }
+}

@@ -1,0 +1,82 @@
+// grid-cli's configuration: defaults → JSON file → environment → flags, and saving it back
+// (`grid-cli login` and the dev controller write it, with mode 0600 because it holds a token).
+//
+// Environment: GRID_CONTROLLER, GRID_TOKEN, GRID_OUTPUT, GRID_TIMEOUT_MS; GRID_CLIENT_CONFIG
+// names the file. Lookup order without an explicit file: see clientConfigPaths.
+import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { absolutePath, hostPort } from './checks.js';
+import { readConfigFile } from './json.js';
+import { decodeLayer, envLayer, resolveLayers, t, type Env, type LoadOptions } from './schema.js';
+
+export const OUTPUTS = ['table', 'json'] as const;
+export type OutputFormat = (typeof OUTPUTS)[number];
+
+export interface ClientConfig {
+  /** The controller's gRPC address, host:port. */
+  controller: string;
+  /** API token; "" = none (for a controller with auth "none"). */
+  token: string;
+  output: OutputFormat;
+  /** Deadline of each call. */
+  timeout_ms: number;
+}
+
+export const clientSchema = {
+  controller: t.string({ default: '127.0.0.1:7070', check: (v) => hostPort(v) }),
+  token: t.string(),
+  output: t.enum(OUTPUTS, { default: 'table' }),
+  timeout_ms: t.int({ default: 15_000, min: 1 }),
+};
+
+/** Where the dev controller writes a ready-to-use client config, relative to its working directory. */
+export const DEV_CLIENT_CONFIG = join('.grid', 'client.json');
+
+/** The per-user file: `$XDG_CONFIG_HOME/grid/client.json`, else `~/.config/grid/client.json`. */
+export function userClientConfigPath(env: Env = process.env): string {
+  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
+  return join(base, 'grid', 'client.json');
+}
+
+/**
+ * The files to try, in order: only GRID_CLIENT_CONFIG when it is set (then it must exist);
+ * otherwise `./.grid/client.json` if it exists (written by the dev controller), then the user file.
+ */
+export function clientConfigPaths(cwd: string, env: Env = process.env): string[] {
+  if (env.GRID_CLIENT_CONFIG) return [absolutePath(env.GRID_CLIENT_CONFIG, cwd)];
+  const dev = join(cwd, DEV_CLIENT_CONFIG);
+  return existsSync(dev) ? [dev, userClientConfigPath(env)] : [userClientConfigPath(env)];
+}
+
+/** The file loadClientConfig would read without an explicit file, if any. */
+export function findClientConfig(cwd: string, env: Env = process.env): string | undefined {
+  const paths = clientConfigPaths(cwd, env);
+  if (env.GRID_CLIENT_CONFIG) return paths[0];
+  return paths.find((p) => existsSync(p));
+}
+
+export function loadClientConfig(opts: LoadOptions<ClientConfig> = {}): ClientConfig {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const file = opts.file === undefined ? findClientConfig(cwd, env) : absolutePath(opts.file, cwd);
+  const fileLayer = file === undefined ? {} : decodeLayer(clientSchema, readConfigFile(file), 'file');
+  return resolveLayers(clientSchema, fileLayer, envLayer(clientSchema, env, 'GRID_'), decodeLayer(clientSchema, opts.flags, 'flags'));
+}
+
+/**
+ * Merges `values` into the file at `path` (created with its folders if missing) and writes it
+ * with mode 0600. The result is validated first, so a bad value never reaches the disk.
+ */
+export function saveClientConfig(path: string, values: Partial<ClientConfig>): void {
+  const existing = existsSync(path) ? readConfigFile(path) : {};
+  const merged: Record<string, unknown> = { ...existing };
+  for (const [k, v] of Object.entries(values)) if (v !== undefined) merged[k] = v;
+  decodeLayer(clientSchema, merged, 'file');
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  // Write then rename so a reader never sees half a file; chmod because an existing file may be wider.
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(merged, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
+}

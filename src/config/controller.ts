@@ -1,0 +1,139 @@
+// The controller's configuration: defaults → JSON file → GRID_* environment → flags.
+//
+// Environment: GRID_ + the upper-cased key for every top-level key (GRID_GRPC_ADDRESS,
+// GRID_DATA_DIR, GRID_AUTH, GRID_LOG_LEVEL, GRID_LOG_RETENTION_HOURS, GRID_LOG_MAX_BYTES,
+// GRID_EVENT_RETENTION_HOURS), except GRID_EXECUTOR_PING_DEADLINE (seconds); nested:
+// GRID_ETCD_ENDPOINTS, GRID_ETCD_PREFIX, GRID_NATS_SERVERS, GRID_NATS_ADVERTISE (comma-separated).
+// GRID_ADMIN_TOKEN adds an admin API token named "env-admin"; GRID_REGISTRATION_TOKEN adds one
+// executor bootstrap token. Relative paths in the file are relative to the file's folder; from
+// the environment or flags, to the working directory.
+import { dirname } from 'node:path';
+import { ConfigError } from '../errors.js';
+import { absolutePath, dnsLabel, listenAddress, noDuplicates, nonEmpty } from './checks.js';
+import { readConfigFile } from './json.js';
+import { decodeLayer, envLayer, resolveLayers, t, type LoadOptions } from './schema.js';
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const ROLES = ['admin', 'operator', 'viewer'] as const;
+export type Role = (typeof ROLES)[number];
+export const MIN_TOKEN_LENGTH = 16;
+
+const MiB = 1024 * 1024;
+
+export interface ApiToken {
+  /** Who holds it; shown as the requester of what they do. */
+  name: string;
+  token: string;
+  role: Role;
+  /** Executor groups this token may target; empty = all. */
+  groups: string[];
+}
+
+export interface ControllerConfig {
+  /** Where the gRPC server listens (clients and executors). */
+  grpc_address: string;
+  /** Data of the embedded nats-server and etcd; always absolute after loading. */
+  data_dir: string;
+  etcd: { endpoints: string[]; prefix: string; dial_timeout_ms: number };
+  /**
+   * `servers` empty = embedded (see isEmbedded). `advertise`: the NATS URLs handed to executors at
+   * registration; defaults to `servers` (empty when embedded: hand out the embedded server's URL).
+   */
+  nats: { servers: string[]; advertise: string[] };
+  auth: 'tokens' | 'none';
+  tokens: ApiToken[];
+  /** Bootstrap tokens an executor presents to register. */
+  registration_tokens: string[];
+  /** An executor silent this long is EXPIRED (its etcd lease TTL). */
+  executor_ping_deadline_seconds: number;
+  log_level: LogLevel;
+  log_retention_hours: number;
+  log_max_bytes: number;
+  event_retention_hours: number;
+}
+
+export const controllerSchema = {
+  grpc_address: t.string({ default: '127.0.0.1:7070', check: listenAddress }),
+  data_dir: t.string({ default: './.grid', check: nonEmpty }),
+  etcd: t.object({
+    endpoints: t.list({ env: 'GRID_ETCD_ENDPOINTS', each: nonEmpty, check: noDuplicates }),
+    prefix: t.string({
+      default: '/grid/',
+      env: 'GRID_ETCD_PREFIX',
+      check: (v) => (v.length >= 2 && v.startsWith('/') && v.endsWith('/') ? undefined : `${JSON.stringify(v)} must start and end with "/", e.g. "/grid/"`),
+    }),
+    dial_timeout_ms: t.int({ default: 5000, min: 100 }),
+  }),
+  nats: t.object({
+    servers: t.list({ env: 'GRID_NATS_SERVERS', each: nonEmpty, check: noDuplicates }),
+    advertise: t.list({ env: 'GRID_NATS_ADVERTISE', each: nonEmpty }),
+  }),
+  auth: t.enum(['tokens', 'none'], { default: 'tokens' }),
+  tokens: t.objects({
+    name: t.string({ required: true, check: nonEmpty }),
+    token: t.string({ required: true, minLength: MIN_TOKEN_LENGTH }),
+    role: t.enum(ROLES, { required: true }),
+    groups: t.list({ each: dnsLabel }),
+  }),
+  registration_tokens: t.list({ env: false, each: nonEmpty, check: noDuplicates }),
+  executor_ping_deadline_seconds: t.int({ default: 30, min: 2, env: 'GRID_EXECUTOR_PING_DEADLINE' }),
+  log_level: t.enum(LOG_LEVELS, { default: 'info' }),
+  log_retention_hours: t.int({ default: 72, min: 1 }),
+  log_max_bytes: t.int({ default: 1024 * MiB, min: MiB }),
+  event_retention_hours: t.int({ default: 168, min: 1 }),
+};
+
+export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): ControllerConfig {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const file = opts.file === undefined ? undefined : absolutePath(opts.file, cwd);
+  const fileLayer = file === undefined ? {} : decodeLayer(controllerSchema, readConfigFile(file), 'file');
+  if (file !== undefined && typeof fileLayer.data_dir === 'string') {
+    fileLayer.data_dir = absolutePath(fileLayer.data_dir, dirname(file));
+  }
+  const cfg: ControllerConfig = resolveLayers(
+    controllerSchema,
+    fileLayer,
+    envLayer(controllerSchema, env, 'GRID_'),
+    decodeLayer(controllerSchema, opts.flags, 'flags'),
+  );
+  cfg.data_dir = absolutePath(cfg.data_dir, cwd);
+  if (cfg.nats.advertise.length === 0) cfg.nats.advertise = [...cfg.nats.servers];
+
+  const admin = env.GRID_ADMIN_TOKEN;
+  if (admin) {
+    if (admin.length < MIN_TOKEN_LENGTH) {
+      throw new ConfigError('GRID_ADMIN_TOKEN', `must be at least ${MIN_TOKEN_LENGTH} characters long (got ${admin.length})`);
+    }
+    cfg.tokens.push({ name: 'env-admin', token: admin, role: 'admin', groups: [] });
+  }
+  const registration = env.GRID_REGISTRATION_TOKEN;
+  if (registration && !cfg.registration_tokens.includes(registration)) cfg.registration_tokens.push(registration);
+
+  checkTokens(cfg.tokens, admin ? cfg.tokens.length - 1 : -1);
+  if ((cfg.etcd.endpoints.length === 0) !== (cfg.nats.servers.length === 0)) {
+    throw new ConfigError('etcd.endpoints', 'set both etcd.endpoints and nats.servers, or neither for the embedded default');
+  }
+  return cfg;
+}
+
+/** Names and values must be unique; `fromEnv` is the index of the GRID_ADMIN_TOKEN entry (or -1). */
+function checkTokens(tokens: ApiToken[], fromEnv: number): void {
+  const key = (i: number, field: string): string => (i === fromEnv ? 'GRID_ADMIN_TOKEN' : `tokens[${i}].${field}`);
+  tokens.forEach((tok, i) => {
+    const j = tokens.findIndex((o) => o.name === tok.name);
+    if (j < i) throw new ConfigError(key(i, 'name'), `duplicate token name ${JSON.stringify(tok.name)} (also tokens[${j}]); names must be unique`);
+    const k = tokens.findIndex((o) => o.token === tok.token);
+    if (k < i) throw new ConfigError(key(i, 'token'), `same token value as tokens[${k}] (${JSON.stringify(tokens[k]!.name)}); each token must be unique`);
+  });
+}
+
+/**
+ * True when the controller runs its own nats-server and etcd. Running against external servers
+ * needs both etcd.endpoints and nats.servers; the loader rejects giving only one, so for a loaded
+ * config the two are empty together or set together.
+ */
+export function isEmbedded(cfg: Pick<ControllerConfig, 'etcd' | 'nats'>): boolean {
+  return cfg.etcd.endpoints.length === 0 || cfg.nats.servers.length === 0;
+}

@@ -1,0 +1,173 @@
+// Wires a controller together from its config — embedded servers when none are configured,
+// etcd, NATS streams, use-cases, gRPC — and takes it apart again in order.
+
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { ensureStreams } from '../bus/setup.js';
+import { connectBus } from '../bus/connect.js';
+import type { ControllerConfig } from '../config/controller.js';
+import { startEmbeddedCluster } from '../embedded/index.js';
+import { ControllerServiceService } from '../gen/grid/v1/controller.js';
+import { ExecutorServiceService } from '../gen/grid/v1/executor.js';
+import { HealthService } from '../gen/grpc/health/v1/health.js';
+import { EtcdExecutorStore } from '../store/etcd-executors.js';
+import { EtcdJobStore } from '../store/etcd-jobs.js';
+import { Leases } from '../store/leases.js';
+import { Kv } from '../store/kv.js';
+import type { Logger } from '../util/log.js';
+import { Authenticator } from './auth.js';
+import { prepareDevAccess } from './dev-access.js';
+import { ExecutorRegistry } from './executors.js';
+import { ExpiryWatcher } from './expiry.js';
+import { controllerService } from './grpc/controller-service.js';
+import { executorService } from './grpc/executor-service.js';
+import { Health } from './grpc/health-service.js';
+import { JobService } from './jobs.js';
+
+type Lifecycle = 'starting' | 'running' | 'stopping' | 'stopped';
+
+interface Cleanup {
+  name: string;
+  run: () => Promise<void> | void;
+}
+
+export class Controller {
+  private state: Lifecycle = 'starting';
+  private closing?: Promise<void>;
+  /** Run in reverse order of registration on close. */
+  private readonly cleanups: Cleanup[] = [];
+  address = '';
+  natsServers: string[] = [];
+  etcdEndpoints: string[] = [];
+  nc?: NatsConnection;
+  kv?: Kv;
+
+  private constructor(readonly cfg: ControllerConfig, readonly log: Logger) {}
+
+  static async start(cfg: ControllerConfig, log: Logger): Promise<Controller> {
+    const c = new Controller(cfg, log);
+    try {
+      await c.boot();
+    } catch (err) {
+      await c.close();
+      throw err;
+    }
+    return c;
+  }
+
+  get lifecycle(): Lifecycle {
+    return this.state;
+  }
+
+  private async boot(): Promise<void> {
+    const { cfg, log } = this;
+    let tokens = cfg.tokens;
+    let registrationTokens = cfg.registration_tokens;
+
+    if (cfg.etcd.endpoints.length === 0 || cfg.nats.servers.length === 0) {
+      log.info('no etcd or NATS configured: starting the embedded ones', { data_dir: cfg.data_dir });
+      const cluster = await startEmbeddedCluster({
+        dataDir: cfg.data_dir,
+        onUnexpectedExit: (which, code, signal) => {
+          log.error('embedded server exited unexpectedly; shutting down', { server: which, code, signal });
+          void this.close().then(() => process.exit(1));
+        },
+      });
+      this.cleanups.push({ name: 'embedded servers', run: () => cluster.stop() });
+      this.natsServers = [cluster.natsUrl];
+      this.etcdEndpoints = [cluster.etcdEndpoint];
+      log.info('embedded servers up', { nats: cluster.natsUrl, etcd: cluster.etcdEndpoint });
+    } else {
+      this.natsServers = cfg.nats.servers;
+      this.etcdEndpoints = cfg.etcd.endpoints;
+    }
+
+    const kv = new Kv({ endpoints: this.etcdEndpoints, prefix: cfg.etcd.prefix, dialTimeoutMs: cfg.etcd.dial_timeout_ms });
+    this.kv = kv;
+    this.cleanups.push({ name: 'etcd client', run: () => kv.close() });
+    await kv.revision(); // fail now, with a clear error, if etcd is not there
+
+    const nc = await connectBus({ servers: this.natsServers, name: 'grid-controller' });
+    this.nc = nc;
+    this.cleanups.push({ name: 'NATS connection', run: () => nc.drain() });
+    await ensureStreams(nc, {
+      dedupWindowMs: 10 * 60_000,
+      eventRetentionMs: cfg.event_retention_hours * 3600_000,
+      logRetentionMs: cfg.log_retention_hours * 3600_000,
+      logMaxBytes: cfg.log_max_bytes,
+      lockTtlMs: 30_000,
+    });
+
+    const embedded = cfg.etcd.endpoints.length === 0;
+    if (embedded && cfg.auth === 'tokens' && tokens.length === 0) {
+      const dev = await prepareDevAccess(cfg.data_dir, log);
+      tokens = [dev.adminToken];
+      registrationTokens = [...registrationTokens, dev.registrationToken];
+      this.devAccess = dev;
+    }
+    if (cfg.auth === 'tokens' && tokens.length === 0) {
+      log.warn('no tokens are configured: every client call will be refused (set tokens, or auth: "none")');
+    }
+    const auth = new Authenticator(cfg.auth, tokens);
+    this.registrationTokens = registrationTokens;
+
+    const jobs = new JobService(new EtcdJobStore(kv));
+    const leases = new Leases(kv);
+    this.cleanups.push({ name: 'lease keep-alive stream', run: () => leases.close() });
+    const executorStore = new EtcdExecutorStore(kv);
+    const executors = new ExecutorRegistry(executorStore, leases, nc, {
+      registrationTokens,
+      pingDeadlineSeconds: cfg.executor_ping_deadline_seconds,
+      natsAdvertise: cfg.nats.advertise.length ? cfg.nats.advertise : this.natsServers,
+    }, log.named('executors'));
+    const expiry = new ExpiryWatcher(kv, executorStore, log.named('expiry'));
+    await expiry.start();
+    this.cleanups.push({ name: 'expiry watcher', run: () => expiry.stop() });
+    const health = new Health(['grid.v1.ControllerService', 'grid.v1.ExecutorService']);
+    const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+    const ctx = { auth, log: log.named('grpc') };
+    server.addService(ControllerServiceService, controllerService(ctx, { jobs, executors }));
+    server.addService(ExecutorServiceService, executorService(ctx, executors));
+    server.addService(HealthService, health.service());
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(cfg.grpc_address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    this.address = cfg.grpc_address.replace(/:\d+$/, `:${port}`);
+    this.cleanups.push({
+      name: 'gRPC server',
+      run: () =>
+        new Promise<void>((resolve) => {
+          health.setServing(false);
+          health.close();
+          const force = setTimeout(() => server.forceShutdown(), 5_000);
+          server.tryShutdown(() => {
+            clearTimeout(force);
+            resolve();
+          });
+        }),
+    });
+    if (this.devAccess) await this.devAccess.writeClientConfig(this.address);
+    this.state = 'running';
+    log.info('controller ready', { address: this.address, auth: cfg.auth });
+  }
+
+  devAccess?: Awaited<ReturnType<typeof prepareDevAccess>>;
+  registrationTokens: string[] = [];
+
+  /** Stops everything that was started, newest first; every step runs even if one fails. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.state = 'stopping';
+      for (const c of this.cleanups.reverse()) {
+        try {
+          await c.run();
+        } catch (err) {
+          this.log.warn('shutdown step failed', { step: c.name, error: (err as Error).message });
+        }
+      }
+      this.state = 'stopped';
+      this.log.info('controller stopped');
+    })();
+    return this.closing;
+  }
+}

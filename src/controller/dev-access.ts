@@ -1,0 +1,49 @@
+// Embedded dev mode: an admin token and an executor registration token are generated once,
+// kept in the data directory (mode 0600), and the local client config is written so that the
+// first grid-cli command just works.
+
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { saveClientConfig } from '../config/client.js';
+import type { Logger } from '../util/log.js';
+import type { TokenSpec } from './auth.js';
+
+interface DevCredentials {
+  admin_token: string;
+  registration_token: string;
+}
+
+export interface DevAccess {
+  adminToken: TokenSpec;
+  registrationToken: string;
+  clientConfigPath: string;
+  writeClientConfig(address: string): Promise<void>;
+}
+
+export async function prepareDevAccess(dataDir: string, log: Logger): Promise<DevAccess> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const file = join(dataDir, 'dev-credentials.json');
+  let creds: DevCredentials;
+  try {
+    creds = JSON.parse(await readFile(file, 'utf8')) as DevCredentials;
+  } catch {
+    creds = { admin_token: newToken(), registration_token: newToken() };
+    await writeFile(file, JSON.stringify(creds, null, 2) + '\n', { mode: 0o600 });
+    log.info('generated dev credentials', { file });
+  }
+  const clientConfigPath = join(dataDir, 'client.json');
+  return {
+    adminToken: { name: 'dev-admin', token: creds.admin_token, role: 'admin', groups: [] },
+    registrationToken: creds.registration_token,
+    clientConfigPath,
+    writeClientConfig: async (address) => {
+      await saveClientConfig(clientConfigPath, { controller: address, token: creds.admin_token });
+      log.info('wrote client config for grid-cli', { file: clientConfigPath });
+    },
+  };
+}
+
+function newToken(): string {
+  return randomBytes(24).toString('base64url');
+}

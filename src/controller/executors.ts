@@ -1,0 +1,277 @@
+// The executor registry's use-cases: register, heartbeat, deregister, list, describe, remove.
+// Liveness lives in etcd leases (alive/<id>); see expiry.ts for what happens when one lapses.
+
+import { randomBytes } from 'node:crypto';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { deleteExecutorConsumer, ensureExecutorConsumers } from '../bus/consumers.js';
+import { subjects } from '../bus/subjects.js';
+import { groupsOf, type ExecutorRecord, type ExecutorState, type ExecutorView } from '../domain/executor.js';
+import { RUNNERS, type RunnerName } from '../domain/job.js';
+import { AlreadyExistsError, UnauthenticatedError, ValidationError, type Problem } from '../errors.js';
+import type { EtcdExecutorStore } from '../store/etcd-executors.js';
+import type { Leases } from '../store/leases.js';
+import { newId } from '../util/ids.js';
+import type { Logger } from '../util/log.js';
+import { didYouMean } from '../util/suggest.js';
+import { authorize, secretEquals, sha256, type Principal } from './auth.js';
+
+export interface RegisterInput {
+  registrationToken: string;
+  name: string;
+  groups: string[];
+  labels: Record<string, string>;
+  runners: string[];
+  concurrency: number;
+  pingIntervalSeconds: number;
+  version: string;
+  replace: boolean;
+  executorId?: string;
+  executorSecret?: string;
+}
+
+export interface RegisterOutput {
+  executorId: string;
+  /** The secret the executor must present from now on (the same one on re-registration). */
+  executorSecret: string;
+  created: boolean;
+  natsServers: string[];
+  jobSubject: string;
+  jobConsumer: string;
+  poolConsumers: string[];
+  pingDeadlineSeconds: number;
+}
+
+export interface HeartbeatInput {
+  executorId: string;
+  executorSecret: string;
+  version: string;
+  runningTasks: number;
+  load: number;
+  draining: boolean;
+}
+
+interface LiveInfo {
+  lastSeenMs: number;
+  runningTasks: number;
+  load: number;
+}
+
+export interface RegistryOptions {
+  registrationTokens: string[];
+  pingDeadlineSeconds: number;
+  natsAdvertise: string[];
+  now?: () => number;
+}
+
+const LABEL = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
+
+export class ExecutorRegistry {
+  /** Heartbeat details are not written to etcd (DESIGN: nothing high-volume); kept here. */
+  private readonly live = new Map<string, LiveInfo>();
+  private readonly now: () => number;
+
+  constructor(
+    private readonly store: EtcdExecutorStore,
+    private readonly leases: Leases,
+    private readonly nc: NatsConnection,
+    private readonly opts: RegistryOptions,
+    private readonly log: Logger,
+  ) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  async register(input: RegisterInput): Promise<RegisterOutput> {
+    if (!this.opts.registrationTokens.some((t) => secretEquals(t, input.registrationToken ?? ''))) {
+      this.log.warn('registration refused: wrong registration token', { name: input.name });
+      throw new UnauthenticatedError('the registration token was not accepted: check registration_token in the executor config');
+    }
+    const spec = validateRegistration(input);
+    const at = this.now();
+
+    // Re-registration from an existing state file: same id, same secret, updated details.
+    if (input.executorId) {
+      const existing = await this.store.get(input.executorId);
+      if (existing && secretEquals(sha256hex(input.executorSecret ?? ''), existing.secret_hash)) {
+        if (existing.name !== spec.name) {
+          throw new ValidationError(`name: this executor is registered as "${existing.name}"; to rename it, remove it and register again`);
+        }
+        const updated = await this.store.update(existing.id, (cur) => ({ ...cur, ...spec }));
+        const out = await this.finish(updated ?? existing, input.executorSecret!, false);
+        this.log.info('executor re-registered', { id: existing.id, name: existing.name });
+        return out;
+      }
+    }
+
+    const secret = randomBytes(32).toString('base64url');
+    const rec: ExecutorRecord = {
+      id: newId(at),
+      ...spec,
+      state: 'STOPPED',
+      registered_at_ms: at,
+      last_seen_at_ms: 0,
+      state_changed_at_ms: at,
+      secret_hash: sha256hex(secret),
+      lease_id: '',
+    };
+    try {
+      await this.store.create(rec);
+    } catch (err) {
+      if (!(err instanceof AlreadyExistsError) || !input.replace) throw err;
+      const old = await this.store.find(spec.name);
+      await this.removeRecord(old);
+      this.log.info('executor name taken over with --replace', { name: spec.name, old_id: old.id });
+      await this.store.create(rec);
+    }
+    this.log.info('executor registered', { id: rec.id, name: rec.name, groups: rec.groups.join(','), runners: rec.runners.join(',') });
+    return this.finish(rec, secret, true);
+  }
+
+  private async finish(rec: ExecutorRecord, secret: string, created: boolean): Promise<RegisterOutput> {
+    const cons = await ensureExecutorConsumers(this.nc, { id: rec.id, groups: groupsOf(rec), runners: rec.runners, concurrency: rec.concurrency });
+    return {
+      executorId: rec.id,
+      executorSecret: secret,
+      created,
+      natsServers: this.opts.natsAdvertise,
+      jobSubject: subjects.nodeJob(rec.id),
+      jobConsumer: cons.node,
+      poolConsumers: cons.pools,
+      pingDeadlineSeconds: this.opts.pingDeadlineSeconds,
+    };
+  }
+
+  /** Proves the caller is the executor it claims to be; never logs the secret. */
+  private async authenticate(id: string, secret: string): Promise<ExecutorRecord> {
+    const rec = id ? await this.store.get(id) : undefined;
+    if (!rec) {
+      const removed = id ? await this.store.wasRemoved(id) : false;
+      this.log.warn('executor call refused: unknown executor id', { id, removed });
+      throw new UnauthenticatedError(
+        removed
+          ? `executor ${id} was removed from the registry; register it again (executor register)`
+          : `executor ${id || '(none)'} is not registered; run executor register`,
+      );
+    }
+    if (!secretEquals(sha256hex(secret), rec.secret_hash)) {
+      this.log.warn('executor call refused: wrong secret', { id, name: rec.name });
+      throw new UnauthenticatedError(`executor ${rec.name} (${id}): the executor secret was not accepted`);
+    }
+    return rec;
+  }
+
+  async heartbeat(input: HeartbeatInput): Promise<{ state: ExecutorState; pingDeadlineSeconds: number }> {
+    const rec = await this.authenticate(input.executorId, input.executorSecret);
+    const at = this.now();
+    this.live.set(rec.id, { lastSeenMs: at, runningTasks: input.runningTasks, load: input.load });
+    const wanted: ExecutorState = input.draining ? 'DRAINING' : 'ACTIVE';
+
+    let ttl = rec.lease_id ? await this.leases.keepAlive(rec.lease_id).catch(() => 0) : 0;
+    let leaseId = rec.lease_id;
+    if (ttl === 0) {
+      // No lease, or it lapsed: take a new one and bind alive/<id> to it *before* the record
+      // says ACTIVE, so the expiry watcher never sees an ACTIVE record without an alive key.
+      leaseId = await this.leases.grant(this.opts.pingDeadlineSeconds);
+      await this.store.putAlive(rec.id, leaseId);
+      ttl = this.opts.pingDeadlineSeconds;
+    }
+    if (rec.state !== wanted || rec.lease_id !== leaseId || rec.version !== input.version) {
+      const updated = await this.store.update(rec.id, (cur) => ({
+        ...cur,
+        state: wanted,
+        lease_id: leaseId,
+        version: input.version || cur.version,
+        last_seen_at_ms: at,
+        state_changed_at_ms: cur.state === wanted ? cur.state_changed_at_ms : at,
+      }));
+      if (rec.state !== wanted) this.log.info('executor state changed', { id: rec.id, name: rec.name, from: rec.state, to: wanted });
+      if (!updated) throw new UnauthenticatedError(`executor ${rec.id} was removed from the registry; register it again (executor register)`);
+    }
+    return { state: wanted, pingDeadlineSeconds: this.opts.pingDeadlineSeconds };
+  }
+
+  /** The executor is stopping: STOPPED first, then the lease goes (so it is not EXPIRED). */
+  async deregister(id: string, secret: string): Promise<void> {
+    const rec = await this.authenticate(id, secret);
+    const at = this.now();
+    await this.store.update(rec.id, (cur) => ({ ...cur, state: 'STOPPED', lease_id: '', last_seen_at_ms: at, state_changed_at_ms: at }));
+    if (rec.lease_id) await this.leases.revoke(rec.lease_id);
+    this.live.delete(rec.id);
+    this.log.info('executor stopped', { id: rec.id, name: rec.name });
+  }
+
+  async list(p: Principal): Promise<ExecutorView[]> {
+    authorize(p, 'executors:read');
+    const { executors } = await this.store.list();
+    return executors.map((e) => this.view(e)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async describe(p: Principal, idOrName: string): Promise<ExecutorView> {
+    authorize(p, 'executors:read');
+    return this.view(await this.store.find(idOrName));
+  }
+
+  async remove(p: Principal, idOrName: string): Promise<ExecutorView> {
+    authorize(p, 'executors:write');
+    const rec = await this.store.find(idOrName);
+    await this.removeRecord(rec);
+    this.log.info('executor removed', { id: rec.id, name: rec.name, by: p.name });
+    return this.view(rec);
+  }
+
+  private async removeRecord(rec: ExecutorRecord): Promise<void> {
+    await this.store.remove(rec);
+    if (rec.lease_id) await this.leases.revoke(rec.lease_id);
+    await deleteExecutorConsumer(this.nc, rec.id);
+    this.live.delete(rec.id);
+  }
+
+  view(e: ExecutorRecord): ExecutorView {
+    const { secret_hash: _s, lease_id: _l, ...rest } = e;
+    const live = this.live.get(e.id);
+    return {
+      ...rest,
+      last_seen_at_ms: Math.max(e.last_seen_at_ms, live?.lastSeenMs ?? 0),
+      running_tasks: live?.runningTasks ?? 0,
+      load: live?.load ?? 0,
+    };
+  }
+}
+
+function sha256hex(s: string): string {
+  return sha256(s).toString('hex');
+}
+
+/** Checks what an executor says about itself; one ValidationError lists every problem. */
+function validateRegistration(input: RegisterInput) {
+  const problems: Problem[] = [];
+  const name = (input.name ?? '').trim();
+  if (!NODE_NAME.test(name)) {
+    problems.push({ path: 'name', message: `"${name}" must be lowercase letters, digits, "-" and ".", starting and ending with a letter or digit` });
+  }
+  const groups = [...new Set(input.groups ?? [])];
+  groups.forEach((g, i) => {
+    if (!LABEL.test(g)) problems.push({ path: `groups[${i}]`, message: `"${g}" must be a DNS label: lowercase letters, digits and "-", starting with a letter` });
+  });
+  const runners = [...new Set(input.runners?.length ? input.runners : ['host'])];
+  runners.forEach((r, i) => {
+    if (!RUNNERS.includes(r as RunnerName)) {
+      problems.push({ path: `runners[${i}]`, message: `"${r}" is not one of ${RUNNERS.join(', ')}${didYouMean(r, RUNNERS)}` });
+    }
+  });
+  const concurrency = input.concurrency || 1;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
+    problems.push({ path: 'concurrency', message: `${input.concurrency} must be a whole number from 1 to 10000` });
+  }
+  if (problems.length) throw new ValidationError(problems, { subject: 'executor registration' });
+  return {
+    name,
+    groups,
+    labels: input.labels ?? {},
+    runners: runners as RunnerName[],
+    concurrency,
+    version: input.version ?? '',
+    ping_interval_seconds: input.pingIntervalSeconds || 10,
+  };
+}
+

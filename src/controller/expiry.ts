@@ -1,0 +1,70 @@
+// Notices executors whose lease lapsed. Every replica runs this; one of them wins the
+// compare-and-swap that marks the executor EXPIRED. On start it first reconciles (live records
+// without an alive key, e.g. expired while no controller ran) and then watches from the
+// revision of that snapshot, so nothing is missed between the two.
+
+import type { ExecutorRecord } from '../domain/executor.js';
+import { isLive } from '../domain/executor.js';
+import type { EtcdExecutorStore, AliveWatch } from '../store/etcd-executors.js';
+import type { Kv } from '../store/kv.js';
+import type { Logger } from '../util/log.js';
+
+export type ExpiredListener = (executor: ExecutorRecord) => void | Promise<void>;
+
+export class ExpiryWatcher {
+  private watch?: AliveWatch;
+  private readonly listeners: ExpiredListener[] = [];
+
+  constructor(
+    private readonly kv: Kv,
+    private readonly store: EtcdExecutorStore,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Called after an executor has been marked EXPIRED by this replica (e.g. to mark tasks LOST). */
+  onExpired(fn: ExpiredListener): void {
+    this.listeners.push(fn);
+  }
+
+  async start(): Promise<void> {
+    const { executors, revision } = await this.store.list();
+    for (const e of executors) {
+      if (isLive(e.state) && !(await this.store.isAlive(e.id))) await this.expire(e.id);
+    }
+    this.watch = await this.store.watchAlive(revision, (id) => {
+      this.expire(id).catch((err) => this.log.warn('could not mark executor expired', { id, error: (err as Error).message }));
+    });
+  }
+
+  /**
+   * Marks the executor EXPIRED if it is still live and still has no alive key — checked in the
+   * same transaction as the write, so a heartbeat that re-took a lease meanwhile wins.
+   */
+  async expire(id: string): Promise<boolean> {
+    const key = this.store.recordKey(id);
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const cur = await this.kv.get<ExecutorRecord>(key);
+      if (!cur || !isLive(cur.value.state)) return false;
+      const at = this.now();
+      const next: ExecutorRecord = { ...cur.value, state: 'EXPIRED', lease_id: '', state_changed_at_ms: at };
+      const c = this.kv.client;
+      const res = await c
+        .if(key, 'Mod', '==', cur.revision)
+        .and(this.store.aliveKey(id), 'Version', '==', 0)
+        .then(c.put(key).value(JSON.stringify(next)))
+        .commit();
+      if (res.succeeded) {
+        this.log.warn('executor expired: no heartbeat within the ping deadline', { id, name: next.name });
+        for (const fn of this.listeners) await fn(next);
+        return true;
+      }
+      if (await this.store.isAlive(id)) return false; // it came back meanwhile
+    }
+    return false;
+  }
+
+  async stop(): Promise<void> {
+    await this.watch?.close();
+  }
+}

@@ -1,0 +1,75 @@
+// Domain ↔ proto conversions. Pure functions; the proto types are ts-proto's.
+
+import type { ExecutorState, ExecutorView } from '../../domain/executor.js';
+import type { JobDefinition, StoredJob } from '../../domain/job.js';
+import {
+  ExecutorState as PbExecutorState,
+  type Executor as PbExecutor,
+  type JobDefinition as PbJobDefinition,
+  type JobInfo as PbJobInfo,
+} from '../../gen/grid/v1/types.js';
+
+export function jobDefinitionToPb(d: JobDefinition): PbJobDefinition {
+  return {
+    name: d.name,
+    description: d.description,
+    imageName: d.image_name ?? '',
+    author: d.author ?? '',
+    contributors: d.contributors ?? [],
+    organization: d.organization ?? '',
+    authorizedGroups: d.authorized_groups,
+    envVars: {
+      secrets: d.env_vars.secrets.map((s) => ({ name: s.name, description: s.description })),
+      args: d.env_vars.args.map((a) => ({
+        name: a.name,
+        description: a.description,
+        required: a.required,
+        type: a.type,
+        values: a.values ?? [],
+        default: a.default,
+        pattern: a.pattern ?? '',
+      })),
+    },
+    runner: d.runner,
+    command: d.command ?? [],
+    shell: d.shell ?? '',
+    timeoutSeconds: d.timeout_seconds ?? 0,
+    retries: d.retries ? { maxAttempts: d.retries.max_attempts, backoffSeconds: d.retries.backoff_seconds } : undefined,
+    target: d.target ?? '',
+    serialize: d.serialize ?? '',
+    files: d.files.map((f) => ({ name: f.name, path: f.path, template: f.template, mode: f.mode ?? '' })),
+  };
+}
+
+export function jobInfoToPb(j: StoredJob): PbJobInfo {
+  return {
+    definition: jobDefinitionToPb(j.definition),
+    version: j.version,
+    createdBy: j.created_by,
+    createdAtMs: j.created_at_ms,
+    updatedBy: j.updated_by,
+    updatedAtMs: j.updated_at_ms,
+  };
+}
+
+export function executorStateToPb(s: ExecutorState): PbExecutorState {
+  return PbExecutorState[`EXECUTOR_STATE_${s}`];
+}
+
+export function executorToPb(e: ExecutorView): PbExecutor {
+  return {
+    id: e.id,
+    name: e.name,
+    groups: e.groups,
+    labels: e.labels,
+    runners: e.runners,
+    concurrency: e.concurrency,
+    version: e.version,
+    state: executorStateToPb(e.state),
+    registeredAtMs: e.registered_at_ms,
+    lastSeenAtMs: e.last_seen_at_ms,
+    runningTasks: e.running_tasks,
+    load: e.load,
+    pingIntervalSeconds: e.ping_interval_seconds,
+  };
+}

@@ -1,0 +1,120 @@
+// Wrappers that turn async use-case functions into grpc-js handlers: authenticate from the
+// `authorization` metadata, answer exactly once, map typed errors to gRPC statuses.
+
+import {
+  Metadata,
+  status,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type ServerReadableStream,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { ERROR_KIND_METADATA_KEY, GridError, toGrpcCode } from '../../errors.js';
+import type { Logger } from '../../util/log.js';
+import type { Authenticator, Principal } from '../auth.js';
+
+export interface HandlerContext {
+  auth: Authenticator;
+  log: Logger;
+}
+
+export function bearerToken(md: Metadata): string | undefined {
+  const v = md.get('authorization')[0];
+  if (typeof v !== 'string') return undefined;
+  const m = /^Bearer\s+(.+)$/i.exec(v.trim());
+  return m ? m[1] : undefined;
+}
+
+export function toServiceError(err: unknown, log: Logger, method: string): Partial<ServiceError> {
+  const md = new Metadata();
+  if (err instanceof GridError) {
+    md.set(ERROR_KIND_METADATA_KEY, err.kind);
+    log.debug('call refused', { method, kind: err.kind, error: err.message });
+    return { code: toGrpcCode(err), details: err.message, metadata: md };
+  }
+  log.error('call failed', { method, error: String((err as Error)?.stack ?? err) });
+  return { code: status.INTERNAL, details: `internal error: ${(err as Error)?.message ?? String(err)}`, metadata: md };
+}
+
+/** A unary call that needs an authenticated principal. */
+export function unary<Req, Res>(
+  ctx: HandlerContext,
+  method: string,
+  fn: (req: Req, who: Principal, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    (async () => fn(call.request, ctx.auth.authenticate(bearerToken(call.metadata)), call))().then(
+      (res) => callback(null, res),
+      (err) => callback(toServiceError(err, ctx.log, method)),
+    );
+  };
+}
+
+/** A unary call that authenticates itself (executors prove who they are in the request). */
+export function unaryOpen<Req, Res>(
+  ctx: HandlerContext,
+  method: string,
+  fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    fn(call.request, call).then(
+      (res) => callback(null, res),
+      (err) => callback(toServiceError(err, ctx.log, method)),
+    );
+  };
+}
+
+/**
+ * A server-streaming call fed by an async iterable. The iterable is given an AbortSignal that
+ * fires when the client goes away, and is closed (its finally blocks run) when the call ends.
+ */
+export function serverStream<Req, Res>(
+  ctx: HandlerContext,
+  method: string,
+  fn: (req: Req, who: Principal, signal: AbortSignal) => AsyncIterable<Res>,
+) {
+  return (call: ServerWritableStream<Req, Res>): void => {
+    const abort = new AbortController();
+    call.on('cancelled', () => abort.abort());
+    call.on('close', () => abort.abort());
+    (async () => {
+      const who = ctx.auth.authenticate(bearerToken(call.metadata));
+      for await (const item of fn(call.request, who, abort.signal)) {
+        if (abort.signal.aborted) break;
+        if (!call.write(item)) await waitDrain(call, abort.signal);
+      }
+    })().then(
+      () => call.end(),
+      (err) => {
+        if (!abort.signal.aborted) call.destroy(toServiceError(err, ctx.log, method) as ServiceError);
+      },
+    );
+  };
+}
+
+/** A client-streaming call whose messages arrive as an async iterable. */
+export function clientStream<Req, Res>(
+  ctx: HandlerContext,
+  method: string,
+  fn: (messages: AsyncIterable<Req>, who: Principal) => Promise<Res>,
+) {
+  return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>): void => {
+    (async () => fn(call as AsyncIterable<Req>, ctx.auth.authenticate(bearerToken(call.metadata))))().then(
+      (res) => callback(null, res),
+      (err) => callback(toServiceError(err, ctx.log, method)),
+    );
+  };
+}
+
+function waitDrain(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    call.on('drain', done);
+    signal.addEventListener('abort', done);
+  });
+}

@@ -1,0 +1,69 @@
+// A job definition as GRID stores and uses it: Octavius's metadata.json fields plus GRID's
+// additions, normalised (runner inferred, defaults filled). Pure data; validation is in jobdef.ts.
+
+export type RunnerName = 'host' | 'kubernetes';
+export const RUNNERS: readonly RunnerName[] = ['host', 'kubernetes'];
+
+export type ArgType = 'string' | 'int' | 'bool' | 'enum';
+export const ARG_TYPES: readonly ArgType[] = ['string', 'int', 'bool', 'enum'];
+
+export interface SecretSpec {
+  name: string;
+  description: string;
+}
+
+export interface ArgSpec {
+  name: string;
+  description: string;
+  required: boolean;
+  type: ArgType;
+  /** Allowed values, only for type enum. */
+  values?: string[];
+  /** Applied when the argument is not given; always stored as a string. */
+  default?: string;
+  /** A regular expression the whole value must match. */
+  pattern?: string;
+}
+
+export interface RetryPolicy {
+  max_attempts: number;
+  backoff_seconds: number;
+}
+
+export interface FileRef {
+  name: string;
+  path: string;
+  template: boolean;
+  /** Octal mode such as "0644". */
+  mode?: string;
+}
+
+export interface JobDefinition {
+  name: string;
+  description: string;
+  image_name?: string;
+  author?: string;
+  contributors?: string[];
+  organization?: string;
+  authorized_groups: string[];
+  env_vars: { secrets: SecretSpec[]; args: ArgSpec[] };
+  runner: RunnerName;
+  command?: string[];
+  shell?: string;
+  timeout_seconds?: number;
+  retries?: RetryPolicy;
+  target?: string;
+  /** Lock name; `serialize: true` in the file is normalised to the job's name. */
+  serialize?: string;
+  files: FileRef[];
+}
+
+/** A definition as stored: the definition plus its version and audit fields. */
+export interface StoredJob {
+  definition: JobDefinition;
+  version: number;
+  created_by: string;
+  created_at_ms: number;
+  updated_by: string;
+  updated_at_ms: number;
+}

@@ -1,0 +1,120 @@
+// The controller's dev mode: supervise a local nats-server and etcd under one data folder, with
+// ports that stay the same across restarts and cleanup of servers a crashed controller left behind.
+
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { ChildExit } from './child.js';
+import { startEtcd, type EtcdServer } from './etcd.js';
+import { startNats, type NatsServer } from './nats.js';
+import { isPortFree } from './ports.js';
+import { removePidFile, stopStale, writePidFile } from './stale.js';
+
+export type EmbeddedServerName = 'nats' | 'etcd';
+
+export interface EmbeddedClusterOptions {
+  dataDir: string;
+  /** Called when a server dies without stop() having been asked; the caller decides what to do. */
+  onUnexpectedExit?: (which: EmbeddedServerName, code: number | null, signal: NodeJS.Signals | null) => void;
+}
+
+export interface EmbeddedCluster {
+  natsUrl: string;
+  etcdEndpoint: string;
+  nats: NatsServer;
+  etcd: EtcdServer;
+  /** Stops both servers (each even if the other fails); a second call returns the first's promise. */
+  stop(): Promise<void>;
+}
+
+/** Saved in `<dataDir>/embedded.json` so executors told the NATS URL keep working across restarts. */
+interface SavedPorts {
+  nats?: number;
+  etcdClient?: number;
+  etcdPeer?: number;
+}
+
+const HOST = '127.0.0.1';
+
+export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Promise<EmbeddedCluster> {
+  // Absolute, because stale-process detection looks for this exact path on the command line.
+  const dataDir = resolve(options.dataDir);
+  const layout = {
+    nats: join(dataDir, 'nats'),
+    etcd: join(dataDir, 'etcd'),
+    logs: join(dataDir, 'logs'),
+    ports: join(dataDir, 'embedded.json'),
+    natsPid: join(dataDir, 'nats-server.pid'),
+    etcdPid: join(dataDir, 'etcd.pid'),
+  };
+  mkdirSync(layout.logs, { recursive: true });
+
+  // A previous controller killed with -9 leaves its servers running on the saved ports.
+  await Promise.all([
+    stopStale(layout.natsPid, 'nats-server', layout.nats),
+    stopStale(layout.etcdPid, 'etcd', layout.etcd),
+  ]);
+
+  const saved = readPorts(layout.ports);
+  const [natsPort, etcdClient, etcdPeer] = await Promise.all([
+    reusable(saved.nats),
+    reusable(saved.etcdClient),
+    reusable(saved.etcdPeer),
+  ]);
+
+  const nats = await startNats({ dataDir: layout.nats, host: HOST, port: natsPort, logFile: join(layout.logs, 'nats-server.log') });
+  writePidFile(layout.natsPid, nats.pid);
+  let etcd: EtcdServer;
+  try {
+    etcd = await startEtcd({
+      dataDir: layout.etcd,
+      host: HOST,
+      // Reuse the pair only together; etcd picks both anew otherwise.
+      ...(etcdClient !== undefined && etcdPeer !== undefined ? { clientPort: etcdClient, peerPort: etcdPeer } : {}),
+      logFile: join(layout.logs, 'etcd.log'),
+    });
+  } catch (err) {
+    await nats.stop();
+    removePidFile(layout.natsPid);
+    throw err;
+  }
+  writePidFile(layout.etcdPid, etcd.pid);
+  writePorts(layout.ports, { nats: nats.port, etcdClient: etcd.clientPort, etcdPeer: etcd.peerPort });
+
+  let closing: Promise<void> | undefined;
+  const watch = (which: EmbeddedServerName, exited: Promise<ChildExit>) => {
+    void exited.then(({ code, signal }) => {
+      if (!closing) options.onUnexpectedExit?.(which, code, signal);
+    });
+  };
+  watch('nats', nats.exited);
+  watch('etcd', etcd.exited);
+
+  const stop = (): Promise<void> =>
+    (closing ??= (async () => {
+      const results = await Promise.allSettled([nats.stop(), etcd.stop()]);
+      removePidFile(layout.natsPid);
+      removePidFile(layout.etcdPid);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    })());
+
+  return { natsUrl: nats.url, etcdEndpoint: etcd.endpoint, nats, etcd, stop };
+}
+
+async function reusable(port: number | undefined): Promise<number | undefined> {
+  return port !== undefined && (await isPortFree(HOST, port)) ? port : undefined;
+}
+
+function readPorts(file: string): SavedPorts {
+  try {
+    const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    const port = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v > 0 && v < 65536 ? v : undefined);
+    return { nats: port(raw.nats), etcdClient: port(raw.etcdClient), etcdPeer: port(raw.etcdPeer) };
+  } catch {
+    return {};
+  }
+}
+
+function writePorts(file: string, ports: Required<SavedPorts>): void {
+  writeFileSync(file, `${JSON.stringify({ host: HOST, ...ports }, null, 2)}\n`);
+}

@@ -1,0 +1,73 @@
+// Starts a single `nats-server -js` on loopback for the embedded cluster and tests.
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { findBinary } from './binary.js';
+import { awaitReady, DEFAULT_START_TIMEOUT_MS, retryOnPortClash, spawnSupervised, type Attempt, type ChildExit } from './child.js';
+import { freePort } from './ports.js';
+
+export interface NatsOptions {
+  /** JetStream's store lives in `<dataDir>/jetstream`. */
+  dataDir: string;
+  host?: string;
+  /** Fixed port; when omitted a free one is picked (and re-picked if another process grabs it first). */
+  port?: number;
+  /** Defaults to `<dataDir>/nats-server.log`; appended to. */
+  logFile?: string;
+  startTimeoutMs?: number;
+}
+
+export interface NatsServer {
+  url: string;
+  port: number;
+  pid: number;
+  logFile: string;
+  exited: Promise<ChildExit>;
+  stop(): Promise<void>;
+}
+
+const PORT_RETRIES = 2;
+
+export async function startNats(options: NatsOptions): Promise<NatsServer> {
+  const binary = findBinary('nats-server', 'nats-server');
+  const host = options.host ?? '127.0.0.1';
+  const logFile = options.logFile ?? join(options.dataDir, 'nats-server.log');
+  mkdirSync(options.dataDir, { recursive: true });
+  const retries = options.port === undefined ? PORT_RETRIES : 0;
+  return retryOnPortClash(retries, () => startOnce(binary, host, logFile, options));
+}
+
+async function startOnce(binary: string, host: string, logFile: string, options: NatsOptions): Promise<Attempt<NatsServer>> {
+  const port = options.port ?? (await freePort(host));
+  const url = `nats://${host}:${port}`;
+  // nats-server 2.9 appends "jetstream" to -sd itself, so the store ends up in <dataDir>/jetstream.
+  const args = ['-js', '-a', host, '-p', String(port), '-sd', options.dataDir, '-n', `grid-embedded-${port}`];
+  const child = await spawnSupervised(binary, args, logFile);
+  const failure = await awaitReady(child, {
+    what: `nats-server on ${host}:${port}`,
+    deadlineMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+    // The log line says the listener is up; the JetStream API answering says the store is usable.
+    probe: async () => child.logTail(1_000).includes('Server is ready') && (await jetStreamAnswers(url)),
+  });
+  if (failure) {
+    await child.stop();
+    return { ok: false, failure };
+  }
+  return { ok: true, value: { url, port, pid: child.pid, logFile, exited: child.exited, stop: child.stop } };
+}
+
+async function jetStreamAnswers(url: string): Promise<boolean> {
+  let nc: NatsConnection | undefined;
+  try {
+    nc = await connect({ servers: url, timeout: 1_000, reconnect: false });
+    const jsm = await jetstreamManager(nc, { timeout: 1_000 });
+    await jsm.getAccountInfo();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await nc?.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,224 @@
+// Every failure GRID reports has its own class here, and this file is the one place that maps
+// them to gRPC status codes (server side), back from gRPC statuses (client side), and to CLI
+// exit codes. Nothing matches errors by their message text.
+
+export type ErrorKind =
+  | 'validation'
+  | 'not_found'
+  | 'already_exists'
+  | 'conflict'
+  | 'unauthenticated'
+  | 'permission_denied'
+  | 'config'
+  | 'unavailable'
+  | 'failed_precondition'
+  | 'deadline_exceeded'
+  | 'cancelled'
+  | 'unimplemented'
+  | 'internal';
+
+/** One problem in an input: the field path, and a sentence that names the value and what is valid. */
+export interface Problem {
+  path: string;
+  message: string;
+}
+
+export abstract class GridError extends Error {
+  abstract readonly kind: ErrorKind;
+  /** True when the same call may succeed if tried again later. */
+  readonly retryable: boolean = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export class ValidationError extends GridError {
+  readonly kind = 'validation';
+  readonly problems: Problem[];
+  constructor(problems: Problem[] | string, options?: { cause?: unknown; subject?: string }) {
+    const list = typeof problems === 'string' ? [{ path: '', message: problems }] : problems;
+    super(formatProblems(list, options?.subject), options);
+    this.problems = list;
+  }
+}
+
+export function formatProblem(p: Problem): string {
+  return p.path ? `${p.path}: ${p.message}` : p.message;
+}
+
+function formatProblems(problems: Problem[], subject?: string): string {
+  const lines = problems.map(formatProblem);
+  const head = subject ? `${subject}: ` : '';
+  if (lines.length <= 1) return head + (lines[0] ?? 'invalid input');
+  return `${head}${lines.length} problems: ${lines.join('; ')}`;
+}
+
+export class NotFoundError extends GridError {
+  readonly kind = 'not_found';
+  constructor(readonly what: string, readonly id: string, hint?: string) {
+    super(`${what} "${id}" not found${hint ? ` (${hint})` : ''}`);
+  }
+}
+
+export class AlreadyExistsError extends GridError {
+  readonly kind = 'already_exists';
+  constructor(readonly what: string, readonly id: string, hint?: string) {
+    super(`${what} "${id}" already exists${hint ? ` (${hint})` : ''}`);
+  }
+}
+
+/** A compare-and-swap lost to a concurrent writer; re-read and try again. */
+export class ConflictError extends GridError {
+  readonly kind = 'conflict';
+  override readonly retryable = true;
+  constructor(readonly what: string, readonly id: string, detail?: string) {
+    super(`${what} "${id}" was changed concurrently${detail ? `: ${detail}` : ''}`);
+  }
+}
+
+export class UnauthenticatedError extends GridError {
+  readonly kind = 'unauthenticated';
+}
+
+export class PermissionDeniedError extends GridError {
+  readonly kind = 'permission_denied';
+}
+
+/** A configuration file, variable or flag is wrong; `key` names it. */
+export class ConfigError extends GridError {
+  readonly kind = 'config';
+  constructor(readonly key: string, message: string, options?: { cause?: unknown }) {
+    super(key ? `config ${key}: ${message}` : message, options);
+  }
+}
+
+/** A program GRID needs is not installed; says which Debian package provides it. */
+export class MissingBinaryError extends ConfigError {
+  constructor(readonly binary: string, readonly debianPackage: string) {
+    super('', `"${binary}" was not found on PATH; install it with: apt-get install ${debianPackage}`);
+  }
+}
+
+export class UnavailableError extends GridError {
+  readonly kind = 'unavailable';
+  override readonly retryable = true;
+}
+
+export class FailedPreconditionError extends GridError {
+  readonly kind = 'failed_precondition';
+}
+
+export class DeadlineExceededError extends GridError {
+  readonly kind = 'deadline_exceeded';
+  override readonly retryable = true;
+}
+
+export class CancelledError extends GridError {
+  readonly kind = 'cancelled';
+}
+
+/** The API names this call but this controller does not do it (yet). */
+export class NotImplementedError extends GridError {
+  readonly kind = 'unimplemented';
+}
+
+export class InternalError extends GridError {
+  readonly kind = 'internal';
+}
+
+// ---- gRPC status codes (numbers from the gRPC spec, so this file needs no transport import) ----
+
+export const GrpcCode = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const;
+
+const kindToCode: Record<ErrorKind, number> = {
+  validation: GrpcCode.INVALID_ARGUMENT,
+  not_found: GrpcCode.NOT_FOUND,
+  already_exists: GrpcCode.ALREADY_EXISTS,
+  conflict: GrpcCode.ABORTED,
+  unauthenticated: GrpcCode.UNAUTHENTICATED,
+  permission_denied: GrpcCode.PERMISSION_DENIED,
+  config: GrpcCode.FAILED_PRECONDITION,
+  unavailable: GrpcCode.UNAVAILABLE,
+  failed_precondition: GrpcCode.FAILED_PRECONDITION,
+  deadline_exceeded: GrpcCode.DEADLINE_EXCEEDED,
+  cancelled: GrpcCode.CANCELLED,
+  unimplemented: GrpcCode.UNIMPLEMENTED,
+  internal: GrpcCode.INTERNAL,
+};
+
+/** Metadata key carrying the error kind, so a client can rebuild the exact class. */
+export const ERROR_KIND_METADATA_KEY = 'grid-error-kind';
+
+export function toGrpcCode(err: unknown): number {
+  return err instanceof GridError ? kindToCode[err.kind] : GrpcCode.INTERNAL;
+}
+
+/** Rebuilds a typed error from a gRPC status seen by a client. */
+export function fromGrpcStatus(code: number, details: string, kind?: string): GridError {
+  const k = (kind as ErrorKind | undefined) ?? codeToKind(code);
+  switch (k) {
+    case 'validation':
+      return new ValidationError(details);
+    case 'not_found':
+      return withMessage(new NotFoundError('', ''), details);
+    case 'already_exists':
+      return withMessage(new AlreadyExistsError('', ''), details);
+    case 'conflict':
+      return withMessage(new ConflictError('', ''), details);
+    case 'unauthenticated':
+      return new UnauthenticatedError(details);
+    case 'permission_denied':
+      return new PermissionDeniedError(details);
+    case 'config':
+      return new ConfigError('', details);
+    case 'unavailable':
+      return new UnavailableError(details);
+    case 'failed_precondition':
+      return new FailedPreconditionError(details);
+    case 'deadline_exceeded':
+      return new DeadlineExceededError(details);
+    case 'cancelled':
+      return new CancelledError(details);
+    case 'unimplemented':
+      return new NotImplementedError(details);
+    default:
+      return new InternalError(details);
+  }
+}
+
+function withMessage<E extends GridError>(err: E, message: string): E {
+  err.message = message;
+  return err;
+}
+
+function codeToKind(code: number): ErrorKind {
+  for (const [kind, c] of Object.entries(kindToCode)) if (c === code) return kind as ErrorKind;
+  return 'internal';
+}
+
+// ---- CLI exit codes ----
+
+export const ExitCode = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
+
+/** Bad input from the operator is a usage error (2); everything else is a failure (1). */
+export function toExitCode(err: unknown): number {
+  if (err instanceof ValidationError || err instanceof ConfigError) return ExitCode.USAGE;
+  return ExitCode.FAILURE;
+}

@@ -1,0 +1,76 @@
+// What the host runner executes and with which environment: argv with {{name}} templates
+// rendered per element (never through a shell), or an opt-in shell script that gets values only
+// through environment variables.
+
+import type { TaskSpec } from '../runner.js';
+
+/** Variables taken from the executor's own environment; everything else is left behind. */
+export const INHERITED_ENV: readonly string[] = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LANGUAGE',
+  'LC_ALL',
+  'LC_CTYPE',
+  'TZ',
+  'TMPDIR',
+];
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const SHELL = '/bin/sh';
+
+/** A task that cannot be turned into a command; reported as a failed task, not thrown further. */
+export class CommandError extends Error {
+  override readonly name = 'CommandError';
+}
+
+const TEMPLATE = /\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}/g;
+
+/** Replaces each {{name}} with the argument (or secret) of that name; unknown names are errors. */
+export function renderTemplate(text: string, values: Record<string, string>): string {
+  return text.replace(TEMPLATE, (_, name: string) => {
+    const v = Object.hasOwn(values, name) ? values[name] : undefined;
+    if (v === undefined) throw new CommandError(`unknown template variable {{${name}}} in command`);
+    return v;
+  });
+}
+
+/**
+ * The argv to spawn. With `shell`, the script runs as `/bin/sh -c <script>` unrendered: a value
+ * pasted into shell text could inject commands, so scripts read `$NAME` from the environment.
+ * Without it, each `command` element is rendered on its own and passed to execve as one argument,
+ * so a value with spaces or `;` stays one literal argument.
+ */
+export function buildArgv(spec: TaskSpec): string[] {
+  const def = spec.definition;
+  if (def.shell !== undefined && def.shell.trim() !== '') return [SHELL, '-c', def.shell];
+  if (!def.command || def.command.length === 0) {
+    throw new CommandError(`job "${def.name}" has neither a command nor a shell script`);
+  }
+  const values = { ...spec.secrets, ...spec.args };
+  const argv = def.command.map((part) => renderTemplate(part, values));
+  if (argv[0] === '') throw new CommandError('the command renders to an empty program name');
+  return argv;
+}
+
+/**
+ * The task's environment, later entries winning: the allow-listed executor variables, every
+ * argument and secret under its declared name, the executor's extra `spec.env`, and GRID_* ids
+ * last so a task cannot be told it is someone else.
+ */
+export function buildEnv(spec: TaskSpec, parent: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const k of INHERITED_ENV) {
+    const v = parent[k];
+    if (v !== undefined) env[k] = v;
+  }
+  env['PATH'] ??= DEFAULT_PATH;
+  Object.assign(env, spec.args, spec.secrets, spec.env);
+  env['GRID_EXECUTION_ID'] = spec.executionId;
+  env['GRID_EXECUTOR'] = spec.executorName;
+  env['GRID_ATTEMPT'] = String(spec.attempt);
+  return env;
+}

@@ -1,0 +1,95 @@
+// The host runner: runs a task as a child process on the executor's machine, in a fresh working
+// directory, in its own process group so that timeout and cancel reach everything it started.
+
+import { spawn } from 'node:child_process';
+import { finishedTask } from '../finished.js';
+import type { LogSink, Runner, RunningTask, TaskSpec } from '../runner.js';
+import { buildArgv, buildEnv, CommandError } from './command.js';
+import { HostTask } from './task.js';
+import { createWorkDir, placeFiles, removeWorkDir } from './workdir.js';
+
+export interface HostRunnerOptions {
+  /** Folder under which each task gets its own working directory. */
+  workRoot: string;
+  /** Time between SIGTERM and SIGKILL when a task is stopped. Default 5000. */
+  killGraceMs?: number;
+  /** Output is written to the sink at least this often while it is produced. Default 50. */
+  batchMs?: number;
+  /** … or as soon as this many bytes are waiting. Default 32 KiB. */
+  batchBytes?: number;
+}
+
+export class HostRunner implements Runner {
+  readonly name = 'host';
+  private readonly workRoot: string;
+  private readonly killGraceMs: number;
+  private readonly batchMs: number;
+  private readonly batchBytes: number;
+
+  constructor(opts: HostRunnerOptions) {
+    this.workRoot = opts.workRoot;
+    this.killGraceMs = opts.killGraceMs ?? 5000;
+    this.batchMs = opts.batchMs ?? 50;
+    this.batchBytes = opts.batchBytes ?? 32 * 1024;
+  }
+
+  /**
+   * Starts the task. A task that cannot run (bad command, file outside its directory, program
+   * not found) comes back as a task that has failed, not as a rejection; start() rejects only
+   * when the executor itself is in trouble (the work root cannot be written).
+   */
+  async start(spec: TaskSpec, logs: LogSink, signal: AbortSignal): Promise<RunningTask> {
+    if (signal.aborted) return finishedTask({ outcome: 'cancelled', reason: 'cancelled' }, logs);
+    let argv: string[];
+    try {
+      argv = buildArgv(spec);
+    } catch (err) {
+      return failedEarly(err, logs);
+    }
+    const env = buildEnv(spec);
+
+    const workDir = await createWorkDir(this.workRoot, spec);
+    try {
+      await placeFiles(workDir, spec.files);
+    } catch (err) {
+      await removeWorkDir(workDir);
+      return failedEarly(err, logs);
+    }
+    if (signal.aborted) {
+      await removeWorkDir(workDir);
+      return finishedTask({ outcome: 'cancelled', reason: 'cancelled' }, logs);
+    }
+
+    const [program, ...rest] = argv as [string, ...string[]];
+    let child;
+    try {
+      child = spawn(program, rest, {
+        cwd: workDir,
+        env,
+        // Own process group (setsid): the whole tree can be signalled as -pid.
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        windowsHide: true,
+      });
+    } catch (err) {
+      // Synchronous failures: an argument with a NUL byte and the like.
+      await removeWorkDir(workDir);
+      return finishedTask({ outcome: 'failed', reason: `cannot start ${program}: ${(err as Error).message}` }, logs);
+    }
+    return new HostTask(child, {
+      program,
+      workDir,
+      logs,
+      signal,
+      timeoutMs: spec.timeoutMs,
+      killGraceMs: this.killGraceMs,
+      batchMs: this.batchMs,
+      batchBytes: this.batchBytes,
+    });
+  }
+}
+
+function failedEarly(err: unknown, logs: LogSink): RunningTask {
+  if (!(err instanceof CommandError)) throw err;
+  return finishedTask({ outcome: 'failed', reason: err.message }, logs, err.message);
+}

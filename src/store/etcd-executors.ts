@@ -1,0 +1,121 @@
+// The executor registry in etcd: executors/<id> (record), executor-names/<name> (→ id, keeps
+// names unique) and alive/<id> (empty, bound to the executor's lease).
+
+import type { ExecutorRecord } from '../domain/executor.js';
+import { AlreadyExistsError, NotFoundError } from '../errors.js';
+import type { Kv } from './kv.js';
+
+export interface AliveWatch {
+  close(): Promise<void>;
+}
+
+export class EtcdExecutorStore {
+  constructor(private readonly kv: Kv) {}
+
+  recordKey(id: string): string {
+    return this.kv.key('executors', id);
+  }
+  nameKey(name: string): string {
+    return this.kv.key('executor-names', name);
+  }
+  aliveKey(id: string): string {
+    return this.kv.key('alive', id);
+  }
+  alivePrefix(): string {
+    return this.kv.key('alive', '');
+  }
+
+  /** Creates the record and claims its name in one transaction. */
+  async create(rec: ExecutorRecord): Promise<void> {
+    const c = this.kv.client;
+    const res = await c
+      .if(this.nameKey(rec.name), 'Create', '==', 0)
+      .and(this.recordKey(rec.id), 'Create', '==', 0)
+      .then(c.put(this.nameKey(rec.name)).value(rec.id), c.put(this.recordKey(rec.id)).value(JSON.stringify(rec)))
+      .commit();
+    if (!res.succeeded) throw new AlreadyExistsError('executor', rec.name, 'register with --replace to take the name over');
+  }
+
+  async get(id: string): Promise<ExecutorRecord | undefined> {
+    return (await this.kv.get<ExecutorRecord>(this.recordKey(id)))?.value;
+  }
+
+  async idForName(name: string): Promise<string | undefined> {
+    const v = await this.kv.client.get(this.nameKey(name)).string();
+    return v ?? undefined;
+  }
+
+  /** By id, or else by name; NotFoundError names what was asked for. */
+  async find(idOrName: string): Promise<ExecutorRecord> {
+    const byId = await this.get(idOrName);
+    if (byId) return byId;
+    const id = await this.idForName(idOrName);
+    const rec = id ? await this.get(id) : undefined;
+    if (!rec) throw new NotFoundError('executor', idOrName, 'grid-cli executors list shows them');
+    return rec;
+  }
+
+  async list(): Promise<{ executors: ExecutorRecord[]; revision: number }> {
+    const res = await this.kv.client.getAll().prefix(this.kv.key('executors', '')).exec();
+    return {
+      executors: res.kvs.map((kv) => JSON.parse(kv.value.toString()) as ExecutorRecord),
+      revision: Number(res.header.revision),
+    };
+  }
+
+  /** Compare-and-swap update; `fn` returns undefined to leave the record alone. */
+  update(id: string, fn: (cur: ExecutorRecord) => ExecutorRecord | undefined): Promise<ExecutorRecord | undefined> {
+    return this.kv.update<ExecutorRecord>(this.recordKey(id), (cur) => (cur ? fn(cur) : undefined), 'executor');
+  }
+
+  /**
+   * Deletes the record, its name claim and its alive key, and leaves a small tombstone so that
+   * the removed executor's next call can be told what happened to it.
+   */
+  async remove(rec: ExecutorRecord): Promise<void> {
+    const c = this.kv.client;
+    const common = [
+      c.delete().key(this.recordKey(rec.id)),
+      c.delete().key(this.aliveKey(rec.id)),
+      c.put(this.removedKey(rec.id)).value(JSON.stringify({ name: rec.name, at_ms: Date.now() })),
+    ];
+    await c
+      .if(this.nameKey(rec.name), 'Value', '==', rec.id)
+      .then(c.delete().key(this.nameKey(rec.name)), ...common)
+      .else(...common)
+      .commit();
+  }
+
+  removedKey(id: string): string {
+    return this.kv.key('executors-removed', id);
+  }
+
+  async wasRemoved(id: string): Promise<boolean> {
+    return this.kv.client.get(this.removedKey(id)).exists();
+  }
+
+  /** Binds alive/<id> to the lease. */
+  async putAlive(id: string, leaseId: string): Promise<void> {
+    await this.kv.client.put(this.aliveKey(id)).value('').lease(leaseId).exec();
+  }
+
+  async isAlive(id: string): Promise<boolean> {
+    return (await this.kv.client.get(this.aliveKey(id)).exists()) as boolean;
+  }
+
+  /**
+   * Calls `onExpired(id)` for each alive/<id> deleted after `fromRevision` (lease expiry,
+   * revoke or removal). Resumes by itself if the connection to etcd drops.
+   */
+  async watchAlive(fromRevision: number, onDeleted: (id: string, revision: number) => void): Promise<AliveWatch> {
+    const prefix = this.alivePrefix();
+    const watcher = await this.kv.client
+      .watch()
+      .prefix(prefix)
+      .startRevision(String(fromRevision + 1))
+      .only('delete')
+      .create();
+    watcher.on('delete', (kv) => onDeleted(kv.key.toString().slice(prefix.length), Number(kv.mod_revision)));
+    return { close: () => watcher.cancel() };
+  }
+}

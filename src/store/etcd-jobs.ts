@@ -1,0 +1,55 @@
+// Job definitions under <prefix>jobs/<name>, versioned, replaced by compare-and-swap.
+
+import type { JobDefinition, StoredJob } from '../domain/job.js';
+import { AlreadyExistsError, ConflictError, NotFoundError } from '../errors.js';
+import type { Kv } from './kv.js';
+import type { JobStore } from './store.js';
+
+export class EtcdJobStore implements JobStore {
+  constructor(private readonly kv: Kv, private readonly now: () => number = Date.now) {}
+
+  private key(name: string): string {
+    return this.kv.key('jobs', name);
+  }
+
+  async createJob(def: JobDefinition, by: string): Promise<StoredJob> {
+    const at = this.now();
+    const job: StoredJob = { definition: def, version: 1, created_by: by, created_at_ms: at, updated_by: by, updated_at_ms: at };
+    if (!(await this.kv.create(this.key(def.name), job))) {
+      throw new AlreadyExistsError('job', def.name, 'use --replace to update it');
+    }
+    return job;
+  }
+
+  async replaceJob(def: JobDefinition, by: string, expectedVersion?: number): Promise<StoredJob> {
+    const cur = await this.kv.get<StoredJob>(this.key(def.name));
+    if (!cur) throw new NotFoundError('job', def.name, 'create it first, without --replace');
+    if (expectedVersion && cur.value.version !== expectedVersion) {
+      throw new ConflictError('job', def.name, `expected version ${expectedVersion}, stored version is ${cur.value.version}`);
+    }
+    const job: StoredJob = { ...cur.value, definition: def, version: cur.value.version + 1, updated_by: by, updated_at_ms: this.now() };
+    if (!(await this.kv.swap(this.key(def.name), job, cur.revision))) {
+      throw new ConflictError('job', def.name, 'it was replaced by someone else meanwhile; describe it and try again');
+    }
+    return job;
+  }
+
+  async getJob(name: string): Promise<StoredJob> {
+    const cur = await this.kv.get<StoredJob>(this.key(name));
+    if (!cur) throw new NotFoundError('job', name, 'grid-cli list shows the jobs there are');
+    return cur.value;
+  }
+
+  async listJobs(): Promise<StoredJob[]> {
+    const all = await this.kv.list<StoredJob>(this.kv.key('jobs', ''));
+    return all.map((e) => e.value).sort((a, b) => a.definition.name.localeCompare(b.definition.name));
+  }
+
+  async deleteJob(name: string): Promise<void> {
+    const cur = await this.kv.get<StoredJob>(this.key(name));
+    if (!cur) throw new NotFoundError('job', name);
+    if (!(await this.kv.deleteIf(this.key(name), cur.revision))) {
+      throw new ConflictError('job', name, 'it changed while being deleted; try again');
+    }
+  }
+}

@@ -1,0 +1,131 @@
+// Thin typed layer over etcd3: JSON values, reads that return the mod revision, and
+// compare-and-swap writes. Everything above this speaks in domain verbs (see store.ts).
+
+import {
+  ClientClosedError,
+  Etcd3,
+  GRPCDeadlineExceededError,
+  GRPCUnavailableError,
+  type IKeyValue,
+} from 'etcd3';
+import { ConflictError, UnavailableError } from '../errors.js';
+
+export interface Versioned<T> {
+  value: T;
+  /** etcd mod_revision of the key, the token for compare-and-swap. */
+  revision: number;
+}
+
+export interface KvOptions {
+  endpoints: string[];
+  prefix: string;
+  dialTimeoutMs?: number;
+}
+
+export class Kv {
+  readonly client: Etcd3;
+  readonly prefix: string;
+
+  constructor(opts: KvOptions) {
+    this.client = new Etcd3({
+      hosts: opts.endpoints,
+      dialTimeout: opts.dialTimeoutMs ?? 5_000,
+    });
+    this.prefix = opts.prefix;
+  }
+
+  key(...parts: string[]): string {
+    return this.prefix + parts.join('/');
+  }
+
+  async get<T>(key: string): Promise<Versioned<T> | undefined> {
+    const res = await wrap(() => this.client.get(key).exec());
+    const kv = res.kvs[0];
+    return kv ? decode<T>(kv) : undefined;
+  }
+
+  async list<T>(prefix: string): Promise<Array<Versioned<T> & { key: string }>> {
+    const res = await wrap(() => this.client.getAll().prefix(prefix).exec());
+    return res.kvs.map((kv) => ({ key: kv.key.toString(), ...decode<T>(kv) }));
+  }
+
+  /** Latest revision of the whole store, for resuming watches. */
+  async revision(): Promise<number> {
+    const res = await wrap(() => this.client.get(this.prefix + '\0').exec());
+    return Number(res.header.revision);
+  }
+
+  /** Creates the key only if it does not exist; false when it does. */
+  async create(key: string, value: unknown, leaseId?: string): Promise<boolean> {
+    const put = this.client.put(key).value(JSON.stringify(value));
+    if (leaseId) put.lease(leaseId);
+    const res = await wrap(() => this.client.if(key, 'Create', '==', 0).then(put).commit());
+    return res.succeeded;
+  }
+
+  /** Writes the key only if its mod revision is still `revision`; false when it changed. */
+  async swap(key: string, value: unknown, revision: number): Promise<boolean> {
+    const res = await wrap(() =>
+      this.client
+        .if(key, 'Mod', '==', revision)
+        .then(this.client.put(key).value(JSON.stringify(value)))
+        .commit(),
+    );
+    return res.succeeded;
+  }
+
+  /** Deletes the key only if its mod revision is still `revision`. */
+  async deleteIf(key: string, revision: number): Promise<boolean> {
+    const res = await wrap(() =>
+      this.client.if(key, 'Mod', '==', revision).then(this.client.delete().key(key)).commit(),
+    );
+    return res.succeeded;
+  }
+
+  async delete(key: string): Promise<void> {
+    await wrap(() => this.client.delete().key(key).exec());
+  }
+
+  /**
+   * Read-modify-write with compare-and-swap, retried on conflict. `fn` returns the new value,
+   * or undefined to leave the key alone. Returns what was written (or the unchanged value).
+   */
+  async update<T>(
+    key: string,
+    fn: (current: T | undefined) => T | undefined,
+    what = 'record',
+  ): Promise<T | undefined> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const cur = await this.get<T>(key);
+      const next = fn(cur?.value);
+      if (next === undefined) return cur?.value;
+      const ok = cur ? await this.swap(key, next, cur.revision) : await this.create(key, next);
+      if (ok) return next;
+    }
+    throw new ConflictError(what, key, 'gave up after 20 concurrent updates');
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+function decode<T>(kv: IKeyValue): Versioned<T> {
+  return { value: JSON.parse(kv.value.toString()) as T, revision: Number(kv.mod_revision) };
+}
+
+/** Turns etcd connection failures into UnavailableError; other errors pass through. */
+async function wrap<R>(fn: () => Promise<R>): Promise<R> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (
+      err instanceof GRPCUnavailableError ||
+      err instanceof GRPCDeadlineExceededError ||
+      err instanceof ClientClosedError
+    ) {
+      throw new UnavailableError(`etcd is unavailable: ${(err as Error).message}`, { cause: err });
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,65 @@
+// etcd leases for executor liveness. One long-lived keep-alive stream is shared by all
+// executors (opening a stream per heartbeat would cost a round trip and a stream each).
+
+import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
+import type { Kv } from './kv.js';
+
+type Pending = { resolve: (ttl: number) => void; reject: (err: Error) => void };
+
+export class Leases {
+  private stream?: Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>>;
+  private readonly pending = new Map<string, Pending[]>();
+
+  constructor(private readonly kv: Kv) {}
+
+  async grant(ttlSeconds: number): Promise<string> {
+    const res = await this.kv.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 });
+    return String(res.ID);
+  }
+
+  async revoke(id: string): Promise<void> {
+    try {
+      await this.kv.client.leaseClient.leaseRevoke({ ID: id });
+    } catch {
+      // Already expired or revoked: that is the outcome we wanted.
+    }
+  }
+
+  /** Refreshes the lease; resolves to its new TTL in seconds, or 0 if it no longer exists. */
+  async keepAlive(id: string): Promise<number> {
+    const stream = await this.open();
+    return new Promise<number>((resolve, reject) => {
+      const list = this.pending.get(id) ?? [];
+      list.push({ resolve, reject });
+      this.pending.set(id, list);
+      stream.write({ ID: id });
+    });
+  }
+
+  private open(): Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>> {
+    this.stream ??= this.kv.client.leaseClient.leaseKeepAlive().then((s) => {
+      s.on('data', (res: ILeaseKeepAliveResponse) => {
+        const id = String(res.ID);
+        const list = this.pending.get(id);
+        const p = list?.shift();
+        if (list && list.length === 0) this.pending.delete(id);
+        p?.resolve(Math.max(0, Number(res.TTL)));
+      });
+      const fail = (err: Error) => {
+        this.stream = undefined;
+        for (const list of this.pending.values()) for (const p of list) p.reject(err);
+        this.pending.clear();
+      };
+      s.on('error', fail);
+      s.on('end', () => fail(new Error('etcd lease keep-alive stream ended')));
+      return s;
+    });
+    this.stream.catch(() => (this.stream = undefined));
+    return this.stream;
+  }
+
+  close(): void {
+    void this.stream?.then((s) => s.end()).catch(() => {});
+    this.stream = undefined;
+  }
+}
