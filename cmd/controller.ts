@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { loadControllerConfig } from '../src/config/controller.js';
 import { Controller } from '../src/controller/app.js';
+import { startLocalExecutor } from '../src/dev/local-executor.js';
 import { GridError, toExitCode } from '../src/errors.js';
 import { createLogger, type Level } from '../src/util/log.js';
 import { onShutdownSignal } from '../src/util/signals.js';
@@ -75,7 +76,22 @@ program.addCommand(
 program.addCommand(
   startCommand('dev', 'run a local GRID: embedded NATS and etcd, this controller, and a local executor', '$ controller dev').action(
     async (flags: StartFlags) => {
-      await start(flags);
+      const controller = await start(flags);
+      const dev = controller.devAccess;
+      if (!dev) {
+        controller.log.warn('dev: not on the embedded default with generated tokens, so no local executor is started');
+        return;
+      }
+      const executor = await startLocalExecutor({
+        dataDir: controller.cfg.data_dir,
+        controller: controller.address,
+        registrationToken: dev.registrationToken,
+        log: controller.log.named('dev'),
+      });
+      controller.beforeClose(() => executor.stop());
+      process.stderr.write(
+        `\nGRID is up. In another shell:\n  npx grid-cli create config/examples/hello.json\n  npx grid-cli list\n  npx grid-cli executors list\n\n`,
+      );
     },
   ),
 );

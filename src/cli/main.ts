@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, GridError, toExitCode } from '../errors.js';
 import { buildContext, type CliContext, type CliIO, type GlobalOptions } from './context.js';
 import { registerConfigCommands } from './commands/config.js';
+import { registerExecutorCommands } from './commands/executors.js';
 import { registerJobCommands } from './commands/jobs.js';
 
 /** Wraps a command's work: builds the context, runs it, closes the client. */
@@ -55,6 +56,7 @@ export function buildProgram(io: CliIO): Command {
 
   registerConfigCommands(program, act);
   registerJobCommands(program, act);
+  registerExecutorCommands(program, act);
   return program;
 }
 

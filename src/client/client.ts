@@ -26,7 +26,12 @@ export class GridClient {
 
   constructor(private readonly opts: ClientOptions) {
     const creds = credentials.createInsecure();
-    const channelOpts = { 'grpc.max_receive_message_length': 16 * 1024 * 1024 };
+    const channelOpts = {
+      'grpc.max_receive_message_length': 16 * 1024 * 1024,
+      // Come back quickly after a controller restart (the default backoff grows to 2 minutes).
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2_000,
+    };
     this.controller = new ControllerServiceClient(opts.address, creds, channelOpts);
     // Share one channel between the three stubs.
     const channel = this.controller.getChannel();
@@ -73,6 +78,9 @@ export class GridClient {
     listJobs: () => this.call(this.controller, this.controller.listJobs, {}),
     deleteJob: (name: string) => this.call(this.controller, this.controller.deleteJob, { name }),
     whoAmI: () => this.call(this.controller, this.controller.whoAmI, {}),
+    listExecutors: () => this.call(this.controller, this.controller.listExecutors, {}),
+    describeExecutor: (idOrName: string) => this.call(this.controller, this.controller.describeExecutor, { idOrName }),
+    removeExecutor: (idOrName: string) => this.call(this.controller, this.controller.removeExecutor, { idOrName }),
   };
 
   checkHealth(service = ''): Promise<HealthCheckResponse> {

@@ -154,6 +154,11 @@ export class Controller {
   devAccess?: Awaited<ReturnType<typeof prepareDevAccess>>;
   registrationTokens: string[] = [];
 
+  /** Adds a step that runs first on close (e.g. stopping a dev executor before the servers). */
+  beforeClose(run: () => Promise<void>): void {
+    this.cleanups.push({ name: 'before close', run });
+  }
+
   /** Stops everything that was started, newest first; every step runs even if one fails. */
   close(): Promise<void> {
     this.closing ??= (async () => {

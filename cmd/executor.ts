@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+// executor entry point: `executor register` once, then `executor start`.
+
+import { Command, CommanderError, Option } from 'commander';
+import { loadExecutorConfig, type ExecutorConfig } from '../src/config/executor.js';
+import { GridError, toExitCode } from '../src/errors.js';
+import { Agent } from '../src/executor/agent.js';
+import { registerExecutor } from '../src/executor/register.js';
+import { createLogger } from '../src/util/log.js';
+import { onShutdownSignal } from '../src/util/signals.js';
+
+interface Flags {
+  config?: string;
+  controller?: string;
+  name?: string;
+  groups?: string;
+  runners?: string;
+  concurrency?: string;
+  pingInterval?: string;
+  stateFile?: string;
+  registrationToken?: string;
+  logLevel?: string;
+  replace?: boolean;
+}
+
+function load(flags: Flags): ExecutorConfig {
+  return loadExecutorConfig({
+    file: flags.config,
+    env: process.env,
+    flags: {
+      controller: flags.controller,
+      name: flags.name,
+      groups: flags.groups,
+      runners: flags.runners,
+      concurrency: flags.concurrency,
+      ping_interval_seconds: flags.pingInterval,
+      state_file: flags.stateFile,
+      registration_token: flags.registrationToken,
+      log_level: flags.logLevel,
+    } as never,
+  });
+}
+
+function withCommonOptions(cmd: Command): Command {
+  return cmd
+    .option('-c, --config <file>', 'executor config file (JSON)')
+    .option('--controller <host:port>', 'controller gRPC address')
+    .option('--name <name>', 'executor name (default: host name)')
+    .option('--groups <g1,g2>', 'groups this executor belongs to')
+    .option('--runners <r1,r2>', 'runners it offers: host, kubernetes')
+    .option('--concurrency <n>', 'tasks it runs at once')
+    .option('--ping-interval <seconds>', 'heartbeat interval (ping_interval)')
+    .option('--state-file <file>', 'where the id and secret are kept')
+    .addOption(new Option('--log-level <level>').choices(['debug', 'info', 'warn', 'error']));
+}
+
+const program = new Command('executor')
+  .description('A GRID executor: registers with a controller, heartbeats, and runs the jobs sent to it.')
+  .exitOverride()
+  .addHelpText('after', '\nExamples:\n  $ executor register --config executor.json\n  $ executor start --config executor.json');
+
+program.addCommand(
+  withCommonOptions(new Command('register'))
+    .description('register with the controller (bootstrap token → id and secret, kept in the state file)')
+    .option('--registration-token <token>', 'bootstrap token (env GRID_REGISTRATION_TOKEN)')
+    .option('--replace', 'take over the name from an executor registered under it before')
+    .addHelpText('after', '\nExample:\n  $ GRID_REGISTRATION_TOKEN=… executor register --name web-1 --groups web,eu')
+    .action(async (flags: Flags) => {
+      const cfg = load(flags);
+      const log = createLogger({ level: cfg.log_level, name: 'executor' });
+      const id = await registerExecutor(cfg, { replace: !!flags.replace }, log);
+      process.stdout.write(`${id.created ? 'registered' : 'already registered'} as ${id.name} (${id.executor_id}); state in ${cfg.state_file}\n`);
+    }),
+);
+
+program.addCommand(
+  withCommonOptions(new Command('start'))
+    .description('run the executor: heartbeat and take work until SIGINT/SIGTERM')
+    .addHelpText('after', '\nExample:\n  $ executor start --config /etc/grid/executor.json')
+    .action(async (flags: Flags) => {
+      const cfg = load(flags);
+      const log = createLogger({ level: cfg.log_level, name: 'executor' });
+      const agent = new Agent(cfg, log);
+      onShutdownSignal(log, () => agent.close());
+      await agent.start();
+      process.exitCode = await agent.done;
+      process.exit();
+    }),
+);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else {
+    process.stderr.write(`executor: ${err instanceof GridError ? err.message : String((err as Error)?.stack ?? err)}\n`);
+    process.exit(toExitCode(err));
+  }
+}

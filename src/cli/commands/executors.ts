@@ -1,0 +1,82 @@
+// grid-cli executors list / describe / remove: the executor registry.
+
+import type { Command } from 'commander';
+import { ExecutorState, type Executor } from '../../gen/grid/v1/types.js';
+import type { Act } from '../main.js';
+import { duration, json, table, time } from '../output.js';
+
+export function stateName(s: ExecutorState): string {
+  return (ExecutorState[s] ?? 'UNKNOWN').replace('EXECUTOR_STATE_', '');
+}
+
+function ago(ms: number): string {
+  return ms ? `${duration(Math.max(0, Date.now() - ms))} ago` : 'never';
+}
+
+function toJson(e: Executor) {
+  return { ...e, state: stateName(e.state) };
+}
+
+export function registerExecutorCommands(program: Command, act: Act): void {
+  const executors = program.command('executors').description('the executors registered with the controller');
+
+  executors
+    .command('list')
+    .description('list executors: name, id, groups, runners, state, last seen, running tasks')
+    .addHelpText('after', '\nExamples:\n  $ grid-cli executors list\n  $ grid-cli executors list --output json')
+    .action(
+      act(async (ctx) => {
+        const { executors: list } = await ctx.client().ctl.listExecutors();
+        if (ctx.output === 'json') return ctx.io.out(json(list.map(toJson)));
+        if (list.length === 0) return ctx.io.out('no executors registered yet: executor register adds one');
+        ctx.io.out(
+          table(
+            ['NAME', 'ID', 'GROUPS', 'RUNNERS', 'STATE', 'LAST SEEN', 'RUNNING'],
+            list.map((e) => [e.name, e.id, e.groups.join(',') || '-', e.runners.join(','), stateName(e.state), ago(e.lastSeenAtMs), e.runningTasks]),
+          ),
+        );
+      }),
+    );
+
+  executors
+    .command('describe')
+    .description('show one executor')
+    .argument('<id-or-name>', 'executor id or name')
+    .addHelpText('after', '\nExample:\n  $ grid-cli executors describe web-1')
+    .action(
+      act(async (ctx, idOrName: string) => {
+        const e = await ctx.client().ctl.describeExecutor(idOrName);
+        if (ctx.output === 'json') return ctx.io.out(json(toJson(e)));
+        const labels = Object.entries(e.labels).map(([k, v]) => `${k}=${v}`).join(', ');
+        const rows: Array<[string, string]> = [
+          ['Name', e.name],
+          ['ID', e.id],
+          ['State', stateName(e.state)],
+          ['Groups', e.groups.join(', ') || '-'],
+          ['Labels', labels || '-'],
+          ['Runners', e.runners.join(', ')],
+          ['Concurrency', String(e.concurrency)],
+          ['Running tasks', String(e.runningTasks)],
+          ['Load', e.load.toFixed(2)],
+          ['Version', e.version || '-'],
+          ['Ping interval', `${e.pingIntervalSeconds}s`],
+          ['Registered', time(e.registeredAtMs)],
+          ['Last seen', `${time(e.lastSeenAtMs)} (${ago(e.lastSeenAtMs)})`],
+        ];
+        ctx.io.out(rows.map(([k, v]) => `${(k + ':').padEnd(15)} ${v}`).join('\n'));
+      }),
+    );
+
+  executors
+    .command('remove')
+    .description('remove an executor from the registry (admin); its next heartbeat is refused')
+    .argument('<id-or-name>', 'executor id or name')
+    .addHelpText('after', '\nExample:\n  $ grid-cli executors remove web-1')
+    .action(
+      act(async (ctx, idOrName: string) => {
+        const { executor } = await ctx.client().ctl.removeExecutor(idOrName);
+        if (ctx.output === 'json') return ctx.io.out(json(executor ? toJson(executor) : {}));
+        ctx.io.out(`removed executor ${executor?.name} (${executor?.id})`);
+      }),
+    );
+}

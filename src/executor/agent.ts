@@ -1,0 +1,102 @@
+// `executor start`: the long-running agent. Loads its identity, connects to NATS, heartbeats,
+// and on SIGINT/SIGTERM drains: stops taking work, lets running tasks finish within the grace
+// period, then reports itself STOPPED.
+
+import { cpus, loadavg } from 'node:os';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connectBus } from '../bus/connect.js';
+import { GridClient } from '../client/client.js';
+import type { ExecutorConfig } from '../config/executor.js';
+import type { Logger } from '../util/log.js';
+import { Heartbeat } from './heartbeat.js';
+import { loadIdentity, type ExecutorIdentity } from './state.js';
+
+type Lifecycle = 'starting' | 'running' | 'draining' | 'stopped';
+
+/** Work that runs inside the agent (the job consumer); the agent drains it on stop. */
+export interface AgentWorker {
+  runningTasks(): number;
+  /** Stop taking new work; resolve when running tasks are done or the deadline passes. */
+  drain(deadlineMs: number): Promise<void>;
+}
+
+export class Agent {
+  private state: Lifecycle = 'starting';
+  private closing?: Promise<void>;
+  private heartbeat?: Heartbeat;
+  private client?: GridClient;
+  nc?: NatsConnection;
+  identity?: ExecutorIdentity;
+  worker?: AgentWorker;
+  /** Resolves when the agent has stopped for good (refused, or closed). */
+  readonly done: Promise<number>;
+  private resolveDone!: (code: number) => void;
+
+  constructor(readonly cfg: ExecutorConfig, readonly log: Logger) {
+    this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  async start(): Promise<void> {
+    const id = await loadIdentity(this.cfg.state_file);
+    this.identity = id;
+    this.log.info('starting', { id: id.executor_id, name: id.name, controller: this.cfg.controller });
+    if (id.ping_deadline_seconds && this.cfg.ping_interval_seconds >= id.ping_deadline_seconds) {
+      this.log.warn('ping_interval is not below the controller\'s executor_ping_deadline: this executor will keep expiring', {
+        ping_interval_s: this.cfg.ping_interval_seconds,
+        ping_deadline_s: id.ping_deadline_seconds,
+      });
+    }
+    this.client = new GridClient({ address: this.cfg.controller, timeoutMs: 10_000 });
+    const servers = this.cfg.nats_servers.length ? this.cfg.nats_servers : id.nats_servers;
+    this.nc = await connectBus({ servers, name: `grid-executor-${id.name}` });
+    void this.watchNats(this.nc);
+    this.heartbeat = new Heartbeat({
+      client: this.client,
+      executorId: id.executor_id,
+      secret: id.executor_secret,
+      intervalMs: this.cfg.ping_interval_seconds * 1000,
+      status: () => ({
+        runningTasks: this.worker?.runningTasks() ?? 0,
+        load: loadavg()[0]! / Math.max(1, cpus().length),
+        draining: this.state === 'draining',
+      }),
+      onRefused: () => void this.close(1, false),
+      log: this.log.named('heartbeat'),
+    });
+    this.heartbeat.start();
+    this.state = 'running';
+  }
+
+  private async watchNats(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') this.log.warn('NATS connection lost; reconnecting');
+      else if (s.type === 'reconnect') this.log.info('NATS connection restored');
+    }
+  }
+
+  /** Drains and stops; idempotent. `report` says whether to tell the controller we stopped. */
+  close(code = 0, report = true): Promise<void> {
+    this.closing ??= (async () => {
+      this.state = 'draining';
+      const graceMs = this.cfg.shutdown_grace_seconds * 1000;
+      if (report) await this.heartbeat?.beat(); // announce DRAINING
+      if (this.worker) {
+        this.log.info('draining: waiting for running tasks', { running: this.worker.runningTasks(), grace_s: this.cfg.shutdown_grace_seconds });
+        await this.worker.drain(Date.now() + graceMs);
+      }
+      this.heartbeat?.stop();
+      if (report && this.client && this.identity) {
+        await this.client
+          .call(this.client.executors, this.client.executors.deregister, { executorId: this.identity.executor_id, executorSecret: this.identity.executor_secret }, 5_000)
+          .then(() => this.log.info('reported STOPPED to the controller'))
+          .catch((err) => this.log.warn('could not report STOPPED', { error: (err as Error).message }));
+      }
+      await this.nc?.drain().catch(() => {});
+      this.client?.close();
+      this.state = 'stopped';
+      this.log.info('stopped');
+      this.resolveDone(code);
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,44 @@
+// `executor register`: trade the registration token for an executor id and secret, and keep
+// them in the state file. Registering again from the same state file keeps the same identity.
+
+import type { ExecutorConfig } from '../config/executor.js';
+import { GridClient } from '../client/client.js';
+import type { Logger } from '../util/log.js';
+import { VERSION } from '../version.js';
+import { loadIdentityIfAny, saveIdentity, type ExecutorIdentity } from './state.js';
+
+export async function registerExecutor(cfg: ExecutorConfig, opts: { replace: boolean }, log: Logger): Promise<ExecutorIdentity & { created: boolean }> {
+  const previous = opts.replace ? undefined : await loadIdentityIfAny(cfg.state_file);
+  const client = new GridClient({ address: cfg.controller, timeoutMs: 15_000 });
+  try {
+    const res = await client.call(client.executors, client.executors.register, {
+      registrationToken: cfg.registration_token,
+      name: cfg.name,
+      groups: cfg.groups,
+      labels: cfg.labels,
+      runners: cfg.runners,
+      concurrency: cfg.concurrency,
+      pingIntervalSeconds: cfg.ping_interval_seconds,
+      version: VERSION,
+      replace: opts.replace,
+      executorId: previous?.executor_id ?? '',
+      executorSecret: previous?.executor_secret ?? '',
+    });
+    const identity: ExecutorIdentity = {
+      executor_id: res.executorId,
+      executor_secret: res.executorSecret,
+      name: cfg.name,
+      controller: cfg.controller,
+      nats_servers: res.nats?.servers ?? [],
+      job_consumer: res.nats?.jobConsumer ?? '',
+      pool_consumers: res.nats?.poolConsumers ?? [],
+      ping_deadline_seconds: res.pingDeadlineSeconds,
+      registered_at_ms: previous?.registered_at_ms ?? Date.now(),
+    };
+    await saveIdentity(cfg.state_file, identity);
+    log.info(res.created ? 'registered' : 'registration refreshed', { id: res.executorId, name: cfg.name, state_file: cfg.state_file });
+    return { ...identity, created: res.created };
+  } finally {
+    client.close();
+  }
+}
