@@ -8,7 +8,10 @@ import { json } from '../output.js';
 import { existsSync } from 'node:fs';
 
 export function registerConfigCommands(program: Command, act: Act): void {
-  const config = program.command('config').description("grid-cli's own settings: controller address and token");
+  const config = program
+    .command('config')
+    .description("grid-cli's own settings: controller address and token")
+    .addHelpText('after', '\nExamples:\n  $ grid-cli config set --controller grid.example.com:7070 --token "$TOKEN"\n  $ grid-cli config show');
 
   config
     .command('set')

@@ -71,7 +71,7 @@ export class HostTask implements RunningTask {
     return this.done;
   }
 
-  /** Resolves once the process has exited and its group is gone (or has been sent SIGKILL). */
+  /** Resolves once the process has exited and its group is gone (after SIGKILL if need be). */
   stop(reason: StopReason): Promise<void> {
     if (!this.stopping) {
       if (!this.hasExited) {
@@ -127,6 +127,9 @@ export class HostTask implements RunningTask {
       }
       if (signalGroup(pid, 'SIGKILL')) {
         this.note(`process group still running ${seconds(this.opts.killGraceMs)} after SIGTERM; sent SIGKILL`);
+        // SIGKILL is delivered asynchronously: wait (bounded) until the kernel has really ended them.
+        const killDeadline = Date.now() + 5_000;
+        while (Date.now() < killDeadline && (await this.alive(pid))) await delay(POLL_MS);
       }
     })();
     return this.terminating;
