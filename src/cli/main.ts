@@ -31,7 +31,12 @@ export function buildProgram(io: CliIO): Command {
     .addOption(new Option('--config <file>', 'client config file (env GRID_CLIENT_CONFIG)'))
     .addOption(new Option('--timeout <seconds>', 'deadline for each call to the controller'))
     .showSuggestionAfterError(true)
-    .configureOutput({ writeOut: (s) => io.out(s.replace(/\n$/, '')), writeErr: (s) => io.err(s.replace(/\n$/, '')) })
+    .configureOutput({
+      writeOut: (s) => io.out(s.replace(/\n$/, '')),
+      writeErr: (s) => io.err(s.replace(/\n$/, '')),
+      // An error is one line: commander puts its "(Did you mean …?)" on a line of its own.
+      outputError: (s, write) => write(s.replace(/\n(?!$)/g, ' ')),
+    })
     .exitOverride()
     .addHelpText(
       'after',

@@ -93,7 +93,12 @@ function checkDefinition(p: Problems, raw: unknown): JobDefinition | undefined {
   if (command !== undefined) def.command = command;
   const shell = p.string(raw, 'shell', '', { nonEmpty: true });
   if (shell !== undefined) {
-    checkTemplates(p, shell, 'shell', declared);
+    // Shell scripts get their values only as environment variables: rendering {{X}} into a
+    // script would let an argument's value inject shell code.
+    for (const m of shell.matchAll(TEMPLATE_RE)) {
+      const ref = m[1]!.trim();
+      p.add('shell', `${show(m[0])}: templates are not rendered in shell scripts (that would let a value inject code); use "$${ref}" instead, every argument is an environment variable`);
+    }
     def.shell = shell;
   }
   if (p.has(raw, 'command') && p.has(raw, 'shell')) {

@@ -186,7 +186,7 @@ describe('validateJobDefinition: runner, command and shell', () => {
       'command[1]: {{WHOO}} names no declared argument or secret (did you mean "WHO"?)',
     ]);
     expect(problemsOf(() => validateJobDefinition({ name: 'a', shell: 'echo {{X}}' }))).toEqual([
-      'shell: {{X}} names no declared argument or secret; the job declares no arguments or secrets',
+      'shell: "{{X}}": templates are not rendered in shell scripts (that would let a value inject code); use "$X" instead, every argument is an environment variable',
     ]);
   });
 

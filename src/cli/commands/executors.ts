@@ -18,7 +18,10 @@ function toJson(e: Executor) {
 }
 
 export function registerExecutorCommands(program: Command, act: Act): void {
-  const executors = program.command('executors').description('the executors registered with the controller');
+  const executors = program
+    .command('executors')
+    .description('the executors registered with the controller')
+    .addHelpText('after', '\nExamples:\n  $ grid-cli executors list\n  $ grid-cli executors describe web-1');
 
   executors
     .command('list')
