@@ -46,6 +46,7 @@ function splitList(s: string): string[] {
 
 function startCommand(name: string, description: string, example: string): Command {
   return new Command(name)
+    .exitOverride()
     .description(description)
     .option('-c, --config <file>', 'controller config file (JSON)')
     .option('--grpc-address <host:port>', 'address to serve gRPC on (default 127.0.0.1:7070)')

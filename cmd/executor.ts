@@ -43,6 +43,7 @@ function load(flags: Flags): ExecutorConfig {
 
 function withCommonOptions(cmd: Command): Command {
   return cmd
+    .exitOverride()
     .option('-c, --config <file>', 'executor config file (JSON)')
     .option('--controller <host:port>', 'controller gRPC address')
     .option('--name <name>', 'executor name (default: host name)')

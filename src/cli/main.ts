@@ -87,7 +87,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     if (err instanceof ExitWith) return err.code;
     if (err instanceof CommanderError) {
       // Help and version are not errors; everything else commander rejects is usage.
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') return ExitCode.OK;
+      // `commander.help` is help shown because no command was given: that is a usage error.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return ExitCode.OK;
       return ExitCode.USAGE;
     }
     if (err instanceof GridError) {

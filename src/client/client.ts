@@ -95,7 +95,8 @@ export class GridClient {
 export function toGridError(err: ServiceError, address: string) {
   const kind = err.metadata?.get(ERROR_KIND_METADATA_KEY)[0];
   if (err.code === GrpcCode.UNAVAILABLE && typeof kind !== 'string') {
-    return new UnavailableError(`cannot reach the controller at ${address}: ${err.details || err.message}`, { cause: err });
+    const why = (err.details || err.message).replace(/\s*Resolution note:\s*$/, '');
+    return new UnavailableError(`cannot reach the controller at ${address}: ${why}`, { cause: err });
   }
   if (err.code === GrpcCode.DEADLINE_EXCEEDED && typeof kind !== 'string') {
     return fromGrpcStatus(err.code, `the controller at ${address} did not answer in time`);
