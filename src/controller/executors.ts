@@ -101,6 +101,12 @@ export class ExecutorRegistry {
         this.log.info('executor re-registered', { id: existing.id, name: existing.name });
         return out;
       }
+      if (existing) {
+        this.log.warn('re-registration refused: wrong secret', { id: existing.id, name: existing.name });
+        throw new UnauthenticatedError(
+          `executor ${existing.name} (${existing.id}): the secret in the state file was not accepted; register with --replace to start over`,
+        );
+      }
     }
 
     const secret = randomBytes(32).toString('base64url');

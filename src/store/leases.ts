@@ -2,7 +2,10 @@
 // executors (opening a stream per heartbeat would cost a round trip and a stream each).
 
 import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
+import { UnavailableError } from '../errors.js';
 import type { Kv } from './kv.js';
+
+const KEEPALIVE_TIMEOUT_MS = 5_000;
 
 type Pending = { resolve: (ttl: number) => void; reject: (err: Error) => void };
 
@@ -29,8 +32,20 @@ export class Leases {
   async keepAlive(id: string): Promise<number> {
     const stream = await this.open();
     return new Promise<number>((resolve, reject) => {
+      // A stalled stream must not hold heartbeats forever: give up, and open a new one next time.
+      const timer = setTimeout(() => {
+        this.stream = undefined;
+        const list = this.pending.get(id);
+        const i = list?.indexOf(entry) ?? -1;
+        if (list && i >= 0) list.splice(i, 1);
+        reject(new UnavailableError('etcd did not answer a lease keep-alive in time'));
+      }, KEEPALIVE_TIMEOUT_MS);
+      const entry: Pending = {
+        resolve: (ttl) => (clearTimeout(timer), resolve(ttl)),
+        reject: (err) => (clearTimeout(timer), reject(err)),
+      };
       const list = this.pending.get(id) ?? [];
-      list.push({ resolve, reject });
+      list.push(entry);
       this.pending.set(id, list);
       stream.write({ ID: id });
     });
