@@ -41,7 +41,14 @@ export async function startLocalExecutor(opts: {
     { mode: 0o600 },
   );
   await run(['register', '--config', configFile], opts.log);
-  const child = spawn(process.execPath, [EXECUTOR_JS, 'start', '--config', configFile], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // Its own process group: a Ctrl-C in the terminal reaches only the controller, which then
+  // stops the executor in order (a second signal would make it exit without draining).
+  const child = spawn(process.execPath, [EXECUTOR_JS, 'start', '--config', configFile], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    detached: true,
+  });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   opts.log.info('local executor started', { name, pid: child.pid, config: configFile });
   let closing: Promise<void> | undefined;
   return {
@@ -51,6 +58,7 @@ export async function startLocalExecutor(opts: {
         const force = setTimeout(() => child.kill('SIGKILL'), 35_000);
         child.once('exit', () => {
           clearTimeout(force);
+          process.off('exit', killOnExit);
           resolve();
         });
         child.kill('SIGTERM');
