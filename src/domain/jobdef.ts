@@ -6,7 +6,7 @@ import { ValidationError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
 import { RUNNERS, type FileRef, type JobDefinition, type RetryPolicy, type RunnerName } from './job.js';
 import { checkEnvVars } from './jobdef-env.js';
-import { parseJsonText } from './json-text.js';
+import { parseJsonText } from '../util/json-text.js';
 import { duplicates, fieldPath, isObject, itemPath, Problems, show, subject, type JsonObject } from './json-shape.js';
 import { formatTarget, targetProblems } from './target.js';
 

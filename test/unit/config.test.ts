@@ -120,7 +120,7 @@ describe('controller config', () => {
     const file = writeJson('bad.json', '{\n  "grpc_address": "0.0.0.0:7070",\n}\n');
     const err = configError(() => loadControllerConfig({ file, env: {} }));
     expect(err.key).toBe(file);
-    expect(err.message).toBe(`config ${file}: invalid JSON at line 3, column 1: unexpected "}" (a trailing comma?)`);
+    expect(err.message).toBe(`config ${file}: invalid JSON at line 3, column 1: unexpected "}" after ","; JSON allows no comma after the last field`);
     const lit = configError(() => loadControllerConfig({ file: writeJson('lit.json', '{"auth": tru}'), env: {} }));
     expect(lit.message).toContain('line 1, column 10');
     const empty = configError(() => loadControllerConfig({ file: writeJson('empty.json', ''), env: {} }));
