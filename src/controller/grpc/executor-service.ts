@@ -2,6 +2,7 @@
 // prove who they are in the request (registration token, then id + secret), not with a bearer token.
 
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import { NotImplementedError } from '../../errors.js';
 import type { ExecutorServiceServer } from '../../gen/grid/v1/executor.js';
 import type { ExecutorRegistry } from '../executors.js';
 import { executorStateToPb } from './convert.js';
@@ -53,6 +54,9 @@ export function executorService(ctx: HandlerContext, registry: ExecutorRegistry)
     deregister: unaryOpen(ctx, 'Deregister', async (req) => {
       await registry.deregister(req.executorId, req.executorSecret);
       return {};
+    }),
+    beginTask: unaryOpen(ctx, 'BeginTask', async () => {
+      throw new NotImplementedError('BeginTask is not available in this version of the controller');
     }),
   };
 }

@@ -1,0 +1,85 @@
+// Executions and their tasks: the records, and the pure rules that move them between states.
+// Every change an event or an operator makes goes through here, so that a duplicated or late
+// event can never move a state backwards or yield a second result.
+
+export type ExecutionState = 'QUEUED' | 'DISPATCHED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
+export type TaskState = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'CANCELLED' | 'LOST' | 'SKIPPED';
+
+export const TERMINAL_EXECUTION: ReadonlySet<ExecutionState> = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT']);
+export const TERMINAL_TASK: ReadonlySet<TaskState> = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'CANCELLED', 'LOST', 'SKIPPED']);
+
+export interface Task {
+  /** Stable within the execution: the executor id for fan-out, `pool.<group>.<n>` for a pool task. */
+  key: string;
+  /** Fan-out: the executor it is for. Pool: whoever took it last ("" until then). */
+  executor_id: string;
+  executor_name: string;
+  /** Pool tasks: the group whose pool runs it. */
+  pool?: string;
+  state: TaskState;
+  attempts: number;
+  exit_code?: number;
+  started_at_ms: number;
+  finished_at_ms: number;
+  reason: string;
+  /** Batched rollouts: the wave the task belongs to (0 = all at once). */
+  wave: number;
+  /** --wait-offline: an offline executor's task may wait until this time, then it is SKIPPED. */
+  wait_until_ms?: number;
+  lock_token?: number;
+}
+
+export interface Execution {
+  id: string;
+  job: string;
+  job_version: number;
+  /** Non-secret arguments, defaults applied. */
+  args: Record<string, string>;
+  /** Names of the secret arguments given (values are kept encrypted, see secret_box). */
+  secret_names: string[];
+  /** The secret values, encrypted with the controller's secrets key; never plain text. */
+  secret_box?: string;
+  target: string;
+  requester: string;
+  state: ExecutionState;
+  reason: string;
+  created_at_ms: number;
+  updated_at_ms: number;
+  finished_at_ms: number;
+  timeout_seconds: number;
+  /** created_at + timeout: past it, whatever has not finished is TIMED_OUT. 0 = none. */
+  deadline_ms: number;
+  wait_offline_ms: number;
+  batch_size: number;
+  max_failures: number;
+  tasks: Task[];
+}
+
+/** What executors report, over GRID_EVENTS. Identified by (execution, task, attempt, kind). */
+export type TaskEventKind = 'started' | 'retrying' | 'finished';
+
+export interface TaskEvent {
+  execution_id: string;
+  task_key: string;
+  executor_id: string;
+  executor_name: string;
+  attempt: number;
+  kind: TaskEventKind;
+  at_ms: number;
+  /** For finished / retrying. */
+  outcome?: 'succeeded' | 'failed' | 'timed_out' | 'cancelled';
+  exit_code?: number;
+  reason?: string;
+}
+
+export function eventId(e: Pick<TaskEvent, 'execution_id' | 'task_key' | 'attempt' | 'kind'>): string {
+  return `${e.execution_id}.${e.task_key}.${e.attempt}.${e.kind}`;
+}
+
+export function isTerminalExecution(s: ExecutionState): boolean {
+  return TERMINAL_EXECUTION.has(s);
+}
+
+export function isTerminalTask(s: TaskState): boolean {
+  return TERMINAL_TASK.has(s);
+}
