@@ -72,3 +72,27 @@ async function upsert(
     throw err;
   }
 }
+
+/** The controller's shared durables: `dispatcher` on requests, `recorder` on events. */
+export async function ensureControllerConsumers(nc: NatsConnection): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  for (const [stream, name] of [
+    [STREAMS.requests, consumers.dispatcher],
+    [STREAMS.events, consumers.recorder],
+  ] as const) {
+    const cfg = {
+      durable_name: name,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(30_000),
+      max_ack_pending: 20_000,
+      max_deliver: -1,
+    };
+    try {
+      await jsm.consumers.info(stream, name);
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
+      await jsm.consumers.add(stream, cfg);
+    }
+  }
+}

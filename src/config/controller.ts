@@ -47,6 +47,11 @@ export interface ControllerConfig {
   registration_tokens: string[];
   /** An executor silent this long is EXPIRED (its etcd lease TTL). */
   executor_ping_deadline_seconds: number;
+  /**
+   * Key that seals secret argument values stored on executions: 32 random bytes, base64. Every
+   * replica needs the same one. Empty = generated in data_dir (fine for one controller).
+   */
+  secrets_key: string;
   log_level: LogLevel;
   log_retention_hours: number;
   log_max_bytes: number;
@@ -78,6 +83,7 @@ export const controllerSchema = {
   }),
   registration_tokens: t.list({ env: false, each: nonEmpty, check: noDuplicates }),
   executor_ping_deadline_seconds: t.int({ default: 30, min: 2, env: 'GRID_EXECUTOR_PING_DEADLINE' }),
+  secrets_key: t.string({ env: 'GRID_SECRETS_KEY' }),
   log_level: t.enum(LOG_LEVELS, { default: 'info' }),
   log_retention_hours: t.int({ default: 72, min: 1 }),
   log_max_bytes: t.int({ default: 1024 * MiB, min: MiB }),

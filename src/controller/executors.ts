@@ -148,7 +148,7 @@ export class ExecutorRegistry {
   }
 
   /** Proves the caller is the executor it claims to be; never logs the secret. */
-  private async authenticate(id: string, secret: string): Promise<ExecutorRecord> {
+  async authenticate(id: string, secret: string): Promise<ExecutorRecord> {
     const rec = id ? await this.store.get(id) : undefined;
     if (!rec) {
       const removed = id ? await this.store.wasRemoved(id) : false;

@@ -1,0 +1,201 @@
+// Use-cases for executions: execute (validate, record QUEUED, hand to the dispatcher), get,
+// list, watch, cancel, and BeginTask for executors. Transport-free.
+
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { encode, type CancelMessage, type RequestMessage } from '../bus/messages.js';
+import { subjects } from '../bus/subjects.js';
+import { resolveArgs } from '../domain/args.js';
+import { planTasks } from '../domain/dispatch-plan.js';
+import { groupsOf } from '../domain/executor.js';
+import { isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
+import { mayBegin, stopExecution } from '../domain/execution-rules.js';
+import type { JobDefinition } from '../domain/job.js';
+import { formatTarget, parseTarget } from '../domain/target.js';
+import { FailedPreconditionError, NotImplementedError, ValidationError } from '../errors.js';
+import type { EtcdExecutionStore } from '../store/etcd-executions.js';
+import type { EtcdExecutorStore } from '../store/etcd-executors.js';
+import type { JobStore } from '../store/store.js';
+import type { Kv } from '../store/kv.js';
+import { newId } from '../util/ids.js';
+import type { Logger } from '../util/log.js';
+import { authorize, authorizeJobGroups, type Principal } from './auth.js';
+import type { ExecutorRegistry } from './executors.js';
+import type { SecretBox } from './secrets.js';
+
+export interface ExecuteInput {
+  job: string;
+  args: Record<string, string>;
+  target: string;
+  timeoutSeconds: number;
+  waitOfflineMs: number;
+  batchSize: string;
+  maxFailures: string;
+  dryRun: boolean;
+}
+
+export interface DryRunRow {
+  executorId: string;
+  executorName: string;
+  skipped: boolean;
+  reason: string;
+}
+
+export class ExecutionService {
+  constructor(
+    private readonly d: {
+      kv: Kv;
+      store: EtcdExecutionStore;
+      jobs: JobStore;
+      executors: EtcdExecutorStore;
+      registry: ExecutorRegistry;
+      js: JetStreamClient;
+      nc: NatsConnection;
+      box: SecretBox;
+      log: Logger;
+      now?: () => number;
+    },
+  ) {}
+
+  private now(): number {
+    return this.d.now?.() ?? Date.now();
+  }
+
+  async execute(p: Principal, input: ExecuteInput): Promise<{ execution?: Execution; dryRun?: DryRunRow[] }> {
+    authorize(p, 'executions:write');
+    const job = await this.d.jobs.getJob(input.job);
+    const def = job.definition;
+    authorizeJobGroups(p, def.name, def.authorized_groups);
+    const { args, secrets } = resolveArgs(def, input.args);
+    const target = parseTarget(input.target || def.target || 'all');
+    if (!Number.isInteger(input.timeoutSeconds) || input.timeoutSeconds < 0) {
+      throw new ValidationError(`timeout: ${input.timeoutSeconds} must be a whole number of seconds`);
+    }
+    if (input.batchSize || input.maxFailures) {
+      throw new NotImplementedError('--batch-size and --max-failures (batched rollouts) are not available in this version');
+    }
+    if (input.dryRun) return { dryRun: await this.dryRun(def, target) };
+
+    const now = this.now();
+    const timeout = input.timeoutSeconds || 0;
+    const x: Execution = {
+      id: newId(now),
+      job: def.name,
+      job_version: job.version,
+      args,
+      secret_names: Object.keys(secrets),
+      secret_box: Object.keys(secrets).length ? this.d.box.seal(secrets) : undefined,
+      target: formatTarget(target),
+      requester: p.name,
+      state: 'QUEUED',
+      reason: '',
+      created_at_ms: now,
+      updated_at_ms: now,
+      finished_at_ms: 0,
+      timeout_seconds: timeout,
+      deadline_ms: timeout ? now + timeout * 1000 : 0,
+      wait_offline_ms: input.waitOfflineMs,
+      batch_size: 0,
+      max_failures: 0,
+      tasks: [],
+    };
+    await this.d.store.create(x);
+    await this.publishRequest(x.id, def).catch((err) =>
+      // The record is QUEUED in etcd; the sweeper publishes the request again.
+      this.d.log.warn('could not hand the execution to the dispatcher yet; the sweeper will retry', { id: x.id, error: (err as Error).message }),
+    );
+    this.d.log.debug('execution queued', { id: x.id, job: x.job, target: x.target, by: p.name });
+    return { execution: x };
+  }
+
+  async publishRequest(executionId: string, definition?: JobDefinition): Promise<void> {
+    const msg: RequestMessage & { definition?: JobDefinition } = { execution_id: executionId, definition };
+    await this.d.js.publish(subjects.request(executionId), encode(msg), { msgID: executionId });
+  }
+
+  private async dryRun(def: JobDefinition, target: ReturnType<typeof parseTarget>): Promise<DryRunRow[]> {
+    const { executors } = await this.d.executors.list();
+    const plan = planTasks({ target, executors, runner: def.runner, waitOfflineMs: 0, now: this.now() });
+    if (plan.failure) throw new FailedPreconditionError(`target ${formatTarget(target)}: ${plan.failure}`);
+    const rows: DryRunRow[] = plan.tasks.map((t) => ({
+      executorId: t.executor_id,
+      executorName: t.pool ? `(any member of pool ${t.pool})` : t.executor_name,
+      skipped: t.state === 'SKIPPED',
+      reason: t.reason,
+    }));
+    for (const e of plan.excluded) rows.push({ executorId: '', executorName: e.name, skipped: true, reason: e.reason });
+    return rows;
+  }
+
+  async get(p: Principal, id: string): Promise<Execution> {
+    authorize(p, 'executions:read');
+    return this.d.store.mustGet(id);
+  }
+
+  async list(p: Principal, f: { job?: string; state?: ExecutionState; limit?: number }): Promise<Execution[]> {
+    authorize(p, 'executions:read');
+    return this.d.store.list({ job: f.job, state: f.state, limit: Math.min(Math.max(f.limit || 20, 1), 1000) });
+  }
+
+  async cancel(p: Principal, id: string, reason: string): Promise<Execution> {
+    authorize(p, 'executions:write');
+    const cur = await this.d.store.mustGet(id);
+    if (isTerminalExecution(cur.state)) {
+      throw new FailedPreconditionError(`execution ${id} already ended: ${cur.state}`);
+    }
+    const why = reason ? `cancelled by ${p.name}: ${reason}` : `cancelled by ${p.name}`;
+    const { execution } = await this.d.store.update(id, (x) => stopExecution(x, 'CANCELLED', why, this.now()));
+    this.broadcastStop(id, 'cancelled');
+    this.d.log.info('execution cancelled', { id, by: p.name });
+    return execution;
+  }
+
+  /** Tells every executor to stop its tasks of this execution (core NATS; BeginTask covers the rest). */
+  broadcastStop(id: string, reason: CancelMessage['reason']): void {
+    const msg: CancelMessage = { execution_id: id, reason };
+    this.d.nc.publish(subjects.cancel(id), encode(msg));
+  }
+
+  /** Snapshots of the execution each time it changes, ending after a terminal one. */
+  async *watch(p: Principal, id: string, signal: AbortSignal): AsyncIterable<Execution> {
+    authorize(p, 'executions:read');
+    const first = await this.d.store.get(id);
+    if (!first) await this.d.store.mustGet(id); // throws NotFound
+    yield first!.value;
+    if (isTerminalExecution(first!.value.state)) return;
+    const watcher = await this.d.kv.client.watch().key(this.d.store.key(id)).startRevision(String(first!.revision + 1)).create();
+    const queue: Execution[] = [];
+    let wake: (() => void) | undefined;
+    const onAbort = () => wake?.();
+    watcher.on('put', (kv) => {
+      queue.push(JSON.parse(kv.value.toString()) as Execution);
+      wake?.();
+    });
+    signal.addEventListener('abort', onAbort);
+    try {
+      while (!signal.aborted) {
+        if (queue.length === 0) await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+        while (queue.length) {
+          const x = queue.shift()!;
+          yield x;
+          if (isTerminalExecution(x.state)) return;
+        }
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      await watcher.cancel();
+    }
+  }
+
+  /** BeginTask: may this executor start this task now? Hands out secret values if so. */
+  async beginTask(input: { executorId: string; secret: string; executionId: string; taskKey: string }): Promise<{ proceed: boolean; reason: string; secrets: Record<string, string> }> {
+    const e = await this.d.registry.authenticate(input.executorId, input.secret);
+    const cur = await this.d.store.get(input.executionId);
+    if (!cur) return { proceed: false, reason: `execution ${input.executionId} does not exist`, secrets: {} };
+    const why = mayBegin(cur.value, input.taskKey, e.id, groupsOf(e), this.now());
+    if (why) return { proceed: false, reason: why, secrets: {} };
+    const secrets = cur.value.secret_box ? this.d.box.open(cur.value.secret_box) : {};
+    return { proceed: true, reason: '', secrets };
+  }
+}

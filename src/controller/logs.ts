@@ -1,0 +1,85 @@
+// GetLogs: an ordered consumer over grid.log.<execution>.> (or one executor's subject). Without
+// follow it ends when it has caught up; with follow it ends once the execution is terminal and
+// everything its executors published has been read (they publish logs before their final event).
+
+import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy } from '@nats-io/jetstream';
+import { LOG_HEADERS } from '../bus/messages.js';
+import { STREAMS, subjects } from '../bus/subjects.js';
+import { isTerminalExecution } from '../domain/execution.js';
+import { NotFoundError } from '../errors.js';
+import type { EtcdExecutionStore } from '../store/etcd-executions.js';
+import { authorize, type Principal } from './auth.js';
+
+export interface LogChunkOut {
+  executionId: string;
+  executorId: string;
+  executorName: string;
+  stream: string;
+  data: Uint8Array;
+  seq: number;
+  atMs: number;
+}
+
+const FOLLOW_CHECK_MS = 300;
+
+export class LogService {
+  constructor(private readonly d: { js: JetStreamClient; store: EtcdExecutionStore }) {}
+
+  async *stream(p: Principal, req: { executionId: string; follow: boolean; executor: string }, signal: AbortSignal): AsyncIterable<LogChunkOut> {
+    authorize(p, 'logs:read');
+    const x = await this.d.store.mustGet(req.executionId);
+    let subject = subjects.logsOf(x.id);
+    if (req.executor) {
+      const t = x.tasks.find((task) => task.executor_id === req.executor || task.executor_name === req.executor);
+      if (!t || !t.executor_id) throw new NotFoundError(`executor of execution ${x.id}`, req.executor, `its executors: ${x.tasks.map((task) => task.executor_name).filter(Boolean).join(', ') || 'none yet'}`);
+      subject = subjects.log(x.id, t.executor_id);
+    }
+    const consumer = await this.d.js.consumers.get(STREAMS.logs, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
+    let caughtUp = (await consumer.info()).num_pending === 0;
+    let terminal = isTerminalExecution(x.state);
+    if (caughtUp && (!req.follow || terminal)) return;
+
+    const messages = await consumer.consume({ max_messages: 256 });
+    const onAbort = () => messages.stop();
+    signal.addEventListener('abort', onAbort);
+    let timer: NodeJS.Timeout | undefined;
+    if (req.follow && !terminal) {
+      const check = async () => {
+        const cur = await this.d.store.get(x.id).catch(() => undefined);
+        terminal = !cur || isTerminalExecution(cur.value.state);
+        if (terminal && caughtUp) {
+          // One more look: anything published just before the final event is in the stream now.
+          caughtUp = (await consumer.info().catch(() => ({ num_pending: 0 }))).num_pending === 0;
+          if (caughtUp) return messages.stop();
+        }
+        timer = setTimeout(() => void check(), FOLLOW_CHECK_MS);
+      };
+      timer = setTimeout(() => void check(), FOLLOW_CHECK_MS);
+    }
+    try {
+      for await (const m of messages) {
+        yield toChunk(x.id, m);
+        caughtUp = m.info.pending === 0;
+        if (caughtUp && (!req.follow || terminal)) break;
+      }
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      messages.stop();
+    }
+  }
+}
+
+function toChunk(executionId: string, m: JsMsg): LogChunkOut {
+  const executorId = m.subject.slice(m.subject.lastIndexOf('.') + 1);
+  return {
+    executionId,
+    executorId,
+    executorName: m.headers?.get(LOG_HEADERS.executorName) ?? executorId,
+    stream: m.headers?.get(LOG_HEADERS.stream) || 'stdout',
+    data: m.data,
+    seq: m.seq,
+    atMs: Math.floor(Number(m.info.timestampNanos) / 1e6),
+  };
+}

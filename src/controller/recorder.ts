@@ -1,0 +1,91 @@
+// The recorder: applies executor events from GRID_EVENTS to executions in etcd. Events are
+// taken in micro-batches: all events for one execution in a batch become one compare-and-swap
+// write, and are acked after it. applyEvent makes duplicates and stale events no-ops, so
+// at-least-once delivery still records each result exactly once.
+
+import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { decode, type EventMessage } from '../bus/messages.js';
+import { consumers, STREAMS } from '../bus/subjects.js';
+import { applyEvent } from '../domain/execution-rules.js';
+import { NotFoundError } from '../errors.js';
+import type { EtcdExecutionStore } from '../store/etcd-executions.js';
+import type { Logger } from '../util/log.js';
+
+const BATCH = 512;
+
+export class Recorder {
+  private messages?: ConsumerMessages;
+  private buffer: JsMsg[] = [];
+  private flushing?: Promise<void>;
+  private loop?: Promise<void>;
+
+  constructor(private readonly d: { js: JetStreamClient; store: EtcdExecutionStore; log: Logger }) {}
+
+  async start(): Promise<void> {
+    const consumer = await this.d.js.consumers.get(STREAMS.events, consumers.recorder);
+    this.messages = await consumer.consume({ max_messages: 1024 });
+    this.loop = (async () => {
+      for await (const m of this.messages!) {
+        this.buffer.push(m);
+        this.kick();
+      }
+    })();
+  }
+
+  /** Starts a flush unless one runs; a flush that ends with events left over starts another. */
+  private kick(): void {
+    if (this.flushing) return;
+    this.flushing = this.flush().finally(() => {
+      this.flushing = undefined;
+      if (this.buffer.length) this.kick();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.buffer.length) {
+      const batch = this.buffer.splice(0, BATCH);
+      const byExecution = new Map<string, Array<{ m: JsMsg; ev: EventMessage }>>();
+      for (const m of batch) {
+        let ev: EventMessage;
+        try {
+          ev = decode<EventMessage>(m.data);
+        } catch {
+          this.d.log.warn('dropping an undecodable event', { subject: m.subject });
+          m.term();
+          continue;
+        }
+        const list = byExecution.get(ev.execution_id) ?? [];
+        list.push({ m, ev });
+        byExecution.set(ev.execution_id, list);
+      }
+      await Promise.all([...byExecution].map(([id, items]) => this.apply(id, items)));
+    }
+  }
+
+  private async apply(id: string, items: Array<{ m: JsMsg; ev: EventMessage }>): Promise<void> {
+    try {
+      const { execution, changed } = await this.d.store.update(id, (x) => {
+        let changed = false;
+        for (const { ev } of items) changed = applyEvent(x, ev) || changed;
+        return changed;
+      });
+      if (changed && execution.finished_at_ms && items.some((i) => i.ev.kind === 'finished')) {
+        this.d.log.debug('execution progressed', { id, state: execution.state });
+      }
+      for (const { m } of items) m.ack();
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        for (const { m } of items) m.ack();
+        return;
+      }
+      this.d.log.warn('could not record events; they will be redelivered', { id, error: (err as Error).message });
+      for (const { m } of items) m.nak(1_000);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.messages?.stop();
+    await this.loop?.catch(() => {});
+    await this.flushing;
+  }
+}

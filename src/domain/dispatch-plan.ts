@@ -1,0 +1,64 @@
+// Turns a target resolved against the registry into an execution's task list (pure).
+
+import type { Task } from './execution.js';
+import { ALL_GROUP, resolveTarget, type Target, type TargetExecutor } from './target.js';
+
+export interface PlanInput {
+  target: Target;
+  executors: TargetExecutor[];
+  runner: string;
+  waitOfflineMs: number;
+  now: number;
+}
+
+export interface Plan {
+  tasks: Task[];
+  /** Set when nothing can run: why, in words (the execution fails with it). */
+  failure?: string;
+  /** Executors matched but not targeted (wrong runner), for dry runs and the status reason. */
+  excluded: Array<{ name: string; reason: string }>;
+}
+
+export function poolKey(group: string): string {
+  return `pool.${group}`;
+}
+
+export function planTasks(p: PlanInput): Plan {
+  const r = resolveTarget(p.target, p.executors, p.runner);
+  const tasks: Task[] = [];
+  const blank = { attempts: 0, started_at_ms: 0, finished_at_ms: 0, wave: 0 };
+  const offline = (why: string): Partial<Task> =>
+    p.waitOfflineMs > 0
+      ? { state: 'PENDING', reason: `${why}; waiting up to --wait-offline`, wait_until_ms: p.now + p.waitOfflineMs }
+      : { state: 'SKIPPED', reason: why, finished_at_ms: p.now };
+
+  for (const e of r.fanout) {
+    tasks.push({
+      key: e.id,
+      executor_id: e.id,
+      executor_name: e.name,
+      ...blank,
+      state: 'PENDING',
+      reason: '',
+      ...(e.skipped ? offline(`executor offline at dispatch (${e.state})`) : {}),
+    } as Task);
+  }
+  for (const pool of r.pools) {
+    const offering = p.executors.filter((e) => (pool.group === ALL_GROUP || e.groups.includes(pool.group)) && e.runners.includes(p.runner));
+    if (offering.length === 0) continue; // reported in r.problems
+    tasks.push({
+      key: poolKey(pool.group),
+      executor_id: '',
+      executor_name: '',
+      pool: pool.group,
+      ...blank,
+      state: 'PENDING',
+      reason: '',
+      ...(pool.members.length === 0 ? offline(`no member of pool ${pool.group} is ACTIVE`) : {}),
+    } as Task);
+  }
+  if (tasks.length === 0) {
+    return { tasks, excluded: r.excluded, failure: r.problems.length ? r.problems.join('; ') : 'the target matches no executor' };
+  }
+  return { tasks, excluded: r.excluded };
+}

@@ -1,0 +1,175 @@
+// The transitions of executions and tasks. Pure functions over a copy: each returns whether it
+// changed anything, so callers write back only real changes. Terminal states never change, and
+// an event for an attempt older than the task's current one is ignored: that is what makes a
+// redelivered job or a duplicated event harmless (recording is exactly-once).
+
+import {
+  isTerminalExecution,
+  isTerminalTask,
+  type Execution,
+  type ExecutionState,
+  type Task,
+  type TaskEvent,
+  type TaskState,
+} from './execution.js';
+
+const OUTCOME_STATE: Record<NonNullable<TaskEvent['outcome']>, TaskState> = {
+  succeeded: 'SUCCEEDED',
+  failed: 'FAILED',
+  timed_out: 'TIMED_OUT',
+  cancelled: 'CANCELLED',
+};
+
+/** Applies one executor event. Returns true if the execution changed. */
+export function applyEvent(x: Execution, ev: TaskEvent): boolean {
+  const t = x.tasks.find((task) => task.key === ev.task_key);
+  if (!t || isTerminalTask(t.state)) return false;
+  // A pool task taken over by another member: the previous holder's late events do not count.
+  if (t.pool && t.executor_id && ev.executor_id !== t.executor_id && ev.attempt <= t.attempts && t.state === 'RUNNING') return false;
+  if (ev.attempt < t.attempts) return false;
+  let changed = false;
+  switch (ev.kind) {
+    case 'started':
+      if (t.state === 'RUNNING' && t.attempts === ev.attempt && t.executor_id === ev.executor_id) return false;
+      Object.assign(t, { state: 'RUNNING', attempts: ev.attempt, started_at_ms: ev.at_ms, reason: '' });
+      if (t.pool) Object.assign(t, { executor_id: ev.executor_id, executor_name: ev.executor_name });
+      changed = true;
+      break;
+    case 'retrying':
+      Object.assign(t, {
+        state: 'PENDING',
+        attempts: ev.attempt,
+        exit_code: ev.exit_code,
+        reason: `attempt ${ev.attempt} ${ev.reason ?? 'failed'}; retrying`,
+      });
+      changed = true;
+      break;
+    case 'finished':
+      Object.assign(t, {
+        state: OUTCOME_STATE[ev.outcome ?? 'failed'],
+        attempts: ev.attempt,
+        exit_code: ev.exit_code,
+        reason: ev.reason ?? '',
+        finished_at_ms: ev.at_ms,
+        started_at_ms: t.started_at_ms || ev.at_ms,
+      });
+      if (t.pool) Object.assign(t, { executor_id: ev.executor_id, executor_name: ev.executor_name });
+      changed = true;
+      break;
+  }
+  if (changed) settle(x, ev.at_ms);
+  return changed;
+}
+
+/** Recomputes the execution's overall state from its tasks (unless it is already terminal). */
+export function settle(x: Execution, now: number): void {
+  x.updated_at_ms = now;
+  if (isTerminalExecution(x.state)) return;
+  const tasks = x.tasks;
+  if (tasks.length > 0 && tasks.every((t) => isTerminalTask(t.state))) {
+    const { state, reason } = outcomeOf(tasks);
+    finish(x, state, reason, now);
+    return;
+  }
+  if (tasks.some((t) => t.state === 'RUNNING' || isTerminalTask(t.state))) x.state = 'RUNNING';
+}
+
+function outcomeOf(tasks: Task[]): { state: ExecutionState; reason: string } {
+  const count = (s: TaskState) => tasks.filter((t) => t.state === s).length;
+  const ok = count('SUCCEEDED');
+  const skipped = count('SKIPPED');
+  const bad = tasks.length - ok - skipped;
+  if (bad === 0 && ok > 0) {
+    return { state: 'SUCCEEDED', reason: skipped ? `${ok} succeeded, ${skipped} skipped` : '' };
+  }
+  if (ok === 0 && bad === 0) return { state: 'FAILED', reason: 'every task was skipped: no executor ran it' };
+  const parts = (['FAILED', 'TIMED_OUT', 'CANCELLED', 'LOST', 'SKIPPED'] as TaskState[])
+    .map((s) => [s, count(s)] as const)
+    .filter(([, n]) => n > 0)
+    .map(([s, n]) => `${n} ${s.toLowerCase().replace('_', ' ')}`);
+  const failedLike = count('FAILED') + count('LOST');
+  const state: ExecutionState = failedLike > 0 ? 'FAILED' : count('TIMED_OUT') > 0 ? 'TIMED_OUT' : count('CANCELLED') > 0 ? 'CANCELLED' : 'FAILED';
+  return { state, reason: `${parts.join(', ')} of ${tasks.length} tasks` };
+}
+
+function finish(x: Execution, state: ExecutionState, reason: string, now: number): void {
+  x.state = state;
+  x.reason = reason;
+  x.finished_at_ms = now;
+  x.updated_at_ms = now;
+}
+
+/**
+ * Operator cancel or execution timeout: the execution ends now; tasks that have not started end
+ * with it; running tasks keep RUNNING until their executor reports how they stopped.
+ */
+export function stopExecution(x: Execution, how: 'CANCELLED' | 'TIMED_OUT', reason: string, now: number): boolean {
+  if (isTerminalExecution(x.state)) return false;
+  for (const t of x.tasks) {
+    if (t.state === 'PENDING') Object.assign(t, { state: how, reason, finished_at_ms: now });
+  }
+  finish(x, how, reason, now);
+  return true;
+}
+
+/** Fails an execution that cannot be dispatched (no executor matches, unknown job, …). */
+export function failExecution(x: Execution, reason: string, now: number): boolean {
+  if (isTerminalExecution(x.state)) return false;
+  finish(x, 'FAILED', reason, now);
+  return true;
+}
+
+/**
+ * The executor's lease lapsed. Its running fan-out tasks are LOST; its running pool tasks go
+ * back to PENDING for another pool member (JetStream redelivers the unacked message); its
+ * fan-out tasks that had not started are SKIPPED unless --wait-offline lets them wait.
+ */
+export function executorExpired(x: Execution, executorId: string, executorName: string, now: number): boolean {
+  let changed = false;
+  for (const t of x.tasks) {
+    if (t.executor_id !== executorId || isTerminalTask(t.state)) continue;
+    if (t.pool) {
+      if (t.state === 'RUNNING') {
+        Object.assign(t, { state: 'PENDING', executor_id: '', executor_name: '', reason: `executor ${executorName} expired while running it; waiting for another pool member` });
+        changed = true;
+      }
+    } else if (t.state === 'RUNNING') {
+      Object.assign(t, { state: 'LOST', reason: `executor ${executorName} expired while running it`, finished_at_ms: now });
+      changed = true;
+    } else if (!t.wait_until_ms) {
+      Object.assign(t, { state: 'SKIPPED', reason: `executor ${executorName} went offline before the task started`, finished_at_ms: now });
+      changed = true;
+    }
+  }
+  if (changed) settle(x, now);
+  return changed;
+}
+
+/** --wait-offline: pending tasks whose wait has run out are SKIPPED. */
+export function expireWaits(x: Execution, now: number): boolean {
+  let changed = false;
+  for (const t of x.tasks) {
+    if (t.state === 'PENDING' && t.wait_until_ms && now >= t.wait_until_ms) {
+      Object.assign(t, { state: 'SKIPPED', reason: 'executor stayed offline longer than --wait-offline', finished_at_ms: now });
+      changed = true;
+    }
+  }
+  if (changed) settle(x, now);
+  return changed;
+}
+
+/** Whether a task may start now (asked by BeginTask). Undefined = yes, else the reason. */
+export function mayBegin(x: Execution, key: string, executorId: string, executorGroups: string[], now: number): string | undefined {
+  if (isTerminalExecution(x.state)) return `execution ${x.id} is already ${x.state}`;
+  const t = x.tasks.find((task) => task.key === key);
+  if (!t) return `execution ${x.id} has no task ${key}`;
+  if (isTerminalTask(t.state)) return `task ${key} is already ${t.state}`;
+  if (t.wait_until_ms && now >= t.wait_until_ms) return `task ${key} waited longer than --wait-offline`;
+  if (x.deadline_ms && now >= x.deadline_ms) return `execution ${x.id} timed out`;
+  if (t.pool) {
+    if (!executorGroups.includes(t.pool)) return `this executor is not in group ${t.pool}`;
+    return undefined;
+  }
+  if (t.executor_id !== executorId) return `task ${key} is for another executor`;
+  return undefined;
+}

@@ -1,0 +1,118 @@
+// Executions in etcd: executions/<id> holds the record; executions-active/<id> a small index
+// entry for each execution not yet terminal, so the sweeper and the expiry handler scan only
+// those. Both change in one transaction guarded by the record's mod revision (CAS).
+
+import { isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import type { Kv, Versioned } from './kv.js';
+
+/** What the sweeper needs to know about an active execution without reading it. */
+export interface ActiveEntry {
+  id: string;
+  state: ExecutionState;
+  created_at_ms: number;
+  deadline_ms: number;
+  /** Earliest --wait-offline deadline among pending tasks, 0 = none. */
+  wait_until_ms: number;
+  /** Executors with unfinished tasks (so an expiry finds its executions without a scan). */
+  executors: string[];
+}
+
+export interface ListFilter {
+  job?: string;
+  state?: ExecutionState;
+  limit: number;
+}
+
+export class EtcdExecutionStore {
+  constructor(private readonly kv: Kv) {}
+
+  key(id: string): string {
+    return this.kv.key('executions', id);
+  }
+  activeKey(id: string): string {
+    return this.kv.key('executions-active', id);
+  }
+
+  async create(x: Execution): Promise<void> {
+    const c = this.kv.client;
+    const res = await c
+      .if(this.key(x.id), 'Create', '==', 0)
+      .then(c.put(this.key(x.id)).value(JSON.stringify(x)), c.put(this.activeKey(x.id)).value(JSON.stringify(activeEntry(x))))
+      .commit();
+    if (!res.succeeded) throw new ConflictError('execution', x.id, 'an execution with this id exists already');
+  }
+
+  async get(id: string): Promise<Versioned<Execution> | undefined> {
+    return this.kv.get<Execution>(this.key(id));
+  }
+
+  async mustGet(id: string): Promise<Execution> {
+    const x = await this.get(id);
+    if (!x) throw new NotFoundError('execution', id, 'grid-cli executions list shows recent ones');
+    return x.value;
+  }
+
+  /**
+   * Read-modify-write by compare-and-swap, retried on conflict. `fn` mutates the copy it is
+   * given and returns whether it changed anything; nothing is written when it did not.
+   */
+  async update(id: string, fn: (x: Execution) => boolean): Promise<{ execution: Execution; changed: boolean }> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const cur = await this.get(id);
+      if (!cur) throw new NotFoundError('execution', id);
+      const next = structuredClone(cur.value);
+      if (!fn(next)) return { execution: cur.value, changed: false };
+      if (await this.swap(next, cur.revision)) return { execution: next, changed: true };
+    }
+    throw new ConflictError('execution', id, 'gave up after 50 concurrent updates');
+  }
+
+  /** Writes `x` if the record is still at `revision`, keeping the active index in step. */
+  async swap(x: Execution, revision: number): Promise<boolean> {
+    const c = this.kv.client;
+    const index = isTerminalExecution(x.state)
+      ? c.delete().key(this.activeKey(x.id))
+      : c.put(this.activeKey(x.id)).value(JSON.stringify(activeEntry(x)));
+    const res = await c.if(this.key(x.id), 'Mod', '==', revision).then(c.put(this.key(x.id)).value(JSON.stringify(x)), index).commit();
+    return res.succeeded;
+  }
+
+  /** Newest first (ids are time-ordered), filtered, at most `limit`. */
+  async list(f: ListFilter): Promise<Execution[]> {
+    const out: Execution[] = [];
+    const prefix = this.kv.key('executions', '');
+    let end: string | undefined;
+    const page = Math.max(f.limit, 100);
+    for (;;) {
+      const q = this.kv.client.getAll().prefix(prefix).sort('Key', 'Descend').limit(page);
+      const res = await (end ? this.kv.client.getAll().inRange({ start: prefix, end }).sort('Key', 'Descend').limit(page) : q).exec();
+      for (const kv of res.kvs) {
+        const x = JSON.parse(kv.value.toString()) as Execution;
+        if ((!f.job || x.job === f.job) && (!f.state || x.state === f.state)) out.push(x);
+        if (out.length >= f.limit) return out;
+      }
+      if (res.kvs.length < page) return out;
+      end = res.kvs[res.kvs.length - 1]!.key.toString();
+    }
+  }
+
+  async active(): Promise<ActiveEntry[]> {
+    const all = await this.kv.list<ActiveEntry>(this.kv.key('executions-active', ''));
+    return all.map((e) => e.value);
+  }
+}
+
+export function activeEntry(x: Execution): ActiveEntry {
+  const waits = x.tasks.filter((t) => t.state === 'PENDING' && t.wait_until_ms).map((t) => t.wait_until_ms!);
+  const executors = new Set<string>();
+  for (const t of x.tasks) if (t.executor_id && (t.state === 'PENDING' || t.state === 'RUNNING')) executors.add(t.executor_id);
+  return {
+    id: x.id,
+    state: x.state,
+    created_at_ms: x.created_at_ms,
+    deadline_ms: x.deadline_ms,
+    wait_until_ms: waits.length ? Math.min(...waits) : 0,
+    executors: [...executors],
+  };
+}
