@@ -3,6 +3,8 @@
 
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstream } from '@nats-io/jetstream';
+import { ensureControllerConsumers } from '../bus/consumers.js';
 import { ensureStreams } from '../bus/setup.js';
 import { connectBus } from '../bus/connect.js';
 import type { ControllerConfig } from '../config/controller.js';
@@ -10,6 +12,7 @@ import { startEmbeddedCluster } from '../embedded/index.js';
 import { ControllerServiceService } from '../gen/grid/v1/controller.js';
 import { ExecutorServiceService } from '../gen/grid/v1/executor.js';
 import { HealthService } from '../gen/grpc/health/v1/health.js';
+import { EtcdExecutionStore } from '../store/etcd-executions.js';
 import { EtcdExecutorStore } from '../store/etcd-executors.js';
 import { EtcdJobStore } from '../store/etcd-jobs.js';
 import { Leases } from '../store/leases.js';
@@ -17,7 +20,13 @@ import { Kv } from '../store/kv.js';
 import type { Logger } from '../util/log.js';
 import { Authenticator } from './auth.js';
 import { prepareDevAccess } from './dev-access.js';
+import { Dispatcher } from './dispatcher.js';
+import { ExecutionService } from './executions.js';
 import { ExecutorRegistry } from './executors.js';
+import { LogService } from './logs.js';
+import { Recorder } from './recorder.js';
+import { SecretBox } from './secrets.js';
+import { Sweeper } from './sweeper.js';
 import { ExpiryWatcher } from './expiry.js';
 import { controllerService } from './grpc/controller-service.js';
 import { executorService } from './grpc/executor-service.js';
@@ -111,7 +120,8 @@ export class Controller {
     const auth = new Authenticator(cfg.auth, tokens);
     this.registrationTokens = registrationTokens;
 
-    const jobs = new JobService(new EtcdJobStore(kv));
+    const jobStore = new EtcdJobStore(kv);
+    const jobs = new JobService(jobStore);
     const leases = new Leases(kv);
     this.cleanups.push({ name: 'lease keep-alive stream', run: () => leases.close() });
     const executorStore = new EtcdExecutorStore(kv);
@@ -120,14 +130,37 @@ export class Controller {
       pingDeadlineSeconds: cfg.executor_ping_deadline_seconds,
       natsAdvertise: cfg.nats.advertise.length ? cfg.nats.advertise : this.natsServers,
     }, log.named('executors'));
+    if (!cfg.secrets_key && !embedded) {
+      log.warn('no secrets_key configured: using a key generated in data_dir; replicas must share one key to run jobs with secrets', { data_dir: cfg.data_dir });
+    }
+    const box = cfg.secrets_key ? SecretBox.fromBase64(cfg.secrets_key) : await SecretBox.forDataDir(cfg.data_dir);
+    const js = jetstream(nc);
+    const executionStore = new EtcdExecutionStore(kv);
+    const executions = new ExecutionService({
+      kv, store: executionStore, jobs: jobStore, executors: executorStore, registry: executors, js, nc, box, log: log.named('executions'),
+    });
+    const logs = new LogService({ js, store: executionStore });
+
+    await ensureControllerConsumers(nc);
+    const dispatcher = new Dispatcher({ js, store: executionStore, jobs: jobStore, executors: executorStore, log: log.named('dispatcher') });
+    await dispatcher.start();
+    this.cleanups.push({ name: 'dispatcher', run: () => dispatcher.stop() });
+    const recorder = new Recorder({ js, store: executionStore, log: log.named('recorder') });
+    await recorder.start();
+    this.cleanups.push({ name: 'recorder', run: () => recorder.stop() });
+    const sweeper = new Sweeper({ store: executionStore, executions, log: log.named('sweeper') });
+    sweeper.start();
+    this.cleanups.push({ name: 'sweeper', run: () => sweeper.stop() });
+
     const expiry = new ExpiryWatcher(kv, executorStore, log.named('expiry'));
+    expiry.onExpired((e) => sweeper.executorExpired(e));
     await expiry.start();
     this.cleanups.push({ name: 'expiry watcher', run: () => expiry.stop() });
     const health = new Health(['grid.v1.ControllerService', 'grid.v1.ExecutorService']);
     const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
     const ctx = { auth, log: log.named('grpc') };
-    server.addService(ControllerServiceService, controllerService(ctx, { jobs, executors }));
-    server.addService(ExecutorServiceService, executorService(ctx, executors));
+    server.addService(ControllerServiceService, controllerService(ctx, { jobs, executors, executions, logs }));
+    server.addService(ExecutorServiceService, executorService(ctx, executors, executions));
     server.addService(HealthService, health.service());
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(cfg.grpc_address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),

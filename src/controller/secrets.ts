@@ -2,7 +2,7 @@
 // they are stored on an execution. Only BeginTask opens them, for the executor about to run.
 
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, InternalError } from '../errors.js';
 
@@ -19,6 +19,7 @@ export class SecretBox {
   /** Embedded mode: a key generated once and kept in the data directory (mode 0600). */
   static async forDataDir(dataDir: string): Promise<SecretBox> {
     const file = join(dataDir, 'secrets.key');
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
     try {
       return SecretBox.fromBase64((await readFile(file, 'utf8')).trim(), file);
     } catch (err) {

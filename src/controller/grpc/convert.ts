@@ -1,9 +1,14 @@
 // Domain ↔ proto conversions. Pure functions; the proto types are ts-proto's.
 
 import type { ExecutorState, ExecutorView } from '../../domain/executor.js';
+import type { Execution, ExecutionState as ExecutionStateName, Task as DomainTask } from '../../domain/execution.js';
 import type { JobDefinition, StoredJob } from '../../domain/job.js';
 import {
+  ExecutionState as PbExecutionState,
   ExecutorState as PbExecutorState,
+  TaskState as PbTaskState,
+  type Execution as PbExecution,
+  type Task as PbTask,
   type Executor as PbExecutor,
   type JobDefinition as PbJobDefinition,
   type JobInfo as PbJobInfo,
@@ -71,5 +76,55 @@ export function executorToPb(e: ExecutorView): PbExecutor {
     runningTasks: e.running_tasks,
     load: e.load,
     pingIntervalSeconds: e.ping_interval_seconds,
+  };
+}
+
+const EXECUTION_STATES: ExecutionStateName[] = ['QUEUED', 'DISPATCHED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
+
+export function executionStateToPb(s: ExecutionStateName): PbExecutionState {
+  return PbExecutionState[`EXECUTION_STATE_${s}`];
+}
+
+/** UNSPECIFIED → undefined (no filter). */
+export function executionStateFromPb(s: PbExecutionState): ExecutionStateName | undefined {
+  return EXECUTION_STATES.find((n) => PbExecutionState[`EXECUTION_STATE_${n}`] === s);
+}
+
+export function executionToPb(x: Execution): PbExecution {
+  const args = { ...x.args };
+  for (const name of x.secret_names) args[name] = '(secret)';
+  return {
+    id: x.id,
+    job: x.job,
+    jobVersion: x.job_version,
+    args,
+    target: x.target,
+    requester: x.requester,
+    state: executionStateToPb(x.state),
+    reason: x.reason,
+    createdAtMs: x.created_at_ms,
+    updatedAtMs: x.updated_at_ms,
+    finishedAtMs: x.finished_at_ms,
+    timeoutSeconds: x.timeout_seconds,
+    tasks: x.tasks.map(taskToPb),
+    batchSize: x.batch_size,
+    maxFailures: x.max_failures,
+    waitOfflineMs: x.wait_offline_ms,
+  };
+}
+
+function taskToPb(t: DomainTask): PbTask {
+  return {
+    executorId: t.executor_id,
+    executorName: t.executor_name || (t.pool ? `(pool ${t.pool})` : ''),
+    state: PbTaskState[`TASK_STATE_${t.state}`],
+    exitCode: t.exit_code,
+    attempts: t.attempts,
+    startedAtMs: t.started_at_ms,
+    finishedAtMs: t.finished_at_ms,
+    reason: t.reason,
+    wave: t.wave,
+    key: t.key,
+    lockToken: t.lock_token ?? 0,
   };
 }

@@ -2,13 +2,13 @@
 // prove who they are in the request (registration token, then id + secret), not with a bearer token.
 
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
-import { NotImplementedError } from '../../errors.js';
 import type { ExecutorServiceServer } from '../../gen/grid/v1/executor.js';
+import type { ExecutionService } from '../executions.js';
 import type { ExecutorRegistry } from '../executors.js';
 import { executorStateToPb } from './convert.js';
 import { unaryOpen, type HandlerContext } from './handlers.js';
 
-export function executorService(ctx: HandlerContext, registry: ExecutorRegistry): ExecutorServiceServer & UntypedServiceImplementation {
+export function executorService(ctx: HandlerContext, registry: ExecutorRegistry, executions: ExecutionService): ExecutorServiceServer & UntypedServiceImplementation {
   return {
     register: unaryOpen(ctx, 'Register', async (req) => {
       const out = await registry.register({
@@ -55,8 +55,14 @@ export function executorService(ctx: HandlerContext, registry: ExecutorRegistry)
       await registry.deregister(req.executorId, req.executorSecret);
       return {};
     }),
-    beginTask: unaryOpen(ctx, 'BeginTask', async () => {
-      throw new NotImplementedError('BeginTask is not available in this version of the controller');
+    beginTask: unaryOpen(ctx, 'BeginTask', async (req) => {
+      const res = await executions.beginTask({
+        executorId: req.executorId,
+        secret: req.executorSecret,
+        executionId: req.executionId,
+        taskKey: req.taskKey,
+      });
+      return { proceed: res.proceed, reason: res.reason, secrets: res.secrets, lockToken: 0 };
     }),
   };
 }
