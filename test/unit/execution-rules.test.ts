@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import type { Execution, Task, TaskEvent } from '../../src/domain/execution.js';
+import { applyEvent, executorExpired, expireWaits, mayBegin, stopExecution } from '../../src/domain/execution-rules.js';
+import { planTasks } from '../../src/domain/dispatch-plan.js';
+import { parseTarget } from '../../src/domain/target.js';
+
+function task(key: string, extra: Partial<Task> = {}): Task {
+  return { key, executor_id: key, executor_name: `n-${key}`, state: 'PENDING', attempts: 0, started_at_ms: 0, finished_at_ms: 0, reason: '', wave: 0, ...extra };
+}
+
+function execution(tasks: Task[]): Execution {
+  return {
+    id: 'X1', job: 'j', job_version: 1, args: {}, secret_names: [], target: 'all', requester: 'me', state: 'DISPATCHED', reason: '',
+    created_at_ms: 1, updated_at_ms: 1, finished_at_ms: 0, timeout_seconds: 0, deadline_ms: 0, wait_offline_ms: 0, batch_size: 0, max_failures: 0, tasks,
+  };
+}
+
+function ev(task_key: string, kind: TaskEvent['kind'], attempt = 1, extra: Partial<TaskEvent> = {}): TaskEvent {
+  return { execution_id: 'X1', task_key, executor_id: task_key, executor_name: `n-${task_key}`, attempt, kind, at_ms: 100, ...extra };
+}
+
+describe('applyEvent', () => {
+  it('moves a task through started → finished and ends the execution when every task is done', () => {
+    const x = execution([task('a'), task('b')]);
+    expect(applyEvent(x, ev('a', 'started'))).toBe(true);
+    expect(x.state).toBe('RUNNING');
+    expect(applyEvent(x, ev('a', 'finished', 1, { outcome: 'succeeded', exit_code: 0 }))).toBe(true);
+    expect(x.state).toBe('RUNNING');
+    applyEvent(x, ev('b', 'finished', 1, { outcome: 'failed', exit_code: 3, reason: 'exit code 3' }));
+    expect(x.state).toBe('FAILED');
+    expect(x.reason).toBe('1 failed of 2 tasks');
+    expect(x.tasks[1]).toMatchObject({ state: 'FAILED', exit_code: 3 });
+  });
+
+  it('records a result once: a duplicated or late event changes nothing', () => {
+    const x = execution([task('a')]);
+    applyEvent(x, ev('a', 'started'));
+    applyEvent(x, ev('a', 'finished', 1, { outcome: 'succeeded', exit_code: 0 }));
+    const before = structuredClone(x);
+    expect(applyEvent(x, ev('a', 'finished', 1, { outcome: 'failed', exit_code: 1 }))).toBe(false);
+    expect(applyEvent(x, ev('a', 'started'))).toBe(false);
+    expect(applyEvent(x, ev('a', 'finished', 2, { outcome: 'failed' }))).toBe(false);
+    expect(x).toEqual(before);
+  });
+
+  it('ignores an older attempt after a retry, and counts attempts', () => {
+    const x = execution([task('a')]);
+    applyEvent(x, ev('a', 'started', 1));
+    applyEvent(x, ev('a', 'retrying', 1, { outcome: 'failed', exit_code: 2, reason: 'exit code 2' }));
+    expect(x.tasks[0]).toMatchObject({ state: 'PENDING', attempts: 1 });
+    applyEvent(x, ev('a', 'started', 2));
+    expect(applyEvent(x, ev('a', 'started', 1))).toBe(false);
+    applyEvent(x, ev('a', 'finished', 2, { outcome: 'succeeded', exit_code: 0 }));
+    expect(x.tasks[0]).toMatchObject({ state: 'SUCCEEDED', attempts: 2 });
+    expect(x.state).toBe('SUCCEEDED');
+  });
+
+  it('after a cancel, still records how running tasks stopped but keeps the execution CANCELLED', () => {
+    const x = execution([task('a'), task('b')]);
+    applyEvent(x, ev('a', 'started'));
+    expect(stopExecution(x, 'CANCELLED', 'cancelled by me', 200)).toBe(true);
+    expect(x.tasks[1]!.state).toBe('CANCELLED');
+    expect(x.tasks[0]!.state).toBe('RUNNING');
+    applyEvent(x, ev('a', 'finished', 1, { outcome: 'cancelled', exit_code: 143 }));
+    expect(x.tasks[0]!.state).toBe('CANCELLED');
+    expect(x.state).toBe('CANCELLED');
+    expect(stopExecution(x, 'TIMED_OUT', 'late', 300)).toBe(false);
+  });
+});
+
+describe('executor expiry', () => {
+  it('makes running fan-out tasks LOST, hands pool tasks back, skips unstarted ones', () => {
+    const x = execution([
+      task('a', { state: 'RUNNING', attempts: 1 }),
+      task('pool.web', { executor_id: 'a', executor_name: 'n-a', pool: 'web', state: 'RUNNING', attempts: 1 }),
+      task('c', { executor_id: 'a', executor_name: 'n-a' }),
+    ]);
+    expect(executorExpired(x, 'a', 'n-a', 500)).toBe(true);
+    expect(x.tasks.map((t) => t.state)).toEqual(['LOST', 'PENDING', 'SKIPPED']);
+    expect(x.tasks[1]!.executor_id).toBe('');
+    expect(x.state).not.toBe('FAILED');
+    // Another pool member takes it over and finishes: the execution ends.
+    applyEvent(x, ev('pool.web', 'started', 2, { executor_id: 'b', executor_name: 'n-b' }));
+    applyEvent(x, ev('pool.web', 'finished', 2, { executor_id: 'b', executor_name: 'n-b', outcome: 'succeeded', exit_code: 0 }));
+    expect(x.tasks[1]).toMatchObject({ state: 'SUCCEEDED', executor_name: 'n-b' });
+    expect(x.state).toBe('FAILED');
+    expect(x.reason).toBe('1 lost, 1 skipped of 3 tasks');
+  });
+});
+
+describe('waiting for offline executors', () => {
+  it('skips pending tasks whose --wait-offline ran out', () => {
+    const x = execution([task('a', { wait_until_ms: 1000 }), task('b')]);
+    expect(expireWaits(x, 999)).toBe(false);
+    expect(expireWaits(x, 1000)).toBe(true);
+    expect(x.tasks[0]!.state).toBe('SKIPPED');
+    expect(mayBegin(x, 'a', 'a', [], 1000)).toMatch(/already SKIPPED/);
+  });
+});
+
+describe('mayBegin', () => {
+  it('allows only the right executor, or a member of the pool', () => {
+    const x = execution([task('a'), task('pool.web', { executor_id: '', pool: 'web' })]);
+    expect(mayBegin(x, 'a', 'a', ['all'], 1)).toBeUndefined();
+    expect(mayBegin(x, 'a', 'b', ['all'], 1)).toMatch(/another executor/);
+    expect(mayBegin(x, 'pool.web', 'b', ['all', 'web'], 1)).toBeUndefined();
+    expect(mayBegin(x, 'pool.web', 'b', ['all', 'db'], 1)).toMatch(/not in group web/);
+    expect(mayBegin(x, 'nope', 'a', ['all'], 1)).toMatch(/no task nope/);
+  });
+});
+
+describe('planTasks', () => {
+  const executors = [
+    { id: 'E1', name: 'web-1', groups: ['web'], runners: ['host'], state: 'ACTIVE' },
+    { id: 'E2', name: 'web-2', groups: ['web'], runners: ['host'], state: 'EXPIRED' },
+    { id: 'E3', name: 'k8s-1', groups: ['web'], runners: ['kubernetes'], state: 'ACTIVE' },
+  ];
+  it('fans out over matching executors, skipping the offline and excluding other runners', () => {
+    const p = planTasks({ target: parseTarget('group:web'), executors, runner: 'host', waitOfflineMs: 0, now: 10 });
+    expect(p.tasks.map((t) => [t.executor_name, t.state])).toEqual([['web-1', 'PENDING'], ['web-2', 'SKIPPED']]);
+    expect(p.excluded.map((e) => e.name)).toEqual(['k8s-1']);
+  });
+  it('keeps an offline executor\'s task pending with --wait-offline', () => {
+    const p = planTasks({ target: parseTarget('node:web-2'), executors, runner: 'host', waitOfflineMs: 5000, now: 10 });
+    expect(p.tasks[0]).toMatchObject({ state: 'PENDING', wait_until_ms: 5010 });
+  });
+  it('makes one task per pool', () => {
+    const p = planTasks({ target: parseTarget('any:web,any'), executors, runner: 'host', waitOfflineMs: 0, now: 10 });
+    expect(p.tasks.map((t) => t.key)).toEqual(['pool.web', 'pool.all']);
+  });
+  it('fails with the reason when nothing matches', () => {
+    const p = planTasks({ target: parseTarget('node:db-9'), executors, runner: 'host', waitOfflineMs: 0, now: 10 });
+    expect(p.failure).toBe('node:db-9: no executor named "db-9"');
+  });
+});
