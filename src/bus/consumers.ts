@@ -7,7 +7,7 @@ import { nanos } from '@nats-io/nats-core';
 import { consumers, STREAMS, subjects } from './subjects.js';
 
 /** How long a job message may go without an ack or a working() before it is redelivered. */
-export const JOB_ACK_WAIT_MS = 30_000;
+export const JOB_ACK_WAIT_MS = 15_000;
 /**
  * A pool consumer is shared by every member of the pool, so its max_ack_pending bounds the
  * pool as a whole; each executor bounds itself by pulling only when it has a free slot.

@@ -5,13 +5,22 @@ import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, GridError, toExitCode } from '../errors.js';
 import { buildContext, type CliContext, type CliIO, type GlobalOptions } from './context.js';
 import { registerConfigCommands } from './commands/config.js';
+import { registerExecutionCommands } from './commands/executions.js';
 import { registerExecutorCommands } from './commands/executors.js';
 import { registerJobCommands } from './commands/jobs.js';
 
 /** Wraps a command's work: builds the context, runs it, closes the client. */
 export type Act = <A extends unknown[]>(
   fn: (ctx: CliContext, ...args: A) => Promise<void> | void,
-  opts?: { needsConfig?: boolean },
+  opts?: {
+    needsConfig?: boolean;
+    /**
+     * Long flags (`--timeout`) the command defines although the program has a global option of
+     * the same name. Commander gives every occurrence to the global one; act hands those written
+     * after the command's name to the command (its option value) and keeps the rest global.
+     */
+    ownOptions?: string[];
+  },
 ) => (...args: unknown[]) => Promise<void>;
 
 /** Thrown by a command to exit with a given code without printing an error. */
@@ -40,14 +49,20 @@ export function buildProgram(io: CliIO): Command {
     .exitOverride()
     .addHelpText(
       'after',
-      '\nExamples:\n  $ grid-cli create config/examples/hello.json\n  $ grid-cli list\n  $ grid-cli describe hello-world',
+      '\nExamples:\n  $ grid-cli create config/examples/hello.json\n  $ grid-cli list\n  $ grid-cli describe hello-world\n  $ grid-cli execute hello-world --arg NAME=ops --wait',
     );
 
   const act: Act =
     (fn, opts) =>
     async (...args: unknown[]) => {
       const cmd = args[args.length - 1] as Command;
-      const g = cmd.optsWithGlobals() as GlobalOptions;
+      const g = { ...(cmd.optsWithGlobals() as GlobalOptions) };
+      for (const flag of opts?.ownOptions ?? []) {
+        const { before, after } = splitOptionByCommand(cmd, flag);
+        const key = flag.replace(/^--/, '').replace(/-(\w)/g, (_, c: string) => c.toUpperCase()) as keyof GlobalOptions;
+        g[key] = before;
+        cmd.setOptionValue(key, after);
+      }
       const ctx =
         opts?.needsConfig === false
           ? await buildContext({}, io).catch(() => bareContext(io))
@@ -61,8 +76,46 @@ export function buildProgram(io: CliIO): Command {
 
   registerConfigCommands(program, act);
   registerJobCommands(program, act);
+  registerExecutionCommands(program, act);
   registerExecutorCommands(program, act);
   return program;
+}
+
+/**
+ * The last value of `flag` written before and after `cmd`'s name on the command line. Walks the
+ * raw arguments, skipping the values of options that take one, to find where the command starts.
+ */
+export function splitOptionByCommand(cmd: Command, flag: string): { before?: string; after?: string } {
+  const chain: Command[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) chain.unshift(c);
+  const root = chain[0]!;
+  const raw = (root as unknown as { rawArgs?: string[] }).rawArgs ?? [];
+  const takesValue = new Set<string>();
+  for (const c of chain) {
+    for (const o of c.options) {
+      if (!o.required && !o.optional) continue;
+      if (o.long) takesValue.add(o.long);
+      if (o.short) takesValue.add(o.short);
+    }
+  }
+  const path = chain.slice(1).map((c) => [c.name(), ...c.aliases()]);
+  let depth = 0;
+  const found: { before?: string; after?: string } = {};
+  for (let i = 0; i < raw.length; i++) {
+    const a = raw[i]!;
+    if (a === '--') break;
+    if (a.startsWith('-') && a.length > 1) {
+      const eq = a.indexOf('=');
+      const name = eq > 0 ? a.slice(0, eq) : a;
+      let value: string | undefined;
+      if (eq > 0) value = a.slice(eq + 1);
+      else if (takesValue.has(name)) value = raw[++i];
+      if (name === flag && value !== undefined) found[depth >= path.length ? 'after' : 'before'] = value;
+      continue;
+    }
+    if (depth < path.length && path[depth]!.includes(a)) depth++;
+  }
+  return found;
 }
 
 function bareContext(io: CliIO): CliContext {

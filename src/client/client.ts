@@ -2,7 +2,8 @@
 // errors rebuilt as GRID's own classes. Used by grid-cli, the executor and tests.
 
 import { credentials, Metadata, type CallOptions, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
-import { ControllerServiceClient } from '../gen/grid/v1/controller.js';
+import { ControllerServiceClient, type ExecuteRequest, type ListExecutionsRequest } from '../gen/grid/v1/controller.js';
+import { ExecutionState, type Execution, type LogChunk } from '../gen/grid/v1/types.js';
 import { ExecutorServiceClient } from '../gen/grid/v1/executor.js';
 import { HealthClient, type HealthCheckResponse } from '../gen/grpc/health/v1/health.js';
 import { ERROR_KIND_METADATA_KEY, fromGrpcStatus, GrpcCode, UnavailableError } from '../errors.js';
@@ -81,6 +82,17 @@ export class GridClient {
     listExecutors: () => this.call(this.controller, this.controller.listExecutors, {}),
     describeExecutor: (idOrName: string) => this.call(this.controller, this.controller.describeExecutor, { idOrName }),
     removeExecutor: (idOrName: string) => this.call(this.controller, this.controller.removeExecutor, { idOrName }),
+    execute: (r: ExecuteRequest) => this.call(this.controller, this.controller.execute, r),
+    getExecution: (id: string) => this.call(this.controller, this.controller.getExecution, { id }),
+    listExecutions: (r: Partial<ListExecutionsRequest> = {}) =>
+      this.call(this.controller, this.controller.listExecutions, { job: '', state: ExecutionState.EXECUTION_STATE_UNSPECIFIED, limit: 0, ...r }),
+    cancelExecution: (id: string, reason = '') => this.call(this.controller, this.controller.cancelExecution, { id, reason }),
+    /** Snapshots of the execution each time it changes; ends when it is terminal. */
+    watchExecution: (id: string, signal?: AbortSignal): AsyncIterable<Execution> =>
+      this.stream(this.controller, this.controller.watchExecution, { id }, signal),
+    /** Log chunks in order; with follow, until the execution is terminal. */
+    getLogs: (r: { executionId: string; follow?: boolean; executor?: string }, signal?: AbortSignal): AsyncIterable<LogChunk> =>
+      this.stream(this.controller, this.controller.getLogs, { executionId: r.executionId, follow: !!r.follow, executor: r.executor ?? '' }, signal),
   };
 
   checkHealth(service = ''): Promise<HealthCheckResponse> {

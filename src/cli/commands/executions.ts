@@ -1,0 +1,276 @@
+// grid-cli execute / status / executions list / getlogs / cancel: running jobs and following them.
+
+import type { Command } from 'commander';
+import { ValidationError } from '../../errors.js';
+import { parseArgPairs } from '../../domain/args.js';
+import type { ExecuteRequest, ExecuteResponse } from '../../gen/grid/v1/controller.js';
+import { ExecutionState, TaskState, type Execution } from '../../gen/grid/v1/types.js';
+import type { GridClient } from '../../client/client.js';
+import type { CliContext } from '../context.js';
+import { ExitWith, type Act } from '../main.js';
+import { json, table } from '../output.js';
+import {
+  EXECUTION_STATE_NAMES,
+  executionJson,
+  executionsTable,
+  executionStateName,
+  isTerminalExecution,
+  parseExecutionState,
+  statusJson,
+  statusText,
+} from '../executions-format.js';
+import { parseCountOrPercent, parseDuration, parsePositiveInt, parseSeconds } from '../flags.js';
+import { LogPrinter, prefixModeFor, printLogs } from '../logprinter.js';
+import { Progress, watchWithProgress } from '../progress.js';
+
+export interface ExecuteOptions {
+  jobName?: string;
+  arg?: string[];
+  args?: string[];
+  target?: string;
+  wait?: boolean;
+  follow?: boolean;
+  timeout?: string;
+  waitOffline?: string;
+  batchSize?: string;
+  maxFailures?: string;
+  dryRun?: boolean;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** The ExecuteRequest for `execute JOB [flags]`; every bad flag is a ValidationError (exit 2). */
+export function buildExecuteRequest(job: string | undefined, o: ExecuteOptions): ExecuteRequest {
+  if (job && o.jobName && job !== o.jobName) {
+    throw new ValidationError(`execute: the job is named twice ("${job}" and --job-name "${o.jobName}"); give one`);
+  }
+  const name = job ?? o.jobName;
+  if (!name) throw new ValidationError('execute: name the job: grid-cli execute JOB [--arg K=V]…');
+  return {
+    job: name,
+    args: parseArgPairs([...(o.arg ?? []), ...(o.args ?? [])]),
+    target: o.target?.trim() ?? '',
+    timeoutSeconds: o.timeout !== undefined ? parseSeconds(o.timeout, '--timeout') : 0,
+    waitOfflineMs: o.waitOffline !== undefined ? parseDuration(o.waitOffline, '--wait-offline') : 0,
+    batchSize: o.batchSize !== undefined ? parseCountOrPercent(o.batchSize, '--batch-size', 1) : '',
+    maxFailures: o.maxFailures !== undefined ? parseCountOrPercent(o.maxFailures, '--max-failures', 0) : '',
+    dryRun: !!o.dryRun,
+  };
+}
+
+/** `execution 01J… queued: hello-world on all` */
+export function executeLine(res: ExecuteResponse, req: ExecuteRequest): string {
+  const e = res.execution;
+  const id = res.executionId || e?.id || '?';
+  const state = e ? executionStateName(e.state).toLowerCase() : 'queued';
+  const target = e?.target || req.target || "the job's default target";
+  return `execution ${id} ${state}: ${e?.job || req.job} on ${target}`;
+}
+
+export function executeResponseJson(res: ExecuteResponse) {
+  return { ...res, execution: res.execution ? executionJson(res.execution) : undefined };
+}
+
+/** The executors a dry run resolved the target to. */
+export function dryRunText(res: ExecuteResponse, req: ExecuteRequest): string {
+  const rows = res.dryRun;
+  const target = req.target || "the job's default target";
+  if (rows.length === 0) return `dry run: ${req.job} on ${target} matches no executors`;
+  const run = rows.filter((r) => !r.skipped).length;
+  const head = `dry run: ${req.job} on ${target} would run on ${run} of ${rows.length} ${rows.length === 1 ? 'executor' : 'executors'}`;
+  return (
+    head +
+    '\n' +
+    table(
+      ['EXECUTOR', 'ID', 'RUN', 'REASON'],
+      rows.map((r) => [r.executorName, r.executorId, r.skipped ? 'skipped' : 'yes', r.reason]),
+    )
+  );
+}
+
+function idFrom(command: string, id: string | undefined, jobId: string | undefined): string {
+  if (id && jobId && id !== jobId) {
+    throw new ValidationError(`${command}: the execution is named twice ("${id}" and --job-id "${jobId}"); give one`);
+  }
+  const v = (id ?? jobId)?.trim();
+  if (!v) throw new ValidationError(`${command}: name the execution: grid-cli ${command} ID`);
+  return v;
+}
+
+/** Waits (quietly) until the execution is terminal: GetExecution, then WatchExecution if needed. */
+async function finalExecution(client: GridClient, id: string): Promise<Execution> {
+  const e = await client.ctl.getExecution(id);
+  if (isTerminalExecution(e.state)) return e;
+  return (await watchWithProgress(client.ctl.watchExecution(id))) ?? e;
+}
+
+/** Streams the execution's logs through a printer; `json` prints one object per line. */
+async function streamLogs(
+  ctx: CliContext,
+  id: string,
+  opts: { follow: boolean; executor?: string; taskCount: number; json: boolean; toStderr?: boolean },
+): Promise<void> {
+  const sink = opts.toStderr ? { out: ctx.io.err, err: ctx.io.err } : { out: ctx.io.out, err: ctx.io.err };
+  const printer = new LogPrinter(sink, { prefix: prefixModeFor(opts.taskCount, opts.executor), json: opts.json });
+  await printLogs(ctx.client().ctl.getLogs({ executionId: id, follow: opts.follow, executor: opts.executor }), printer);
+}
+
+/** Prints the final status and exits 1 unless the execution succeeded. */
+function finish(ctx: CliContext, e: Execution): void {
+  ctx.io.out(ctx.output === 'json' ? json(statusJson(e)) : statusText(e));
+  if (e.state !== ExecutionState.EXECUTION_STATE_SUCCEEDED) throw new ExitWith(1);
+}
+
+export function registerExecutionCommands(program: Command, act: Act): void {
+  program
+    .command('execute')
+    .description('execute a job on its target; --wait shows progress until it ends, --follow streams its logs')
+    .argument('[job]', 'job name')
+    .option('--job-name <name>', 'same as JOB (Octavius spelling)')
+    .option('--arg <K=V>', 'an argument; repeat for more', collect)
+    .option('--args <K=V,K2=V2>', 'comma-separated arguments (Octavius spelling)', collect)
+    .option('--target <target>', "all, group:G, node:NAME, any, any:G, comma-separated (default: the job's)")
+    .option('--wait', 'show progress until the execution ends; exit 0 only if it succeeded')
+    .option('--follow', 'stream the logs until the execution ends; exit 0 only if it succeeded')
+    .option('--timeout <seconds>', "execution timeout in seconds (or 90s, 10m, 1h30m); default: the job's")
+    .option('--wait-offline <duration>', "keep offline executors' tasks queued this long (90s, 10m, 2h, 1h30m or seconds)")
+    .option('--batch-size <N|N%>', 'roll out in waves of N executors (or N% of them)')
+    .option('--max-failures <N|N%>', 'stop the rollout after this many failed executors')
+    .option('--dry-run', 'show the executors the target resolves to, without running anything')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'With --output json: the ExecuteResponse; with --wait or --follow, the final execution (and the',
+        'logs of --follow on stderr).',
+        '',
+        'Examples:',
+        '  $ grid-cli execute hello-world --arg NAME=ops --wait',
+        '  $ grid-cli execute resize --args COUNT=3,MODE=fast --target group:web --batch-size 25% --follow',
+        '  $ grid-cli execute --job-name hello-world --args NAME=ops --target all --dry-run',
+      ].join('\n'),
+    )
+    .action(
+      act(
+        async (ctx, job: string | undefined, o: ExecuteOptions) => {
+          const req = buildExecuteRequest(job, o);
+          const client = ctx.client();
+          const res = await client.ctl.execute(req);
+          const jsonOut = ctx.output === 'json';
+          if (req.dryRun) return ctx.io.out(jsonOut ? json(executeResponseJson(res)) : dryRunText(res, req));
+          if (!o.wait && !o.follow) return ctx.io.out(jsonOut ? json(executeResponseJson(res)) : executeLine(res, req));
+
+          const id = res.executionId || res.execution?.id;
+          if (!id) throw new Error('the controller did not say which execution it started');
+          let final: Execution | undefined;
+          if (o.follow) {
+            // stdout carries the logs: the id line goes to stderr.
+            if (!jsonOut) ctx.io.err(executeLine(res, req));
+            await streamLogs(ctx, id, { follow: true, taskCount: res.execution?.tasks.length ?? 0, json: false, toStderr: jsonOut });
+            final = await finalExecution(client, id);
+            if (!jsonOut) ctx.io.out('');
+          } else {
+            if (!jsonOut) ctx.io.out(executeLine(res, req));
+            const progress = jsonOut ? undefined : new Progress(ctx.io);
+            if (res.execution) progress?.update(res.execution);
+            final = await watchWithProgress(client.ctl.watchExecution(id), progress);
+            if (!final || !isTerminalExecution(final.state)) final = await finalExecution(client, id);
+            if (!jsonOut) ctx.io.out('');
+          }
+          finish(ctx, final);
+        },
+        { ownOptions: ['--timeout'] },
+      ),
+    );
+
+  program
+    .command('status')
+    .description("show an execution: its state, who asked, how long it took and each executor's task")
+    .argument('[id]', 'execution id')
+    .option('--job-id <id>', 'same as ID (Octavius spelling)')
+    .addHelpText(
+      'after',
+      '\nWith --output json: the execution plus a `workers` map (executor name → state, exit_code, attempts,\nstarted_at, finished_at, reason).\n\nExamples:\n  $ grid-cli status 01JD3V0Q8W4Z5M2K7T9XG6B1RA\n  $ grid-cli status --job-id 01JD3V0Q8W4Z5M2K7T9XG6B1RA --output json',
+    )
+    .action(
+      act(async (ctx, id: string | undefined, o: { jobId?: string }) => {
+        const e = await ctx.client().ctl.getExecution(idFrom('status', id, o.jobId));
+        ctx.io.out(ctx.output === 'json' ? json(statusJson(e)) : statusText(e));
+      }),
+    );
+
+  const executions = program
+    .command('executions')
+    .description('past and running executions')
+    .addHelpText('after', '\nExamples:\n  $ grid-cli executions list\n  $ grid-cli executions list --job hello-world --state failed --limit 5');
+
+  executions
+    .command('list')
+    .description('list executions: id, job, state, tasks, created, duration')
+    .option('--job <name>', 'only this job')
+    .option('--state <state>', `only this state: ${EXECUTION_STATE_NAMES.join(', ')}`)
+    .option('--limit <n>', 'at most N executions')
+    .addHelpText('after', '\nExamples:\n  $ grid-cli executions list\n  $ grid-cli executions list --job hello-world --state failed --limit 5 --output json')
+    .action(
+      act(async (ctx, o: { job?: string; state?: string; limit?: string }) => {
+        const state = o.state !== undefined ? parseExecutionState(o.state) : ExecutionState.EXECUTION_STATE_UNSPECIFIED;
+        const limit = o.limit !== undefined ? parsePositiveInt(o.limit, '--limit') : 0;
+        const { executions: list } = await ctx.client().ctl.listExecutions({ job: o.job ?? '', state, limit });
+        if (ctx.output === 'json') return ctx.io.out(json(list.map(executionJson)));
+        if (list.length === 0) {
+          const filtered = o.job !== undefined || o.state !== undefined;
+          return ctx.io.out(filtered ? 'no executions match' : 'no executions yet: grid-cli execute JOB starts one');
+        }
+        ctx.io.out(executionsTable(list));
+      }),
+    );
+
+  program
+    .command('getlogs')
+    .description("print an execution's logs; --follow streams them until it ends and exits with its result")
+    .argument('[id]', 'execution id')
+    .option('--job-id <id>', 'same as ID (Octavius spelling)')
+    .option('--follow', 'keep streaming until the execution ends; exit 0 only if it succeeded')
+    .option('--executor <name>', "only this executor's logs (name or id)")
+    .addHelpText(
+      'after',
+      '\nLines are prefixed with [executor] when the execution runs on several executors; stderr goes to\nstderr. With --output json: one JSON object per line ({executor, executor_id, stream, line}).\n\nExamples:\n  $ grid-cli getlogs 01JD3V0Q8W4Z5M2K7T9XG6B1RA\n  $ grid-cli getlogs --job-id 01JD3V0Q8W4Z5M2K7T9XG6B1RA --follow --executor web-1',
+    )
+    .action(
+      act(async (ctx, id: string | undefined, o: { jobId?: string; follow?: boolean; executor?: string }) => {
+        const execId = idFrom('getlogs', id, o.jobId);
+        const client = ctx.client();
+        const e = await client.ctl.getExecution(execId);
+        await streamLogs(ctx, execId, { follow: !!o.follow, executor: o.executor, taskCount: e.tasks.length, json: ctx.output === 'json' });
+        if (!o.follow) return;
+        const final = await finalExecution(client, execId);
+        if (final.state !== ExecutionState.EXECUTION_STATE_SUCCEEDED) {
+          ctx.io.err(`execution ${execId} ${executionStateName(final.state)}${final.reason ? `: ${final.reason}` : ''}`);
+          throw new ExitWith(1);
+        }
+      }),
+    );
+
+  program
+    .command('cancel')
+    .description('cancel an execution: tasks not started are dropped, running ones are stopped')
+    .argument('[id]', 'execution id')
+    .option('--job-id <id>', 'same as ID (Octavius spelling)')
+    .option('--reason <text>', 'why (recorded on the execution)')
+    .addHelpText('after', '\nExamples:\n  $ grid-cli cancel 01JD3V0Q8W4Z5M2K7T9XG6B1RA\n  $ grid-cli cancel 01JD3V0Q8W4Z5M2K7T9XG6B1RA --reason "wrong target"')
+    .action(
+      act(async (ctx, id: string | undefined, o: { jobId?: string; reason?: string }) => {
+        const e = await ctx.client().ctl.cancelExecution(idFrom('cancel', id, o.jobId), o.reason ?? '');
+        ctx.io.out(ctx.output === 'json' ? json(executionJson(e)) : cancelLine(e));
+      }),
+    );
+}
+
+/** `cancelled execution ID (3 tasks stopped)`, or what happened instead. */
+export function cancelLine(e: Execution): string {
+  const stopped = e.tasks.filter((t) => t.state === TaskState.TASK_STATE_CANCELLED).length;
+  const tasks = `${stopped} ${stopped === 1 ? 'task' : 'tasks'}`;
+  if (e.state === ExecutionState.EXECUTION_STATE_CANCELLED) return `cancelled execution ${e.id} (${tasks} stopped)`;
+  if (isTerminalExecution(e.state)) return `execution ${e.id} had already finished (${executionStateName(e.state)}); nothing to cancel`;
+  return `cancelling execution ${e.id} (${tasks} stopped so far; grid-cli status ${e.id} shows the rest)`;
+}

@@ -1,0 +1,199 @@
+// How grid-cli shows executions: state names without the enum prefix, the status view (overall
+// fields and one row per task), the list table, and the JSON shapes (with the `workers` map).
+
+import { ValidationError } from '../errors.js';
+import { ExecutionState, TaskState, type Execution, type Task } from '../gen/grid/v1/types.js';
+import { didYouMean } from '../util/suggest.js';
+import { duration, table, time } from './output.js';
+
+/** The names --state takes, in the order of the enum. */
+export const EXECUTION_STATE_NAMES = ['QUEUED', 'DISPATCHED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'] as const;
+
+const TERMINAL_EXECUTION = new Set<ExecutionState>([
+  ExecutionState.EXECUTION_STATE_SUCCEEDED,
+  ExecutionState.EXECUTION_STATE_FAILED,
+  ExecutionState.EXECUTION_STATE_CANCELLED,
+  ExecutionState.EXECUTION_STATE_TIMED_OUT,
+]);
+
+const TERMINAL_TASK = new Set<TaskState>([
+  TaskState.TASK_STATE_SUCCEEDED,
+  TaskState.TASK_STATE_FAILED,
+  TaskState.TASK_STATE_TIMED_OUT,
+  TaskState.TASK_STATE_CANCELLED,
+  TaskState.TASK_STATE_LOST,
+  TaskState.TASK_STATE_SKIPPED,
+]);
+
+/** Task states that count as "failed" in summaries and progress. */
+const FAILED_TASK = new Set<TaskState>([TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_TIMED_OUT, TaskState.TASK_STATE_LOST]);
+
+export function executionStateName(s: ExecutionState): string {
+  return (ExecutionState[s] ?? 'UNKNOWN').replace('EXECUTION_STATE_', '');
+}
+
+export function taskStateName(s: TaskState): string {
+  return (TaskState[s] ?? 'UNKNOWN').replace('TASK_STATE_', '');
+}
+
+export function isTerminalExecution(s: ExecutionState): boolean {
+  return TERMINAL_EXECUTION.has(s);
+}
+
+export function isTerminalTask(s: TaskState): boolean {
+  return TERMINAL_TASK.has(s);
+}
+
+export function isFailedTask(s: TaskState): boolean {
+  return FAILED_TASK.has(s);
+}
+
+/** "succeeded", "RUNNING", "timed-out", "EXECUTION_STATE_FAILED" → the enum; anything else → ValidationError. */
+export function parseExecutionState(text: string, flag = '--state'): ExecutionState {
+  const norm = text.trim().toUpperCase().replace(/-/g, '_').replace(/^EXECUTION_STATE_/, '');
+  const i = (EXECUTION_STATE_NAMES as readonly string[]).indexOf(norm);
+  if (i < 0) {
+    const hint = didYouMean(norm, EXECUTION_STATE_NAMES);
+    throw new ValidationError(`${flag}: ${JSON.stringify(text)} is not one of ${EXECUTION_STATE_NAMES.join(', ')}${hint}`);
+  }
+  return ExecutionState[`EXECUTION_STATE_${norm}` as keyof typeof ExecutionState] as ExecutionState;
+}
+
+/** The name a task is shown under: its executor, or its key while a pool task is not yet taken. */
+export function taskName(t: Task): string {
+  if (t.executorName) return t.executorName;
+  if (t.executorId) return t.executorId;
+  return t.key ? `(${t.key})` : '(unassigned)';
+}
+
+/** "3/3 ok", "2/3 ok, 1 failed", "0/4 ok, 1 running, 3 pending"; "-" without tasks. */
+export function taskSummary(tasks: Task[]): string {
+  if (tasks.length === 0) return '-';
+  const n = (pred: (t: Task) => boolean) => tasks.filter(pred).length;
+  const ok = n((t) => t.state === TaskState.TASK_STATE_SUCCEEDED);
+  const parts = [`${ok}/${tasks.length} ok`];
+  const more: Array<[string, number]> = [
+    ['failed', n((t) => isFailedTask(t.state))],
+    ['cancelled', n((t) => t.state === TaskState.TASK_STATE_CANCELLED)],
+    ['skipped', n((t) => t.state === TaskState.TASK_STATE_SKIPPED)],
+    ['running', n((t) => t.state === TaskState.TASK_STATE_RUNNING)],
+    ['pending', n((t) => !isTerminalTask(t.state) && t.state !== TaskState.TASK_STATE_RUNNING)],
+  ];
+  for (const [word, count] of more) if (count > 0) parts.push(`${count} ${word}`);
+  return parts.join(', ');
+}
+
+/** How long the execution has taken (so far, when it is not finished). */
+export function executionDuration(e: Execution, now: number): string {
+  if (!e.createdAtMs) return '-';
+  if (e.finishedAtMs) return duration(Math.max(0, e.finishedAtMs - e.createdAtMs));
+  return `${duration(Math.max(0, now - e.createdAtMs))} so far`;
+}
+
+function taskDuration(t: Task, now: number): string {
+  if (!t.startedAtMs) return '-';
+  if (t.finishedAtMs) return duration(Math.max(0, t.finishedAtMs - t.startedAtMs));
+  return isTerminalTask(t.state) ? '-' : `${duration(Math.max(0, now - t.startedAtMs))} so far`;
+}
+
+/** `grid-cli status` in table mode: the execution's fields, then one row per task. */
+export function statusText(e: Execution, now: number = Date.now()): string {
+  const fields: Array<[string, string]> = [
+    ['Execution', e.id],
+    ['State', executionStateName(e.state)],
+    ['Job', e.jobVersion ? `${e.job} (version ${e.jobVersion})` : e.job],
+    ['Target', e.target || '-'],
+    ['Requester', e.requester || '-'],
+    ['Created', time(e.createdAtMs)],
+    ['Duration', executionDuration(e, now)],
+    ['Reason', e.reason || '-'],
+  ];
+  const args = Object.entries(e.args ?? {});
+  if (args.length) fields.push(['Args', args.map(([k, v]) => `${k}=${v}`).join(', ')]);
+  if (e.batchSize) fields.push(['Batch size', String(e.batchSize)]);
+  if (e.maxFailures) fields.push(['Max failures', String(e.maxFailures)]);
+  if (e.timeoutSeconds) fields.push(['Timeout', `${e.timeoutSeconds}s`]);
+  const width = Math.max(...fields.map(([k]) => k.length)) + 1;
+  let out = fields.map(([k, v]) => `${(k + ':').padEnd(width)} ${v}`).join('\n');
+  out += '\n\n';
+  out += e.tasks.length ? tasksTable(e, now) : 'no tasks yet';
+  return out;
+}
+
+/** One row per task: EXECUTOR, [WAVE,] STATE, EXIT, ATTEMPTS, STARTED, DURATION, REASON. */
+export function tasksTable(e: Execution, now: number = Date.now()): string {
+  const waves = e.batchSize > 0;
+  const headers = ['EXECUTOR', ...(waves ? ['WAVE'] : []), 'STATE', 'EXIT', 'ATTEMPTS', 'STARTED', 'DURATION', 'REASON'];
+  const tasks = waves ? [...e.tasks].sort((a, b) => a.wave - b.wave) : e.tasks;
+  return table(
+    headers,
+    tasks.map((t) => [
+      taskName(t),
+      ...(waves ? [t.wave] : []),
+      taskStateName(t.state),
+      t.exitCode ?? '-',
+      t.attempts,
+      t.startedAtMs ? time(t.startedAtMs) : '-',
+      taskDuration(t, now),
+      t.reason,
+    ]),
+  );
+}
+
+/** `grid-cli executions list` in table mode. */
+export function executionsTable(list: Execution[], now: number = Date.now()): string {
+  return table(
+    ['ID', 'JOB', 'STATE', 'TASKS', 'CREATED', 'DURATION'],
+    list.map((e) => [e.id, e.job, executionStateName(e.state), taskSummary(e.tasks), time(e.createdAtMs), executionDuration(e, now)]),
+  );
+}
+
+// ---- JSON ----
+
+export interface WorkerJson {
+  state: string;
+  exit_code: number | null;
+  attempts: number;
+  started_at: string | null;
+  finished_at: string | null;
+  reason: string;
+}
+
+function isoOrNull(ms: number): string | null {
+  return ms ? new Date(ms).toISOString() : null;
+}
+
+/**
+ * Tasks keyed by executor name. A pool task not yet taken is keyed by its task key; if two tasks
+ * have the same name (a pool retried on the same executor), the later ones get ` (key)` added.
+ */
+export function workersMap(tasks: Task[]): Record<string, WorkerJson> {
+  const out = new Map<string, WorkerJson>();
+  for (const t of tasks) {
+    let name = t.executorName || t.executorId || t.key || '(unassigned)';
+    if (out.has(name)) name = `${name} (${t.key || out.size})`;
+    out.set(name, {
+      state: taskStateName(t.state),
+      exit_code: t.exitCode ?? null,
+      attempts: t.attempts,
+      started_at: isoOrNull(t.startedAtMs),
+      finished_at: isoOrNull(t.finishedAtMs),
+      reason: t.reason,
+    });
+  }
+  return Object.fromEntries(out);
+}
+
+/** The Execution as grid-cli prints it in JSON: the message's fields with state names. */
+export function executionJson(e: Execution) {
+  return {
+    ...e,
+    state: executionStateName(e.state),
+    tasks: e.tasks.map((t) => ({ ...t, state: taskStateName(t.state) })),
+  };
+}
+
+/** `grid-cli status --output json`: the Execution plus the `workers` map. */
+export function statusJson(e: Execution) {
+  return { ...executionJson(e), workers: workersMap(e.tasks) };
+}

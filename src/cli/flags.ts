@@ -1,0 +1,62 @@
+// Parsers for grid-cli flag values that are more than a string: durations, counts and
+// percentages. Each throws a ValidationError (exit 2) that names the flag, the value and what
+// would be valid.
+
+import { ValidationError } from '../errors.js';
+
+const UNIT_MS = { h: 3_600_000, m: 60_000, s: 1_000 } as const;
+
+/**
+ * "90s", "10m", "2h", "1h30m", "1h30m15s" or plain seconds ("45") → milliseconds. Units come in
+ * the order h, m, s, each at most once. Zero is allowed (`0`, `0s`).
+ */
+export function parseDuration(text: string, flag: string): number {
+  const t = text.trim().toLowerCase();
+  const bad = () =>
+    new ValidationError(`${flag}: ${JSON.stringify(text)} is not a duration; write e.g. 90s, 10m, 2h, 1h30m or plain seconds such as 45`);
+  if (/^\d+$/.test(t)) return checkedMs(Number(t) * 1000, bad);
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(t);
+  if (!m || t === '') throw bad();
+  const [, h, min, s] = m;
+  return checkedMs(Number(h ?? 0) * UNIT_MS.h + Number(min ?? 0) * UNIT_MS.m + Number(s ?? 0) * UNIT_MS.s, bad);
+}
+
+function checkedMs(ms: number, bad: () => ValidationError): number {
+  if (!Number.isSafeInteger(ms)) throw bad();
+  return ms;
+}
+
+/** A duration in whole seconds, more than zero and no more than a uint32 (execute --timeout). */
+export function parseSeconds(text: string, flag: string): number {
+  const ms = parseDuration(text, flag);
+  if (ms === 0) throw new ValidationError(`${flag}: must be more than zero (leave it out to use the job's own timeout)`);
+  const s = ms / 1000;
+  if (s > 0xffff_ffff) throw new ValidationError(`${flag}: ${JSON.stringify(text)} is too long`);
+  return s;
+}
+
+/**
+ * "N" or "N%" as the controller takes them (--batch-size, --max-failures). `min` is the least N
+ * allowed; a percentage must be 0–100 (1–100 when min is 1). Returns the normalised text.
+ */
+export function parseCountOrPercent(text: string, flag: string, min: 0 | 1): string {
+  const t = text.trim();
+  const m = /^(\d+)(%?)$/.exec(t);
+  const what = min === 1 ? 'a number of executors such as 5, or a percentage such as 25%' : 'a number such as 0 or 2, or a percentage such as 10%';
+  if (!m) throw new ValidationError(`${flag}: ${JSON.stringify(text)} is not ${what}`);
+  const n = Number(m[1]);
+  if (m[2] === '%' && n > 100) throw new ValidationError(`${flag}: ${t} is more than 100%`);
+  if (n < min) throw new ValidationError(`${flag}: ${JSON.stringify(text)} must be at least ${min}${m[2]}`);
+  if (!Number.isSafeInteger(n) || n > 0xffff_ffff) throw new ValidationError(`${flag}: ${JSON.stringify(text)} is too large`);
+  return `${n}${m[2]}`;
+}
+
+/** A whole number ≥ 1 (e.g. --limit). */
+export function parsePositiveInt(text: string, flag: string): number {
+  const t = text.trim();
+  const n = /^\d+$/.test(t) ? Number(t) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > 0xffff_ffff) {
+    throw new ValidationError(`${flag}: ${JSON.stringify(text)} must be a whole number of at least 1`);
+  }
+  return n;
+}

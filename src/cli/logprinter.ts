@@ -1,0 +1,104 @@
+// Turns GetLogs chunks into whole lines. A chunk may end mid-line (or mid-character): the text is
+// buffered per executor and stream until its newline, and whatever is left is flushed at the
+// end. Lines get an `[executor] ` prefix when the execution runs on more than one executor;
+// stderr goes to stderr, and the controller's own `system` lines go to stderr marked `grid: `.
+
+import { StringDecoder } from 'node:string_decoder';
+import type { LogChunk } from '../gen/grid/v1/types.js';
+
+export interface LogSink {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+/**
+ * `yes`: always prefix; `no`: never (one executor, or --executor given); `auto`: start prefixing
+ * once a second executor shows up (a pool task retried elsewhere, a target not resolved yet).
+ */
+export type PrefixMode = 'yes' | 'no' | 'auto';
+
+export interface LogPrinterOptions {
+  prefix: PrefixMode;
+  /** One JSON object per line on `out` ({executor, executor_id, stream, line}) instead of text. */
+  json?: boolean;
+}
+
+type ChunkLike = Pick<LogChunk, 'executorId' | 'executorName' | 'stream' | 'data'>;
+
+interface Pending {
+  executorId: string;
+  executorName: string;
+  stream: string;
+  decoder: StringDecoder;
+  text: string;
+}
+
+export class LogPrinter {
+  private readonly pending = new Map<string, Pending>();
+  private readonly executors = new Set<string>();
+  private prefixing: boolean;
+
+  constructor(
+    private readonly sink: LogSink,
+    private readonly opts: LogPrinterOptions,
+  ) {
+    this.prefixing = opts.prefix === 'yes';
+  }
+
+  write(chunk: ChunkLike): void {
+    const who = chunk.executorId || chunk.executorName;
+    this.executors.add(who);
+    if (this.opts.prefix === 'auto' && this.executors.size > 1) this.prefixing = true;
+    const key = `${who}\u0000${chunk.stream}`;
+    let p = this.pending.get(key);
+    if (!p) {
+      p = { executorId: chunk.executorId, executorName: chunk.executorName, stream: chunk.stream, decoder: new StringDecoder('utf8'), text: '' };
+      this.pending.set(key, p);
+    }
+    if (chunk.executorName) p.executorName = chunk.executorName;
+    p.text += p.decoder.write(Buffer.from(chunk.data));
+    let nl: number;
+    while ((nl = p.text.indexOf('\n')) >= 0) {
+      this.emit(p, p.text.slice(0, nl));
+      p.text = p.text.slice(nl + 1);
+    }
+  }
+
+  /** Prints what is left of every unfinished line (at the end of the stream). */
+  flush(): void {
+    for (const p of this.pending.values()) {
+      const rest = p.text + p.decoder.end();
+      p.text = '';
+      if (rest !== '') this.emit(p, rest);
+    }
+    this.pending.clear();
+  }
+
+  private emit(p: Pending, raw: string): void {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    const name = p.executorName || p.executorId || '?';
+    if (this.opts.json) {
+      this.sink.out(JSON.stringify({ executor: name, executor_id: p.executorId, stream: p.stream, line }));
+      return;
+    }
+    const prefix = this.prefixing ? `[${name}] ` : '';
+    if (p.stream === 'stderr') this.sink.err(prefix + line);
+    else if (p.stream === 'system') this.sink.err(`${prefix}grid: ${line}`);
+    else this.sink.out(prefix + line);
+  }
+}
+
+/** Prints a GetLogs stream through the printer, flushing partial lines when it ends or fails. */
+export async function printLogs(stream: AsyncIterable<ChunkLike>, printer: LogPrinter): Promise<void> {
+  try {
+    for await (const chunk of stream) printer.write(chunk);
+  } finally {
+    printer.flush();
+  }
+}
+
+/** The prefix mode for an execution's logs: no prefix when filtered to one executor. */
+export function prefixModeFor(taskCount: number, executorFilter?: string): PrefixMode {
+  if (executorFilter) return 'no';
+  return taskCount > 1 ? 'yes' : 'auto';
+}

@@ -1,0 +1,95 @@
+import { describe, it, expect } from 'vitest';
+import { LogPrinter, prefixModeFor, printLogs, type PrefixMode } from '../../src/cli/logprinter.js';
+
+function chunk(executorName: string, data: string | Buffer, stream = 'stdout') {
+  return { executorId: `id-${executorName}`, executorName, stream, data: Buffer.isBuffer(data) ? data : Buffer.from(data) };
+}
+
+function printer(prefix: PrefixMode, json = false) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const p = new LogPrinter({ out: (l) => out.push(l), err: (l) => err.push(l) }, { prefix, json });
+  return { p, out, err };
+}
+
+describe('LogPrinter', () => {
+  it('joins a line split across chunks and flushes the last partial line', () => {
+    const { p, out } = printer('no');
+    p.write(chunk('vm-1', 'hel'));
+    p.write(chunk('vm-1', 'lo wor'));
+    expect(out).toEqual([]);
+    p.write(chunk('vm-1', 'ld\nsecond line\nthi'));
+    expect(out).toEqual(['hello world', 'second line']);
+    p.write(chunk('vm-1', 'rd, no newline'));
+    p.flush();
+    expect(out).toEqual(['hello world', 'second line', 'third, no newline']);
+  });
+
+  it('keeps empty lines, drops the \\r of CRLF, does not print a line for a trailing newline', () => {
+    const { p, out } = printer('no');
+    p.write(chunk('vm-1', 'a\r\n\nb\n'));
+    p.flush();
+    expect(out).toEqual(['a', '', 'b']);
+  });
+
+  it('joins a multi-byte character split between chunks', () => {
+    const { p, out } = printer('no');
+    const bytes = Buffer.from('héllo ✓\n');
+    p.write(chunk('vm-1', bytes.subarray(0, 2)));
+    p.write(chunk('vm-1', bytes.subarray(2, 8)));
+    p.write(chunk('vm-1', bytes.subarray(8)));
+    expect(out).toEqual(['héllo ✓']);
+  });
+
+  it('buffers each executor and stream apart, prefixes with the executor name, stderr to stderr', () => {
+    const { p, out, err } = printer('yes');
+    p.write(chunk('web-1', 'starting '));
+    p.write(chunk('web-2', 'starting '));
+    p.write(chunk('web-1', 'oops: ', 'stderr'));
+    p.write(chunk('web-2', 'up\n'));
+    p.write(chunk('web-1', 'up\n'));
+    p.write(chunk('web-1', 'disk full\n', 'stderr'));
+    p.write(chunk('web-2', 'retrying in 5s\n', 'system'));
+    p.flush();
+    expect(out).toEqual(['[web-2] starting up', '[web-1] starting up']);
+    expect(err).toEqual(['[web-1] oops: disk full', '[web-2] grid: retrying in 5s']);
+  });
+
+  it('auto: no prefix for one executor, prefixes once a second one shows up', () => {
+    const { p, out } = printer('auto');
+    p.write(chunk('pool-a', 'first try\n'));
+    p.write(chunk('pool-b', 'second try\n'));
+    p.write(chunk('pool-a', 'late line\n'));
+    expect(out).toEqual(['first try', '[pool-b] second try', '[pool-a] late line']);
+  });
+
+  it('json: one object per line on stdout, whatever the stream', () => {
+    const { p, out, err } = printer('yes', true);
+    p.write(chunk('web-1', 'a\nb', 'stdout'));
+    p.write(chunk('web-1', 'bad\n', 'stderr'));
+    p.flush();
+    expect(err).toEqual([]);
+    expect(out.map((l) => JSON.parse(l))).toEqual([
+      { executor: 'web-1', executor_id: 'id-web-1', stream: 'stdout', line: 'a' },
+      { executor: 'web-1', executor_id: 'id-web-1', stream: 'stderr', line: 'bad' },
+      { executor: 'web-1', executor_id: 'id-web-1', stream: 'stdout', line: 'b' },
+    ]);
+  });
+
+  it('printLogs flushes partial lines even when the stream fails', async () => {
+    const { p, out } = printer('no');
+    async function* failing() {
+      yield chunk('vm-1', 'half a li');
+      throw new Error('stream broke');
+    }
+    await expect(printLogs(failing(), p)).rejects.toThrow('stream broke');
+    expect(out).toEqual(['half a li']);
+  });
+
+  it('prefixModeFor: several tasks prefix, a filter never does', () => {
+    expect(prefixModeFor(3)).toBe('yes');
+    expect(prefixModeFor(1)).toBe('auto');
+    expect(prefixModeFor(0)).toBe('auto');
+    expect(prefixModeFor(3, 'web-1')).toBe('no');
+  });
+});
