@@ -243,6 +243,10 @@ describe('status, executions list, getlogs, cancel', () => {
     const r = await cli(['cancel', ID, '--reason', 'wrong target']);
     expect(fake.cancelExecution).toHaveBeenCalledWith(ID, 'wrong target');
     expect(r).toEqual({ code: 0, stdout: `cancelled execution ${ID} (3 tasks stopped)`, stderr: '' });
+    fake.cancelExecution.mockResolvedValue(
+      execution(ExecutionState.EXECUTION_STATE_CANCELLED, [task('a', R), task('b', C, { startedAtMs: 0 }), task('c', C, { startedAtMs: 0 })]),
+    );
+    expect((await cli(['cancel', ID])).stdout).toBe(`cancelled execution ${ID} (2 tasks will not start, 1 running task being stopped)`);
     const j = JSON.parse((await cli(['cancel', ID, '-o', 'json'])).stdout);
     expect(j.state).toBe('CANCELLED');
   });

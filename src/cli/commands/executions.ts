@@ -266,11 +266,19 @@ export function registerExecutionCommands(program: Command, act: Act): void {
     );
 }
 
-/** `cancelled execution ID (3 tasks stopped)`, or what happened instead. */
+/** `cancelled execution ID (2 tasks not started, 1 running task stopping)`, or what happened instead. */
 export function cancelLine(e: Execution): string {
-  const stopped = e.tasks.filter((t) => t.state === TaskState.TASK_STATE_CANCELLED).length;
-  const tasks = `${stopped} ${stopped === 1 ? 'task' : 'tasks'}`;
-  if (e.state === ExecutionState.EXECUTION_STATE_CANCELLED) return `cancelled execution ${e.id} (${tasks} stopped)`;
+  const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+  const notStarted = e.tasks.filter((t) => t.state === TaskState.TASK_STATE_CANCELLED && !t.startedAtMs).length;
+  const stopped = e.tasks.filter((t) => t.state === TaskState.TASK_STATE_CANCELLED && t.startedAtMs).length;
+  const stopping = e.tasks.filter((t) => t.state === TaskState.TASK_STATE_RUNNING).length;
+  const parts = [
+    notStarted && `${count(notStarted, 'task')} will not start`,
+    stopped && `${count(stopped, 'task')} stopped`,
+    stopping && `${count(stopping, 'running task')} being stopped`,
+  ].filter(Boolean);
+  const tasks = parts.length ? parts.join(', ') : 'no tasks were running';
+  if (e.state === ExecutionState.EXECUTION_STATE_CANCELLED) return `cancelled execution ${e.id} (${tasks})`;
   if (isTerminalExecution(e.state)) return `execution ${e.id} had already finished (${executionStateName(e.state)}); nothing to cancel`;
   return `cancelling execution ${e.id} (${tasks} stopped so far; grid-cli status ${e.id} shows the rest)`;
 }
