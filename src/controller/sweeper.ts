@@ -9,12 +9,15 @@ import type { EtcdExecutionStore } from '../store/etcd-executions.js';
 import type { Logger } from '../util/log.js';
 import type { ExecutionService } from './executions.js';
 
-const QUEUED_GRACE_MS = 5_000;
+/** A request still QUEUED this long after it was accepted (or last re-published) is published again. */
+const QUEUED_GRACE_MS = 15_000;
 
 export class Sweeper {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private stopped = false;
+  /** When this replica last re-published each stuck request (a backlog must not become a storm). */
+  private readonly republished = new Map<string, number>();
 
   constructor(
     private readonly d: { store: EtcdExecutionStore; executions: ExecutionService; log: Logger; intervalMs?: number; now?: () => number },
@@ -38,6 +41,7 @@ export class Sweeper {
 
   async sweep(): Promise<void> {
     const now = this.now();
+    const seen = new Set<string>();
     for (const a of await this.d.store.active()) {
       if (a.deadline_ms && now >= a.deadline_ms) {
         const { changed } = await this.d.store.update(a.id, (x) =>
@@ -52,11 +56,14 @@ export class Sweeper {
       if (a.wait_until_ms && now >= a.wait_until_ms) {
         await this.d.store.update(a.id, (x) => expireWaits(x, this.now()));
       }
-      if (a.state === 'QUEUED' && now - a.created_at_ms > QUEUED_GRACE_MS) {
+      if (a.state === 'QUEUED' && now - Math.max(a.created_at_ms, this.republished.get(a.id) ?? 0) > QUEUED_GRACE_MS) {
+        this.republished.set(a.id, now);
         await this.d.executions.publishRequest(a.id);
         this.d.log.info('re-published a request stuck in QUEUED', { id: a.id });
       }
+      seen.add(a.id);
     }
+    for (const id of this.republished.keys()) if (!seen.has(id)) this.republished.delete(id);
   }
 
   /** Expiry listener: the executor's running tasks become LOST (pool tasks go back to the pool). */
