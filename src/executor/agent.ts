@@ -8,8 +8,12 @@ import { connectBus } from '../bus/connect.js';
 import { GridClient } from '../client/client.js';
 import type { ExecutorConfig } from '../config/executor.js';
 import type { Logger } from '../util/log.js';
+import { HostRunner } from '../runners/host/index.js';
+import { NoopRunner } from '../runners/noop/index.js';
+import type { Runner } from '../runners/runner.js';
 import { Heartbeat } from './heartbeat.js';
 import { loadIdentity, type ExecutorIdentity } from './state.js';
+import { Worker } from './worker.js';
 
 type Lifecycle = 'starting' | 'running' | 'draining' | 'stopped';
 
@@ -28,6 +32,7 @@ export class Agent {
   nc?: NatsConnection;
   identity?: ExecutorIdentity;
   worker?: AgentWorker;
+  private jobs?: Worker;
   /** Resolves when the agent has stopped for good (refused, or closed). */
   readonly done: Promise<number>;
   private resolveDone!: (code: number) => void;
@@ -61,9 +66,29 @@ export class Agent {
         draining: this.state === 'draining',
       }),
       onRefused: () => void this.close(1, false),
+      onCancelled: (ids) => {
+        for (const executionId of ids) this.jobs?.cancel(executionId, 'cancelled');
+      },
       log: this.log.named('heartbeat'),
     });
     this.heartbeat.start();
+    const log = this.log.named('worker');
+    this.jobs = new Worker({
+      nc: this.nc,
+      client: this.client,
+      executorId: id.executor_id,
+      executorSecret: id.executor_secret,
+      executorName: id.name,
+      jobConsumer: id.job_consumer,
+      poolConsumers: id.pool_consumers ?? [],
+      runners: createRunners(this.cfg, process.env, log),
+      concurrency: this.cfg.concurrency,
+      workDir: this.cfg.work_dir,
+      logMaxBytes: this.cfg.log_max_bytes_per_task,
+      log,
+    });
+    this.worker = this.jobs;
+    await this.jobs.start();
     this.state = 'running';
   }
 
@@ -99,4 +124,21 @@ export class Agent {
     })();
     return this.closing;
   }
+}
+
+/**
+ * The runners this executor offers, from its configuration. With GRID_EXECUTOR_NOOP=1 (tests and
+ * benchmarks) a noop runner stands in for each configured runner, under that runner's name.
+ */
+export function createRunners(cfg: ExecutorConfig, env: NodeJS.ProcessEnv, log: Logger): Runner[] {
+  if (env['GRID_EXECUTOR_NOOP'] === '1') {
+    log.warn('GRID_EXECUTOR_NOOP=1: tasks are not really run (a noop runner stands in for every runner)', { runners: cfg.runners.join(',') });
+    return cfg.runners.map((name) => new NoopRunner({ name }));
+  }
+  const runners: Runner[] = [];
+  for (const name of cfg.runners) {
+    if (name === 'host') runners.push(new HostRunner({ workRoot: cfg.work_dir }));
+    else log.warn('this version of the executor has no such runner; its tasks will fail', { runner: name });
+  }
+  return runners;
 }

@@ -15,6 +15,8 @@ export interface HeartbeatDeps {
   intervalMs: number;
   status: () => { runningTasks: number; load: number; draining: boolean };
   onRefused: (err: Error) => void;
+  /** Executions the controller says are cancelled that this executor may still be running. */
+  onCancelled?: (executionIds: string[]) => void;
   log: Logger;
 }
 
@@ -48,6 +50,7 @@ export class Heartbeat {
       if (this.failing) this.d.log.info('controller reachable again', { state });
       else if (state !== this.state) this.d.log.info('heartbeat accepted', { state });
       this.state = state;
+      if (res.cancelledExecutions?.length) this.d.onCancelled?.(res.cancelledExecutions);
       this.failing = false;
       this.backoffMs = 250;
     } catch (err) {

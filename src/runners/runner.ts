@@ -45,6 +45,11 @@ export interface LogSink {
 
 /** One task started by a runner. */
 export interface RunningTask {
+  /**
+   * The process group the task runs in, when it runs as local processes (the host runner): the
+   * executor records it so that a task orphaned by a crash of the executor can be killed later.
+   */
+  readonly pid?: number;
   /** Resolves once the task has ended and all of its output has been written to the sink. */
   wait(): Promise<TaskResult>;
   /** Stops the task (cancel); resolves when it has really stopped. Idempotent. */

@@ -67,6 +67,11 @@ export class HostTask implements RunningTask {
     if (opts.signal.aborted) this.onAbort();
   }
 
+  /** The child's pid, which is also its process group id (it was spawned detached). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   wait(): Promise<TaskResult> {
     return this.done;
   }

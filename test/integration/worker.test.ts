@@ -1,0 +1,454 @@
+// The executor's worker against a real nats-server and a stand-in controller (a tiny gRPC server
+// answering BeginTask): tasks taken from GRID_JOBS, run by the host runner, events and logs read
+// back from GRID_EVENTS and GRID_LOGS. Behaviour only, no timings.
+
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connectBus } from '../../src/bus/connect.js';
+import { ensureExecutorConsumers } from '../../src/bus/consumers.js';
+import { decode, encode, LOG_HEADERS, type CancelMessage, type EventMessage, type JobMessage } from '../../src/bus/messages.js';
+import { ensureStreams } from '../../src/bus/setup.js';
+import { STREAMS, subjects } from '../../src/bus/subjects.js';
+import { GridClient } from '../../src/client/client.js';
+import type { JobDefinition } from '../../src/domain/job.js';
+import { Worker, type WorkerOptions } from '../../src/executor/worker.js';
+import type { BeginTaskRequest, BeginTaskResponse } from '../../src/gen/grid/v1/executor.js';
+import { ExecutorServiceService } from '../../src/gen/grid/v1/executor.js';
+import { groupAlive } from '../../src/runners/host/group.js';
+import { HostRunner } from '../../src/runners/host/index.js';
+import { createLogger } from '../../src/util/log.js';
+import { startServers, uniqueName, type TestServers } from '../harness/servers.js';
+
+const SECRET = 'sup3r-s3cret-value';
+
+let servers: TestServers;
+let nc: NatsConnection;
+let js: JetStreamClient;
+let jsm: JetStreamManager;
+let grpcServer: Server;
+let client: GridClient;
+/** BeginTask answers by task key; anything not listed proceeds with the secret. */
+const refuse = new Map<string, string>();
+const beginCalls: BeginTaskRequest[] = [];
+
+beforeAll(async () => {
+  servers = await startServers();
+  nc = await connectBus({ servers: [servers.natsUrl], name: 'worker-test' });
+  await ensureStreams(nc);
+  js = jetstream(nc);
+  jsm = await jetstreamManager(nc);
+
+  const notHere = (_: unknown, cb: sendUnaryData<never>) => cb({ code: status.UNIMPLEMENTED, details: 'not in this test' });
+  const impl: UntypedServiceImplementation = {
+    register: notHere,
+    heartbeat: notHere,
+    deregister: notHere,
+    beginTask: (call: ServerUnaryCall<BeginTaskRequest, BeginTaskResponse>, cb: sendUnaryData<BeginTaskResponse>) => {
+      beginCalls.push(call.request);
+      const why = refuse.get(call.request.taskKey);
+      if (why !== undefined) cb(null, { proceed: false, reason: why, secrets: {}, lockToken: 0 });
+      else cb(null, { proceed: true, reason: '', secrets: { TOKEN: SECRET }, lockToken: 7 });
+    },
+  };
+  serviceImpl = impl;
+  grpcServer = await serveController('127.0.0.1:0');
+  client = new GridClient({ address: `127.0.0.1:${boundPort(grpcServer)}`, timeoutMs: 5000 });
+});
+
+let serviceImpl: UntypedServiceImplementation;
+const ports = new WeakMap<Server, number>();
+
+/** A stand-in controller: the ExecutorService above, listening on `address`. */
+async function serveController(address: string): Promise<Server> {
+  const server = new Server();
+  server.addService(ExecutorServiceService, serviceImpl);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  ports.set(server, port);
+  return server;
+}
+
+function boundPort(server: Server): number {
+  return ports.get(server)!;
+}
+
+afterAll(async () => {
+  client?.close();
+  grpcServer?.forceShutdown();
+  await nc?.drain().catch(() => {});
+  await servers?.stop();
+});
+
+// ---- one worker per test ----
+
+interface Harness {
+  worker: Worker;
+  executorId: string;
+  workDir: string;
+  logLines: string[];
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function startWorker(
+  opts: Partial<WorkerOptions> & { groups?: string[]; beforeStart?: (workDir: string) => Promise<void> } = {},
+): Promise<Harness> {
+  const executorId = uniqueName('X').toUpperCase().replace(/-/g, '');
+  const workDir = await mkdtemp(join(tmpdir(), 'grid-worker-'));
+  const concurrency = opts.concurrency ?? 4;
+  const names = await ensureExecutorConsumers(nc, { id: executorId, groups: opts.groups ?? [], runners: ['host'], concurrency });
+  const logLines: string[] = [];
+  await opts.beforeStart?.(workDir);
+  const worker = new Worker({
+    nc,
+    client,
+    executorId,
+    executorSecret: 'executor-secret',
+    executorName: `node-${executorId.toLowerCase()}`,
+    jobConsumer: names.node,
+    poolConsumers: names.pools,
+    runners: [new HostRunner({ workRoot: workDir, killGraceMs: 500, batchMs: 10 })],
+    concurrency,
+    workDir,
+    logMaxBytes: 1024 * 1024,
+    log: createLogger({ level: 'debug', name: 'worker', write: (l) => logLines.push(l) }),
+    pullExpiresMs: 1000,
+    workingIntervalMs: 1000,
+    unavailableDelayMs: 500,
+    ...opts,
+  });
+  await worker.start();
+  cleanups.push(async () => {
+    await worker.drain(Date.now());
+    await rm(workDir, { recursive: true, force: true });
+  });
+  return { worker, executorId, workDir, logLines };
+}
+
+function definition(def: Partial<JobDefinition>): JobDefinition {
+  return {
+    name: 'test-job',
+    description: '',
+    authorized_groups: [],
+    env_vars: { secrets: [{ name: 'TOKEN', description: '' }], args: [] },
+    runner: 'host',
+    files: [],
+    ...def,
+  };
+}
+
+async function publishJob(executorId: string, job: Partial<JobMessage> & { definition: JobDefinition }): Promise<JobMessage> {
+  const msg: JobMessage = {
+    execution_id: uniqueName('E').toUpperCase().replace(/-/g, ''),
+    task_key: executorId,
+    job_version: 1,
+    args: {},
+    has_secrets: true,
+    deadline_ms: 0,
+    timeout_ms: 0,
+    max_attempts: 1,
+    backoff_ms: 0,
+    ...job,
+  };
+  await js.publish(subjects.nodeJob(executorId), encode(msg), { msgID: `${msg.execution_id}.${msg.task_key}` });
+  return msg;
+}
+
+// ---- reading back ----
+
+/** Every message on `filter` in `stream` so far, through an ordered consumer. */
+async function readAll(stream: string, filter: string): Promise<JsMsg[]> {
+  const c = await js.consumers.get(stream, { filter_subjects: filter });
+  if ((await c.info()).num_pending === 0) return [];
+  const out: JsMsg[] = [];
+  const it = await c.consume();
+  for await (const m of it) {
+    out.push(m);
+    if (m.info.pending === 0) break;
+  }
+  await it.close();
+  return out;
+}
+
+async function events(executionId: string): Promise<EventMessage[]> {
+  return (await readAll(STREAMS.events, `grid.evt.${executionId}.>`)).map((m) => decode<EventMessage>(m.data));
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await delay(100);
+  }
+}
+
+function untilEvent(executionId: string, pred: (e: EventMessage) => boolean): Promise<EventMessage[]> {
+  return eventually(`an event of ${executionId}`, async () => {
+    const evs = await events(executionId);
+    return evs.some(pred) ? evs : undefined;
+  });
+}
+
+const finished = (e: EventMessage) => e.kind === 'finished';
+const brief = (evs: EventMessage[]) => evs.map((e) => `${e.kind}#${e.attempt}${e.outcome ? ':' + e.outcome : ''}`);
+
+async function jobsLeft(executorId: string): Promise<number> {
+  const info = await jsm.streams.info(STREAMS.jobs, { subjects_filter: subjects.nodeJob(executorId) });
+  return info.state.subjects?.[subjects.nodeJob(executorId)] ?? 0;
+}
+
+// ---- tests ----
+
+describe('worker', () => {
+  it('runs a host task: started and finished events, tagged logs with the secret masked, message acked', async () => {
+    const h = await startWorker();
+    const job = await publishJob(h.executorId, {
+      definition: definition({
+        shell: 'echo "hello $WHO"; echo "token is $TOKEN"; echo "lock $GRID_LOCK_TOKEN"; echo to-stderr >&2',
+      }),
+      args: { WHO: 'grid' },
+    });
+    const evs = await untilEvent(job.execution_id, finished);
+    expect(brief(evs)).toEqual(['started#1', 'finished#1:succeeded']);
+    const fin = evs[1]!;
+    expect(fin).toMatchObject({ task_key: h.executorId, executor_id: h.executorId, executor_name: `node-${h.executorId.toLowerCase()}`, exit_code: 0 });
+
+    const logs = await readAll(STREAMS.logs, subjects.log(job.execution_id, h.executorId));
+    const text = (stream: string) =>
+      logs.filter((m) => m.headers?.get(LOG_HEADERS.stream) === stream).map((m) => Buffer.from(m.data).toString('utf8')).join('');
+    expect(text('stdout')).toBe('hello grid\ntoken is ****\nlock 7\n');
+    expect(text('stderr')).toBe('to-stderr\n');
+    for (const m of logs) {
+      expect(m.headers?.get(LOG_HEADERS.task)).toBe(h.executorId);
+      expect(m.headers?.get(LOG_HEADERS.executorName)).toBe(`node-${h.executorId.toLowerCase()}`);
+      expect(m.headers?.get(LOG_HEADERS.attempt)).toBe('1');
+      expect(Buffer.from(m.data).toString('utf8')).not.toContain(SECRET);
+    }
+    const call = beginCalls.find((c) => c.executionId === job.execution_id);
+    expect(call).toMatchObject({ executorId: h.executorId, executorSecret: 'executor-secret', taskKey: h.executorId, attempt: 1 });
+
+    await eventually('the message to be acked', async () => (await jobsLeft(h.executorId)) === 0);
+    await eventually('the worker to be idle', async () => h.worker.runningTasks() === 0);
+    expect(h.logLines.join('\n')).not.toContain(SECRET);
+  });
+
+  it('retries a failing task up to max_attempts, then reports it finished with the last attempt', async () => {
+    const h = await startWorker();
+    const job = await publishJob(h.executorId, {
+      definition: definition({ shell: 'echo "attempt $GRID_ATTEMPT"; exit 3' }),
+      max_attempts: 2,
+      backoff_ms: 200,
+    });
+    const evs = await untilEvent(job.execution_id, finished);
+    expect(brief(evs)).toEqual(['started#1', 'retrying#1:failed', 'started#2', 'finished#2:failed']);
+    expect(evs[1]).toMatchObject({ exit_code: 3, reason: 'exit code 3' });
+    expect(evs[3]).toMatchObject({ exit_code: 3, reason: 'exit code 3', attempt: 2 });
+    const logs = await readAll(STREAMS.logs, subjects.log(job.execution_id, h.executorId));
+    expect(logs.map((m) => `${m.headers?.get(LOG_HEADERS.attempt)}:${Buffer.from(m.data).toString('utf8')}`)).toEqual([
+      '1:attempt 1\n',
+      '2:attempt 2\n',
+    ]);
+    await eventually('the message to be acked', async () => (await jobsLeft(h.executorId)) === 0);
+  });
+
+  it('drops a task the controller says not to run: no events, message acked', async () => {
+    const h = await startWorker();
+    const key = `${h.executorId}`;
+    refuse.set(key, 'the execution was cancelled');
+    try {
+      const job = await publishJob(h.executorId, { definition: definition({ shell: 'echo should-not-run' }), task_key: key });
+      await eventually('BeginTask to be asked', async () => beginCalls.some((c) => c.executionId === job.execution_id));
+      await eventually('the message to be acked', async () => (await jobsLeft(h.executorId)) === 0);
+      await eventually('the worker to be idle', async () => h.worker.runningTasks() === 0);
+      expect(await events(job.execution_id)).toEqual([]);
+      expect(await readAll(STREAMS.logs, subjects.logsOf(job.execution_id))).toEqual([]);
+      expect(h.logLines.some((l) => l.includes('not to run') && l.includes('the execution was cancelled'))).toBe(true);
+    } finally {
+      refuse.delete(key);
+    }
+  });
+
+  it('fails a task whose runner this executor does not offer', async () => {
+    const h = await startWorker();
+    const job = await publishJob(h.executorId, { definition: definition({ runner: 'kubernetes', image_name: 'busybox' }) });
+    const evs = await untilEvent(job.execution_id, finished);
+    expect(brief(evs)).toEqual(['finished#1:failed']);
+    expect(evs[0]!.reason).toBe('this executor does not offer the "kubernetes" runner');
+    await eventually('the message to be acked', async () => (await jobsLeft(h.executorId)) === 0);
+  });
+
+  it('reports a task whose execution deadline has passed as timed out without running it', async () => {
+    const h = await startWorker();
+    const job = await publishJob(h.executorId, { definition: definition({ shell: 'echo should-not-run' }), deadline_ms: Date.now() - 1000 });
+    const evs = await untilEvent(job.execution_id, finished);
+    expect(brief(evs)).toEqual(['finished#1:timed_out']);
+    expect(await readAll(STREAMS.logs, subjects.logsOf(job.execution_id))).toEqual([]);
+  });
+
+  it('stops a running task on a cancel broadcast: finished cancelled; its pid file is there only while it runs', async () => {
+    const h = await startWorker();
+    const job = await publishJob(h.executorId, { definition: definition({ shell: 'echo begun; sleep 100' }) });
+    await untilEvent(job.execution_id, (e) => e.kind === 'started');
+    const pidFile = join(h.workDir, 'running', `${job.execution_id}.${job.task_key}.pid`);
+    await eventually('the pid file', async () => existsSync(pidFile));
+    const pgid = Number(readFileSync(pidFile, 'utf8'));
+    expect(pgid).toBeGreaterThan(1);
+
+    const cancel: CancelMessage = { execution_id: job.execution_id, reason: 'cancelled' };
+    nc.publish(subjects.cancel(job.execution_id), encode(cancel));
+    const evs = await untilEvent(job.execution_id, finished);
+    expect(brief(evs)).toEqual(['started#1', 'finished#1:cancelled']);
+    expect(evs[1]!.reason).toBe('cancelled');
+    expect(existsSync(pidFile)).toBe(false);
+    expect(await groupAlive(pgid)).toBe(false);
+    await eventually('the message to be acked', async () => (await jobsLeft(h.executorId)) === 0);
+  });
+
+  it('never runs more tasks at once than its concurrency', async () => {
+    const h = await startWorker({ concurrency: 2 });
+    const marks = join(h.workDir, 'marks');
+    await mkdir(marks);
+    // Each task registers itself, counts who is running, then waits for the release file.
+    const shell = [
+      `touch "${marks}/run.$GRID_EXECUTION_ID"`,
+      `ls "${marks}" | grep -c '^run\\.' >> "${marks}/counts"`,
+      `i=0; while [ ! -e "${marks}/release" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done`,
+      `rm "${marks}/run.$GRID_EXECUTION_ID"`,
+    ].join('\n');
+    const jobs: JobMessage[] = [];
+    for (let i = 0; i < 5; i++) jobs.push(await publishJob(h.executorId, { definition: definition({ shell }) }));
+
+    // Two run together; only then may they go on.
+    await eventually('two tasks running together', async () => readdirSync(marks).filter((f) => f.startsWith('run.')).length >= 2);
+    expect(h.worker.runningTasks()).toBeLessThanOrEqual(2);
+    await writeFile(join(marks, 'release'), '');
+    for (const j of jobs) {
+      const evs = await untilEvent(j.execution_id, finished);
+      expect(brief(evs)).toEqual(['started#1', 'finished#1:succeeded']);
+    }
+    const counts = readFileSync(join(marks, 'counts'), 'utf8').trim().split('\n').map(Number);
+    expect(counts).toHaveLength(5);
+    expect(Math.max(...counts)).toBe(2);
+  });
+
+  it('drain waits for a running task to finish', async () => {
+    const h = await startWorker();
+    const job = await publishJob(h.executorId, { definition: definition({ shell: 'sleep 1; echo done' }) });
+    await untilEvent(job.execution_id, (e) => e.kind === 'started');
+    expect(h.worker.runningTasks()).toBe(1);
+    await h.worker.drain(Date.now() + 30_000);
+    expect(h.worker.runningTasks()).toBe(0);
+    const evs = await events(job.execution_id);
+    expect(brief(evs)).toEqual(['started#1', 'finished#1:succeeded']);
+    expect(await jobsLeft(h.executorId)).toBe(0);
+  });
+
+  it('drain stops what is still running at the deadline and reports it cancelled', async () => {
+    const h = await startWorker();
+    const job = await publishJob(h.executorId, { definition: definition({ shell: 'sleep 100' }) });
+    await untilEvent(job.execution_id, (e) => e.kind === 'started');
+    await h.worker.drain(Date.now() + 200);
+    const evs = await events(job.execution_id);
+    expect(brief(evs)).toEqual(['started#1', 'finished#1:cancelled']);
+    expect(evs[1]!.reason).toBe('the executor shut down before the task finished');
+    expect(await jobsLeft(h.executorId)).toBe(0);
+  });
+
+  it('takes tasks from its pool consumers too', async () => {
+    const group = uniqueName('g').replace(/-/g, '');
+    const h = await startWorker({ groups: [group] });
+    const job: JobMessage = {
+      execution_id: uniqueName('E').toUpperCase().replace(/-/g, ''),
+      task_key: `pool.${group}.0`,
+      definition: definition({ command: ['echo', 'pooled'] }),
+      job_version: 1,
+      args: {},
+      has_secrets: false,
+      deadline_ms: 0,
+      timeout_ms: 0,
+      max_attempts: 1,
+      backoff_ms: 0,
+    };
+    await js.publish(subjects.poolJob(group, 'host'), encode(job), { msgID: `${job.execution_id}.${job.task_key}` });
+    const evs = await untilEvent(job.execution_id, finished);
+    expect(brief(evs)).toEqual(['started#1', 'finished#1:succeeded']);
+    expect(evs[1]).toMatchObject({ task_key: `pool.${group}.0`, executor_id: h.executorId });
+    const logs = await readAll(STREAMS.logs, subjects.log(job.execution_id, h.executorId));
+    expect(logs.map((m) => Buffer.from(m.data).toString('utf8')).join('')).toBe('pooled\n');
+  });
+
+  it('publishes a large output completely and in order, in chunks of at most 64 KiB', async () => {
+    const h = await startWorker({ logMaxBytes: 0 });
+    const job = await publishJob(h.executorId, { definition: definition({ command: ['seq', '1', '300000'] }) });
+    await untilEvent(job.execution_id, finished);
+    const logs = await readAll(STREAMS.logs, subjects.log(job.execution_id, h.executorId));
+    let expected = '';
+    for (let i = 1; i <= 300000; i++) expected += `${i}\n`;
+    expect(logs.every((m) => m.data.length <= 64 * 1024)).toBe(true);
+    expect(Buffer.concat(logs.map((m) => m.data)).toString('utf8') === expected).toBe(true);
+  });
+
+  it('leaves a task in JetStream while the controller is unreachable, and runs it once it is back', async () => {
+    // A port nobody listens on (yet).
+    const probe = await serveController('127.0.0.1:0');
+    const port = boundPort(probe);
+    probe.forceShutdown();
+    const offline = new GridClient({ address: `127.0.0.1:${port}`, timeoutMs: 2000 });
+    let later: Server | undefined;
+    try {
+      const h = await startWorker({ client: offline, unavailableDelayMs: 300 });
+      const job = await publishJob(h.executorId, { definition: definition({ shell: 'echo "ran as attempt $GRID_ATTEMPT"' }) });
+      await eventually('the worker to find the controller unreachable', async () => h.logLines.some((l) => l.includes('controller unreachable')));
+      expect(await events(job.execution_id)).toEqual([]);
+      expect(await jobsLeft(h.executorId)).toBe(1);
+
+      later = await serveController(`127.0.0.1:${port}`);
+      const evs = await untilEvent(job.execution_id, finished);
+      const fin = evs.find(finished)!;
+      expect(fin.outcome).toBe('succeeded');
+      expect(brief(evs)).toEqual([`started#${fin.attempt}`, `finished#${fin.attempt}:succeeded`]);
+      await eventually('the message to be acked', async () => (await jobsLeft(h.executorId)) === 0);
+    } finally {
+      later?.forceShutdown();
+      offline.close();
+    }
+  });
+
+  it('kills a task group left running by an earlier run of the executor, and removes its pid file', async () => {
+    let orphan: ReturnType<typeof spawn> | undefined;
+    let pidFile = '';
+    const h = await startWorker({
+      beforeStart: async (workDir) => {
+        const taskDir = join(workDir, 'E1-1-abcdef');
+        await mkdir(taskDir);
+        orphan = spawn('sleep', ['100'], { cwd: taskDir, detached: true, stdio: 'ignore' });
+        await new Promise((r) => orphan!.once('spawn', r));
+        await mkdir(join(workDir, 'running'), { recursive: true });
+        pidFile = join(workDir, 'running', 'E1.task.pid');
+        await writeFile(pidFile, `${orphan.pid}\n`);
+      },
+    });
+    expect(orphan).toBeDefined();
+    const o = orphan!;
+    const exited = o.exitCode !== null || o.signalCode !== null ? Promise.resolve(o.signalCode) : new Promise((r) => o.once('exit', (_c, sig) => r(sig)));
+    expect(await exited).toBe('SIGKILL');
+    expect(existsSync(pidFile)).toBe(false);
+    expect(existsSync(join(h.workDir, 'E1-1-abcdef'))).toBe(false);
+    expect(h.logLines.some((l) => l.includes('killed a task left running'))).toBe(true);
+  });
+});
