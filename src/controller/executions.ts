@@ -71,6 +71,12 @@ export class ExecutionService {
     if (!Number.isInteger(input.timeoutSeconds) || input.timeoutSeconds < 0) {
       throw new ValidationError(`timeout: ${input.timeoutSeconds} must be a whole number of seconds`);
     }
+    if (def.serialize || def.files.length) {
+      // Running these without their lock or files would be wrong, not merely incomplete.
+      throw new NotImplementedError(
+        `job ${def.name} uses ${def.serialize ? '"serialize"' : '"files"'}, which this version of the controller cannot honour yet`,
+      );
+    }
     if (input.batchSize || input.maxFailures) {
       throw new NotImplementedError('--batch-size and --max-failures (batched rollouts) are not available in this version');
     }
