@@ -1,10 +1,12 @@
-// A counting semaphore for the worker's task slots: a pull loop takes a slot before it asks for
-// a message and the task gives it back when it is over, so tasks in flight never exceed the
-// executor's concurrency. Waiters are served in order, so the pull loops take turns.
+// A counting semaphore for the worker's task slots: a task holds a slot while it runs, so tasks
+// in flight never exceed the executor's concurrency. Pull loops wait for *a* free slot before
+// they ask for a message (waitFree) but do not hold one through the long-poll: a loop holding a
+// slot while polling an idle consumer would keep a task waiting on another consumer.
 
 export class Slots {
   private free: number;
   private readonly waiters: Array<(ok: boolean) => void> = [];
+  private readonly freeWaiters: Array<(ok: boolean) => void> = [];
   private closed = false;
 
   constructor(readonly size: number) {
@@ -25,7 +27,17 @@ export class Slots {
   release(): void {
     const next = this.closed ? undefined : this.waiters.shift();
     if (next) next(true);
-    else this.free++;
+    else {
+      this.free++;
+      for (const w of this.freeWaiters.splice(0)) w(true);
+    }
+  }
+
+  /** Resolves true once at least one slot is free (without taking it), or false once closed. */
+  waitFree(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    if (this.free > 0) return Promise.resolve(true);
+    return new Promise((resolve) => this.freeWaiters.push(resolve));
   }
 
   /** Slots held right now. */
@@ -37,5 +49,6 @@ export class Slots {
   close(): void {
     this.closed = true;
     for (const w of this.waiters.splice(0)) w(false);
+    for (const w of this.freeWaiters.splice(0)) w(false);
   }
 }

@@ -196,32 +196,30 @@ export class Worker implements AgentWorker {
     let consumer: Consumer | undefined;
     let failing = false;
     while (!this.draining) {
-      if (!(await this.slots.acquire())) break;
-      let handedOver = false;
+      if (!(await this.slots.waitFree())) break;
       try {
         consumer ??= await this.js.consumers.get(STREAMS.jobs, name);
         const msg = await this.pullOne(consumer);
         if (failing) this.log.info('pulling work again', { consumer: name });
         failing = false;
-        if (msg && this.draining) {
+        if (!msg) continue;
+        // Another loop may have taken the last free slot meanwhile: keep the message alive
+        // until a slot is ours (at most one message per consumer waits like this).
+        const keepAlive = setInterval(() => msg.working(), this.workingIntervalMs);
+        const got = await this.slots.acquire().finally(() => clearInterval(keepAlive));
+        if (!got || this.draining) {
+          if (got) this.slots.release();
           msg.nak(); // taken just as we stopped: hand it straight back
-        } else if (msg) {
-          handedOver = true;
-          this.track(this.handle(msg).finally(() => this.slots.release()));
+          continue;
         }
+        this.track(this.handle(msg).finally(() => this.slots.release()));
       } catch (err) {
         consumer = undefined;
         if (!this.draining) {
           if (!failing) this.log.warn('cannot pull work; retrying', { consumer: name, error: (err as Error).message });
           failing = true;
         }
-        if (!handedOver) {
-          handedOver = true;
-          this.slots.release();
-        }
         await delay(2000, undefined, { signal: this.stopPulling.signal }).catch(() => {});
-      } finally {
-        if (!handedOver) this.slots.release();
       }
     }
   }
@@ -351,7 +349,8 @@ export class Worker implements AgentWorker {
       }
       timeoutMs = timeoutMs > 0 ? Math.min(timeoutMs, left) : left;
     }
-    const env: Record<string, string> = {};
+    // GRID_TASK_KEY: runners that leave something behind (a Kubernetes Job) name it after the task.
+    const env: Record<string, string> = { GRID_TASK_KEY: job.task_key };
     const lockToken = Number(begin.lockToken ?? 0);
     if (lockToken > 0) env['GRID_LOCK_TOKEN'] = String(lockToken);
     const spec: TaskSpec = {
@@ -380,7 +379,14 @@ export class Worker implements AgentWorker {
     let result: TaskResult;
     let pidFile: string | undefined;
     try {
-      const task = await runner.start(spec, sink, run.abort.signal);
+      // A task an earlier run of this executor started and left running (a Kubernetes Job) is
+      // followed again rather than started twice.
+      const recovered = await runner.recover?.(spec, sink, run.abort.signal).catch((err: Error) => {
+        log.warn('could not look for the task left by an earlier run; starting it', { error: err.message });
+        return undefined;
+      });
+      if (recovered) log.info('resumed a task left running by an earlier run of this executor', { runner: runner.name });
+      const task = recovered ?? (await runner.start(spec, sink, run.abort.signal));
       run.task = task;
       if (run.stopReason) void task.stop(run.stopReason).catch(() => {});
       if (task.pid !== undefined) {

@@ -392,6 +392,32 @@ describe('worker', () => {
     expect(logs.map((m) => Buffer.from(m.data).toString('utf8')).join('')).toBe('pooled\n');
   });
 
+  it('with one slot and several consumers, a task on one consumer is not held up by a long-poll on another', async () => {
+    // Each loop long-polls for 15 s. If a loop held the only slot while polling its idle
+    // consumer, the pooled task would wait for that poll to expire, past the 8 s allowed here.
+    const group = uniqueName('g').replace(/-/g, '');
+    await startWorker({ groups: [group], concurrency: 1, pullExpiresMs: 15_000 });
+    await delay(300); // let every loop start its long-poll
+    const job: JobMessage = {
+      execution_id: uniqueName('E').toUpperCase().replace(/-/g, ''),
+      task_key: `pool.${group}`,
+      definition: definition({ command: ['echo', 'prompt'] }),
+      job_version: 1,
+      args: {},
+      has_secrets: false,
+      deadline_ms: 0,
+      timeout_ms: 0,
+      max_attempts: 1,
+      backoff_ms: 0,
+    };
+    await js.publish(subjects.poolJob(group, 'host'), encode(job), { msgID: `${job.execution_id}.${job.task_key}` });
+    const evs = await eventually('the pooled task to finish', async () => {
+      const e = await events(job.execution_id);
+      return e.some(finished) ? e : undefined;
+    }, 8_000);
+    expect(brief(evs)).toEqual(['started#1', 'finished#1:succeeded']);
+  }, 30_000);
+
   it('publishes a large output completely and in order, in chunks of at most 64 KiB', async () => {
     const h = await startWorker({ logMaxBytes: 0 });
     const job = await publishJob(h.executorId, { definition: definition({ command: ['seq', '1', '300000'] }) });
