@@ -116,7 +116,7 @@ export function statusText(e: Execution, now: number = Date.now()): string {
   const width = Math.max(...fields.map(([k]) => k.length)) + 1;
   let out = fields.map(([k, v]) => `${(k + ':').padEnd(width)} ${v}`).join('\n');
   out += '\n\n';
-  out += e.tasks.length ? tasksTable(e, now) : 'no tasks yet';
+  out += e.tasks.length ? tasksTable(e, now) : isTerminalExecution(e.state) ? 'no tasks: it never reached an executor' : 'no tasks yet';
   return out;
 }
 

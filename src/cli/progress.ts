@@ -58,6 +58,9 @@ export class Progress {
   constructor(private readonly io: ProgressIO) {}
 
   update(e: Execution): void {
+    // No tasks yet (queued), or none at all (failed at dispatch): "0/0 executors done" says
+    // nothing; the "queued" line before and the final status after say it instead.
+    if (e.tasks.length === 0) return;
     const c = countTasks(e);
     const text = this.io.isTTY ? `${progressBar(c)} ${progressText(c)}` : progressText(c);
     if (text === this.last) return;

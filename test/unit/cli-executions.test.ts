@@ -194,6 +194,18 @@ describe('execute', () => {
   });
 });
 
+describe('execute --follow right after submit', () => {
+  it('waits for the dispatcher to plan the tasks, so the first line of several executors is prefixed too', async () => {
+    fake.execute.mockResolvedValue(queued([]));
+    fake.watchExecution.mockImplementation(() => from([execution(QUEUED, []), execution(RUNNING, [task('web-1', R), task('web-2', P)])]));
+    fake.getLogs.mockImplementation(() => from([logChunk('web-1', 'first\n'), logChunk('web-2', 'second\n')]));
+    fake.getExecution.mockResolvedValue(execution(SUCCEEDED, [task('web-1', S), task('web-2', S)], { finishedAtMs: T0 + 10 }));
+    const r = await cli(['execute', 'hello-world', '--follow']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n').slice(0, 2)).toEqual(['[web-1] first', '[web-2] second']);
+  });
+});
+
 describe('status, executions list, getlogs, cancel', () => {
   it('status ID and --job-id; json has the workers map', async () => {
     fake.getExecution.mockResolvedValue(execution(RUNNING, [task('web-1', R)]));

@@ -178,6 +178,8 @@ describe('status', () => {
 
   it('without tasks yet', () => {
     expect(statusText(execution([], { state: ExecutionState.EXECUTION_STATE_QUEUED, finishedAtMs: 0 }), T0 + 500)).toMatch(/Duration: {2}500ms so far[\s\S]*\n\nno tasks yet$/);
+    const failed = execution([], { state: ExecutionState.EXECUTION_STATE_FAILED, reason: 'node:nope: no executor named "nope"' });
+    expect(statusText(failed, T0 + 500)).toMatch(/\n\nno tasks: it never reached an executor$/);
   });
 
   it('json: the execution with state names plus the workers map', () => {

@@ -59,6 +59,15 @@ describe('Progress', () => {
     expect(lines.join('')).not.toContain('\x1b');
   });
 
+  it('prints nothing for an execution without tasks (queued, or failed at dispatch)', () => {
+    const lines: string[] = [];
+    const p = new Progress({ out: (l) => lines.push(l), isTTY: false });
+    p.update(execution([]));
+    p.update(execution([], ExecutionState.EXECUTION_STATE_FAILED));
+    p.update(execution([R]));
+    expect(lines).toEqual(['0/1 executor done, 0 failed, 1 running']);
+  });
+
   it('on a TTY: one line with a bar, redrawn in place on each change', () => {
     const lines: string[] = [];
     const p = new Progress({ out: (l) => lines.push(l), isTTY: true });

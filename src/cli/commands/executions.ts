@@ -104,6 +104,24 @@ async function finalExecution(client: GridClient, id: string): Promise<Execution
   return (await watchWithProgress(client.ctl.watchExecution(id))) ?? e;
 }
 
+/**
+ * How many tasks the execution has, waiting for the dispatcher when it has not planned them yet
+ * (right after execute): the log prefix is chosen from it, and a line printed without a prefix
+ * cannot be labelled later.
+ */
+async function dispatchedTaskCount(client: GridClient, e: Execution): Promise<number> {
+  if (e.tasks.length > 0 || isTerminalExecution(e.state)) return e.tasks.length;
+  const ac = new AbortController();
+  try {
+    for await (const x of client.ctl.watchExecution(e.id, ac.signal)) {
+      if (x.tasks.length > 0 || isTerminalExecution(x.state)) return x.tasks.length;
+    }
+  } finally {
+    ac.abort();
+  }
+  return (await client.ctl.getExecution(e.id)).tasks.length;
+}
+
 /** Streams the execution's logs through a printer; `json` prints one object per line. */
 async function streamLogs(
   ctx: CliContext,
@@ -166,7 +184,8 @@ export function registerExecutionCommands(program: Command, act: Act): void {
           if (o.follow) {
             // stdout carries the logs: the id line goes to stderr.
             if (!jsonOut) ctx.io.err(executeLine(res, req));
-            await streamLogs(ctx, id, { follow: true, taskCount: res.execution?.tasks.length ?? 0, json: false, toStderr: jsonOut });
+            const taskCount = await dispatchedTaskCount(client, res.execution ?? (await client.ctl.getExecution(id)));
+            await streamLogs(ctx, id, { follow: true, taskCount, json: false, toStderr: jsonOut });
             final = await finalExecution(client, id);
             if (!jsonOut) ctx.io.out('');
           } else {
@@ -241,7 +260,8 @@ export function registerExecutionCommands(program: Command, act: Act): void {
         const execId = idFrom('getlogs', id, o.jobId);
         const client = ctx.client();
         const e = await client.ctl.getExecution(execId);
-        await streamLogs(ctx, execId, { follow: !!o.follow, executor: o.executor, taskCount: e.tasks.length, json: ctx.output === 'json' });
+        const taskCount = o.follow && !o.executor ? await dispatchedTaskCount(client, e) : e.tasks.length;
+        await streamLogs(ctx, execId, { follow: !!o.follow, executor: o.executor, taskCount, json: ctx.output === 'json' });
         if (!o.follow) return;
         const final = await finalExecution(client, execId);
         if (final.state !== ExecutionState.EXECUTION_STATE_SUCCEEDED) {
