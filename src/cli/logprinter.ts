@@ -1,7 +1,7 @@
 // Turns GetLogs chunks into whole lines. A chunk may end mid-line (or mid-character): the text is
 // buffered per executor and stream until its newline, and whatever is left is flushed at the
 // end. Lines get an `[executor] ` prefix when the execution runs on more than one executor;
-// stderr goes to stderr, and the controller's own `system` lines go to stderr marked `grid: `.
+// stderr goes to stderr, and GRID's own `system` lines ("[grid: …]") go to stderr.
 
 import { StringDecoder } from 'node:string_decoder';
 import type { LogChunk } from '../gen/grid/v1/types.js';
@@ -83,7 +83,7 @@ export class LogPrinter {
     }
     const prefix = this.prefixing ? `[${name}] ` : '';
     if (p.stream === 'stderr') this.sink.err(prefix + line);
-    else if (p.stream === 'system') this.sink.err(`${prefix}grid: ${line}`);
+    else if (p.stream === 'system') this.sink.err(`${prefix}${line.startsWith('[grid: ') ? line : `[grid: ${line}]`}`);
     else this.sink.out(prefix + line);
   }
 }

@@ -165,9 +165,9 @@ function trimSegments(segments: Segment[], skip: number): Segment[] {
   return out;
 }
 
-/** "5 MB", "48.2 MB", "512 B" — binary units, one decimal at most. */
+/** "5 MiB", "48.2 MiB", "512 B" — binary units, one decimal at most. */
 export function formatBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;
   let u = 0;
   while (v >= 1024 && u < units.length - 1) {

@@ -49,10 +49,11 @@ describe('LogPrinter', () => {
     p.write(chunk('web-2', 'up\n'));
     p.write(chunk('web-1', 'up\n'));
     p.write(chunk('web-1', 'disk full\n', 'stderr'));
-    p.write(chunk('web-2', 'retrying in 5s\n', 'system'));
+    p.write(chunk('web-2', '[grid: timed out after 5s; sent SIGTERM to the process group]\n', 'system'));
+    p.write(chunk('web-2', 'bare note\n', 'system'));
     p.flush();
     expect(out).toEqual(['[web-2] starting up', '[web-1] starting up']);
-    expect(err).toEqual(['[web-1] oops: disk full', '[web-2] grid: retrying in 5s']);
+    expect(err).toEqual(['[web-1] oops: disk full', '[web-2] [grid: timed out after 5s; sent SIGTERM to the process group]', '[web-2] [grid: bare note]']);
   });
 
   it('auto: no prefix for one executor, prefixes once a second one shows up', () => {

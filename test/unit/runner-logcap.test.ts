@@ -117,7 +117,7 @@ describe('LogCap', () => {
 
   it('formats sizes the way the marker shows them', () => {
     expect(formatBytes(512)).toBe('512 B');
-    expect(formatBytes(5 * 1024 * 1024)).toBe('5 MB');
-    expect(formatBytes(Math.round(48.2 * 1024 * 1024))).toBe('48.2 MB');
+    expect(formatBytes(5 * 1024 * 1024)).toBe('5 MiB');
+    expect(formatBytes(Math.round(48.2 * 1024 * 1024))).toBe('48.2 MiB');
   });
 });
