@@ -148,7 +148,7 @@ export class Controller {
     const recorder = new Recorder({ js, store: executionStore, log: log.named('recorder') });
     await recorder.start();
     this.cleanups.push({ name: 'recorder', run: () => recorder.stop() });
-    const sweeper = new Sweeper({ store: executionStore, executions, log: log.named('sweeper') });
+    const sweeper = new Sweeper({ store: executionStore, executions, executors: executorStore, log: log.named('sweeper') });
     sweeper.start();
     this.cleanups.push({ name: 'sweeper', run: () => sweeper.stop() });
 

@@ -1,16 +1,21 @@
 // Periodic care of active executions, on every replica (all of it is CAS and idempotent):
 // re-publish requests stuck in QUEUED (a crash between the etcd write and the publish), time
 // out executions past their deadline, skip tasks that waited longer than --wait-offline. Also
-// applies executor expiry to the executions that had tasks on the expired executor.
+// applies executor expiry to the executions that had tasks on the expired executor — when told
+// (executorExpired), and by itself for an EXPIRED executor whose tasks are still open (the
+// replica that marked it EXPIRED died, or failed, before it got to them).
 
 import type { ExecutorRecord } from '../domain/executor.js';
 import { executorExpired, expireWaits, stopExecution } from '../domain/execution-rules.js';
-import type { EtcdExecutionStore } from '../store/etcd-executions.js';
+import type { ActiveEntry, EtcdExecutionStore } from '../store/etcd-executions.js';
+import type { EtcdExecutorStore } from '../store/etcd-executors.js';
 import type { Logger } from '../util/log.js';
 import type { ExecutionService } from './executions.js';
 
 /** A request still QUEUED this long after it was accepted (or last re-published) is published again. */
 const QUEUED_GRACE_MS = 15_000;
+/** How often the sweep looks for open tasks of executors that are already EXPIRED. */
+const EXPIRED_RECONCILE_MS = 5_000;
 
 export class Sweeper {
   private timer?: NodeJS.Timeout;
@@ -18,9 +23,18 @@ export class Sweeper {
   private stopped = false;
   /** When this replica last re-published each stuck request (a backlog must not become a storm). */
   private readonly republished = new Map<string, number>();
+  private lastReconcileMs = 0;
 
   constructor(
-    private readonly d: { store: EtcdExecutionStore; executions: ExecutionService; log: Logger; intervalMs?: number; now?: () => number },
+    private readonly d: {
+      store: EtcdExecutionStore;
+      executions: ExecutionService;
+      /** When given, the sweep also ends open tasks of executors that are already EXPIRED. */
+      executors?: EtcdExecutorStore;
+      log: Logger;
+      intervalMs?: number;
+      now?: () => number;
+    },
   ) {}
 
   start(): void {
@@ -42,7 +56,8 @@ export class Sweeper {
   async sweep(): Promise<void> {
     const now = this.now();
     const seen = new Set<string>();
-    for (const a of await this.d.store.active()) {
+    const active = await this.d.store.active();
+    for (const a of active) {
       if (a.deadline_ms && now >= a.deadline_ms) {
         const { changed } = await this.d.store.update(a.id, (x) =>
           stopExecution(x, 'TIMED_OUT', `timed out after ${x.timeout_seconds}s`, this.now()),
@@ -64,6 +79,37 @@ export class Sweeper {
       seen.add(a.id);
     }
     for (const id of this.republished.keys()) if (!seen.has(id)) this.republished.delete(id);
+    if (this.d.executors && now - this.lastReconcileMs >= EXPIRED_RECONCILE_MS) {
+      this.lastReconcileMs = now;
+      await this.reconcileExpired(active, this.d.executors);
+    }
+  }
+
+  /**
+   * The replica that wins the CAS marking an executor EXPIRED applies the expiry to its tasks
+   * right after, in memory (executorExpired below). If it dies in between, or that update fails,
+   * no one else does: the record is EXPIRED already, so no other replica's CAS succeeds, and a
+   * restart reconciles only live records. A fan-out task of that executor then stayed RUNNING
+   * forever. Only executions created before the expiry are touched (later ones were planned
+   * around the executor), and the executor is read again just before each update.
+   */
+  private async reconcileExpired(active: ActiveEntry[], executors: EtcdExecutorStore): Promise<void> {
+    const expired = new Map<string, ExecutorRecord>();
+    for (const id of new Set(active.flatMap((a) => a.executors))) {
+      const e = await executors.get(id);
+      if (e?.state === 'EXPIRED') expired.set(id, e);
+    }
+    if (expired.size === 0) return;
+    for (const a of active) {
+      for (const id of a.executors) {
+        const e = expired.get(id);
+        if (!e || a.created_at_ms > e.state_changed_at_ms) continue;
+        const again = await executors.get(id);
+        if (again?.state !== 'EXPIRED' || again.state_changed_at_ms !== e.state_changed_at_ms) continue;
+        const { changed } = await this.d.store.update(a.id, (x) => executorExpired(x, e.id, e.name, this.now()));
+        if (changed) this.d.log.warn('tasks of an executor that had expired were still open: applied the expiry now', { execution: a.id, executor: e.name });
+      }
+    }
   }
 
   /** Expiry listener: the executor's running tasks become LOST (pool tasks go back to the pool). */
