@@ -73,6 +73,12 @@ async function upsert(
   }
 }
 
+/**
+ * How long a request or event taken by a controller that then died waits before another replica
+ * gets it. Handling one takes milliseconds, so this only bounds recovery after a crash.
+ */
+export const CONTROLLER_ACK_WAIT_MS = 10_000;
+
 /** The controller's shared durables: `dispatcher` on requests, `recorder` on events. */
 export async function ensureControllerConsumers(nc: NatsConnection): Promise<void> {
   const jsm = await jetstreamManager(nc);
@@ -84,12 +90,13 @@ export async function ensureControllerConsumers(nc: NatsConnection): Promise<voi
       durable_name: name,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(30_000),
+      ack_wait: nanos(CONTROLLER_ACK_WAIT_MS),
       max_ack_pending: 20_000,
       max_deliver: -1,
     };
     try {
       await jsm.consumers.info(stream, name);
+      await jsm.consumers.update(stream, name, { ack_wait: cfg.ack_wait, max_ack_pending: cfg.max_ack_pending });
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
       await jsm.consumers.add(stream, cfg);

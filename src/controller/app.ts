@@ -154,6 +154,7 @@ export class Controller {
 
     const expiry = new ExpiryWatcher(kv, executorStore, log.named('expiry'));
     expiry.onExpired((e) => sweeper.executorExpired(e));
+    executors.onRemoved = (e) => sweeper.executorExpired(e, 'was removed');
     await expiry.start();
     this.cleanups.push({ name: 'expiry watcher', run: () => expiry.stop() });
     const health = new Health(['grid.v1.ControllerService', 'grid.v1.ExecutorService']);

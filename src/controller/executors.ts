@@ -126,6 +126,7 @@ export class ExecutorRegistry {
       if (!(err instanceof AlreadyExistsError) || !input.replace) throw err;
       const old = await this.store.find(spec.name);
       await this.removeRecord(old);
+      await this.onRemoved?.(old);
       this.log.info('executor name taken over with --replace', { name: spec.name, old_id: old.id });
       await this.store.create(rec);
     }
@@ -217,10 +218,14 @@ export class ExecutorRegistry {
     return this.view(await this.store.find(idOrName));
   }
 
+  /** Called after an executor was removed (its unfinished tasks must end like an expiry's). */
+  onRemoved?: (rec: ExecutorRecord) => Promise<void>;
+
   async remove(p: Principal, idOrName: string): Promise<ExecutorView> {
     authorize(p, 'executors:write');
     const rec = await this.store.find(idOrName);
     await this.removeRecord(rec);
+    await this.onRemoved?.(rec);
     this.log.info('executor removed', { id: rec.id, name: rec.name, by: p.name });
     return this.view(rec);
   }

@@ -113,10 +113,10 @@ export class Sweeper {
   }
 
   /** Expiry listener: the executor's running tasks become LOST (pool tasks go back to the pool). */
-  async executorExpired(e: ExecutorRecord): Promise<void> {
+  async executorExpired(e: ExecutorRecord, how: 'expired' | 'was removed' = 'expired'): Promise<void> {
     for (const a of await this.d.store.active()) {
       if (!a.executors.includes(e.id)) continue;
-      const { changed } = await this.d.store.update(a.id, (x) => executorExpired(x, e.id, e.name, this.now()));
+      const { changed } = await this.d.store.update(a.id, (x) => executorExpired(x, e.id, e.name, this.now(), how));
       if (changed) this.d.log.info('tasks of an expired executor updated', { execution: a.id, executor: e.name });
     }
   }

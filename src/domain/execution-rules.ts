@@ -124,20 +124,20 @@ export function failExecution(x: Execution, reason: string, now: number): boolea
  * back to PENDING for another pool member (JetStream redelivers the unacked message); its
  * fan-out tasks that had not started are SKIPPED unless --wait-offline lets them wait.
  */
-export function executorExpired(x: Execution, executorId: string, executorName: string, now: number): boolean {
+export function executorExpired(x: Execution, executorId: string, executorName: string, now: number, how: 'expired' | 'was removed' = 'expired'): boolean {
   let changed = false;
   for (const t of x.tasks) {
     if (t.executor_id !== executorId || isTerminalTask(t.state)) continue;
     if (t.pool) {
       if (t.state === 'RUNNING') {
-        Object.assign(t, { state: 'PENDING', executor_id: '', executor_name: '', reason: `executor ${executorName} expired while running it; waiting for another pool member` });
+        Object.assign(t, { state: 'PENDING', executor_id: '', executor_name: '', reason: `executor ${executorName} ${how} while running it; waiting for another pool member` });
         changed = true;
       }
     } else if (t.state === 'RUNNING') {
-      Object.assign(t, { state: 'LOST', reason: `executor ${executorName} expired while running it`, finished_at_ms: now });
+      Object.assign(t, { state: 'LOST', reason: `executor ${executorName} ${how} while running it`, finished_at_ms: now });
       changed = true;
     } else if (!t.wait_until_ms) {
-      Object.assign(t, { state: 'SKIPPED', reason: `executor ${executorName} went offline before the task started`, finished_at_ms: now });
+      Object.assign(t, { state: 'SKIPPED', reason: `executor ${executorName} ${how === 'expired' ? 'went offline' : how} before the task started`, finished_at_ms: now });
       changed = true;
     }
   }

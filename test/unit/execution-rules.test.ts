@@ -88,6 +88,14 @@ describe('executor expiry', () => {
   });
 });
 
+describe('executor removal', () => {
+  it('ends the removed executor\'s tasks like an expiry, saying it was removed', () => {
+    const x = execution([task('a', { state: 'RUNNING', attempts: 1 }), task('b')]);
+    expect(executorExpired(x, 'a', 'n-a', 500, 'was removed')).toBe(true);
+    expect(x.tasks[0]).toMatchObject({ state: 'LOST', reason: 'executor n-a was removed while running it' });
+  });
+});
+
 describe('waiting for offline executors', () => {
   it('skips pending tasks whose --wait-offline ran out', () => {
     const x = execution([task('a', { wait_until_ms: 1000 }), task('b')]);
