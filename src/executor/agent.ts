@@ -7,8 +7,10 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { connectBus } from '../bus/connect.js';
 import { GridClient } from '../client/client.js';
 import type { ExecutorConfig } from '../config/executor.js';
+import { ConfigError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { HostRunner } from '../runners/host/index.js';
+import { KubernetesRunner, kubernetesStateDir } from '../runners/kubernetes/index.js';
 import { NoopRunner } from '../runners/noop/index.js';
 import type { Runner } from '../runners/runner.js';
 import { Heartbeat } from './heartbeat.js';
@@ -138,7 +140,18 @@ export function createRunners(cfg: ExecutorConfig, env: NodeJS.ProcessEnv, log: 
   const runners: Runner[] = [];
   for (const name of cfg.runners) {
     if (name === 'host') runners.push(new HostRunner({ workRoot: cfg.work_dir }));
+    else if (name === 'kubernetes') runners.push(kubernetesRunner(cfg));
     else log.warn('this version of the executor has no such runner; its tasks will fail', { runner: name });
   }
   return runners;
+}
+
+/** The kubernetes runner; credentials that cannot be loaded are a configuration error. */
+function kubernetesRunner(cfg: ExecutorConfig): Runner {
+  try {
+    return new KubernetesRunner({ config: cfg.kubernetes, stateDir: kubernetesStateDir(cfg.work_dir) });
+  } catch (err) {
+    const source = cfg.kubernetes.kube_config === '' ? 'in-cluster service account (kube_config is empty)' : cfg.kubernetes.kube_config;
+    throw new ConfigError('kubernetes.kube_config', `cannot load the Kubernetes credentials from ${source}: ${(err as Error).message}`, { cause: err });
+  }
 }
