@@ -23,6 +23,7 @@ import { prepareDevAccess } from './dev-access.js';
 import { Dispatcher } from './dispatcher.js';
 import { ExecutionService } from './executions.js';
 import { ExecutorRegistry } from './executors.js';
+import { JobPublisher } from './job-publisher.js';
 import { LogService } from './logs.js';
 import { Recorder } from './recorder.js';
 import { SecretBox } from './secrets.js';
@@ -142,13 +143,14 @@ export class Controller {
     const logs = new LogService({ js, store: executionStore });
 
     await ensureControllerConsumers(nc);
-    const dispatcher = new Dispatcher({ js, store: executionStore, jobs: jobStore, executors: executorStore, log: log.named('dispatcher') });
+    const publisher = new JobPublisher({ js, jobs: jobStore });
+    const dispatcher = new Dispatcher({ js, store: executionStore, jobs: jobStore, executors: executorStore, publisher, log: log.named('dispatcher') });
     await dispatcher.start();
     this.cleanups.push({ name: 'dispatcher', run: () => dispatcher.stop() });
-    const recorder = new Recorder({ js, store: executionStore, log: log.named('recorder') });
+    const recorder = new Recorder({ js, store: executionStore, publisher, log: log.named('recorder') });
     await recorder.start();
     this.cleanups.push({ name: 'recorder', run: () => recorder.stop() });
-    const sweeper = new Sweeper({ store: executionStore, executions, executors: executorStore, log: log.named('sweeper') });
+    const sweeper = new Sweeper({ store: executionStore, executions, executors: executorStore, publisher, log: log.named('sweeper') });
     sweeper.start();
     this.cleanups.push({ name: 'sweeper', run: () => sweeper.stop() });
 

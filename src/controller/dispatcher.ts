@@ -5,11 +5,10 @@
 // Msg-Id per task, so JetStream drops the repeats).
 
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { decode, encode, type JobMessage, type RequestMessage } from '../bus/messages.js';
-import { consumers, STREAMS, subjects } from '../bus/subjects.js';
-import { planTasks } from '../domain/dispatch-plan.js';
-import type { Execution, Task } from '../domain/execution.js';
-import { failExecution, settle } from '../domain/execution-rules.js';
+import { decode, type RequestMessage } from '../bus/messages.js';
+import { consumers, STREAMS } from '../bus/subjects.js';
+import { assignWaves, planTasks } from '../domain/dispatch-plan.js';
+import { failExecution, resolveCount, sendable, settle } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
 import { parseTarget } from '../domain/target.js';
 import { NotFoundError } from '../errors.js';
@@ -17,6 +16,7 @@ import type { EtcdExecutionStore } from '../store/etcd-executions.js';
 import type { EtcdExecutorStore } from '../store/etcd-executors.js';
 import type { JobStore } from '../store/store.js';
 import { Limiter } from '../util/limiter.js';
+import type { JobPublisher } from './job-publisher.js';
 import type { Logger } from '../util/log.js';
 
 export class Dispatcher {
@@ -30,6 +30,7 @@ export class Dispatcher {
       store: EtcdExecutionStore;
       jobs: JobStore;
       executors: EtcdExecutorStore;
+      publisher: JobPublisher;
       log: Logger;
       now?: () => number;
     },
@@ -80,6 +81,13 @@ export class Dispatcher {
         if (plan.failure) return failExecution(e, plan.failure, this.now());
         e.tasks = plan.tasks;
         e.state = 'DISPATCHED';
+        const fanout = plan.tasks.filter((t) => !t.pool && t.state === 'PENDING').length;
+        e.batch_size = resolveCount(e.batch_spec, fanout);
+        e.max_failures = resolveCount(e.max_failures_spec, plan.tasks.length);
+        if (e.batch_size > 0 && e.batch_size < fanout) {
+          assignWaves(e.tasks, e.batch_size);
+          e.definition = def; // later waves are sent from this snapshot
+        }
         if (plan.excluded.length) e.reason = plan.excluded.map((r) => `${r.name} ${r.reason}`).join('; ');
         settle(e, this.now());
         return true;
@@ -87,27 +95,9 @@ export class Dispatcher {
       x = res.execution;
       if (plan.failure) this.d.log.info('execution failed at dispatch', { id, reason: plan.failure });
     }
-    const toSend = x.tasks.filter((t) => t.state === 'PENDING' && t.attempts === 0);
+    const toSend = sendable(x);
     if (toSend.length === 0) return;
-    def ??= (await this.d.jobs.getJob(x.job)).definition;
-    await Promise.all(toSend.map((t) => this.publishJob(x, t, def!)));
-  }
-
-  private publishJob(x: Execution, t: Task, def: JobDefinition) {
-    const msg: JobMessage = {
-      execution_id: x.id,
-      task_key: t.key,
-      definition: def,
-      job_version: x.job_version,
-      args: x.args,
-      has_secrets: x.secret_names.length > 0,
-      deadline_ms: x.deadline_ms,
-      timeout_ms: (def.timeout_seconds ?? 0) * 1000,
-      max_attempts: def.retries?.max_attempts ?? 1,
-      backoff_ms: (def.retries?.backoff_seconds ?? 0) * 1000,
-    };
-    const subject = t.pool ? subjects.poolJob(t.pool, def.runner) : subjects.nodeJob(t.executor_id);
-    return this.d.js.publish(subject, encode(msg), { msgID: `${x.id}.${t.key}` });
+    await this.d.publisher.publish(x, toSend, await this.d.publisher.definitionOf(x, def));
   }
 
   private now(): number {

@@ -77,9 +77,8 @@ export class ExecutionService {
         `job ${def.name} uses ${def.serialize ? '"serialize"' : '"files"'}, which this version of the controller cannot honour yet`,
       );
     }
-    if (input.batchSize || input.maxFailures) {
-      throw new NotImplementedError('--batch-size and --max-failures (batched rollouts) are not available in this version');
-    }
+    const batchSpec = countSpec('batch_size', input.batchSize);
+    const maxFailuresSpec = countSpec('max_failures', input.maxFailures);
     if (input.dryRun) return { dryRun: await this.dryRun(def, target) };
 
     const now = this.now();
@@ -101,6 +100,8 @@ export class ExecutionService {
       timeout_seconds: timeout,
       deadline_ms: timeout ? now + timeout * 1000 : 0,
       wait_offline_ms: input.waitOfflineMs,
+      batch_spec: batchSpec || undefined,
+      max_failures_spec: maxFailuresSpec || undefined,
       batch_size: 0,
       max_failures: 0,
       tasks: [],
@@ -204,4 +205,15 @@ export class ExecutionService {
     const secrets = cur.value.secret_box ? this.d.box.open(cur.value.secret_box) : {};
     return { proceed: true, reason: '', secrets };
   }
+}
+
+/** `N` or `N%` (N ≥ 1, a percentage at most 100), or "" for none. */
+function countSpec(field: string, spec: string): string {
+  const v = (spec ?? '').trim();
+  if (!v) return '';
+  const m = /^(\d+)(%?)$/.exec(v);
+  if (!m || Number(m[1]) < 1 || (m[2] && Number(m[1]) > 100)) {
+    throw new ValidationError(`${field}: "${v}" must be a whole number of tasks (e.g. 5) or a percentage of them from 1% to 100% (e.g. 25%)`);
+  }
+  return v;
 }

@@ -6,10 +6,11 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { decode, type EventMessage } from '../bus/messages.js';
 import { consumers, STREAMS } from '../bus/subjects.js';
-import { applyEvent } from '../domain/execution-rules.js';
+import { applyEvent, sendable } from '../domain/execution-rules.js';
 import { NotFoundError } from '../errors.js';
 import type { EtcdExecutionStore } from '../store/etcd-executions.js';
 import type { Logger } from '../util/log.js';
+import type { JobPublisher } from './job-publisher.js';
 
 const BATCH = 512;
 
@@ -19,7 +20,7 @@ export class Recorder {
   private flushing?: Promise<void>;
   private loop?: Promise<void>;
 
-  constructor(private readonly d: { js: JetStreamClient; store: EtcdExecutionStore; log: Logger }) {}
+  constructor(private readonly d: { js: JetStreamClient; store: EtcdExecutionStore; publisher: JobPublisher; log: Logger }) {}
 
   async start(): Promise<void> {
     const consumer = await this.d.js.consumers.get(STREAMS.events, consumers.recorder);
@@ -64,13 +65,19 @@ export class Recorder {
 
   private async apply(id: string, items: Array<{ m: JsMsg; ev: EventMessage }>): Promise<void> {
     try {
+      let before = new Set<string>();
       const { execution, changed } = await this.d.store.update(id, (x) => {
+        before = new Set(sendable(x).map((t) => t.key));
         let changed = false;
         for (const { ev } of items) changed = applyEvent(x, ev) || changed;
         return changed;
       });
-      if (changed && execution.finished_at_ms && items.some((i) => i.ev.kind === 'finished')) {
-        this.d.log.debug('execution progressed', { id, state: execution.state });
+      // A batched rollout's next wave was released by these events: send its job messages
+      // (before acking, so a crash here redelivers the events; the sweeper also re-sends).
+      const released = changed ? sendable(execution).filter((t) => !before.has(t.key)) : [];
+      if (released.length) {
+        await this.d.publisher.publish(execution, released, await this.d.publisher.definitionOf(execution));
+        this.d.log.info('next wave released', { id, wave: released[0]!.wave, tasks: released.length });
       }
       for (const { m } of items) m.ack();
     } catch (err) {

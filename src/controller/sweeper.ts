@@ -6,14 +6,21 @@
 // replica that marked it EXPIRED died, or failed, before it got to them).
 
 import type { ExecutorRecord } from '../domain/executor.js';
-import { executorExpired, expireWaits, stopExecution } from '../domain/execution-rules.js';
+import { executorExpired, expireWaits, sendable, stopExecution } from '../domain/execution-rules.js';
 import type { ActiveEntry, EtcdExecutionStore } from '../store/etcd-executions.js';
 import type { EtcdExecutorStore } from '../store/etcd-executors.js';
 import type { Logger } from '../util/log.js';
 import type { ExecutionService } from './executions.js';
+import type { JobPublisher } from './job-publisher.js';
 
 /** A request still QUEUED this long after it was accepted (or last re-published) is published again. */
 const QUEUED_GRACE_MS = 15_000;
+/**
+ * A released wave whose tasks have not started this long after is sent again (the recorder may
+ * have died between recording the release and sending); only within the dedup window.
+ */
+const RESEND_AFTER_MS = 15_000;
+const RESEND_UNTIL_MS = 5 * 60_000;
 /** How often the sweep looks for open tasks of executors that are already EXPIRED. */
 const EXPIRED_RECONCILE_MS = 5_000;
 
@@ -31,6 +38,7 @@ export class Sweeper {
       executions: ExecutionService;
       /** When given, the sweep also ends open tasks of executors that are already EXPIRED. */
       executors?: EtcdExecutorStore;
+      publisher?: JobPublisher;
       log: Logger;
       intervalMs?: number;
       now?: () => number;
@@ -75,6 +83,15 @@ export class Sweeper {
         this.republished.set(a.id, now);
         await this.d.executions.publishRequest(a.id);
         this.d.log.info('re-published a request stuck in QUEUED', { id: a.id });
+      }
+      if (this.d.publisher && a.released_at_ms) {
+        const age = now - Math.max(a.released_at_ms, this.republished.get(a.id) ?? 0);
+        if (age > RESEND_AFTER_MS && now - a.released_at_ms < RESEND_UNTIL_MS) {
+          this.republished.set(a.id, now);
+          const x = (await this.d.store.get(a.id))?.value;
+          const tasks = x ? sendable(x).filter((t) => t.released_at_ms) : [];
+          if (x && tasks.length) await this.d.publisher.publish(x, tasks, await this.d.publisher.definitionOf(x));
+        }
       }
       seen.add(a.id);
     }

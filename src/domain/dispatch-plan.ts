@@ -62,3 +62,18 @@ export function planTasks(p: PlanInput): Plan {
   }
   return { tasks, excluded: r.excluded };
 }
+
+/**
+ * Batched rollouts: puts the runnable fan-out tasks (in name order) into waves of `batchSize`;
+ * wave 1 is released, later waves are held until the one before has ended.
+ */
+export function assignWaves(tasks: Task[], batchSize: number): void {
+  if (batchSize <= 0) return;
+  let i = 0;
+  for (const t of tasks) {
+    if (t.state !== 'PENDING' || t.pool) continue;
+    t.wave = Math.floor(i / batchSize) + 1;
+    if (t.wave > 1) t.held = true;
+    i++;
+  }
+}

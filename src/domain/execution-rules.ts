@@ -29,9 +29,17 @@ export function applyEvent(x: Execution, ev: TaskEvent): boolean {
   if (ev.attempt < t.attempts) return false;
   let changed = false;
   switch (ev.kind) {
+    case 'waiting':
+      // Taken by an executor but queued for the serialize lock.
+      if (t.state !== 'PENDING' || t.reason === (ev.reason ?? '')) return false;
+      t.reason = ev.reason ?? 'waiting';
+      if (t.pool) Object.assign(t, { executor_id: ev.executor_id, executor_name: ev.executor_name });
+      changed = true;
+      break;
     case 'started':
       if (t.state === 'RUNNING' && t.attempts === ev.attempt && t.executor_id === ev.executor_id) return false;
-      Object.assign(t, { state: 'RUNNING', attempts: ev.attempt, started_at_ms: ev.at_ms, reason: '' });
+      Object.assign(t, { state: 'RUNNING', attempts: ev.attempt, started_at_ms: ev.at_ms, reason: ev.reason ?? '' });
+      if (ev.lock_token) t.lock_token = ev.lock_token;
       if (t.pool) Object.assign(t, { executor_id: ev.executor_id, executor_name: ev.executor_name });
       changed = true;
       break;
@@ -65,10 +73,12 @@ export function applyEvent(x: Execution, ev: TaskEvent): boolean {
 export function settle(x: Execution, now: number): void {
   x.updated_at_ms = now;
   if (isTerminalExecution(x.state)) return;
+  advanceRollout(x, now);
   const tasks = x.tasks;
   if (tasks.length > 0 && tasks.every((t) => isTerminalTask(t.state))) {
     const { state, reason } = outcomeOf(tasks);
-    finish(x, state, reason, now);
+    const stopped = tasks.find((t) => t.state === 'SKIPPED' && t.reason.startsWith('rollout stopped'));
+    finish(x, state, stopped ? `${stopped.reason}; ${reason}` : reason, now);
     return;
   }
   if (tasks.some((t) => t.state === 'RUNNING' || isTerminalTask(t.state))) x.state = 'RUNNING';
@@ -172,4 +182,49 @@ export function mayBegin(x: Execution, key: string, executorId: string, executor
   }
   if (t.executor_id !== executorId) return `task ${key} is for another executor`;
   return undefined;
+}
+
+// ---- batched rollouts ----
+
+const FAILED_LIKE: ReadonlySet<TaskState> = new Set(['FAILED', 'LOST', 'TIMED_OUT']);
+
+/**
+ * Batched rollouts: once the tasks of the current wave have all ended, the next wave is
+ * released (held → false; the caller sends their job messages). Once --max-failures tasks have
+ * failed, the waves not yet started are SKIPPED and the rollout stops.
+ */
+export function advanceRollout(x: Execution, now: number): void {
+  const held = x.tasks.filter((t) => t.held && t.state === 'PENDING');
+  if (held.length === 0) return;
+  const failed = x.tasks.filter((t) => FAILED_LIKE.has(t.state)).length;
+  if (x.max_failures > 0 && failed >= x.max_failures) {
+    for (const t of held) {
+      Object.assign(t, {
+        held: false,
+        state: 'SKIPPED',
+        finished_at_ms: now,
+        reason: `rollout stopped: ${failed} ${failed === 1 ? 'task' : 'tasks'} failed (--max-failures ${x.max_failures})`,
+      });
+    }
+    return;
+  }
+  const inFlight = x.tasks.some((t) => !t.held && !isTerminalTask(t.state));
+  if (inFlight) return;
+  const next = Math.min(...held.map((t) => t.wave));
+  for (const t of held) if (t.wave === next) Object.assign(t, { held: false, released_at_ms: now });
+}
+
+/** Tasks whose job message must be sent: released, never started, not yet sent per `sent`. */
+export function sendable(x: Execution): Task[] {
+  return x.tasks.filter((t) => t.state === 'PENDING' && !t.held && t.attempts === 0);
+}
+
+/** Resolves `N` or `N%` of `total` (at least 1 when N > 0); 0 for "". */
+export function resolveCount(spec: string | undefined, total: number): number {
+  if (!spec) return 0;
+  const m = /^(\d+)(%?)$/.exec(spec.trim());
+  if (!m) return 0;
+  const n = Number(m[1]);
+  if (!m[2]) return n;
+  return n === 0 ? 0 : Math.max(1, Math.ceil((total * n) / 100));
 }

@@ -2,6 +2,8 @@
 // Every change an event or an operator makes goes through here, so that a duplicated or late
 // event can never move a state backwards or yield a second result.
 
+import type { JobDefinition } from './job.js';
+
 export type ExecutionState = 'QUEUED' | 'DISPATCHED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
 export type TaskState = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'CANCELLED' | 'LOST' | 'SKIPPED';
 
@@ -24,6 +26,10 @@ export interface Task {
   reason: string;
   /** Batched rollouts: the wave the task belongs to (0 = all at once). */
   wave: number;
+  /** Batched rollouts: true while its wave has not started (its job message is not sent yet). */
+  held?: boolean;
+  /** When its wave started (batched rollouts), for re-sending a job message lost in a crash. */
+  released_at_ms?: number;
   /** --wait-offline: an offline executor's task may wait until this time, then it is SKIPPED. */
   wait_until_ms?: number;
   lock_token?: number;
@@ -50,13 +56,19 @@ export interface Execution {
   /** created_at + timeout: past it, whatever has not finished is TIMED_OUT. 0 = none. */
   deadline_ms: number;
   wait_offline_ms: number;
+  /** Batched rollouts as asked (`"5"` or `"20%"`, "" = all at once); resolved at dispatch. */
+  batch_spec?: string;
+  max_failures_spec?: string;
+  /** Resolved at dispatch from the specs and the number of fan-out tasks (0 = none). */
   batch_size: number;
   max_failures: number;
+  /** The definition as executed, kept only for batched rollouts (later waves are sent later). */
+  definition?: JobDefinition;
   tasks: Task[];
 }
 
 /** What executors report, over GRID_EVENTS. Identified by (execution, task, attempt, kind). */
-export type TaskEventKind = 'started' | 'retrying' | 'finished';
+export type TaskEventKind = 'waiting' | 'started' | 'retrying' | 'finished';
 
 export interface TaskEvent {
   execution_id: string;
@@ -70,6 +82,8 @@ export interface TaskEvent {
   outcome?: 'succeeded' | 'failed' | 'timed_out' | 'cancelled';
   exit_code?: number;
   reason?: string;
+  /** started: the fencing token of the serialize lock it holds. */
+  lock_token?: number;
 }
 
 export function eventId(e: Pick<TaskEvent, 'execution_id' | 'task_key' | 'attempt' | 'kind'>): string {

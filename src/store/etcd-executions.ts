@@ -16,6 +16,8 @@ export interface ActiveEntry {
   wait_until_ms: number;
   /** Executors with unfinished tasks (so an expiry finds its executions without a scan). */
   executors: string[];
+  /** Earliest release time of a batched wave's task not started yet, 0 = none. */
+  released_at_ms?: number;
 }
 
 export interface ListFilter {
@@ -107,9 +109,11 @@ export function activeEntry(x: Execution): ActiveEntry {
   const waits = x.tasks.filter((t) => t.state === 'PENDING' && t.wait_until_ms).map((t) => t.wait_until_ms!);
   const executors = new Set<string>();
   for (const t of x.tasks) if (t.executor_id && (t.state === 'PENDING' || t.state === 'RUNNING')) executors.add(t.executor_id);
+  const released = x.tasks.filter((t) => t.state === 'PENDING' && !t.held && t.attempts === 0 && t.released_at_ms).map((t) => t.released_at_ms!);
   return {
     id: x.id,
     state: x.state,
+    released_at_ms: released.length ? Math.min(...released) : 0,
     created_at_ms: x.created_at_ms,
     deadline_ms: x.deadline_ms,
     wait_until_ms: waits.length ? Math.min(...waits) : 0,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Execution, Task, TaskEvent } from '../../src/domain/execution.js';
-import { applyEvent, executorExpired, expireWaits, mayBegin, stopExecution } from '../../src/domain/execution-rules.js';
-import { planTasks } from '../../src/domain/dispatch-plan.js';
+import { applyEvent, executorExpired, expireWaits, mayBegin, resolveCount, sendable, settle, stopExecution } from '../../src/domain/execution-rules.js';
+import { assignWaves, planTasks } from '../../src/domain/dispatch-plan.js';
 import { parseTarget } from '../../src/domain/target.js';
 
 function task(key: string, extra: Partial<Task> = {}): Task {
@@ -139,5 +139,56 @@ describe('planTasks', () => {
   it('fails with the reason when nothing matches', () => {
     const p = planTasks({ target: parseTarget('node:db-9'), executors, runner: 'host', waitOfflineMs: 0, now: 10 });
     expect(p.failure).toBe('node:db-9: no executor named "db-9"');
+  });
+});
+
+describe('batched rollouts', () => {
+  function rollout(n: number, batch: number, maxFailures = 0): Execution {
+    const x = execution(Array.from({ length: n }, (_, i) => task(`e${i}`)));
+    assignWaves(x.tasks, batch);
+    x.batch_size = batch;
+    x.max_failures = maxFailures;
+    return x;
+  }
+  const done = (x: Execution, key: string, outcome: 'succeeded' | 'failed') =>
+    applyEvent(x, ev(key, 'finished', 1, { outcome, exit_code: outcome === 'succeeded' ? 0 : 1 }));
+
+  it('sends one wave at a time; the next only when the current one has ended', () => {
+    const x = rollout(5, 2);
+    expect(x.tasks.map((t) => t.wave)).toEqual([1, 1, 2, 2, 3]);
+    expect(sendable(x).map((t) => t.key)).toEqual(['e0', 'e1']);
+    done(x, 'e0', 'succeeded');
+    expect(sendable(x).map((t) => t.key)).toEqual(['e1']);
+    done(x, 'e1', 'succeeded');
+    expect(sendable(x).map((t) => t.key)).toEqual(['e2', 'e3']);
+    done(x, 'e2', 'succeeded');
+    done(x, 'e3', 'failed');
+    expect(sendable(x).map((t) => t.key)).toEqual(['e4']);
+    done(x, 'e4', 'succeeded');
+    expect(x.state).toBe('FAILED');
+  });
+
+  it('stops at --max-failures: the waves not started are SKIPPED and the execution says why', () => {
+    const x = rollout(3, 1, 1);
+    done(x, 'e0', 'failed');
+    expect(x.tasks.map((t) => t.state)).toEqual(['FAILED', 'SKIPPED', 'SKIPPED']);
+    expect(x.state).toBe('FAILED');
+    expect(x.reason).toBe('rollout stopped: 1 task failed (--max-failures 1); 1 failed, 2 skipped of 3 tasks');
+  });
+
+  it('releases the next wave at once when a whole wave was skipped at dispatch', () => {
+    const x = rollout(4, 2);
+    x.tasks[0]!.state = 'SKIPPED';
+    x.tasks[1]!.state = 'SKIPPED';
+    settle(x, 5);
+    expect(sendable(x).map((t) => t.key)).toEqual(['e2', 'e3']);
+  });
+
+  it('resolves N and N% against the number of tasks', () => {
+    expect(resolveCount('', 10)).toBe(0);
+    expect(resolveCount('3', 10)).toBe(3);
+    expect(resolveCount('25%', 10)).toBe(3);
+    expect(resolveCount('1%', 10)).toBe(1);
+    expect(resolveCount('100%', 7)).toBe(7);
   });
 });

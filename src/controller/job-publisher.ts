@@ -1,0 +1,40 @@
+// Sends tasks' job messages to GRID_JOBS. Used by the dispatcher (first wave, or all tasks), the
+// recorder (later waves of a batched rollout) and the sweeper (re-sending after a crash). Each
+// message has a Msg-Id per task, so sending one twice within the dedup window is harmless.
+
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { encode, type JobMessage } from '../bus/messages.js';
+import { subjects } from '../bus/subjects.js';
+import type { Execution, Task } from '../domain/execution.js';
+import type { JobDefinition } from '../domain/job.js';
+import type { JobStore } from '../store/store.js';
+
+export class JobPublisher {
+  constructor(private readonly d: { js: JetStreamClient; jobs: JobStore }) {}
+
+  /** The definition the execution runs: its snapshot when it has one, else the stored one. */
+  async definitionOf(x: Execution, snapshot?: JobDefinition): Promise<JobDefinition> {
+    return snapshot ?? x.definition ?? (await this.d.jobs.getJob(x.job)).definition;
+  }
+
+  async publish(x: Execution, tasks: Task[], def: JobDefinition): Promise<void> {
+    await Promise.all(tasks.map((t) => this.publishOne(x, t, def)));
+  }
+
+  private async publishOne(x: Execution, t: Task, def: JobDefinition): Promise<void> {
+    const msg: JobMessage = {
+      execution_id: x.id,
+      task_key: t.key,
+      definition: def,
+      job_version: x.job_version,
+      args: x.args,
+      has_secrets: x.secret_names.length > 0,
+      deadline_ms: x.deadline_ms,
+      timeout_ms: (def.timeout_seconds ?? 0) * 1000,
+      max_attempts: def.retries?.max_attempts ?? 1,
+      backoff_ms: (def.retries?.backoff_seconds ?? 0) * 1000,
+    };
+    const subject = t.pool ? subjects.poolJob(t.pool, def.runner) : subjects.nodeJob(t.executor_id);
+    await this.d.js.publish(subject, encode(msg), { msgID: `${x.id}.${t.key}` });
+  }
+}
