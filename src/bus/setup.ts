@@ -74,6 +74,11 @@ export async function ensureStreams(nc: NatsConnection, limits: BusLimits = DEFA
   const jsm = await jetstreamManager(nc);
   for (const cfg of streamConfigs(limits)) await ensureStream(jsm, cfg);
   await new Kvm(nc).create(BUCKETS.locks, { ttl: limits.lockTtlMs, history: 1, storage: StorageType.File });
+  // An existing bucket keeps its old TTL unless told: the lock TTL is its stream's max age.
+  const locks = await jsm.streams.info(`KV_${BUCKETS.locks}`);
+  if (locks.config.max_age !== nanos(limits.lockTtlMs)) {
+    await jsm.streams.update(`KV_${BUCKETS.locks}`, { max_age: nanos(limits.lockTtlMs) });
+  }
   await new Objm(nc).create(BUCKETS.files, { storage: StorageType.File });
 }
 

@@ -7,6 +7,7 @@ import { buildContext, type CliContext, type CliIO, type GlobalOptions } from '.
 import { registerConfigCommands } from './commands/config.js';
 import { registerExecutionCommands } from './commands/executions.js';
 import { registerExecutorCommands } from './commands/executors.js';
+import { registerFileCommands } from './commands/files.js';
 import { registerJobCommands } from './commands/jobs.js';
 
 /** Wraps a command's work: builds the context, runs it, closes the client. */
@@ -78,6 +79,7 @@ export function buildProgram(io: CliIO): Command {
   registerJobCommands(program, act);
   registerExecutionCommands(program, act);
   registerExecutorCommands(program, act);
+  registerFileCommands(program, act);
   return program;
 }
 

@@ -2,8 +2,8 @@
 // errors rebuilt as GRID's own classes. Used by grid-cli, the executor and tests.
 
 import { credentials, Metadata, type CallOptions, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
-import { ControllerServiceClient, type ExecuteRequest, type ListExecutionsRequest } from '../gen/grid/v1/controller.js';
-import { ExecutionState, type Execution, type LogChunk } from '../gen/grid/v1/types.js';
+import { ControllerServiceClient, type ExecuteRequest, type FileChunk, type ListExecutionsRequest, type PutFileRequest } from '../gen/grid/v1/controller.js';
+import { ExecutionState, type Execution, type FileInfo, type LogChunk } from '../gen/grid/v1/types.js';
 import { ExecutorServiceClient } from '../gen/grid/v1/executor.js';
 import { HealthClient, type HealthCheckResponse } from '../gen/grpc/health/v1/health.js';
 import { ERROR_KIND_METADATA_KEY, fromGrpcStatus, GrpcCode, UnavailableError } from '../errors.js';
@@ -93,7 +93,47 @@ export class GridClient {
     /** Log chunks in order; with follow, until the execution is terminal. */
     getLogs: (r: { executionId: string; follow?: boolean; executor?: string }, signal?: AbortSignal): AsyncIterable<LogChunk> =>
       this.stream(this.controller, this.controller.getLogs, { executionId: r.executionId, follow: !!r.follow, executor: r.executor ?? '' }, signal),
+    /** The file's info (first message), then its content in chunks. */
+    getFile: (name: string, signal?: AbortSignal): AsyncIterable<FileChunk> => this.stream(this.controller, this.controller.getFile, { name }, signal),
+    listFiles: () => this.call(this.controller, this.controller.listFiles, {}),
+    deleteFile: (name: string) => this.call(this.controller, this.controller.deleteFile, { name }),
   };
+
+  /**
+   * Uploads a file with PutFile: its info first (name; size and `sha256:<hex>` digest when known,
+   * which the controller checks), then the chunks, with backpressure. Resolves with what the
+   * controller stored. The deadline is at least 10 minutes (files may be up to 64 MiB).
+   */
+  putFile(info: { name: string; size?: number; digest?: string }, chunks: AsyncIterable<Uint8Array>, timeoutMs = Math.max(this.timeoutMs, 600_000)): Promise<FileInfo> {
+    return new Promise<FileInfo>((resolve, reject) => {
+      let settled = false;
+      let onSettled: () => void = () => {};
+      const ended = new Promise<void>((r) => (onSettled = r));
+      const call = this.controller.putFile(this.metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+        settled = true;
+        onSettled();
+        if (err) reject(toGridError(err, this.opts.address));
+        else resolve(res);
+      });
+      // Write one message; wait for 'drain' when the buffer is full (or for the call to end).
+      const send = async (msg: PutFileRequest) => {
+        if (settled) return;
+        if (!call.write(msg)) await Promise.race([new Promise<void>((r) => call.once('drain', () => r())), ended]);
+      };
+      (async () => {
+        await send({ part: { $case: 'info', info: { name: info.name, size: info.size ?? 0, digest: info.digest ?? '', modifiedAtMs: 0 } } });
+        for await (const c of chunks) {
+          if (settled) break;
+          await send({ part: { $case: 'chunk', chunk: Buffer.from(c.buffer, c.byteOffset, c.byteLength) } });
+        }
+        if (!settled) call.end();
+      })().catch((err: unknown) => {
+        call.cancel();
+        if (!settled) reject(err);
+        settled = true;
+      });
+    });
+  }
 
   checkHealth(service = ''): Promise<HealthCheckResponse> {
     return this.call(this.health, this.health.check, { service });

@@ -52,6 +52,8 @@ export interface ControllerConfig {
    * replica needs the same one. Empty = generated in data_dir (fine for one controller).
    */
   secrets_key: string;
+  /** Serialized jobs: a lock whose holder stops refreshing it lapses after this long. */
+  lock_ttl_seconds: number;
   log_level: LogLevel;
   log_retention_hours: number;
   log_max_bytes: number;
@@ -84,6 +86,7 @@ export const controllerSchema = {
   registration_tokens: t.list({ env: false, each: nonEmpty, check: noDuplicates }),
   executor_ping_deadline_seconds: t.int({ default: 30, min: 2, env: 'GRID_EXECUTOR_PING_DEADLINE' }),
   secrets_key: t.string({ env: 'GRID_SECRETS_KEY' }),
+  lock_ttl_seconds: t.int({ default: 30, min: 2, max: 3600 }),
   log_level: t.enum(LOG_LEVELS, { default: 'info' }),
   log_retention_hours: t.int({ default: 72, min: 1 }),
   log_max_bytes: t.int({ default: 1024 * MiB, min: MiB }),

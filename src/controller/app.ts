@@ -23,6 +23,7 @@ import { prepareDevAccess } from './dev-access.js';
 import { Dispatcher } from './dispatcher.js';
 import { ExecutionService } from './executions.js';
 import { ExecutorRegistry } from './executors.js';
+import { FileService } from './files.js';
 import { JobPublisher } from './job-publisher.js';
 import { LogService } from './logs.js';
 import { Recorder } from './recorder.js';
@@ -105,7 +106,7 @@ export class Controller {
       eventRetentionMs: cfg.event_retention_hours * 3600_000,
       logRetentionMs: cfg.log_retention_hours * 3600_000,
       logMaxBytes: cfg.log_max_bytes,
-      lockTtlMs: 30_000,
+      lockTtlMs: cfg.lock_ttl_seconds * 1000,
     });
 
     const embedded = cfg.etcd.endpoints.length === 0;
@@ -162,7 +163,8 @@ export class Controller {
     const health = new Health(['grid.v1.ControllerService', 'grid.v1.ExecutorService']);
     const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
     const ctx = { auth, log: log.named('grpc') };
-    server.addService(ControllerServiceService, controllerService(ctx, { jobs, executors, executions, logs }));
+    const files = new FileService({ nc });
+    server.addService(ControllerServiceService, controllerService(ctx, { jobs, executors, executions, logs, files }));
     server.addService(ExecutorServiceService, executorService(ctx, executors, executions));
     server.addService(HealthService, health.service());
     const port = await new Promise<number>((resolve, reject) =>

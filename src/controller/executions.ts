@@ -12,7 +12,7 @@ import { isTerminalExecution, type Execution, type ExecutionState } from '../dom
 import { mayBegin, stopExecution } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
 import { formatTarget, parseTarget } from '../domain/target.js';
-import { FailedPreconditionError, NotImplementedError, ValidationError } from '../errors.js';
+import { FailedPreconditionError, ValidationError } from '../errors.js';
 import type { EtcdExecutionStore } from '../store/etcd-executions.js';
 import type { EtcdExecutorStore } from '../store/etcd-executors.js';
 import type { JobStore } from '../store/store.js';
@@ -70,12 +70,6 @@ export class ExecutionService {
     const target = parseTarget(input.target || def.target || 'all');
     if (!Number.isInteger(input.timeoutSeconds) || input.timeoutSeconds < 0) {
       throw new ValidationError(`timeout: ${input.timeoutSeconds} must be a whole number of seconds`);
-    }
-    if (def.serialize || def.files.length) {
-      // Running these without their lock or files would be wrong, not merely incomplete.
-      throw new NotImplementedError(
-        `job ${def.name} uses ${def.serialize ? '"serialize"' : '"files"'}, which this version of the controller cannot honour yet`,
-      );
     }
     const batchSpec = countSpec('batch_size', input.batchSize);
     const maxFailuresSpec = countSpec('max_failures', input.maxFailures);

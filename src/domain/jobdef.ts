@@ -219,6 +219,9 @@ function checkRunner(p: Problems, raw: JsonObject): RunnerName | undefined {
   if (runner === 'kubernetes' && !p.has(raw, 'image_name')) {
     p.add('image_name', 'missing; the kubernetes runner needs a container image, e.g. "registry.example.com/hello:1.0"');
   }
+  if (runner === 'kubernetes' && Array.isArray(raw.files) && raw.files.length > 0) {
+    p.add('files', 'the kubernetes runner cannot place configuration files yet; bake them into the image or use the host runner');
+  }
   if (runner === 'host' && !p.has(raw, 'command') && !p.has(raw, 'shell')) {
     p.add('command', 'missing; the host runner needs "command" (an argv array such as ["echo", "hello"]) or "shell" (a script)');
   }

@@ -19,6 +19,8 @@ import { taskOutput } from '../runners/output.js';
 import type { Runner, RunningTask, TaskOutcome, TaskResult, TaskSpec } from '../runners/runner.js';
 import type { Logger } from '../util/log.js';
 import type { AgentWorker } from './agent.js';
+import { TaskFiles, TaskFileError } from './files.js';
+import { FleetLocks, type HeldLock } from './lock.js';
 import { LogPublisher } from './log-publisher.js';
 import { PidFiles } from './orphans.js';
 import { Slots } from './slots.js';
@@ -82,6 +84,8 @@ export class Worker implements AgentWorker {
   private readonly runners = new Map<string, Runner>();
   private readonly slots: Slots;
   private readonly pidFiles: PidFiles;
+  private readonly taskFiles: TaskFiles;
+  private readonly locks: FleetLocks;
   /** Tasks in flight, by execution id (a pool may hand one executor several tasks of one execution). */
   private readonly byExecution = new Map<string, Set<TaskRun>>();
   private readonly handlers = new Set<Promise<void>>();
@@ -105,6 +109,8 @@ export class Worker implements AgentWorker {
     for (const r of o.runners) this.runners.set(r.name, r);
     this.slots = new Slots(Math.max(1, o.concurrency));
     this.pidFiles = new PidFiles(o.workDir);
+    this.taskFiles = new TaskFiles(o.nc);
+    this.locks = new FleetLocks(o.nc, o.log.named('locks'));
     this.pullExpiresMs = Math.max(1000, o.pullExpiresMs ?? 5000);
     this.workingIntervalMs = o.workingIntervalMs ?? 5000;
     this.unavailableDelayMs = o.unavailableDelayMs ?? 2000;
@@ -353,6 +359,39 @@ export class Worker implements AgentWorker {
     const env: Record<string, string> = { GRID_TASK_KEY: job.task_key };
     const lockToken = Number(begin.lockToken ?? 0);
     if (lockToken > 0) env['GRID_LOCK_TOKEN'] = String(lockToken);
+    // Configuration files: fetched, verified and rendered before anything runs; a file that is
+    // missing, tampered with or does not render fails the task with the reason.
+    let files: TaskSpec['files'];
+    if (job.definition.files?.length) {
+      try {
+        files = await this.taskFiles.prepare(job.definition, job.args ?? {});
+      } catch (err) {
+        const reason = err instanceof TaskFileError ? err.message : `could not prepare the task's files: ${(err as Error).message}`;
+        await this.finish(msg, run, { outcome: 'failed', reason }, log);
+        return;
+      }
+    }
+    // Serialized jobs: wait in line for the fleet-wide lock; its revision is the fencing token.
+    let lock: HeldLock | undefined;
+    const lockName = job.definition.serialize;
+    if (lockName) {
+      lock = await this.locks.acquire({
+        name: lockName,
+        ticket: `${job.execution_id}.${job.task_key}`,
+        holder: this.o.executorName,
+        signal: run.abort.signal,
+        onWaiting: (ahead, holder) =>
+          this.publishEvent(run, 'waiting', {
+            reason: `waiting for lock ${lockName}${holder ? ` (held by ${holder})` : ''}${ahead ? `, ${ahead} ahead` : ''}`,
+          }),
+      });
+      if (!lock) {
+        await this.finish(msg, run, { outcome: run.stopReason ?? 'cancelled', reason: run.stopNote ?? 'stopped while waiting for its lock' }, log);
+        return;
+      }
+      env['GRID_LOCK_TOKEN'] = String(lock.token);
+      log.info('holds the serialize lock', { lock: lockName, token: lock.token });
+    }
     const spec: TaskSpec = {
       executionId: job.execution_id,
       executorId: this.o.executorId,
@@ -364,8 +403,9 @@ export class Worker implements AgentWorker {
       env,
       timeoutMs,
     };
+    if (files) spec.files = files;
 
-    await this.publishEvent(run, 'started', {});
+    await this.publishEvent(run, 'started', lock ? { lock_token: lock.token, reason: `holds lock ${lockName} (token ${lock.token})` } : {});
     log.info('task started', { job: job.definition.name, runner: runner.name });
 
     const publisher = new LogPublisher({
@@ -402,6 +442,7 @@ export class Worker implements AgentWorker {
       result = { outcome: 'failed', reason: `the executor could not start the task: ${(err as Error).message}` };
     } finally {
       if (pidFile) await this.pidFiles.remove(pidFile).catch(() => {});
+      await lock?.release();
     }
     await publisher.flush();
     if (publisher.failed > 0) {
@@ -439,7 +480,7 @@ export class Worker implements AgentWorker {
   private async publishEvent(
     run: TaskRun,
     kind: TaskEventKind,
-    more: { outcome?: TaskOutcome; exit_code?: number; reason?: string },
+    more: { outcome?: TaskOutcome; exit_code?: number; reason?: string; lock_token?: number },
   ): Promise<void> {
     const ev: EventMessage = {
       execution_id: run.job.execution_id,
@@ -453,6 +494,7 @@ export class Worker implements AgentWorker {
     if (more.outcome !== undefined) ev.outcome = more.outcome;
     if (more.exit_code !== undefined) ev.exit_code = more.exit_code;
     if (more.reason !== undefined) ev.reason = more.reason;
+    if (more.lock_token !== undefined) ev.lock_token = more.lock_token;
     const subject = subjects.event(ev.execution_id, this.o.executorId);
     const data = encode(ev);
     const giveUpAt = Date.now() + 60_000;

@@ -190,6 +190,12 @@ describe('validateJobDefinition: runner, command and shell', () => {
     ]);
   });
 
+  it('rejects files for the kubernetes runner, which cannot place them', () => {
+    expect(problemsOf(() => validateJobDefinition({ name: 'a', image_name: 'x/y:1', files: [{ name: 'f', path: 'f' }] }))).toEqual([
+      'files: the kubernetes runner cannot place configuration files yet; bake them into the image or use the host runner',
+    ]);
+  });
+
   it('rejects command as a string, and command with shell', () => {
     expect(problemsOf(() => validateJobDefinition({ name: 'a', command: 'echo hi' }))).toEqual([
       'command: "echo hi" must be an array of strings; write it as an argv array, e.g. ["echo","hi"], or use "shell" for a script',

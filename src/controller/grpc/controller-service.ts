@@ -2,9 +2,11 @@
 
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { ControllerServiceServer } from '../../gen/grid/v1/controller.js';
-import { NotImplementedError } from '../../errors.js';
+import { ValidationError } from '../../errors.js';
+import type { FileInfo } from '../../gen/grid/v1/types.js';
 import type { ExecutionService } from '../executions.js';
 import type { ExecutorRegistry } from '../executors.js';
+import type { FileService, StoredFile } from '../files.js';
 import type { LogService } from '../logs.js';
 import type { JobService } from '../jobs.js';
 import { executionStateFromPb, executionToPb, executorToPb, jobInfoToPb } from './convert.js';
@@ -15,16 +17,14 @@ export interface ControllerUseCases {
   executors: ExecutorRegistry;
   executions: ExecutionService;
   logs: LogService;
+  files: FileService;
+}
+
+function fileInfoToPb(f: StoredFile): FileInfo {
+  return { name: f.name, size: f.size, digest: f.digest, modifiedAtMs: f.modifiedAtMs };
 }
 
 export function controllerService(ctx: HandlerContext, uc: ControllerUseCases): ControllerServiceServer & UntypedServiceImplementation {
-  const later = (what: string) => async (): Promise<never> => {
-    throw new NotImplementedError(`${what} is not available in this version of the controller`);
-  };
-  // eslint-disable-next-line require-yield
-  const laterStream = (what: string) => async function* (): AsyncIterable<never> {
-    throw new NotImplementedError(`${what} is not available in this version of the controller`);
-  };
   return {
     createJob: unary(ctx, 'CreateJob', async (req, who) => {
       const { job, created } = await uc.jobs.create(who, {
@@ -75,9 +75,33 @@ export function controllerService(ctx: HandlerContext, uc: ControllerUseCases): 
     listExecutors: unary(ctx, 'ListExecutors', async (_req, who) => ({ executors: (await uc.executors.list(who)).map(executorToPb) })),
     describeExecutor: unary(ctx, 'DescribeExecutor', async (req, who) => executorToPb(await uc.executors.describe(who, req.idOrName))),
     removeExecutor: unary(ctx, 'RemoveExecutor', async (req, who) => ({ executor: executorToPb(await uc.executors.remove(who, req.idOrName)) })),
-    putFile: clientStream(ctx, 'PutFile', later('PutFile')),
-    getFile: serverStream(ctx, 'GetFile', laterStream('GetFile')),
-    listFiles: unary(ctx, 'ListFiles', later('ListFiles')),
-    deleteFile: unary(ctx, 'DeleteFile', later('DeleteFile')),
+    putFile: clientStream(ctx, 'PutFile', async (messages, who) => {
+      // The first message names the file; every later one is a chunk of it.
+      const it = messages[Symbol.asyncIterator]();
+      const first = await it.next();
+      if (first.done || first.value.part?.$case !== 'info') {
+        throw new ValidationError('PutFile: the first message must carry the file\'s info (its name)');
+      }
+      const { name, size, digest } = first.value.part.info;
+      const chunks = (async function* () {
+        for (;;) {
+          const n = await it.next();
+          if (n.done) return;
+          if (n.value.part?.$case !== 'chunk') throw new ValidationError('PutFile: only the first message may carry the file\'s info');
+          yield n.value.part.chunk;
+        }
+      })();
+      return fileInfoToPb(await uc.files.put(who, { name, size, digest }, chunks));
+    }),
+    getFile: serverStream(ctx, 'GetFile', async function* (req, who, signal) {
+      for await (const c of uc.files.get(who, req.name, signal)) {
+        yield { info: c.info ? fileInfoToPb(c.info) : undefined, chunk: Buffer.from(c.chunk.buffer, c.chunk.byteOffset, c.chunk.byteLength) };
+      }
+    }),
+    listFiles: unary(ctx, 'ListFiles', async (_req, who) => ({ files: (await uc.files.list(who)).map(fileInfoToPb) })),
+    deleteFile: unary(ctx, 'DeleteFile', async (req, who) => {
+      await uc.files.delete(who, req.name);
+      return {};
+    }),
   };
 }

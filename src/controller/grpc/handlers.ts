@@ -87,7 +87,9 @@ export function serverStream<Req, Res>(
     })().then(
       () => call.end(),
       (err) => {
-        if (!abort.signal.aborted) call.destroy(toServiceError(err, ctx.log, method) as ServiceError);
+        // 'error' makes grpc-js send this status and end the call (destroy() would send none,
+        // and the client would wait forever).
+        if (!abort.signal.aborted) call.emit('error', toServiceError(err, ctx.log, method) as ServiceError);
       },
     );
   };
