@@ -127,6 +127,8 @@ export class Controller {
     const leases = new Leases(kv);
     this.cleanups.push({ name: 'lease keep-alive stream', run: () => leases.close() });
     const executorStore = new EtcdExecutorStore(kv);
+    await executorStore.startCache();
+    this.cleanups.push({ name: 'executor cache', run: () => executorStore.closeCache() });
     const executors = new ExecutorRegistry(executorStore, leases, nc, {
       registrationTokens,
       pingDeadlineSeconds: cfg.executor_ping_deadline_seconds,

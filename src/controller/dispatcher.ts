@@ -74,7 +74,7 @@ export class Dispatcher {
           return;
         }
       }
-      const { executors } = await this.d.executors.list();
+      const executors = await this.d.executors.all();
       const plan = planTasks({ target: parseTarget(x.target), executors, runner: def.runner, waitOfflineMs: x.wait_offline_ms, now: this.now() });
       const res = await this.d.store.update(id, (e) => {
         if (e.state !== 'QUEUED') return false;

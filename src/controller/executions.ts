@@ -115,7 +115,7 @@ export class ExecutionService {
   }
 
   private async dryRun(def: JobDefinition, target: ReturnType<typeof parseTarget>): Promise<DryRunRow[]> {
-    const { executors } = await this.d.executors.list();
+    const executors = await this.d.executors.all();
     const plan = planTasks({ target, executors, runner: def.runner, waitOfflineMs: 0, now: this.now() });
     if (plan.failure) throw new FailedPreconditionError(`target ${formatTarget(target)}: ${plan.failure}`);
     const rows: DryRunRow[] = plan.tasks.map((t) => ({

@@ -4,13 +4,38 @@
 import type { ExecutorRecord } from '../domain/executor.js';
 import { AlreadyExistsError, NotFoundError } from '../errors.js';
 import type { Kv } from './kv.js';
+import { WatchedPrefix } from './watched-prefix.js';
 
 export interface AliveWatch {
   close(): Promise<void>;
 }
 
 export class EtcdExecutorStore {
+  /** Set by startCache(): reads of records come from memory, kept current by a watch. */
+  private cache?: WatchedPrefix<ExecutorRecord>;
+
   constructor(private readonly kv: Kv) {}
+
+  /** Keeps every executor record in memory from now on (heartbeats, dispatch, BeginTask). */
+  async startCache(): Promise<void> {
+    const cache = new WatchedPrefix<ExecutorRecord>(this.kv, this.kv.key('executors', ''));
+    await cache.start();
+    this.cache = cache;
+  }
+
+  async closeCache(): Promise<void> {
+    await this.cache?.close();
+  }
+
+  /** The record from memory when cached (else etcd); falls back to etcd for one not seen yet. */
+  async getFast(id: string): Promise<ExecutorRecord | undefined> {
+    return this.cache?.get(id) ?? (await this.get(id));
+  }
+
+  /** Every record, from memory when cached. */
+  async all(): Promise<ExecutorRecord[]> {
+    return this.cache ? this.cache.values() : (await this.list()).executors;
+  }
 
   recordKey(id: string): string {
     return this.kv.key('executors', id);
