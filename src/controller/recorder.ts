@@ -1,13 +1,12 @@
 // The recorder: applies executor events from GRID_EVENTS to executions in etcd. Events are
-// taken in micro-batches: all events for one execution in a batch become one compare-and-swap
-// write, and are acked after it. applyEvent makes duplicates and stale events no-ops, so
+// taken in micro-batches and every execution they touch is written in one group commit (one
+// transaction for many executions, each guarded by its own compare), then acked. applyEvent makes duplicates and stale events no-ops, so
 // at-least-once delivery still records each result exactly once.
 
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { decode, type EventMessage } from '../bus/messages.js';
 import { consumers, STREAMS } from '../bus/subjects.js';
 import { applyEvent, sendable } from '../domain/execution-rules.js';
-import { NotFoundError } from '../errors.js';
 import type { EtcdExecutionStore } from '../store/etcd-executions.js';
 import type { Logger } from '../util/log.js';
 import type { JobPublisher } from './job-publisher.js';
@@ -59,34 +58,39 @@ export class Recorder {
         list.push({ m, ev });
         byExecution.set(ev.execution_id, list);
       }
-      await Promise.all([...byExecution].map(([id, items]) => this.apply(id, items)));
+      await this.apply(byExecution);
     }
   }
 
-  private async apply(id: string, items: Array<{ m: JsMsg; ev: EventMessage }>): Promise<void> {
+  /** One group commit for every execution in the batch, then the acks. */
+  private async apply(byExecution: Map<string, Array<{ m: JsMsg; ev: EventMessage }>>): Promise<void> {
+    const all = [...byExecution.values()].flat();
     try {
-      let before = new Set<string>();
-      const { execution, changed } = await this.d.store.update(id, (x) => {
-        before = new Set(sendable(x).map((t) => t.key));
+      const before = new Map<string, Set<string>>();
+      const results = await this.d.store.updateMany([...byExecution.keys()], (x) => {
+        before.set(x.id, new Set(sendable(x).map((t) => t.key)));
         let changed = false;
-        for (const { ev } of items) changed = applyEvent(x, ev) || changed;
+        for (const { ev } of byExecution.get(x.id) ?? []) changed = applyEvent(x, ev) || changed;
         return changed;
       });
-      // A batched rollout's next wave was released by these events: send its job messages
-      // (before acking, so a crash here redelivers the events; the sweeper also re-sends).
-      const released = changed ? sendable(execution).filter((t) => !before.has(t.key)) : [];
-      if (released.length) {
-        await this.d.publisher.publish(execution, released, await this.d.publisher.definitionOf(execution));
-        this.d.log.info('next wave released', { id, wave: released[0]!.wave, tasks: released.length });
-      }
-      for (const { m } of items) m.ack();
+      await Promise.all(
+        [...byExecution].map(async ([id, items]) => {
+          const r = results.get(id);
+          // A batched rollout's next wave was released by these events: send its job messages
+          // before acking, so a crash here redelivers the events (the sweeper also re-sends).
+          if (r?.changed) {
+            const released = sendable(r.execution).filter((t) => !before.get(id)?.has(t.key));
+            if (released.length) {
+              await this.d.publisher.publish(r.execution, released, await this.d.publisher.definitionOf(r.execution));
+              this.d.log.info('next wave released', { id, wave: released[0]!.wave, tasks: released.length });
+            }
+          }
+          for (const { m } of items) m.ack(); // an unknown execution's events are dropped too
+        }),
+      );
     } catch (err) {
-      if (err instanceof NotFoundError) {
-        for (const { m } of items) m.ack();
-        return;
-      }
-      this.d.log.warn('could not record events; they will be redelivered', { id, error: (err as Error).message });
-      for (const { m } of items) m.nak(1_000);
+      this.d.log.warn('could not record events; they will be redelivered', { executions: byExecution.size, error: (err as Error).message });
+      for (const { m } of all) m.nak(1_000);
     }
   }
 

@@ -20,6 +20,11 @@ export interface ActiveEntry {
   released_at_ms?: number;
 }
 
+/** etcd's default limit of operations in one transaction. */
+const TXN_OPS = 128;
+/** Executions per group-commit transaction: a compare and two writes each. */
+const GROUP = 42;
+
 export interface ListFilter {
   job?: string;
   state?: ExecutionState;
@@ -78,6 +83,56 @@ export class EtcdExecutionStore {
       : c.put(this.activeKey(x.id)).value(JSON.stringify(activeEntry(x)));
     const res = await c.if(this.key(x.id), 'Mod', '==', revision).then(c.put(this.key(x.id)).value(JSON.stringify(x)), index).commit();
     return res.succeeded;
+  }
+
+  /** Reads many executions in one round trip per 128 (etcd's limit of operations per txn). */
+  async getMany(ids: string[]): Promise<Map<string, Versioned<Execution>>> {
+    const out = new Map<string, Versioned<Execution>>();
+    for (let i = 0; i < ids.length; i += TXN_OPS) {
+      const chunk = ids.slice(i, i + TXN_OPS);
+      const res = await this.kv.client.kv.txn({ success: chunk.map((id) => ({ request_range: { key: Buffer.from(this.key(id)) } })) });
+      res.responses.forEach((r, j) => {
+        const kv = r.response_range?.kvs[0];
+        if (kv) out.set(chunk[j]!, { value: JSON.parse(kv.value.toString()) as Execution, revision: Number(kv.mod_revision) });
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Group commit: applies `fn` to each execution and writes all the changes in as few
+   * transactions as possible, each guarded by every record's mod revision. A transaction that
+   * loses to a concurrent writer is redone execution by execution with update(). Executions
+   * that do not exist are missing from the result.
+   */
+  async updateMany(ids: string[], fn: (x: Execution) => boolean): Promise<Map<string, { execution: Execution; changed: boolean }>> {
+    const result = new Map<string, { execution: Execution; changed: boolean }>();
+    const current = await this.getMany([...new Set(ids)]);
+    const changes: Array<{ next: Execution; revision: number }> = [];
+    for (const [id, cur] of current) {
+      const next = structuredClone(cur.value);
+      if (fn(next)) changes.push({ next, revision: cur.revision });
+      else result.set(id, { execution: cur.value, changed: false });
+    }
+    const c = this.kv.client;
+    for (let i = 0; i < changes.length; i += GROUP) {
+      const chunk = changes.slice(i, i + GROUP);
+      const res = await c.kv.txn({
+        compare: chunk.map(({ next, revision }) => ({ key: Buffer.from(this.key(next.id)), target: 'Mod' as const, result: 'Equal' as const, mod_revision: revision })),
+        success: chunk.flatMap(({ next }) => [
+          { request_put: { key: Buffer.from(this.key(next.id)), value: Buffer.from(JSON.stringify(next)) } },
+          isTerminalExecution(next.state)
+            ? { request_delete_range: { key: Buffer.from(this.activeKey(next.id)) } }
+            : { request_put: { key: Buffer.from(this.activeKey(next.id)), value: Buffer.from(JSON.stringify(activeEntry(next))) } },
+        ]),
+      });
+      if (res.succeeded) {
+        for (const { next } of chunk) result.set(next.id, { execution: next, changed: true });
+      } else {
+        for (const { next } of chunk) result.set(next.id, await this.update(next.id, fn));
+      }
+    }
+    return result;
   }
 
   /** Newest first (ids are time-ordered), filtered, at most `limit`. */
