@@ -59,6 +59,8 @@ async function startOnce(binary: string, host: string, logFile: string, options:
     '--log-level', 'warn',
     '--log-outputs', 'stderr',
     // A dev cluster runs for weeks; keep history bounded like an operator would.
+    // An execution fanned out to thousands of executors is one record larger than etcd's 1.5 MiB default.
+    '--max-request-bytes', String(16 * 1024 * 1024),
     '--auto-compaction-mode', 'periodic',
     '--auto-compaction-retention', '1h',
   ];

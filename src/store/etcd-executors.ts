@@ -81,11 +81,8 @@ export class EtcdExecutorStore {
   }
 
   async list(): Promise<{ executors: ExecutorRecord[]; revision: number }> {
-    const res = await this.kv.client.getAll().prefix(this.kv.key('executors', '')).exec();
-    return {
-      executors: res.kvs.map((kv) => JSON.parse(kv.value.toString()) as ExecutorRecord),
-      revision: Number(res.header.revision),
-    };
+    const { kvs, revision } = await this.kv.rangeAll(this.kv.key('executors', ''));
+    return { executors: kvs.map((kv) => JSON.parse(kv.value.toString()) as ExecutorRecord), revision };
   }
 
   /** Compare-and-swap update; `fn` returns undefined to leave the record alone. */

@@ -30,6 +30,8 @@ export class Kv {
     this.client = new Etcd3({
       hosts: opts.endpoints,
       dialTimeout: opts.dialTimeoutMs ?? 5_000,
+      // Large records (a fan-out over thousands of executors) exceed gRPC's 4 MiB default.
+      grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 },
     });
     this.prefix = opts.prefix;
   }
@@ -45,8 +47,26 @@ export class Kv {
   }
 
   async list<T>(prefix: string): Promise<Array<Versioned<T> & { key: string }>> {
-    const res = await wrap(() => this.client.getAll().prefix(prefix).exec());
-    return res.kvs.map((kv) => ({ key: kv.key.toString(), ...decode<T>(kv) }));
+    const { kvs } = await this.rangeAll(prefix);
+    return kvs.map((kv) => ({ key: kv.key.toString(), ...decode<T>(kv) }));
+  }
+
+  /**
+   * Every key under `prefix`, read in pages (a prefix holding thousands of records would exceed
+   * a message size limit in one read) at one revision, so the pages form one snapshot.
+   */
+  async rangeAll(prefix: string, pageSize = 500): Promise<{ kvs: IKeyValue[]; revision: number }> {
+    const end = prefixEnd(Buffer.from(prefix));
+    let key = Buffer.from(prefix);
+    let revision = 0;
+    const kvs: IKeyValue[] = [];
+    for (;;) {
+      const res = await wrap(() => this.client.kv.range({ key, range_end: end, limit: pageSize, ...(revision ? { revision } : {}) }));
+      if (!revision) revision = Number(res.header.revision);
+      kvs.push(...res.kvs);
+      if (!res.more || res.kvs.length === 0) return { kvs, revision };
+      key = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])]);
+    }
   }
 
   /** Latest revision of the whole store, for resuming watches. */
@@ -108,6 +128,18 @@ export class Kv {
   close(): void {
     this.client.close();
   }
+}
+
+/** The first key after every key that starts with `prefix`. */
+function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
 }
 
 function decode<T>(kv: IKeyValue): Versioned<T> {

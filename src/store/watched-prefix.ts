@@ -16,9 +16,9 @@ export class WatchedPrefix<T> {
   }
 
   async start(): Promise<void> {
-    const res = await this.kv.client.getAll().prefix(this.prefix).exec();
-    for (const kv of res.kvs) this.items.set(kv.key.toString().slice(this.prefix.length), JSON.parse(kv.value.toString()) as T);
-    this.watcher = await this.kv.client.watch().prefix(this.prefix).startRevision(String(Number(res.header.revision) + 1)).create();
+    const { kvs, revision } = await this.kv.rangeAll(this.prefix);
+    for (const kv of kvs) this.items.set(kv.key.toString().slice(this.prefix.length), JSON.parse(kv.value.toString()) as T);
+    this.watcher = await this.kv.client.watch().prefix(this.prefix).startRevision(String(revision + 1)).create();
     this.watcher.on('put', (kv) => {
       const id = kv.key.toString().slice(this.prefix.length);
       const value = JSON.parse(kv.value.toString()) as T;
