@@ -58,3 +58,12 @@ typecheck-tests: build
 
 clean:
 	rm -rf dist src/gen
+
+# Benchmarks (issue 7): own nats-server, etcd and controller; table on stdout, JSON in .bench/.
+# QUICK=1 scales everything down (≤ 2 minutes); the full run takes up to 15 minutes.
+.PHONY: bench
+# test/bench/tsconfig.json compiles src, cmd and the bench into dist (no separate build needed).
+bench: deps proto
+	npx tsc -p test/bench/tsconfig.json
+	@chmod +x dist/cmd/*.js
+	node dist/test/bench/run.js $(if $(QUICK),--quick,)

@@ -1,8 +1,9 @@
 // GetLogs: an ordered consumer over grid.log.<execution>.> (or one executor's subject). Without
 // follow it ends when it has caught up; with follow it ends once the execution is terminal and
-// everything its executors published has been read (they publish logs before their final event).
+// the last chunk its executors published has been sent (they publish logs before their final
+// event, so that last chunk is known the moment the execution is terminal).
 
-import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { LOG_HEADERS } from '../bus/messages.js';
 import { STREAMS, subjects } from '../bus/subjects.js';
@@ -44,14 +45,18 @@ export class LogService {
     const onAbort = () => messages.stop();
     signal.addEventListener('abort', onAbort);
     let timer: NodeJS.Timeout | undefined;
+    let lastSeq = 0;
+    /** Set once the execution is terminal: the sequence of the last chunk it will ever have. */
+    let endSeq: number | undefined;
     if (req.follow && !terminal) {
       const check = async () => {
         const cur = await this.d.store.get(x.id).catch(() => undefined);
-        terminal = !cur || isTerminalExecution(cur.value.state);
-        if (terminal && caughtUp) {
-          // One more look: anything published just before the final event is in the stream now.
-          caughtUp = (await consumer.info().catch(() => ({ num_pending: 0 }))).num_pending === 0;
-          if (caughtUp) return messages.stop();
+        if (!cur || isTerminalExecution(cur.value.state)) {
+          // Its executors published every chunk before their final event, so the stream
+          // already holds the last one: end once it has been sent (buffered ones included).
+          endSeq = await this.lastSequence(cur?.value.tasks.map((t) => t.executor_id) ?? [], x.id, req.executor ? subject : undefined);
+          if (lastSeq >= endSeq) return messages.stop();
+          return;
         }
         timer = setTimeout(() => void check(), FOLLOW_CHECK_MS);
       };
@@ -60,7 +65,9 @@ export class LogService {
     try {
       for await (const m of messages) {
         yield toChunk(x.id, m);
+        lastSeq = m.seq;
         caughtUp = m.info.pending === 0;
+        if (endSeq !== undefined && lastSeq >= endSeq) break;
         if (caughtUp && (!req.follow || terminal)) break;
       }
     } finally {
@@ -68,6 +75,24 @@ export class LogService {
       signal.removeEventListener('abort', onAbort);
       messages.stop();
     }
+  }
+
+  /** The stream sequence of the last log chunk of these executors for the execution (0 = none). */
+  private async lastSequence(executorIds: string[], executionId: string, onlySubject?: string): Promise<number> {
+    const jsm = await this.jsm();
+    const subjectsToCheck = onlySubject ? [onlySubject] : [...new Set(executorIds.filter(Boolean))].map((id) => subjects.log(executionId, id));
+    let last = 0;
+    for (const s of subjectsToCheck) {
+      const m = await jsm.streams.getMessage(STREAMS.logs, { last_by_subj: s }).catch(() => null);
+      if (m && m.seq > last) last = m.seq;
+    }
+    return last;
+  }
+
+  private jsmPromise?: Promise<JetStreamManager>;
+  private jsm(): Promise<JetStreamManager> {
+    this.jsmPromise ??= this.d.js.jetstreamManager();
+    return this.jsmPromise;
   }
 }
 

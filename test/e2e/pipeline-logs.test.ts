@@ -17,7 +17,8 @@ const RSS_BOUND = 300 * 1000 * 1000;
 let fleet: Fleet;
 
 beforeAll(async () => {
-  fleet = await startFleet({ executorConfig: { log_max_bytes_per_task: LOG_CAP } });
+  // db-1 keeps everything (for following a large log whole); the others cap at LOG_CAP.
+  fleet = await startFleet({ executorConfig: { log_max_bytes_per_task: LOG_CAP }, perExecutor: { 'db-1': { log_max_bytes_per_task: 256 * MiB } } });
 });
 
 afterAll(async () => {
@@ -69,6 +70,21 @@ describe('getlogs --follow', () => {
       run.kill();
     }
   });
+});
+
+describe('getlogs --follow of a large log', () => {
+  it('delivers every byte, including chunks still on their way when the execution ends', async () => {
+    // 60 MB of numbered lines: the client falls behind, so many chunks are still buffered in
+    // the controller when the execution becomes terminal; none may be dropped.
+    const lines = 600_000;
+    const job = await fleet.createJob({ name: 'bulk', shell: `seq -w 1 ${lines} | sed 's/$/ ${'x'.repeat(93)}/'` });
+    const id = await fleet.execute(job, ['--target', 'node:db-1']);
+    const r = await fleet.cli(['getlogs', id, '--follow'], 'operator', 120_000);
+    expect(r.code, r.stderr).toBe(0);
+    const out = r.stdout.split('\n').filter(Boolean);
+    expect(out.length).toBe(lines);
+    expect(out[lines - 1]).toMatch(new RegExp(`^${lines} x+$`));
+  }, 150_000);
 });
 
 describe('a job printing 50 MB', () => {

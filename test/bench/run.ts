@@ -1,0 +1,1036 @@
+// `make bench` (node dist/test/bench/run.js [--quick] [--only a,b]): brings up its own
+// nats-server, etcd and controller, runs every scenario of issue 7 with the raw baseline measured
+// in the same run, prints a table and writes .bench/results-<timestamp>.json.
+//
+// Each scenario has a hard time limit (and the whole run a budget); one that runs out is reported
+// as "did not finish" with what it reached. Every process started here is stopped at the end.
+
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { createInbox, type NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import { Etcd3 } from 'etcd3';
+import type { GridClient } from '../../src/client/client.js';
+import type { Execution as ExecutionRecord } from '../../src/domain/execution.js';
+import { ExecutionState, ExecutorState, TaskState } from '../../src/gen/grid/v1/types.js';
+import { newId } from '../../src/util/ids.js';
+import {
+  ADMIN_TOKEN,
+  cpuSeconds,
+  DIST,
+  killEverything,
+  median,
+  now,
+  percentile,
+  pool,
+  range,
+  REGISTRATION_TOKEN,
+  rssBytes,
+  startController,
+  startFleet,
+  startServers,
+  stopChild,
+  tempDir,
+  track,
+  type Fleet,
+  type RunningController,
+  type Servers,
+} from './lib.js';
+
+// ---------------------------------------------------------------- options and scale
+
+const argv = process.argv.slice(2);
+const QUICK = argv.includes('--quick') || process.env['QUICK'] === '1';
+const onlyArg = argv[argv.indexOf('--only') + 1];
+const ONLY = argv.includes('--only') && onlyArg ? new Set(onlyArg.split(',')) : undefined;
+
+const SCALE = QUICK
+  ? {
+      throughput: 2_000,
+      latency: 200,
+      fanout: 200,
+      host: 300,
+      heartbeatExecutors: 1_000,
+      heartbeatSteadyS: 15,
+      heartbeatVictims: 20,
+      heartbeatDeadlineS: 15,
+      logBytes: 20 * 1024 * 1024,
+      memExecutors: 1_000,
+      memExecutions: 10_000,
+      fanoutRuns: 2,
+      budgetS: 105,
+    }
+  : {
+      throughput: 20_000,
+      latency: 2_000,
+      fanout: 1_000,
+      host: 2_000,
+      heartbeatExecutors: 10_000,
+      heartbeatSteadyS: 120,
+      heartbeatVictims: 100,
+      heartbeatDeadlineS: 30,
+      logBytes: 100 * 1024 * 1024,
+      memExecutors: 10_000,
+      memExecutions: 100_000,
+      fanoutRuns: 3,
+      budgetS: 14 * 60,
+    };
+const HEARTBEAT_INTERVAL_S = 10;
+const THROUGHPUT_IN_FLIGHT = 128;
+const HOST_CONCURRENCY = 8;
+const NOOP_EXECUTORS = 4;
+const NOOP_CONCURRENCY = 16;
+
+// ---------------------------------------------------------------- results
+
+interface Row {
+  scenario: string;
+  figure: string;
+  value: number | null;
+  unit: string;
+  target: string;
+  met: boolean | null;
+  baseline: number | null;
+  baselineUnit: string;
+  /** figure ÷ baseline */
+  ratio: number | null;
+  note: string;
+}
+
+interface ScenarioResult {
+  name: string;
+  status: 'ok' | 'did not finish' | 'error' | 'skipped';
+  seconds: number;
+  limitSeconds: number;
+  detail: string;
+  extra: Record<string, unknown>;
+}
+
+const rows: Row[] = [];
+const results: ScenarioResult[] = [];
+
+class Ctx {
+  readonly startedAt = Date.now();
+  progress = '';
+  closed = false;
+  readonly extra: Record<string, unknown> = {};
+  readonly cleanups: Array<() => Promise<void> | void> = [];
+  constructor(
+    readonly name: string,
+    readonly limitMs: number,
+  ) {}
+  /** Soft deadline: loops stop a little before the hard limit so partial figures get reported. */
+  get deadline(): number {
+    return this.startedAt + this.limitMs - 3_000;
+  }
+  timedOut(): boolean {
+    return this.closed || Date.now() > this.deadline;
+  }
+  left(): number {
+    return Math.max(0, this.deadline - Date.now());
+  }
+  row(r: Omit<Row, 'scenario'>): void {
+    if (!this.closed) rows.push({ scenario: this.name, ...r });
+  }
+  defer(fn: () => Promise<void> | void): void {
+    this.cleanups.push(fn);
+  }
+}
+
+class DidNotFinish extends Error {}
+
+/** Hard limit of each scenario, and the time reserved for it while earlier ones run (seconds). */
+const SCENARIO_LIMITS_S: Record<string, { limit: [full: number, quick: number]; reserve: [full: number, quick: number] }> = {
+  latency: { limit: [150, 15], reserve: [60, 8] },
+  throughput: { limit: [240, 25], reserve: [60, 8] },
+  'host runner': { limit: [150, 15], reserve: [40, 5] },
+  logs: { limit: [120, 15], reserve: [20, 3] },
+  'fan-out': { limit: [200, 25], reserve: [60, 10] },
+  heartbeats: { limit: [480, 60], reserve: [330, 50] },
+  memory: { limit: [200, 20], reserve: [60, 10] },
+};
+const ORDER = Object.keys(SCENARIO_LIMITS_S);
+const runStart = Date.now();
+
+function limitFor(name: string): number {
+  const q = QUICK ? 1 : 0;
+  const own = SCENARIO_LIMITS_S[name]!.limit[q] * 1000;
+  // Keep the reserve of every scenario still to come, so that one slow scenario cannot eat the rest.
+  const later = ORDER.slice(ORDER.indexOf(name) + 1).filter((n) => !ONLY || ONLY.has(n));
+  const reserved = later.reduce((s, n) => s + SCENARIO_LIMITS_S[n]!.reserve[q] * 1000, 0);
+  const left = SCALE.budgetS * 1000 - (Date.now() - runStart) - reserved;
+  return Math.max(5_000, Math.min(own, left));
+}
+
+async function scenario(name: string, fn: (ctx: Ctx) => Promise<void>): Promise<void> {
+  if (ONLY && !ONLY.has(name)) return;
+  const limitMs = limitFor(name);
+  const ctx = new Ctx(name, limitMs);
+  const t0 = Date.now();
+  process.stderr.write(`\n▶ ${name} (limit ${Math.round(limitMs / 1000)} s)\n`);
+  let status: ScenarioResult['status'] = 'ok';
+  let detail = '';
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      fn(ctx),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new DidNotFinish(`hard limit of ${Math.round(limitMs / 1000)} s reached`)), limitMs);
+      }),
+    ]);
+  } catch (err) {
+    status = err instanceof DidNotFinish ? 'did not finish' : 'error';
+    detail = (err as Error).message;
+    if (!(err instanceof DidNotFinish)) process.stderr.write(`  ${name} failed: ${(err as Error).stack ?? detail}\n`);
+    ctx.row({
+      figure: status,
+      value: null,
+      unit: '',
+      target: '',
+      met: null,
+      baseline: null,
+      baselineUnit: '',
+      ratio: null,
+      note: `${detail}${ctx.progress ? `; reached: ${ctx.progress}` : ''}`,
+    });
+  } finally {
+    clearTimeout(timer);
+    ctx.closed = true;
+    for (const c of ctx.cleanups.reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        process.stderr.write(`  cleanup of ${name}: ${(err as Error).message}\n`);
+      }
+    }
+  }
+  const seconds = (Date.now() - t0) / 1000;
+  if (status === 'ok' && rows.some((r) => r.scenario === name && r.note.startsWith('did not finish'))) status = 'did not finish';
+  results.push({ name, status, seconds, limitSeconds: limitMs / 1000, detail: detail || ctx.progress, extra: ctx.extra });
+  process.stderr.write(`  ${name}: ${status} in ${seconds.toFixed(1)} s\n`);
+}
+
+// ---------------------------------------------------------------- helpers
+
+const TERMINAL = new Set([
+  ExecutionState.EXECUTION_STATE_SUCCEEDED,
+  ExecutionState.EXECUTION_STATE_FAILED,
+  ExecutionState.EXECUTION_STATE_CANCELLED,
+  ExecutionState.EXECUTION_STATE_TIMED_OUT,
+]);
+
+function execReq(job: string, target: string, args: Record<string, string> = {}) {
+  return { job, args, target, timeoutSeconds: 0, waitOfflineMs: 0, batchSize: '', maxFailures: '', dryRun: false };
+}
+
+async function createJob(client: GridClient, def: Record<string, unknown>): Promise<void> {
+  await client.ctl.createJob({ definitionJson: JSON.stringify(def), replace: true, expectedVersion: 0 });
+}
+
+/** Execute → WatchExecution until terminal; returns the final snapshot. */
+async function executeAndWatch(client: GridClient, job: string, target: string, args: Record<string, string> = {}) {
+  const res = await client.ctl.execute(execReq(job, target, args));
+  let last;
+  for await (const x of client.ctl.watchExecution(res.executionId)) {
+    last = x;
+    if (TERMINAL.has(x.state)) return x;
+  }
+  if (last && TERMINAL.has(last.state)) return last;
+  // The stream ended without a terminal snapshot: read it.
+  return client.ctl.getExecution(res.executionId);
+}
+
+/** Counts execution ids whose executions-active/ key is deleted, i.e. whose terminal state is recorded in etcd. */
+async function watchTerminal(etcdEndpoint: string, prefix = '/grid/') {
+  const etcd = new Etcd3({ hosts: [etcdEndpoint] });
+  const keyPrefix = `${prefix}executions-active/`;
+  const done = new Map<string, number>();
+  const watcher = await etcd.watch().prefix(keyPrefix).create();
+  watcher.on('delete', (kv) => done.set(kv.key.toString().slice(keyPrefix.length), now()));
+  return {
+    done,
+    async close() {
+      await watcher.cancel().catch(() => {});
+      etcd.close();
+    },
+  };
+}
+
+async function waitUntil(ctx: Ctx, cond: () => boolean | Promise<boolean>, stepMs = 100, untilMs = ctx.deadline): Promise<boolean> {
+  for (;;) {
+    if (await cond()) return true;
+    if (ctx.timedOut() || Date.now() > untilMs) return false;
+    await delay(stepMs);
+  }
+}
+
+async function activeExecutors(client: GridClient): Promise<number> {
+  const res = await client.ctl.listExecutors();
+  return res.executors.filter((e) => e.state === ExecutorState.EXECUTOR_STATE_ACTIVE).length;
+}
+
+const MB = 1024 * 1024;
+const fmt = (n: number | null, digits?: number): string => {
+  if (n === null || !Number.isFinite(n)) return '—';
+  const d = digits ?? (Number.isInteger(n) || Math.abs(n) >= 100 ? 0 : Math.abs(n) >= 10 ? 1 : 2);
+  return n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+};
+
+async function natsConnect(url: string, name: string): Promise<NatsConnection> {
+  return connect({ servers: url, name });
+}
+
+// ---------------------------------------------------------------- group A: one controller, few executors
+
+interface GroupA {
+  servers: Servers;
+  controller: RunningController;
+  noopFleet?: Fleet;
+  hostExecutor?: { name: string; pid: number; stop(): Promise<void> };
+}
+
+let groupA: GroupA | undefined;
+
+async function ensureGroupA(ctx: Ctx, withNoopFleet: boolean): Promise<GroupA> {
+  if (!groupA) {
+    const servers = await startServers();
+    try {
+      const controller = await startController({ servers, pingDeadlineSeconds: 30 });
+      groupA = { servers, controller };
+      await createJob(controller.client, { name: 'bench-noop', description: 'no-op (noop runner stands in for host)', command: ['true'], timeout_seconds: 600 });
+      await createJob(controller.client, { name: 'bench-true', description: '/bin/true through the host runner', command: ['/bin/true'], timeout_seconds: 600 });
+      await createJob(controller.client, {
+        name: 'bench-logs',
+        description: 'writes BYTES bytes of 100-byte lines to stdout',
+        shell: `yes '${'x'.repeat(99)}' | head -c "$BYTES"`,
+        timeout_seconds: 600,
+        env_vars: { secrets: [], args: [{ name: 'BYTES', type: 'int', required: true, description: 'how many bytes' }] },
+      });
+    } catch (err) {
+      await servers.stop();
+      throw err;
+    }
+  }
+  const g = groupA;
+  if (withNoopFleet && !g.noopFleet) {
+    const fleet = startFleet({ controller: g.controller.address, count: NOOP_EXECUTORS, prefix: 'noop', mode: 'worker', concurrency: NOOP_CONCURRENCY, pingIntervalSeconds: 5 });
+    g.noopFleet = fleet;
+    await fleet.ready;
+    if (!(await waitUntil(ctx, async () => (await activeExecutors(g.controller.client)) >= NOOP_EXECUTORS, 200))) {
+      throw new Error('the noop executors did not become ACTIVE');
+    }
+  }
+  if (!withNoopFleet && g.noopFleet) {
+    await g.noopFleet.stop();
+    g.noopFleet = undefined;
+  }
+  return g;
+}
+
+async function stopGroupA(): Promise<void> {
+  if (!groupA) return;
+  const g = groupA;
+  groupA = undefined;
+  await g.noopFleet?.stop();
+  await g.hostExecutor?.stop();
+  await g.controller.stop();
+  await g.servers.stop();
+}
+
+/** A real `executor` process (host runner) in group hostbench. */
+async function ensureHostExecutor(ctx: Ctx, g: GroupA): Promise<{ name: string; pid: number }> {
+  if (g.hostExecutor) return g.hostExecutor;
+  const dir = tempDir('grid-bench-exec-');
+  const name = 'hostbench-1';
+  const configFile = join(dir, 'executor.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      controller: g.controller.address,
+      registration_token: REGISTRATION_TOKEN,
+      name,
+      groups: ['hostbench'],
+      runners: ['host'],
+      concurrency: HOST_CONCURRENCY,
+      ping_interval_seconds: 5,
+      state_file: join(dir, 'state.json'),
+      work_dir: join(dir, 'work'),
+      log_level: 'warn',
+      log_max_bytes_per_task: SCALE.logBytes + 16 * MB,
+      shutdown_grace_seconds: 2,
+    }),
+  );
+  const exe = join(DIST, 'cmd', 'executor.js');
+  execFileSync(process.execPath, [exe, 'register', '--config', configFile, '--replace'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
+  const child = track(spawn(process.execPath, [exe, 'start', '--config', configFile], { stdio: ['ignore', 'ignore', 'ignore'] }));
+  g.hostExecutor = { name, pid: child.pid!, stop: () => stopChild(child, 5_000) };
+  const ok = await waitUntil(ctx, async () => {
+    const res = await g.controller.client.ctl.listExecutors();
+    return res.executors.some((e) => e.name === name && e.state === ExecutorState.EXECUTOR_STATE_ACTIVE);
+  }, 200);
+  if (!ok) throw new Error('the host executor did not become ACTIVE');
+  return g.hostExecutor;
+}
+
+// ---------------------------------------------------------------- 1. latency
+
+async function latencyScenario(ctx: Ctx): Promise<void> {
+  const g = await ensureGroupA(ctx, true);
+  const client = g.controller.client;
+  const n = SCALE.latency;
+  for (let i = 0; i < 10; i++) await executeAndWatch(client, 'bench-noop', 'any'); // warm-up, not counted
+  const samples: number[] = [];
+  let failed = 0;
+  for (let i = 0; i < n && !ctx.timedOut(); i++) {
+    const t0 = now();
+    const x = await executeAndWatch(client, 'bench-noop', 'any');
+    samples.push(now() - t0);
+    if (x.state !== ExecutionState.EXECUTION_STATE_SUCCEEDED) failed++;
+    ctx.progress = `${samples.length}/${n} executions`;
+  }
+  samples.sort((a, b) => a - b);
+
+  // Baseline: JetStream publish → a consumer loop → core-NATS reply the client awaits.
+  const base = await jetStreamRoundTrips(g.servers.natsUrl, n, ctx);
+  const partial = samples.length < n ? `did not finish: ${samples.length} of ${n} in the time limit; ` : '';
+  const note = `${partial}${samples.length} executions, ${failed} not SUCCEEDED; baseline over ${base.length} round trips`;
+  const p50 = percentile(samples, 50);
+  const p99 = percentile(samples, 99);
+  const b50 = percentile(base, 50);
+  const b99 = percentile(base, 99);
+  ctx.extra['samples_ms'] = { p50, p90: percentile(samples, 90), p99, max: samples.at(-1), baseline_p50: b50, baseline_p99: b99 };
+  ctx.row({ figure: 'Execute → terminal p50', value: p50, unit: 'ms', target: '≤ 10 ms', met: p50 <= 10, baseline: b50, baselineUnit: 'ms', ratio: p50 / b50, note });
+  ctx.row({ figure: 'Execute → terminal p99', value: p99, unit: 'ms', target: '≤ 30 ms', met: p99 <= 30, baseline: b99, baselineUnit: 'ms', ratio: p99 / b99, note: '' });
+}
+
+async function jetStreamRoundTrips(url: string, n: number, ctx: Ctx): Promise<number[]> {
+  const nc = await natsConnect(url, 'bench-rt-client');
+  const nc2 = await natsConnect(url, 'bench-rt-worker');
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'BENCH_RT', subjects: ['bench.rt.>'], storage: StorageType.File, retention: RetentionPolicy.Workqueue });
+    await jsm.consumers.add('BENCH_RT', { durable_name: 'rt', ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All });
+    const js = jetstream(nc);
+    const js2 = jetstream(nc2);
+    const consumer = await js2.consumers.get('BENCH_RT', 'rt');
+    const messages = await consumer.consume({ max_messages: 64 });
+    void (async () => {
+      for await (const m of messages) {
+        nc2.publish(`bench.rtreply.${m.subject.slice('bench.rt.'.length)}`, m.data);
+        m.ack();
+      }
+    })().catch(() => {});
+    const waiting = new Map<string, () => void>();
+    const sub = nc.subscribe('bench.rtreply.>', { callback: (_e, m) => waiting.get(m.subject.slice('bench.rtreply.'.length))?.() });
+    await nc.flush();
+    const out: number[] = [];
+    for (let i = 0; i < n + 20 && !ctx.timedOut(); i++) {
+      const key = String(i);
+      const t0 = now();
+      const replied = new Promise<void>((r) => waiting.set(key, r));
+      await js.publish(`bench.rt.${key}`, new Uint8Array(64));
+      await replied;
+      waiting.delete(key);
+      if (i >= 20) out.push(now() - t0);
+    }
+    sub.unsubscribe();
+    await messages.close();
+    await jsm.streams.delete('BENCH_RT');
+    return out.sort((a, b) => a - b);
+  } finally {
+    await nc.close();
+    await nc2.close();
+  }
+}
+
+// ---------------------------------------------------------------- 2. throughput
+
+async function throughputScenario(ctx: Ctx): Promise<void> {
+  const g = await ensureGroupA(ctx, true);
+  const client = g.controller.client;
+  const n = SCALE.throughput;
+  const watch = await watchTerminal(g.servers.etcdEndpoint);
+  ctx.defer(() => watch.close());
+  const ids: string[] = [];
+  let executeErrors = 0;
+  let firstError = '';
+  const t0 = now();
+  let submittedAt = 0;
+  const submitting = pool(range(n), THROUGHPUT_IN_FLIGHT, async () => {
+    try {
+      const res = await client.ctl.execute(execReq('bench-noop', 'any'));
+      ids.push(res.executionId);
+    } catch (err) {
+      executeErrors++;
+      firstError ||= (err as Error).message;
+    }
+    if (ids.length % 500 === 0) ctx.progress = `${ids.length} submitted, ${watch.done.size} terminal`;
+  }, () => ctx.timedOut()).then(() => (submittedAt = now()));
+  const terminalOf = () => ids.reduce((c, id) => c + (watch.done.has(id) ? 1 : 0), 0);
+  let finished = false;
+  await submitting;
+  finished = await waitUntil(ctx, () => {
+    ctx.progress = `${ids.length} submitted, ${watch.done.size} terminal`;
+    return watch.done.size >= ids.length && terminalOf() >= ids.length;
+  }, 100);
+  const terminal = terminalOf();
+  const last = Math.max(...ids.map((id) => watch.done.get(id) ?? 0));
+  const elapsed = ((finished ? last : now()) - t0) / 1000;
+  const rate = terminal / elapsed;
+  // States of a sample: everything should have SUCCEEDED.
+  const sample = ids.filter((id) => watch.done.has(id)).slice(-50);
+  let notSucceeded = 0;
+  for (const id of sample) if ((await client.ctl.getExecution(id)).state !== ExecutionState.EXECUTION_STATE_SUCCEEDED) notSucceeded++;
+
+  const base = await jetStreamPublishConsume(g.servers.natsUrl, n, ctx);
+  const partial = finished && ids.length === n ? '' : `did not finish: ${terminal} of ${n} terminal in ${elapsed.toFixed(0)} s; `;
+  ctx.extra['detail'] = { submitted: ids.length, terminal, elapsed_s: elapsed, execute_calls_per_s: ids.length / ((submittedAt - t0) / 1000), executeErrors, firstError, baseline: base };
+  ctx.row({
+    figure: 'Execute → terminal in etcd',
+    value: rate,
+    unit: 'exec/s',
+    target: '≥ 1,000/s',
+    met: partial === '' && rate >= 1000,
+    baseline: base.rate,
+    baselineUnit: 'msg/s',
+    ratio: rate / base.rate,
+    note: `${partial}${n} no-op executions, any, ${NOOP_EXECUTORS} executors × ${NOOP_CONCURRENCY}, ${THROUGHPUT_IN_FLIGHT} Execute in flight; Execute calls alone ${fmt(ids.length / ((submittedAt - t0) / 1000))}/s; ${executeErrors} Execute errors${firstError ? ` (${firstError})` : ''}; ${notSucceeded}/${sample.length} sampled not SUCCEEDED`,
+  });
+}
+
+async function jetStreamPublishConsume(url: string, n: number, ctx: Ctx): Promise<{ rate: number; count: number; seconds: number }> {
+  const nc = await natsConnect(url, 'bench-tp-pub');
+  const nc2 = await natsConnect(url, 'bench-tp-sub');
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'BENCH_TP', subjects: ['bench.tp.>'], storage: StorageType.File, retention: RetentionPolicy.Workqueue });
+    await jsm.consumers.add('BENCH_TP', { durable_name: 'tp', ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All });
+    const consumer = await jetstream(nc2).consumers.get('BENCH_TP', 'tp');
+    const messages = await consumer.consume({ max_messages: 1024 });
+    let got = 0;
+    let lastAt = 0;
+    const consumed = (async () => {
+      for await (const m of messages) {
+        m.ack();
+        lastAt = now();
+        if (++got >= n) break;
+      }
+    })();
+    const js = jetstream(nc);
+    const payload = new Uint8Array(256);
+    const t0 = now();
+    await pool(range(n), THROUGHPUT_IN_FLIGHT, async (i) => void (await js.publish(`bench.tp.${i % 64}`, payload)), () => ctx.timedOut());
+    await Promise.race([consumed, delay(Math.max(1, ctx.left()))]);
+    await messages.close();
+    await jsm.streams.delete('BENCH_TP');
+    const seconds = ((lastAt || now()) - t0) / 1000;
+    return { rate: got / seconds, count: got, seconds };
+  } finally {
+    await nc.close();
+    await nc2.close();
+  }
+}
+
+// ---------------------------------------------------------------- 3. host runner
+
+async function hostScenario(ctx: Ctx): Promise<void> {
+  const g = await ensureGroupA(ctx, false);
+  await ensureHostExecutor(ctx, g);
+  const client = g.controller.client;
+  const n = SCALE.host;
+  const watch = await watchTerminal(g.servers.etcdEndpoint);
+  ctx.defer(() => watch.close());
+  const warm = await executeAndWatch(client, 'bench-true', 'any:hostbench');
+  if (warm.state !== ExecutionState.EXECUTION_STATE_SUCCEEDED) throw new Error(`warm-up execution ended ${ExecutionState[warm.state]}: ${warm.reason}`);
+  const ids: string[] = [];
+  const t0 = now();
+  await pool(range(n), 64, async () => void ids.push((await client.ctl.execute(execReq('bench-true', 'any:hostbench'))).executionId), () => ctx.timedOut());
+  const terminalOf = () => ids.reduce((c, id) => c + (watch.done.has(id) ? 1 : 0), 0);
+  const finished = await waitUntil(ctx, () => {
+    ctx.progress = `${ids.length} submitted, ${terminalOf()} terminal`;
+    return terminalOf() >= ids.length;
+  });
+  const terminal = terminalOf();
+  const last = Math.max(...ids.map((id) => watch.done.get(id) ?? 0));
+  const rate = terminal / (((finished ? last : now()) - t0) / 1000);
+  const sample = ids.slice(-30);
+  let notSucceeded = 0;
+  for (const id of sample) if ((await client.ctl.getExecution(id)).state !== ExecutionState.EXECUTION_STATE_SUCCEEDED) notSucceeded++;
+
+  // Baseline: plain spawn('/bin/true') at the executor's concurrency.
+  const tb = now();
+  let spawned = 0;
+  await pool(range(n), HOST_CONCURRENCY, () =>
+    new Promise<void>((resolve, reject) => {
+      const c = spawn('/bin/true', [], { stdio: 'ignore' });
+      c.once('error', reject);
+      c.once('exit', () => {
+        spawned++;
+        resolve();
+      });
+    }), () => ctx.timedOut());
+  const baseRate = spawned / ((now() - tb) / 1000);
+  const partial = finished && ids.length === n ? '' : `did not finish: ${terminal} of ${n}; `;
+  ctx.row({
+    figure: '/bin/true via host runner',
+    value: rate,
+    unit: 'exec/s',
+    target: '≥ 50 % of baseline',
+    met: partial === '' && rate / baseRate >= 0.5,
+    baseline: baseRate,
+    baselineUnit: 'spawn/s',
+    ratio: rate / baseRate,
+    note: `${partial}${n} executions, any:hostbench, 1 real executor process × ${HOST_CONCURRENCY}; baseline spawn('/bin/true') × ${HOST_CONCURRENCY} in flight; ${notSucceeded}/${sample.length} sampled not SUCCEEDED`,
+  });
+}
+
+// ---------------------------------------------------------------- 4. logs
+
+async function logsScenario(ctx: Ctx): Promise<void> {
+  const g = await ensureGroupA(ctx, false);
+  const exe = await ensureHostExecutor(ctx, g);
+  const client = g.controller.client;
+  const bytes = SCALE.logBytes;
+  const t0 = now();
+  const res = await client.ctl.execute(execReq('bench-logs', `node:${exe.name}`, { BYTES: String(bytes) }));
+  let first = 0;
+  let last = 0;
+  let got = 0;
+  let chunks = 0;
+  const abort = new AbortController();
+  ctx.defer(() => abort.abort());
+  for await (const c of client.ctl.getLogs({ executionId: res.executionId, follow: true }, abort.signal)) {
+    if (c.stream !== 'stdout') continue;
+    if (!first) first = now();
+    last = now();
+    got += c.data.length;
+    chunks++;
+    if (chunks % 200 === 0) ctx.progress = `${(got / MB).toFixed(1)} MB of ${(bytes / MB).toFixed(0)} MB`;
+    if (ctx.timedOut()) break;
+  }
+  const x = await client.ctl.getExecution(res.executionId);
+  const mbps = got / MB / ((last - first) / 1000);
+  const firstMs = first - t0;
+
+  // Baseline: the same bytes through a pipe into this process.
+  const base = await new Promise<{ mbps: number; bytes: number }>((resolve, reject) => {
+    const c = spawn('sh', ['-c', `yes '${'x'.repeat(99)}' | head -c ${bytes}`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let b0 = 0;
+    let b1 = 0;
+    let n = 0;
+    c.stdout.on('data', (d: Buffer) => {
+      if (!b0) b0 = now();
+      b1 = now();
+      n += d.length;
+    });
+    c.once('error', reject);
+    c.once('close', () => resolve({ mbps: n / MB / ((b1 - b0) / 1000), bytes: n }));
+  });
+  const complete = got === bytes;
+  let recount = '';
+  if (!complete) {
+    // Was the output lost, or did the follow stream end early? Read it again without follow.
+    let again = 0;
+    for await (const c of client.ctl.getLogs({ executionId: res.executionId, follow: false }, abort.signal)) if (c.stream === 'stdout') again += c.data.length;
+    recount = again === bytes ? ` (a later GetLogs without follow returns all ${again} bytes: the follow stream ended early)` : ` (a later GetLogs without follow returns ${again} bytes)`;
+  }
+  const note = `${complete ? '' : `did not finish / incomplete: the follow client got ${got} of ${bytes} bytes${recount}; `}${(bytes / MB).toFixed(0)} MB of 100-byte lines through a real host-runner executor → GetLogs follow; ${chunks} chunks; execution ${ExecutionState[x.state].replace('EXECUTION_STATE_', '')}`;
+  ctx.row({ figure: 'logs throughput (first → last byte)', value: mbps, unit: 'MB/s', target: '≥ 50 MB/s', met: complete && mbps >= 50, baseline: base.mbps, baselineUnit: 'MB/s', ratio: mbps / base.mbps, note });
+  ctx.row({ figure: 'first-line latency (Execute → chunk)', value: firstMs, unit: 'ms', target: '≤ 200 ms', met: firstMs <= 200, baseline: null, baselineUnit: '', ratio: null, note: '' });
+}
+
+// ---------------------------------------------------------------- 5. fan-out
+
+async function fanoutScenario(ctx: Ctx): Promise<void> {
+  const servers = await startServers();
+  ctx.defer(() => servers.stop());
+  const controller = await startController({ servers, pingDeadlineSeconds: 30 });
+  ctx.defer(() => controller.stop());
+  const client = controller.client;
+  await createJob(client, { name: 'bench-noop', description: 'no-op', command: ['true'], timeout_seconds: 600 });
+  const n = SCALE.fanout;
+  const perProcess = 500;
+  const fleets: Fleet[] = [];
+  for (let i = 0; i * perProcess < n; i++) {
+    const f = startFleet({ controller: controller.address, count: Math.min(perProcess, n - i * perProcess), prefix: `fan${i}`, mode: 'worker', concurrency: 4, pingIntervalSeconds: 10, registerConcurrency: 16 });
+    fleets.push(f);
+    ctx.defer(() => f.stop());
+  }
+  const tr = now();
+  const registering = setInterval(() => (ctx.progress = `${fleets.reduce((s, f) => s + f.registered(), 0)}/${n} executors registered`), 500);
+  ctx.defer(() => clearInterval(registering));
+  const ready = await Promise.all(fleets.map((f) => f.ready));
+  clearInterval(registering);
+  const registerS = (now() - tr) / 1000;
+  const registered = ready.reduce((s, r) => s + r.ids.length, 0);
+  const allActive = await waitUntil(ctx, async () => {
+    const a = await activeExecutors(client);
+    ctx.progress = `${a}/${n} executors ACTIVE`;
+    return a >= registered;
+  }, 500);
+  if (!allActive) throw new DidNotFinish(`only ${ctx.progress} before the time limit`);
+  await delay(2_000); // let every worker's pull loops start
+  const runs: number[] = [];
+  const notes: string[] = [];
+  for (let r = 0; r < SCALE.fanoutRuns && !ctx.timedOut(); r++) {
+    const t0 = now();
+    const x = await executeAndWatch(client, 'bench-noop', 'all');
+    runs.push((now() - t0) / 1000);
+    const ok = x.tasks.filter((t) => t.state === TaskState.TASK_STATE_SUCCEEDED).length;
+    notes.push(`${ExecutionState[x.state].replace('EXECUTION_STATE_', '')} ${ok}/${x.tasks.length}`);
+    ctx.progress = `${runs.length} runs`;
+  }
+
+  // Baseline: one core-NATS publish answered by n subscribers.
+  const nc = await natsConnect(servers.natsUrl, 'bench-fan-responders');
+  const nc2 = await natsConnect(servers.natsUrl, 'bench-fan-requester');
+  const base: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) nc.subscribe('bench.fan', { callback: (_e, m) => void m.respond(new Uint8Array(16)) });
+    await nc.flush();
+    for (let r = 0; r < SCALE.fanoutRuns; r++) {
+      const inbox = createInbox();
+      let got = 0;
+      const t0 = now();
+      await new Promise<void>((resolve) => {
+        nc2.subscribe(inbox, { max: n, callback: () => {
+          if (++got >= n) resolve();
+        } });
+        nc2.publish('bench.fan', new Uint8Array(16), { reply: inbox });
+      });
+      base.push((now() - t0) / 1000);
+    }
+  } finally {
+    await nc.close();
+    await nc2.close();
+  }
+  const fig = median(runs);
+  const b = median(base);
+  ctx.extra['runs_s'] = runs;
+  ctx.extra['baseline_s'] = base;
+  ctx.row({
+    figure: `one \`all\` execution over ${registered} executors`,
+    value: fig,
+    unit: 's',
+    target: '≤ 1 s',
+    met: registered === n && fig <= 1,
+    baseline: b,
+    baselineUnit: 's',
+    ratio: fig / b,
+    note: `median of ${runs.length} runs (${runs.map((s) => s.toFixed(2)).join(', ')} s; ${notes.join(', ')}); ${registered}/${n} simulated executors in ${fleets.length} processes, registered in ${registerS.toFixed(0)} s; baseline: ${n} core subscribers on one connection`,
+  });
+}
+
+// ---------------------------------------------------------------- 6. heartbeats (and 7. memory, on what it leaves)
+
+interface HeartbeatState {
+  servers: Servers;
+  controller: RunningController;
+  survivors: Fleet[];
+  executorIds: string[];
+}
+let heartbeatState: HeartbeatState | undefined;
+
+async function heartbeatScenario(ctx: Ctx): Promise<void> {
+  const servers = await startServers();
+  const deadlineS = SCALE.heartbeatDeadlineS;
+  const controller = await startController({ servers, pingDeadlineSeconds: deadlineS });
+  const state: HeartbeatState = { servers, controller, survivors: [], executorIds: [] };
+  heartbeatState = state;
+  const n = SCALE.heartbeatExecutors;
+  const victimsN = SCALE.heartbeatVictims;
+
+  // Watch executors/ from the start: every EXPIRED of a survivor (or of a victim before the kill) is false.
+  const etcd = new Etcd3({ hosts: [servers.etcdEndpoint] });
+  ctx.defer(() => etcd.close());
+  const expiredAt = new Map<string, number>();
+  const keyPrefix = '/grid/executors/';
+  const watcher = await etcd.watch().prefix(keyPrefix).create();
+  ctx.defer(() => watcher.cancel().catch(() => {}));
+  watcher.on('put', (kv) => {
+    try {
+      const rec = JSON.parse(kv.value.toString()) as { id: string; state: string };
+      if (rec.state === 'EXPIRED' && !expiredAt.has(rec.id)) expiredAt.set(rec.id, Date.now());
+    } catch {
+      // not an executor record
+    }
+  });
+
+  const survivorsN = n - victimsN;
+  const perProcess = 5_000;
+  const t0 = now();
+  for (let i = 0; i * perProcess < survivorsN; i++) {
+    state.survivors.push(
+      startFleet({ controller: controller.address, count: Math.min(perProcess, survivorsN - i * perProcess), prefix: `hb${i}`, mode: 'heartbeat', pingIntervalSeconds: HEARTBEAT_INTERVAL_S, registerConcurrency: 24 }),
+    );
+  }
+  const victims = startFleet({ controller: controller.address, count: victimsN, prefix: 'victim', mode: 'heartbeat', pingIntervalSeconds: HEARTBEAT_INTERVAL_S, registerConcurrency: 8 });
+  ctx.defer(() => victims.kill());
+  const all = [...state.survivors, victims];
+  const registering = setInterval(() => (ctx.progress = `${all.reduce((s, f) => s + f.registered(), 0)}/${n} executors registered`), 500);
+  let ready;
+  try {
+    ready = await Promise.race([
+      Promise.all(all.map((f) => f.ready)),
+      delay(Math.max(1_000, ctx.left() - (SCALE.heartbeatSteadyS + deadlineS + 8) * 1000)).then(() => undefined),
+    ]);
+  } finally {
+    clearInterval(registering);
+  }
+  if (!ready) throw new DidNotFinish(`registration too slow: ${all.reduce((s, f) => s + f.registered(), 0)} of ${n} executors registered in ${((now() - t0) / 1000).toFixed(0)} s (Register RPC incl. consumer creation), leaving no time for the ${SCALE.heartbeatSteadyS} s window`);
+  const registerS = (now() - t0) / 1000;
+  const victimIds = new Set(ready.at(-1)!.ids);
+  const survivorIds = ready.slice(0, -1).flatMap((r) => r.ids);
+  state.executorIds = [...survivorIds, ...victimIds];
+  const registerFailed = ready.reduce((s, r) => s + r.failed, 0);
+  ctx.row({
+    figure: `Register RPC (${n} executors)`,
+    value: state.executorIds.length / registerS,
+    unit: 'reg/s',
+    target: '(info)',
+    met: null,
+    baseline: null,
+    baselineUnit: '',
+    ratio: null,
+    note: `${state.executorIds.length} registered in ${registerS.toFixed(0)} s, ${registerFailed} failed${ready.find((r) => r.firstError)?.firstError ? ` (${ready.find((r) => r.firstError)!.firstError})` : ''}; includes JetStream consumer creation per executor`,
+  });
+
+  // Registration spread the first beats over its duration, so the beat rate is steady already;
+  // a short pause lets the last Register calls' work settle before the CPU window.
+  await delay(3_000);
+  const stats0 = await Promise.all(all.map((f) => f.stats()));
+  const pids = { controller: controller.pid, nats: servers.natsPid, etcd: servers.etcdPid };
+  const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p)]));
+  const fleetCpu0 = all.reduce((s, f) => s + cpuSeconds(f.pid), 0);
+  const w0 = now();
+  while (now() - w0 < SCALE.heartbeatSteadyS * 1000 && !ctx.timedOut()) {
+    await delay(1000);
+    ctx.progress = `CPU window ${((now() - w0) / 1000).toFixed(0)}/${SCALE.heartbeatSteadyS} s`;
+  }
+  const wall = (now() - w0) / 1000;
+  const cpu = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, ((cpuSeconds(p) - cpu0[k]!) / wall) * 100]));
+  const fleetCpu = ((all.reduce((s, f) => s + cpuSeconds(f.pid), 0) - fleetCpu0) / wall) * 100;
+  const stats1 = await Promise.all(all.map((f) => f.stats()));
+  const beats = stats1.reduce((s, x) => s + x.beatsOk, 0) - stats0.reduce((s, x) => s + x.beatsOk, 0);
+  const beatFails = stats1.reduce((s, x) => s + x.beatsFailed, 0) - stats0.reduce((s, x) => s + x.beatsFailed, 0);
+  const windowDone = wall >= SCALE.heartbeatSteadyS - 1;
+  ctx.row({
+    figure: `controller CPU, ${state.executorIds.length} executors / ${HEARTBEAT_INTERVAL_S} s`,
+    value: cpu['controller']!,
+    unit: '% core',
+    target: '≤ 30 %',
+    met: windowDone && cpu['controller']! <= 30,
+    baseline: null,
+    baselineUnit: '',
+    ratio: null,
+    note: `${windowDone ? '' : 'did not finish: '}${wall.toFixed(0)} s window; ${fmt(beats / wall)} heartbeats/s answered, ${beatFails} failed; nats-server ${fmt(cpu['nats']!)} %, etcd ${fmt(cpu['etcd']!)} %, fleet processes ${fmt(fleetCpu)} %`,
+  });
+  ctx.extra['cpu_percent'] = { ...cpu, fleet: fleetCpu, heartbeats_per_s: beats / wall, heartbeat_failures: beatFails };
+
+  // Kill the victims' process: their heartbeats stop at once.
+  const falseBefore = [...expiredAt.keys()].filter((id) => victimIds.has(id)).length;
+  const tKill = Date.now();
+  victims.kill();
+  const expiryWait = (deadlineS + 15) * 1000;
+  await waitUntil(ctx, () => {
+    const got = [...victimIds].filter((id) => (expiredAt.get(id) ?? 0) >= tKill).length;
+    ctx.progress = `${got}/${victimIds.size} killed executors EXPIRED`;
+    return got >= victimIds.size;
+  }, 100, tKill + expiryWait);
+  const delays = [...victimIds].map((id) => expiredAt.get(id)).filter((t): t is number => t !== undefined && t >= tKill).map((t) => (t - tKill) / 1000).sort((a, b) => a - b);
+  const missing = victimIds.size - delays.length;
+  const p99 = missing > 0 ? Infinity : percentile(delays, 99);
+  ctx.row({
+    figure: `expiry detection delay p99 (${victimIds.size} killed)`,
+    value: missing > 0 ? null : p99,
+    unit: 's',
+    target: `≤ ${deadlineS + 1} s (deadline + 1)`,
+    met: missing === 0 && p99 <= deadlineS + 1,
+    baseline: null,
+    baselineUnit: '',
+    ratio: null,
+    note: `${missing > 0 ? `${missing} of ${victimIds.size} not EXPIRED within ${expiryWait / 1000} s of the kill; ` : ''}p50 ${fmt(percentile(delays, 50))} s, max ${fmt(delays.at(-1) ?? NaN)} s; ping deadline ${deadlineS} s, interval ${HEARTBEAT_INTERVAL_S} s (delay from kill ∈ [deadline − interval, deadline] + detection)`,
+  });
+  const falseExpiries = survivorIds.filter((id) => expiredAt.has(id)).length + falseBefore;
+  const stillActive = await activeExecutors(controller.client).then(String, (err: Error) => `? (ListExecutors failed: ${err.message.split('\n')[0]})`);
+  ctx.row({
+    figure: 'false expiries among survivors',
+    value: falseExpiries,
+    unit: '',
+    target: '0',
+    met: falseExpiries === 0,
+    baseline: null,
+    baselineUnit: '',
+    ratio: null,
+    note: `${survivorIds.length} survivors watched from before registration to the end; ${stillActive} ACTIVE at the end. Heartbeat-only executors (registration + heartbeat + consumers, no Worker pulling jobs)`,
+  });
+}
+
+async function memoryScenario(ctx: Ctx): Promise<void> {
+  const st = heartbeatState;
+  if (!st) throw new Error('needs the executors registered by the heartbeats scenario, which did not run');
+  const nExecutions = SCALE.memExecutions;
+  // The survivors stop heartbeating (their records stay registered); the controller is restarted.
+  await Promise.all(st.survivors.map((f) => f.stop()));
+  const configFile = st.controller.configFile;
+  await st.controller.stop();
+
+  // Finished executions written straight into etcd, in the controller's key format, batched.
+  const etcd = new Etcd3({ hosts: [st.servers.etcdEndpoint] });
+  ctx.defer(() => etcd.close());
+  const executorIds = st.executorIds.length ? st.executorIds : ['01BENCH0000000000000000000'];
+  const tw = now();
+  const base = Date.now() - nExecutions * 10;
+  let written = 0;
+  await pool(range(Math.ceil(nExecutions / 100)), 16, async (b) => {
+    const ops = [];
+    for (let i = b * 100; i < Math.min(nExecutions, (b + 1) * 100); i++) {
+      const at = base + i * 10;
+      const exId = executorIds[i % executorIds.length]!;
+      const x: ExecutionRecord = {
+        id: newId(at),
+        job: 'bench-noop',
+        job_version: 1,
+        args: {},
+        secret_names: [],
+        target: 'any',
+        requester: 'bench-admin',
+        state: 'SUCCEEDED',
+        reason: '1 succeeded of 1 tasks',
+        created_at_ms: at,
+        updated_at_ms: at + 5,
+        finished_at_ms: at + 5,
+        timeout_seconds: 600,
+        deadline_ms: at + 600_000,
+        wait_offline_ms: 0,
+        batch_size: 0,
+        max_failures: 0,
+        tasks: [
+          { key: 'pool.all.0', executor_id: exId, executor_name: `exec-${i % executorIds.length}`, pool: 'all', state: 'SUCCEEDED', attempts: 1, exit_code: 0, started_at_ms: at + 1, finished_at_ms: at + 4, reason: 'exit code 0', wave: 0 },
+        ],
+      };
+      ops.push(etcd.put(`/grid/executions/${x.id}`).value(JSON.stringify(x)));
+    }
+    await etcd.if('/grid/bench-nonexistent', 'Create', '==', 0).then(...ops).commit();
+    written += ops.length;
+    ctx.progress = `${written}/${nExecutions} execution records written`;
+  }, () => ctx.timedOut());
+  const writeS = (now() - tw) / 1000;
+
+  const controller = await startController({ servers: st.servers, pingDeadlineSeconds: SCALE.heartbeatDeadlineS, configFile });
+  ctx.defer(() => controller.stop());
+  const samples: number[] = [];
+  const settleS = QUICK ? 4 : 15;
+  for (let i = 0; i < settleS && !ctx.timedOut(); i++) {
+    await delay(1000);
+    samples.push(rssBytes(controller.pid));
+  }
+  const settled = rssBytes(controller.pid);
+  const executors = (await controller.client.ctl.listExecutors()).executors.length;
+  const listed = (await controller.client.ctl.listExecutions({ limit: 1000 })).executions.length;
+  await delay(2000);
+  const after = rssBytes(controller.pid);
+  const peak = Math.max(...samples, after);
+  ctx.extra['rss_mb'] = { settled: settled / MB, after_lists: after / MB, peak: peak / MB, samples: samples.map((s) => s / MB) };
+  ctx.row({
+    figure: 'controller RSS (after lists)',
+    value: after / MB,
+    unit: 'MB',
+    target: '≤ 300 MB',
+    met: written === nExecutions && Math.max(after, settled) / MB <= 300,
+    baseline: null,
+    baselineUnit: '',
+    ratio: null,
+    note: `${written === nExecutions ? '' : `did not finish: only ${written} of ${nExecutions} executions written; `}${executors} executors registered (ListExecutors), ${written} finished executions in etcd (written directly in ${writeS.toFixed(0)} s), ListExecutions(limit 1000) → ${listed}; settled ${fmt(settled / MB)} MB after ${settleS} s, peak ${fmt(peak / MB)} MB`,
+  });
+}
+
+// ---------------------------------------------------------------- main
+
+function versionOf(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', timeout: 5_000 }).split('\n')[0]!.trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function printTable(): string {
+  const header = ['scenario', 'figure', 'value', 'target', 'baseline', 'ratio', 'met?'];
+  const body = rows.map((r) => [
+    r.scenario,
+    r.figure,
+    r.value === null ? '—' : `${fmt(r.value)}${r.unit ? ' ' + r.unit : ''}`,
+    r.target,
+    r.baseline === null ? '—' : `${fmt(r.baseline)} ${r.baselineUnit}`,
+    r.ratio === null ? '—' : fmt(r.ratio, 2),
+    r.met === null ? '—' : r.met ? 'yes' : 'NO',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
+  const out = [line(header), '| ' + widths.map((w) => '-'.repeat(w)).join(' | ') + ' |', ...body.map(line)];
+  const notes = rows.filter((r) => r.note).map((r) => `- ${r.scenario} / ${r.figure}: ${r.note}`);
+  return `${out.join('\n')}\n\nratio = figure ÷ baseline (same run). Notes:\n${notes.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  const env = {
+    cores: cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memory_gb: Math.round(totalmem() / 1024 ** 3),
+    node: process.version,
+    nats_server: versionOf('nats-server', ['--version']),
+    etcd: versionOf('etcd', ['--version']),
+    quick: QUICK,
+    scale: SCALE,
+  };
+  const head = [
+    `GRID bench — ${new Date().toISOString()}${QUICK ? '  [QUICK=1: scaled down]' : ''}`,
+    `machine: ${env.cores} cores (${env.cpu}), ${env.memory_gb} GB; node ${env.node}; ${env.nats_server}; ${env.etcd}`,
+    QUICK
+      ? `QUICK scale: throughput ${SCALE.throughput}, latency ${SCALE.latency}, fan-out ${SCALE.fanout}, host ${SCALE.host}, heartbeats ${SCALE.heartbeatExecutors} for ${SCALE.heartbeatSteadyS} s (deadline ${SCALE.heartbeatDeadlineS} s, ${SCALE.heartbeatVictims} killed), logs ${SCALE.logBytes / MB} MB, memory ${SCALE.memExecutors}/${SCALE.memExecutions} — figures at the issue's scale need the full run`
+      : 'full scale (as in issue 7)',
+  ].join('\n');
+  process.stdout.write(head + '\n');
+
+  await scenario('latency', latencyScenario);
+  await scenario('throughput', throughputScenario);
+  await scenario('host runner', hostScenario);
+  await scenario('logs', logsScenario);
+  await stopGroupA().catch((err) => process.stderr.write(`stopping group A: ${(err as Error).message}\n`));
+  await scenario('fan-out', fanoutScenario);
+  await scenario('heartbeats', heartbeatScenario);
+  await scenario('memory', memoryScenario);
+  if (heartbeatState) {
+    const st = heartbeatState;
+    await Promise.allSettled(st.survivors.map((f) => f.stop()));
+    await st.controller.stop().catch(() => {});
+    await st.servers.stop().catch(() => {});
+  }
+
+  const table = printTable();
+  const total = (Date.now() - runStart) / 1000;
+  process.stdout.write(`\n${head}\n\n${table}\ntotal ${total.toFixed(0)} s\n`);
+  const dir = join(process.cwd(), '.bench');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `results-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify({ env, total_seconds: total, rows, scenarios: results }, null, 2) + '\n');
+  process.stdout.write(`results written to ${file}\n`);
+}
+
+try {
+  await main();
+} catch (err) {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+  process.exitCode = 1;
+} finally {
+  await stopGroupA().catch(() => {});
+  killEverything();
+  // gRPC channels and etcd clients may keep the loop alive; everything is reported by now.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 500).unref();
+}
+void ADMIN_TOKEN;
