@@ -21,6 +21,9 @@ export async function connectBus(opts: BusOptions): Promise<NatsConnection> {
       reconnectTimeWait: 500,
       reconnectJitter: 250,
       pingInterval: 10_000,
+      // Every JetStream publish is a request; capturing a stack trace for each costs more CPU
+      // than the publish itself on a hot path, and our errors carry their own context.
+      noAsyncTraces: true,
     });
   } catch (err) {
     throw new UnavailableError(`cannot reach NATS at ${opts.servers.join(', ')}: ${(err as Error).message}`, { cause: err });

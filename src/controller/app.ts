@@ -123,6 +123,8 @@ export class Controller {
     this.registrationTokens = registrationTokens;
 
     const jobStore = new EtcdJobStore(kv);
+    await jobStore.startCache();
+    this.cleanups.push({ name: 'job cache', run: () => jobStore.closeCache() });
     const jobs = new JobService(jobStore);
     const leases = new Leases(kv);
     this.cleanups.push({ name: 'lease keep-alive stream', run: () => leases.close() });

@@ -10,18 +10,21 @@ import { consumers, STREAMS } from '../bus/subjects.js';
 import { assignWaves, planTasks } from '../domain/dispatch-plan.js';
 import { failExecution, resolveCount, sendable, settle } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
-import { parseTarget } from '../domain/target.js';
+import { parseTarget, type TargetExecutor } from '../domain/target.js';
+import type { Execution } from '../domain/execution.js';
 import { NotFoundError } from '../errors.js';
 import type { EtcdExecutionStore } from '../store/etcd-executions.js';
 import type { EtcdExecutorStore } from '../store/etcd-executors.js';
 import type { JobStore } from '../store/store.js';
-import { Limiter } from '../util/limiter.js';
 import type { JobPublisher } from './job-publisher.js';
 import type { Logger } from '../util/log.js';
 
+const BATCH = 256;
+
 export class Dispatcher {
   private messages?: ConsumerMessages;
-  private readonly limiter = new Limiter(64);
+  private buffer: JsMsg[] = [];
+  private flushing?: Promise<void>;
   private loop?: Promise<void>;
 
   constructor(
@@ -38,24 +41,97 @@ export class Dispatcher {
 
   async start(): Promise<void> {
     const consumer = await this.d.js.consumers.get(STREAMS.requests, consumers.dispatcher);
-    this.messages = await consumer.consume({ max_messages: 256 });
+    this.messages = await consumer.consume({ max_messages: 512 });
     this.loop = (async () => {
       for await (const m of this.messages!) {
-        await this.limiter.acquire();
-        void this.handle(m).finally(() => this.limiter.release());
+        this.buffer.push(m);
+        this.kick();
       }
     })();
   }
 
-  private async handle(m: JsMsg): Promise<void> {
-    try {
-      const req = decode<RequestMessage & { definition?: JobDefinition }>(m.data);
-      await this.dispatch(req.execution_id, req.definition);
-      m.ack();
-    } catch (err) {
-      this.d.log.warn('dispatch failed; will retry', { error: (err as Error).message });
-      m.nak(1_000);
+  /** Starts a flush unless one runs; a flush that ends with requests left over starts another. */
+  private kick(): void {
+    if (this.flushing) return;
+    this.flushing = this.flush().finally(() => {
+      this.flushing = undefined;
+      if (this.buffer.length) this.kick();
+    });
+  }
+
+  /**
+   * Dispatches the requests that have arrived, together: one group commit records the task
+   * sets of all of them (instead of a read and a write each), then their job messages go out,
+   * then the requests are acked.
+   */
+  private async flush(): Promise<void> {
+    while (this.buffer.length) {
+      const batch = this.buffer.splice(0, BATCH);
+      const withDef = new Map<string, { m: JsMsg; def: JobDefinition }>();
+      const others: Array<{ m: JsMsg; id: string }> = [];
+      for (const m of batch) {
+        try {
+          const req = decode<RequestMessage & { definition?: JobDefinition }>(m.data);
+          if (req.definition) withDef.set(req.execution_id, { m, def: req.definition });
+          else others.push({ m, id: req.execution_id });
+        } catch {
+          this.d.log.warn('dropping an undecodable request', { subject: m.subject });
+          m.term();
+        }
+      }
+      await Promise.all([
+        this.dispatchMany(withDef),
+        // Re-published by the sweeper (no definition attached): the careful path, one by one.
+        ...others.map(({ m, id }) => this.dispatch(id).then(() => m.ack(), (err) => this.retry(m, err))),
+      ]);
     }
+  }
+
+  private async dispatchMany(reqs: Map<string, { m: JsMsg; def: JobDefinition }>): Promise<void> {
+    if (reqs.size === 0) return;
+    try {
+      const executors = await this.d.executors.all();
+      const results = await this.d.store.updateMany([...reqs.keys()], (e) => this.plan(e, reqs.get(e.id)!.def, executors));
+      await Promise.all(
+        [...reqs].map(async ([id, { m, def }]) => {
+          const x = results.get(id)?.execution;
+          if (x) {
+            const toSend = sendable(x);
+            if (toSend.length) await this.d.publisher.publish(x, toSend, await this.d.publisher.definitionOf(x, def));
+          }
+          m.ack();
+        }),
+      );
+    } catch (err) {
+      for (const { m } of reqs.values()) this.retry(m, err);
+    }
+  }
+
+  private retry(m: JsMsg, err: unknown): void {
+    this.d.log.warn('dispatch failed; will retry', { error: (err as Error).message });
+    m.nak(1_000);
+  }
+
+  /** Resolves the target now and records the task set on a QUEUED execution (pure on `e`). */
+  private plan(e: Execution, def: JobDefinition, executors: TargetExecutor[]): boolean {
+    if (e.state !== 'QUEUED') return false;
+    const plan = planTasks({ target: parseTarget(e.target), executors, runner: def.runner, waitOfflineMs: e.wait_offline_ms, now: this.now() });
+    if (plan.failure) {
+      this.d.log.info('execution failed at dispatch', { id: e.id, reason: plan.failure });
+      return failExecution(e, plan.failure, this.now());
+    }
+    e.tasks = plan.tasks;
+    e.state = 'DISPATCHED';
+    const fanout = plan.tasks.filter((t) => !t.pool && t.state === 'PENDING').length;
+    e.batch_size = resolveCount(e.batch_spec, fanout);
+    e.max_failures = resolveCount(e.max_failures_spec, plan.tasks.length);
+    if (e.batch_size > 0 && e.batch_size < fanout) {
+      assignWaves(e.tasks, e.batch_size);
+      e.definition = def; // later waves are sent from this snapshot
+    }
+    if (plan.excluded.length) e.reason = plan.excluded.map((r) => `${r.name} ${r.reason}`).join('; ');
+    settle(e, this.now());
+    return true;
   }
 
   /** Plans (once) and publishes the job messages of one execution. Safe to run again. */
@@ -75,25 +151,8 @@ export class Dispatcher {
         }
       }
       const executors = await this.d.executors.all();
-      const plan = planTasks({ target: parseTarget(x.target), executors, runner: def.runner, waitOfflineMs: x.wait_offline_ms, now: this.now() });
-      const res = await this.d.store.update(id, (e) => {
-        if (e.state !== 'QUEUED') return false;
-        if (plan.failure) return failExecution(e, plan.failure, this.now());
-        e.tasks = plan.tasks;
-        e.state = 'DISPATCHED';
-        const fanout = plan.tasks.filter((t) => !t.pool && t.state === 'PENDING').length;
-        e.batch_size = resolveCount(e.batch_spec, fanout);
-        e.max_failures = resolveCount(e.max_failures_spec, plan.tasks.length);
-        if (e.batch_size > 0 && e.batch_size < fanout) {
-          assignWaves(e.tasks, e.batch_size);
-          e.definition = def; // later waves are sent from this snapshot
-        }
-        if (plan.excluded.length) e.reason = plan.excluded.map((r) => `${r.name} ${r.reason}`).join('; ');
-        settle(e, this.now());
-        return true;
-      });
-      x = res.execution;
-      if (plan.failure) this.d.log.info('execution failed at dispatch', { id, reason: plan.failure });
+      const d = def;
+      x = (await this.d.store.update(id, (e) => this.plan(e, d, executors))).execution;
     }
     const toSend = sendable(x);
     if (toSend.length === 0) return;
@@ -107,6 +166,6 @@ export class Dispatcher {
   async stop(): Promise<void> {
     this.messages?.stop();
     await this.loop?.catch(() => {});
-    await this.limiter.idle();
+    await this.flushing;
   }
 }

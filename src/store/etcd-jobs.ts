@@ -3,10 +3,25 @@
 import type { JobDefinition, StoredJob } from '../domain/job.js';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../errors.js';
 import type { Kv } from './kv.js';
+import { WatchedPrefix } from './watched-prefix.js';
 import type { JobStore } from './store.js';
 
 export class EtcdJobStore implements JobStore {
+  /** Set by startCache(): definitions are read from memory, kept current by a watch. */
+  private cache?: WatchedPrefix<StoredJob>;
+
   constructor(private readonly kv: Kv, private readonly now: () => number = Date.now) {}
+
+  /** Keeps every definition in memory (Execute reads one per call). */
+  async startCache(): Promise<void> {
+    const cache = new WatchedPrefix<StoredJob>(this.kv, this.kv.key('jobs', ''));
+    await cache.start();
+    this.cache = cache;
+  }
+
+  async closeCache(): Promise<void> {
+    await this.cache?.close();
+  }
 
   private key(name: string): string {
     return this.kv.key('jobs', name);
@@ -35,6 +50,9 @@ export class EtcdJobStore implements JobStore {
   }
 
   async getJob(name: string): Promise<StoredJob> {
+    // A definition created a moment ago may not have reached the cache yet: then ask etcd.
+    const cached = this.cache?.get(name);
+    if (cached) return cached;
     const cur = await this.kv.get<StoredJob>(this.key(name));
     if (!cur) throw new NotFoundError('job', name, 'grid-cli list shows the jobs there are');
     return cur.value;

@@ -181,7 +181,7 @@ export async function startController(o: ControllerOptions): Promise<RunningCont
   const cfg = JSON.parse(readFileSync(configFile, 'utf8')) as { grpc_address: string };
   const logFile = join(dirname(configFile), `controller-${Date.now()}.log`);
   const out = createWriteStream(logFile);
-  const child = track(spawn(process.execPath, [join(DIST, 'cmd', 'controller.js'), 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = track(spawn(process.execPath, [...(process.env['GRID_BENCH_CPU_PROF'] ? ['--cpu-prof', '--cpu-prof-dir', process.env['GRID_BENCH_CPU_PROF']] : []), join(DIST, 'cmd', 'controller.js'), 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] }));
   child.stdout!.pipe(out, { end: false });
   child.stderr!.pipe(out, { end: false });
   const address = cfg.grpc_address;
