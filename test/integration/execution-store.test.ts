@@ -30,6 +30,28 @@ function execution(id: string): Execution {
   };
 }
 
+describe('create (group commit)', () => {
+  it('writes concurrent creates together, each one recorded and indexed', async () => {
+    const ids = Array.from({ length: 120 }, (_, i) => `C${String(i).padStart(4, '0')}`);
+    const before = await kv.revision();
+    await Promise.all(ids.map((id) => store.create(execution(id))));
+    // 120 creates in fewer transactions than creates: each transaction is one revision.
+    expect((await kv.revision()) - before).toBeLessThan(ids.length);
+    const active = new Set((await store.active()).map((a) => a.id));
+    for (const id of ids) {
+      expect((await store.get(id))?.value.id).toBe(id);
+      expect(active.has(id)).toBe(true);
+    }
+  });
+
+  it('refuses an id that exists, without failing the others written with it', async () => {
+    await store.create(execution('DUP'));
+    const results = await Promise.allSettled([store.create(execution('DUP')), store.create(execution('NEW1')), store.create(execution('NEW2'))]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled']);
+    expect((await store.get('NEW2'))?.value.id).toBe('NEW2');
+  });
+});
+
 describe('updateMany (group commit)', () => {
   it('writes every change, across several transactions, and keeps the active index in step', async () => {
     const ids = Array.from({ length: 100 }, (_, i) => `G${String(i).padStart(4, '0')}`);
