@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // controller entry point: `controller start` (and `controller dev`, which `make dev` runs).
 
-import { Command, CommanderError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { loadControllerConfig } from '../src/config/controller.js';
 import { Controller } from '../src/controller/app.js';
 import { startLocalExecutor } from '../src/dev/local-executor.js';
-import { GridError, toExitCode } from '../src/errors.js';
 import { createLogger, type Level } from '../src/util/log.js';
+import { runMain } from '../src/util/main.js';
 import { onShutdownSignal } from '../src/util/signals.js';
 
 interface StartFlags {
@@ -97,13 +97,4 @@ program.addCommand(
   ),
 );
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (err instanceof CommanderError) {
-    process.exitCode = err.exitCode === 0 ? 0 : 2;
-  } else {
-    process.stderr.write(`controller: ${err instanceof GridError ? err.message : String((err as Error)?.stack ?? err)}\n`);
-    process.exit(toExitCode(err));
-  }
-}
+await runMain(program, 'controller');

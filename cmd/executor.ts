@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // executor entry point: `executor register` once, then `executor start`.
 
-import { Command, CommanderError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { loadExecutorConfig, type ExecutorConfig } from '../src/config/executor.js';
-import { GridError, toExitCode } from '../src/errors.js';
 import { Agent } from '../src/executor/agent.js';
 import { registerExecutor } from '../src/executor/register.js';
 import { createLogger } from '../src/util/log.js';
+import { runMain } from '../src/util/main.js';
 import { onShutdownSignal } from '../src/util/signals.js';
 
 interface Flags {
@@ -89,13 +89,4 @@ program.addCommand(
     }),
 );
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (err instanceof CommanderError) {
-    process.exitCode = err.exitCode === 0 ? 0 : 2;
-  } else {
-    process.stderr.write(`executor: ${err instanceof GridError ? err.message : String((err as Error)?.stack ?? err)}\n`);
-    process.exit(toExitCode(err));
-  }
-}
+await runMain(program, 'executor');

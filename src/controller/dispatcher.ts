@@ -4,7 +4,8 @@
 // between redelivers the request and the step runs again idempotently (job messages carry a
 // Msg-Id per task, so JetStream drops the repeats).
 
-import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { BatchConsumer } from '../bus/batch-consumer.js';
 import { decode, type RequestMessage } from '../bus/messages.js';
 import { consumers, STREAMS } from '../bus/subjects.js';
 import { assignWaves, planTasks } from '../domain/dispatch-plan.js';
@@ -22,10 +23,7 @@ import type { Logger } from '../util/log.js';
 const BATCH = 256;
 
 export class Dispatcher {
-  private messages?: ConsumerMessages;
-  private buffer: JsMsg[] = [];
-  private flushing?: Promise<void>;
-  private loop?: Promise<void>;
+  private consumer?: BatchConsumer;
 
   constructor(
     private readonly d: {
@@ -40,23 +38,15 @@ export class Dispatcher {
   ) {}
 
   async start(): Promise<void> {
-    const consumer = await this.d.js.consumers.get(STREAMS.requests, consumers.dispatcher);
-    this.messages = await consumer.consume({ max_messages: 512 });
-    this.loop = (async () => {
-      for await (const m of this.messages!) {
-        this.buffer.push(m);
-        this.kick();
-      }
-    })();
-  }
-
-  /** Starts a flush unless one runs; a flush that ends with requests left over starts another. */
-  private kick(): void {
-    if (this.flushing) return;
-    this.flushing = this.flush().finally(() => {
-      this.flushing = undefined;
-      if (this.buffer.length) this.kick();
+    this.consumer = new BatchConsumer({
+      js: this.d.js,
+      stream: STREAMS.requests,
+      durable: consumers.dispatcher,
+      handle: (batch) => this.handleBatch(batch),
+      batchSize: BATCH,
+      prefetch: 512,
     });
+    await this.consumer.start();
   }
 
   /**
@@ -64,27 +54,24 @@ export class Dispatcher {
    * sets of all of them (instead of a read and a write each), then their job messages go out,
    * then the requests are acked.
    */
-  private async flush(): Promise<void> {
-    while (this.buffer.length) {
-      const batch = this.buffer.splice(0, BATCH);
-      const withDef = new Map<string, { m: JsMsg; def: JobDefinition }>();
-      const others: Array<{ m: JsMsg; id: string }> = [];
-      for (const m of batch) {
-        try {
-          const req = decode<RequestMessage & { definition?: JobDefinition }>(m.data);
-          if (req.definition) withDef.set(req.execution_id, { m, def: req.definition });
-          else others.push({ m, id: req.execution_id });
-        } catch {
-          this.d.log.warn('dropping an undecodable request', { subject: m.subject });
-          m.term();
-        }
+  private async handleBatch(batch: JsMsg[]): Promise<void> {
+    const withDef = new Map<string, { m: JsMsg; def: JobDefinition }>();
+    const others: Array<{ m: JsMsg; id: string }> = [];
+    for (const m of batch) {
+      try {
+        const req = decode<RequestMessage & { definition?: JobDefinition }>(m.data);
+        if (req.definition) withDef.set(req.execution_id, { m, def: req.definition });
+        else others.push({ m, id: req.execution_id });
+      } catch {
+        this.d.log.warn('dropping an undecodable request', { subject: m.subject });
+        m.term();
       }
-      await Promise.all([
-        this.dispatchMany(withDef),
-        // Re-published by the sweeper (no definition attached): the careful path, one by one.
-        ...others.map(({ m, id }) => this.dispatch(id).then(() => m.ack(), (err) => this.retry(m, err))),
-      ]);
     }
+    await Promise.all([
+      this.dispatchMany(withDef),
+      // Re-published by the sweeper (no definition attached): the careful path, one by one.
+      ...others.map(({ m, id }) => this.dispatch(id).then(() => m.ack(), (err) => this.retry(m, err))),
+    ]);
   }
 
   private async dispatchMany(reqs: Map<string, { m: JsMsg; def: JobDefinition }>): Promise<void> {
@@ -164,8 +151,6 @@ export class Dispatcher {
   }
 
   async stop(): Promise<void> {
-    this.messages?.stop();
-    await this.loop?.catch(() => {});
-    await this.flushing;
+    await this.consumer?.stop();
   }
 }

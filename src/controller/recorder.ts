@@ -3,7 +3,8 @@
 // transaction for many executions, each guarded by its own compare), then acked. applyEvent makes duplicates and stale events no-ops, so
 // at-least-once delivery still records each result exactly once.
 
-import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { BatchConsumer } from '../bus/batch-consumer.js';
 import { decode, type EventMessage } from '../bus/messages.js';
 import { consumers, STREAMS } from '../bus/subjects.js';
 import { applyEvent, sendable } from '../domain/execution-rules.js';
@@ -14,52 +15,38 @@ import type { JobPublisher } from './job-publisher.js';
 const BATCH = 512;
 
 export class Recorder {
-  private messages?: ConsumerMessages;
-  private buffer: JsMsg[] = [];
-  private flushing?: Promise<void>;
-  private loop?: Promise<void>;
+  private consumer?: BatchConsumer;
 
   constructor(private readonly d: { js: JetStreamClient; store: EtcdExecutionStore; publisher: JobPublisher; log: Logger }) {}
 
   async start(): Promise<void> {
-    const consumer = await this.d.js.consumers.get(STREAMS.events, consumers.recorder);
-    this.messages = await consumer.consume({ max_messages: 1024 });
-    this.loop = (async () => {
-      for await (const m of this.messages!) {
-        this.buffer.push(m);
-        this.kick();
-      }
-    })();
-  }
-
-  /** Starts a flush unless one runs; a flush that ends with events left over starts another. */
-  private kick(): void {
-    if (this.flushing) return;
-    this.flushing = this.flush().finally(() => {
-      this.flushing = undefined;
-      if (this.buffer.length) this.kick();
+    this.consumer = new BatchConsumer({
+      js: this.d.js,
+      stream: STREAMS.events,
+      durable: consumers.recorder,
+      handle: (batch) => this.handleBatch(batch),
+      batchSize: BATCH,
+      prefetch: 1024,
     });
+    await this.consumer.start();
   }
 
-  private async flush(): Promise<void> {
-    while (this.buffer.length) {
-      const batch = this.buffer.splice(0, BATCH);
-      const byExecution = new Map<string, Array<{ m: JsMsg; ev: EventMessage }>>();
-      for (const m of batch) {
-        let ev: EventMessage;
-        try {
-          ev = decode<EventMessage>(m.data);
-        } catch {
-          this.d.log.warn('dropping an undecodable event', { subject: m.subject });
-          m.term();
-          continue;
-        }
-        const list = byExecution.get(ev.execution_id) ?? [];
-        list.push({ m, ev });
-        byExecution.set(ev.execution_id, list);
+  private async handleBatch(batch: JsMsg[]): Promise<void> {
+    const byExecution = new Map<string, Array<{ m: JsMsg; ev: EventMessage }>>();
+    for (const m of batch) {
+      let ev: EventMessage;
+      try {
+        ev = decode<EventMessage>(m.data);
+      } catch {
+        this.d.log.warn('dropping an undecodable event', { subject: m.subject });
+        m.term();
+        continue;
       }
-      await this.apply(byExecution);
+      const list = byExecution.get(ev.execution_id) ?? [];
+      list.push({ m, ev });
+      byExecution.set(ev.execution_id, list);
     }
+    await this.apply(byExecution);
   }
 
   /** One group commit for every execution in the batch, then the acks. */
@@ -95,8 +82,6 @@ export class Recorder {
   }
 
   async stop(): Promise<void> {
-    this.messages?.stop();
-    await this.loop?.catch(() => {});
-    await this.flushing;
+    await this.consumer?.stop();
   }
 }
