@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  expectOneLineError,
   cleanupProcesses,
   REPO_ROOT,
   runCli,
@@ -55,17 +56,6 @@ function hostJob(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { name: uniqueName('e2e'), command: ['echo', 'hi'], ...extra };
 }
 
-/** Exit code `code`, nothing on stdout, and exactly one line on stderr; returns that line. */
-function expectOneLineError(r: RunResult, code: number): string {
-  const context = `exit ${r.code}\nstdout: ${JSON.stringify(r.stdout)}\nstderr: ${JSON.stringify(r.stderr)}`;
-  expect(r.code, context).toBe(code);
-  expect(r.stdout, context).toBe('');
-  expect(r.stderr.endsWith('\n'), context).toBe(true);
-  const lines = r.stderr.slice(0, -1).split('\n');
-  expect(lines, context).toHaveLength(1);
-  expect(lines[0]!.trim(), context).not.toBe('');
-  return lines[0]!;
-}
 
 function expectOk(r: RunResult): string {
   expect(r, `exit ${r.code}\nstderr: ${r.stderr}`).toMatchObject({ code: 0, stderr: '' });

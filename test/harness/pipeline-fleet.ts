@@ -68,6 +68,8 @@ export interface StatusJson {
   [k: string]: unknown;
 }
 
+export { expectOneLineError } from './processes.js';
+
 export const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT']);
 
 export async function startFleet(o: FleetOptions = {}): Promise<Fleet> {
@@ -142,17 +144,6 @@ export async function startFleet(o: FleetOptions = {}): Promise<Fleet> {
   }
 }
 
-/** Exit code `code`, nothing on stdout, and exactly one non-empty line on stderr; returns it. */
-export function expectOneLineError(r: RunResult, code: number): string {
-  const context = `exit ${r.code}\nstdout: ${JSON.stringify(r.stdout)}\nstderr: ${JSON.stringify(r.stderr)}`;
-  expect(r.code, context).toBe(code);
-  expect(r.stdout, context).toBe('');
-  expect(r.stderr.endsWith('\n'), context).toBe(true);
-  const lines = r.stderr.slice(0, -1).split('\n');
-  expect(lines, context).toHaveLength(1);
-  expect(lines[0]!.trim(), context).not.toBe('');
-  return lines[0]!;
-}
 
 /** Exit 0 and nothing on stderr; returns stdout. */
 export function expectOk(r: RunResult): string {

@@ -10,6 +10,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
+import { atExit } from './exit-hook.js';
 import { fileURLToPath } from 'node:url';
 import { uniqueName } from './servers.js';
 
@@ -24,7 +26,7 @@ export function programPath(name: string): string {
 
 /** A temp dir removed by cleanupProcesses() (and on process exit). */
 export function tempDir(prefix = 'grid-e2e-'): string {
-  installExitHook();
+  atExit(killLeftovers);
   const dir = mkdtempSync(join(tmpdir(), prefix));
   leftovers.dirs.add(dir);
   return dir;
@@ -145,6 +147,18 @@ export interface RunResult {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+/** Exit code `code`, nothing on stdout, and exactly one non-empty line on stderr; returns it. */
+export function expectOneLineError(r: RunResult, code: number): string {
+  const context = `exit ${r.code}\nstdout: ${JSON.stringify(r.stdout)}\nstderr: ${JSON.stringify(r.stderr)}`;
+  expect(r.code, context).toBe(code);
+  expect(r.stdout, context).toBe('');
+  expect(r.stderr.endsWith('\n'), context).toBe(true);
+  const lines = r.stderr.slice(0, -1).split('\n');
+  expect(lines, context).toHaveLength(1);
+  expect(lines[0]!.trim(), context).not.toBe('');
+  return lines[0]!;
 }
 
 export interface RunOptions {
@@ -281,10 +295,10 @@ export async function cleanupProcesses(): Promise<void> {
 
 // ---- plumbing ----
 
-const leftovers = { children: new Set<ChildProcess>(), dirs: new Set<string>(), hooked: false };
+const leftovers = { children: new Set<ChildProcess>(), dirs: new Set<string>() };
 
 function spawnTracked(program: string, args: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string }): ChildProcess {
-  installExitHook();
+  atExit(killLeftovers);
   const env = childEnv(o.env);
   const child = spawn(process.execPath, [programPath(program), ...args], {
     env,
@@ -350,20 +364,4 @@ function killLeftovers(): void {
   leftovers.children.clear();
   for (const dir of leftovers.dirs) rmSync(dir, { recursive: true, force: true });
   leftovers.dirs.clear();
-}
-
-function installExitHook(): void {
-  if (leftovers.hooked) return;
-  leftovers.hooked = true;
-  // 'exit' handlers must be synchronous, hence SIGKILL and rmSync rather than a graceful stop.
-  process.once('exit', killLeftovers);
-  // An orphaned test worker (its runner was killed) loses its IPC channel: nobody will clean up.
-  if (process.connected) process.once('disconnect', killLeftovers);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      killLeftovers();
-      // Our listener suppressed the default action; die by the signal unless someone else handles it.
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    });
-  }
 }

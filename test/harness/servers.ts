@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { atExit } from './exit-hook.js';
 import { startEtcd, startNats } from '../../src/embedded/index.js';
 
 export interface TestServers {
@@ -18,7 +19,7 @@ export interface TestServers {
 }
 
 export async function startServers(): Promise<TestServers> {
-  installExitHook();
+  atExit(killLeftovers);
   const dir = mkdtempSync(join(tmpdir(), 'grid-test-'));
   leftovers.dirs.add(dir);
   const [nats, etcd] = await Promise.allSettled([
@@ -54,7 +55,7 @@ export function uniqueName(prefix: string): string {
 
 // ---- the one module-level registry: what to kill and remove if the process ends before stop() ----
 
-const leftovers = { pids: new Set<number>(), dirs: new Set<string>(), hooked: false };
+const leftovers = { pids: new Set<number>(), dirs: new Set<string>() };
 
 function track<T extends { pid: number }>(server: T): T {
   leftovers.pids.add(server.pid);
@@ -72,21 +73,4 @@ function killLeftovers(): void {
   leftovers.pids.clear();
   for (const dir of leftovers.dirs) rmSync(dir, { recursive: true, force: true });
   leftovers.dirs.clear();
-}
-
-function installExitHook(): void {
-  if (leftovers.hooked) return;
-  leftovers.hooked = true;
-  // 'exit' handlers must be synchronous, hence SIGKILL and rmSync rather than a graceful stop.
-  process.once('exit', killLeftovers);
-  // A forked test worker whose runner was killed is orphaned and may idle on; losing the IPC
-  // channel to the runner is the sign that nobody will call stop().
-  if (process.connected) process.once('disconnect', killLeftovers);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      killLeftovers();
-      // Our listener suppressed the default action; die by the signal unless someone else handles it.
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    });
-  }
 }
