@@ -24,6 +24,7 @@ import { Dispatcher } from './dispatcher.js';
 import { ExecutionService } from './executions.js';
 import { ExecutorRegistry } from './executors.js';
 import { FileService } from './files.js';
+import { ControllerInstances } from './instances.js';
 import { JobPublisher } from './job-publisher.js';
 import { LogService } from './logs.js';
 import { Recorder } from './recorder.js';
@@ -141,21 +142,25 @@ export class Controller {
     }
     const box = cfg.secrets_key ? SecretBox.fromBase64(cfg.secrets_key) : await SecretBox.forDataDir(cfg.data_dir);
     const js = jetstream(nc);
+    const instances = new ControllerInstances(kv, log.named('instances'));
+    await instances.start();
+    this.cleanups.push({ name: 'controller liveness lease', run: () => instances.stop() });
+    const instance = instances.id;
     const executionStore = new EtcdExecutionStore(kv);
+    const publisher = new JobPublisher({ js, jobs: jobStore });
     const executions = new ExecutionService({
-      kv, store: executionStore, jobs: jobStore, executors: executorStore, registry: executors, js, nc, box, log: log.named('executions'),
+      kv, store: executionStore, jobs: jobStore, executors: executorStore, registry: executors, js, nc, box, publisher, instance, log: log.named('executions'),
     });
     const logs = new LogService({ js, store: executionStore });
 
     await ensureControllerConsumers(nc);
-    const publisher = new JobPublisher({ js, jobs: jobStore });
-    const dispatcher = new Dispatcher({ js, store: executionStore, jobs: jobStore, executors: executorStore, publisher, log: log.named('dispatcher') });
+    const dispatcher = new Dispatcher({ js, store: executionStore, jobs: jobStore, executors: executorStore, publisher, instance, log: log.named('dispatcher') });
     await dispatcher.start();
     this.cleanups.push({ name: 'dispatcher', run: () => dispatcher.stop() });
-    const recorder = new Recorder({ js, store: executionStore, publisher, log: log.named('recorder') });
+    const recorder = new Recorder({ js, store: executionStore, publisher, instance, log: log.named('recorder') });
     await recorder.start();
     this.cleanups.push({ name: 'recorder', run: () => recorder.stop() });
-    const sweeper = new Sweeper({ store: executionStore, executions, executors: executorStore, publisher, log: log.named('sweeper') });
+    const sweeper = new Sweeper({ store: executionStore, executions, executors: executorStore, publisher, instances, log: log.named('sweeper') });
     sweeper.start();
     this.cleanups.push({ name: 'sweeper', run: () => sweeper.stop() });
 

@@ -8,10 +8,10 @@ import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { BatchConsumer } from '../bus/batch-consumer.js';
 import { decode, type RequestMessage } from '../bus/messages.js';
 import { consumers, STREAMS } from '../bus/subjects.js';
-import { assignWaves, planTasks } from '../domain/dispatch-plan.js';
-import { failExecution, resolveCount, sendable, settle } from '../domain/execution-rules.js';
+import { dispatchExecution } from '../domain/dispatch-plan.js';
+import { failExecution, sendable } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
-import { parseTarget, type TargetExecutor } from '../domain/target.js';
+import type { TargetExecutor } from '../domain/target.js';
 import type { Execution } from '../domain/execution.js';
 import { NotFoundError } from '../errors.js';
 import type { EtcdExecutionStore } from '../store/etcd-executions.js';
@@ -33,6 +33,8 @@ export class Dispatcher {
       executors: EtcdExecutorStore;
       publisher: JobPublisher;
       log: Logger;
+      /** This controller process: recorded on what it dispatches (see Sweeper). */
+      instance?: string;
       now?: () => number;
     },
   ) {}
@@ -101,24 +103,10 @@ export class Dispatcher {
 
   /** Resolves the target now and records the task set on a QUEUED execution (pure on `e`). */
   private plan(e: Execution, def: JobDefinition, executors: TargetExecutor[]): boolean {
-    if (e.state !== 'QUEUED') return false;
-    const plan = planTasks({ target: parseTarget(e.target), executors, runner: def.runner, waitOfflineMs: e.wait_offline_ms, now: this.now() });
-    if (plan.failure) {
-      this.d.log.info('execution failed at dispatch', { id: e.id, reason: plan.failure });
-      return failExecution(e, plan.failure, this.now());
-    }
-    e.tasks = plan.tasks;
-    e.state = 'DISPATCHED';
-    const fanout = plan.tasks.filter((t) => !t.pool && t.state === 'PENDING').length;
-    e.batch_size = resolveCount(e.batch_spec, fanout);
-    e.max_failures = resolveCount(e.max_failures_spec, plan.tasks.length);
-    if (e.batch_size > 0 && e.batch_size < fanout) {
-      assignWaves(e.tasks, e.batch_size);
-      e.definition = def; // later waves are sent from this snapshot
-    }
-    if (plan.excluded.length) e.reason = plan.excluded.map((r) => `${r.name} ${r.reason}`).join('; ');
-    settle(e, this.now());
-    return true;
+    const { changed, failure } = dispatchExecution(e, def, executors, this.now());
+    if (failure) this.d.log.info('execution failed at dispatch', { id: e.id, reason: failure });
+    if (changed && this.d.instance) e.dispatcher = this.d.instance;
+    return changed;
   }
 
   /** Plans (once) and publishes the job messages of one execution. Safe to run again. */

@@ -6,10 +6,10 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { encode, type CancelMessage, type RequestMessage } from '../bus/messages.js';
 import { subjects } from '../bus/subjects.js';
 import { resolveArgs } from '../domain/args.js';
-import { planTasks } from '../domain/dispatch-plan.js';
+import { dispatchExecution, planTasks } from '../domain/dispatch-plan.js';
 import { groupsOf } from '../domain/executor.js';
 import { isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
-import { mayBegin, stopExecution } from '../domain/execution-rules.js';
+import { mayBegin, sendable, stopExecution } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
 import { formatTarget, parseTarget } from '../domain/target.js';
 import { FailedPreconditionError, ValidationError } from '../errors.js';
@@ -21,6 +21,7 @@ import { newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import { authorize, authorizeJobGroups, type Principal } from './auth.js';
 import type { ExecutorRegistry } from './executors.js';
+import type { JobPublisher } from './job-publisher.js';
 import type { SecretBox } from './secrets.js';
 
 export interface ExecuteInput {
@@ -52,6 +53,9 @@ export class ExecutionService {
       js: JetStreamClient;
       nc: NatsConnection;
       box: SecretBox;
+      publisher: JobPublisher;
+      /** This controller process (ControllerInstances.id), recorded as the dispatcher. */
+      instance: string;
       log: Logger;
       now?: () => number;
     },
@@ -100,13 +104,45 @@ export class ExecutionService {
       max_failures: 0,
       tasks: [],
     };
+    // Dispatched here and now: the target is resolved against the registry (held in memory),
+    // the task set is written with the record in one group commit, then the job messages go out.
+    const { failure } = dispatchExecution(x, def, await this.d.executors.all(), now);
+    if (failure) this.d.log.info('execution failed at dispatch', { id: x.id, reason: failure });
+    else x.dispatcher = this.d.instance;
     await this.d.store.create(x);
-    await this.publishRequest(x.id, def).catch((err) =>
-      // The record is QUEUED in etcd; the sweeper publishes the request again.
-      this.d.log.warn('could not hand the execution to the dispatcher yet; the sweeper will retry', { id: x.id, error: (err as Error).message }),
-    );
-    this.d.log.debug('execution queued', { id: x.id, job: x.job, target: x.target, by: p.name });
+    await this.sendJobs(x, def);
+    this.d.log.debug('execution dispatched', { id: x.id, job: x.job, target: x.target, by: p.name });
     return { execution: x };
+  }
+
+  /**
+   * Sends the job messages of the tasks released on `x`. If that fails, the execution is kept
+   * for the sweeper to send again (retryUnsent); if this process dies first, another replica's
+   * sweeper sees it gone and does (Execution.dispatcher).
+   */
+  private async sendJobs(x: Execution, def: JobDefinition): Promise<void> {
+    const tasks = sendable(x);
+    if (tasks.length === 0) return;
+    try {
+      await this.d.publisher.publish(x, tasks, def);
+    } catch (err) {
+      this.unsent.add(x.id);
+      this.d.log.warn('could not send the job messages yet; will retry', { id: x.id, error: (err as Error).message });
+    }
+  }
+
+  private readonly unsent = new Set<string>();
+
+  /** Sends again the job messages that failed to go out from this process. */
+  async retryUnsent(): Promise<void> {
+    for (const id of [...this.unsent]) {
+      const cur = await this.d.store.get(id);
+      const x = cur?.value;
+      const tasks = x ? sendable(x) : [];
+      if (x && tasks.length) await this.d.publisher.publish(x, tasks, await this.d.publisher.definitionOf(x));
+      this.unsent.delete(id);
+      if (tasks.length) this.d.log.info('sent job messages that could not be sent before', { id, tasks: tasks.length });
+    }
   }
 
   async publishRequest(executionId: string, definition?: JobDefinition): Promise<void> {
@@ -192,7 +228,7 @@ export class ExecutionService {
   /** BeginTask: may this executor start this task now? Hands out secret values if so. */
   async beginTask(input: { executorId: string; secret: string; executionId: string; taskKey: string }): Promise<{ proceed: boolean; reason: string; secrets: Record<string, string> }> {
     const e = await this.d.registry.authenticate(input.executorId, input.secret);
-    const cur = await this.d.store.get(input.executionId);
+    const cur = await this.d.store.getShared(input.executionId);
     if (!cur) return { proceed: false, reason: `execution ${input.executionId} does not exist`, secrets: {} };
     const why = mayBegin(cur.value, input.taskKey, e.id, groupsOf(e), this.now());
     if (why) return { proceed: false, reason: why, secrets: {} };

@@ -17,7 +17,7 @@ const BATCH = 512;
 export class Recorder {
   private consumer?: BatchConsumer;
 
-  constructor(private readonly d: { js: JetStreamClient; store: EtcdExecutionStore; publisher: JobPublisher; log: Logger }) {}
+  constructor(private readonly d: { js: JetStreamClient; store: EtcdExecutionStore; publisher: JobPublisher; log: Logger; instance?: string }) {}
 
   async start(): Promise<void> {
     this.consumer = new BatchConsumer({
@@ -55,9 +55,12 @@ export class Recorder {
     try {
       const before = new Map<string, Set<string>>();
       const results = await this.d.store.updateMany([...byExecution.keys()], (x) => {
-        before.set(x.id, new Set(sendable(x).map((t) => t.key)));
+        const was = new Set(sendable(x).map((t) => t.key));
+        before.set(x.id, was);
         let changed = false;
         for (const { ev } of byExecution.get(x.id) ?? []) changed = applyEvent(x, ev) || changed;
+        // This process sends the wave it releases (see Execution.dispatcher).
+        if (changed && this.d.instance && sendable(x).some((t) => !was.has(t.key))) x.dispatcher = this.d.instance;
         return changed;
       });
       await Promise.all(

@@ -1,5 +1,6 @@
 // Periodic care of active executions, on every replica (all of it is CAS and idempotent):
-// re-publish requests stuck in QUEUED (a crash between the etcd write and the publish), time
+// send again the job messages of a replica that died between recording an execution and sending
+// them, re-publish requests stuck in QUEUED, time
 // out executions past their deadline, skip tasks that waited longer than --wait-offline. Also
 // applies executor expiry to the executions that had tasks on the expired executor — when told
 // (executorExpired), and by itself for an EXPIRED executor whose tasks are still open (the
@@ -11,13 +12,16 @@ import type { ActiveEntry, EtcdExecutionStore } from '../store/etcd-executions.j
 import type { EtcdExecutorStore } from '../store/etcd-executors.js';
 import type { Logger } from '../util/log.js';
 import type { ExecutionService } from './executions.js';
+import type { ControllerInstances } from './instances.js';
 import type { JobPublisher } from './job-publisher.js';
 
 /** A request still QUEUED this long after it was accepted (or last re-published) is published again. */
 const QUEUED_GRACE_MS = 15_000;
 /**
- * A released wave whose tasks have not started this long after is sent again (the recorder may
- * have died between recording the release and sending); only within the dedup window.
+ * Tasks released by a controller process that is gone are sent again (it may have died between
+ * recording the release and sending), then again every RESEND_AFTER_MS while they have not
+ * started; records that do not say who released them, RESEND_AFTER_MS after the release. Only
+ * within the dedup window (RESEND_UNTIL_MS), so a task that did go out is not sent twice.
  */
 const RESEND_AFTER_MS = 15_000;
 const RESEND_UNTIL_MS = 5 * 60_000;
@@ -39,6 +43,8 @@ export class Sweeper {
       /** When given, the sweep also ends open tasks of executors that are already EXPIRED. */
       executors?: EtcdExecutorStore;
       publisher?: JobPublisher;
+      /** Which controller processes are alive (see Execution.dispatcher). */
+      instances?: ControllerInstances;
       log: Logger;
       intervalMs?: number;
       now?: () => number;
@@ -64,7 +70,16 @@ export class Sweeper {
   async sweep(): Promise<void> {
     const now = this.now();
     const seen = new Set<string>();
+    await this.d.executions.retryUnsent().catch((err: Error) => this.d.log.warn('could not send job messages yet', { error: err.message }));
     const active = await this.d.store.active();
+    // Released tasks that have not started are sent again only when the process that released
+    // them is gone (it would have sent them, or retries itself): one read of the live ones.
+    let live: Set<string> | undefined;
+    const orphaned = async (a: ActiveEntry): Promise<boolean> => {
+      if (!a.dispatcher || !this.d.instances) return true;
+      live ??= await this.d.instances.live();
+      return !live.has(a.dispatcher);
+    };
     for (const a of active) {
       if (a.deadline_ms && now >= a.deadline_ms) {
         const { changed } = await this.d.store.update(a.id, (x) =>
@@ -84,9 +99,11 @@ export class Sweeper {
         await this.d.executions.publishRequest(a.id);
         this.d.log.info('re-published a request stuck in QUEUED', { id: a.id });
       }
-      if (this.d.publisher && a.released_at_ms) {
-        const age = now - Math.max(a.released_at_ms, this.republished.get(a.id) ?? 0);
-        if (age > RESEND_AFTER_MS && now - a.released_at_ms < RESEND_UNTIL_MS) {
+      if (this.d.publisher && a.released_at_ms && now - a.released_at_ms < RESEND_UNTIL_MS) {
+        const last = this.republished.get(a.id);
+        // A known dispatcher that is gone: at once. Otherwise after a grace period.
+        const due = a.dispatcher ? last === undefined || now - last > RESEND_AFTER_MS : now - Math.max(a.released_at_ms, last ?? 0) > RESEND_AFTER_MS;
+        if (due && (await orphaned(a))) {
           this.republished.set(a.id, now);
           const x = (await this.d.store.get(a.id))?.value;
           const tasks = x ? sendable(x).filter((t) => t.released_at_ms) : [];

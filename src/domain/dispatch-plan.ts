@@ -1,7 +1,9 @@
 // Turns a target resolved against the registry into an execution's task list (pure).
 
-import type { Task } from './execution.js';
-import { ALL_GROUP, resolveTarget, type Target, type TargetExecutor } from './target.js';
+import type { Execution, Task } from './execution.js';
+import { failExecution, resolveCount, sendable, settle } from './execution-rules.js';
+import type { JobDefinition } from './job.js';
+import { ALL_GROUP, parseTarget, resolveTarget, type Target, type TargetExecutor } from './target.js';
 
 export interface PlanInput {
   target: Target;
@@ -76,4 +78,29 @@ export function assignWaves(tasks: Task[], batchSize: number): void {
     if (t.wave > 1) t.held = true;
     i++;
   }
+}
+
+/**
+ * Dispatch of a QUEUED execution (pure on `x`): resolves its target against the registry now and
+ * records the task set, or fails it when nothing can run. The tasks to send now are marked with
+ * `released_at_ms` (a job message lost to a crash is sent again from that). Returns whether `x`
+ * changed, and the failure if it failed.
+ */
+export function dispatchExecution(x: Execution, def: JobDefinition, executors: TargetExecutor[], now: number): { changed: boolean; failure?: string } {
+  if (x.state !== 'QUEUED') return { changed: false };
+  const plan = planTasks({ target: parseTarget(x.target), executors, runner: def.runner, waitOfflineMs: x.wait_offline_ms, now });
+  if (plan.failure) return { changed: failExecution(x, plan.failure, now), failure: plan.failure };
+  x.tasks = plan.tasks;
+  x.state = 'DISPATCHED';
+  const fanout = plan.tasks.filter((t) => !t.pool && t.state === 'PENDING').length;
+  x.batch_size = resolveCount(x.batch_spec, fanout);
+  x.max_failures = resolveCount(x.max_failures_spec, plan.tasks.length);
+  if (x.batch_size > 0 && x.batch_size < fanout) {
+    assignWaves(x.tasks, x.batch_size);
+    x.definition = def; // later waves are sent from this snapshot
+  }
+  if (plan.excluded.length) x.reason = plan.excluded.map((r) => `${r.name} ${r.reason}`).join('; ');
+  settle(x, now);
+  for (const t of sendable(x)) t.released_at_ms = now;
+  return { changed: true };
 }

@@ -62,6 +62,11 @@ export interface Execution {
   /** Resolved at dispatch from the specs and the number of fan-out tasks (0 = none). */
   batch_size: number;
   max_failures: number;
+  /**
+   * The controller process that last released tasks of it (and sends their job messages). If it
+   * is gone while released tasks have not started, another replica sends them again.
+   */
+  dispatcher?: string;
   /** The definition as executed, kept only for batched rollouts (later waves are sent later). */
   definition?: JobDefinition;
   tasks: Task[];

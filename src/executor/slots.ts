@@ -40,6 +40,11 @@ export class Slots {
     return new Promise((resolve) => this.freeWaiters.push(resolve));
   }
 
+  /** Slots free right now. */
+  get available(): number {
+    return this.free;
+  }
+
   /** Slots held right now. */
   get used(): number {
     return this.size - this.free;

@@ -61,6 +61,8 @@ class TaskRun {
   stopReason: StopReason | undefined;
   /** Why it was stopped, when it was the executor (shutdown) rather than the operator. */
   stopNote: string | undefined;
+  /** The started event on its way: later events of the task wait for it (order is kept). */
+  started: Promise<void> | undefined;
 
   constructor(
     readonly job: JobMessage,
@@ -77,6 +79,8 @@ class TaskRun {
 }
 
 const SHUTDOWN_NOTE = 'the executor shut down before the task finished';
+/** Most messages one pull asks for when work is waiting. */
+const MAX_PULL_BATCH = 16;
 
 export class Worker implements AgentWorker {
   private readonly js: JetStreamClient;
@@ -201,24 +205,28 @@ export class Worker implements AgentWorker {
   private async pullLoop(name: string): Promise<void> {
     let consumer: Consumer | undefined;
     let failing = false;
+    // One message per pull while the consumer is idle; while the last pull came back full
+    // (work is waiting), as many as there are free slots, so one pull serves several tasks.
+    let backlog = false;
     while (!this.draining) {
       if (!(await this.slots.waitFree())) break;
       try {
         consumer ??= await this.js.consumers.get(STREAMS.jobs, name);
-        const msg = await this.pullOne(consumer);
-        if (failing) this.log.info('pulling work again', { consumer: name });
-        failing = false;
-        if (!msg) continue;
-        // Another loop may have taken the last free slot meanwhile: keep the message alive
-        // until a slot is ours (at most one message per consumer waits like this).
-        const keepAlive = setInterval(() => msg.working(), this.workingIntervalMs);
-        const got = await this.slots.acquire().finally(() => clearInterval(keepAlive));
-        if (!got || this.draining) {
-          if (got) this.slots.release();
-          msg.nak(); // taken just as we stopped: hand it straight back
-          continue;
+        const want: number = backlog ? Math.max(1, Math.min(this.slots.available, MAX_PULL_BATCH)) : 1;
+        const iter = await consumer.fetch({ max_messages: want, expires: this.pullExpiresMs });
+        this.fetches.add(iter);
+        let got = 0;
+        try {
+          for await (const msg of iter) {
+            got++;
+            if (failing) this.log.info('pulling work again', { consumer: name });
+            failing = false;
+            await this.take(msg);
+          }
+        } finally {
+          this.fetches.delete(iter);
         }
-        this.track(this.handle(msg).finally(() => this.slots.release()));
+        backlog = got === want;
       } catch (err) {
         consumer = undefined;
         if (!this.draining) {
@@ -230,16 +238,18 @@ export class Worker implements AgentWorker {
     }
   }
 
-  /** One message, or undefined when none came before the pull expired (or drain cut it short). */
-  private async pullOne(consumer: Consumer): Promise<JsMsg | undefined> {
-    const iter = await consumer.fetch({ max_messages: 1, expires: this.pullExpiresMs });
-    this.fetches.add(iter);
-    try {
-      for await (const m of iter) return m;
-      return undefined;
-    } finally {
-      this.fetches.delete(iter);
+  /** Starts a task from a message that was pulled, once it has a slot. */
+  private async take(msg: JsMsg): Promise<void> {
+    // Another loop may have taken the last free slot meanwhile: keep the message alive until a
+    // slot is ours (at most one pull's worth of messages per consumer waits like this).
+    const keepAlive = setInterval(() => msg.working(), this.workingIntervalMs);
+    const got = await this.slots.acquire().finally(() => clearInterval(keepAlive));
+    if (!got || this.draining) {
+      if (got) this.slots.release();
+      msg.nak(); // taken just as we stopped: hand it straight back
+      return;
     }
+    this.track(this.handle(msg).finally(() => this.slots.release()));
   }
 
   private track(p: Promise<void>): void {
@@ -405,7 +415,9 @@ export class Worker implements AgentWorker {
     };
     if (files) spec.files = files;
 
-    await this.publishEvent(run, 'started', lock ? { lock_token: lock.token, reason: `holds lock ${lockName} (token ${lock.token})` } : {});
+    // The task starts while its started event is being stored; the task's later events wait for it.
+    run.started = this.publishEvent(run, 'started', lock ? { lock_token: lock.token, reason: `holds lock ${lockName} (token ${lock.token})` } : {});
+    run.started.catch(() => {}); // its failure surfaces where it is awaited
     log.info('task started', { job: job.definition.name, runner: runner.name });
 
     const publisher = new LogPublisher({
@@ -482,6 +494,7 @@ export class Worker implements AgentWorker {
     kind: TaskEventKind,
     more: { outcome?: TaskOutcome; exit_code?: number; reason?: string; lock_token?: number },
   ): Promise<void> {
+    if (kind !== 'started' && run.started) await run.started;
     const ev: EventMessage = {
       execution_id: run.job.execution_id,
       task_key: run.job.task_key,
@@ -515,15 +528,14 @@ export class Worker implements AgentWorker {
   }
 }
 
-/** Acks and waits for the server to confirm, so the message is gone before we go on. */
+/**
+ * Acks (after the task's final event is stored). Not waited for: should the ack be lost, the
+ * message comes back after ack_wait, BeginTask refuses it (the task has ended) and it is dropped.
+ */
 async function ack(msg: JsMsg): Promise<void> {
   try {
-    await msg.ackAck({ timeout: 5000 });
+    msg.ack();
   } catch {
-    try {
-      msg.ack();
-    } catch {
-      // connection gone: the message will be redelivered and the recorder ignores the repeat
-    }
+    // connection gone: the message will be redelivered and dropped then, as above
   }
 }

@@ -4,6 +4,7 @@
 
 import { isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
 import { ConflictError, NotFoundError } from '../errors.js';
+import { Batcher } from '../util/batcher.js';
 import type { Kv, Versioned } from './kv.js';
 
 /** What the sweeper needs to know about an active execution without reading it. */
@@ -16,14 +17,18 @@ export interface ActiveEntry {
   wait_until_ms: number;
   /** Executors with unfinished tasks (so an expiry finds its executions without a scan). */
   executors: string[];
-  /** Earliest release time of a batched wave's task not started yet, 0 = none. */
+  /** Earliest release time of a task sent and not started yet, 0 = none. */
   released_at_ms?: number;
+  /** Who sent those tasks (Execution.dispatcher). */
+  dispatcher?: string;
 }
 
 /** etcd's default limit of operations in one transaction. */
 const TXN_OPS = 128;
 /** Executions per group-commit transaction: a compare and two writes each. */
 const GROUP = 42;
+/** Records kept from this store's own writes (see `recent`). */
+const RECENT_MAX = 10_000;
 
 export interface ListFilter {
   job?: string;
@@ -46,42 +51,27 @@ export class EtcdExecutionStore {
    * together in the next one (group commit): no waiting when idle, far fewer writes under load.
    */
   create(x: Execution): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.pendingCreates.push({ x, resolve, reject });
-      this.kickCreates();
-    });
+    return this.creates.add(x);
   }
 
-  private readonly pendingCreates: Array<{ x: Execution; resolve: () => void; reject: (err: unknown) => void }> = [];
-  private creating?: Promise<void>;
-
-  private kickCreates(): void {
-    if (this.creating) return;
-    this.creating = this.flushCreates().finally(() => {
-      this.creating = undefined;
-      if (this.pendingCreates.length) this.kickCreates();
-    });
-  }
-
-  private async flushCreates(): Promise<void> {
-    while (this.pendingCreates.length) {
-      const chunk = this.pendingCreates.splice(0, GROUP);
-      try {
-        const res = await this.kv.client.kv.txn({
-          compare: chunk.map(({ x }) => ({ key: Buffer.from(this.key(x.id)), target: 'Create' as const, result: 'Equal' as const, create_revision: 0 })),
-          success: chunk.flatMap(({ x }) => [
-            { request_put: { key: Buffer.from(this.key(x.id)), value: Buffer.from(JSON.stringify(x)) } },
-            { request_put: { key: Buffer.from(this.activeKey(x.id)), value: Buffer.from(JSON.stringify(activeEntry(x))) } },
-          ]),
-        });
-        if (res.succeeded) for (const p of chunk) p.resolve();
-        // One id was taken already (never for fresh ids): find which, one by one.
-        else await Promise.all(chunk.map((p) => this.createOne(p.x).then(p.resolve, p.reject)));
-      } catch (err) {
-        for (const p of chunk) p.reject(err);
+  private readonly creates = new Batcher<Execution, void>({
+    max: GROUP,
+    run: async (chunk) => {
+      const res = await this.kv.client.kv.txn({
+        compare: chunk.map(({ item: x }) => ({ key: Buffer.from(this.key(x.id)), target: 'Create' as const, result: 'Equal' as const, create_revision: 0 })),
+        success: chunk.flatMap(({ item: x }) => this.writeOps(x)),
+      });
+      if (res.succeeded) {
+        const revision = Number(res.header.revision);
+        for (const p of chunk) {
+          this.remember(p.item, revision);
+          p.resolve();
+        }
       }
-    }
-  }
+      // One id was taken already (never for fresh ids): find which, one by one.
+      else await Promise.all(chunk.map((p) => this.createOne(p.item).then(p.resolve, p.reject)));
+    },
+  });
 
   private async createOne(x: Execution): Promise<void> {
     const c = this.kv.client;
@@ -90,7 +80,49 @@ export class EtcdExecutionStore {
       .then(c.put(this.key(x.id)).value(JSON.stringify(x)), c.put(this.activeKey(x.id)).value(JSON.stringify(activeEntry(x))))
       .commit();
     if (!res.succeeded) throw new ConflictError('execution', x.id, 'an execution with this id exists already');
+    this.remember(x, Number(res.header.revision));
   }
+
+  /** The record's put and its index entry's put (or delete, once terminal), as txn operations. */
+  private writeOps(x: Execution) {
+    return [
+      { request_put: { key: Buffer.from(this.key(x.id)), value: Buffer.from(JSON.stringify(x)) } },
+      isTerminalExecution(x.state)
+        ? { request_delete_range: { key: Buffer.from(this.activeKey(x.id)) } }
+        : { request_put: { key: Buffer.from(this.activeKey(x.id)), value: Buffer.from(JSON.stringify(activeEntry(x))) } },
+    ];
+  }
+
+  /**
+   * Records this store wrote last, at the revision it wrote them: the next update of one starts
+   * from here instead of reading it back (its compare still guards against other writers).
+   * Terminal records are rarely written again, so they are not kept.
+   */
+  private readonly recent = new Map<string, Versioned<Execution>>();
+
+  private remember(x: Execution, revision: number): void {
+    this.recent.delete(x.id);
+    if (isTerminalExecution(x.state)) return;
+    this.recent.set(x.id, { value: x, revision });
+    if (this.recent.size > RECENT_MAX) this.recent.delete(this.recent.keys().next().value!);
+  }
+
+  /**
+   * Reads for callers that only look (BeginTask): reads that arrive while one is in flight are
+   * done together in the next round trip, and callers asking for the same execution share one
+   * parsed copy, which they must not change.
+   */
+  getShared(id: string): Promise<Versioned<Execution> | undefined> {
+    return this.reads.add(id);
+  }
+
+  private readonly reads = new Batcher<string, Versioned<Execution> | undefined>({
+    max: 512,
+    run: async (batch) => {
+      const found = await this.getMany([...new Set(batch.map((p) => p.item))]);
+      for (const p of batch) p.resolve(found.get(p.item));
+    },
+  });
 
   async get(id: string): Promise<Versioned<Execution> | undefined> {
     return this.kv.get<Execution>(this.key(id));
@@ -124,6 +156,8 @@ export class EtcdExecutionStore {
       ? c.delete().key(this.activeKey(x.id))
       : c.put(this.activeKey(x.id)).value(JSON.stringify(activeEntry(x)));
     const res = await c.if(this.key(x.id), 'Mod', '==', revision).then(c.put(this.key(x.id)).value(JSON.stringify(x)), index).commit();
+    if (res.succeeded) this.remember(x, Number(res.header.revision));
+    else this.recent.delete(x.id);
     return res.succeeded;
   }
 
@@ -143,37 +177,51 @@ export class EtcdExecutionStore {
 
   /**
    * Group commit: applies `fn` to each execution and writes all the changes in as few
-   * transactions as possible, each guarded by every record's mod revision. A transaction that
-   * loses to a concurrent writer is redone execution by execution with update(). Executions
-   * that do not exist are missing from the result.
+   * transactions as possible, each guarded by every record's mod revision. Records this store
+   * wrote last are not read back. A transaction that loses to a concurrent writer is read again
+   * and retried; after a few rounds, what is left is redone execution by execution with
+   * update(). Executions that do not exist are missing from the result.
    */
   async updateMany(ids: string[], fn: (x: Execution) => boolean): Promise<Map<string, { execution: Execution; changed: boolean }>> {
     const result = new Map<string, { execution: Execution; changed: boolean }>();
-    const current = await this.getMany([...new Set(ids)]);
-    const changes: Array<{ next: Execution; revision: number }> = [];
-    for (const [id, cur] of current) {
-      const next = structuredClone(cur.value);
-      if (fn(next)) changes.push({ next, revision: cur.revision });
-      else result.set(id, { execution: cur.value, changed: false });
-    }
-    const c = this.kv.client;
-    for (let i = 0; i < changes.length; i += GROUP) {
-      const chunk = changes.slice(i, i + GROUP);
-      const res = await c.kv.txn({
-        compare: chunk.map(({ next, revision }) => ({ key: Buffer.from(this.key(next.id)), target: 'Mod' as const, result: 'Equal' as const, mod_revision: revision })),
-        success: chunk.flatMap(({ next }) => [
-          { request_put: { key: Buffer.from(this.key(next.id)), value: Buffer.from(JSON.stringify(next)) } },
-          isTerminalExecution(next.state)
-            ? { request_delete_range: { key: Buffer.from(this.activeKey(next.id)) } }
-            : { request_put: { key: Buffer.from(this.activeKey(next.id)), value: Buffer.from(JSON.stringify(activeEntry(next))) } },
-        ]),
-      });
-      if (res.succeeded) {
-        for (const { next } of chunk) result.set(next.id, { execution: next, changed: true });
-      } else {
-        for (const { next } of chunk) result.set(next.id, await this.update(next.id, fn));
+    let todo = [...new Set(ids)];
+    for (let round = 0; round < 3 && todo.length; round++) {
+      const current = new Map<string, Versioned<Execution>>();
+      const toRead: string[] = [];
+      for (const id of todo) {
+        const r = round === 0 ? this.recent.get(id) : undefined;
+        if (r) current.set(id, r);
+        else toRead.push(id);
+      }
+      for (const [id, v] of await this.getMany(toRead)) current.set(id, v);
+      const changes: Array<{ next: Execution; revision: number }> = [];
+      for (const [id, cur] of current) {
+        const next = structuredClone(cur.value);
+        if (fn(next)) changes.push({ next, revision: cur.revision });
+        else result.set(id, { execution: cur.value, changed: false });
+      }
+      todo = [];
+      for (let i = 0; i < changes.length; i += GROUP) {
+        const chunk = changes.slice(i, i + GROUP);
+        const res = await this.kv.client.kv.txn({
+          compare: chunk.map(({ next, revision }) => ({ key: Buffer.from(this.key(next.id)), target: 'Mod' as const, result: 'Equal' as const, mod_revision: revision })),
+          success: chunk.flatMap(({ next }) => this.writeOps(next)),
+        });
+        if (res.succeeded) {
+          const revision = Number(res.header.revision);
+          for (const { next } of chunk) {
+            this.remember(next, revision);
+            result.set(next.id, { execution: next, changed: true });
+          }
+        } else {
+          for (const { next } of chunk) {
+            this.recent.delete(next.id);
+            todo.push(next.id);
+          }
+        }
       }
     }
+    for (const id of todo) result.set(id, await this.update(id, fn));
     return result;
   }
 
@@ -211,6 +259,7 @@ export function activeEntry(x: Execution): ActiveEntry {
     id: x.id,
     state: x.state,
     released_at_ms: released.length ? Math.min(...released) : 0,
+    ...(released.length && x.dispatcher ? { dispatcher: x.dispatcher } : {}),
     created_at_ms: x.created_at_ms,
     deadline_ms: x.deadline_ms,
     wait_until_ms: waits.length ? Math.min(...waits) : 0,

@@ -278,7 +278,9 @@ export function startFleet(o: FleetOptions): Fleet {
     '--register-concurrency', String(o.registerConcurrency ?? 16),
     '--work-dir', tempDir(`grid-bench-fleet-${o.prefix}-`),
   ];
-  const child = track(fork(join(DIST, 'test', 'bench', 'fleet.js'), args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }));
+  const prof = process.env['GRID_BENCH_CPU_PROF'];
+  const execArgv = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
+  const child = track(fork(join(DIST, 'test', 'bench', 'fleet.js'), args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv }));
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();

@@ -384,20 +384,33 @@ async function latencyScenario(ctx: Ctx): Promise<void> {
   const n = SCALE.latency;
   for (let i = 0; i < 10; i++) await executeAndWatch(client, 'bench-noop', 'any'); // warm-up, not counted
   const samples: number[] = [];
+  // Where the time goes, from the record's own timestamps (wall clock, one machine).
+  const hops = { accepted: [] as number[], started: [] as number[], ran: [] as number[], recorded: [] as number[], seen: [] as number[] };
   let failed = 0;
   for (let i = 0; i < n && !ctx.timedOut(); i++) {
     const t0 = now();
+    const w0 = Date.now();
     const x = await executeAndWatch(client, 'bench-noop', 'any');
+    const w1 = Date.now();
     samples.push(now() - t0);
     if (x.state !== ExecutionState.EXECUTION_STATE_SUCCEEDED) failed++;
+    const t = x.tasks[0];
+    if (t) {
+      hops.accepted.push(x.createdAtMs - w0);
+      hops.started.push(t.startedAtMs - x.createdAtMs);
+      hops.ran.push(t.finishedAtMs - t.startedAtMs);
+      hops.recorded.push(x.finishedAtMs - t.finishedAtMs);
+      hops.seen.push(w1 - x.finishedAtMs);
+    }
     ctx.progress = `${samples.length}/${n} executions`;
   }
   samples.sort((a, b) => a - b);
+  const hopText = Object.entries(hops).map(([k, v]) => `${k} ${median(v).toFixed(1)}`).join(', ');
 
   // Baseline: JetStream publish → a consumer loop → core-NATS reply the client awaits.
   const base = await jetStreamRoundTrips(g.servers.natsUrl, n, ctx);
   const partial = samples.length < n ? `did not finish: ${samples.length} of ${n} in the time limit; ` : '';
-  const note = `${partial}${samples.length} executions, ${failed} not SUCCEEDED; baseline over ${base.length} round trips`;
+  const note = `${partial}${samples.length} executions, ${failed} not SUCCEEDED; baseline over ${base.length} round trips; median ms from Execute called to: record created (accepted), task started, task finished (ran), execution terminal in etcd (recorded), client saw it (seen): ${hopText}`;
   const p50 = percentile(samples, 50);
   const p99 = percentile(samples, 99);
   const b50 = percentile(base, 50);
@@ -449,6 +462,26 @@ async function jetStreamRoundTrips(url: string, n: number, ctx: Ctx): Promise<nu
 
 // ---------------------------------------------------------------- 2. throughput
 
+/** CPU used since creation by each named process and by this one, per unit of work. */
+function cpuMeter(pids: Record<string, number>): { msPer(n: number): Record<string, number> } {
+  const at0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p)]));
+  const self0 = process.cpuUsage();
+  return {
+    msPer(n) {
+      const out: Record<string, number> = {};
+      for (const [k, p] of Object.entries(pids)) out[k] = ((cpuSeconds(p) - at0[k]!) * 1000) / Math.max(1, n);
+      const self = process.cpuUsage(self0);
+      out['bench client'] = (self.user + self.system) / 1000 / Math.max(1, n);
+      return out;
+    },
+  };
+}
+
+function cpuText(ms: Record<string, number>): string {
+  const total = Object.values(ms).reduce((a, b) => a + b, 0);
+  return `${total.toFixed(2)} (${Object.entries(ms).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')})`;
+}
+
 async function throughputScenario(ctx: Ctx): Promise<void> {
   const g = await ensureGroupA(ctx, true);
   const client = g.controller.client;
@@ -458,6 +491,7 @@ async function throughputScenario(ctx: Ctx): Promise<void> {
   const ids: string[] = [];
   let executeErrors = 0;
   let firstError = '';
+  const cpu = cpuMeter({ controller: g.controller.pid, nats: g.servers.natsPid, etcd: g.servers.etcdPid, fleet: g.noopFleet!.pid });
   const t0 = now();
   let submittedAt = 0;
   const submitting = pool(range(n), THROUGHPUT_IN_FLIGHT, async () => {
@@ -478,6 +512,7 @@ async function throughputScenario(ctx: Ctx): Promise<void> {
     return watch.done.size >= ids.length && terminalOf() >= ids.length;
   }, 100);
   const terminal = terminalOf();
+  const cpuPerExec = cpu.msPer(terminal);
   const last = Math.max(...ids.map((id) => watch.done.get(id) ?? 0));
   const elapsed = ((finished ? last : now()) - t0) / 1000;
   const rate = terminal / elapsed;
@@ -488,7 +523,7 @@ async function throughputScenario(ctx: Ctx): Promise<void> {
 
   const base = await jetStreamPublishConsume(g.servers.natsUrl, n, ctx);
   const partial = finished && ids.length === n ? '' : `did not finish: ${terminal} of ${n} terminal in ${elapsed.toFixed(0)} s; `;
-  ctx.extra['detail'] = { submitted: ids.length, terminal, elapsed_s: elapsed, execute_calls_per_s: ids.length / ((submittedAt - t0) / 1000), executeErrors, firstError, baseline: base };
+  ctx.extra['detail'] = { submitted: ids.length, terminal, elapsed_s: elapsed, execute_calls_per_s: ids.length / ((submittedAt - t0) / 1000), executeErrors, firstError, baseline: base, cpu_ms_per_execution: cpuPerExec };
   ctx.row({
     figure: 'Execute → terminal in etcd',
     value: rate,
@@ -498,7 +533,7 @@ async function throughputScenario(ctx: Ctx): Promise<void> {
     baseline: base.rate,
     baselineUnit: 'msg/s',
     ratio: rate / base.rate,
-    note: `${partial}${n} no-op executions, any, ${NOOP_EXECUTORS} executors × ${NOOP_CONCURRENCY}, ${THROUGHPUT_IN_FLIGHT} Execute in flight; Execute calls alone ${fmt(ids.length / ((submittedAt - t0) / 1000))}/s; ${executeErrors} Execute errors${firstError ? ` (${firstError})` : ''}; ${notSucceeded}/${sample.length} sampled not SUCCEEDED`,
+    note: `${partial}${n} no-op executions, any, ${NOOP_EXECUTORS} executors × ${NOOP_CONCURRENCY}, ${THROUGHPUT_IN_FLIGHT} Execute in flight; Execute calls alone ${fmt(ids.length / ((submittedAt - t0) / 1000))}/s; CPU ms per execution ${cpuText(cpuPerExec)}; ${executeErrors} Execute errors${firstError ? ` (${firstError})` : ''}; ${notSucceeded}/${sample.length} sampled not SUCCEEDED`,
   });
 }
 

@@ -121,7 +121,7 @@ describe('batched rollouts', () => {
     const r = await fleet.cli(['execute', job, '--target', 'all', '--batch-size', '1', '--max-failures', '1', '--arg', `FILE=${file}`, '--wait'], 'operator', 60_000);
     expect(r.code).toBe(1);
     expect(lines(file)).toEqual(['db-1']);
-    const id = /execution (\S+) queued/.exec(r.stdout + r.stderr)![1]!;
+    const id = /execution (\S+) dispatched/.exec(r.stdout + r.stderr)![1]!;
     const s = await fleet.status(id);
     expect(s.state).toBe('FAILED');
     expect(s.reason).toMatch(/^rollout stopped: 1 task failed \(--max-failures 1\)/);

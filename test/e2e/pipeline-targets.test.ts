@@ -136,7 +136,7 @@ describe('execute --wait, --follow and --dry-run', () => {
     const r = await fleet.cli(['execute', whereJob, '--target', 'group:web', '--wait']);
     const out = expectOk(r);
     const lines = out.split('\n');
-    expect(lines[0]).toMatch(new RegExp(`^execution \\S+ queued: ${whereJob} on group:web$`));
+    expect(lines[0]).toMatch(new RegExp(`^execution \\S+ dispatched: ${whereJob} on group:web$`));
     // Non-TTY: plain progress lines (no bar, no cursor movement), ending with all done.
     expect(out).not.toContain('\x1b[');
     expect(out).not.toMatch(/^0\/0 /m);
@@ -159,7 +159,7 @@ describe('execute --wait, --follow and --dry-run', () => {
 
   it('--follow on several executors: every line names its executor, from the first one on', async () => {
     const r = await fleet.cli(['execute', whereJob, '--target', 'all', '--follow']);
-    const out = expectOk({ ...r, stderr: r.stderr.replace(/^execution \S+ queued: .*\n/, '') });
+    const out = expectOk({ ...r, stderr: r.stderr.replace(/^execution \S+ dispatched: .*\n/, '') });
     const logs = out.split('\n\n')[0]!.split('\n');
     expect(logs.sort()).toEqual(['[db-1] ran on db-1', '[web-1] ran on web-1', '[web-2] ran on web-2']);
     expect(out).toMatch(/^State:\s+SUCCEEDED$/m);

@@ -98,3 +98,28 @@ describe('updateMany (group commit)', () => {
     expect(res.get('RACE1')).toMatchObject({ changed: true });
   });
 });
+
+describe('records this store wrote last', () => {
+  it('are not read back for the next update, yet a change by another writer is never lost', async () => {
+    const mine = new EtcdExecutionStore(kv);
+    const other = new EtcdExecutionStore(kv);
+    await mine.create(execution('MINE1'));
+    await mine.updateMany(['MINE1'], (x) => ((x.reason = 'first'), true));
+    // Another replica writes in between: this store's copy is now stale.
+    await other.update('MINE1', (x) => ((x.requester = 'other replica'), true));
+    const res = await mine.updateMany(['MINE1'], (x) => ((x.reason = `${x.reason}, second`), true));
+    const stored = (await mine.get('MINE1'))!.value;
+    expect(stored).toMatchObject({ requester: 'other replica', reason: 'first, second' });
+    expect(res.get('MINE1')).toMatchObject({ changed: true, execution: stored });
+  });
+
+  it('getShared: reads that arrive while one is in flight are done together, after it; unknown ids read as undefined', async () => {
+    await store.create(execution('SHARED1'));
+    const first = store.getShared('SHARED1'); // goes at once
+    const [a, b, missing] = await Promise.all([store.getShared('SHARED1'), store.getShared('SHARED1'), store.getShared('NOPE')]);
+    expect(a?.value.id).toBe('SHARED1');
+    expect(b?.value).toBe(a?.value); // one read, one parsed copy
+    expect((await first)?.value).not.toBe(a?.value); // a read that began before them does not answer them
+    expect(missing).toBeUndefined();
+  });
+});

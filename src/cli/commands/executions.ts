@@ -58,7 +58,7 @@ export function buildExecuteRequest(job: string | undefined, o: ExecuteOptions):
   };
 }
 
-/** `execution 01J… queued: hello-world on all` */
+/** `execution 01J… dispatched: hello-world on all` */
 export function executeLine(res: ExecuteResponse, req: ExecuteRequest): string {
   const e = res.execution;
   const id = res.executionId || e?.id || '?';
