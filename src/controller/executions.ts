@@ -7,7 +7,7 @@ import { encode, type CancelMessage, type RequestMessage } from '../bus/messages
 import { subjects } from '../bus/subjects.js';
 import { resolveArgs } from '../domain/args.js';
 import { dispatchExecution, planTasks } from '../domain/dispatch-plan.js';
-import { groupsOf } from '../domain/executor.js';
+import { groupsOf, type ExecutorRecord } from '../domain/executor.js';
 import { isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
 import { mayBegin, sendable, stopExecution } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
@@ -226,16 +226,38 @@ export class ExecutionService {
   }
 
   /** BeginTask: may this executor start this task now? Hands out secret values if so. */
-  async beginTask(input: { executorId: string; secret: string; executionId: string; taskKey: string }): Promise<{ proceed: boolean; reason: string; secrets: Record<string, string> }> {
+  async beginTask(input: { executorId: string; secret: string; executionId: string; taskKey: string }): Promise<BeginAnswer> {
     const e = await this.d.registry.authenticate(input.executorId, input.secret);
-    const cur = await this.d.store.getShared(input.executionId);
-    if (!cur) return { proceed: false, reason: `execution ${input.executionId} does not exist`, secrets: {} };
-    const why = mayBegin(cur.value, input.taskKey, e.id, groupsOf(e), this.now());
+    return this.mayStart(e, input.executionId, input.taskKey);
+  }
+
+  /** BeginTask for several tasks of one executor at once; answers in the order asked. */
+  async beginTasks(input: { executorId: string; secret: string; tasks: Array<{ executionId: string; taskKey: string }> }): Promise<BeginAnswer[]> {
+    if (input.tasks.length > MAX_BEGIN_TASKS) {
+      throw new ValidationError(`tasks: ${input.tasks.length} in one BeginTasks call; at most ${MAX_BEGIN_TASKS}`);
+    }
+    const e = await this.d.registry.authenticate(input.executorId, input.secret);
+    return Promise.all(input.tasks.map((t) => this.mayStart(e, t.executionId, t.taskKey)));
+  }
+
+  private async mayStart(e: ExecutorRecord, executionId: string, taskKey: string): Promise<BeginAnswer> {
+    const cur = await this.d.store.getShared(executionId);
+    if (!cur) return { proceed: false, reason: `execution ${executionId} does not exist`, secrets: {} };
+    const why = mayBegin(cur.value, taskKey, e.id, groupsOf(e), this.now());
     if (why) return { proceed: false, reason: why, secrets: {} };
     const secrets = cur.value.secret_box ? this.d.box.open(cur.value.secret_box) : {};
     return { proceed: true, reason: '', secrets };
   }
 }
+
+export interface BeginAnswer {
+  proceed: boolean;
+  reason: string;
+  secrets: Record<string, string>;
+}
+
+/** Most tasks one BeginTasks call may ask about. */
+export const MAX_BEGIN_TASKS = 256;
 
 /** `N` or `N%` (N ≥ 1, a percentage at most 100), or "" for none. */
 function countSpec(field: string, spec: string): string {

@@ -23,6 +23,8 @@ export interface LogChunkOut {
 }
 
 const FOLLOW_CHECK_MS = 300;
+/** What the consumer fetches ahead of the gRPC stream, per GetLogs call. */
+const READ_AHEAD_BYTES = 8 * 1024 * 1024;
 
 export class LogService {
   constructor(private readonly d: { js: JetStreamClient; store: EtcdExecutionStore }) {}
@@ -41,7 +43,9 @@ export class LogService {
     let terminal = isTerminalExecution(x.state);
     if (caughtUp && (!req.follow || terminal)) return;
 
-    const messages = await consumer.consume({ max_messages: 256 });
+    // Bounded by bytes rather than by count: one executor's message is up to 512 KiB, and a
+    // count of them would let one slow reader hold a large share of the log in this process.
+    const messages = await consumer.consume({ max_bytes: READ_AHEAD_BYTES });
     const onAbort = () => messages.stop();
     signal.addEventListener('abort', onAbort);
     let timer: NodeJS.Timeout | undefined;

@@ -1,16 +1,28 @@
-// The end of a task's log sink: each chunk of output becomes one GRID_LOGS message, tagged with
-// headers (stream, task, executor name, attempt). Publishes are pipelined — up to `window` wait
-// for their acknowledgement at once, the rest queue in order — so a chatty task is not slowed to
-// one round trip per chunk. JetStream publishes on one connection are stored in the order sent,
-// so the log keeps its order. Memory is bounded by the log cap in front of this sink.
+// The end of a task's log sink: output becomes GRID_LOGS messages, tagged with headers (stream,
+// task, executor name, attempt). Publishes are pipelined — up to `window` wait for their
+// acknowledgement at once — and what is written while the window is full is gathered, per run of
+// one stream, into messages of up to `chunkBytes`. So a quiet task's line goes out the moment it
+// is written, while a chatty task sends few large messages: every message costs a socket write,
+// a JetStream ack and, downstream, a consumer delivery and a gRPC frame, far more than its bytes
+// do. JetStream publishes on one connection are stored in the order sent, so the log keeps its
+// order. Memory is bounded by the log cap in front of this sink.
 
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { headers } from '@nats-io/nats-core';
 import { LOG_HEADERS } from '../bus/messages.js';
 import type { LogSink, LogStream } from '../runners/runner.js';
 
-export const LOG_CHUNK_BYTES = 64 * 1024;
-export const LOG_PUBLISH_WINDOW = 64;
+/**
+ * Largest message body. Half of NATS's default max_payload (1 MiB, which also counts the
+ * headers), so a message always fits, and well under gRPC's default 4 MiB message limit for the
+ * GetLogs chunk it becomes.
+ */
+export const LOG_CHUNK_BYTES = 512 * 1024;
+/**
+ * Publishes awaiting their ack at most. Small on purpose: output that arrives while this many are
+ * out is what gets gathered into large messages; 4 × 512 KiB in flight keep the stream busy.
+ */
+export const LOG_PUBLISH_WINDOW = 4;
 
 export interface LogPublisherOptions {
   js: JetStreamClient;
@@ -18,25 +30,28 @@ export interface LogPublisherOptions {
   taskKey: string;
   executorName: string;
   attempt: number;
-  /** Outstanding publishes at most; default 64. */
+  /** Outstanding publishes at most; default 4. */
   window?: number;
-  /** Largest message body; default 64 KiB. */
+  /** Largest message body; default 512 KiB. */
   chunkBytes?: number;
 }
 
-interface Chunk {
+/** A message waiting for room in the window; output of its stream is appended while it waits. */
+interface Pending {
   stream: LogStream;
-  data: Uint8Array;
+  /** Our own copy (the caller may reuse its buffer once write() returns), `chunkBytes` long. */
+  buf: Buffer;
+  size: number;
 }
 
 export class LogPublisher implements LogSink {
-  private readonly queue: Chunk[] = [];
+  private readonly queue: Pending[] = [];
   private queueHead = 0;
   private inflight = 0;
   private idleWaiters: Array<() => void> = [];
   private readonly window: number;
   private readonly chunkBytes: number;
-  /** Chunks and bytes that reached the stream, and chunks that could not be published. */
+  /** Messages and bytes that reached the stream, and messages that could not be published. */
   published = 0;
   publishedBytes = 0;
   failed = 0;
@@ -48,12 +63,14 @@ export class LogPublisher implements LogSink {
   }
 
   write(stream: LogStream, data: Uint8Array): void {
-    for (let off = 0; off < data.length; off += this.chunkBytes) {
-      const part = data.subarray(off, Math.min(data.length, off + this.chunkBytes));
-      if (this.inflight < this.window && this.queueHead === this.queue.length) this.send({ stream, data: part });
-      // The caller may reuse its buffer once write() returns: keep a copy of what waits.
-      else this.queue.push({ stream, data: Uint8Array.prototype.slice.call(part) });
+    let off = 0;
+    // Straight out, without a copy, while there is room and nothing waits ahead of it.
+    while (off < data.length && this.inflight < this.window && this.queueHead === this.queue.length) {
+      const end = Math.min(data.length, off + this.chunkBytes);
+      this.send(stream, data.subarray(off, end));
+      off = end;
     }
+    while (off < data.length) off += this.gather(stream, data.subarray(off));
   }
 
   /** Resolves once everything written so far has been published (or has failed). */
@@ -62,22 +79,35 @@ export class LogPublisher implements LogSink {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private send(chunk: Chunk): void {
+  /** Appends to the last waiting message if it is of this stream and has room; returns bytes taken. */
+  private gather(stream: LogStream, data: Uint8Array): number {
+    let last = this.queueHead < this.queue.length ? this.queue[this.queue.length - 1]! : undefined;
+    if (!last || last.stream !== stream || last.size === this.chunkBytes) {
+      last = { stream, buf: Buffer.allocUnsafe(this.chunkBytes), size: 0 };
+      this.queue.push(last);
+    }
+    const n = Math.min(data.length, this.chunkBytes - last.size);
+    last.buf.set(n === data.length ? data : data.subarray(0, n), last.size);
+    last.size += n;
+    return n;
+  }
+
+  private send(stream: LogStream, data: Uint8Array): void {
     const h = headers();
-    h.set(LOG_HEADERS.stream, chunk.stream);
+    h.set(LOG_HEADERS.stream, stream);
     h.set(LOG_HEADERS.task, this.o.taskKey);
     h.set(LOG_HEADERS.executorName, this.o.executorName);
     h.set(LOG_HEADERS.attempt, String(this.o.attempt));
     this.inflight++;
     // publish() hands the bytes to the connection synchronously, before its first await, so
-    // chunks go out in the order send() is called.
+    // messages go out in the order send() is called.
     let sent: Promise<unknown>;
     try {
-      sent = this.o.js.publish(this.o.subject, chunk.data, { headers: h });
+      sent = this.o.js.publish(this.o.subject, data, { headers: h });
     } catch (err) {
       sent = Promise.reject(err);
     }
-    const size = chunk.data.length;
+    const size = data.length;
     sent.then(
       () => {
         this.published++;
@@ -96,8 +126,9 @@ export class LogPublisher implements LogSink {
   private pump(): void {
     while (this.inflight < this.window && this.queueHead < this.queue.length) {
       const next = this.queue[this.queueHead]!;
-      this.queue[this.queueHead++] = undefined as unknown as Chunk;
-      this.send(next);
+      this.queue[this.queueHead++] = undefined as unknown as Pending;
+      // What has gathered so far goes now; later output starts a new message.
+      this.send(next.stream, next.buf.subarray(0, next.size));
     }
     if (this.queueHead === this.queue.length && this.queueHead > 0) {
       this.queue.length = 0;

@@ -13,10 +13,12 @@ import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import { decode, encode, type CancelMessage, type EventMessage, type JobMessage } from '../bus/messages.js';
 import { STREAMS, subjects } from '../bus/subjects.js';
 import type { GridClient } from '../client/client.js';
+import type { BeginTaskResponse, TaskRef } from '../gen/grid/v1/executor.js';
 import { eventId, type TaskEventKind } from '../domain/execution.js';
-import { UnavailableError } from '../errors.js';
+import { NotImplementedError, UnavailableError } from '../errors.js';
 import { taskOutput } from '../runners/output.js';
 import type { Runner, RunningTask, TaskOutcome, TaskResult, TaskSpec } from '../runners/runner.js';
+import { Batcher } from '../util/batcher.js';
 import type { Logger } from '../util/log.js';
 import type { AgentWorker } from './agent.js';
 import { TaskFiles, TaskFileError } from './files.js';
@@ -81,6 +83,8 @@ class TaskRun {
 const SHUTDOWN_NOTE = 'the executor shut down before the task finished';
 /** Most messages one pull asks for when work is waiting. */
 const MAX_PULL_BATCH = 16;
+/** Most tasks asked about in one BeginTasks call. */
+const MAX_BEGIN_BATCH = 64;
 
 export class Worker implements AgentWorker {
   private readonly js: JetStreamClient;
@@ -120,6 +124,37 @@ export class Worker implements AgentWorker {
     this.unavailableDelayMs = o.unavailableDelayMs ?? 2000;
     this.beginTaskTimeoutMs = o.beginTaskTimeoutMs ?? 10_000;
   }
+
+  /**
+   * BeginTask calls: those asked while one is in flight go together in one BeginTasks call (a
+   * pull that brought several tasks asks about them in one round trip). A controller that does
+   * not know BeginTasks yet is asked task by task.
+   */
+  private readonly begins = new Batcher<TaskRef, BeginTaskResponse>({
+    max: MAX_BEGIN_BATCH,
+    run: async (batch) => {
+      const c = this.o.client;
+      const auth = { executorId: this.o.executorId, executorSecret: this.o.executorSecret };
+      if (batch.length > 1 && this.beginTasksKnown) {
+        try {
+          const res = await c.call(c.executors, c.executors.beginTasks, { ...auth, tasks: batch.map((p) => p.item) }, this.beginTaskTimeoutMs);
+          batch.forEach((p, i) => {
+            const r = res.results[i];
+            if (r) p.resolve(r);
+            else p.reject(new Error('the controller answered BeginTasks for fewer tasks than asked'));
+          });
+          return;
+        } catch (err) {
+          if (!(err instanceof NotImplementedError)) throw err;
+          this.beginTasksKnown = false;
+        }
+      }
+      await Promise.all(
+        batch.map((p) => c.call(c.executors, c.executors.beginTask, { ...auth, ...p.item }, this.beginTaskTimeoutMs).then(p.resolve, p.reject)),
+      );
+    },
+  });
+  private beginTasksKnown = true;
 
   /** Kills tasks orphaned by an earlier crash, subscribes to cancellations and starts pulling. */
   async start(): Promise<void> {
@@ -320,12 +355,7 @@ export class Worker implements AgentWorker {
 
     let begin;
     try {
-      begin = await this.o.client.call(
-        this.o.client.executors,
-        this.o.client.executors.beginTask,
-        { executorId: this.o.executorId, executorSecret: this.o.executorSecret, executionId: job.execution_id, taskKey: job.task_key, attempt },
-        this.beginTaskTimeoutMs,
-      );
+      begin = await this.begins.add({ executionId: job.execution_id, taskKey: job.task_key, attempt });
     } catch (err) {
       const unavailable = err instanceof UnavailableError;
       const fields = { error: (err as Error).message, retry_in_ms: this.unavailableDelayMs };

@@ -249,7 +249,9 @@ async function watchTerminal(etcdEndpoint: string, prefix = '/grid/') {
   const etcd = new Etcd3({ hosts: [etcdEndpoint] });
   const keyPrefix = `${prefix}executions-active/`;
   const done = new Map<string, number>();
-  const watcher = await etcd.watch().prefix(keyPrefix).create();
+  // Deletes only: the puts of every state change are not this client's business (and parsing
+  // them would load the machine the figures are measured on).
+  const watcher = await etcd.watch().prefix(keyPrefix).ignore('put').create();
   watcher.on('delete', (kv) => done.set(kv.key.toString().slice(keyPrefix.length), now()));
   return {
     done,
@@ -784,7 +786,9 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
   ctx.defer(() => etcd.close());
   const expiredAt = new Map<string, number>();
   const keyPrefix = '/grid/executors/';
-  const watcher = await etcd.watch().prefix(keyPrefix).create();
+  // Deletes only: the puts of every state change are not this client's business (and parsing
+  // them would load the machine the figures are measured on).
+  const watcher = await etcd.watch().prefix(keyPrefix).ignore('put').create();
   ctx.defer(() => watcher.cancel().catch(() => {}));
   watcher.on('put', (kv) => {
     try {

@@ -20,7 +20,7 @@ import { STREAMS, subjects } from '../../src/bus/subjects.js';
 import { GridClient } from '../../src/client/client.js';
 import type { JobDefinition } from '../../src/domain/job.js';
 import { Worker, type WorkerOptions } from '../../src/executor/worker.js';
-import type { BeginTaskRequest, BeginTaskResponse } from '../../src/gen/grid/v1/executor.js';
+import type { BeginTaskRequest, BeginTaskResponse, BeginTasksRequest, BeginTasksResponse } from '../../src/gen/grid/v1/executor.js';
 import { ExecutorServiceService } from '../../src/gen/grid/v1/executor.js';
 import { groupAlive } from '../../src/runners/host/group.js';
 import { HostRunner } from '../../src/runners/host/index.js';
@@ -38,6 +38,17 @@ let client: GridClient;
 /** BeginTask answers by task key; anything not listed proceeds with the secret. */
 const refuse = new Map<string, string>();
 const beginCalls: BeginTaskRequest[] = [];
+/** Sizes of the BeginTasks calls (several tasks asked about at once). */
+const batchedBegins: number[] = [];
+/** How long the stand-in takes to answer a single BeginTask. */
+let beginDelayMs = 0;
+
+function answer(req: BeginTaskRequest): BeginTaskResponse {
+  beginCalls.push(req);
+  const why = refuse.get(req.taskKey);
+  if (why !== undefined) return { proceed: false, reason: why, secrets: {}, lockToken: 0 };
+  return { proceed: true, reason: '', secrets: { TOKEN: SECRET }, lockToken: 7 };
+}
 
 beforeAll(async () => {
   servers = await startServers();
@@ -52,10 +63,12 @@ beforeAll(async () => {
     heartbeat: notHere,
     deregister: notHere,
     beginTask: (call: ServerUnaryCall<BeginTaskRequest, BeginTaskResponse>, cb: sendUnaryData<BeginTaskResponse>) => {
-      beginCalls.push(call.request);
-      const why = refuse.get(call.request.taskKey);
-      if (why !== undefined) cb(null, { proceed: false, reason: why, secrets: {}, lockToken: 0 });
-      else cb(null, { proceed: true, reason: '', secrets: { TOKEN: SECRET }, lockToken: 7 });
+      setTimeout(() => cb(null, answer(call.request)), beginDelayMs);
+    },
+    beginTasks: (call: ServerUnaryCall<BeginTasksRequest, BeginTasksResponse>, cb: sendUnaryData<BeginTasksResponse>) => {
+      batchedBegins.push(call.request.tasks.length);
+      const { executorId, executorSecret } = call.request;
+      cb(null, { results: call.request.tasks.map((t) => answer({ executorId, executorSecret, ...t })) });
     },
   };
   serviceImpl = impl;
@@ -427,6 +440,48 @@ describe('worker', () => {
     for (let i = 1; i <= 300000; i++) expected += `${i}\n`;
     expect(logs.every((m) => m.data.length <= 64 * 1024)).toBe(true);
     expect(Buffer.concat(logs.map((m) => m.data)).toString('utf8') === expected).toBe(true);
+  });
+
+  describe('a backlog of tasks', () => {
+    /** Eight tasks published at once to a worker of concurrency 8 while BeginTask answers slowly. */
+    async function runBacklog(h: Harness): Promise<void> {
+      beginDelayMs = 300;
+      try {
+        const jobs: JobMessage[] = [];
+        for (let i = 0; i < 8; i++) jobs.push(await publishJob(h.executorId, { definition: definition({ shell: 'echo ran' }) }));
+        for (const j of jobs) expect(brief(await untilEvent(j.execution_id, finished))).toEqual(['started#1', 'finished#1:succeeded']);
+        expect(beginCalls.filter((c) => jobs.some((j) => j.execution_id === c.executionId))).toHaveLength(8); // each asked once
+      } finally {
+        beginDelayMs = 0;
+      }
+    }
+
+    it('is taken several messages per pull, and the tasks taken together are begun in one BeginTasks call', async () => {
+      const h = await startWorker({ concurrency: 8 });
+      const before = batchedBegins.length;
+      await runBacklog(h);
+      // The first task's BeginTask is slow: the tasks pulled meanwhile are asked about together.
+      expect(Math.max(0, ...batchedBegins.slice(before))).toBeGreaterThan(1);
+    });
+
+    it('still runs against a controller that does not offer BeginTasks: asked task by task', async () => {
+      const { beginTasks: _omitted, ...older } = serviceImpl;
+      const server = new Server();
+      server.addService(ExecutorServiceService, older);
+      const port = await new Promise<number>((resolve, reject) =>
+        server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      );
+      const oldClient = new GridClient({ address: `127.0.0.1:${port}`, timeoutMs: 5000 });
+      try {
+        const h = await startWorker({ concurrency: 8, client: oldClient });
+        const before = batchedBegins.length;
+        await runBacklog(h);
+        expect(batchedBegins.length).toBe(before);
+      } finally {
+        oldClient.close();
+        server.forceShutdown();
+      }
+    });
   });
 
   it('leaves a task in JetStream while the controller is unreachable, and runs it once it is back', async () => {

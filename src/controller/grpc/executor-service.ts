@@ -64,5 +64,13 @@ export function executorService(ctx: HandlerContext, registry: ExecutorRegistry,
       });
       return { proceed: res.proceed, reason: res.reason, secrets: res.secrets, lockToken: 0 };
     }),
+    beginTasks: unaryOpen(ctx, 'BeginTasks', async (req) => {
+      const res = await executions.beginTasks({
+        executorId: req.executorId,
+        secret: req.executorSecret,
+        tasks: req.tasks.map((t) => ({ executionId: t.executionId, taskKey: t.taskKey })),
+      });
+      return { results: res.map((r) => ({ proceed: r.proceed, reason: r.reason, secrets: r.secrets, lockToken: 0 })) };
+    }),
   };
 }

@@ -49,11 +49,13 @@ export class HostRunner implements Runner {
     const env = buildEnv(spec);
 
     const workDir = await createWorkDir(this.workRoot, spec);
-    try {
-      await placeFiles(workDir, spec.files);
-    } catch (err) {
-      await removeWorkDir(workDir);
-      return failedEarly(err, logs);
+    if (spec.files?.length) {
+      try {
+        await placeFiles(workDir, spec.files);
+      } catch (err) {
+        await removeWorkDir(workDir);
+        return failedEarly(err, logs);
+      }
     }
     if (signal.aborted) {
       await removeWorkDir(workDir);

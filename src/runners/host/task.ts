@@ -100,12 +100,16 @@ export class HostTask implements RunningTask {
     }
     await this.stopping;
     this.groupGone = true;
-    await this.drain(exit.error ? 0 : DRAIN_MS);
-    try {
-      await removeWorkDir(this.opts.workDir);
-    } catch (err) {
-      this.note(`could not remove the working directory ${this.opts.workDir}: ${(err as Error).message}`);
-    }
+    // Nothing of the group runs any more, so the directory can go while the last output drains.
+    const [, removal] = await Promise.all([
+      this.drain(exit.error ? 0 : DRAIN_MS),
+      removeWorkDir(this.opts.workDir).then(
+        () => undefined,
+        (err: Error) => err,
+      ),
+    ]);
+    // Noted after the drain, so that it follows the task's own output.
+    if (removal) this.note(`could not remove the working directory ${this.opts.workDir}: ${removal.message}`);
     this.batcher.flush();
     this.opts.logs.finish?.();
     return this.result(exit);
@@ -143,13 +147,16 @@ export class HostTask implements RunningTask {
   /** Waits (bounded) for stdout and stderr to close so no output is lost, then lets go of them. */
   private async drain(ms: number): Promise<void> {
     const streams = [this.child.stdout, this.child.stderr].filter((s) => s !== null);
-    const closed = Promise.all(
-      streams.map((s) => (s.closed ? Promise.resolve() : new Promise<void>((r) => s.once('close', () => r())))),
-    );
-    if (ms > 0) {
-      const timeout = new AbortController();
-      await Promise.race([closed, delay(ms, undefined, { signal: timeout.signal }).catch(() => {})]);
-      timeout.abort();
+    const open = streams.filter((s) => !s.closed);
+    // Usually both have closed by the time the group is gone: then there is nothing to wait for,
+    // and no timer is set.
+    if (open.length > 0 && ms > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(open.map((s) => new Promise<void>((r) => s.once('close', () => r())))),
+        new Promise<void>((r) => (timer = setTimeout(r, ms))),
+      ]);
+      clearTimeout(timer);
     }
     for (const s of streams) s.destroy();
   }

@@ -1,0 +1,90 @@
+// BeginTasks (BeginTask for several tasks in one call) against a real controller process, etcd
+// and NATS: each task gets the answer BeginTask would give, in the order asked, with secrets only
+// for tasks that may run; a wrong executor secret and an oversized call are refused.
+//
+// Needs the built programs: `npx tsc -p tsconfig.json`.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GridClient } from '../../src/client/client.js';
+import { UnauthenticatedError, ValidationError } from '../../src/errors.js';
+import { cleanupProcesses, REGISTRATION_TOKEN, startController, TOKENS, type RunningController } from '../harness/processes.js';
+import { startServers, type TestServers } from '../harness/servers.js';
+
+let servers: TestServers;
+let controller: RunningController;
+let admin: GridClient;
+let executor: GridClient;
+let id = '';
+let secret = '';
+
+beforeAll(async () => {
+  servers = await startServers();
+  controller = await startController({ natsUrl: servers.natsUrl, etcdEndpoint: servers.etcdEndpoint });
+  admin = new GridClient({ address: controller.address, token: TOKENS.admin, timeoutMs: 10_000 });
+  executor = new GridClient({ address: controller.address, timeoutMs: 10_000 });
+  const reg = await executor.call(executor.executors, executor.executors.register, {
+    registrationToken: REGISTRATION_TOKEN, name: 'begin-1', groups: [], labels: {}, runners: ['host'], concurrency: 4,
+    pingIntervalSeconds: 5, version: 'test', replace: false, executorId: '', executorSecret: '',
+  });
+  id = reg.executorId;
+  secret = reg.executorSecret;
+  // One heartbeat makes it ACTIVE, so executions target it (it runs no worker: nothing takes the tasks).
+  await executor.call(executor.executors, executor.executors.heartbeat, { executorId: id, executorSecret: secret, version: 'test', runningTasks: 0, load: 0, draining: false });
+  await admin.ctl.createJob({
+    definitionJson: JSON.stringify({
+      name: 'begin-job', description: 'd', command: ['true'],
+      env_vars: { args: [], secrets: [{ name: 'TOKEN', description: 'a secret' }] },
+    }),
+    replace: false, expectedVersion: 0,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  admin?.close();
+  executor?.close();
+  await cleanupProcesses();
+  await servers?.stop();
+});
+
+async function execute(): Promise<string> {
+  const res = await admin.ctl.execute({
+    job: 'begin-job', args: { TOKEN: 's3cr3t-value' }, target: 'node:begin-1', timeoutSeconds: 0, waitOfflineMs: 0, batchSize: '', maxFailures: '', dryRun: false,
+  });
+  return res.executionId;
+}
+
+describe('BeginTasks', () => {
+  it('answers each task as BeginTask would, in the order asked', async () => {
+    const [a, b] = [await execute(), await execute()];
+    await admin.ctl.cancelExecution(b, 'test');
+    const res = await executor.call(executor.executors, executor.executors.beginTasks, {
+      executorId: id, executorSecret: secret,
+      tasks: [
+        { executionId: a, taskKey: id, attempt: 1 },
+        { executionId: 'NO-SUCH-EXECUTION', taskKey: id, attempt: 1 },
+        { executionId: b, taskKey: id, attempt: 1 },
+        { executionId: a, taskKey: 'not-a-task', attempt: 1 },
+      ],
+    });
+    expect(res.results).toHaveLength(4);
+    expect(res.results[0]).toMatchObject({ proceed: true, secrets: { TOKEN: 's3cr3t-value' } });
+    expect(res.results[1]).toMatchObject({ proceed: false, reason: expect.stringContaining('does not exist'), secrets: {} });
+    expect(res.results[2]).toMatchObject({ proceed: false, secrets: {} });
+    expect(res.results[2]!.reason).not.toBe('');
+    expect(res.results[3]).toMatchObject({ proceed: false, secrets: {} });
+    // The same answers one by one.
+    const single = await executor.call(executor.executors, executor.executors.beginTask, { executorId: id, executorSecret: secret, executionId: b, taskKey: id, attempt: 1 });
+    expect(single.reason).toBe(res.results[2]!.reason);
+  });
+
+  it('refuses a wrong executor secret, and more tasks than one call may carry', async () => {
+    const a = await execute();
+    await expect(
+      executor.call(executor.executors, executor.executors.beginTasks, { executorId: id, executorSecret: 'forged', tasks: [{ executionId: a, taskKey: id, attempt: 1 }] }),
+    ).rejects.toBeInstanceOf(UnauthenticatedError);
+    const many = Array.from({ length: 257 }, () => ({ executionId: a, taskKey: id, attempt: 1 }));
+    const err = await executor.call(executor.executors, executor.executors.beginTasks, { executorId: id, executorSecret: secret, tasks: many }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as Error).message).toMatch(/257.*at most 256/);
+  });
+});
