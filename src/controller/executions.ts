@@ -193,7 +193,11 @@ export class ExecutionService {
     this.d.nc.publish(subjects.cancel(id), encode(msg));
   }
 
-  /** Snapshots of the execution each time it changes, ending after a terminal one. */
+  /**
+   * Snapshots of the execution as it changes, ending after a terminal one. A watcher that reads
+   * slower than the record changes gets the latest snapshot, not every one in between (a big
+   * fan-out changes many times a second; each snapshot is the whole record).
+   */
   async *watch(p: Principal, id: string, signal: AbortSignal): AsyncIterable<Execution> {
     authorize(p, 'executions:read');
     const first = await this.d.store.get(id);
@@ -201,23 +205,25 @@ export class ExecutionService {
     yield first!.value;
     if (isTerminalExecution(first!.value.state)) return;
     const watcher = await this.d.kv.client.watch().key(this.d.store.key(id)).startRevision(String(first!.revision + 1)).create();
-    const queue: Execution[] = [];
+    // Only the newest version is kept, unparsed until it is sent.
+    let latest: Buffer | undefined;
     let wake: (() => void) | undefined;
     const onAbort = () => wake?.();
     watcher.on('put', (kv) => {
-      queue.push(JSON.parse(kv.value.toString()) as Execution);
+      latest = kv.value;
       wake?.();
     });
     signal.addEventListener('abort', onAbort);
     try {
       while (!signal.aborted) {
-        if (queue.length === 0) await new Promise<void>((r) => (wake = r));
+        if (!latest) await new Promise<void>((r) => (wake = r));
         wake = undefined;
-        while (queue.length) {
-          const x = queue.shift()!;
-          yield x;
-          if (isTerminalExecution(x.state)) return;
-        }
+        if (!latest) continue;
+        const x = JSON.parse(latest.toString()) as Execution;
+        latest = undefined;
+        yield x;
+        // Terminal states never change back, so the newest snapshot is terminal if any was.
+        if (isTerminalExecution(x.state)) return;
       }
     } finally {
       signal.removeEventListener('abort', onAbort);

@@ -713,12 +713,22 @@ async function fanoutScenario(ctx: Ctx): Promise<void> {
   await delay(2_000); // let every worker's pull loops start
   const runs: number[] = [];
   const notes: string[] = [];
+  const timelines: string[] = [];
   for (let r = 0; r < SCALE.fanoutRuns && !ctx.timedOut(); r++) {
     const t0 = now();
+    const w0 = Date.now();
     const x = await executeAndWatch(client, 'bench-noop', 'all');
+    const w1 = Date.now();
     runs.push((now() - t0) / 1000);
     const ok = x.tasks.filter((t) => t.state === TaskState.TASK_STATE_SUCCEEDED).length;
     notes.push(`${ExecutionState[x.state].replace('EXECUTION_STATE_', '')} ${ok}/${x.tasks.length}`);
+    // Where the time went (ms after Execute was called), from the record's own timestamps.
+    const at = (ms: number) => String(Math.round(ms - w0));
+    const started = x.tasks.map((t) => t.startedAtMs).filter((v) => v > 0);
+    const finished = x.tasks.map((t) => t.finishedAtMs).filter((v) => v > 0);
+    timelines.push(
+      `created ${at(x.createdAtMs)}, first/last task started ${at(Math.min(...started))}/${at(Math.max(...started))}, last finished ${at(Math.max(...finished))}, recorded ${at(x.finishedAtMs)}, seen ${at(w1)}`,
+    );
     ctx.progress = `${runs.length} runs`;
   }
 
@@ -758,7 +768,7 @@ async function fanoutScenario(ctx: Ctx): Promise<void> {
     baseline: b,
     baselineUnit: 's',
     ratio: fig / b,
-    note: `median of ${runs.length} runs (${runs.map((s) => s.toFixed(2)).join(', ')} s; ${notes.join(', ')}); ${registered}/${n} simulated executors in ${fleets.length} processes, registered in ${registerS.toFixed(0)} s; baseline: ${n} core subscribers on one connection`,
+    note: `median of ${runs.length} runs (${runs.map((s) => s.toFixed(2)).join(', ')} s; ${notes.join(', ')}); ${registered}/${n} simulated executors in ${fleets.length} processes, registered in ${registerS.toFixed(0)} s; baseline: ${n} core subscribers on one connection; per run, ms after Execute: ${timelines.join(' | ')}`,
   });
 }
 
