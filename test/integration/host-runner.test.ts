@@ -214,6 +214,40 @@ describe('HostRunner', () => {
     expect(existsSync(out.text('stdout').trim())).toBe(false);
   });
 
+  it('removes a working directory the task left files and folders in', async () => {
+    const { out, result } = await run(spec({ shell: 'mkdir -p a/b && echo x > a/b/f && touch top && pwd' }));
+    expect(result.outcome).toBe('succeeded');
+    expect(existsSync(out.text('stdout').trim())).toBe(false);
+    expect(readdirSync(workRoot)).toEqual([]);
+  });
+
+  it('creates the work root when it is missing, also when it was removed between tasks', async () => {
+    const root = join(workRoot, 'not', 'yet');
+    runner = new HostRunner({ workRoot: root, killGraceMs: 300, batchMs: 10 });
+    const first = await run(spec({ command: ['pwd'] }));
+    expect(first.result.outcome).toBe('succeeded');
+    expect(first.out.text('stdout').startsWith(`${root}/`)).toBe(true);
+    expect(readdirSync(root)).toEqual([]);
+
+    await rm(root, { recursive: true });
+    const second = await run(spec({ command: ['pwd'] }));
+    expect(second.result.outcome).toBe('succeeded');
+    expect(second.out.text('stdout').startsWith(`${root}/`)).toBe(true);
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  it('finishes when a process that left the group still holds its output open', async () => {
+    // The daemon starts its own session, so it is no longer in the task's group and is not
+    // stopped with it; the runner stops waiting for the pipes it holds after a while.
+    const { out, result } = await run(spec({ shell: `setsid sh -c 'echo "daemon $$"; exec sleep 100' & echo before` }));
+    const daemon = /daemon (\d+)/.exec(out.text('stdout'));
+    if (daemon) process.kill(Number(daemon[1]), 'SIGKILL');
+    expect(result).toEqual({ outcome: 'succeeded', exitCode: 0, reason: 'exit code 0' });
+    expect(out.text('stdout')).toContain('before\n');
+    expect(out.finished).toBe(1);
+    expect(readdirSync(workRoot)).toEqual([]);
+  });
+
   it('places files with parents and modes', async () => {
     const files = [
       { path: 'conf/deep/app.conf', data: Buffer.from('key=value\n'), mode: 0o600 },
