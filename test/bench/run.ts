@@ -251,7 +251,7 @@ async function watchTerminal(etcdEndpoint: string, prefix = '/grid/') {
   const done = new Map<string, number>();
   // Deletes only: the puts of every state change are not this client's business (and parsing
   // them would load the machine the figures are measured on).
-  const watcher = await etcd.watch().prefix(keyPrefix).ignore('put').create();
+  const watcher = await etcd.watch().prefix(keyPrefix).only('delete').create();
   watcher.on('delete', (kv) => done.set(kv.key.toString().slice(keyPrefix.length), now()));
   return {
     done,
@@ -798,7 +798,7 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
   const keyPrefix = '/grid/executors/';
   // Deletes only: the puts of every state change are not this client's business (and parsing
   // them would load the machine the figures are measured on).
-  const watcher = await etcd.watch().prefix(keyPrefix).ignore('put').create();
+  const watcher = await etcd.watch().prefix(keyPrefix).only('delete').create();
   ctx.defer(() => watcher.cancel().catch(() => {}));
   watcher.on('put', (kv) => {
     try {
