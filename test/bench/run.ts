@@ -796,9 +796,7 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
   ctx.defer(() => etcd.close());
   const expiredAt = new Map<string, number>();
   const keyPrefix = '/grid/executors/';
-  // Deletes only: the puts of every state change are not this client's business (and parsing
-  // them would load the machine the figures are measured on).
-  const watcher = await etcd.watch().prefix(keyPrefix).only('delete').create();
+  const watcher = await etcd.watch().prefix(keyPrefix).only('put').create();
   ctx.defer(() => watcher.cancel().catch(() => {}));
   watcher.on('put', (kv) => {
     try {
