@@ -56,12 +56,15 @@ export class LogPrinter {
       this.pending.set(key, p);
     }
     if (chunk.executorName) p.executorName = chunk.executorName;
-    p.text += p.decoder.write(Buffer.from(chunk.data));
-    let nl: number;
-    while ((nl = p.text.indexOf('\n')) >= 0) {
-      this.emit(p, p.text.slice(0, nl));
-      p.text = p.text.slice(nl + 1);
+    // The decoder reads the chunk's bytes in place (no copy); a chunk may hold thousands of lines,
+    // so they are cut out by position and the unfinished rest is kept once, at the end.
+    const text = p.text + p.decoder.write(chunk.data);
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+      this.emit(p, text.slice(start, nl));
+      start = nl + 1;
     }
+    p.text = start === 0 ? text : text.slice(start);
   }
 
   /** Prints what is left of every unfinished line (at the end of the stream). */

@@ -1,10 +1,13 @@
 // GetLogs: an ordered consumer over grid.log.<execution>.> (or one executor's subject). Without
 // follow it ends when it has caught up; with follow it ends once the execution is terminal and
 // the last chunk its executors published has been sent (they publish logs before their final
-// event, so that last chunk is known the moment the execution is terminal).
+// event, so that last chunk is known the moment the execution is terminal). Small messages that
+// have already arrived behind one another (a task printing a line now and then, read back later)
+// go out as one chunk per executor and stream: each gRPC message costs far more than its bytes.
 
 import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import { DeliverPolicy } from '@nats-io/jetstream';
+import { setImmediate } from 'node:timers/promises';
 import { LOG_HEADERS } from '../bus/messages.js';
 import { STREAMS, subjects } from '../bus/subjects.js';
 import { isTerminalExecution } from '../domain/execution.js';
@@ -18,13 +21,20 @@ export interface LogChunkOut {
   executorName: string;
   stream: string;
   data: Uint8Array;
+  /** Stream sequence and store time of the (last) message the chunk is made of. */
   seq: number;
   atMs: number;
 }
 
 const FOLLOW_CHECK_MS = 300;
-/** What the consumer fetches ahead of the gRPC stream, per GetLogs call. */
-const READ_AHEAD_BYTES = 8 * 1024 * 1024;
+/**
+ * Messages the consumer fetches ahead of the gRPC stream, per GetLogs call: at most 16 MiB of
+ * executors' 512 KiB messages. Counted, not bounded by bytes: with max_bytes, a message that does
+ * not fit what is left of a pull stalls this client's consumer until two heartbeats are missed.
+ */
+const READ_AHEAD_MESSAGES = 32;
+/** Messages smaller than this are joined with the ones already waiting behind them, up to this size. */
+const JOIN_BYTES = 64 * 1024;
 
 export class LogService {
   constructor(private readonly d: { js: JetStreamClient; store: EtcdExecutionStore }) {}
@@ -43,9 +53,7 @@ export class LogService {
     let terminal = isTerminalExecution(x.state);
     if (caughtUp && (!req.follow || terminal)) return;
 
-    // Bounded by bytes rather than by count: one executor's message is up to 512 KiB, and a
-    // count of them would let one slow reader hold a large share of the log in this process.
-    const messages = await consumer.consume({ max_bytes: READ_AHEAD_BYTES });
+    const messages = await consumer.consume({ max_messages: READ_AHEAD_MESSAGES });
     const onAbort = () => messages.stop();
     signal.addEventListener('abort', onAbort);
     let timer: NodeJS.Timeout | undefined;
@@ -66,9 +74,40 @@ export class LogService {
       };
       timer = setTimeout(() => void check(), FOLLOW_CHECK_MS);
     }
+    const it = messages[Symbol.asyncIterator]();
+    /** The consumer's next result when already asked for (while joining): taken before asking again. */
+    let ahead: Promise<IteratorResult<JsMsg>> | undefined;
     try {
-      for await (const m of messages) {
-        yield toChunk(x.id, m);
+      for (;;) {
+        const r = await (ahead ?? it.next());
+        ahead = undefined;
+        if (r.done) break;
+        let m = r.value;
+        const chunk = toChunk(x.id, m);
+        // Join the small messages that have already arrived behind it. getPending() may count
+        // more than is there (never less), so each is waited for one turn of the event loop at
+        // most; one that is not there by then starts the next chunk.
+        if (m.data.length < JOIN_BYTES) {
+          const parts = [m.data];
+          let size = m.data.length;
+          while (size < JOIN_BYTES && messages.getPending() > 0) {
+            const p = it.next();
+            const n = await Promise.race([p, setImmediate()]);
+            if (!n || n.done || n.value.subject !== m.subject || n.value.data.length >= JOIN_BYTES || streamOf(n.value) !== chunk.stream) {
+              ahead = p;
+              break;
+            }
+            parts.push(n.value.data);
+            size += n.value.data.length;
+            m = n.value;
+          }
+          if (parts.length > 1) {
+            chunk.data = Buffer.concat(parts, size);
+            chunk.seq = m.seq;
+            chunk.atMs = atMsOf(m);
+          }
+        }
+        yield chunk;
         lastSeq = m.seq;
         caughtUp = m.info.pending === 0;
         if (endSeq !== undefined && lastSeq >= endSeq) break;
@@ -78,6 +117,10 @@ export class LogService {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
       messages.stop();
+      // A result asked for ahead and not taken is dropped with the stream (and may be an error).
+      ahead?.catch(() => {});
+      // Ends the consumer's iterator too, as leaving a for-await would.
+      await it.return?.();
     }
   }
 
@@ -106,9 +149,17 @@ function toChunk(executionId: string, m: JsMsg): LogChunkOut {
     executionId,
     executorId,
     executorName: m.headers?.get(LOG_HEADERS.executorName) ?? executorId,
-    stream: m.headers?.get(LOG_HEADERS.stream) || 'stdout',
+    stream: streamOf(m),
     data: m.data,
     seq: m.seq,
-    atMs: Math.floor(Number(m.info.timestampNanos) / 1e6),
+    atMs: atMsOf(m),
   };
+}
+
+function streamOf(m: JsMsg): string {
+  return m.headers?.get(LOG_HEADERS.stream) || 'stdout';
+}
+
+function atMsOf(m: JsMsg): number {
+  return Math.floor(Number(m.info.timestampNanos) / 1e6);
 }

@@ -25,9 +25,16 @@ export class PidFiles {
   }
 
   async write(executionId: string, taskKey: string, pid: number): Promise<string> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const file = this.path(executionId, taskKey);
-    await writeFile(file, `${pid}\n`, { mode: 0o600 });
+    // The folder is made only when missing (the first task, or removed meanwhile): file-system
+    // calls are not cheap and this runs for every task.
+    try {
+      await writeFile(file, `${pid}\n`, { mode: 0o600 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      await writeFile(file, `${pid}\n`, { mode: 0o600 });
+    }
     return file;
   }
 

@@ -77,6 +77,17 @@ describe('LogPrinter', () => {
     ]);
   });
 
+  it('splits a large chunk of many lines (a plain Uint8Array, as gRPC may hand it) and keeps its unfinished end', () => {
+    const { p, out } = printer('no');
+    const lines = Array.from({ length: 5_000 }, (_, i) => `line ${i} ✓`);
+    const bytes = Buffer.from(`${lines.join('\n')}\nhalf`);
+    p.write({ executorId: 'id-vm-1', executorName: 'vm-1', stream: 'stdout', data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length - 3) as Buffer });
+    expect(out).toEqual(lines);
+    p.write(chunk('vm-1', bytes.subarray(bytes.length - 3)));
+    p.write(chunk('vm-1', ' done\n'));
+    expect(out).toEqual([...lines, 'half done']);
+  });
+
   it('printLogs flushes partial lines even when the stream fails', async () => {
     const { p, out } = printer('no');
     async function* failing() {
