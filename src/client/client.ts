@@ -4,6 +4,13 @@
 import { credentials, Metadata, type CallOptions, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { ControllerServiceClient, type ExecuteRequest, type FileChunk, type ListExecutionsRequest, type PutFileRequest } from '../gen/grid/v1/controller.js';
 import { ExecutionState, type Execution, type FileInfo, type LogChunk } from '../gen/grid/v1/types.js';
+
+const TERMINAL_STATES: ReadonlySet<ExecutionState> = new Set([
+  ExecutionState.EXECUTION_STATE_SUCCEEDED,
+  ExecutionState.EXECUTION_STATE_FAILED,
+  ExecutionState.EXECUTION_STATE_CANCELLED,
+  ExecutionState.EXECUTION_STATE_TIMED_OUT,
+]);
 import { ExecutorServiceClient } from '../gen/grid/v1/executor.js';
 import { HealthClient, type HealthCheckResponse } from '../gen/grpc/health/v1/health.js';
 import { ERROR_KIND_METADATA_KEY, fromGrpcStatus, GrpcCode, UnavailableError } from '../errors.js';
@@ -32,6 +39,9 @@ export class GridClient {
       // Come back quickly after a controller restart (the default backoff grows to 2 minutes).
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2_000,
+      // A larger HTTP/2 receive window: with the default 64 KiB, a followed log of large chunks
+      // waits a round trip for every 64 KiB it reads.
+      'grpc-node.flow_control_window': 4 * 1024 * 1024,
     };
     this.controller = new ControllerServiceClient(opts.address, creds, channelOpts);
     // Share one channel between the three stubs.
@@ -72,6 +82,28 @@ export class GridClient {
     }
   }
 
+  /**
+   * The controller ends a watch right after the terminal snapshot. That snapshot is handed on
+   * only once the stream has ended, so a caller that stops at it does not cancel a call the
+   * server has just closed: each such cancel reaches the server as a frame for a closed stream,
+   * and after a thousand of them on one connection the server drops the connection.
+   */
+  private async *watchToEnd(id: string, signal?: AbortSignal): AsyncIterable<Execution> {
+    const it = this.stream(this.controller, this.controller.watchExecution, { id }, signal)[Symbol.asyncIterator]();
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      if (TERMINAL_STATES.has(r.value.state)) {
+        while (!(await it.next()).done) {
+          // nothing follows a terminal snapshot; this only reads the end of the stream
+        }
+        yield r.value;
+        return;
+      }
+      yield r.value;
+    }
+  }
+
   // ---- convenience wrappers for the common calls ----
   readonly ctl = {
     createJob: (r: Parameters<ControllerServiceClient['createJob']>[0]) => this.call(this.controller, this.controller.createJob, r),
@@ -88,8 +120,7 @@ export class GridClient {
       this.call(this.controller, this.controller.listExecutions, { job: '', state: ExecutionState.EXECUTION_STATE_UNSPECIFIED, limit: 0, ...r }),
     cancelExecution: (id: string, reason = '') => this.call(this.controller, this.controller.cancelExecution, { id, reason }),
     /** Snapshots of the execution each time it changes; ends when it is terminal. */
-    watchExecution: (id: string, signal?: AbortSignal): AsyncIterable<Execution> =>
-      this.stream(this.controller, this.controller.watchExecution, { id }, signal),
+    watchExecution: (id: string, signal?: AbortSignal): AsyncIterable<Execution> => this.watchToEnd(id, signal),
     /** Log chunks in order; with follow, until the execution is terminal. */
     getLogs: (r: { executionId: string; follow?: boolean; executor?: string }, signal?: AbortSignal): AsyncIterable<LogChunk> =>
       this.stream(this.controller, this.controller.getLogs, { executionId: r.executionId, follow: !!r.follow, executor: r.executor ?? '' }, signal),

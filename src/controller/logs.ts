@@ -28,11 +28,13 @@ export interface LogChunkOut {
 
 const FOLLOW_CHECK_MS = 300;
 /**
- * Messages the consumer fetches ahead of the gRPC stream, per GetLogs call: at most 16 MiB of
- * executors' 512 KiB messages. Counted, not bounded by bytes: with max_bytes, a message that does
- * not fit what is left of a pull stalls this client's consumer until two heartbeats are missed.
+ * Messages the consumer fetches ahead of the gRPC stream, per GetLogs call: what a reader slower
+ * than the stream makes this process hold, at most 32 MiB of executors' 512 KiB messages. Fewer
+ * make a log of many small messages slower to read back (one pull request per few messages).
+ * Counted, not bounded by bytes: with max_bytes, a message that does not fit what is left of a
+ * pull stalls this client's consumer until two heartbeats are missed.
  */
-const READ_AHEAD_MESSAGES = 32;
+const READ_AHEAD_MESSAGES = 64;
 /** Messages smaller than this are joined with the ones already waiting behind them, up to this size. */
 const JOIN_BYTES = 64 * 1024;
 

@@ -34,7 +34,7 @@ export interface LogPublisherOptions {
   taskKey: string;
   executorName: string;
   attempt: number;
-  /** Publishes awaiting their ack at most; default 4. A message still gathering waits for none. */
+  /** Publishes awaiting their ack at most; default 4. A message still gathering goes only when none is. */
   window?: number;
   /** Largest message body; default 512 KiB. */
   chunkBytes?: number;

@@ -23,7 +23,7 @@ import type { Logger } from '../util/log.js';
 import type { AgentWorker } from './agent.js';
 import { TaskFiles, TaskFileError } from './files.js';
 import { FleetLocks, type HeldLock } from './lock.js';
-import { LogPublisher } from './log-publisher.js';
+import { LOG_CHUNK_BYTES, LogPublisher } from './log-publisher.js';
 import { PidFiles } from './orphans.js';
 import { Slots } from './slots.js';
 
@@ -456,6 +456,8 @@ export class Worker implements AgentWorker {
       taskKey: job.task_key,
       executorName: this.o.executorName,
       attempt,
+      // A server configured with a smaller max_payload would refuse full chunks (headers need room too).
+      chunkBytes: Math.max(1024, Math.min(LOG_CHUNK_BYTES, (this.o.nc.info?.max_payload ?? LOG_CHUNK_BYTES) - 4096)),
     });
     const sink = taskOutput(publisher, { secrets: Object.values(secrets), maxBytes: this.o.logMaxBytes });
     let result: TaskResult;

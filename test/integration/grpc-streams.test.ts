@@ -45,3 +45,25 @@ describe('server streams', () => {
     }
   });
 });
+
+describe('many watches on one connection', () => {
+  it('callers that stop at the terminal snapshot do not get the connection dropped (1,500 watches, then a call)', async () => {
+    const c = new GridClient({ address: controller.address, token: TOKENS.admin, timeoutMs: 10_000 });
+    try {
+      await c.ctl.createJob({ definitionJson: JSON.stringify({ name: 'watched', description: 'd', command: ['true'] }), replace: true, expectedVersion: 0 });
+      // No executor is named so: the execution fails at once, and every watch starts at its end.
+      const { executionId } = await c.ctl.execute({
+        job: 'watched', args: {}, target: 'node:nobody', timeoutSeconds: 0, waitOfflineMs: 0, batchSize: '', maxFailures: '', dryRun: false,
+      });
+      for (let i = 0; i < 1_500; i++) {
+        for await (const x of c.ctl.watchExecution(executionId)) {
+          expect(x.id).toBe(executionId);
+          break; // the first snapshot is terminal already
+        }
+      }
+      expect((await c.ctl.getExecution(executionId)).id).toBe(executionId);
+    } finally {
+      c.close();
+    }
+  }, 120_000);
+});
