@@ -18,6 +18,7 @@ import { EtcdExecutionStore } from '../../src/store/etcd-executions.js';
 import { Kv } from '../../src/store/kv.js';
 import { headers } from '@nats-io/nats-core';
 import { startServers, uniqueName, type TestServers } from '../harness/servers.js';
+import { readAll as readStream } from '../harness/streams.js';
 
 let servers: TestServers;
 let nc: NatsConnection;
@@ -127,18 +128,7 @@ describe('LogPublisher', () => {
     return { subject, pub: new LogPublisher({ js: js(), subject, taskKey: 'EX1', executorName: 'ex-1', attempt: 2, ...o }) };
   }
 
-  async function readAll(subject: string): Promise<JsMsg[]> {
-    const c = await js().consumers.get(STREAMS.logs, { filter_subjects: subject });
-    if ((await c.info()).num_pending === 0) return [];
-    const out: JsMsg[] = [];
-    const it = await c.consume();
-    for await (const m of it) {
-      out.push(m);
-      if (m.info.pending === 0) break;
-    }
-    await it.close();
-    return out;
-  }
+  const readAll = (subject: string): Promise<JsMsg[]> => readStream(js(), STREAMS.logs, subject);
 
   const text = (ms: JsMsg[]) => Buffer.concat(ms.map((m) => m.data)).toString('utf8');
 

@@ -27,6 +27,7 @@ import { groupAlive } from '../../src/runners/host/group.js';
 import { HostRunner } from '../../src/runners/host/index.js';
 import { createLogger } from '../../src/util/log.js';
 import { startServers, uniqueName, type TestServers } from '../harness/servers.js';
+import { readAll as readStream } from '../harness/streams.js';
 
 const SECRET = 'sup3r-s3cret-value';
 
@@ -80,10 +81,10 @@ beforeAll(async () => {
 let serviceImpl: UntypedServiceImplementation;
 const ports = new WeakMap<Server, number>();
 
-/** A stand-in controller: the ExecutorService above, listening on `address`. */
-async function serveController(address: string): Promise<Server> {
+/** A stand-in controller: the ExecutorService above (or `impl`), listening on `address`. */
+async function serveController(address: string, impl: UntypedServiceImplementation = serviceImpl): Promise<Server> {
   const server = new Server();
-  server.addService(ExecutorServiceService, serviceImpl);
+  server.addService(ExecutorServiceService, impl);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
@@ -183,18 +184,9 @@ async function publishJob(executorId: string, job: Partial<JobMessage> & { defin
 
 // ---- reading back ----
 
-/** Every message on `filter` in `stream` so far, through an ordered consumer. */
-async function readAll(stream: string, filter: string): Promise<JsMsg[]> {
-  const c = await js.consumers.get(stream, { filter_subjects: filter });
-  if ((await c.info()).num_pending === 0) return [];
-  const out: JsMsg[] = [];
-  const it = await c.consume();
-  for await (const m of it) {
-    out.push(m);
-    if (m.info.pending === 0) break;
-  }
-  await it.close();
-  return out;
+/** Every message on `filter` in `stream` so far. */
+function readAll(stream: string, filter: string): Promise<JsMsg[]> {
+  return readStream(js, stream, filter);
 }
 
 async function events(executionId: string): Promise<EventMessage[]> {
@@ -468,12 +460,8 @@ describe('worker', () => {
 
     it('still runs against a controller that does not offer BeginTasks: asked task by task', async () => {
       const { beginTasks: _omitted, ...older } = serviceImpl;
-      const server = new Server();
-      server.addService(ExecutorServiceService, older);
-      const port = await new Promise<number>((resolve, reject) =>
-        server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-      );
-      const oldClient = new GridClient({ address: `127.0.0.1:${port}`, timeoutMs: 5000 });
+      const server = await serveController('127.0.0.1:0', older);
+      const oldClient = new GridClient({ address: `127.0.0.1:${boundPort(server)}`, timeoutMs: 5000 });
       try {
         const h = await startWorker({ concurrency: 8, client: oldClient });
         const before = batchedBegins.length;
