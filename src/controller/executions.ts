@@ -136,12 +136,10 @@ export class ExecutionService {
   /** Sends again the job messages that failed to go out from this process. */
   async retryUnsent(): Promise<void> {
     for (const id of [...this.unsent]) {
-      const cur = await this.d.store.get(id);
-      const x = cur?.value;
-      const tasks = x ? sendable(x) : [];
-      if (x && tasks.length) await this.d.publisher.publish(x, tasks, await this.d.publisher.definitionOf(x));
+      const x = (await this.d.store.get(id))?.value;
+      const sent = x ? await this.d.publisher.resend(x) : 0;
       this.unsent.delete(id);
-      if (tasks.length) this.d.log.info('sent job messages that could not be sent before', { id, tasks: tasks.length });
+      if (sent) this.d.log.info('sent job messages that could not be sent before', { id, tasks: sent });
     }
   }
 

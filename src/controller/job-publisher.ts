@@ -6,6 +6,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { encode, type JobMessage } from '../bus/messages.js';
 import { subjects } from '../bus/subjects.js';
 import type { Execution, Task } from '../domain/execution.js';
+import { sendable } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
 import type { JobStore } from '../store/store.js';
 
@@ -15,6 +16,16 @@ export class JobPublisher {
   /** The definition the execution runs: its snapshot when it has one, else the stored one. */
   async definitionOf(x: Execution, snapshot?: JobDefinition): Promise<JobDefinition> {
     return snapshot ?? x.definition ?? (await this.d.jobs.getJob(x.job)).definition;
+  }
+
+  /**
+   * Sends again the job messages of the tasks released and not started yet (after a crash or a
+   * failed send); returns how many. Msg-Ids make a message that did go out harmless.
+   */
+  async resend(x: Execution): Promise<number> {
+    const tasks = sendable(x).filter((t) => t.released_at_ms);
+    if (tasks.length) await this.publish(x, tasks, await this.definitionOf(x));
+    return tasks.length;
   }
 
   async publish(x: Execution, tasks: Task[], def: JobDefinition): Promise<void> {

@@ -7,7 +7,7 @@
 // replica that marked it EXPIRED died, or failed, before it got to them).
 
 import type { ExecutorRecord } from '../domain/executor.js';
-import { executorExpired, expireWaits, sendable, stopExecution } from '../domain/execution-rules.js';
+import { executorExpired, expireWaits, stopExecution } from '../domain/execution-rules.js';
 import type { ActiveEntry, EtcdExecutionStore } from '../store/etcd-executions.js';
 import type { EtcdExecutorStore } from '../store/etcd-executors.js';
 import type { Logger } from '../util/log.js';
@@ -106,8 +106,7 @@ export class Sweeper {
         if (due && (await orphaned(a))) {
           this.republished.set(a.id, now);
           const x = (await this.d.store.get(a.id))?.value;
-          const tasks = x ? sendable(x).filter((t) => t.released_at_ms) : [];
-          if (x && tasks.length) await this.d.publisher.publish(x, tasks, await this.d.publisher.definitionOf(x));
+          if (x) await this.d.publisher.resend(x);
         }
       }
       seen.add(a.id);

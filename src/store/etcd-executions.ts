@@ -74,11 +74,10 @@ export class EtcdExecutionStore {
   });
 
   private async createOne(x: Execution): Promise<void> {
-    const c = this.kv.client;
-    const res = await c
-      .if(this.key(x.id), 'Create', '==', 0)
-      .then(c.put(this.key(x.id)).value(JSON.stringify(x)), c.put(this.activeKey(x.id)).value(JSON.stringify(activeEntry(x))))
-      .commit();
+    const res = await this.kv.client.kv.txn({
+      compare: [{ key: Buffer.from(this.key(x.id)), target: 'Create', result: 'Equal', create_revision: 0 }],
+      success: this.writeOps(x),
+    });
     if (!res.succeeded) throw new ConflictError('execution', x.id, 'an execution with this id exists already');
     this.remember(x, Number(res.header.revision));
   }
@@ -151,11 +150,10 @@ export class EtcdExecutionStore {
 
   /** Writes `x` if the record is still at `revision`, keeping the active index in step. */
   async swap(x: Execution, revision: number): Promise<boolean> {
-    const c = this.kv.client;
-    const index = isTerminalExecution(x.state)
-      ? c.delete().key(this.activeKey(x.id))
-      : c.put(this.activeKey(x.id)).value(JSON.stringify(activeEntry(x)));
-    const res = await c.if(this.key(x.id), 'Mod', '==', revision).then(c.put(this.key(x.id)).value(JSON.stringify(x)), index).commit();
+    const res = await this.kv.client.kv.txn({
+      compare: [{ key: Buffer.from(this.key(x.id)), target: 'Mod', result: 'Equal', mod_revision: revision }],
+      success: this.writeOps(x),
+    });
     if (res.succeeded) this.remember(x, Number(res.header.revision));
     else this.recent.delete(x.id);
     return res.succeeded;

@@ -337,15 +337,7 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
-/** VmRSS in bytes (0 if the process is gone). */
-export function rssBytes(pid: number): number {
-  try {
-    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
+export { rssBytes } from '../harness/proc.js';
 
 // ---- statistics ----
 

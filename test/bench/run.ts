@@ -464,16 +464,20 @@ async function jetStreamRoundTrips(url: string, n: number, ctx: Ctx): Promise<nu
 
 // ---------------------------------------------------------------- 2. throughput
 
-/** CPU used since creation by each named process and by this one, per unit of work. */
-function cpuMeter(pids: Record<string, number>): { msPer(n: number): Record<string, number> } {
-  const at0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p)]));
+/**
+ * CPU seconds used since creation by each named group of processes and by this one ("bench
+ * client"), divided by `per` (a count of work, or wall seconds).
+ */
+function cpuMeter(pids: Record<string, number | number[]>): { per(n: number): Record<string, number> } {
+  const used = (p: number | number[]) => (Array.isArray(p) ? p : [p]).reduce((s, pid) => s + cpuSeconds(pid), 0);
+  const at0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, used(p)]));
   const self0 = process.cpuUsage();
   return {
-    msPer(n) {
+    per(n) {
       const out: Record<string, number> = {};
-      for (const [k, p] of Object.entries(pids)) out[k] = ((cpuSeconds(p) - at0[k]!) * 1000) / Math.max(1, n);
+      for (const [k, p] of Object.entries(pids)) out[k] = (used(p) - at0[k]!) / Math.max(1e-9, n);
       const self = process.cpuUsage(self0);
-      out['bench client'] = (self.user + self.system) / 1000 / Math.max(1, n);
+      out['bench client'] = (self.user + self.system) / 1e6 / Math.max(1e-9, n);
       return out;
     },
   };
@@ -514,7 +518,7 @@ async function throughputScenario(ctx: Ctx): Promise<void> {
     return watch.done.size >= ids.length && terminalOf() >= ids.length;
   }, 100);
   const terminal = terminalOf();
-  const cpuPerExec = cpu.msPer(terminal);
+  const cpuPerExec = Object.fromEntries(Object.entries(cpu.per(Math.max(1, terminal))).map(([k, v]) => [k, v * 1000]));
   const last = Math.max(...ids.map((id) => watch.done.get(id) ?? 0));
   const elapsed = ((finished ? last : now()) - t0) / 1000;
   const rate = terminal / elapsed;
@@ -854,17 +858,15 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
   // a short pause lets the last Register calls' work settle before the CPU window.
   await delay(3_000);
   const stats0 = await Promise.all(all.map((f) => f.stats()));
-  const pids = { controller: controller.pid, nats: servers.natsPid, etcd: servers.etcdPid };
-  const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p)]));
-  const fleetCpu0 = all.reduce((s, f) => s + cpuSeconds(f.pid), 0);
+  const meter = cpuMeter({ controller: controller.pid, nats: servers.natsPid, etcd: servers.etcdPid, fleet: all.map((f) => f.pid) });
   const w0 = now();
   while (now() - w0 < SCALE.heartbeatSteadyS * 1000 && !ctx.timedOut()) {
     await delay(1000);
     ctx.progress = `CPU window ${((now() - w0) / 1000).toFixed(0)}/${SCALE.heartbeatSteadyS} s`;
   }
   const wall = (now() - w0) / 1000;
-  const cpu = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, ((cpuSeconds(p) - cpu0[k]!) / wall) * 100]));
-  const fleetCpu = ((all.reduce((s, f) => s + cpuSeconds(f.pid), 0) - fleetCpu0) / wall) * 100;
+  const cpu = Object.fromEntries(Object.entries(meter.per(wall)).map(([k, v]) => [k, v * 100]));
+  const fleetCpu = cpu['fleet']!;
   const stats1 = await Promise.all(all.map((f) => f.stats()));
   const beats = stats1.reduce((s, x) => s + x.beatsOk, 0) - stats0.reduce((s, x) => s + x.beatsOk, 0);
   const beatFails = stats1.reduce((s, x) => s + x.beatsFailed, 0) - stats0.reduce((s, x) => s + x.beatsFailed, 0);

@@ -174,15 +174,7 @@ export async function waitGone(pids: number[], timeoutMs = 10_000): Promise<numb
   }
 }
 
-/** VmRSS of a process in bytes (0 if it is gone). */
-export function rssBytes(pid: number): number {
-  try {
-    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
+export { rssBytes } from './proc.js';
 
 export interface StreamedLine {
   line: string;

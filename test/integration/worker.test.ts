@@ -166,19 +166,27 @@ function definition(def: Partial<JobDefinition>): JobDefinition {
 }
 
 async function publishJob(executorId: string, job: Partial<JobMessage> & { definition: JobDefinition }): Promise<JobMessage> {
+  return publishTo(subjects.nodeJob(executorId), { task_key: executorId, has_secrets: true, ...job });
+}
+
+/** A job message for the pool of `group` (host runner). */
+async function publishPoolJob(group: string, job: Partial<JobMessage> & { task_key: string; definition: JobDefinition }): Promise<JobMessage> {
+  return publishTo(subjects.poolJob(group, 'host'), { has_secrets: false, ...job });
+}
+
+async function publishTo(subject: string, job: Partial<JobMessage> & { task_key: string; definition: JobDefinition }): Promise<JobMessage> {
   const msg: JobMessage = {
     execution_id: uniqueName('E').toUpperCase().replace(/-/g, ''),
-    task_key: executorId,
     job_version: 1,
     args: {},
-    has_secrets: true,
+    has_secrets: false,
     deadline_ms: 0,
     timeout_ms: 0,
     max_attempts: 1,
     backoff_ms: 0,
     ...job,
   };
-  await js.publish(subjects.nodeJob(executorId), encode(msg), { msgID: `${msg.execution_id}.${msg.task_key}` });
+  await js.publish(subject, encode(msg), { msgID: `${msg.execution_id}.${msg.task_key}` });
   return msg;
 }
 
@@ -378,19 +386,7 @@ describe('worker', () => {
   it('takes tasks from its pool consumers too', async () => {
     const group = uniqueName('g').replace(/-/g, '');
     const h = await startWorker({ groups: [group] });
-    const job: JobMessage = {
-      execution_id: uniqueName('E').toUpperCase().replace(/-/g, ''),
-      task_key: `pool.${group}.0`,
-      definition: definition({ command: ['echo', 'pooled'] }),
-      job_version: 1,
-      args: {},
-      has_secrets: false,
-      deadline_ms: 0,
-      timeout_ms: 0,
-      max_attempts: 1,
-      backoff_ms: 0,
-    };
-    await js.publish(subjects.poolJob(group, 'host'), encode(job), { msgID: `${job.execution_id}.${job.task_key}` });
+    const job = await publishPoolJob(group, { task_key: `pool.${group}.0`, definition: definition({ command: ['echo', 'pooled'] }) });
     const evs = await untilEvent(job.execution_id, finished);
     expect(brief(evs)).toEqual(['started#1', 'finished#1:succeeded']);
     expect(evs[1]).toMatchObject({ task_key: `pool.${group}.0`, executor_id: h.executorId });
@@ -404,19 +400,7 @@ describe('worker', () => {
     const group = uniqueName('g').replace(/-/g, '');
     await startWorker({ groups: [group], concurrency: 1, pullExpiresMs: 15_000 });
     await delay(300); // let every loop start its long-poll
-    const job: JobMessage = {
-      execution_id: uniqueName('E').toUpperCase().replace(/-/g, ''),
-      task_key: `pool.${group}`,
-      definition: definition({ command: ['echo', 'prompt'] }),
-      job_version: 1,
-      args: {},
-      has_secrets: false,
-      deadline_ms: 0,
-      timeout_ms: 0,
-      max_attempts: 1,
-      backoff_ms: 0,
-    };
-    await js.publish(subjects.poolJob(group, 'host'), encode(job), { msgID: `${job.execution_id}.${job.task_key}` });
+    const job = await publishPoolJob(group, { task_key: `pool.${group}`, definition: definition({ command: ['echo', 'prompt'] }) });
     const evs = await eventually('the pooled task to finish', async () => {
       const e = await events(job.execution_id);
       return e.some(finished) ? e : undefined;
