@@ -1,17 +1,37 @@
-// Connecting to NATS with GRID's defaults: named connections, endless reconnect with backoff.
+// Connecting to NATS with GRID's defaults: named connections, endless reconnect with backoff,
+// a NATS user (JWT + seed) when the server authenticates, and TLS when configured.
 
+import { readFileSync } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
-import type { NatsConnection } from '@nats-io/nats-core';
-import { UnavailableError } from '../errors.js';
+import { errors, jwtAuthenticator, type NatsConnection } from '@nats-io/nats-core';
+import { UnauthenticatedError, UnavailableError } from '../errors.js';
+
+export interface NatsUser {
+  jwt: string;
+  seed: string;
+}
+
+export interface NatsTls {
+  /** PEM file of the CA that signed the server's certificate ("" = the system's CAs). */
+  ca_file: string;
+  /** Client certificate and key, when the server asks for one. */
+  cert_file: string;
+  key_file: string;
+}
 
 export interface BusOptions {
   servers: string[];
   name: string;
   /** Give up the first connection after this long (later reconnects never give up). */
   connectTimeoutMs?: number;
+  user?: NatsUser;
+  /** Replies come back under this prefix (an executor may only hear its own). */
+  inboxPrefix?: string;
+  tls?: NatsTls;
 }
 
 export async function connectBus(opts: BusOptions): Promise<NatsConnection> {
+  const tls = opts.tls && (opts.tls.ca_file || opts.tls.cert_file) ? tlsOptions(opts.tls) : undefined;
   try {
     return await connect({
       servers: opts.servers,
@@ -24,8 +44,28 @@ export async function connectBus(opts: BusOptions): Promise<NatsConnection> {
       // Every JetStream publish is a request; capturing a stack trace for each costs more CPU
       // than the publish itself on a hot path, and our errors carry their own context.
       noAsyncTraces: true,
+      ...(opts.user ? { authenticator: jwtAuthenticator(opts.user.jwt, new TextEncoder().encode(opts.user.seed)) } : {}),
+      ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
+      ...(tls ? { tls } : {}),
     });
   } catch (err) {
-    throw new UnavailableError(`cannot reach NATS at ${opts.servers.join(', ')}: ${(err as Error).message}`, { cause: err });
+    const msg = (err as Error).message;
+    const at = opts.servers.join(', ');
+    if (err instanceof errors.AuthorizationError || err instanceof errors.UserAuthenticationExpiredError) {
+      throw new UnauthenticatedError(
+        `NATS at ${at} refused ${opts.name}: ${msg}${opts.user ? ' (its NATS user was not accepted: register the executor again, or check the server\'s operator block)' : ' (the server requires NATS credentials)'}`,
+        { cause: err },
+      );
+    }
+    throw new UnavailableError(`cannot reach NATS at ${at}: ${msg}`, { cause: err });
   }
+}
+
+function tlsOptions(t: NatsTls): Record<string, string> {
+  const read = (path: string) => readFileSync(path, 'utf8');
+  const out: Record<string, string> = {};
+  if (t.ca_file) out.ca = read(t.ca_file);
+  if (t.cert_file) out.cert = read(t.cert_file);
+  if (t.key_file) out.key = read(t.key_file);
+  return out;
 }

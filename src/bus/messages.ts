@@ -1,7 +1,6 @@
 // The messages that cross NATS between controller and executors. JSON, versioned by field
 // presence; every message is small (no secrets, no logs in job messages).
 
-import type { JobDefinition } from '../domain/job.js';
 import type { TaskEvent } from '../domain/execution.js';
 
 /** GRID_REQUESTS: an accepted execution waiting for the dispatcher. Msg-Id = execution id. */
@@ -10,24 +9,18 @@ export interface RequestMessage {
 }
 
 /**
- * GRID_JOBS: one task to run. Msg-Id = `<execution>.<task key>` so a re-dispatch after a crash
- * is deduplicated. The attempt number is the message's delivery count.
+ * GRID_JOBS: a pointer to one task. What runs comes from BeginTask(s), from the state of record;
+ * anything else a message carries is ignored. Msg-Id = jobMsgId(): within the stream's dedup
+ * window there is one message per task, so a re-dispatch after a crash is deduplicated, and an
+ * executor takes only messages that carry it. The attempt number is the delivery count.
  */
 export interface JobMessage {
   execution_id: string;
   task_key: string;
-  /** The definition as it was when executed (a later replace does not change a running execution). */
-  definition: JobDefinition;
-  job_version: number;
-  args: Record<string, string>;
-  /** True when the executor must fetch secret values with BeginTask before running. */
-  has_secrets: boolean;
-  /** Absolute deadline (execution timeout), 0 = none. */
-  deadline_ms: number;
-  /** Per-task timeout from the definition, in ms, 0 = none. */
-  timeout_ms: number;
-  max_attempts: number;
-  backoff_ms: number;
+}
+
+export function jobMsgId(executionId: string, taskKey: string): string {
+  return `${executionId}.${taskKey}`;
 }
 
 /** GRID_EVENTS: see TaskEvent in domain/execution.ts. Msg-Id = eventId(event). */
@@ -41,7 +34,7 @@ export const LOG_HEADERS = {
   attempt: 'Grid-Attempt',
 } as const;
 
-/** Core NATS (not JetStream) broadcast on subjects.cancel(id). */
+/** Core NATS (not JetStream), to each executor that may be running a task of it: subjects.cancel(executorId). */
 export interface CancelMessage {
   execution_id: string;
   reason: 'cancelled' | 'timed_out';

@@ -16,8 +16,8 @@ export const subjects = {
   event: (executionId: string, executorId: string) => `grid.evt.${executionId}.${executorId}`,
   log: (executionId: string, executorId: string) => `grid.log.${executionId}.${executorId}`,
   logsOf: (executionId: string) => `grid.log.${executionId}.>`,
-  /** Core-NATS (not JetStream) broadcast of cancellations to executors. */
-  cancel: (executionId: string) => `grid.cancel.${executionId}`,
+  /** Core NATS (not JetStream): cancellations for one executor (it may hear only its own). */
+  cancel: (executorId: string) => `grid.cancel.${executorId}`,
 };
 
 export const consumers = {

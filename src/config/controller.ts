@@ -3,7 +3,8 @@
 // Environment: GRID_ + the upper-cased key for every top-level key (GRID_GRPC_ADDRESS,
 // GRID_DATA_DIR, GRID_AUTH, GRID_LOG_LEVEL, GRID_LOG_RETENTION_HOURS, GRID_LOG_MAX_BYTES,
 // GRID_EVENT_RETENTION_HOURS), except GRID_EXECUTOR_PING_DEADLINE (seconds); nested:
-// GRID_ETCD_ENDPOINTS, GRID_ETCD_PREFIX, GRID_NATS_SERVERS, GRID_NATS_ADVERTISE (comma-separated).
+// GRID_ETCD_ENDPOINTS, GRID_ETCD_PREFIX, GRID_NATS_SERVERS, GRID_NATS_ADVERTISE (comma-separated),
+// GRID_NATS_AUTH, GRID_NATS_AUTH_DIR, GRID_NATS_TLS_CA_FILE, GRID_NATS_TLS_CERT_FILE, GRID_NATS_TLS_KEY_FILE.
 // GRID_ADMIN_TOKEN adds an admin API token named "env-admin"; GRID_REGISTRATION_TOKEN adds one
 // executor bootstrap token. Relative paths in the file are relative to the file's folder; from
 // the environment or flags, to the working directory.
@@ -12,6 +13,16 @@ import { ConfigError } from '../errors.js';
 import { absolutePath, dnsLabel, listenAddress, noDuplicates, nonEmpty } from './checks.js';
 import { readConfigFile } from './json.js';
 import { decodeLayer, envLayer, resolveLayers, t, type LoadOptions } from './schema.js';
+import type { NatsTls } from '../bus/connect.js';
+
+/** CA, client certificate and key for a TLS connection to NATS (PEM files; "" = not used). */
+export function natsTlsSchema(envPrefix: string) {
+  return t.object({
+    ca_file: t.string({ env: `${envPrefix}_CA_FILE` }),
+    cert_file: t.string({ env: `${envPrefix}_CERT_FILE` }),
+    key_file: t.string({ env: `${envPrefix}_KEY_FILE` }),
+  });
+}
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -40,7 +51,18 @@ export interface ControllerConfig {
    * `servers` empty = embedded (see isEmbedded). `advertise`: the NATS URLs handed to executors at
    * registration; defaults to `servers` (empty when embedded: hand out the embedded server's URL).
    */
-  nats: { servers: string[]; advertise: string[] };
+  nats: {
+    servers: string[];
+    advertise: string[];
+    /**
+     * `jwt`: every NATS connection is a GRID-minted user (decentralized JWT auth); `none` only
+     * for a NATS without authentication, and must be asked for.
+     */
+    auth: 'jwt' | 'none';
+    /** The operator and account keys (controller nats-config); "" = `<data_dir>/nats-auth`. */
+    auth_dir: string;
+    tls: NatsTls;
+  };
   auth: 'tokens' | 'none';
   tokens: ApiToken[];
   /** Bootstrap tokens an executor presents to register. */
@@ -75,6 +97,9 @@ export const controllerSchema = {
   nats: t.object({
     servers: t.list({ env: 'GRID_NATS_SERVERS', each: nonEmpty, check: noDuplicates }),
     advertise: t.list({ env: 'GRID_NATS_ADVERTISE', each: nonEmpty }),
+    auth: t.enum(['jwt', 'none'], { default: 'jwt', env: 'GRID_NATS_AUTH' }),
+    auth_dir: t.string({ env: 'GRID_NATS_AUTH_DIR' }),
+    tls: natsTlsSchema('GRID_NATS_TLS'),
   }),
   auth: t.enum(['tokens', 'none'], { default: 'tokens' }),
   tokens: t.objects({
@@ -101,6 +126,7 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
   if (file !== undefined && typeof fileLayer.data_dir === 'string') {
     fileLayer.data_dir = absolutePath(fileLayer.data_dir, dirname(file));
   }
+  if (file !== undefined) natsPathsRelativeTo(fileLayer.nats as NatsPaths | undefined, dirname(file));
   const cfg: ControllerConfig = resolveLayers(
     controllerSchema,
     fileLayer,
@@ -108,6 +134,8 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
     decodeLayer(controllerSchema, opts.flags, 'flags'),
   );
   cfg.data_dir = absolutePath(cfg.data_dir, cwd);
+  natsPathsRelativeTo(cfg.nats, cwd);
+  if (cfg.nats.tls.cert_file !== '' && cfg.nats.tls.key_file === '') throw new ConfigError('nats.tls.key_file', 'missing; a client certificate needs its key');
   if (cfg.nats.advertise.length === 0) cfg.nats.advertise = [...cfg.nats.servers];
 
   const admin = env.GRID_ADMIN_TOKEN;
@@ -125,6 +153,21 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
     throw new ConfigError('etcd.endpoints', 'set both etcd.endpoints and nats.servers, or neither for the embedded default');
   }
   return cfg;
+}
+
+interface NatsPaths {
+  auth_dir?: string;
+  tls?: Partial<NatsTls>;
+}
+
+/** Paths under `nats` from a file are relative to its folder; the rest to the working directory. */
+export function natsPathsRelativeTo(n: NatsPaths | undefined, base: string): void {
+  if (!n) return;
+  if (n.auth_dir) n.auth_dir = absolutePath(n.auth_dir, base);
+  for (const k of ['ca_file', 'cert_file', 'key_file'] as const) {
+    const v = n.tls?.[k];
+    if (v) n.tls![k] = absolutePath(v, base);
+  }
 }
 
 /** Names and values must be unique; `fromEnv` is the index of the GRID_ADMIN_TOKEN entry (or -1). */

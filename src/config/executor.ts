@@ -3,14 +3,15 @@
 // Environment: GRID_ + the upper-cased top-level key, for every key except `kubernetes`:
 // GRID_CONTROLLER, GRID_REGISTRATION_TOKEN, GRID_NAME, GRID_GROUPS (a,b), GRID_LABELS (k=v,k2=v2),
 // GRID_RUNNERS (host,kubernetes), GRID_CONCURRENCY, GRID_PING_INTERVAL_SECONDS, GRID_NATS_SERVERS,
-// GRID_STATE_FILE, GRID_WORK_DIR, GRID_SHUTDOWN_GRACE_SECONDS, GRID_LOG_LEVEL,
+// GRID_NATS_TLS_CA_FILE, GRID_NATS_TLS_CERT_FILE, GRID_NATS_TLS_KEY_FILE, GRID_STATE_FILE, GRID_WORK_DIR, GRID_SHUTDOWN_GRACE_SECONDS, GRID_LOG_LEVEL,
 // GRID_LOG_MAX_BYTES_PER_TASK. `ping_interval` (Octavius's name) is accepted in files and flags
 // as another spelling of `ping_interval_seconds`. Relative paths in the file are relative to the
 // file's folder; from the environment or flags, to the working directory.
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { absolutePath, dnsLabel, dnsName, hostPort, noDuplicates, nonEmpty, toDnsName } from './checks.js';
-import { LOG_LEVELS, type LogLevel } from './controller.js';
+import { LOG_LEVELS, natsPathsRelativeTo, natsTlsSchema, type LogLevel } from './controller.js';
+import type { NatsTls } from '../bus/connect.js';
 import { readConfigFile } from './json.js';
 import { decodeLayer, envLayer, resolveLayers, t, type LoadOptions, type StringMap } from './schema.js';
 
@@ -54,6 +55,8 @@ export interface ExecutorConfig {
   ping_interval_seconds: number;
   /** NATS URLs to use; empty = the ones the controller hands back at registration. */
   nats_servers: string[];
+  /** TLS to NATS: the CA to verify the server with, and a client certificate if it asks. */
+  nats_tls: NatsTls;
   /** Where the executor id and secret are kept after registration; absolute after loading. */
   state_file: string;
   work_dir: string;
@@ -79,6 +82,7 @@ export const executorSchema = {
   concurrency: t.int({ default: 4, min: 1, max: 1024 }),
   ping_interval_seconds: t.int({ default: 10, min: 1, aliases: ['ping_interval'] }),
   nats_servers: t.list({ each: nonEmpty, check: noDuplicates }),
+  nats_tls: natsTlsSchema('GRID_NATS_TLS'),
   state_file: t.string({ check: nonEmpty }),
   work_dir: t.string({ check: nonEmpty }),
   shutdown_grace_seconds: t.int({ default: 30, min: 0 }),
@@ -114,6 +118,7 @@ export function loadExecutorConfig(opts: LoadOptions<ExecutorConfig> = {}): Exec
   const fileLayer = file === undefined ? {} : decodeLayer(executorSchema, readConfigFile(file), 'file');
   if (file !== undefined) {
     for (const k of PATH_KEYS) if (typeof fileLayer[k] === 'string') fileLayer[k] = absolutePath(fileLayer[k], dirname(file));
+    natsPathsRelativeTo({ tls: fileLayer.nats_tls as Partial<NatsTls> | undefined }, dirname(file));
     const k8s = fileLayer.kubernetes as { kube_config?: string } | undefined;
     if (k8s?.kube_config) k8s.kube_config = absolutePath(k8s.kube_config, dirname(file));
   }
@@ -125,6 +130,7 @@ export function loadExecutorConfig(opts: LoadOptions<ExecutorConfig> = {}): Exec
     decodeLayer(executorSchema, opts.flags, 'flags'),
   );
   for (const k of PATH_KEYS) cfg[k] = absolutePath(cfg[k], cwd);
+  natsPathsRelativeTo({ tls: cfg.nats_tls }, cwd);
   cfg.kubernetes.kube_config = absolutePath(cfg.kubernetes.kube_config, cwd);
   return cfg;
 }

@@ -27,6 +27,7 @@ import { FileService } from './files.js';
 import { ControllerInstances } from './instances.js';
 import { JobPublisher } from './job-publisher.js';
 import { LogService } from './logs.js';
+import { NatsAccess } from './nats-access.js';
 import { Recorder } from './recorder.js';
 import { SecretBox } from './secrets.js';
 import { Sweeper } from './sweeper.js';
@@ -76,16 +77,21 @@ export class Controller {
     let tokens = cfg.tokens;
     let registrationTokens = cfg.registration_tokens;
 
-    if (cfg.etcd.endpoints.length === 0 || cfg.nats.servers.length === 0) {
+    const embeddedServers = cfg.etcd.endpoints.length === 0 || cfg.nats.servers.length === 0;
+    const natsAccess = await NatsAccess.open(cfg, embeddedServers, log.named('nats'));
+    this.natsAccess = natsAccess;
+    if (embeddedServers) {
       log.info('no etcd or NATS configured: starting the embedded ones', { data_dir: cfg.data_dir });
       const cluster = await startEmbeddedCluster({
         dataDir: cfg.data_dir,
+        natsAuth: { config: await natsAccess.authority!.serverConfig(), user: natsAccess.controllerUser! },
         onUnexpectedExit: (which, code, signal) => {
           log.error('embedded server exited unexpectedly; shutting down', { server: which, code, signal });
           void this.close().then(() => process.exit(1));
         },
       });
       this.cleanups.push({ name: 'embedded servers', run: () => cluster.stop() });
+      natsAccess.applyAccount = (config) => cluster.nats.reloadAuth(config);
       this.natsServers = [cluster.natsUrl];
       this.etcdEndpoints = [cluster.etcdEndpoint];
       log.info('embedded servers up', { nats: cluster.natsUrl, etcd: cluster.etcdEndpoint });
@@ -99,7 +105,12 @@ export class Controller {
     this.cleanups.push({ name: 'etcd client', run: () => kv.close() });
     await kv.revision(); // fail now, with a clear error, if etcd is not there
 
-    const nc = await connectBus({ servers: this.natsServers, name: 'grid-controller' });
+    const nc = await connectBus({
+      servers: this.natsServers,
+      name: 'grid-controller',
+      ...(natsAccess.controllerUser ? { user: natsAccess.controllerUser } : {}),
+      tls: cfg.nats.tls,
+    });
     this.nc = nc;
     this.cleanups.push({ name: 'NATS connection', run: () => nc.drain() });
     await ensureStreams(nc, {
@@ -132,7 +143,7 @@ export class Controller {
     const executorStore = new EtcdExecutorStore(kv);
     await executorStore.startCache();
     this.cleanups.push({ name: 'executor cache', run: () => executorStore.closeCache() });
-    const executors = new ExecutorRegistry(executorStore, leases, nc, {
+    const executors = new ExecutorRegistry(executorStore, leases, nc, natsAccess, {
       registrationTokens,
       pingDeadlineSeconds: cfg.executor_ping_deadline_seconds,
       natsAdvertise: cfg.nats.advertise.length ? cfg.nats.advertise : this.natsServers,
@@ -148,8 +159,10 @@ export class Controller {
     const instance = instances.id;
     const executionStore = new EtcdExecutionStore(kv);
     const publisher = new JobPublisher({ js, jobs: jobStore });
+    const files = new FileService({ nc, kv });
     const executions = new ExecutionService({
       kv, store: executionStore, jobs: jobStore, executors: executorStore, registry: executors, js, nc, box, publisher, instance, log: log.named('executions'),
+      fileDigests: (names) => files.recordedDigests(names),
     });
     const logs = new LogService({ js, store: executionStore });
 
@@ -157,7 +170,7 @@ export class Controller {
     const dispatcher = new Dispatcher({ js, store: executionStore, jobs: jobStore, executors: executorStore, publisher, instance, log: log.named('dispatcher') });
     await dispatcher.start();
     this.cleanups.push({ name: 'dispatcher', run: () => dispatcher.stop() });
-    const recorder = new Recorder({ js, store: executionStore, publisher, instance, log: log.named('recorder') });
+    const recorder = new Recorder({ js, store: executionStore, publisher, instance, log: log.named('recorder'), executors: executorStore });
     await recorder.start();
     this.cleanups.push({ name: 'recorder', run: () => recorder.stop() });
     const sweeper = new Sweeper({ store: executionStore, executions, executors: executorStore, publisher, instances, log: log.named('sweeper') });
@@ -172,9 +185,8 @@ export class Controller {
     const health = new Health(['grid.v1.ControllerService', 'grid.v1.ExecutorService']);
     const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
     const ctx = { auth, log: log.named('grpc') };
-    const files = new FileService({ nc });
     server.addService(ControllerServiceService, controllerService(ctx, { jobs, executors, executions, logs, files }));
-    server.addService(ExecutorServiceService, executorService(ctx, executors, executions));
+    server.addService(ExecutorServiceService, executorService(ctx, executors, executions, files));
     server.addService(HealthService, health.service());
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(cfg.grpc_address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
@@ -199,6 +211,7 @@ export class Controller {
   }
 
   devAccess?: Awaited<ReturnType<typeof prepareDevAccess>>;
+  natsAccess?: NatsAccess;
   registrationTokens: string[] = [];
 
   /** Adds a step that runs first on close (e.g. stopping a dev executor before the servers). */

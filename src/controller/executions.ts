@@ -12,7 +12,7 @@ import { isTerminalExecution, type Execution, type ExecutionState } from '../dom
 import { mayBegin, sendable, stopExecution } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
 import { formatTarget, parseTarget } from '../domain/target.js';
-import { FailedPreconditionError, ValidationError } from '../errors.js';
+import { FailedPreconditionError, NotFoundError, PermissionDeniedError, ValidationError } from '../errors.js';
 import type { EtcdExecutionStore } from '../store/etcd-executions.js';
 import type { EtcdExecutorStore } from '../store/etcd-executors.js';
 import type { JobStore } from '../store/store.js';
@@ -49,6 +49,8 @@ export class ExecutionService {
       store: EtcdExecutionStore;
       jobs: JobStore;
       executors: EtcdExecutorStore;
+      /** Digests of configuration files as recorded in etcd when they were put. */
+      fileDigests: (names: string[]) => Promise<Record<string, string>>;
       registry: ExecutorRegistry;
       js: JetStreamClient;
       nc: NatsConnection;
@@ -104,6 +106,8 @@ export class ExecutionService {
       max_failures: 0,
       tasks: [],
     };
+    // The files' digests are pinned now, from etcd: executors check what they fetch against these.
+    if (def.files.length) x.file_digests = await this.d.fileDigests(def.files.map((f) => f.name));
     // Dispatched here and now: the target is resolved against the registry (held in memory),
     // the task set is written with the record in one group commit, then the job messages go out.
     const { failure } = dispatchExecution(x, def, await this.d.executors.all(), now);
@@ -180,15 +184,29 @@ export class ExecutionService {
     }
     const why = reason ? `cancelled by ${p.name}: ${reason}` : `cancelled by ${p.name}`;
     const { execution } = await this.d.store.update(id, (x) => stopExecution(x, 'CANCELLED', why, this.now()));
-    this.broadcastStop(id, 'cancelled');
+    await this.broadcastStop(execution, 'cancelled');
     this.d.log.info('execution cancelled', { id, by: p.name });
     return execution;
   }
 
-  /** Tells every executor to stop its tasks of this execution (core NATS; BeginTask covers the rest). */
-  broadcastStop(id: string, reason: CancelMessage['reason']): void {
-    const msg: CancelMessage = { execution_id: id, reason };
-    this.d.nc.publish(subjects.cancel(id), encode(msg));
+  /**
+   * Tells each executor that may be running a task of this execution to stop it (core NATS;
+   * BeginTask refuses the tasks not begun yet): the executors its tasks name and, for a pool
+   * task not taken yet, every member of that pool. Each executor may hear only its own subject.
+   */
+  async broadcastStop(x: Execution, reason: CancelMessage['reason']): Promise<void> {
+    const to = new Set<string>();
+    let pools: string[] = [];
+    for (const t of x.tasks) {
+      if (t.executor_id) to.add(t.executor_id);
+      else if (t.pool) pools.push(t.pool);
+    }
+    pools = [...new Set(pools)];
+    if (pools.length) {
+      for (const e of await this.d.executors.all()) if (groupsOf(e).some((g) => pools.includes(g))) to.add(e.id);
+    }
+    const data = encode({ execution_id: x.id, reason } satisfies CancelMessage);
+    for (const executorId of to) this.d.nc.publish(subjects.cancel(executorId), data);
   }
 
   /**
@@ -244,20 +262,75 @@ export class ExecutionService {
     return Promise.all(input.tasks.map((t) => this.mayStart(e, t.executionId, t.taskKey)));
   }
 
+  /**
+   * The task as the record has it, for the executor it belongs to: the definition at the
+   * execution's version, its arguments, secrets, limits and file digests. Nothing of it comes
+   * from the job message, which only names the task.
+   */
   private async mayStart(e: ExecutorRecord, executionId: string, taskKey: string): Promise<BeginAnswer> {
+    const refuse = (reason: string): BeginAnswer => ({ proceed: false, reason, secrets: {} });
     const cur = await this.d.store.getShared(executionId);
-    if (!cur) return { proceed: false, reason: `execution ${executionId} does not exist`, secrets: {} };
-    const why = mayBegin(cur.value, taskKey, e.id, groupsOf(e), this.now());
-    if (why) return { proceed: false, reason: why, secrets: {} };
-    const secrets = cur.value.secret_box ? this.d.box.open(cur.value.secret_box) : {};
-    return { proceed: true, reason: '', secrets };
+    if (!cur) return refuse(`execution ${executionId} does not exist`);
+    const x = cur.value;
+    const why = mayBegin(x, taskKey, e.id, groupsOf(e), this.now());
+    if (why) return refuse(why);
+    let def: JobDefinition;
+    try {
+      def = x.definition ?? (await this.d.jobs.getVersion(x.job, x.job_version)).definition;
+    } catch (err) {
+      if (err instanceof NotFoundError) return refuse(`job ${x.job} version ${x.job_version} is no longer stored: ${err.message}`);
+      throw err;
+    }
+    const t = x.tasks.find((task) => task.key === taskKey)!;
+    if (t.pool && !e.runners.includes(def.runner)) return refuse(`this executor does not offer the "${def.runner}" runner the pool task needs`);
+    const secrets = x.secret_box ? this.d.box.open(x.secret_box) : {};
+    const task: TaskToRun = {
+      job: x.job,
+      jobVersion: x.job_version,
+      definition: def,
+      args: x.args,
+      deadlineMs: x.deadline_ms,
+      timeoutMs: (def.timeout_seconds ?? 0) * 1000,
+      maxAttempts: def.retries?.max_attempts ?? 1,
+      backoffMs: (def.retries?.backoff_seconds ?? 0) * 1000,
+      files: def.files.map((f) => ({ ...f, digest: x.file_digests?.[f.name] ?? '' })),
+    };
+    return { proceed: true, reason: '', secrets, task };
   }
+
+  /**
+   * GetTaskFile's check: the executor may read `name` only while it may run a task of this
+   * execution that uses the file. Returns the digest recorded for it at Execute.
+   */
+  async taskFile(input: { executorId: string; secret: string; executionId: string; taskKey: string; name: string }): Promise<string> {
+    const e = await this.d.registry.authenticate(input.executorId, input.secret);
+    const answer = await this.mayStart(e, input.executionId, input.taskKey);
+    if (!answer.proceed) throw new PermissionDeniedError(`executor ${e.name} may not read the files of task ${input.taskKey} of execution ${input.executionId}: ${answer.reason}`);
+    const f = answer.task!.files.find((file) => file.name === input.name);
+    if (!f) throw new PermissionDeniedError(`executor ${e.name}: job ${answer.task!.job} does not use a file named "${input.name}"`);
+    return f.digest;
+  }
+}
+
+/** What an executor runs for one task, from the state of record. */
+export interface TaskToRun {
+  job: string;
+  jobVersion: number;
+  definition: JobDefinition;
+  args: Record<string, string>;
+  deadlineMs: number;
+  timeoutMs: number;
+  maxAttempts: number;
+  backoffMs: number;
+  /** The definition's files with the digest recorded when the execution was accepted ("" = none was). */
+  files: Array<JobDefinition['files'][number] & { digest: string }>;
 }
 
 export interface BeginAnswer {
   proceed: boolean;
   reason: string;
   secrets: Record<string, string>;
+  task?: TaskToRun;
 }
 
 /** Most tasks one BeginTasks call may ask about. */

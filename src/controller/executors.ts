@@ -14,6 +14,7 @@ import { newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import { didYouMean } from '../util/suggest.js';
 import { authorize, secretEquals, sha256, type Principal } from './auth.js';
+import type { ExecutorNatsUser, NatsAccess } from './nats-access.js';
 
 export interface RegisterInput {
   registrationToken: string;
@@ -27,6 +28,8 @@ export interface RegisterInput {
   replace: boolean;
   executorId?: string;
   executorSecret?: string;
+  /** Public key of the NATS user the executor made for itself. */
+  natsUserKey?: string;
 }
 
 export interface RegisterOutput {
@@ -39,6 +42,8 @@ export interface RegisterOutput {
   jobConsumer: string;
   poolConsumers: string[];
   pingDeadlineSeconds: number;
+  /** Its NATS user JWT and reply prefix; absent on a NATS without authentication. */
+  natsUser?: ExecutorNatsUser;
 }
 
 export interface HeartbeatInput {
@@ -75,6 +80,7 @@ export class ExecutorRegistry {
     private readonly store: EtcdExecutorStore,
     private readonly leases: Leases,
     private readonly nc: NatsConnection,
+    private readonly nats: NatsAccess,
     private readonly opts: RegistryOptions,
     private readonly log: Logger,
   ) {
@@ -96,7 +102,12 @@ export class ExecutorRegistry {
         if (existing.name !== spec.name) {
           throw new ValidationError(`name: this executor is registered as "${existing.name}"; to rename it, remove it and register again`);
         }
-        const updated = await this.store.update(existing.id, (cur) => ({ ...cur, ...spec }));
+        const natsKey = input.natsUserKey || existing.nats_user_key;
+        const updated = await this.store.update(existing.id, (cur) => ({ ...cur, ...spec, ...(natsKey ? { nats_user_key: natsKey } : {}) }));
+        // A new key replaces the old one, which must not keep working.
+        if (existing.nats_user_key && input.natsUserKey && existing.nats_user_key !== input.natsUserKey) {
+          await this.nats.revoke(existing.nats_user_key, existing.name);
+        }
         const out = await this.finish(updated ?? existing, input.executorSecret!, false);
         this.log.info('executor re-registered', { id: existing.id, name: existing.name });
         return out;
@@ -119,6 +130,7 @@ export class ExecutorRegistry {
       state_changed_at_ms: at,
       secret_hash: sha256hex(secret),
       lease_id: '',
+      ...(input.natsUserKey ? { nats_user_key: input.natsUserKey } : {}),
     };
     try {
       await this.store.create(rec);
@@ -136,7 +148,9 @@ export class ExecutorRegistry {
 
   private async finish(rec: ExecutorRecord, secret: string, created: boolean): Promise<RegisterOutput> {
     const cons = await ensureExecutorConsumers(this.nc, { id: rec.id, groups: groupsOf(rec), runners: rec.runners, concurrency: rec.concurrency });
+    const natsUser = await this.nats.executorUser({ id: rec.id, name: rec.name, natsUserKey: rec.nats_user_key ?? '', consumers: [cons.node, ...cons.pools] });
     return {
+      ...(natsUser ? { natsUser } : {}),
       executorId: rec.id,
       executorSecret: secret,
       created,
@@ -234,6 +248,7 @@ export class ExecutorRegistry {
     await this.store.remove(rec);
     if (rec.lease_id) await this.leases.revoke(rec.lease_id);
     await deleteExecutorConsumer(this.nc, rec.id);
+    await this.nats.revoke(rec.nats_user_key, rec.name);
     this.live.delete(rec.id);
   }
 

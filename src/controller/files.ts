@@ -1,13 +1,16 @@
 // Use-cases for configuration files: put (streamed, size-limited, SHA-256 computed here while the
 // bytes go by), get, list and delete, in the NATS object store `grid-files`. Transport-free: the
-// gRPC adapter calls these with an authenticated principal. Executors read the same store
-// directly over NATS (src/executor/files.ts) and check the digest kept here in the metadata.
+// gRPC adapter calls these with an authenticated principal. The digest of each file is also
+// recorded in etcd (`files/<name>`): that record, not the object's own metadata, is what an
+// execution pins and what executors check the content against. Executors never touch the
+// store: they fetch a task's files from the controller (GetTaskFile).
 
 import { createHash } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Objm, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
 import { BUCKETS } from '../bus/subjects.js';
 import { NotFoundError, ValidationError } from '../errors.js';
+import type { Kv } from '../store/kv.js';
 import { authorize, type Principal } from './auth.js';
 
 /** The largest file `files put` takes. */
@@ -79,12 +82,67 @@ export function storedFile(info: ObjectInfo): StoredFile {
   };
 }
 
+/** What etcd keeps of a file: written by the controller after the content is stored. */
+interface FileRecord {
+  digest: string;
+  size: number;
+  put_at_ms: number;
+  put_by: string;
+}
+
 export class FileService {
   private opening: Promise<ObjectStore> | undefined;
   private readonly maxBytes: number;
 
-  constructor(private readonly d: { nc: NatsConnection; maxBytes?: number }) {
+  constructor(private readonly d: { nc: NatsConnection; kv: Kv; maxBytes?: number }) {
     this.maxBytes = d.maxBytes ?? FILE_MAX_BYTES;
+  }
+
+  private recordKey(name: string): string {
+    return this.d.kv.key('files', name);
+  }
+
+  private async record(p: Principal, f: StoredFile): Promise<StoredFile> {
+    const rec: FileRecord = { digest: f.digest, size: f.size, put_at_ms: Date.now(), put_by: p.name };
+    await this.d.kv.put(this.recordKey(f.name), rec);
+    return f;
+  }
+
+  /** The object's info with the digest etcd recorded for it ("" when it has none). */
+  private async withRecordedDigest(info: ObjectInfo): Promise<StoredFile> {
+    const rec = await this.d.kv.get<FileRecord>(this.recordKey(info.name));
+    return { ...storedFile(info), digest: rec?.value.digest ?? '' };
+  }
+
+  /** The recorded digests of `names` (Execute pins them); a file with no record is left out. */
+  async recordedDigests(names: string[]): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    await Promise.all(
+      [...new Set(names)].map(async (n) => {
+        const rec = await this.d.kv.get<FileRecord>(this.recordKey(n));
+        if (rec) out[n] = rec.value.digest;
+      }),
+    );
+    return out;
+  }
+
+  /** A file's bytes for an executor that was allowed to read it (see ExecutionService.taskFile). */
+  async *content(name: string, signal?: AbortSignal): AsyncIterable<Uint8Array> {
+    const res = await (await this.store()).get(checkFileName(name));
+    if (!res) throw new NotFoundError('file', name, 'it is not in the grid-files store; grid-cli files put adds it');
+    const reader = res.data.getReader();
+    try {
+      for (;;) {
+        if (signal?.aborted) return;
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (value && value.length > 0) yield value;
+      }
+      const err = await res.error;
+      if (err) throw err;
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
   }
 
   private store(): Promise<ObjectStore> {
@@ -143,7 +201,7 @@ export class FileService {
         },
       });
       // An error from `body` makes the store drop what it received; the old version stays.
-      return storedFile(await os.put({ name, metadata: { [DIGEST_METADATA_KEY]: claimed } }, body));
+      return this.record(p, storedFile(await os.put({ name, metadata: { [DIGEST_METADATA_KEY]: claimed } }, body)));
     }
 
     const parts: Uint8Array[] = [];
@@ -160,14 +218,14 @@ export class FileService {
         else c.close();
       },
     });
-    return storedFile(await os.put({ name, metadata: { [DIGEST_METADATA_KEY]: digest } }, body));
+    return this.record(p, storedFile(await os.put({ name, metadata: { [DIGEST_METADATA_KEY]: digest } }, body)));
   }
 
   async info(p: Principal, name: string): Promise<StoredFile> {
     authorize(p, 'files:read');
     const info = await (await this.store()).info(checkFileName(name));
     if (!info || info.deleted) throw notFound(name);
-    return storedFile(info);
+    return this.withRecordedDigest(info);
   }
 
   /** The file's info, then its content in chunks (as the store keeps them). */
@@ -176,7 +234,7 @@ export class FileService {
     checkFileName(name);
     const res = await (await this.store()).get(name);
     if (!res) throw notFound(name);
-    yield { info: storedFile(res.info), chunk: new Uint8Array(0) };
+    yield { info: await this.withRecordedDigest(res.info), chunk: new Uint8Array(0) };
     const reader = res.data.getReader();
     try {
       for (;;) {
@@ -195,9 +253,10 @@ export class FileService {
   async list(p: Principal): Promise<StoredFile[]> {
     authorize(p, 'files:read');
     const all = await (await this.store()).list();
+    const records = new Map((await this.d.kv.list<FileRecord>(this.recordKey(''))).map((r) => [r.key.slice(this.recordKey('').length), r.value]));
     return all
       .filter((i) => !i.deleted)
-      .map(storedFile)
+      .map((i) => ({ ...storedFile(i), digest: records.get(i.name)?.digest ?? '' }))
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
@@ -207,6 +266,7 @@ export class FileService {
     const info = await os.info(checkFileName(name));
     if (!info || info.deleted) throw notFound(name);
     await os.delete(name);
+    await this.d.kv.delete(this.recordKey(name));
   }
 }
 

@@ -1,9 +1,9 @@
-// Sends tasks' job messages to GRID_JOBS. Used by the dispatcher (first wave, or all tasks), the
+// Sends tasks' job messages (pointers: execution id and task key) to GRID_JOBS. Used by the dispatcher (first wave, or all tasks), the
 // recorder (later waves of a batched rollout) and the sweeper (re-sending after a crash). Each
 // message has a Msg-Id per task, so sending one twice within the dedup window is harmless.
 
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { encode, type JobMessage } from '../bus/messages.js';
+import { encode, jobMsgId, type JobMessage } from '../bus/messages.js';
 import { subjects } from '../bus/subjects.js';
 import type { Execution, Task } from '../domain/execution.js';
 import { sendable } from '../domain/execution-rules.js';
@@ -33,19 +33,9 @@ export class JobPublisher {
   }
 
   private async publishOne(x: Execution, t: Task, def: JobDefinition): Promise<void> {
-    const msg: JobMessage = {
-      execution_id: x.id,
-      task_key: t.key,
-      definition: def,
-      job_version: x.job_version,
-      args: x.args,
-      has_secrets: x.secret_names.length > 0,
-      deadline_ms: x.deadline_ms,
-      timeout_ms: (def.timeout_seconds ?? 0) * 1000,
-      max_attempts: def.retries?.max_attempts ?? 1,
-      backoff_ms: (def.retries?.backoff_seconds ?? 0) * 1000,
-    };
+    // Only a pointer: the executor asks BeginTask(s) what the task is.
+    const msg: JobMessage = { execution_id: x.id, task_key: t.key };
     const subject = t.pool ? subjects.poolJob(t.pool, def.runner) : subjects.nodeJob(t.executor_id);
-    await this.d.js.publish(subject, encode(msg), { msgID: `${x.id}.${t.key}` });
+    await this.d.js.publish(subject, encode(msg), { msgID: jobMsgId(x.id, t.key) });
   }
 }

@@ -7,7 +7,9 @@ import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { BatchConsumer } from '../bus/batch-consumer.js';
 import { decode, type EventMessage } from '../bus/messages.js';
 import { consumers, STREAMS } from '../bus/subjects.js';
-import { applyEvent, sendable } from '../domain/execution-rules.js';
+import { applyEvent, readEvent, sendable, senderProblem } from '../domain/execution-rules.js';
+import { groupsOf } from '../domain/executor.js';
+import type { EtcdExecutorStore } from '../store/etcd-executors.js';
 import type { EtcdExecutionStore } from '../store/etcd-executions.js';
 import type { Logger } from '../util/log.js';
 import type { JobPublisher } from './job-publisher.js';
@@ -17,7 +19,31 @@ const BATCH = 512;
 export class Recorder {
   private consumer?: BatchConsumer;
 
-  constructor(private readonly d: { js: JetStreamClient; store: EtcdExecutionStore; publisher: JobPublisher; log: Logger; instance?: string }) {}
+  /** Events refused: unreadable, or sent by an executor that is not the task's (see rejected()). */
+  private rejectedCount = 0;
+
+  constructor(
+    private readonly d: {
+      js: JetStreamClient;
+      store: EtcdExecutionStore;
+      publisher: JobPublisher;
+      log: Logger;
+      instance?: string;
+      /** Who is in which group: a pool task's events count only from a member of its pool. */
+      executors: Pick<EtcdExecutorStore, 'getFast'>;
+    },
+  ) {}
+
+  /** How many events this recorder has refused since it started. */
+  rejected(): number {
+    return this.rejectedCount;
+  }
+
+  private reject(m: JsMsg, why: string, fields: Record<string, unknown> = {}): void {
+    this.rejectedCount++;
+    this.d.log.warn('event refused', { subject: m.subject, why, refused_so_far: this.rejectedCount, ...fields });
+    m.term();
+  }
 
   async start(): Promise<void> {
     this.consumer = new BatchConsumer({
@@ -34,14 +60,25 @@ export class Recorder {
   private async handleBatch(batch: JsMsg[]): Promise<void> {
     const byExecution = new Map<string, Array<{ m: JsMsg; ev: EventMessage }>>();
     for (const m of batch) {
-      let ev: EventMessage;
-      try {
-        ev = decode<EventMessage>(m.data);
-      } catch {
-        this.d.log.warn('dropping an undecodable event', { subject: m.subject });
-        m.term();
+      // grid.evt.<execution>.<executor>: the server lets an executor publish only under its own id.
+      const [, , executionId, executorId, ...rest] = m.subject.split('.');
+      if (!executionId || !executorId || rest.length) {
+        this.reject(m, 'not an event subject');
         continue;
       }
+      let raw: unknown;
+      try {
+        raw = decode<unknown>(m.data);
+      } catch {
+        this.reject(m, 'not JSON');
+        continue;
+      }
+      const read = readEvent(raw, { executionId, executorId });
+      if ('problem' in read) {
+        this.reject(m, read.problem);
+        continue;
+      }
+      const ev: EventMessage = read.event;
       const list = byExecution.get(ev.execution_id) ?? [];
       list.push({ m, ev });
       byExecution.set(ev.execution_id, list);
@@ -53,12 +90,26 @@ export class Recorder {
   private async apply(byExecution: Map<string, Array<{ m: JsMsg; ev: EventMessage }>>): Promise<void> {
     const all = [...byExecution.values()].flat();
     try {
+      const groups = new Map<string, string[]>();
+      for (const id of new Set(all.map((a) => a.ev.executor_id))) {
+        const e = await this.d.executors.getFast(id);
+        groups.set(id, e ? groupsOf(e) : []);
+      }
+      const inGroup = (id: string, g: string) => groups.get(id)?.includes(g) ?? false;
+      const refused = new Set<JsMsg>();
       const before = new Map<string, Set<string>>();
       const results = await this.d.store.updateMany([...byExecution.keys()], (x) => {
         const was = new Set(sendable(x).map((t) => t.key));
         before.set(x.id, was);
         let changed = false;
-        for (const { ev } of byExecution.get(x.id) ?? []) changed = applyEvent(x, ev) || changed;
+        for (const { m, ev } of byExecution.get(x.id) ?? []) {
+          const problem = senderProblem(x, ev, inGroup);
+          if (problem) {
+            refused.add(m);
+            continue;
+          }
+          changed = applyEvent(x, ev) || changed;
+        }
         // This process sends the wave it releases (see Execution.dispatcher).
         if (changed && this.d.instance && sendable(x).some((t) => !was.has(t.key))) x.dispatcher = this.d.instance;
         return changed;
@@ -75,7 +126,10 @@ export class Recorder {
               this.d.log.info('next wave released', { id, wave: released[0]!.wave, tasks: released.length });
             }
           }
-          for (const { m } of items) m.ack(); // an unknown execution's events are dropped too
+          for (const { m, ev } of items) {
+            if (!refused.has(m)) m.ack(); // an unknown execution's events are dropped too
+            else this.reject(m, 'sent by an executor that is not the task\'s', { execution: id, task: ev.task_key, executor: ev.executor_id, kind: ev.kind });
+          }
         }),
       );
     } catch (err) {

@@ -82,11 +82,11 @@ export class Sweeper {
     };
     for (const a of active) {
       if (a.deadline_ms && now >= a.deadline_ms) {
-        const { changed } = await this.d.store.update(a.id, (x) =>
+        const { changed, execution } = await this.d.store.update(a.id, (x) =>
           stopExecution(x, 'TIMED_OUT', `timed out after ${x.timeout_seconds}s`, this.now()),
         );
         if (changed) {
-          this.d.executions.broadcastStop(a.id, 'timed_out');
+          await this.d.executions.broadcastStop(execution, 'timed_out');
           this.d.log.info('execution timed out', { id: a.id });
         }
         continue;

@@ -20,6 +20,64 @@ const OUTCOME_STATE: Record<NonNullable<TaskEvent['outcome']>, TaskState> = {
   cancelled: 'CANCELLED',
 };
 
+const EVENT_KINDS: ReadonlySet<string> = new Set(['waiting', 'started', 'retrying', 'finished']);
+const REASON_MAX = 4096;
+
+/**
+ * An event as read off GRID_EVENTS, checked field by field. The executor id is the one in the
+ * subject (nats-server lets an executor publish only under its own), never the body's.
+ */
+export function readEvent(raw: unknown, subject: { executionId: string; executorId: string }): { event: TaskEvent } | { problem: string } {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return { problem: 'not a JSON object' };
+  const r = raw as Record<string, unknown>;
+  if (r.execution_id !== subject.executionId) return { problem: `execution_id ${JSON.stringify(r.execution_id)} is not the subject's ${subject.executionId}` };
+  if (typeof r.executor_id === 'string' && r.executor_id !== subject.executorId) {
+    return { problem: `executor_id ${JSON.stringify(r.executor_id)} is not the subject's ${subject.executorId}` };
+  }
+  if (typeof r.task_key !== 'string' || r.task_key === '') return { problem: 'task_key missing' };
+  if (typeof r.kind !== 'string' || !EVENT_KINDS.has(r.kind)) return { problem: `kind ${JSON.stringify(r.kind)} is not one of ${[...EVENT_KINDS].join(', ')}` };
+  if (!Number.isSafeInteger(r.attempt) || (r.attempt as number) < 1) return { problem: `attempt ${JSON.stringify(r.attempt)} is not a whole number ≥ 1` };
+  if (typeof r.at_ms !== 'number' || !Number.isFinite(r.at_ms)) return { problem: 'at_ms missing' };
+  const kind = r.kind as TaskEvent['kind'];
+  if (kind === 'finished' || kind === 'retrying') {
+    if (typeof r.outcome !== 'string' || !Object.hasOwn(OUTCOME_STATE, r.outcome)) {
+      return { problem: `outcome ${JSON.stringify(r.outcome)} is not one of ${Object.keys(OUTCOME_STATE).join(', ')}` };
+    }
+  }
+  if (r.exit_code !== undefined && !Number.isSafeInteger(r.exit_code)) return { problem: `exit_code ${JSON.stringify(r.exit_code)} is not a whole number` };
+  if (r.reason !== undefined && typeof r.reason !== 'string') return { problem: 'reason is not a string' };
+  if (r.lock_token !== undefined && !Number.isSafeInteger(r.lock_token)) return { problem: 'lock_token is not a whole number' };
+  const event: TaskEvent = {
+    execution_id: subject.executionId,
+    task_key: r.task_key,
+    executor_id: subject.executorId,
+    executor_name: typeof r.executor_name === 'string' ? r.executor_name.slice(0, 253) : '',
+    attempt: r.attempt as number,
+    kind,
+    at_ms: r.at_ms,
+  };
+  if (r.outcome !== undefined && (kind === 'finished' || kind === 'retrying')) event.outcome = r.outcome as TaskEvent['outcome'];
+  if (r.exit_code !== undefined) event.exit_code = r.exit_code as number;
+  if (r.reason !== undefined) event.reason = (r.reason as string).slice(0, REASON_MAX);
+  if (r.lock_token !== undefined) event.lock_token = r.lock_token as number;
+  return { event };
+}
+
+/**
+ * Whether an event's sender may report on its task: the executor a fan-out task was planned
+ * for; for a pool task, a member of that pool (and, while it runs, the member running it, unless
+ * a later attempt was handed to another). Undefined = yes, else why not.
+ */
+export function senderProblem(x: Execution, ev: TaskEvent, inGroup: (executorId: string, group: string) => boolean): string | undefined {
+  const t = x.tasks.find((task) => task.key === ev.task_key);
+  if (!t) return undefined; // nothing to apply it to; applyEvent ignores it
+  if (!t.pool) {
+    return t.executor_id === ev.executor_id ? undefined : `task ${t.key} is planned for executor ${t.executor_id}, not ${ev.executor_id}`;
+  }
+  if (!inGroup(ev.executor_id, t.pool)) return `executor ${ev.executor_id} is not a member of pool ${t.pool}`;
+  return undefined;
+}
+
 /** Applies one executor event. Returns true if the execution changed. */
 export function applyEvent(x: Execution, ev: TaskEvent): boolean {
   const t = x.tasks.find((task) => task.key === ev.task_key);

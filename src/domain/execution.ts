@@ -69,6 +69,8 @@ export interface Execution {
   dispatcher?: string;
   /** The definition as executed, kept only for batched rollouts (later waves are sent later). */
   definition?: JobDefinition;
+  /** `sha256:<hex>` of each of the definition's files, from etcd when the execution was accepted. */
+  file_digests?: Record<string, string>;
   tasks: Task[];
 }
 

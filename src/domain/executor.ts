@@ -22,6 +22,8 @@ export interface ExecutorRecord {
   secret_hash: string;
   /** The etcd lease that keeps alive/<id>, hex; "" when none is held. */
   lease_id: string;
+  /** Public key of its NATS user (revoked when it is removed); absent on a NATS without auth. */
+  nats_user_key?: string;
 }
 
 /** The public view: everything but the secret hash and lease. */

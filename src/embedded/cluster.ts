@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ChildExit } from './child.js';
 import { startEtcd, type EtcdServer } from './etcd.js';
-import { startNats, type NatsServer } from './nats.js';
+import { startNats, type NatsOptions, type NatsServer } from './nats.js';
 import { isPortFree } from './ports.js';
 import { removePidFile, stopStale, writePidFile } from './stale.js';
 
@@ -15,6 +15,8 @@ export interface EmbeddedClusterOptions {
   dataDir: string;
   /** Called when a server dies without stop() having been asked; the caller decides what to do. */
   onUnexpectedExit?: (which: EmbeddedServerName, code: number | null, signal: NodeJS.Signals | null) => void;
+  /** NATS authentication: the server's operator/resolver block and the probe's user. */
+  natsAuth?: NatsOptions['auth'];
 }
 
 export interface EmbeddedCluster {
@@ -61,7 +63,13 @@ export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Pro
     reusable(saved.etcdPeer),
   ]);
 
-  const nats = await startNats({ dataDir: layout.nats, host: HOST, port: natsPort, logFile: join(layout.logs, 'nats-server.log') });
+  const nats = await startNats({
+    dataDir: layout.nats,
+    host: HOST,
+    port: natsPort,
+    logFile: join(layout.logs, 'nats-server.log'),
+    ...(options.natsAuth ? { auth: options.natsAuth } : {}),
+  });
   writePidFile(layout.natsPid, nats.pid);
   let etcd: EtcdServer;
   try {

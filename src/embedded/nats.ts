@@ -1,9 +1,11 @@
 // Starts a single `nats-server -js` on loopback for the embedded cluster and tests.
 
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jwtAuthenticator } from '@nats-io/nats-core';
+import type { NatsUser } from '../bus/connect.js';
 import { findBinary } from './binary.js';
 import { awaitReady, DEFAULT_START_TIMEOUT_MS, retryOnPortClash, spawnSupervised, type Attempt, type ChildExit } from './child.js';
 import { freePort } from './ports.js';
@@ -17,6 +19,11 @@ export interface NatsOptions {
   /** Defaults to `<dataDir>/nats-server.log`; appended to. */
   logFile?: string;
   startTimeoutMs?: number;
+  /**
+   * Authentication on: `config` is the server's operator/resolver block (NatsAuthority), written
+   * to `<dataDir>/nats.conf`; `user` is who the readiness probe connects as.
+   */
+  auth?: { config: string; user: NatsUser };
 }
 
 export interface NatsServer {
@@ -26,6 +33,8 @@ export interface NatsServer {
   logFile: string;
   exited: Promise<ChildExit>;
   stop(): Promise<void>;
+  /** Writes a new auth block and has the server reload it (SIGHUP): revocations take effect. */
+  reloadAuth(config: string): Promise<void>;
 }
 
 const PORT_RETRIES = 2;
@@ -44,24 +53,46 @@ async function startOnce(binary: string, host: string, logFile: string, options:
   const url = `nats://${host}:${port}`;
   // nats-server 2.9 appends "jetstream" to -sd itself, so the store ends up in <dataDir>/jetstream.
   const args = ['-js', '-a', host, '-p', String(port), '-sd', options.dataDir, '-n', `grid-embedded-${port}`];
+  const confFile = join(options.dataDir, 'nats.conf');
+  if (options.auth) {
+    writeConf(confFile, options.auth.config);
+    args.push('-c', confFile);
+  }
   const child = await spawnSupervised(binary, args, logFile);
   const failure = await awaitReady(child, {
     what: `nats-server on ${host}:${port}`,
     deadlineMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
     // The log line says the listener is up; the JetStream API answering says the store is usable.
-    probe: async () => child.logTail(1_000).includes('Server is ready') && (await jetStreamAnswers(url)),
+    probe: async () => child.logTail(1_000).includes('Server is ready') && (await jetStreamAnswers(url, options.auth?.user)),
   });
   if (failure) {
     await child.stop();
     return { ok: false, failure };
   }
-  return { ok: true, value: { url, port, pid: child.pid, logFile, exited: child.exited, stop: child.stop } };
+  const reloadAuth = async (config: string): Promise<void> => {
+    if (!options.auth) throw new Error('this nats-server was started without authentication');
+    writeConf(confFile, config);
+    process.kill(child.pid, 'SIGHUP');
+    // The reload is done when the server says so in its log (it logs errors the same way).
+    const deadline = Date.now() + 5_000;
+    const before = child.logTail(10_000).split('Reloaded server configuration').length;
+    while (Date.now() < deadline) {
+      if (child.logTail(10_000).split('Reloaded server configuration').length > before) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return { ok: true, value: { url, port, pid: child.pid, logFile, exited: child.exited, stop: child.stop, reloadAuth } };
 }
 
-async function jetStreamAnswers(url: string): Promise<boolean> {
+function writeConf(path: string, config: string): void {
+  writeFileSync(path, config, { mode: 0o600 });
+}
+
+async function jetStreamAnswers(url: string, user?: NatsUser): Promise<boolean> {
   let nc: NatsConnection | undefined;
   try {
-    nc = await connect({ servers: url, timeout: 1_000, reconnect: false });
+    const authenticator = user ? jwtAuthenticator(user.jwt, new TextEncoder().encode(user.seed)) : undefined;
+    nc = await connect({ servers: url, timeout: 1_000, reconnect: false, ...(authenticator ? { authenticator } : {}) });
     const jsm = await jetstreamManager(nc, { timeout: 1_000 });
     await jsm.getAccountInfo();
     return true;

@@ -55,7 +55,13 @@ export class Agent {
     }
     this.client = new GridClient({ address: this.cfg.controller, timeoutMs: 10_000 });
     const servers = this.cfg.nats_servers.length ? this.cfg.nats_servers : id.nats_servers;
-    this.nc = await connectBus({ servers, name: `grid-executor-${id.name}` });
+    this.nc = await connectBus({
+      servers,
+      name: `grid-executor-${id.name}`,
+      ...(id.nats_user_jwt && id.nats_user_seed ? { user: { jwt: id.nats_user_jwt, seed: id.nats_user_seed } } : {}),
+      ...(id.nats_inbox_prefix ? { inboxPrefix: id.nats_inbox_prefix } : {}),
+      tls: this.cfg.nats_tls,
+    });
     void this.watchNats(this.nc);
     this.heartbeat = new Heartbeat({
       client: this.client,

@@ -1,20 +1,22 @@
-// A task's configuration files: fetched from the `grid-files` object store over NATS (read-only)
-// before the task runs, checked against the SHA-256 digest the controller stored with them when
-// they were put, rendered with the execution's arguments when the definition says `template`,
-// and handed to the runner (TaskSpec.files) to place inside the task's working directory.
+// A task's configuration files: fetched from the controller (GetTaskFile, which checks that this
+// executor may read them for this task) before the task runs, checked against the SHA-256 digest
+// recorded in etcd when the file was put (BeginTask hands it out with the task), rendered with
+// the execution's arguments when the definition says `template`, and handed to the runner
+// (TaskSpec.files) to place inside the task's working directory.
 //
 // Secrets are never rendered into files: a file on disk outlives the process and may be read by
 // anyone who can read the working directory. A template that names a secret fails the task.
 
 import { createHash } from 'node:crypto';
-import type { NatsConnection } from '@nats-io/nats-core';
-import { Objm, type ObjectStore } from '@nats-io/obj';
-import { BUCKETS } from '../bus/subjects.js';
-import type { FileRef, JobDefinition } from '../domain/job.js';
+import type { FileRef } from '../domain/job.js';
+import { NotFoundError } from '../errors.js';
 import type { TaskSpec } from '../runners/runner.js';
 
-/** Object metadata key holding the controller's digest (see src/controller/files.ts). */
-export const DIGEST_METADATA_KEY = 'grid-digest';
+/** A file of a task, with the digest GRID recorded for it ("" = none was recorded). */
+export type TaskFileRef = FileRef & { digest: string };
+
+/** Fetches one file's content for the task being prepared. */
+export type FetchFile = (name: string) => AsyncIterable<Uint8Array>;
 
 /** Why a task's files could not be prepared; the message is the task's reason. */
 export class TaskFileError extends Error {
@@ -56,9 +58,9 @@ export function sha256Hex(data: Uint8Array): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
-/** Checks content against the digest stored with it; returns the reason when they differ. */
+/** Checks content against the digest recorded for it; returns the reason when they differ. */
 export function digestProblem(file: string, stored: string | undefined, data: Uint8Array): string | undefined {
-  if (!stored) return `file "${file}" has no GRID digest in the grid-files store (it was not stored with grid-cli files put); refusing to use it`;
+  if (!stored) return `file "${file}" has no digest recorded by GRID (it was not stored with grid-cli files put); refusing to use it`;
   const got = sha256Hex(data);
   if (got !== stored) {
     return `file "${file}" was tampered with: digest mismatch (stored ${stored}, content ${got}); put it again with grid-cli files put`;
@@ -66,75 +68,49 @@ export function digestProblem(file: string, stored: string | undefined, data: Ui
   return undefined;
 }
 
-export class TaskFiles {
-  private opening: Promise<ObjectStore> | undefined;
+/**
+ * Every file of the task, fetched, verified and rendered; throws TaskFileError with the reason
+ * for the first one that cannot be used. `args` are the execution's (non-secret) values.
+ */
+export async function prepareFiles(
+  files: TaskFileRef[],
+  args: Record<string, string>,
+  secretNames: string[],
+  fetch: FetchFile,
+): Promise<NonNullable<TaskSpec['files']>> {
+  const out: NonNullable<TaskSpec['files']> = [];
+  for (const ref of files) out.push(await prepareOne(ref, args, secretNames, fetch));
+  return out;
+}
 
-  constructor(private readonly nc: NatsConnection) {}
-
-  private store(): Promise<ObjectStore> {
-    this.opening ??= new Objm(this.nc).open(BUCKETS.files).catch((err: unknown) => {
-      this.opening = undefined;
-      throw err;
-    });
-    return this.opening;
+async function prepareOne(ref: TaskFileRef, args: Record<string, string>, secretNames: string[], fetch: FetchFile): Promise<{ path: string; data: Uint8Array; mode?: number }> {
+  let data: Uint8Array;
+  try {
+    const parts: Uint8Array[] = [];
+    for await (const chunk of fetch(ref.name)) parts.push(chunk);
+    data = Buffer.concat(parts);
+  } catch (err) {
+    if (err instanceof NotFoundError) throw new TaskFileError(`file "${ref.name}" is not in the grid-files store (grid-cli files put ${ref.name} PATH adds it)`);
+    const msg = (err as Error)?.message ?? String(err);
+    // The store checks its own digest of the chunks as they arrive.
+    if (/digests do not match|corrupt/i.test(msg)) {
+      throw new TaskFileError(`file "${ref.name}" was tampered with: digest mismatch in the grid-files store (${msg.split('\n')[0]})`);
+    }
+    throw new TaskFileError(`could not fetch file "${ref.name}" from the controller: ${msg}`);
   }
-
-  /**
-   * Every file of the definition, fetched, verified and rendered; throws TaskFileError with the
-   * reason for the first one that cannot be used. `args` are the execution's (non-secret) values.
-   */
-  async prepare(def: JobDefinition, args: Record<string, string>): Promise<NonNullable<TaskSpec['files']>> {
-    const secretNames = def.env_vars.secrets.map((s) => s.name);
-    const out: NonNullable<TaskSpec['files']> = [];
-    for (const ref of def.files) out.push(await this.prepareOne(ref, args, secretNames));
-    return out;
-  }
-
-  private async prepareOne(ref: FileRef, args: Record<string, string>, secretNames: string[]): Promise<{ path: string; data: Uint8Array; mode?: number }> {
-    let data: Uint8Array;
-    let stored: string | undefined;
+  const problem = digestProblem(ref.name, ref.digest, data);
+  if (problem) throw new TaskFileError(problem);
+  if (ref.template) {
+    let text: string;
     try {
-      const os = await this.store();
-      const res = await os.get(ref.name);
-      if (!res) throw new TaskFileError(`file "${ref.name}" is not in the grid-files store (grid-cli files put ${ref.name} PATH adds it)`);
-      stored = res.info.metadata?.[DIGEST_METADATA_KEY];
-      const parts: Uint8Array[] = [];
-      const reader = res.data.getReader();
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          if (value) parts.push(value);
-        }
-      } finally {
-        reader.releaseLock();
-      }
-      const err = await res.error;
-      if (err) throw err;
-      data = Buffer.concat(parts);
-    } catch (err) {
-      if (err instanceof TaskFileError) throw err;
-      const msg = (err as Error)?.message ?? String(err);
-      // The store checks its own digest of the chunks as they arrive.
-      if (/digests do not match|corrupt/i.test(msg)) {
-        throw new TaskFileError(`file "${ref.name}" was tampered with: digest mismatch in the grid-files store (${msg.split('\n')[0]})`);
-      }
-      throw new TaskFileError(`could not fetch file "${ref.name}" from the grid-files store: ${msg}`);
+      text = new TextDecoder('utf-8', { fatal: true }).decode(data);
+    } catch {
+      throw new TaskFileError(`file "${ref.name}" is a template but is not UTF-8 text`);
     }
-    const problem = digestProblem(ref.name, stored, data);
-    if (problem) throw new TaskFileError(problem);
-    if (ref.template) {
-      let text: string;
-      try {
-        text = new TextDecoder('utf-8', { fatal: true }).decode(data);
-      } catch {
-        throw new TaskFileError(`file "${ref.name}" is a template but is not UTF-8 text`);
-      }
-      data = Buffer.from(renderFile(ref.name, text, args, secretNames), 'utf8');
-    }
-    const f: { path: string; data: Uint8Array; mode?: number } = { path: ref.path, data };
-    const mode = parseMode(ref.mode);
-    if (mode !== undefined) f.mode = mode;
-    return f;
+    data = Buffer.from(renderFile(ref.name, text, args, secretNames), 'utf8');
   }
+  const f: { path: string; data: Uint8Array; mode?: number } = { path: ref.path, data };
+  const mode = parseMode(ref.mode);
+  if (mode !== undefined) f.mode = mode;
+  return f;
 }

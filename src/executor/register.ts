@@ -6,9 +6,13 @@ import { GridClient } from '../client/client.js';
 import type { Logger } from '../util/log.js';
 import { VERSION } from '../version.js';
 import { loadIdentityIfAny, saveIdentity, type ExecutorIdentity } from './state.js';
+import { keyFromSeed, newUserKey } from '../bus/authority.js';
 
 export async function registerExecutor(cfg: ExecutorConfig, opts: { replace: boolean }, log: Logger): Promise<ExecutorIdentity & { created: boolean }> {
   const previous = opts.replace ? undefined : await loadIdentityIfAny(cfg.state_file);
+  // The NATS user's key pair is made here and its seed stays in the state file: the controller
+  // only ever sees the public key, which it signs a JWT for.
+  const natsKey = previous?.nats_user_seed ? keyFromSeed(previous.nats_user_seed) : newUserKey();
   const client = new GridClient({ address: cfg.controller, timeoutMs: 15_000 });
   try {
     const res = await client.call(client.executors, client.executors.register, {
@@ -23,6 +27,7 @@ export async function registerExecutor(cfg: ExecutorConfig, opts: { replace: boo
       replace: opts.replace,
       executorId: previous?.executor_id ?? '',
       executorSecret: previous?.executor_secret ?? '',
+      natsUserKey: natsKey.publicKey,
     });
     const identity: ExecutorIdentity = {
       executor_id: res.executorId,
@@ -35,6 +40,11 @@ export async function registerExecutor(cfg: ExecutorConfig, opts: { replace: boo
       ping_deadline_seconds: res.pingDeadlineSeconds,
       registered_at_ms: previous?.registered_at_ms ?? Date.now(),
     };
+    if (res.nats?.userJwt) {
+      identity.nats_user_seed = natsKey.seed;
+      identity.nats_user_jwt = res.nats.userJwt;
+      identity.nats_inbox_prefix = res.nats.inboxPrefix;
+    }
     await saveIdentity(cfg.state_file, identity);
     log.info(res.created ? 'registered' : 'registration refreshed', { id: res.executorId, name: cfg.name, state_file: cfg.state_file });
     return { ...identity, created: res.created };

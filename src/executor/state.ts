@@ -15,6 +15,13 @@ export interface ExecutorIdentity {
   pool_consumers: string[];
   ping_deadline_seconds: number;
   registered_at_ms: number;
+  /**
+   * The executor's NATS user: the seed it made at its first registration (never sent anywhere),
+   * the JWT the controller signed for it, and the reply prefix its permissions allow.
+   */
+  nats_user_seed?: string;
+  nats_user_jwt?: string;
+  nats_inbox_prefix?: string;
 }
 
 export async function loadIdentity(path: string): Promise<ExecutorIdentity> {

@@ -1,6 +1,7 @@
-// The executor's worker: takes tasks from its JetStream consumers (its own and its pools'),
-// asks the controller whether each may run (BeginTask, which also hands out the secrets), runs it
-// through the job's runner, streams its output to GRID_LOGS and reports started / retrying /
+// The executor's worker: takes job messages from its JetStream consumers (its own and its
+// pools'), each only a pointer to a task; asks the controller what the task is (BeginTask(s):
+// the definition, arguments, secrets, limits and file digests from the state of record, and
+// only if the task is this executor's to run), runs exactly that through the job's runner, streams its output to GRID_LOGS and reports started / retrying /
 // finished on GRID_EVENTS. A message is acked only once its final event is published
 // (at-least-once: the recorder makes duplicates harmless), and nak'ed with a delay to retry.
 //
@@ -10,10 +11,11 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { jetstream, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
-import { decode, encode, type CancelMessage, type EventMessage, type JobMessage } from '../bus/messages.js';
+import { decode, encode, jobMsgId, type CancelMessage, type EventMessage, type JobMessage } from '../bus/messages.js';
 import { STREAMS, subjects } from '../bus/subjects.js';
 import type { GridClient } from '../client/client.js';
-import type { BeginTaskResponse, TaskRef } from '../gen/grid/v1/executor.js';
+import type { BeginTaskResponse, TaskRef, TaskToRun as TaskToRunPb } from '../gen/grid/v1/executor.js';
+import type { JobDefinition } from '../domain/job.js';
 import { eventId, type TaskEventKind } from '../domain/execution.js';
 import { NotImplementedError, UnavailableError } from '../errors.js';
 import { taskOutput } from '../runners/output.js';
@@ -21,7 +23,7 @@ import type { Runner, RunningTask, TaskOutcome, TaskResult, TaskSpec } from '../
 import { Batcher } from '../util/batcher.js';
 import type { Logger } from '../util/log.js';
 import type { AgentWorker } from './agent.js';
-import { TaskFiles, TaskFileError } from './files.js';
+import { prepareFiles, TaskFileError, type TaskFileRef } from './files.js';
 import { FleetLocks, type HeldLock } from './lock.js';
 import { LOG_CHUNK_BYTES, LogPublisher } from './log-publisher.js';
 import { PidFiles } from './orphans.js';
@@ -65,6 +67,8 @@ class TaskRun {
   stopNote: string | undefined;
   /** The started event on its way: later events of the task wait for it (order is kept). */
   started: Promise<void> | undefined;
+  /** What the controller said the task is (BeginTask). */
+  spec: TaskToRun | undefined;
 
   constructor(
     readonly job: JobMessage,
@@ -92,7 +96,6 @@ export class Worker implements AgentWorker {
   private readonly runners = new Map<string, Runner>();
   private readonly slots: Slots;
   private readonly pidFiles: PidFiles;
-  private readonly taskFiles: TaskFiles;
   private readonly locks: FleetLocks;
   /** Tasks in flight, by execution id (a pool may hand one executor several tasks of one execution). */
   private readonly byExecution = new Map<string, Set<TaskRun>>();
@@ -117,7 +120,6 @@ export class Worker implements AgentWorker {
     for (const r of o.runners) this.runners.set(r.name, r);
     this.slots = new Slots(Math.max(1, o.concurrency));
     this.pidFiles = new PidFiles(o.workDir);
-    this.taskFiles = new TaskFiles(o.nc);
     this.locks = new FleetLocks(o.nc, o.log.named('locks'));
     this.pullExpiresMs = Math.max(1000, o.pullExpiresMs ?? 5000);
     this.workingIntervalMs = o.workingIntervalMs ?? 5000;
@@ -162,7 +164,7 @@ export class Worker implements AgentWorker {
     this.started = true;
     const killed = await this.pidFiles.reapOrphans(this.log);
     if (killed > 0) this.log.info('cleaned up tasks left over from an earlier run; JetStream will offer them again', { killed });
-    this.cancelSub = this.o.nc.subscribe(subjects.cancel('>'), {
+    this.cancelSub = this.o.nc.subscribe(subjects.cancel(this.o.executorId), {
       callback: (err, m) => {
         if (err) return;
         try {
@@ -301,8 +303,21 @@ export class Worker implements AgentWorker {
   private async handle(msg: JsMsg): Promise<void> {
     let job: JobMessage;
     try {
-      job = decode<JobMessage>(msg.data);
-      if (typeof job.execution_id !== 'string' || typeof job.task_key !== 'string' || !job.definition) throw new Error('fields missing');
+      const raw = decode<Record<string, unknown>>(msg.data);
+      if (typeof raw.execution_id !== 'string' || typeof raw.task_key !== 'string') throw new Error('execution_id or task_key missing');
+      job = { execution_id: raw.execution_id, task_key: raw.task_key };
+      // The controller sends every job message with its Msg-Id, which the stream deduplicates:
+      // one message per task. One without it was not sent by a controller.
+      const id = msg.headers?.get('Nats-Msg-Id') ?? '';
+      if (id !== jobMsgId(job.execution_id, job.task_key)) throw new Error(`its Msg-Id is ${JSON.stringify(id)}, not the task's`);
+      const extra = Object.keys(raw).filter((k) => k !== 'execution_id' && k !== 'task_key');
+      if (extra.length) {
+        this.log.warn('a job message carried more than a pointer; ignored: the task runs as the controller records it', {
+          execution: job.execution_id,
+          task: job.task_key,
+          ignored: extra.join(','),
+        });
+      }
     } catch (err) {
       this.log.warn('dropping a job message that cannot be read', { subject: msg.subject, seq: msg.seq, error: (err as Error).message });
       try {
@@ -344,15 +359,6 @@ export class Worker implements AgentWorker {
 
   private async runTask(msg: JsMsg, run: TaskRun, log: Logger): Promise<void> {
     const { job, attempt } = run;
-    const runner = this.runners.get(job.definition.runner);
-    if (!runner) {
-      const reason = `this executor does not offer the "${job.definition.runner}" runner`;
-      log.warn('cannot run task', { reason });
-      await this.publishEvent(run, 'finished', { outcome: 'failed', reason });
-      await ack(msg);
-      return;
-    }
-
     let begin;
     try {
       begin = await this.begins.add({ executionId: job.execution_id, taskKey: job.task_key, attempt });
@@ -375,6 +381,24 @@ export class Worker implements AgentWorker {
       await ack(msg);
       return;
     }
+    let task: TaskToRun;
+    try {
+      task = taskFromPb(begin.task);
+    } catch (err) {
+      log.error('the controller\'s answer to BeginTask has no usable task; it will be offered again', { error: (err as Error).message });
+      msg.nak(this.unavailableDelayMs);
+      return;
+    }
+    run.spec = task;
+    const def = task.definition;
+    const runner = this.runners.get(def.runner);
+    if (!runner) {
+      const reason = `this executor does not offer the "${def.runner}" runner`;
+      log.warn('cannot run task', { reason });
+      await this.publishEvent(run, 'finished', { outcome: 'failed', reason });
+      await ack(msg);
+      return;
+    }
     const secrets = begin.secrets ?? {};
     if (run.stopReason) {
       await this.finish(msg, run, { outcome: run.stopReason, reason: run.stopNote ?? run.stopReason }, log);
@@ -386,9 +410,9 @@ export class Worker implements AgentWorker {
       return;
     }
 
-    let timeoutMs = job.timeout_ms > 0 ? job.timeout_ms : 0;
-    if (job.deadline_ms > 0) {
-      const left = job.deadline_ms - Date.now();
+    let timeoutMs = task.timeoutMs > 0 ? task.timeoutMs : 0;
+    if (task.deadlineMs > 0) {
+      const left = task.deadlineMs - Date.now();
       if (left <= 0) {
         await this.finish(msg, run, { outcome: 'timed_out', reason: 'the execution reached its deadline before the task started' }, log);
         return;
@@ -402,9 +426,9 @@ export class Worker implements AgentWorker {
     // Configuration files: fetched, verified and rendered before anything runs; a file that is
     // missing, tampered with or does not render fails the task with the reason.
     let files: TaskSpec['files'];
-    if (job.definition.files?.length) {
+    if (task.files.length) {
       try {
-        files = await this.taskFiles.prepare(job.definition, job.args ?? {});
+        files = await prepareFiles(task.files, task.args, def.env_vars.secrets.map((x) => x.name), (name) => this.fetchFile(job, name));
       } catch (err) {
         const reason = err instanceof TaskFileError ? err.message : `could not prepare the task's files: ${(err as Error).message}`;
         await this.finish(msg, run, { outcome: 'failed', reason }, log);
@@ -413,7 +437,7 @@ export class Worker implements AgentWorker {
     }
     // Serialized jobs: wait in line for the fleet-wide lock; its revision is the fencing token.
     let lock: HeldLock | undefined;
-    const lockName = job.definition.serialize;
+    const lockName = def.serialize;
     if (lockName) {
       lock = await this.locks.acquire({
         name: lockName,
@@ -437,8 +461,8 @@ export class Worker implements AgentWorker {
       executorId: this.o.executorId,
       executorName: this.o.executorName,
       attempt,
-      definition: job.definition,
-      args: job.args ?? {},
+      definition: def,
+      args: task.args,
       secrets,
       env,
       timeoutMs,
@@ -448,7 +472,7 @@ export class Worker implements AgentWorker {
     // The task starts while its started event is being stored; the task's later events wait for it.
     run.started = this.publishEvent(run, 'started', lock ? { lock_token: lock.token, reason: `holds lock ${lockName} (token ${lock.token})` } : {});
     run.started.catch(() => {}); // its failure surfaces where it is awaited
-    log.info('task started', { job: job.definition.name, runner: runner.name });
+    log.info('task started', { job: def.name, version: task.jobVersion, runner: runner.name });
 
     const publisher = new LogPublisher({
       js: this.js,
@@ -498,15 +522,24 @@ export class Worker implements AgentWorker {
       const reason = run.stopNote ?? (result.outcome === run.stopReason ? result.reason : run.stopReason);
       result = { ...result, outcome: run.stopReason, reason };
     }
-    const maxAttempts = Math.max(1, job.max_attempts || 1);
+    const maxAttempts = Math.max(1, task.maxAttempts || 1);
     if (result.outcome === 'failed' && attempt < maxAttempts && !run.stopReason) {
       await this.publishEvent(run, 'retrying', { outcome: 'failed', exit_code: result.exitCode, reason: result.reason });
-      const backoff = Math.max(0, job.backoff_ms || 0);
+      const backoff = Math.max(0, task.backoffMs || 0);
       log.info('task failed; it will be retried', { reason: result.reason, exit_code: result.exitCode, retry_in_ms: backoff, max_attempts: maxAttempts });
       msg.nak(backoff);
       return;
     }
     await this.finish(msg, run, result, log);
+  }
+
+  /** One of the task's files, from the controller, which checks that this task may read it. */
+  private fetchFile(job: JobMessage, name: string): AsyncIterable<Uint8Array> {
+    const c = this.o.client;
+    const req = { executorId: this.o.executorId, executorSecret: this.o.executorSecret, executionId: job.execution_id, taskKey: job.task_key, name };
+    return (async function* () {
+      for await (const chunk of c.stream(c.executors, c.executors.getTaskFile, req)) yield chunk.data;
+    })();
   }
 
   /** Publishes the finished event, then acks: the ack comes only after the event is stored. */
@@ -558,6 +591,38 @@ export class Worker implements AgentWorker {
       }
     }
   }
+}
+
+/** A task as the controller's record has it (BeginTask's answer). */
+interface TaskToRun {
+  job: string;
+  jobVersion: number;
+  definition: JobDefinition;
+  args: Record<string, string>;
+  deadlineMs: number;
+  timeoutMs: number;
+  maxAttempts: number;
+  backoffMs: number;
+  files: TaskFileRef[];
+}
+
+function taskFromPb(t: TaskToRunPb | undefined): TaskToRun {
+  if (!t) throw new Error('no task in the answer (is the controller older than this executor?)');
+  const definition = JSON.parse(t.definitionJson) as JobDefinition;
+  if (!definition || typeof definition.runner !== 'string') throw new Error('the definition has no runner');
+  definition.files ??= [];
+  definition.env_vars ??= { secrets: [], args: [] };
+  return {
+    job: t.job,
+    jobVersion: t.jobVersion,
+    definition,
+    args: t.args ?? {},
+    deadlineMs: t.deadlineMs,
+    timeoutMs: t.timeoutMs,
+    maxAttempts: t.maxAttempts,
+    backoffMs: t.backoffMs,
+    files: t.files.map((f) => ({ name: f.name, path: f.path, template: f.template, ...(f.mode ? { mode: f.mode } : {}), digest: f.digest })),
+  };
 }
 
 /**

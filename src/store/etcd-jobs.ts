@@ -27,10 +27,36 @@ export class EtcdJobStore implements JobStore {
     return this.kv.key('jobs', name);
   }
 
+  /** Every version ever stored, kept so that an execution runs the version it was started with. */
+  private versionKey(name: string, version: number): string {
+    return this.kv.key('job-versions', name, String(version).padStart(10, '0'));
+  }
+
+  private readonly versions = new Map<string, StoredJob>();
+
+  /**
+   * The definition as it was at `version` (versions never change once written). NotFoundError
+   * when the job was deleted or that version was never stored.
+   */
+  async getVersion(name: string, version: number): Promise<StoredJob> {
+    const cached = this.cache?.get(name);
+    if (cached?.version === version) return cached;
+    const k = this.versionKey(name, version);
+    const known = this.versions.get(k);
+    if (known) return known;
+    const got = (await this.kv.get<StoredJob>(k))?.value;
+    // Definitions stored before versions were kept: the current one, if it is that version.
+    const job = got ?? (await this.kv.get<StoredJob>(this.key(name)))?.value;
+    if (!job || job.version !== version) throw new NotFoundError('job version', `${name} version ${version}`, 'the job was deleted or replaced before this version was kept');
+    if (this.versions.size >= 1000) this.versions.delete(this.versions.keys().next().value!);
+    this.versions.set(k, job);
+    return job;
+  }
+
   async createJob(def: JobDefinition, by: string): Promise<StoredJob> {
     const at = this.now();
     const job: StoredJob = { definition: def, version: 1, created_by: by, created_at_ms: at, updated_by: by, updated_at_ms: at };
-    if (!(await this.kv.create(this.key(def.name), job))) {
+    if (!(await this.kv.create(this.key(def.name), job, undefined, { [this.versionKey(def.name, 1)]: job }))) {
       throw new AlreadyExistsError('job', def.name, 'use --replace to update it');
     }
     return job;
@@ -43,7 +69,7 @@ export class EtcdJobStore implements JobStore {
       throw new ConflictError('job', def.name, `expected version ${expectedVersion}, stored version is ${cur.value.version}`);
     }
     const job: StoredJob = { ...cur.value, definition: def, version: cur.value.version + 1, updated_by: by, updated_at_ms: this.now() };
-    if (!(await this.kv.swap(this.key(def.name), job, cur.revision))) {
+    if (!(await this.kv.swap(this.key(def.name), job, cur.revision, { [this.versionKey(def.name, job.version)]: job }))) {
       throw new ConflictError('job', def.name, 'it was replaced by someone else meanwhile; describe it and try again');
     }
     return job;
@@ -69,5 +95,7 @@ export class EtcdJobStore implements JobStore {
     if (!(await this.kv.deleteIf(this.key(name), cur.revision))) {
       throw new ConflictError('job', name, 'it changed while being deleted; try again');
     }
+    await this.kv.deletePrefix(this.kv.key('job-versions', name, ''));
+    for (const k of this.versions.keys()) if (k.startsWith(this.kv.key('job-versions', name, ''))) this.versions.delete(k);
   }
 }

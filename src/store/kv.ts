@@ -75,23 +75,32 @@ export class Kv {
     return Number(res.header.revision);
   }
 
-  /** Creates the key only if it does not exist; false when it does. */
-  async create(key: string, value: unknown, leaseId?: string): Promise<boolean> {
+  /** Creates the key only if it does not exist; false when it does. `also` is written with it. */
+  async create(key: string, value: unknown, leaseId?: string, also: Record<string, unknown> = {}): Promise<boolean> {
     const put = this.client.put(key).value(JSON.stringify(value));
     if (leaseId) put.lease(leaseId);
-    const res = await wrap(() => this.client.if(key, 'Create', '==', 0).then(put).commit());
-    return res.succeeded;
-  }
-
-  /** Writes the key only if its mod revision is still `revision`; false when it changed. */
-  async swap(key: string, value: unknown, revision: number): Promise<boolean> {
     const res = await wrap(() =>
       this.client
-        .if(key, 'Mod', '==', revision)
-        .then(this.client.put(key).value(JSON.stringify(value)))
+        .if(key, 'Create', '==', 0)
+        .then(put, ...this.puts(also))
         .commit(),
     );
     return res.succeeded;
+  }
+
+  /** Writes the key only if its mod revision is still `revision`; false when it changed. `also` is written with it. */
+  async swap(key: string, value: unknown, revision: number, also: Record<string, unknown> = {}): Promise<boolean> {
+    const res = await wrap(() =>
+      this.client
+        .if(key, 'Mod', '==', revision)
+        .then(this.client.put(key).value(JSON.stringify(value)), ...this.puts(also))
+        .commit(),
+    );
+    return res.succeeded;
+  }
+
+  private puts(values: Record<string, unknown>) {
+    return Object.entries(values).map(([k, v]) => this.client.put(k).value(JSON.stringify(v)));
   }
 
   /** Deletes the key only if its mod revision is still `revision`. */
@@ -104,6 +113,15 @@ export class Kv {
 
   async delete(key: string): Promise<void> {
     await wrap(() => this.client.delete().key(key).exec());
+  }
+
+  /** Writes the key whatever it holds (last writer wins). */
+  async put(key: string, value: unknown): Promise<void> {
+    await wrap(() => this.client.put(key).value(JSON.stringify(value)).exec());
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    await wrap(() => this.client.delete().prefix(prefix).exec());
   }
 
   /**

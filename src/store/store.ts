@@ -13,6 +13,8 @@ export interface JobStore {
    */
   replaceJob(def: JobDefinition, by: string, expectedVersion?: number): Promise<StoredJob>;
   getJob(name: string): Promise<StoredJob>;
+  /** The definition as it was at `version`; NotFoundError if the job was deleted since. */
+  getVersion(name: string, version: number): Promise<StoredJob>;
   listJobs(): Promise<StoredJob[]>;
   deleteJob(name: string): Promise<void>;
 }

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import { atExit } from './exit-hook.js';
 import { fileURLToPath } from 'node:url';
-import { uniqueName } from './servers.js';
+import { natsAuthDirOf, uniqueName } from './servers.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -250,7 +250,7 @@ export function writeControllerConfig(o: { natsUrl: string; etcdEndpoint: string
   const config = {
     data_dir: join(dir, 'data'),
     etcd: { endpoints: [o.etcdEndpoint], prefix: o.prefix },
-    nats: { servers: [o.natsUrl] },
+    nats: { servers: [o.natsUrl], auth_dir: natsAuthDirOf(o.natsUrl) ?? '' },
     tokens: Object.entries(TOKENS).map(([role, token]) => ({ name: role, token, role })),
     registration_tokens: [REGISTRATION_TOKEN],
     ...o.extra,

@@ -1,5 +1,8 @@
 // Real nats-server and etcd for tests: random ports, a fresh temp dir, and cleanup that happens
 // even when the test run is aborted (children are killed on process exit and on SIGINT/SIGTERM).
+// NATS authenticates, as in production: GRID's operator and account keys are made in
+// `<dir>/nats-auth` (a controller under test is pointed at them), and tests that talk to NATS
+// themselves connect as `natsUser`, a user of the GRID account with every permission.
 
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -7,11 +10,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { atExit } from './exit-hook.js';
 import { startEtcd, startNats } from '../../src/embedded/index.js';
+import { NatsAuthority } from '../../src/bus/authority.js';
+import { connectBus, type NatsUser } from '../../src/bus/connect.js';
+import type { NatsConnection } from '@nats-io/nats-core';
 
 export interface TestServers {
   natsUrl: string;
   etcdEndpoint: string;
   dir: string;
+  /** GRID's NATS keys for this server (the controller's nats.auth_dir). */
+  natsAuthDir: string;
+  authority: NatsAuthority;
+  /** A user with every permission in the GRID account. */
+  natsUser: NatsUser;
+  /** A connection as natsUser. */
+  connectNats(name?: string): Promise<NatsConnection>;
   natsPid: number;
   etcdPid: number;
   /** Stops both servers and removes `dir`; a second call returns the first's promise. */
@@ -22,8 +35,12 @@ export async function startServers(): Promise<TestServers> {
   atExit(killLeftovers);
   const dir = mkdtempSync(join(tmpdir(), 'grid-test-'));
   leftovers.dirs.add(dir);
+  const natsAuthDir = join(dir, 'nats-auth');
+  const authority = await NatsAuthority.open(natsAuthDir, { create: true });
+  const own = await authority.mintOwnUser('test-admin');
+  const natsUser: NatsUser = { jwt: own.jwt, seed: own.seed };
   const [nats, etcd] = await Promise.allSettled([
-    startNats({ dataDir: join(dir, 'nats'), logFile: join(dir, 'nats-server.log') }).then(track),
+    startNats({ dataDir: join(dir, 'nats'), logFile: join(dir, 'nats-server.log'), auth: { config: await authority.serverConfig(), user: natsUser } }).then(track),
     startEtcd({ dataDir: join(dir, 'etcd'), logFile: join(dir, 'etcd.log') }).then(track),
   ]);
 
@@ -45,7 +62,27 @@ export async function startServers(): Promise<TestServers> {
     await stop();
     throw nats.status === 'rejected' ? nats.reason : (etcd as PromiseRejectedResult).reason;
   }
-  return { natsUrl: nats.value.url, etcdEndpoint: etcd.value.endpoint, dir, natsPid: nats.value.pid, etcdPid: etcd.value.pid, stop };
+  const natsUrl = nats.value.url;
+  authDirs.set(natsUrl, natsAuthDir);
+  return {
+    natsUrl,
+    etcdEndpoint: etcd.value.endpoint,
+    dir,
+    natsAuthDir,
+    authority,
+    natsUser,
+    connectNats: (name = 'test') => connectBus({ servers: [natsUrl], name, user: natsUser }),
+    natsPid: nats.value.pid,
+    etcdPid: etcd.value.pid,
+    stop,
+  };
+}
+
+/** Test servers' NATS URL → their auth dir, so a controller started on them is given it. */
+const authDirs = new Map<string, string>();
+
+export function natsAuthDirOf(natsUrl: string): string | undefined {
+  return authDirs.get(natsUrl);
 }
 
 /** `prefix` plus a random suffix, for streams, keys and names that must not collide between tests. */

@@ -6,9 +6,40 @@ import type { ExecutorServiceServer } from '../../gen/grid/v1/executor.js';
 import type { ExecutionService } from '../executions.js';
 import type { ExecutorRegistry } from '../executors.js';
 import { executorStateToPb } from './convert.js';
-import { unaryOpen, type HandlerContext } from './handlers.js';
+import { serverStreamOpen, unaryOpen, type HandlerContext } from './handlers.js';
+import type { BeginAnswer } from '../executions.js';
+import type { FileService } from '../files.js';
+import type { BeginTaskResponse } from '../../gen/grid/v1/executor.js';
 
-export function executorService(ctx: HandlerContext, registry: ExecutorRegistry, executions: ExecutionService): ExecutorServiceServer & UntypedServiceImplementation {
+function beginToPb(a: BeginAnswer): BeginTaskResponse {
+  const t = a.task;
+  return {
+    proceed: a.proceed,
+    reason: a.reason,
+    secrets: a.secrets,
+    lockToken: 0,
+    task: t
+      ? {
+          job: t.job,
+          jobVersion: t.jobVersion,
+          definitionJson: JSON.stringify(t.definition),
+          args: t.args,
+          deadlineMs: t.deadlineMs,
+          timeoutMs: t.timeoutMs,
+          maxAttempts: t.maxAttempts,
+          backoffMs: t.backoffMs,
+          files: t.files.map((f) => ({ name: f.name, path: f.path, template: f.template, mode: f.mode ?? '', digest: f.digest })),
+        }
+      : undefined,
+  };
+}
+
+export function executorService(
+  ctx: HandlerContext,
+  registry: ExecutorRegistry,
+  executions: ExecutionService,
+  files: FileService,
+): ExecutorServiceServer & UntypedServiceImplementation {
   return {
     register: unaryOpen(ctx, 'Register', async (req) => {
       const out = await registry.register({
@@ -23,6 +54,7 @@ export function executorService(ctx: HandlerContext, registry: ExecutorRegistry,
         replace: req.replace,
         executorId: req.executorId || undefined,
         executorSecret: req.executorSecret || undefined,
+        natsUserKey: req.natsUserKey || undefined,
       });
       return {
         executorId: out.executorId,
@@ -37,6 +69,8 @@ export function executorService(ctx: HandlerContext, registry: ExecutorRegistry,
           jobStream: 'GRID_JOBS',
           eventSubjectPrefix: 'grid.evt',
           logSubjectPrefix: 'grid.log',
+          userJwt: out.natsUser?.jwt ?? '',
+          inboxPrefix: out.natsUser?.inboxPrefix ?? '',
         },
       };
     }),
@@ -62,7 +96,7 @@ export function executorService(ctx: HandlerContext, registry: ExecutorRegistry,
         executionId: req.executionId,
         taskKey: req.taskKey,
       });
-      return { proceed: res.proceed, reason: res.reason, secrets: res.secrets, lockToken: 0 };
+      return beginToPb(res);
     }),
     beginTasks: unaryOpen(ctx, 'BeginTasks', async (req) => {
       const res = await executions.beginTasks({
@@ -70,7 +104,12 @@ export function executorService(ctx: HandlerContext, registry: ExecutorRegistry,
         secret: req.executorSecret,
         tasks: req.tasks.map((t) => ({ executionId: t.executionId, taskKey: t.taskKey })),
       });
-      return { results: res.map((r) => ({ proceed: r.proceed, reason: r.reason, secrets: r.secrets, lockToken: 0 })) };
+      return { results: res.map(beginToPb) };
+    }),
+    getTaskFile: serverStreamOpen(ctx, 'GetTaskFile', async function* (req, signal) {
+      const input = { executorId: req.executorId, secret: req.executorSecret, executionId: req.executionId, taskKey: req.taskKey, name: req.name };
+      await executions.taskFile(input);
+      for await (const c of files.content(input.name, signal)) yield { data: Buffer.from(c.buffer, c.byteOffset, c.byteLength) };
     }),
   };
 }

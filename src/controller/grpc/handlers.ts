@@ -74,13 +74,25 @@ export function serverStream<Req, Res>(
   method: string,
   fn: (req: Req, who: Principal, signal: AbortSignal) => AsyncIterable<Res>,
 ) {
+  return streamed<Req, Res>(ctx, method, (req, signal, call) => fn(req, ctx.auth.authenticate(bearerToken(call.metadata)), signal));
+}
+
+/** A server-streaming call that authenticates itself (executors prove who they are in the request). */
+export function serverStreamOpen<Req, Res>(ctx: HandlerContext, method: string, fn: (req: Req, signal: AbortSignal) => AsyncIterable<Res>) {
+  return streamed<Req, Res>(ctx, method, (req, signal) => fn(req, signal));
+}
+
+function streamed<Req, Res>(
+  ctx: HandlerContext,
+  method: string,
+  fn: (req: Req, signal: AbortSignal, call: ServerWritableStream<Req, Res>) => AsyncIterable<Res>,
+) {
   return (call: ServerWritableStream<Req, Res>): void => {
     const abort = new AbortController();
     call.on('cancelled', () => abort.abort());
     call.on('close', () => abort.abort());
     (async () => {
-      const who = ctx.auth.authenticate(bearerToken(call.metadata));
-      for await (const item of fn(call.request, who, abort.signal)) {
+      for await (const item of fn(call.request, abort.signal, call)) {
         if (abort.signal.aborted) break;
         if (!call.write(item)) await waitDrain(call, abort.signal);
       }
