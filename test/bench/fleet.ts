@@ -17,6 +17,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { newUserKey } from '../../src/bus/authority.js';
 import { connectBus } from '../../src/bus/connect.js';
 import { GridClient } from '../../src/client/client.js';
 import { Heartbeat } from '../../src/executor/heartbeat.js';
@@ -67,7 +68,7 @@ const sims: Sim[] = [];
 let beatsOk = 0;
 let beatsFailed = 0;
 let refused = 0;
-let nc: NatsConnection | undefined;
+const connections: NatsConnection[] = [];
 const ownWorkDir = !args.has('work-dir');
 const workDir = ownWorkDir ? mkdtempSync(join(tmpdir(), `grid-bench-fleet-${prefix}-`)) : opt('work-dir');
 
@@ -89,6 +90,7 @@ client.call = (async (stub: object, method: unknown, req: unknown, timeoutMs?: n
 
 async function registerOne(i: number): Promise<void> {
   const name = `${prefix}-${i}`;
+  const natsKey = newUserKey();
   let res;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -104,6 +106,7 @@ async function registerOne(i: number): Promise<void> {
         replace: true,
         executorId: '',
         executorSecret: '',
+        natsUserKey: natsKey.publicKey,
       });
       break;
     } catch (err) {
@@ -121,7 +124,13 @@ async function registerOne(i: number): Promise<void> {
   });
   const sim: Sim = { id: res.executorId, name, heartbeat };
   if (mode === 'worker') {
-    nc ??= await connectBus({ servers: res.nats?.servers ?? [], name: `grid-bench-fleet-${prefix}` });
+    // Each executor has its own NATS user and permissions, so its own connection.
+    const nc = await connectBus({
+      servers: res.nats?.servers ?? [],
+      name: `grid-bench-fleet-${name}`,
+      ...(res.nats?.userJwt ? { user: { jwt: res.nats.userJwt, seed: natsKey.seed }, inboxPrefix: res.nats.inboxPrefix } : {}),
+    });
+    connections.push(nc);
     sim.worker = new Worker({
       nc,
       client,
@@ -179,7 +188,7 @@ async function stop(): Promise<void> {
   stopping = true;
   for (const s of sims) s.heartbeat.stop();
   // No graceful drain (it waits for every pull to expire): the bench only needs the process gone.
-  await nc?.close().catch(() => {});
+  await Promise.allSettled(connections.map((c) => c.close()));
   client.close();
   if (ownWorkDir) rmSync(workDir, { recursive: true, force: true });
   process.exit(0);

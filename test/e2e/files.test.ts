@@ -148,7 +148,7 @@ describe('a job with files', () => {
     const name = `${uniqueName('tamper')}.conf`;
     await putFile(name, 'listen 80;\n');
     // Overwrite the content directly in the object store, keeping GRID's metadata (its digest).
-    const nc = await connect({ servers: fleet.servers.natsUrl });
+    const nc = await fleet.servers.connectNats();
     try {
       const os = await new Objm(nc).open('grid-files');
       const info = await os.info(name);

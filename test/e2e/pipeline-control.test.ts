@@ -10,7 +10,6 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectBus } from '../../src/bus/connect.js';
 import { expectOk, processAlive, startFleet, waitGone, type Fleet, type StatusJson } from '../harness/pipeline-fleet.js';
 
 let fleet: Fleet;
@@ -163,7 +162,7 @@ describe('secrets', () => {
     }
 
     // Nor any message kept on NATS (requests, jobs, events, logs).
-    const nc = await connectBus({ servers: [fleet.servers.natsUrl], name: 'pipeline-control-test' });
+    const nc = await fleet.servers.connectNats('pipeline-control-test');
     try {
       const jsm = await jetstreamManager(nc);
       let maskedSeen = 0;

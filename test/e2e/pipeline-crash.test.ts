@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectBus } from '../../src/bus/connect.js';
 import { JOB_ACK_WAIT_MS } from '../../src/bus/consumers.js';
 import { consumers, STREAMS } from '../../src/bus/subjects.js';
 import type { GridClient } from '../../src/client/client.js';
@@ -62,7 +61,7 @@ beforeAll(async () => {
   ops = operatorClient(controller.address);
   admin = adminClient(controller.address);
   await createJob(admin, sideEffectJob(JOB));
-  nc = await connectBus({ servers: [servers.natsUrl], name: 'crash-test' });
+  nc = await servers.connectNats('crash-test');
   jsm = await jetstreamManager(nc);
   dir = tempDir('grid-crash-');
 });

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GridClient } from '../../src/client/client.js';
 import { UnauthenticatedError, ValidationError } from '../../src/errors.js';
 import { cleanupProcesses, REGISTRATION_TOKEN, startController, TOKENS, type RunningController } from '../harness/processes.js';
+import { newUserKey } from '../../src/bus/authority.js';
 import { startServers, type TestServers } from '../harness/servers.js';
 
 let servers: TestServers;
@@ -24,7 +25,7 @@ beforeAll(async () => {
   executor = new GridClient({ address: controller.address, timeoutMs: 10_000 });
   const reg = await executor.call(executor.executors, executor.executors.register, {
     registrationToken: REGISTRATION_TOKEN, name: 'begin-1', groups: [], labels: {}, runners: ['host'], concurrency: 4,
-    pingIntervalSeconds: 5, version: 'test', replace: false, executorId: '', executorSecret: '',
+    pingIntervalSeconds: 5, version: 'test', replace: false, executorId: '', executorSecret: '', natsUserKey: newUserKey().publicKey,
   });
   id = reg.executorId;
   secret = reg.executorSecret;

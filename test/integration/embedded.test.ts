@@ -23,7 +23,7 @@ describe('test harness servers', () => {
   it('serves JetStream and etcd, then leaves nothing behind', async () => {
     const servers = await startServers();
     try {
-      const nc = await connect({ servers: servers.natsUrl });
+      const nc = await servers.connectNats();
       try {
         const jsm = await jetstreamManager(nc);
         const name = uniqueName('GRID_TEST').replace(/-/g, '_');

@@ -1,19 +1,20 @@
 // The file store use-case and the executor's fetch against a real nats-server: what `put` stores
 // (with and without a digest from the sender), what it refuses without touching the stored
 // version (a wrong digest, too many bytes, a bad name, the wrong role), and what the executor's
-// TaskFiles makes of stored, missing, tampered and templated files.
+// prepareFiles makes of stored, missing, tampered and templated files, checked against the
+// digests recorded in etcd (not the object store's own metadata).
 
 import { createHash } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Objm } from '@nats-io/obj';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectBus } from '../../src/bus/connect.js';
 import { ensureStreams } from '../../src/bus/setup.js';
 import type { Principal } from '../../src/controller/auth.js';
 import { FileService } from '../../src/controller/files.js';
 import type { JobDefinition } from '../../src/domain/job.js';
 import { PermissionDeniedError, ValidationError } from '../../src/errors.js';
-import { TaskFiles } from '../../src/executor/files.js';
+import { prepareFiles, type TaskFileRef } from '../../src/executor/files.js';
+import { Kv } from '../../src/store/kv.js';
 import { startServers, uniqueName, type TestServers } from '../harness/servers.js';
 
 const admin: Principal = { name: 'root', role: 'admin', groups: [] };
@@ -24,15 +25,18 @@ const MAX = 1024 * 1024;
 let servers: TestServers;
 let nc: NatsConnection;
 let files: FileService;
+let kv: Kv;
 
 beforeAll(async () => {
   servers = await startServers();
-  nc = await connectBus({ servers: [servers.natsUrl], name: 'files-test' });
+  nc = await servers.connectNats('files-test');
   await ensureStreams(nc);
-  files = new FileService({ nc, maxBytes: MAX });
+  kv = new Kv({ endpoints: [servers.etcdEndpoint], prefix: `/${uniqueName('files')}/` });
+  files = new FileService({ nc, kv, maxBytes: MAX });
 });
 
 afterAll(async () => {
+  kv?.close();
   await nc?.close();
   await servers?.stop();
 });
@@ -122,14 +126,24 @@ describe('FileService', () => {
   });
 });
 
-describe('TaskFiles (the executor)', () => {
+/** What BeginTask hands out: the definition's files with the digests etcd recorded. */
+async function refs(f: JobDefinition['files']): Promise<TaskFileRef[]> {
+  const digests = await files.recordedDigests(f.map((x) => x.name));
+  return f.map((x) => ({ ...x, digest: digests[x.name] ?? '' }));
+}
+
+function prepare(f: TaskFileRef[], args: Record<string, string>, secrets: string[] = []) {
+  return prepareFiles(f, args, secrets, (name) => files.content(name));
+}
+
+describe('prepareFiles (the executor)', () => {
   it('fetches, verifies and renders files, with their modes', async () => {
     const tpl = uniqueName('tpl');
     const raw = uniqueName('raw');
     await files.put(admin, { name: tpl }, chunksOf(Buffer.from('port={{PORT}}\n')));
     await files.put(admin, { name: raw }, chunksOf(Buffer.from('port={{PORT}}\n')));
-    const out = await new TaskFiles(nc).prepare(
-      def([
+    const out = await prepare(
+      await refs([
         { name: tpl, path: 'conf/a.conf', template: true, mode: '0600' },
         { name: raw, path: 'b.conf', template: false },
       ]),
@@ -142,29 +156,32 @@ describe('TaskFiles (the executor)', () => {
   });
 
   it('fails with the reason for a missing, tampered or digest-less file', async () => {
-    const tf = new TaskFiles(nc);
     const missing = uniqueName('missing');
-    await expect(tf.prepare(def([{ name: missing, path: 'x', template: false }]), {})).rejects.toThrow(`file "${missing}" is not in the grid-files store`);
+    await expect(prepare(await refs([{ name: missing, path: 'x', template: false }]), {})).rejects.toThrow(`file "${missing}" is not in the grid-files store`);
 
     const name = uniqueName('tampered');
     await files.put(admin, { name }, chunksOf(Buffer.from('good\n')));
+    const recorded = await refs([{ name, path: 'x', template: false }]);
+    // Content and the digest beside it both rewritten in the object store: etcd's record still holds.
     const os = await new Objm(nc).open('grid-files');
-    const info = await os.info(name);
-    await os.putBlob({ name, metadata: info!.metadata }, Buffer.from('evil\n'));
-    await expect(tf.prepare(def([{ name, path: 'x', template: false }]), {})).rejects.toThrow(
+    await os.putBlob({ name, metadata: { 'grid-digest': sha(Buffer.from('evil\n')) } }, Buffer.from('evil\n'));
+    expect((await os.info(name))?.metadata?.['grid-digest']).toBe(sha(Buffer.from('evil\n')));
+    await expect(prepare(recorded, {})).rejects.toThrow(
       new RegExp(`^file "${name}" was tampered with: digest mismatch \\(stored ${sha(Buffer.from('good\n'))}, content ${sha(Buffer.from('evil\n'))}\\)`),
     );
+    // files get checks against etcd's record too.
+    expect(((await read(name)).info as { digest: string }).digest).toBe(sha(Buffer.from('good\n')));
 
     const bare = uniqueName('bare');
     await os.putBlob({ name: bare }, Buffer.from('no digest\n'));
-    await expect(tf.prepare(def([{ name: bare, path: 'x', template: false }]), {})).rejects.toThrow(/has no GRID digest/);
+    await expect(prepare(await refs([{ name: bare, path: 'x', template: false }]), {})).rejects.toThrow(/has no digest recorded by GRID/);
   });
 
   it('refuses templates that name a secret or an unknown argument', async () => {
     const name = uniqueName('secret');
     await files.put(admin, { name }, chunksOf(Buffer.from('pw={{PW}}\n')));
-    const tf = new TaskFiles(nc);
-    await expect(tf.prepare(def([{ name, path: 'x', template: true }], ['PW']), {})).rejects.toThrow(/\{\{PW\}\} is a secret; secrets are not rendered into files/);
-    await expect(tf.prepare(def([{ name, path: 'x', template: true }]), { A: '1' })).rejects.toThrow(/unknown placeholder \{\{PW\}\}; the execution's arguments are A/);
+    const f = await refs([{ name, path: 'x', template: true }]);
+    await expect(prepare(f, {}, ['PW'])).rejects.toThrow(/\{\{PW\}\} is a secret; secrets are not rendered into files/);
+    await expect(prepare(f, { A: '1' })).rejects.toThrow(/unknown placeholder \{\{PW\}\}; the execution's arguments are A/);
   });
 });

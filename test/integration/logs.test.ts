@@ -7,7 +7,6 @@ import { jetstream, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectBus } from '../../src/bus/connect.js';
 import { LOG_HEADERS } from '../../src/bus/messages.js';
 import { ensureStreams } from '../../src/bus/setup.js';
 import { STREAMS, subjects } from '../../src/bus/subjects.js';
@@ -26,7 +25,7 @@ let kv: Kv;
 
 beforeAll(async () => {
   servers = await startServers();
-  nc = await connectBus({ servers: [servers.natsUrl], name: 'logs-test' });
+  nc = await servers.connectNats('logs-test');
   await ensureStreams(nc);
   kv = new Kv({ endpoints: [servers.etcdEndpoint], prefix: `/${uniqueName('logs')}/` });
 });

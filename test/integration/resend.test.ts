@@ -6,7 +6,6 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectBus } from '../../src/bus/connect.js';
 import { ensureStreams } from '../../src/bus/setup.js';
 import { STREAMS, subjects } from '../../src/bus/subjects.js';
 import { ControllerInstances } from '../../src/controller/instances.js';
@@ -30,7 +29,7 @@ const log = createLogger({ level: 'error', name: 'test', write: () => {} });
 beforeAll(async () => {
   servers = await startServers();
   kv = new Kv({ endpoints: [servers.etcdEndpoint], prefix: `/${uniqueName('resend')}/` });
-  nc = await connectBus({ servers: [servers.natsUrl], name: 'resend-test' });
+  nc = await servers.connectNats('resend-test');
   await ensureStreams(nc);
   store = new EtcdExecutionStore(kv);
   const publisher = new JobPublisher({ js: jetstream(nc), jobs: new EtcdJobStore(kv) });

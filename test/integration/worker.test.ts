@@ -1,5 +1,5 @@
 // The executor's worker against a real nats-server and a stand-in controller (a tiny gRPC server
-// answering BeginTask): tasks taken from GRID_JOBS, run by the host runner, events and logs read
+// answering BeginTask from its own record of the tasks; job messages are pointers): tasks taken from GRID_JOBS, run by the host runner, events and logs read
 // back from GRID_EVENTS and GRID_LOGS. Behaviour only, no timings.
 
 import { spawn } from 'node:child_process';
@@ -12,9 +12,8 @@ import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnary
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connectBus } from '../../src/bus/connect.js';
 import { ensureExecutorConsumers } from '../../src/bus/consumers.js';
-import { decode, encode, LOG_HEADERS, type CancelMessage, type EventMessage, type JobMessage } from '../../src/bus/messages.js';
+import { decode, encode, jobMsgId, LOG_HEADERS, type CancelMessage, type EventMessage } from '../../src/bus/messages.js';
 import { ensureStreams } from '../../src/bus/setup.js';
 import { STREAMS, subjects } from '../../src/bus/subjects.js';
 import { GridClient } from '../../src/client/client.js';
@@ -45,16 +44,50 @@ const batchedBegins: number[] = [];
 /** How long the stand-in takes to answer a single BeginTask. */
 let beginDelayMs = 0;
 
+/** A task as the stand-in controller records it (what the old job messages carried). */
+interface JobMessage {
+  execution_id: string;
+  task_key: string;
+  definition: JobDefinition;
+  job_version: number;
+  args: Record<string, string>;
+  has_secrets: boolean;
+  deadline_ms: number;
+  timeout_ms: number;
+  max_attempts: number;
+  backoff_ms: number;
+}
+
+/** The stand-in's state of record, by `<execution>.<task key>`. */
+const records = new Map<string, JobMessage>();
+
 function answer(req: BeginTaskRequest): BeginTaskResponse {
   beginCalls.push(req);
   const why = refuse.get(req.taskKey);
-  if (why !== undefined) return { proceed: false, reason: why, secrets: {}, lockToken: 0 };
-  return { proceed: true, reason: '', secrets: { TOKEN: SECRET }, lockToken: 7 };
+  const rec = records.get(jobMsgId(req.executionId, req.taskKey));
+  if (why !== undefined || !rec) return { proceed: false, reason: why ?? 'no such task', secrets: {}, lockToken: 0, task: undefined };
+  return {
+    proceed: true,
+    reason: '',
+    secrets: rec.has_secrets ? { TOKEN: SECRET } : {},
+    lockToken: 7,
+    task: {
+      job: rec.definition.name,
+      jobVersion: rec.job_version,
+      definitionJson: JSON.stringify(rec.definition),
+      args: rec.args,
+      deadlineMs: rec.deadline_ms,
+      timeoutMs: rec.timeout_ms,
+      maxAttempts: rec.max_attempts,
+      backoffMs: rec.backoff_ms,
+      files: [],
+    },
+  };
 }
 
 beforeAll(async () => {
   servers = await startServers();
-  nc = await connectBus({ servers: [servers.natsUrl], name: 'worker-test' });
+  nc = await servers.connectNats('worker-test');
   await ensureStreams(nc);
   js = jetstream(nc);
   jsm = await jetstreamManager(nc);
@@ -186,7 +219,8 @@ async function publishTo(subject: string, job: Partial<JobMessage> & { task_key:
     backoff_ms: 0,
     ...job,
   };
-  await js.publish(subject, encode(msg), { msgID: `${msg.execution_id}.${msg.task_key}` });
+  records.set(jobMsgId(msg.execution_id, msg.task_key), msg);
+  await js.publish(subject, encode({ execution_id: msg.execution_id, task_key: msg.task_key }), { msgID: jobMsgId(msg.execution_id, msg.task_key) });
   return msg;
 }
 
@@ -324,7 +358,7 @@ describe('worker', () => {
     expect(pgid).toBeGreaterThan(1);
 
     const cancel: CancelMessage = { execution_id: job.execution_id, reason: 'cancelled' };
-    nc.publish(subjects.cancel(job.execution_id), encode(cancel));
+    nc.publish(subjects.cancel(h.executorId), encode(cancel));
     const evs = await untilEvent(job.execution_id, finished);
     expect(brief(evs)).toEqual(['started#1', 'finished#1:cancelled']);
     expect(evs[1]!.reason).toBe('cancelled');
