@@ -1,4 +1,4 @@
-// Creates (or brings up to date) the streams, KV bucket and object store GRID needs.
+// Creates (or brings up to date) the streams and object store GRID needs.
 // Idempotent: every controller replica runs it on start.
 
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -13,7 +13,6 @@ import {
   type JetStreamManager,
   type StreamConfig,
 } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import { BUCKETS, STREAMS } from './subjects.js';
 
@@ -23,7 +22,6 @@ export interface BusLimits {
   eventRetentionMs: number;
   logRetentionMs: number;
   logMaxBytes: number;
-  lockTtlMs: number;
 }
 
 export const DEFAULT_LIMITS: BusLimits = {
@@ -31,7 +29,6 @@ export const DEFAULT_LIMITS: BusLimits = {
   eventRetentionMs: 7 * 24 * 3600_000,
   logRetentionMs: 3 * 24 * 3600_000,
   logMaxBytes: 1024 ** 3,
-  lockTtlMs: 30_000,
 };
 
 export function streamConfigs(l: BusLimits): Array<Partial<StreamConfig> & { name: string }> {
@@ -73,12 +70,6 @@ export function streamConfigs(l: BusLimits): Array<Partial<StreamConfig> & { nam
 export async function ensureStreams(nc: NatsConnection, limits: BusLimits = DEFAULT_LIMITS): Promise<void> {
   const jsm = await jetstreamManager(nc);
   for (const cfg of streamConfigs(limits)) await ensureStream(jsm, cfg);
-  await new Kvm(nc).create(BUCKETS.locks, { ttl: limits.lockTtlMs, history: 1, storage: StorageType.File });
-  // An existing bucket keeps its old TTL unless told: the lock TTL is its stream's max age.
-  const locks = await jsm.streams.info(`KV_${BUCKETS.locks}`);
-  if (locks.config.max_age !== nanos(limits.lockTtlMs)) {
-    await jsm.streams.update(`KV_${BUCKETS.locks}`, { max_age: nanos(limits.lockTtlMs) });
-  }
   await new Objm(nc).create(BUCKETS.files, { storage: StorageType.File });
 }
 

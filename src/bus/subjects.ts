@@ -7,7 +7,7 @@ export const STREAMS = {
   logs: 'GRID_LOGS',
 } as const;
 
-export const BUCKETS = { locks: 'grid-locks', files: 'grid-files' } as const;
+export const BUCKETS = { files: 'grid-files' } as const;
 
 export const subjects = {
   request: (executionId: string) => `grid.req.${executionId}`,

@@ -60,6 +60,11 @@ export interface ExecutorConfig {
   /** Where the executor id and secret are kept after registration; absolute after loading. */
   state_file: string;
   work_dir: string;
+  /**
+   * Host tasks run as this user ("name", "uid" or "uid:gid") instead of the executor's own; needs
+   * the executor to run as root. "" = as the executor's user (tasks can then read its state file).
+   */
+  run_as: string;
   shutdown_grace_seconds: number;
   log_level: LogLevel;
   log_max_bytes_per_task: number;
@@ -85,6 +90,7 @@ export const executorSchema = {
   nats_tls: natsTlsSchema('GRID_NATS_TLS'),
   state_file: t.string({ check: nonEmpty }),
   work_dir: t.string({ check: nonEmpty }),
+  run_as: t.string({ check: (v) => (v === '' || /^[a-z_][a-z0-9_-]*$|^\d+(:\d+)?$/.test(v) ? undefined : `${JSON.stringify(v)} must be a user name, a uid, or uid:gid`) }),
   shutdown_grace_seconds: t.int({ default: 30, min: 0 }),
   log_level: t.enum(LOG_LEVELS, { default: 'info' }),
   log_max_bytes_per_task: t.int({ default: 10 * MiB, min: 1024 }),

@@ -27,6 +27,7 @@ import { FileService } from './files.js';
 import { ControllerInstances } from './instances.js';
 import { JobPublisher } from './job-publisher.js';
 import { LogService } from './logs.js';
+import { LockService } from './locks.js';
 import { NatsAccess } from './nats-access.js';
 import { Recorder } from './recorder.js';
 import { SecretBox } from './secrets.js';
@@ -118,7 +119,6 @@ export class Controller {
       eventRetentionMs: cfg.event_retention_hours * 3600_000,
       logRetentionMs: cfg.log_retention_hours * 3600_000,
       logMaxBytes: cfg.log_max_bytes,
-      lockTtlMs: cfg.lock_ttl_seconds * 1000,
     });
 
     const embedded = cfg.etcd.endpoints.length === 0;
@@ -186,7 +186,8 @@ export class Controller {
     const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
     const ctx = { auth, log: log.named('grpc') };
     server.addService(ControllerServiceService, controllerService(ctx, { jobs, executors, executions, logs, files }));
-    server.addService(ExecutorServiceService, executorService(ctx, executors, executions, files));
+    const locks = new LockService({ kv, leases, ttlSeconds: cfg.lock_ttl_seconds });
+    server.addService(ExecutorServiceService, executorService(ctx, executors, executions, files, locks));
     server.addService(HealthService, health.service());
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(cfg.grpc_address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),

@@ -9,7 +9,7 @@ import { resolveArgs } from '../domain/args.js';
 import { dispatchExecution, planTasks } from '../domain/dispatch-plan.js';
 import { groupsOf, type ExecutorRecord } from '../domain/executor.js';
 import { isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
-import { mayBegin, sendable, stopExecution } from '../domain/execution-rules.js';
+import { mayBegin, NOT_YET, sendable, stopExecution } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
 import { formatTarget, parseTarget } from '../domain/target.js';
 import { FailedPreconditionError, NotFoundError, PermissionDeniedError, ValidationError } from '../errors.js';
@@ -273,6 +273,7 @@ export class ExecutionService {
     if (!cur) return refuse(`execution ${executionId} does not exist`);
     const x = cur.value;
     const why = mayBegin(x, taskKey, e.id, groupsOf(e), this.now());
+    if (why === NOT_YET) return { ...refuse(why), later: true };
     if (why) return refuse(why);
     let def: JobDefinition;
     try {
@@ -310,6 +311,31 @@ export class ExecutionService {
     if (!f) throw new PermissionDeniedError(`executor ${e.name}: job ${answer.task!.job} does not use a file named "${input.name}"`);
     return f.digest;
   }
+
+  /**
+   * The serialize lock a task's definition names, for the executor the task belongs to. With
+   * `mustBegin` (taking the lock) the task must still be one it may begin; refreshing or
+   * releasing needs only that the executor is who it says (the lock entry names it).
+   */
+  async taskLock(
+    input: { executorId: string; secret: string; executionId: string; taskKey: string },
+    mustBegin: boolean,
+  ): Promise<{ executor: ExecutorRecord; lock: string; ticket: string }> {
+    const e = await this.d.registry.authenticate(input.executorId, input.secret);
+    const ticket = `${input.executionId}.${input.taskKey}`;
+    let def: JobDefinition | undefined;
+    if (mustBegin) {
+      const answer = await this.mayStart(e, input.executionId, input.taskKey);
+      if (!answer.proceed) throw new FailedPreconditionError(`task ${input.taskKey} of execution ${input.executionId} may not take its lock: ${answer.reason}`);
+      def = answer.task!.definition;
+    } else {
+      const x = (await this.d.store.getShared(input.executionId))?.value;
+      if (!x) throw new NotFoundError('execution', input.executionId);
+      def = x.definition ?? (await this.d.jobs.getVersion(x.job, x.job_version)).definition;
+    }
+    if (!def.serialize) throw new FailedPreconditionError(`job ${def.name} is not serialized; it has no lock`);
+    return { executor: e, lock: def.serialize, ticket };
+  }
 }
 
 /** What an executor runs for one task, from the state of record. */
@@ -331,6 +357,8 @@ export interface BeginAnswer {
   reason: string;
   secrets: Record<string, string>;
   task?: TaskToRun;
+  /** Not yet: the task may be begun later (its job message is offered again). */
+  later?: boolean;
 }
 
 /** Most tasks one BeginTasks call may ask about. */

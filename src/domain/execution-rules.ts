@@ -226,6 +226,9 @@ export function expireWaits(x: Execution, now: number): boolean {
   return changed;
 }
 
+/** mayBegin's answer for a task of a rollout wave not released yet: it may run later. */
+export const NOT_YET = 'the task belongs to a later rollout wave; it is not released yet';
+
 /** Whether a task may start now (asked by BeginTask). Undefined = yes, else the reason. */
 export function mayBegin(x: Execution, key: string, executorId: string, executorGroups: string[], now: number): string | undefined {
   if (isTerminalExecution(x.state)) return `execution ${x.id} is already ${x.state}`;
@@ -234,6 +237,7 @@ export function mayBegin(x: Execution, key: string, executorId: string, executor
   if (isTerminalTask(t.state)) return `task ${key} is already ${t.state}`;
   if (t.wait_until_ms && now >= t.wait_until_ms) return `task ${key} waited longer than --wait-offline`;
   if (x.deadline_ms && now >= x.deadline_ms) return `execution ${x.id} timed out`;
+  if (t.held) return NOT_YET;
   if (t.pool) {
     if (!executorGroups.includes(t.pool)) return `this executor is not in group ${t.pool}`;
     return undefined;

@@ -14,6 +14,7 @@ import { KubernetesRunner, kubernetesStateDir } from '../runners/kubernetes/inde
 import { NoopRunner } from '../runners/noop/index.js';
 import type { Runner } from '../runners/runner.js';
 import { Heartbeat } from './heartbeat.js';
+import { resolveRunAs } from './run-as.js';
 import { loadIdentity, type ExecutorIdentity } from './state.js';
 import { Worker } from './worker.js';
 
@@ -144,8 +145,10 @@ export function createRunners(cfg: ExecutorConfig, env: NodeJS.ProcessEnv, log: 
     return cfg.runners.map((name) => new NoopRunner({ name }));
   }
   const runners: Runner[] = [];
+  const runAs = resolveRunAs(cfg.run_as);
+  if (runAs) log.info('host tasks run as another user', { run_as: cfg.run_as, uid: runAs.uid, gid: runAs.gid });
   for (const name of cfg.runners) {
-    if (name === 'host') runners.push(new HostRunner({ workRoot: cfg.work_dir }));
+    if (name === 'host') runners.push(new HostRunner({ workRoot: cfg.work_dir, ...(runAs ? { runAs } : {}) }));
     else if (name === 'kubernetes') runners.push(kubernetesRunner(cfg));
     else log.warn('this version of the executor has no such runner; its tasks will fail', { runner: name });
   }

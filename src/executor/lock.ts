@@ -1,113 +1,89 @@
-// Fleet-wide locks for serialized jobs, in the NATS KV bucket `grid-locks`:
-//   lock.<name>           the holder; created only if absent; its revision is the fencing token
-//   q.<name>.<ticket>     one entry per waiting task; tickets sort in submission order
-//                         (ticket = <execution id>.<task key>, execution ids are time-ordered)
-// The bucket's max age is the lock TTL: a holder or waiter that dies stops refreshing its entry,
-// which then expires, so a dead executor never blocks the fleet for longer than the TTL.
+// Fleet-wide locks for serialized jobs, as the executor sees them: the controller keeps them in
+// etcd (src/controller/locks.ts) and decides which lock a task takes from its definition; the
+// executor only asks, in turn, until its task is first in line and the lock is free, then keeps
+// it alive and gives it back. Executors have no rights on any store of their own.
 
-import type { NatsConnection } from '@nats-io/nats-core';
-import { Kvm, type KV } from '@nats-io/kv';
 import { setTimeout as delay } from 'node:timers/promises';
-import { BUCKETS } from '../bus/subjects.js';
+import type { GridClient } from '../client/client.js';
 import type { Logger } from '../util/log.js';
 
-const POLL_MS = 200;
+const POLL_MS = 250;
 
 export interface HeldLock {
-  /** The fencing token: strictly increasing across holders of the whole bucket. */
+  /** The fencing token: the etcd revision that created the lock, strictly increasing. */
   token: number;
-  /** Set when a refresh found the lock taken by someone else (this holder had expired). */
+  /** Set when a refresh found the lock no longer held by this task (it had lapsed). */
   lost: boolean;
   release(): Promise<void>;
 }
 
 export interface AcquireOptions {
-  name: string;
-  ticket: string;
-  holder: string;
+  executionId: string;
+  taskKey: string;
   signal: AbortSignal;
   /** Called once, when the task has to wait, with how many tasks are ahead of it. */
   onWaiting?: (ahead: number, holder: string) => void | Promise<void>;
 }
 
 export class FleetLocks {
-  private kv?: Promise<KV>;
-  private ttlMs = 30_000;
+  constructor(
+    private readonly o: { client: GridClient; executorId: string; executorSecret: string; log: Logger },
+  ) {}
 
-  constructor(private readonly nc: NatsConnection, private readonly log: Logger) {}
-
-  private bucket(): Promise<KV> {
-    this.kv ??= new Kvm(this.nc).open(BUCKETS.locks).then(async (kv) => {
-      const ttl = (await kv.status()).ttl;
-      if (ttl > 0) this.ttlMs = ttl;
-      return kv;
-    });
-    this.kv.catch(() => (this.kv = undefined));
-    return this.kv;
+  private req(o: { executionId: string; taskKey: string }, token = 0) {
+    return { executorId: this.o.executorId, executorSecret: this.o.executorSecret, executionId: o.executionId, taskKey: o.taskKey, token };
   }
 
   /** Waits its turn and takes the lock; undefined if `signal` aborted first. */
   async acquire(o: AcquireOptions): Promise<HeldLock | undefined> {
-    const kv = await this.bucket();
-    const lockKey = `lock.${o.name}`;
-    const ticketKey = `q.${o.name}.${o.ticket}`;
-    const value = JSON.stringify({ holder: o.holder, ticket: o.ticket });
-    await kv.put(ticketKey, value);
-    let refreshedAt = Date.now();
+    const c = this.o.client;
     let reported = false;
     try {
       while (!o.signal.aborted) {
-        if (Date.now() - refreshedAt > this.ttlMs / 3) {
-          await kv.put(ticketKey, value); // still waiting: keep the place in line
-          refreshedAt = Date.now();
-        }
-        const queue = (await collect(await kv.keys(`q.${o.name}.>`))).sort();
-        const ahead = queue.indexOf(ticketKey);
-        if (ahead === 0 || (ahead === -1 && queue.length === 0)) {
-          const token = await kv.create(lockKey, value).catch(() => 0);
-          if (token > 0) return this.held(kv, lockKey, value, token);
-        }
+        const r = await c.call(c.executors, c.executors.acquireLock, this.req(o));
+        if (r.acquired) return this.held(o, r.lock, r.token, r.ttlMs);
         if (!reported && o.onWaiting) {
           reported = true;
-          const holder = await kv.get(lockKey).then((e) => (e?.value.length ? JSON.parse(e.string()).holder as string : '')).catch(() => '');
-          await o.onWaiting(Math.max(ahead, 0), holder);
+          await o.onWaiting(r.ahead, r.holder);
         }
         await delay(POLL_MS, undefined, { signal: o.signal }).catch(() => {});
       }
-      return undefined;
-    } finally {
-      await kv.delete(ticketKey).catch(() => {});
+    } catch (err) {
+      await this.leave(o, 0);
+      throw err;
     }
+    await this.leave(o, 0);
+    return undefined;
   }
 
-  private held(kv: KV, key: string, value: string, token: number): HeldLock {
-    let revision = token;
+  private async leave(o: { executionId: string; taskKey: string }, token: number): Promise<void> {
+    const c = this.o.client;
+    await c.call(c.executors, c.executors.releaseLock, this.req(o, token)).catch((err: Error) => {
+      this.o.log.warn('could not give the serialize lock back; it lapses after its TTL', { error: err.message });
+    });
+  }
+
+  private held(o: { executionId: string; taskKey: string }, name: string, token: number, ttlMs: number): HeldLock {
+    const c = this.o.client;
     const lock: HeldLock = {
       token,
       lost: false,
       release: async () => {
         clearInterval(refresh);
-        // Only our own entry: after a lapse someone else may hold it now.
-        if (!lock.lost) await kv.delete(key, { previousSeq: revision }).catch(() => {});
+        await this.leave(o, lock.lost ? 0 : token);
       },
     };
     const refresh = setInterval(() => {
-      kv.update(key, value, revision).then(
-        (r) => (revision = r),
-        (err: Error) => {
-          if (lock.lost) return;
+      c.call(c.executors, c.executors.refreshLock, this.req(o, token)).then(
+        (r) => {
+          if (r.held || lock.lost) return;
           lock.lost = true;
           clearInterval(refresh);
-          this.log.warn('lost the serialize lock: it lapsed and was taken by another holder', { lock: key, token, error: err.message });
+          this.o.log.warn('lost the serialize lock: it lapsed and may be held by another task now', { lock: name, token });
         },
+        (err: Error) => this.o.log.warn('could not refresh the serialize lock; trying again', { lock: name, token, error: err.message }),
       );
-    }, Math.max(500, this.ttlMs / 3));
+    }, Math.max(500, ttlMs / 3));
     return lock;
   }
-}
-
-async function collect(it: AsyncIterable<string>): Promise<string[]> {
-  const out: string[] = [];
-  for await (const k of it) out.push(k);
-  return out;
 }

@@ -87,6 +87,8 @@ class TaskRun {
 const SHUTDOWN_NOTE = 'the executor shut down before the task finished';
 /** Most messages one pull asks for when work is waiting. */
 const MAX_PULL_BATCH = 16;
+/** How long a task the controller says is not released yet waits before it is offered again. */
+const LATER_DELAY_MS = 2000;
 /** Most tasks asked about in one BeginTasks call. */
 const MAX_BEGIN_BATCH = 64;
 
@@ -120,7 +122,7 @@ export class Worker implements AgentWorker {
     for (const r of o.runners) this.runners.set(r.name, r);
     this.slots = new Slots(Math.max(1, o.concurrency));
     this.pidFiles = new PidFiles(o.workDir);
-    this.locks = new FleetLocks(o.nc, o.log.named('locks'));
+    this.locks = new FleetLocks({ client: o.client, executorId: o.executorId, executorSecret: o.executorSecret, log: o.log.named('locks') });
     this.pullExpiresMs = Math.max(1000, o.pullExpiresMs ?? 5000);
     this.workingIntervalMs = o.workingIntervalMs ?? 5000;
     this.unavailableDelayMs = o.unavailableDelayMs ?? 2000;
@@ -376,6 +378,11 @@ export class Worker implements AgentWorker {
       this.controllerDown = false;
       log.info('controller reachable again: taking tasks');
     }
+    if (!begin.proceed && begin.later) {
+      log.debug('the controller says the task is not to run yet; it will be offered again', { reason: begin.reason });
+      msg.nak(LATER_DELAY_MS);
+      return;
+    }
     if (!begin.proceed) {
       log.debug('the controller says the task is not to run; dropping it', { reason: begin.reason });
       await ack(msg);
@@ -440,9 +447,8 @@ export class Worker implements AgentWorker {
     const lockName = def.serialize;
     if (lockName) {
       lock = await this.locks.acquire({
-        name: lockName,
-        ticket: `${job.execution_id}.${job.task_key}`,
-        holder: this.o.executorName,
+        executionId: job.execution_id,
+        taskKey: job.task_key,
         signal: run.abort.signal,
         onWaiting: (ahead, holder) =>
           this.publishEvent(run, 'waiting', {

@@ -9,7 +9,8 @@ import { executorStateToPb } from './convert.js';
 import { serverStreamOpen, unaryOpen, type HandlerContext } from './handlers.js';
 import type { BeginAnswer } from '../executions.js';
 import type { FileService } from '../files.js';
-import type { BeginTaskResponse } from '../../gen/grid/v1/executor.js';
+import type { BeginTaskResponse, LockRequest } from '../../gen/grid/v1/executor.js';
+import type { LockService } from '../locks.js';
 
 function beginToPb(a: BeginAnswer): BeginTaskResponse {
   const t = a.task;
@@ -18,6 +19,7 @@ function beginToPb(a: BeginAnswer): BeginTaskResponse {
     reason: a.reason,
     secrets: a.secrets,
     lockToken: 0,
+    later: a.later ?? false,
     task: t
       ? {
           job: t.job,
@@ -39,8 +41,25 @@ export function executorService(
   registry: ExecutorRegistry,
   executions: ExecutionService,
   files: FileService,
+  locks: LockService,
 ): ExecutorServiceServer & UntypedServiceImplementation {
+  const lockOf = (req: LockRequest, mustBegin: boolean) =>
+    executions.taskLock({ executorId: req.executorId, secret: req.executorSecret, executionId: req.executionId, taskKey: req.taskKey }, mustBegin);
   return {
+    acquireLock: unaryOpen(ctx, 'AcquireLock', async (req) => {
+      const { executor, lock, ticket } = await lockOf(req, true);
+      const r = await locks.acquire(lock, ticket, { executorId: executor.id, holder: executor.name });
+      return { acquired: r.acquired, token: r.token, ahead: r.ahead, holder: r.holder, lock, ttlMs: r.ttlMs };
+    }),
+    refreshLock: unaryOpen(ctx, 'RefreshLock', async (req) => {
+      const { executor, lock, ticket } = await lockOf(req, false);
+      return { held: await locks.refresh(lock, ticket, req.token, executor.id) };
+    }),
+    releaseLock: unaryOpen(ctx, 'ReleaseLock', async (req) => {
+      const { executor, lock, ticket } = await lockOf(req, false);
+      await locks.release(lock, ticket, req.token, executor.id);
+      return {};
+    }),
     register: unaryOpen(ctx, 'Register', async (req) => {
       const out = await registry.register({
         registrationToken: req.registrationToken,

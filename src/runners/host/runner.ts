@@ -2,6 +2,8 @@
 // directory, in its own process group so that timeout and cancel reach everything it started.
 
 import { spawn } from 'node:child_process';
+import { chown, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { finishedTask } from '../finished.js';
 import type { LogSink, Runner, RunningTask, TaskSpec } from '../runner.js';
 import { buildArgv, buildEnv, CommandError } from './command.js';
@@ -17,6 +19,11 @@ export interface HostRunnerOptions {
   batchMs?: number;
   /** … or as soon as this many bytes are waiting. Default 32 KiB. */
   batchBytes?: number;
+  /**
+   * Run tasks as this uid/gid (the executor runs as root): they cannot read the executor's
+   * state file or other tasks' directories. Their working directory is given to them.
+   */
+  runAs?: { uid: number; gid: number };
 }
 
 export class HostRunner implements Runner {
@@ -25,8 +32,10 @@ export class HostRunner implements Runner {
   private readonly killGraceMs: number;
   private readonly batchMs: number;
   private readonly batchBytes: number;
+  private readonly runAs: HostRunnerOptions['runAs'];
 
   constructor(opts: HostRunnerOptions) {
+    this.runAs = opts.runAs;
     this.workRoot = opts.workRoot;
     this.killGraceMs = opts.killGraceMs ?? 5000;
     this.batchMs = opts.batchMs ?? 50;
@@ -61,6 +70,7 @@ export class HostRunner implements Runner {
       await removeWorkDir(workDir);
       return finishedTask({ outcome: 'cancelled', reason: 'cancelled' }, logs);
     }
+    if (this.runAs) await giveTo(workDir, this.runAs);
 
     const [program, ...rest] = argv as [string, ...string[]];
     let child;
@@ -72,6 +82,7 @@ export class HostRunner implements Runner {
         detached: true,
         stdio: ['ignore', 'pipe', 'pipe'],
         windowsHide: true,
+        ...(this.runAs ? { uid: this.runAs.uid, gid: this.runAs.gid } : {}),
       });
     } catch (err) {
       // Synchronous failures: an argument with a NUL byte and the like.
@@ -89,6 +100,12 @@ export class HostRunner implements Runner {
       batchBytes: this.batchBytes,
     });
   }
+}
+
+/** Hands the working directory and everything placed in it to the task's user. */
+async function giveTo(dir: string, who: { uid: number; gid: number }): Promise<void> {
+  await chown(dir, who.uid, who.gid);
+  for (const entry of await readdir(dir, { recursive: true })) await chown(join(dir, entry), who.uid, who.gid);
 }
 
 function failedEarly(err: unknown, logs: LogSink): RunningTask {
