@@ -3,7 +3,10 @@
 
 import { Command, Option } from 'commander';
 import { loadControllerConfig } from '../src/config/controller.js';
+import { resolve } from 'node:path';
+import { NatsAuthority } from '../src/bus/authority.js';
 import { Controller } from '../src/controller/app.js';
+import { ConfigError } from '../src/errors.js';
 import { startLocalExecutor } from '../src/dev/local-executor.js';
 import { createLogger, type Level } from '../src/util/log.js';
 import { runMain } from '../src/util/main.js';
@@ -95,6 +98,31 @@ program.addCommand(
       );
     },
   ),
+);
+
+program.addCommand(
+  new Command('nats-config')
+    .exitOverride()
+    .description(
+      'print the operator/resolver block an external nats-server needs to trust GRID (decentralized JWT auth, MEMORY resolver); ' +
+        'creates the operator and account keys in the auth dir first if they are not there',
+    )
+    .option('--auth-dir <dir>', 'where the keys live (the controller\'s nats.auth_dir)')
+    .option('-c, --config <file>', 'take nats.auth_dir from this controller config')
+    .option('--resolver-dir <dir>', 'where nats-server keeps the account JWTs GRID pushes to it', '/var/lib/nats/grid-jwt')
+    .addHelpText(
+      'after',
+      '\nExample:\n  $ controller nats-config --auth-dir /etc/grid/nats-auth > /etc/nats/grid-auth.conf\n' +
+        '  # then in nats-server.conf:  include grid-auth.conf   and in the controller config:  "nats": { "auth_dir": "/etc/grid/nats-auth" }\n' +
+        '  # the controller pushes account updates (revoked executors) to the servers itself, over the system account',
+    )
+    .action(async (flags: { authDir?: string; config?: string; resolverDir: string }) => {
+      let dir = flags.authDir;
+      if (!dir && flags.config) dir = (await loadControllerConfig({ file: flags.config, env: process.env })).nats.auth_dir;
+      if (!dir) throw new ConfigError('--auth-dir', 'missing; say where the keys are (or are to be made), e.g. --auth-dir /etc/grid/nats-auth');
+      const authority = await NatsAuthority.open(resolve(dir), { create: true, configKey: '--auth-dir' });
+      process.stdout.write(await authority.serverConfig(flags.resolverDir));
+    }),
 );
 
 await runMain(program, 'controller');

@@ -1,16 +1,17 @@
-// GRID's NATS identities (decentralized JWT auth, nats-server's MEMORY resolver): an operator, a
-// system account and the GRID account, whose keys live in one folder (0700, files 0600). The
-// controller holds the account signing key: it mints its own user and, at Register, one user per
-// executor, with that executor's permissions inside the user JWT, so the server enforces them
-// and no server reload is needed to admit a new executor. Removing an executor revokes its user
-// in the account JWT; the embedded server is reloaded with it, which also cuts its connection.
+// GRID's NATS identities (decentralized JWT auth, nats-server's NATS-based `full` resolver): an
+// operator, a system account and the GRID account, whose keys live in one folder (0700, files
+// 0600). The controller holds the account signing key: it mints its own user and, at Register,
+// one user per executor, with that executor's permissions inside the user JWT, so the server
+// enforces them and nothing on the server changes to admit a new executor. Removing an executor
+// revokes its user in the account JWT, which the controller signs anew and pushes to the servers
+// over the system account ($SYS.REQ.CLAIMS.UPDATE): the server cuts that user's connection and
+// refuses it from then on, with no reload (see nats-access.ts for why not the MEMORY resolver).
 //
 // Layout of the folder (written by `controller nats-config --auth-dir` or the embedded default):
 //   operator.seed, operator.jwt           the operator; operator.jwt goes into the server config
 //   system-account.seed, system-account.jwt
 //   account.seed                           the GRID account (its JWT is signed anew on change)
-//   account-signing.seed                   signs user JWTs (the controller needs only this one day to day)
-//   revocations.json                       { "<user public key>": <revoked at, epoch seconds> }
+//   account-signing.seed                   signs user JWTs
 
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -26,8 +27,10 @@ const FILES = {
   systemJwt: 'system-account.jwt',
   accountSeed: 'account.seed',
   signingSeed: 'account-signing.seed',
-  revocations: 'revocations.json',
 } as const;
+
+/** The system account: connections and subscriptions, no JetStream. */
+const SYSTEM_LIMITS = { subs: -1, conn: -1, leaf: -1, imports: -1, exports: -1, data: -1, payload: -1, wildcards: true };
 
 /** Everything unlimited: GRID's account is the only tenant of its NATS (JetStream included). */
 const ACCOUNT_LIMITS = {
@@ -102,10 +105,8 @@ export class NatsAuthority {
       return jwt;
     };
     const operatorJwt = await jwtFile(FILES.operatorJwt, () => encodeOperator('grid', operator, { system_account: system.getPublicKey() }));
-    const systemJwt = await jwtFile(FILES.systemJwt, () => encodeAccount('SYS', system, {}, { signer: operator }));
-    const a = new NatsAuthority(dir, operator, operatorJwt, system, systemJwt, account, signing);
-    await a.loadRevocations();
-    return a;
+    const systemJwt = await jwtFile(FILES.systemJwt, () => encodeAccount('SYS', system, { limits: SYSTEM_LIMITS }, { signer: operator }));
+    return new NatsAuthority(dir, operator, operatorJwt, system, systemJwt, account, signing);
   }
 
   get accountPublicKey(): string {
@@ -116,15 +117,9 @@ export class NatsAuthority {
     return this.system.getPublicKey();
   }
 
-  private async loadRevocations(): Promise<void> {
-    try {
-      const raw = JSON.parse(await readFile(join(this.dir, FILES.revocations), 'utf8')) as unknown;
-      if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
-        this.revocations = Object.fromEntries(Object.entries(raw).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
-      }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+  /** The revoked user keys (kept in etcd by the caller): { key: revoked at, epoch seconds }. */
+  setRevocations(r: Record<string, number>): void {
+    this.revocations = { ...r };
   }
 
   /** The GRID account's JWT, signed now, with the current revocations. */
@@ -134,13 +129,16 @@ export class NatsAuthority {
     return encodeAccount('GRID', this.account, body, { signer: this.operator });
   }
 
-  /** The block a nats-server needs to trust GRID's identities (operator mode, MEMORY resolver). */
-  async serverConfig(): Promise<string> {
+  /**
+   * The block a nats-server needs to trust GRID's identities: operator mode with the NATS-based
+   * resolver, which keeps account JWTs (and the updates the controller pushes) in `resolverDir`.
+   */
+  async serverConfig(resolverDir: string): Promise<string> {
     return [
       '# GRID: decentralized JWT authentication (generated; see controller nats-config)',
       `operator: ${this.operatorJwt}`,
       `system_account: ${this.system.getPublicKey()}`,
-      'resolver: MEMORY',
+      `resolver: { type: full, dir: ${JSON.stringify(resolverDir)}, allow_delete: false, interval: "2m" }`,
       'resolver_preload: {',
       `  ${this.system.getPublicKey()}: ${this.systemAccountJwt}`,
       `  ${this.account.getPublicKey()}: ${await this.accountJwt()}`,
@@ -171,32 +169,11 @@ export class NatsAuthority {
     return { ...user, seed: new TextDecoder().decode(kp.getSeed()) };
   }
 
-  isRevoked(userPublicKey: string): boolean {
-    return this.revocations[userPublicKey] !== undefined;
-  }
-
-  /**
-   * Revokes every JWT issued so far to this user key; true if that changed the account. The
-   * caller then applies the new account JWT to the servers (the embedded one is reloaded).
-   */
-  async revoke(userPublicKey: string, at = Date.now()): Promise<boolean> {
-    if (!userPublicKey || this.revocations[userPublicKey] !== undefined) return false;
-    // JWT times are in seconds and a JWT issued in this very second counts as revoked too.
-    this.revocations[userPublicKey] = Math.ceil(at / 1000);
-    await this.saveRevocations();
-    return true;
-  }
-
-  /** A removed executor that registers again with the same key proved a registration token. */
-  async unrevoke(userPublicKey: string): Promise<boolean> {
-    if (this.revocations[userPublicKey] === undefined) return false;
-    delete this.revocations[userPublicKey];
-    await this.saveRevocations();
-    return true;
-  }
-
-  private async saveRevocations(): Promise<void> {
-    await writePrivate(join(this.dir, FILES.revocations), `${JSON.stringify(this.revocations, null, 2)}\n`);
+  /** A user of the system account: the controller pushes account updates as it. */
+  async systemUser(): Promise<{ jwt: string; seed: string }> {
+    const kp = createUser();
+    const jwt = await encodeUser('grid-controller-system', kp, this.system);
+    return { jwt, seed: new TextDecoder().decode(kp.getSeed()) };
   }
 }
 

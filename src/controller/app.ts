@@ -85,14 +85,13 @@ export class Controller {
       log.info('no etcd or NATS configured: starting the embedded ones', { data_dir: cfg.data_dir });
       const cluster = await startEmbeddedCluster({
         dataDir: cfg.data_dir,
-        natsAuth: { config: await natsAccess.authority!.serverConfig(), user: natsAccess.controllerUser! },
+        natsAuth: { serverConfig: (dir) => natsAccess.authority!.serverConfig(dir), user: natsAccess.controllerUser! },
         onUnexpectedExit: (which, code, signal) => {
           log.error('embedded server exited unexpectedly; shutting down', { server: which, code, signal });
           void this.close().then(() => process.exit(1));
         },
       });
       this.cleanups.push({ name: 'embedded servers', run: () => cluster.stop() });
-      natsAccess.applyAccount = (config) => cluster.nats.reloadAuth(config);
       this.natsServers = [cluster.natsUrl];
       this.etcdEndpoints = [cluster.etcdEndpoint];
       log.info('embedded servers up', { nats: cluster.natsUrl, etcd: cluster.etcdEndpoint });
@@ -105,6 +104,7 @@ export class Controller {
     this.kv = kv;
     this.cleanups.push({ name: 'etcd client', run: () => kv.close() });
     await kv.revision(); // fail now, with a clear error, if etcd is not there
+    await natsAccess.attach({ kv, servers: this.natsServers, tls: cfg.nats.tls });
 
     const nc = await connectBus({
       servers: this.natsServers,

@@ -1,13 +1,20 @@
 // Who may use GRID's NATS: the controller's own user, one user per executor (minted at Register
 // with that executor's permissions), and revocation when an executor is removed or replaced.
 // With `nats.auth: none` (a NATS without authentication, asked for explicitly) it mints nothing.
+//
+// Revoked user keys are kept in etcd (`nats-revocations`), so every replica signs the same
+// account. A change is pushed to the servers as a new account JWT on $SYS.REQ.CLAIMS.UPDATE
+// (NATS-based resolver). Not the MEMORY resolver with a config reload: on nats-server 2.9 a
+// reload that touches accounts closes every JWT user's connection, so each removal would have
+// disconnected the whole fleet and the controller.
 
 import { join } from 'node:path';
-import type { NatsUser } from '../bus/connect.js';
+import { connectBus, type NatsTls, type NatsUser } from '../bus/connect.js';
 import { NatsAuthority } from '../bus/authority.js';
 import { executorInboxPrefix, executorPermissions } from '../bus/permissions.js';
 import type { ControllerConfig } from '../config/controller.js';
-import { ConfigError, ValidationError } from '../errors.js';
+import { ConfigError, UnavailableError, ValidationError } from '../errors.js';
+import type { Kv } from '../store/kv.js';
 import type { Logger } from '../util/log.js';
 
 export interface ExecutorNatsUser {
@@ -15,9 +22,10 @@ export interface ExecutorNatsUser {
   inboxPrefix: string;
 }
 
+type Revocations = Record<string, number>;
+
 export class NatsAccess {
-  /** Applies a changed account JWT to the servers; set by whoever runs them (the embedded cluster). */
-  applyAccount?: (serverConfig: string) => Promise<void>;
+  private target?: { kv: Kv; servers: string[]; tls: NatsTls };
 
   private constructor(
     readonly authority: NatsAuthority | undefined,
@@ -48,6 +56,22 @@ export class NatsAccess {
     return this.authority !== undefined;
   }
 
+  private key(kv: Kv): string {
+    return kv.key('nats-revocations');
+  }
+
+  /**
+   * From now on revocations are kept in `kv` and pushed to `servers`. Brings the servers up to
+   * date at once: a server started from a preload (or one that missed an update) gets them.
+   */
+  async attach(o: { kv: Kv; servers: string[]; tls: NatsTls }): Promise<void> {
+    if (!this.authority) return;
+    this.target = o;
+    const revoked = (await o.kv.get<Revocations>(this.key(o.kv)))?.value ?? {};
+    this.authority.setRevocations(revoked);
+    if (Object.keys(revoked).length) await this.push();
+  }
+
   /** The executor's user for its public key: its own consumers and subjects, nothing else. */
   async executorUser(e: { id: string; name: string; natsUserKey: string; consumers: string[] }): Promise<ExecutorNatsUser | undefined> {
     if (!this.authority) return undefined;
@@ -56,7 +80,10 @@ export class NatsAccess {
         `nats_user_key: executor ${e.name} sent no NATS user key; this controller's NATS authenticates every connection, so upgrade the executor and register again`,
       );
     }
-    if (await this.authority.unrevoke(e.natsUserKey)) await this.apply();
+    // A removed executor registering again with its old key has proved a registration token.
+    if (await this.change((r) => (r[e.natsUserKey] === undefined ? undefined : (delete r[e.natsUserKey], r)))) {
+      this.log.info('NATS user restored', { executor: e.name, user: e.natsUserKey });
+    }
     const user = await this.authority.mintUser(`executor ${e.name} (${e.id})`, e.natsUserKey, executorPermissions({ id: e.id, consumers: e.consumers }));
     return { jwt: user.jwt, inboxPrefix: executorInboxPrefix(e.id) };
   }
@@ -64,20 +91,42 @@ export class NatsAccess {
   /** Ends a NATS user: its open connection is cut and it cannot connect again. */
   async revoke(userKey: string | undefined, who: string): Promise<void> {
     if (!this.authority || !userKey) return;
-    if (!(await this.authority.revoke(userKey))) return;
-    await this.apply();
-    this.log.info('NATS user revoked', { executor: who, user: userKey });
+    // JWT times are in seconds, and one issued in this very second counts as revoked too.
+    const at = Math.ceil(Date.now() / 1000);
+    if (await this.change((r) => (r[userKey] !== undefined ? undefined : ((r[userKey] = at), r)))) {
+      this.log.info('NATS user revoked', { executor: who, user: userKey });
+    }
   }
 
-  private async apply(): Promise<void> {
-    const config = await this.authority!.serverConfig();
-    if (this.applyAccount) {
-      await this.applyAccount(config);
-      return;
+  /** Applies `fn` to the revocations in etcd (undefined = no change), then pushes the account. */
+  private async change(fn: (r: Revocations) => Revocations | undefined): Promise<boolean> {
+    const t = this.target;
+    if (!t || !this.authority) return false;
+    let changed = false;
+    const next = await t.kv.update<Revocations>(this.key(t.kv), (cur) => {
+      const r = fn({ ...(cur ?? {}) });
+      changed = r !== undefined;
+      return r;
+    }, 'NATS revocations');
+    if (!changed) return false;
+    this.authority.setRevocations(next ?? {});
+    await this.push();
+    return true;
+  }
+
+  /** Sends the account JWT, signed now with the current revocations, to the servers. */
+  private async push(): Promise<void> {
+    const t = this.target!;
+    const jwt = await this.authority!.accountJwt();
+    const nc = await connectBus({ servers: t.servers, name: 'grid-controller-system', user: await this.authority!.systemUser(), tls: t.tls, connectTimeoutMs: 5_000 });
+    try {
+      const res = await nc.request('$SYS.REQ.CLAIMS.UPDATE', jwt, { timeout: 5_000 });
+      const body = JSON.parse(res.string()) as { data?: { code?: number; message?: string }; error?: { code?: number; description?: string } };
+      if (body.data?.code !== 200) {
+        throw new UnavailableError(`NATS did not take the GRID account update: ${body.error?.description ?? body.data?.message ?? res.string()}`);
+      }
+    } finally {
+      await nc.close();
     }
-    this.log.warn(
-      'the NATS account changed (a user was revoked or restored): reload your nats-server with the block "controller nats-config" prints',
-      { auth_dir: this.authority!.dir },
-    );
   }
 }

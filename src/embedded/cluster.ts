@@ -15,8 +15,8 @@ export interface EmbeddedClusterOptions {
   dataDir: string;
   /** Called when a server dies without stop() having been asked; the caller decides what to do. */
   onUnexpectedExit?: (which: EmbeddedServerName, code: number | null, signal: NodeJS.Signals | null) => void;
-  /** NATS authentication: the server's operator/resolver block and the probe's user. */
-  natsAuth?: NatsOptions['auth'];
+  /** NATS authentication: the server's operator/resolver block (given where account JWTs are kept) and the probe's user. */
+  natsAuth?: { serverConfig: (resolverDir: string) => Promise<string>; user: NonNullable<NatsOptions['auth']>['user'] };
 }
 
 export interface EmbeddedCluster {
@@ -68,7 +68,7 @@ export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Pro
     host: HOST,
     port: natsPort,
     logFile: join(layout.logs, 'nats-server.log'),
-    ...(options.natsAuth ? { auth: options.natsAuth } : {}),
+    ...(options.natsAuth ? { auth: { config: await options.natsAuth.serverConfig(join(layout.nats, 'jwt')), user: options.natsAuth.user } } : {}),
   });
   writePidFile(layout.natsPid, nats.pid);
   let etcd: EtcdServer;

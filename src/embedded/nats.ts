@@ -33,8 +33,6 @@ export interface NatsServer {
   logFile: string;
   exited: Promise<ChildExit>;
   stop(): Promise<void>;
-  /** Writes a new auth block and has the server reload it (SIGHUP): revocations take effect. */
-  reloadAuth(config: string): Promise<void>;
 }
 
 const PORT_RETRIES = 2;
@@ -52,11 +50,14 @@ async function startOnce(binary: string, host: string, logFile: string, options:
   const port = options.port ?? (await freePort(host));
   const url = `nats://${host}:${port}`;
   // nats-server 2.9 appends "jetstream" to -sd itself, so the store ends up in <dataDir>/jetstream.
-  const args = ['-js', '-a', host, '-p', String(port), '-sd', options.dataDir, '-n', `grid-embedded-${port}`];
+  let args = ['-js', '-a', host, '-p', String(port), '-sd', options.dataDir, '-n', `grid-embedded-${port}`];
   const confFile = join(options.dataDir, 'nats.conf');
+  // With authentication everything is in the config file (operator mode needs one).
+  const conf = (auth: string) =>
+    [`listen: "${host}:${port}"`, `server_name: "grid-embedded-${port}"`, `jetstream { store_dir: ${JSON.stringify(options.dataDir)} }`, auth].join('\n');
   if (options.auth) {
-    writeConf(confFile, options.auth.config);
-    args.push('-c', confFile);
+    writeConf(confFile, conf(options.auth.config));
+    args = ['-c', confFile];
   }
   const child = await spawnSupervised(binary, args, logFile);
   const failure = await awaitReady(child, {
@@ -69,19 +70,7 @@ async function startOnce(binary: string, host: string, logFile: string, options:
     await child.stop();
     return { ok: false, failure };
   }
-  const reloadAuth = async (config: string): Promise<void> => {
-    if (!options.auth) throw new Error('this nats-server was started without authentication');
-    writeConf(confFile, config);
-    process.kill(child.pid, 'SIGHUP');
-    // The reload is done when the server says so in its log (it logs errors the same way).
-    const deadline = Date.now() + 5_000;
-    const before = child.logTail(10_000).split('Reloaded server configuration').length;
-    while (Date.now() < deadline) {
-      if (child.logTail(10_000).split('Reloaded server configuration').length > before) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  return { ok: true, value: { url, port, pid: child.pid, logFile, exited: child.exited, stop: child.stop, reloadAuth } };
+  return { ok: true, value: { url, port, pid: child.pid, logFile, exited: child.exited, stop: child.stop } };
 }
 
 function writeConf(path: string, config: string): void {

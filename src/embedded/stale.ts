@@ -50,7 +50,8 @@ function isOurs(pid: number, binary: string, dataDir: string): boolean {
   } catch {
     return false;
   }
-  return argv.length > 0 && basename(argv[0]!) === basename(binary) && argv.includes(dataDir);
+  // The data dir itself (-sd, --data-dir), or a file in it (-c <dataDir>/nats.conf).
+  return argv.length > 0 && basename(argv[0]!) === basename(binary) && argv.some((a) => a === dataDir || a.startsWith(`${dataDir}/`));
 }
 
 async function waitGone(pid: number, binary: string, dataDir: string, ms: number): Promise<boolean> {

@@ -17,6 +17,8 @@ import { connectBus } from '../../src/bus/connect.js';
 import { encode } from '../../src/bus/messages.js';
 import { consumers, STREAMS, subjects } from '../../src/bus/subjects.js';
 import { startNats } from '../../src/embedded/index.js';
+import { newUserKey } from '../../src/bus/authority.js';
+import { GridClient } from '../../src/client/client.js';
 import { readExecutorState } from '../harness/executor-process.js';
 import { startFleet, type ExecutorName, type Fleet } from '../harness/pipeline-fleet.js';
 import { startProgram, tempDir } from '../harness/processes.js';
@@ -96,6 +98,57 @@ describe('NATS admits only GRID-minted users', () => {
         expect(mode, f).toBe(0o600);
       }
     } finally {
+      await controller.stop();
+    }
+  });
+});
+
+describe('removing an executor revokes its NATS user (embedded default)', () => {
+  it('its open connection is cut and it cannot connect again; another executor is unaffected', async () => {
+    const dataDir = join(tempDir(), 'grid');
+    const controller = await startProgram('controller', ['start', '--data-dir', dataDir, '--grpc-address', '127.0.0.1:0'], { ready: /controller ready address=(\S+)/ });
+    const address = controller.ready[1]!;
+    const dev = JSON.parse(readFileSync(join(dataDir, 'dev-credentials.json'), 'utf8')) as { admin_token: string; registration_token: string };
+    const ports = JSON.parse(readFileSync(join(dataDir, 'embedded.json'), 'utf8')) as { host: string; nats: number };
+    const natsUrl = `nats://${ports.host}:${ports.nats}`;
+    const client = new GridClient({ address, timeoutMs: 10_000 });
+    const admin = new GridClient({ address, token: dev.admin_token, timeoutMs: 10_000 });
+    const register = async (name: string) => {
+      const key = newUserKey();
+      const res = await client.call(client.executors, client.executors.register, {
+        registrationToken: dev.registration_token, name, groups: [], labels: {}, runners: ['host'], concurrency: 1,
+        pingIntervalSeconds: 5, version: 'test', replace: false, executorId: '', executorSecret: '', natsUserKey: key.publicKey,
+      });
+      return { jwt: res.nats!.userJwt, seed: key.seed, inboxPrefix: res.nats!.inboxPrefix };
+    };
+    try {
+      const doomed = await register('doomed');
+      const kept = await register('kept');
+      const a = await connectBus({ servers: [natsUrl], name: 'doomed', user: doomed, inboxPrefix: doomed.inboxPrefix });
+      const b = await connectBus({ servers: [natsUrl], name: 'kept', user: kept, inboxPrefix: kept.inboxPrefix });
+      const seen: string[] = [];
+      void (async () => {
+        for await (const st of a.status()) if (st.type === 'error') seen.push(st.error.message);
+      })();
+      const keptEvents: string[] = [];
+      void (async () => {
+        for await (const st of b.status()) keptEvents.push(st.type);
+      })();
+      await admin.ctl.removeExecutor('doomed');
+      await until('the revocation to reach the connection', () => seen.some((m) => /revoked/i.test(m)));
+      await a.close().catch(() => undefined);
+      await expect(connectBus({ servers: [natsUrl], name: 'doomed-again', user: doomed, connectTimeoutMs: 5000 })).rejects.toThrow(
+        /NATS at .* refused doomed-again: .*Authorization Violation/,
+      );
+      // The other user was never disconnected: the revocation is an account update, not a reload.
+      await b.flush();
+      expect(b.isClosed()).toBe(false);
+      expect(keptEvents.filter((t) => t === 'disconnect' || t === 'error')).toEqual([]);
+      await b.close();
+      expect(controller.logs()).toMatch(/NATS user revoked executor=doomed/);
+    } finally {
+      client.close();
+      admin.close();
       await controller.stop();
     }
   });

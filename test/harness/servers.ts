@@ -40,7 +40,7 @@ export async function startServers(): Promise<TestServers> {
   const own = await authority.mintOwnUser('test-admin');
   const natsUser: NatsUser = { jwt: own.jwt, seed: own.seed };
   const [nats, etcd] = await Promise.allSettled([
-    startNats({ dataDir: join(dir, 'nats'), logFile: join(dir, 'nats-server.log'), auth: { config: await authority.serverConfig(), user: natsUser } }).then(track),
+    startNats({ dataDir: join(dir, 'nats'), logFile: join(dir, 'nats-server.log'), auth: { config: await authority.serverConfig(join(dir, 'nats', 'jwt')), user: natsUser } }).then(track),
     startEtcd({ dataDir: join(dir, 'etcd'), logFile: join(dir, 'etcd.log') }).then(track),
   ]);
 

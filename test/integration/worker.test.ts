@@ -65,12 +65,13 @@ function answer(req: BeginTaskRequest): BeginTaskResponse {
   beginCalls.push(req);
   const why = refuse.get(req.taskKey);
   const rec = records.get(jobMsgId(req.executionId, req.taskKey));
-  if (why !== undefined || !rec) return { proceed: false, reason: why ?? 'no such task', secrets: {}, lockToken: 0, task: undefined };
+  if (why !== undefined || !rec) return { proceed: false, reason: why ?? 'no such task', secrets: {}, lockToken: 0, task: undefined, later: false };
   return {
     proceed: true,
     reason: '',
     secrets: rec.has_secrets ? { TOKEN: SECRET } : {},
     lockToken: 7,
+    later: false,
     task: {
       job: rec.definition.name,
       jobVersion: rec.job_version,
