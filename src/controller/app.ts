@@ -164,7 +164,7 @@ export class Controller {
       kv, store: executionStore, jobs: jobStore, executors: executorStore, registry: executors, js, nc, box, publisher, instance, log: log.named('executions'),
       fileDigests: (names) => files.recordedDigests(names),
     });
-    const logs = new LogService({ js, store: executionStore });
+    const logs = new LogService({ js, store: executionStore, executors: executorStore, log: log.named('logs') });
 
     await ensureControllerConsumers(nc);
     const dispatcher = new Dispatcher({ js, store: executionStore, jobs: jobStore, executors: executorStore, publisher, instance, log: log.named('dispatcher') });

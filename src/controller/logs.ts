@@ -10,7 +10,10 @@ import { DeliverPolicy } from '@nats-io/jetstream';
 import { setImmediate } from 'node:timers/promises';
 import { LOG_HEADERS } from '../bus/messages.js';
 import { STREAMS, subjects } from '../bus/subjects.js';
-import { isTerminalExecution } from '../domain/execution.js';
+import { isTerminalExecution, type Execution } from '../domain/execution.js';
+import { groupsOf } from '../domain/executor.js';
+import type { EtcdExecutorStore } from '../store/etcd-executors.js';
+import type { Logger } from '../util/log.js';
 import { NotFoundError } from '../errors.js';
 import type { EtcdExecutionStore } from '../store/etcd-executions.js';
 import { authorize, type Principal } from './auth.js';
@@ -39,7 +42,39 @@ const READ_AHEAD_MESSAGES = 64;
 const JOIN_BYTES = 64 * 1024;
 
 export class LogService {
-  constructor(private readonly d: { js: JetStreamClient; store: EtcdExecutionStore }) {}
+  constructor(
+    private readonly d: {
+      js: JetStreamClient;
+      store: EtcdExecutionStore;
+      /** Who is in which group: a pool task's output counts from members of its pool. */
+      executors?: Pick<EtcdExecutorStore, 'getFast'>;
+      log?: Logger;
+    },
+  ) {}
+
+  /**
+   * Whether output under `executorId` belongs to the execution: an executor may publish logs
+   * only under its own id, but for any execution, so output from one that was never given a task
+   * of it (nor is in the pool of one of its pool tasks) is left out.
+   */
+  private writers(x: Execution): (executorId: string) => Promise<boolean> {
+    const known = new Map<string, boolean>(x.tasks.filter((t) => t.executor_id).map((t) => [t.executor_id, true]));
+    const pools = [...new Set(x.tasks.map((t) => t.pool).filter((g): g is string => !!g))];
+    return async (id) => {
+      const seen = known.get(id);
+      if (seen !== undefined) return seen;
+      let ok = false;
+      const cur = (await this.d.store.get(x.id).catch(() => undefined))?.value;
+      if (cur?.tasks.some((t) => t.executor_id === id)) ok = true;
+      else if (pools.length && this.d.executors) {
+        const e = await this.d.executors.getFast(id);
+        ok = !!e && groupsOf(e).some((g) => pools.includes(g));
+      }
+      if (!ok) this.d.log?.warn('log output from an executor with no task of this execution left out', { execution: x.id, executor: id });
+      known.set(id, ok);
+      return ok;
+    };
+  }
 
   async *stream(p: Principal, req: { executionId: string; follow: boolean; executor: string }, signal: AbortSignal): AsyncIterable<LogChunkOut> {
     authorize(p, 'logs:read');
@@ -76,6 +111,7 @@ export class LogService {
       };
       timer = setTimeout(() => void check(), FOLLOW_CHECK_MS);
     }
+    const mayWrite = this.writers(x);
     const it = messages[Symbol.asyncIterator]();
     /** The consumer's next result when already asked for (while joining): taken before asking again. */
     let ahead: Promise<IteratorResult<JsMsg>> | undefined;
@@ -86,6 +122,13 @@ export class LogService {
         if (r.done) break;
         let m = r.value;
         const chunk = toChunk(x.id, m);
+        if (!(await mayWrite(chunk.executorId))) {
+          lastSeq = m.seq;
+          caughtUp = m.info.pending === 0;
+          if (endSeq !== undefined && lastSeq >= endSeq) break;
+          if (caughtUp && (!req.follow || terminal)) break;
+          continue;
+        }
         // Join the small messages that have already arrived behind it. getPending() may count
         // more than is there (never less), so each is waited for one turn of the event loop at
         // most; one that is not there by then starts the next chunk.

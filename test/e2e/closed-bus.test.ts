@@ -20,6 +20,7 @@ import { startNats } from '../../src/embedded/index.js';
 import { newUserKey } from '../../src/bus/authority.js';
 import { GridClient } from '../../src/client/client.js';
 import { readExecutorState } from '../harness/executor-process.js';
+import { readAll } from '../harness/streams.js';
 import { startFleet, type ExecutorName, type Fleet } from '../harness/pipeline-fleet.js';
 import { startProgram, tempDir } from '../harness/processes.js';
 import { uniqueName } from '../harness/servers.js';
@@ -277,6 +278,8 @@ describe('the recorder believes only the task\'s executor', () => {
     try {
       await jetstream(nc).publish(subjects.event(id, web1.id), forgedFinish(id, web1.id));
       await jetstream(nc).publish(subjects.event(id, web1.id), forgedFinish(id, web2.id));
+      // It may publish log output under its own id, for any execution: GetLogs leaves it out.
+      await jetstream(nc).publish(subjects.log(id, web1.id), new TextEncoder().encode('INJECTED by web-1\n'));
     } finally {
       await nc.close();
     }
@@ -293,7 +296,18 @@ describe('the recorder believes only the task\'s executor', () => {
     const s = await fleet.waitTerminal(id);
     expect(s.state).toBe('SUCCEEDED');
     expect(s.tasks[0]).toMatchObject({ state: 'SUCCEEDED', exitCode: 0, reason: 'exit code 0' });
+    const injected = await fleet.servers.connectNats('reader');
+    try {
+      const inStream = await readAll(jetstream(injected), STREAMS.logs, subjects.log(id, web1.id));
+      expect(inStream.map((m) => m.string())).toEqual(['INJECTED by web-1\n']); // it is in the stream…
+    } finally {
+      await injected.close();
+    }
+    const shownLogs = await fleet.cli(['getlogs', id]);
+    expect(shownLogs.code).toBe(0);
+    expect(shownLogs.stdout + shownLogs.stderr).not.toMatch(/INJECTED/); // …and not in the execution's logs
     const log = fleet.controller.logs();
+    expect(log).toMatch(new RegExp(`log output from an executor with no task of this execution left out execution=${id} executor=${web1.id}`));
     expect(log).toMatch(new RegExp(`event refused .*why="sent by an executor that is not the task's".*executor=${web1.id}`));
     expect(log).toMatch(new RegExp(`event refused subject=grid\\.evt\\.${id}\\.${web1.id} why="executor_id \\\\"${web2.id}\\\\" is not the subject's`));
     expect(log).toMatch(/event refused .*outcome \\"exploded\\" is not one of succeeded, failed, timed_out, cancelled/);

@@ -1,0 +1,35 @@
+// What an executor's NATS user may do: exactly its own consumers and subjects, nothing else.
+
+import { describe, expect, it } from 'vitest';
+import { executorInboxPrefix, executorPermissions } from '../../src/bus/permissions.js';
+
+const ID = '01M8T47PQ7PYG52E0YXBR69G3B';
+
+describe('executorPermissions', () => {
+  const p = executorPermissions({ id: ID, consumers: [`node-${ID}`, 'pool-all-host', 'pool-web-host'] });
+
+  it('publishes events and logs under its own id, pulls and acks its own consumers', () => {
+    expect(p.pub?.allow).toEqual([
+      `grid.evt.*.${ID}`,
+      `grid.log.*.${ID}`,
+      ...[`node-${ID}`, 'pool-all-host', 'pool-web-host'].flatMap((c) => [
+        `$JS.API.CONSUMER.MSG.NEXT.GRID_JOBS.${c}`,
+        `$JS.API.CONSUMER.INFO.GRID_JOBS.${c}`,
+        `$JS.ACK.GRID_JOBS.${c}.>`,
+      ]),
+    ]);
+  });
+
+  it('hears only its own replies and cancellations', () => {
+    expect(p.sub?.allow).toEqual([`${executorInboxPrefix(ID)}.>`, `grid.cancel.${ID}`]);
+  });
+
+  it('allows no administration, no job subjects and no wildcard over other executors', () => {
+    const all = [...(p.pub?.allow ?? []), ...(p.sub?.allow ?? [])];
+    for (const s of all) {
+      expect(s).not.toMatch(/^\$JS\.API\.(STREAM|ACCOUNT|META|SERVER)|CONSUMER\.(CREATE|DURABLE|DELETE)|^\$KV\.|^\$O\.|^grid\.job\.|^>$/);
+      // Every grid.* subject names this executor.
+      if (s.startsWith('grid.')) expect(s.endsWith(ID)).toBe(true);
+    }
+  });
+});
