@@ -53,7 +53,7 @@ export async function connectBus(opts: BusOptions): Promise<NatsConnection> {
     const at = opts.servers.join(', ');
     if (err instanceof errors.AuthorizationError || err instanceof errors.UserAuthenticationExpiredError) {
       throw new UnauthenticatedError(
-        `NATS at ${at} refused ${opts.name}: ${msg}${opts.user ? ' (its NATS user was not accepted: register the executor again, or check the server\'s operator block)' : ' (the server requires NATS credentials)'}`,
+        `NATS at ${at} refused ${opts.name}: ${msg}${opts.user ? ' (its NATS user was not accepted: register the executor again, or check the server\'s operator block)' : ' (the server requires NATS credentials; an executor gets its own from executor register)'}`,
         { cause: err },
       );
     }

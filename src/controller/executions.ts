@@ -11,6 +11,7 @@ import { groupsOf, type ExecutorRecord } from '../domain/executor.js';
 import { isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
 import { mayBegin, NOT_YET, sendable, stopExecution } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
+import type { TaskToRun } from '../domain/task.js';
 import { formatTarget, parseTarget } from '../domain/target.js';
 import { FailedPreconditionError, NotFoundError, PermissionDeniedError, ValidationError } from '../errors.js';
 import type { EtcdExecutionStore } from '../store/etcd-executions.js';
@@ -336,20 +337,6 @@ export class ExecutionService {
     if (!def.serialize) throw new FailedPreconditionError(`job ${def.name} is not serialized; it has no lock`);
     return { executor: e, lock: def.serialize, ticket };
   }
-}
-
-/** What an executor runs for one task, from the state of record. */
-export interface TaskToRun {
-  job: string;
-  jobVersion: number;
-  definition: JobDefinition;
-  args: Record<string, string>;
-  deadlineMs: number;
-  timeoutMs: number;
-  maxAttempts: number;
-  backoffMs: number;
-  /** The definition's files with the digest recorded when the execution was accepted ("" = none was). */
-  files: Array<JobDefinition['files'][number] & { digest: string }>;
 }
 
 export interface BeginAnswer {

@@ -7,7 +7,7 @@
 
 import { createHash } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Objm, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
+import { Objm, type ObjectInfo, type ObjectResult, type ObjectStore } from '@nats-io/obj';
 import { BUCKETS } from '../bus/subjects.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import type { Kv } from '../store/kv.js';
@@ -130,19 +130,7 @@ export class FileService {
   async *content(name: string, signal?: AbortSignal): AsyncIterable<Uint8Array> {
     const res = await (await this.store()).get(checkFileName(name));
     if (!res) throw new NotFoundError('file', name, 'it is not in the grid-files store; grid-cli files put adds it');
-    const reader = res.data.getReader();
-    try {
-      for (;;) {
-        if (signal?.aborted) return;
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (value && value.length > 0) yield value;
-      }
-      const err = await res.error;
-      if (err) throw err;
-    } finally {
-      await reader.cancel().catch(() => {});
-    }
+    yield* body(res, signal);
   }
 
   private store(): Promise<ObjectStore> {
@@ -235,19 +223,7 @@ export class FileService {
     const res = await (await this.store()).get(name);
     if (!res) throw notFound(name);
     yield { info: await this.withRecordedDigest(res.info), chunk: new Uint8Array(0) };
-    const reader = res.data.getReader();
-    try {
-      for (;;) {
-        if (signal?.aborted) return;
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (value && value.length > 0) yield { chunk: value };
-      }
-      const err = await res.error;
-      if (err) throw err;
-    } finally {
-      await reader.cancel().catch(() => {});
-    }
+    for await (const chunk of body(res, signal)) yield { chunk };
   }
 
   async list(p: Principal): Promise<StoredFile[]> {
@@ -267,6 +243,23 @@ export class FileService {
     if (!info || info.deleted) throw notFound(name);
     await os.delete(name);
     await this.d.kv.delete(this.recordKey(name));
+  }
+}
+
+/** An object's content as the store reads it, ending with the store's own check of it. */
+async function* body(res: ObjectResult, signal?: AbortSignal): AsyncIterable<Uint8Array> {
+  const reader = res.data.getReader();
+  try {
+    for (;;) {
+      if (signal?.aborted) return;
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (value && value.length > 0) yield value;
+    }
+    const err = await res.error;
+    if (err) throw err;
+  } finally {
+    await reader.cancel().catch(() => {});
   }
 }
 

@@ -81,7 +81,7 @@ export class NatsAccess {
       );
     }
     // A removed executor registering again with its old key has proved a registration token.
-    if (await this.change((r) => (r[e.natsUserKey] === undefined ? undefined : (delete r[e.natsUserKey], r)))) {
+    if (this.authority.isRevoked(e.natsUserKey) && await this.change((r) => (r[e.natsUserKey] === undefined ? undefined : (delete r[e.natsUserKey], r)))) {
       this.log.info('NATS user restored', { executor: e.name, user: e.natsUserKey });
     }
     const user = await this.authority.mintUser(`executor ${e.name} (${e.id})`, e.natsUserKey, executorPermissions({ id: e.id, consumers: e.consumers }));

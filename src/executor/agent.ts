@@ -105,6 +105,8 @@ export class Agent {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') this.log.warn('NATS connection lost; reconnecting');
       else if (s.type === 'reconnect') this.log.info('NATS connection restored');
+      // A permission violation or a revoked user: the server says what it refused.
+      else if (s.type === 'error') this.log.warn('NATS refused this executor', { error: s.error.message });
     }
   }
 

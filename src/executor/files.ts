@@ -8,12 +8,11 @@
 // anyone who can read the working directory. A template that names a secret fails the task.
 
 import { createHash } from 'node:crypto';
-import type { FileRef } from '../domain/job.js';
+import type { TaskFileRef } from '../domain/task.js';
 import { NotFoundError } from '../errors.js';
 import type { TaskSpec } from '../runners/runner.js';
 
-/** A file of a task, with the digest GRID recorded for it ("" = none was recorded). */
-export type TaskFileRef = FileRef & { digest: string };
+export type { TaskFileRef };
 
 /** Fetches one file's content for the task being prepared. */
 export type FetchFile = (name: string) => AsyncIterable<Uint8Array>;

@@ -16,6 +16,7 @@ import { STREAMS, subjects } from '../bus/subjects.js';
 import type { GridClient } from '../client/client.js';
 import type { BeginTaskResponse, TaskRef, TaskToRun as TaskToRunPb } from '../gen/grid/v1/executor.js';
 import type { JobDefinition } from '../domain/job.js';
+import type { TaskToRun } from '../domain/task.js';
 import { eventId, type TaskEventKind } from '../domain/execution.js';
 import { NotImplementedError, UnavailableError } from '../errors.js';
 import { taskOutput } from '../runners/output.js';
@@ -23,7 +24,7 @@ import type { Runner, RunningTask, TaskOutcome, TaskResult, TaskSpec } from '../
 import { Batcher } from '../util/batcher.js';
 import type { Logger } from '../util/log.js';
 import type { AgentWorker } from './agent.js';
-import { prepareFiles, TaskFileError, type TaskFileRef } from './files.js';
+import { prepareFiles, TaskFileError } from './files.js';
 import { FleetLocks, type HeldLock } from './lock.js';
 import { LOG_CHUNK_BYTES, LogPublisher } from './log-publisher.js';
 import { PidFiles } from './orphans.js';
@@ -597,19 +598,6 @@ export class Worker implements AgentWorker {
       }
     }
   }
-}
-
-/** A task as the controller's record has it (BeginTask's answer). */
-interface TaskToRun {
-  job: string;
-  jobVersion: number;
-  definition: JobDefinition;
-  args: Record<string, string>;
-  deadlineMs: number;
-  timeoutMs: number;
-  maxAttempts: number;
-  backoffMs: number;
-  files: TaskFileRef[];
 }
 
 function taskFromPb(t: TaskToRunPb | undefined): TaskToRun {

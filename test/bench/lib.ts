@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { GridClient } from '../../src/client/client.js';
 import { freePort, startEtcd, startNats } from '../../src/embedded/index.js';
+import { NatsAuthority } from '../../src/bus/authority.js';
+import type { NatsUser } from '../../src/bus/connect.js';
 
 /** dist/ (this file runs as dist/test/bench/lib.js). */
 export const DIST = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -83,6 +85,10 @@ export async function stopChild(c: ChildProcess, graceMs = 5_000): Promise<void>
 
 export interface Servers {
   natsUrl: string;
+  /** GRID's NATS keys (the controller's nats.auth_dir): NATS authenticates, as in production. */
+  natsAuthDir: string;
+  /** A user with every permission in the GRID account, for the baselines. */
+  natsUser: NatsUser;
   etcdEndpoint: string;
   natsPid: number;
   etcdPid: number;
@@ -92,7 +98,15 @@ export interface Servers {
 
 export async function startServers(): Promise<Servers> {
   const dir = tempDir('grid-bench-');
-  const nats = await startNats({ dataDir: join(dir, 'nats'), logFile: join(dir, 'nats-server.log') });
+  const natsAuthDir = join(dir, 'nats-auth');
+  const authority = await NatsAuthority.open(natsAuthDir, { create: true });
+  const own = await authority.mintOwnUser('bench');
+  const natsUser: NatsUser = { jwt: own.jwt, seed: own.seed };
+  const nats = await startNats({
+    dataDir: join(dir, 'nats'),
+    logFile: join(dir, 'nats-server.log'),
+    auth: { config: await authority.serverConfig(join(dir, 'nats', 'jwt')), user: natsUser },
+  });
   const pids = new Set<number>([nats.pid]);
   let etcd;
   try {
@@ -103,8 +117,11 @@ export async function startServers(): Promise<Servers> {
   }
   pids.add(etcd.pid);
   pidsToKill.push(...pids);
+  usersByUrl.set(nats.url, natsUser);
   return {
     natsUrl: nats.url,
+    natsAuthDir,
+    natsUser,
     etcdEndpoint: etcd.endpoint,
     natsPid: nats.pid,
     etcdPid: etcd.pid,
@@ -114,6 +131,13 @@ export async function startServers(): Promise<Servers> {
       removeDir(dir);
     },
   };
+}
+
+/** Bench servers' NATS URL → the full-permission user the baselines connect as. */
+const usersByUrl = new Map<string, NatsUser>();
+
+export function natsUserFor(url: string): NatsUser | undefined {
+  return usersByUrl.get(url);
 }
 
 // The embedded servers are spawned by src/embedded; kill them by pid if we exit abruptly.
@@ -164,7 +188,7 @@ export async function startController(o: ControllerOptions): Promise<RunningCont
           grpc_address: `127.0.0.1:${port}`,
           data_dir: join(dir, 'data'),
           etcd: { endpoints: [o.servers.etcdEndpoint], prefix: o.prefix ?? '/grid/' },
-          nats: { servers: [o.servers.natsUrl] },
+          nats: { servers: [o.servers.natsUrl], auth_dir: o.servers.natsAuthDir },
           auth: 'tokens',
           tokens: [{ name: 'bench-admin', token: ADMIN_TOKEN, role: 'admin' }],
           registration_tokens: [REGISTRATION_TOKEN],

@@ -11,7 +11,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import { createInbox, type NatsConnection } from '@nats-io/nats-core';
+import { createInbox, jwtAuthenticator, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { Etcd3 } from 'etcd3';
 import type { GridClient } from '../../src/client/client.js';
@@ -33,6 +33,7 @@ import {
   startController,
   startFleet,
   startServers,
+  natsUserFor,
   stopChild,
   tempDir,
   track,
@@ -282,8 +283,10 @@ const fmt = (n: number | null, digits?: number): string => {
   return n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 };
 
+/** The baselines run on the same authenticating NATS as GRID, as a user with every permission. */
 async function natsConnect(url: string, name: string): Promise<NatsConnection> {
-  return connect({ servers: url, name });
+  const user = natsUserFor(url);
+  return connect({ servers: url, name, ...(user ? { authenticator: jwtAuthenticator(user.jwt, new TextEncoder().encode(user.seed)) } : {}) });
 }
 
 // ---------------------------------------------------------------- group A: one controller, few executors
