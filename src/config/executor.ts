@@ -3,7 +3,8 @@
 // Environment: GRID_ + the upper-cased top-level key, for every key except `kubernetes`:
 // GRID_CONTROLLER, GRID_REGISTRATION_TOKEN, GRID_NAME, GRID_GROUPS (a,b), GRID_LABELS (k=v,k2=v2),
 // GRID_RUNNERS (host,kubernetes), GRID_CONCURRENCY, GRID_PING_INTERVAL_SECONDS, GRID_NATS_SERVERS,
-// GRID_NATS_TLS_CA_FILE, GRID_NATS_TLS_CERT_FILE, GRID_NATS_TLS_KEY_FILE, GRID_STATE_FILE, GRID_WORK_DIR, GRID_SHUTDOWN_GRACE_SECONDS, GRID_LOG_LEVEL,
+// GRID_NATS_TLS_CA_FILE, GRID_NATS_TLS_CERT_FILE, GRID_NATS_TLS_KEY_FILE, GRID_STATE_FILE,
+// GRID_WORK_DIR, GRID_RUN_AS, GRID_SHUTDOWN_GRACE_SECONDS, GRID_LOG_LEVEL,
 // GRID_LOG_MAX_BYTES_PER_TASK. `ping_interval` (Octavius's name) is accepted in files and flags
 // as another spelling of `ping_interval_seconds`. Relative paths in the file are relative to the
 // file's folder; from the environment or flags, to the working directory.

@@ -1,6 +1,6 @@
 // Starts a single `nats-server -js` on loopback for the embedded cluster and tests.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -24,6 +24,8 @@ export interface NatsOptions {
    * to `<dataDir>/nats.conf`; `user` is who the readiness probe connects as.
    */
   auth?: { config: string; user: NatsUser };
+  /** TLS for clients (needs `auth`, which puts the server on a config file): PEM files. */
+  tls?: { cert_file: string; key_file: string; ca_file: string };
 }
 
 export interface NatsServer {
@@ -54,7 +56,13 @@ async function startOnce(binary: string, host: string, logFile: string, options:
   const confFile = join(options.dataDir, 'nats.conf');
   // With authentication everything is in the config file (operator mode needs one).
   const conf = (auth: string) =>
-    [`listen: "${host}:${port}"`, `server_name: "grid-embedded-${port}"`, `jetstream { store_dir: ${JSON.stringify(options.dataDir)} }`, auth].join('\n');
+    [
+      `listen: "${host}:${port}"`,
+      `server_name: "grid-embedded-${port}"`,
+      `jetstream { store_dir: ${JSON.stringify(options.dataDir)} }`,
+      ...(options.tls ? [`tls { cert_file: ${JSON.stringify(options.tls.cert_file)}, key_file: ${JSON.stringify(options.tls.key_file)} }`] : []),
+      auth,
+    ].join('\n');
   if (options.auth) {
     writeConf(confFile, conf(options.auth.config));
     args = ['-c', confFile];
@@ -64,7 +72,7 @@ async function startOnce(binary: string, host: string, logFile: string, options:
     what: `nats-server on ${host}:${port}`,
     deadlineMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
     // The log line says the listener is up; the JetStream API answering says the store is usable.
-    probe: async () => child.logTail(1_000).includes('Server is ready') && (await jetStreamAnswers(url, options.auth?.user)),
+    probe: async () => child.logTail(1_000).includes('Server is ready') && (await jetStreamAnswers(url, options.auth?.user, options.tls?.ca_file)),
   });
   if (failure) {
     await child.stop();
@@ -77,11 +85,17 @@ function writeConf(path: string, config: string): void {
   writeFileSync(path, config, { mode: 0o600 });
 }
 
-async function jetStreamAnswers(url: string, user?: NatsUser): Promise<boolean> {
+async function jetStreamAnswers(url: string, user?: NatsUser, caFile?: string): Promise<boolean> {
   let nc: NatsConnection | undefined;
   try {
     const authenticator = user ? jwtAuthenticator(user.jwt, new TextEncoder().encode(user.seed)) : undefined;
-    nc = await connect({ servers: url, timeout: 1_000, reconnect: false, ...(authenticator ? { authenticator } : {}) });
+    nc = await connect({
+      servers: url,
+      timeout: 1_000,
+      reconnect: false,
+      ...(authenticator ? { authenticator } : {}),
+      ...(caFile ? { tls: { ca: readFileSync(caFile, 'utf8') } } : {}),
+    });
     const jsm = await jetstreamManager(nc, { timeout: 1_000 });
     await jsm.getAccountInfo();
     return true;

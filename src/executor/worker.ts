@@ -436,7 +436,7 @@ export class Worker implements AgentWorker {
     let files: TaskSpec['files'];
     if (task.files.length) {
       try {
-        files = await prepareFiles(task.files, task.args, def.env_vars.secrets.map((x) => x.name), (name) => this.fetchFile(job, name));
+        files = await prepareFiles(task.files, task.args, def.env_vars.secrets.map((x) => x.name), (name) => this.fetchFile(job, name, run.abort.signal));
       } catch (err) {
         const reason = err instanceof TaskFileError ? err.message : `could not prepare the task's files: ${(err as Error).message}`;
         await this.finish(msg, run, { outcome: 'failed', reason }, log);
@@ -541,11 +541,11 @@ export class Worker implements AgentWorker {
   }
 
   /** One of the task's files, from the controller, which checks that this task may read it. */
-  private fetchFile(job: JobMessage, name: string): AsyncIterable<Uint8Array> {
+  private fetchFile(job: JobMessage, name: string, signal: AbortSignal): AsyncIterable<Uint8Array> {
     const c = this.o.client;
     const req = { executorId: this.o.executorId, executorSecret: this.o.executorSecret, executionId: job.execution_id, taskKey: job.task_key, name };
     return (async function* () {
-      for await (const chunk of c.stream(c.executors, c.executors.getTaskFile, req)) yield chunk.data;
+      for await (const chunk of c.stream(c.executors, c.executors.getTaskFile, req, signal)) yield chunk.data;
     })();
   }
 

@@ -1,0 +1,116 @@
+// TLS to NATS, as configured on the controller (nats.tls) and executors (nats_tls): a recording
+// proxy between client and server reads what is published when the link is plain, and nothing of
+// it once it is TLS; a client that does not trust the server's CA is refused.
+
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer, connect as tcpConnect, type Server } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NatsAuthority } from '../../src/bus/authority.js';
+import { connectBus, type NatsUser } from '../../src/bus/connect.js';
+import { startNats, type NatsServer } from '../../src/embedded/index.js';
+import { tempDir, cleanupProcesses } from '../harness/processes.js';
+
+const MARKER = 'secret-argument-hunter2';
+
+let dir: string;
+let user: NatsUser;
+let plain: NatsServer;
+let tls: NatsServer;
+let caFile: string;
+let otherCaFile: string;
+
+/** A CA, and a certificate for 127.0.0.1 signed by it, made with Debian's openssl. */
+function makeCerts(d: string, name: string): { ca: string; cert: string; key: string } {
+  const p = (f: string) => join(d, `${name}-${f}`);
+  const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '1', '-subj', `/CN=${name} test CA`]);
+  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=127.0.0.1']);
+  // nats.js checks a certificate for a loopback IP against "localhost".
+  writeFileSync(p('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  run(['x509', '-req', '-in', p('server.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p('server.pem'), '-days', '1', '-extfile', p('ext.cnf')]);
+  return { ca: p('ca.pem'), cert: p('server.pem'), key: p('server.key') };
+}
+
+/** A TCP proxy to `port` that keeps every byte the client sent. */
+async function recordingProxy(port: number): Promise<{ port: number; seen: () => string; close: () => void }> {
+  const chunks: Buffer[] = [];
+  const server: Server = createServer((client) => {
+    const upstream = tcpConnect(port, '127.0.0.1');
+    client.on('data', (b: Buffer) => chunks.push(b));
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  return { port: typeof addr === 'object' && addr ? addr.port : 0, seen: () => Buffer.concat(chunks).toString('latin1'), close: () => server.close() };
+}
+
+beforeAll(async () => {
+  dir = tempDir('grid-nats-tls-');
+  const authority = await NatsAuthority.open(join(dir, 'auth'), { create: true });
+  const own = await authority.mintOwnUser('tls-test');
+  user = { jwt: own.jwt, seed: own.seed };
+  const certs = makeCerts(dir, 'grid');
+  caFile = certs.ca;
+  otherCaFile = makeCerts(dir, 'other').ca;
+  const auth = async (name: string) => ({ config: await authority.serverConfig(join(dir, name, 'jwt')), user });
+  plain = await startNats({ dataDir: join(dir, 'plain'), auth: await auth('plain') });
+  tls = await startNats({ dataDir: join(dir, 'tls'), auth: await auth('tls'), tls: { cert_file: certs.cert, key_file: certs.key, ca_file: certs.ca } });
+});
+
+afterAll(async () => {
+  await Promise.allSettled([plain?.stop(), tls?.stop()]);
+  await cleanupProcesses();
+});
+
+async function publishThrough(proxyPort: number, withTls: boolean): Promise<void> {
+  const nc = await connectBus({
+    servers: [`nats://127.0.0.1:${proxyPort}`],
+    name: 'tls-test',
+    user,
+    ...(withTls ? { tls: { ca_file: caFile, cert_file: '', key_file: '' } } : {}),
+  });
+  nc.publish('grid.test.secret', new TextEncoder().encode(MARKER));
+  await nc.flush();
+  await nc.close();
+}
+
+describe('TLS to NATS', () => {
+  it('without TLS a recording proxy reads what is published; with TLS it does not', async () => {
+    const open = await recordingProxy(plain.port);
+    try {
+      await publishThrough(open.port, false);
+      expect(open.seen()).toContain(MARKER);
+    } finally {
+      open.close();
+    }
+    const sealed = await recordingProxy(tls.port);
+    try {
+      await publishThrough(sealed.port, true);
+      expect(sealed.seen().length).toBeGreaterThan(0);
+      expect(sealed.seen()).not.toContain(MARKER);
+      expect(sealed.seen()).not.toContain(user.jwt.slice(0, 40)); // nor the credentials
+    } finally {
+      sealed.close();
+    }
+  });
+
+  it('a client that does not trust the server\'s CA is refused with one line', async () => {
+    const err = await connectBus({
+      servers: [tls.url],
+      name: 'wrong-ca',
+      user,
+      tls: { ca_file: otherCaFile, cert_file: '', key_file: '' },
+      connectTimeoutMs: 5000,
+    }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(/^cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+: .+$/);
+    expect(err?.message.split('\n')).toHaveLength(1);
+    console.log(`  wrong CA: ${err?.message}`);
+  });
+});
