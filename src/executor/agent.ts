@@ -102,11 +102,22 @@ export class Agent {
   }
 
   private async watchNats(nc: NatsConnection): Promise<void> {
+    let lastError = '';
     for await (const s of nc.status()) {
+      if (this.closing) continue;
       if (s.type === 'disconnect') this.log.warn('NATS connection lost; reconnecting');
       else if (s.type === 'reconnect') this.log.info('NATS connection restored');
-      // A permission violation or a revoked user: the server says what it refused.
-      else if (s.type === 'error') this.log.warn('NATS refused this executor', { error: s.error.message });
+      else if (s.type === 'error') {
+        // The server's words are all there is to tell a revoked user by (no error class for it).
+        if (/authentication revoked/i.test(s.error.message)) {
+          this.log.error('NATS revoked this executor\'s user: it was removed from the registry or replaced; register it again (executor register)');
+          void this.close(1, false);
+          continue;
+        }
+        // A permission violation, or a refused reconnect: said once, not on every retry.
+        if (s.error.message !== lastError) this.log.warn('NATS refused an operation of this executor', { error: s.error.message });
+        lastError = s.error.message;
+      }
     }
   }
 
@@ -116,6 +127,7 @@ export class Agent {
       this.state = 'draining';
       const graceMs = this.cfg.shutdown_grace_seconds * 1000;
       if (report) await this.heartbeat?.beat(); // announce DRAINING
+      else this.heartbeat?.stop(); // refused or revoked: nothing more to tell the controller
       if (this.worker) {
         this.log.info('draining: waiting for running tasks', { running: this.worker.runningTasks(), grace_s: this.cfg.shutdown_grace_seconds });
         await this.worker.drain(Date.now() + graceMs);

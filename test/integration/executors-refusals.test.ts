@@ -119,7 +119,7 @@ describe('executor refusals', () => {
     }
   });
 
-  it('a removed executor: its next heartbeat is refused, it says it was removed and exits non-zero', async () => {
+  it('a removed executor: its NATS user is revoked or its next heartbeat refused, it says it was removed and exits non-zero', async () => {
     const ex = await started({ controller: controller.address, name: uniqueName('exec-removed') });
     const r = await cli(['executors', 'remove', ex.name]);
     expect(r.code, r.stderr).toBe(0);
@@ -128,9 +128,12 @@ describe('executor refusals', () => {
     const code = await Promise.race([ex.exited, new Promise<string>((res) => setTimeout(() => res('still running'), 10_000))]);
     expect(code, ex.logs()).not.toBe(0);
     expect(code).not.toBe('still running');
-    const refusals = ex.logs().split('\n').filter((l) => /refused/.test(l));
+    // Whichever comes first says so, once: the revocation of its NATS user, or the heartbeat refused.
+    const refusals = ex.logs().split('\n').filter((l) => /refused|revoked/.test(l));
     expect(refusals, ex.logs()).toHaveLength(1);
-    expect(refusals[0]).toMatch(new RegExp(`executor ${ex.id} was removed from the registry; register it again`));
+    expect(refusals[0]).toMatch(
+      new RegExp(`executor ${ex.id} was removed from the registry; register it again|NATS revoked this executor's user: it was removed from the registry or replaced; register it again`),
+    );
     expect((await listExecutorsCli(controller.address)).some((e) => e.name === ex.name || e.id === ex.id)).toBe(false);
   });
 
@@ -154,11 +157,13 @@ describe('executor refusals', () => {
     const rows = (await listExecutorsCli(controller.address)).filter((e) => e.name === name);
     expect(rows).toMatchObject([{ id: replaced.id, state: 'ACTIVE' }]);
 
-    // The executor that lost its name is told so on its next heartbeat, and stops.
+    // The executor that lost its name is told so (its NATS user is revoked, or its next heartbeat refused), and stops.
     const code = await Promise.race([a.exited, new Promise<string>((res) => setTimeout(() => res('still running'), 10_000))]);
     expect(code, a.logs()).not.toBe(0);
     expect(code).not.toBe('still running');
-    expect(a.logs()).toMatch(new RegExp(`the controller refused this executor reason="executor ${a.id} was removed from the registry`));
+    expect(a.logs()).toMatch(
+      new RegExp(`the controller refused this executor reason="executor ${a.id} was removed from the registry|NATS revoked this executor's user: it was removed from the registry or replaced`),
+    );
     expect(await replaced.stop()).toBe(0);
   });
 });
