@@ -170,8 +170,9 @@ export class NatsAuthority {
     return { ...user, seed: new TextDecoder().decode(kp.getSeed()) };
   }
 
-  isRevoked(userPublicKey: string): boolean {
-    return this.revocations[userPublicKey] !== undefined;
+  /** When this user key's JWTs were revoked (epoch seconds): JWTs issued up to then are refused. */
+  revokedAt(userPublicKey: string): number | undefined {
+    return this.revocations[userPublicKey];
   }
 
   /** A user of the system account: the controller pushes account updates as it. */

@@ -9,6 +9,7 @@
 // disconnected the whole fleet and the controller.
 
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { connectBus, type NatsTls, type NatsUser } from '../bus/connect.js';
 import { NatsAuthority } from '../bus/authority.js';
 import { executorInboxPrefix, executorPermissions } from '../bus/permissions.js';
@@ -80,9 +81,12 @@ export class NatsAccess {
         `nats_user_key: executor ${e.name} sent no NATS user key; this controller's NATS authenticates every connection, so upgrade the executor and register again`,
       );
     }
-    // A removed executor registering again with its old key has proved a registration token.
-    if (this.authority.isRevoked(e.natsUserKey) && await this.change((r) => (r[e.natsUserKey] === undefined ? undefined : (delete r[e.natsUserKey], r)))) {
-      this.log.info('NATS user restored', { executor: e.name, user: e.natsUserKey });
+    // A removed executor registering again with its old key (it proved a registration token):
+    // its old JWTs stay revoked, the new one must be issued after the revocation's second.
+    const revokedAt = this.authority.revokedAt(e.natsUserKey);
+    if (revokedAt !== undefined) {
+      const waitMs = (revokedAt + 1) * 1000 - Date.now();
+      if (waitMs > 0) await delay(waitMs);
     }
     const user = await this.authority.mintUser(`executor ${e.name} (${e.id})`, e.natsUserKey, executorPermissions({ id: e.id, consumers: e.consumers }));
     return { jwt: user.jwt, inboxPrefix: executorInboxPrefix(e.id) };
@@ -93,7 +97,8 @@ export class NatsAccess {
     if (!this.authority || !userKey) return;
     // JWT times are in seconds, and one issued in this very second counts as revoked too.
     const at = Math.ceil(Date.now() / 1000);
-    if (await this.change((r) => (r[userKey] !== undefined ? undefined : ((r[userKey] = at), r)))) {
+    // Again after a re-registration with the same key: the later time covers its newer JWT too.
+    if (await this.change((r) => ((r[userKey] ?? 0) >= at ? undefined : ((r[userKey] = at), r)))) {
       this.log.info('NATS user revoked', { executor: who, user: userKey });
     }
   }

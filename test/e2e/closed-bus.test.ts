@@ -114,13 +114,12 @@ describe('removing an executor revokes its NATS user (embedded default)', () => 
     const natsUrl = `nats://${ports.host}:${ports.nats}`;
     const client = new GridClient({ address, timeoutMs: 10_000 });
     const admin = new GridClient({ address, token: dev.admin_token, timeoutMs: 10_000 });
-    const register = async (name: string) => {
-      const key = newUserKey();
+    const register = async (name: string, key = newUserKey()) => {
       const res = await client.call(client.executors, client.executors.register, {
         registrationToken: dev.registration_token, name, groups: [], labels: {}, runners: ['host'], concurrency: 1,
         pingIntervalSeconds: 5, version: 'test', replace: false, executorId: '', executorSecret: '', natsUserKey: key.publicKey,
       });
-      return { jwt: res.nats!.userJwt, seed: key.seed, inboxPrefix: res.nats!.inboxPrefix };
+      return { jwt: res.nats!.userJwt, seed: key.seed, inboxPrefix: res.nats!.inboxPrefix, key };
     };
     try {
       const doomed = await register('doomed');
@@ -147,6 +146,16 @@ describe('removing an executor revokes its NATS user (embedded default)', () => 
       expect(keptEvents.filter((t) => t === 'disconnect' || t === 'error')).toEqual([]);
       await b.close();
       expect(controller.logs()).toMatch(/NATS user revoked executor=doomed/);
+
+      // Registered again with the same key (a registration token proves it may): a new JWT that
+      // works, while the old one stays refused; removed again, the new one is refused too.
+      const again = await register('doomed', doomed.key);
+      const c = await connectBus({ servers: [natsUrl], name: 'doomed-new', user: again, inboxPrefix: again.inboxPrefix, connectTimeoutMs: 5000 });
+      await c.close();
+      await expect(connectBus({ servers: [natsUrl], name: 'doomed-old', user: doomed, connectTimeoutMs: 5000 })).rejects.toThrow(/Authorization Violation/);
+      await admin.ctl.removeExecutor('doomed');
+      await until('the second revocation', () => controller.logs().split('NATS user revoked executor=doomed').length === 3);
+      await expect(connectBus({ servers: [natsUrl], name: 'doomed-new-again', user: again, connectTimeoutMs: 5000 })).rejects.toThrow(/Authorization Violation/);
     } finally {
       client.close();
       admin.close();
