@@ -115,7 +115,14 @@ export class NatsAccess {
     }, 'NATS revocations');
     if (!changed) return false;
     this.authority.setRevocations(next ?? {});
-    await this.push();
+    try {
+      await this.push();
+    } catch (err) {
+      // Recorded in etcd all the same: the next controller start pushes it again.
+      this.log.error('could not push the NATS account update to the servers; it is pushed again when a controller starts', {
+        error: (err as Error).message,
+      });
+    }
     return true;
   }
 
