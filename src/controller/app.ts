@@ -224,6 +224,8 @@ export class Controller {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.state = 'stopping';
+      // A start refused before anything ran (bad configuration) leaves only its one error line.
+      const started = this.cleanups.length > 0;
       for (const c of this.cleanups.reverse()) {
         try {
           await c.run();
@@ -232,7 +234,7 @@ export class Controller {
         }
       }
       this.state = 'stopped';
-      this.log.info('controller stopped');
+      if (started) this.log.info('controller stopped');
     })();
     return this.closing;
   }

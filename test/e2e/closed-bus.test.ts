@@ -17,12 +17,12 @@ import { connectBus } from '../../src/bus/connect.js';
 import { encode } from '../../src/bus/messages.js';
 import { consumers, STREAMS, subjects } from '../../src/bus/subjects.js';
 import { startNats } from '../../src/embedded/index.js';
-import { newUserKey } from '../../src/bus/authority.js';
+import { NatsAuthority, newUserKey } from '../../src/bus/authority.js';
 import { GridClient } from '../../src/client/client.js';
 import { readExecutorState } from '../harness/executor-process.js';
 import { readAll } from '../harness/streams.js';
 import { startFleet, type ExecutorName, type Fleet } from '../harness/pipeline-fleet.js';
-import { startProgram, tempDir } from '../harness/processes.js';
+import { runProgram, startController, startProgram, tempDir } from '../harness/processes.js';
 import { uniqueName } from '../harness/servers.js';
 
 let fleet: Fleet;
@@ -160,6 +160,36 @@ describe('removing an executor revokes its NATS user (embedded default)', () => 
       client.close();
       admin.close();
       await controller.stop();
+    }
+  });
+});
+
+describe('controller nats-config (an external NATS)', () => {
+  it('prints a block a nats-server starts from; a controller with that auth_dir works on it; without auth_dir it is refused by name', async () => {
+    const dir = tempDir();
+    const authDir = join(dir, 'nats-auth');
+    const printed = await runProgram('controller', ['nats-config', '--auth-dir', authDir, '--resolver-dir', join(dir, 'nats', 'jwt')]);
+    expect(printed.code, printed.stderr).toBe(0);
+    expect(printed.stdout).toMatch(/^operator: eyJ/m);
+    expect(printed.stdout).toMatch(/^resolver: \{ type: full, /m);
+    // Run again, it prints the same operator (the keys are kept).
+    const again = await runProgram('controller', ['nats-config', '--auth-dir', authDir, '--resolver-dir', join(dir, 'nats', 'jwt')]);
+    expect(again.stdout.match(/^operator: .*$/m)?.[0]).toBe(printed.stdout.match(/^operator: .*$/m)?.[0]);
+
+    const authority = await NatsAuthority.open(authDir, { create: false });
+    const probe = await authority.mintOwnUser('probe');
+    const nats = await startNats({ dataDir: join(dir, 'nats'), auth: { config: printed.stdout, user: { jwt: probe.jwt, seed: probe.seed } } });
+    try {
+      const etcdEndpoint = fleet.servers.etcdEndpoint;
+      const ok = await startController({ natsUrl: nats.url, etcdEndpoint, config: { nats: { servers: [nats.url], auth_dir: authDir } } });
+      await ok.stop();
+      const refused = await runProgram('controller', ['start', '--etcd-endpoints', etcdEndpoint, '--nats-servers', nats.url, '--grpc-address', '127.0.0.1:0']);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr.trim().split('\n')).toEqual([
+        expect.stringMatching(/^controller: config nats\.auth_dir: missing; GRID mints every NATS user itself: run "controller nats-config --auth-dir DIR"/),
+      ]);
+    } finally {
+      await nats.stop();
     }
   });
 });
