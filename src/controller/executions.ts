@@ -275,7 +275,14 @@ export class ExecutionService {
     const x = cur.value;
     const why = mayBegin(x, taskKey, e.id, groupsOf(e), this.now());
     if (why === NOT_YET) return { ...refuse(why), later: true };
-    if (why) return refuse(why);
+    if (why) {
+      // Asking for someone else's task is not a race an honest executor runs into: say who.
+      const asked = x.tasks.find((task) => task.key === taskKey);
+      if (asked && (asked.pool ? !groupsOf(e).includes(asked.pool) : asked.executor_id !== e.id)) {
+        this.d.log.warn('BeginTask refused: the task is not this executor\'s', { executor: e.name, id: e.id, execution: executionId, task: taskKey, why });
+      }
+      return refuse(why);
+    }
     let def: JobDefinition;
     try {
       def = x.definition ?? (await this.d.jobs.getVersion(x.job, x.job_version)).definition;

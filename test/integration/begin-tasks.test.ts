@@ -78,6 +78,32 @@ describe('BeginTasks', () => {
     expect(single.reason).toBe(res.results[2]!.reason);
   });
 
+  it('answers with the task as the record has it (the version it was executed with), and only to its executor', async () => {
+    const a = await execute();
+    // The definition is replaced after the execution was accepted: the task still runs version 1.
+    await admin.ctl.createJob({
+      definitionJson: JSON.stringify({
+        name: 'begin-job', description: 'd2', command: ['echo', 'version-2'],
+        env_vars: { args: [], secrets: [{ name: 'TOKEN', description: 'a secret' }] },
+      }),
+      replace: true, expectedVersion: 0,
+    });
+    const mine = await executor.call(executor.executors, executor.executors.beginTask, { executorId: id, executorSecret: secret, executionId: a, taskKey: id, attempt: 1 });
+    expect(mine).toMatchObject({ proceed: true, task: { job: 'begin-job', jobVersion: 1, args: {}, files: [] } });
+    expect(JSON.parse(mine.task!.definitionJson)).toMatchObject({ name: 'begin-job', command: ['true'], runner: 'host' });
+
+    // Another registered executor asking for begin-1's task gets nothing, and is named in the log.
+    const other = await executor.call(executor.executors, executor.executors.register, {
+      registrationToken: REGISTRATION_TOKEN, name: 'begin-2', groups: [], labels: {}, runners: ['host'], concurrency: 1,
+      pingIntervalSeconds: 5, version: 'test', replace: false, executorId: '', executorSecret: '', natsUserKey: newUserKey().publicKey,
+    });
+    const theirs = await executor.call(executor.executors, executor.executors.beginTask, {
+      executorId: other.executorId, executorSecret: other.executorSecret, executionId: a, taskKey: id, attempt: 1,
+    });
+    expect(theirs).toMatchObject({ proceed: false, reason: `task ${id} is for another executor`, secrets: {}, task: undefined });
+    expect(controller.logs()).toMatch(new RegExp(`BeginTask refused: the task is not this executor's executor=begin-2 id=${other.executorId} execution=${a} task=${id}`));
+  });
+
   it('refuses a wrong executor secret, and more tasks than one call may carry', async () => {
     const a = await execute();
     await expect(
