@@ -164,7 +164,10 @@ export class Controller {
       kv, store: executionStore, jobs: jobStore, executors: executorStore, registry: executors, js, nc, box, publisher, instance, log: log.named('executions'),
       fileDigests: (names) => files.recordedDigests(names),
     });
-    const logs = new LogService({ js, store: executionStore, executors: executorStore, log: log.named('logs') });
+    const logs = new LogService({
+      js, store: executionStore, executors: executorStore, log: log.named('logs'),
+      authorizeVisible: (p, x, what) => executions.authorizeVisible(p, x, what),
+    });
 
     await ensureControllerConsumers(nc);
     const dispatcher = new Dispatcher({ js, store: executionStore, jobs: jobStore, executors: executorStore, publisher, instance, log: log.named('dispatcher') });

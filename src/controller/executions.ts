@@ -21,6 +21,7 @@ import type { Kv } from '../store/kv.js';
 import { newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import { authorize, authorizeJobGroups, type Principal } from './auth.js';
+import { authorizeExecution, authorizeTarget, executionInScope, type NodeGroups } from './scope.js';
 import type { ExecutorRegistry } from './executors.js';
 import type { JobPublisher } from './job-publisher.js';
 import type { SecretBox } from './secrets.js';
@@ -74,7 +75,9 @@ export class ExecutionService {
     const def = job.definition;
     authorizeJobGroups(p, def.name, def.authorized_groups);
     const { args, secrets } = resolveArgs(def, input.args);
-    const target = parseTarget(input.target || def.target || 'all');
+    const targetText = input.target || def.target || 'all';
+    const target = parseTarget(targetText);
+    if (p.groups.length) authorizeTarget(p, target, targetText, await this.nodeGroups());
     if (!Number.isInteger(input.timeoutSeconds) || input.timeoutSeconds < 0) {
       throw new ValidationError(`timeout: ${input.timeoutSeconds} must be a whole number of seconds`);
     }
@@ -167,19 +170,38 @@ export class ExecutionService {
     return rows;
   }
 
+  /** Each registered executor's groups by name, for group scopes of tokens. */
+  async nodeGroups(): Promise<NodeGroups> {
+    const byName = new Map((await this.d.executors.all()).map((e) => [e.name, e.groups]));
+    return (name) => byName.get(name);
+  }
+
+  /** Refuses an execution outside a scoped token's groups (see scope.ts). */
+  async authorizeVisible(p: Principal, x: Execution, what: string): Promise<void> {
+    if (p.groups.length) authorizeExecution(p, x, await this.nodeGroups(), what);
+  }
+
   async get(p: Principal, id: string): Promise<Execution> {
     authorize(p, 'executions:read');
-    return this.d.store.mustGet(id);
+    const x = await this.d.store.mustGet(id);
+    await this.authorizeVisible(p, x, 'see');
+    return x;
   }
 
   async list(p: Principal, f: { job?: string; state?: ExecutionState; limit?: number }): Promise<Execution[]> {
     authorize(p, 'executions:read');
-    return this.d.store.list({ job: f.job, state: f.state, limit: Math.min(Math.max(f.limit || 20, 1), 1000) });
+    const limit = Math.min(Math.max(f.limit || 20, 1), 1000);
+    if (!p.groups.length) return this.d.store.list({ job: f.job, state: f.state, limit });
+    // A scoped token lists only executions inside its groups: read more, keep those.
+    const groups = await this.nodeGroups();
+    const all = await this.d.store.list({ job: f.job, state: f.state, limit: 1000 });
+    return all.filter((x) => executionInScope(p, x.target, groups)).slice(0, limit);
   }
 
   async cancel(p: Principal, id: string, reason: string): Promise<Execution> {
     authorize(p, 'executions:write');
     const cur = await this.d.store.mustGet(id);
+    await this.authorizeVisible(p, cur, 'cancel');
     if (isTerminalExecution(cur.state)) {
       throw new FailedPreconditionError(`execution ${id} already ended: ${cur.state}`);
     }
@@ -219,6 +241,7 @@ export class ExecutionService {
     authorize(p, 'executions:read');
     const first = await this.d.store.get(id);
     if (!first) await this.d.store.mustGet(id); // throws NotFound
+    await this.authorizeVisible(p, first!.value, 'watch');
     yield first!.value;
     if (isTerminalExecution(first!.value.state)) return;
     const watcher = await this.d.kv.client.watch().key(this.d.store.key(id)).startRevision(String(first!.revision + 1)).create();

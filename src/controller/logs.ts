@@ -49,6 +49,8 @@ export class LogService {
       /** Who is in which group: a pool task's output counts from members of its pool. */
       executors?: Pick<EtcdExecutorStore, 'getFast'>;
       log?: Logger;
+      /** Refuses an execution outside a scoped token's groups. */
+      authorizeVisible?: (p: Principal, x: Execution, what: string) => Promise<void>;
     },
   ) {}
 
@@ -79,6 +81,7 @@ export class LogService {
   async *stream(p: Principal, req: { executionId: string; follow: boolean; executor: string }, signal: AbortSignal): AsyncIterable<LogChunkOut> {
     authorize(p, 'logs:read');
     const x = await this.d.store.mustGet(req.executionId);
+    await this.d.authorizeVisible?.(p, x, 'read the logs of');
     let subject = subjects.logsOf(x.id);
     if (req.executor) {
       const t = x.tasks.find((task) => task.executor_id === req.executor || task.executor_name === req.executor);
