@@ -64,12 +64,17 @@ program.addCommand(
   withCommonOptions(new Command('register'))
     .description('register with the controller (bootstrap token → id and secret, kept in the state file)')
     .option('--registration-token <token>', 'bootstrap token (env GRID_REGISTRATION_TOKEN)')
-    .option('--replace', 'take over the name from an executor registered under it before')
-    .addHelpText('after', '\nExample:\n  $ GRID_REGISTRATION_TOKEN=… executor register --name web-1 --groups web,eu')
-    .action(async (flags: Flags) => {
+    .option('--replace', 'take over the name from an executor registered under it before (its state file, or an admin --token)')
+    .option('--token <token>', 'admin API token, for --replace of another executor (env GRID_TOKEN)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ GRID_REGISTRATION_TOKEN=… executor register --name web-1 --groups web,eu\n  $ GRID_TOKEN=<admin token> executor register --name web-1 --replace',
+    )
+    .action(async (flags: Flags & { token?: string }) => {
       const cfg = load(flags);
       const log = createLogger({ level: cfg.log_level, name: 'executor' });
-      const id = await registerExecutor(cfg, { replace: !!flags.replace }, log);
+      const token = flags.token ?? process.env.GRID_TOKEN;
+      const id = await registerExecutor(cfg, { replace: !!flags.replace, ...(token ? { token } : {}) }, log);
       process.stdout.write(`${id.created ? 'registered' : 'already registered'} as ${id.name} (${id.executor_id}); state in ${cfg.state_file}\n`);
     }),
 );

@@ -32,6 +32,12 @@ export const MIN_TOKEN_LENGTH = 16;
 
 const MiB = 1024 * 1024;
 
+export interface RegistrationToken {
+  token: string;
+  /** Groups an executor registering with this token may join; empty = any. */
+  groups: string[];
+}
+
 export interface ApiToken {
   /** Who holds it; shown as the requester of what they do. */
   name: string;
@@ -65,8 +71,11 @@ export interface ControllerConfig {
   };
   auth: 'tokens' | 'none';
   tokens: ApiToken[];
-  /** Bootstrap tokens an executor presents to register. */
-  registration_tokens: string[];
+  /**
+   * Bootstrap tokens an executor presents to register, each with the groups an executor
+   * registering with it may join (empty = any). A plain string is a token without groups.
+   */
+  registration_tokens: RegistrationToken[];
   /** An executor silent this long is EXPIRED (its etcd lease TTL). */
   executor_ping_deadline_seconds: number;
   /**
@@ -108,7 +117,10 @@ export const controllerSchema = {
     role: t.enum(ROLES, { required: true }),
     groups: t.list({ each: dnsLabel }),
   }),
-  registration_tokens: t.list({ env: false, each: nonEmpty, check: noDuplicates }),
+  registration_tokens: t.objects({
+    token: t.string({ required: true, check: nonEmpty }),
+    groups: t.list({ each: dnsLabel, check: noDuplicates }),
+  }),
   executor_ping_deadline_seconds: t.int({ default: 30, min: 2, env: 'GRID_EXECUTOR_PING_DEADLINE' }),
   secrets_key: t.string({ env: 'GRID_SECRETS_KEY' }),
   lock_ttl_seconds: t.int({ default: 30, min: 2, max: 3600 }),
@@ -122,7 +134,7 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
   const file = opts.file === undefined ? undefined : absolutePath(opts.file, cwd);
-  const fileLayer = file === undefined ? {} : decodeLayer(controllerSchema, readConfigFile(file), 'file');
+  const fileLayer = file === undefined ? {} : decodeLayer(controllerSchema, registrationTokenObjects(readConfigFile(file)), 'file');
   if (file !== undefined && typeof fileLayer.data_dir === 'string') {
     fileLayer.data_dir = absolutePath(fileLayer.data_dir, dirname(file));
   }
@@ -146,13 +158,25 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
     cfg.tokens.push({ name: 'env-admin', token: admin, role: 'admin', groups: [] });
   }
   const registration = env.GRID_REGISTRATION_TOKEN;
-  if (registration && !cfg.registration_tokens.includes(registration)) cfg.registration_tokens.push(registration);
+  if (registration && !cfg.registration_tokens.some((r) => r.token === registration)) cfg.registration_tokens.push({ token: registration, groups: [] });
+  cfg.registration_tokens.forEach((r, i) => {
+    const j = cfg.registration_tokens.findIndex((o) => o.token === r.token);
+    if (j < i) throw new ConfigError(`registration_tokens[${i}].token`, `same token value as registration_tokens[${j}]; each token must be unique`);
+  });
 
   checkTokens(cfg.tokens, admin ? cfg.tokens.length - 1 : -1);
   if ((cfg.etcd.endpoints.length === 0) !== (cfg.nats.servers.length === 0)) {
     throw new ConfigError('etcd.endpoints', 'set both etcd.endpoints and nats.servers, or neither for the embedded default');
   }
   return cfg;
+}
+
+/** `registration_tokens` entries given as plain strings are tokens without groups. */
+function registrationTokenObjects(raw: unknown): unknown {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+  const r = raw as Record<string, unknown>;
+  if (!Array.isArray(r.registration_tokens)) return raw;
+  return { ...r, registration_tokens: r.registration_tokens.map((t) => (typeof t === 'string' ? { token: t } : t)) };
 }
 
 interface NatsPaths {

@@ -7,7 +7,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { ensureControllerConsumers } from '../bus/consumers.js';
 import { ensureStreams } from '../bus/setup.js';
 import { connectBus } from '../bus/connect.js';
-import type { ControllerConfig } from '../config/controller.js';
+import type { ControllerConfig, RegistrationToken } from '../config/controller.js';
 import { startEmbeddedCluster } from '../embedded/index.js';
 import { ControllerServiceService } from '../gen/grid/v1/controller.js';
 import { ExecutorServiceService } from '../gen/grid/v1/executor.js';
@@ -125,7 +125,7 @@ export class Controller {
     if (embedded && cfg.auth === 'tokens' && tokens.length === 0) {
       const dev = await prepareDevAccess(cfg.data_dir, log);
       tokens = [dev.adminToken];
-      registrationTokens = [...registrationTokens, dev.registrationToken];
+      registrationTokens = [...registrationTokens, { token: dev.registrationToken, groups: [] }];
       this.devAccess = dev;
     }
     if (cfg.auth === 'tokens' && tokens.length === 0) {
@@ -216,7 +216,7 @@ export class Controller {
 
   devAccess?: Awaited<ReturnType<typeof prepareDevAccess>>;
   natsAccess?: NatsAccess;
-  registrationTokens: string[] = [];
+  registrationTokens: RegistrationToken[] = [];
 
   /** Adds a step that runs first on close (e.g. stopping a dev executor before the servers). */
   beforeClose(run: () => Promise<void>): void {

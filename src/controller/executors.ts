@@ -7,7 +7,8 @@ import { deleteExecutorConsumer, ensureExecutorConsumers } from '../bus/consumer
 import { subjects } from '../bus/subjects.js';
 import { groupsOf, type ExecutorRecord, type ExecutorState, type ExecutorView } from '../domain/executor.js';
 import { RUNNERS, type RunnerName } from '../domain/job.js';
-import { AlreadyExistsError, UnauthenticatedError, ValidationError, type Problem } from '../errors.js';
+import { AlreadyExistsError, PermissionDeniedError, UnauthenticatedError, ValidationError, type Problem } from '../errors.js';
+import type { RegistrationToken } from '../config/controller.js';
 import type { EtcdExecutorStore } from '../store/etcd-executors.js';
 import type { Leases } from '../store/leases.js';
 import { newId } from '../util/ids.js';
@@ -30,6 +31,10 @@ export interface RegisterInput {
   executorSecret?: string;
   /** Public key of the NATS user the executor made for itself. */
   natsUserKey?: string;
+  /** --replace: the secret of the executor whose name is taken over, from its state file. */
+  replaceSecret?: string;
+  /** --replace: who else vouches for it (a bearer token sent with the call), if anyone. */
+  replaceBy?: Principal;
 }
 
 export interface RegisterOutput {
@@ -62,7 +67,7 @@ interface LiveInfo {
 }
 
 export interface RegistryOptions {
-  registrationTokens: string[];
+  registrationTokens: RegistrationToken[];
   pingDeadlineSeconds: number;
   natsAdvertise: string[];
   now?: () => number;
@@ -88,11 +93,21 @@ export class ExecutorRegistry {
   }
 
   async register(input: RegisterInput): Promise<RegisterOutput> {
-    if (!this.opts.registrationTokens.some((t) => secretEquals(t, input.registrationToken ?? ''))) {
+    // Compared with every token, so the time taken does not tell which one matched.
+    let token: RegistrationToken | undefined;
+    for (const t of this.opts.registrationTokens) if (secretEquals(t.token, input.registrationToken ?? '')) token = t;
+    if (!token) {
       this.log.warn('registration refused: wrong registration token', { name: input.name });
       throw new UnauthenticatedError('the registration token was not accepted: check registration_token in the executor config');
     }
     const spec = validateRegistration(input);
+    const outside = token.groups.length ? spec.groups.filter((g) => !token.groups.includes(g)) : [];
+    if (outside.length) {
+      this.log.warn('registration refused: groups outside the registration token\'s', { name: spec.name, groups: outside.join(',') });
+      throw new PermissionDeniedError(
+        `the registration token is scoped to groups ${token.groups.join(', ')}: executor ${spec.name} may not join ${outside.length > 1 ? 'groups' : 'group'} ${outside.join(', ')}`,
+      );
+    }
     const at = this.now();
 
     // Re-registration from an existing state file: same id, same secret, updated details.
@@ -115,7 +130,7 @@ export class ExecutorRegistry {
       if (existing) {
         this.log.warn('re-registration refused: wrong secret', { id: existing.id, name: existing.name });
         throw new UnauthenticatedError(
-          `executor ${existing.name} (${existing.id}): the secret in the state file was not accepted; register with --replace to start over`,
+          `executor ${existing.name} (${existing.id}): the secret in the state file was not accepted; register with --replace and an admin token (--token) to start over`,
         );
       }
     }
@@ -137,6 +152,14 @@ export class ExecutorRegistry {
     } catch (err) {
       if (!(err instanceof AlreadyExistsError) || !input.replace) throw err;
       const old = await this.store.find(spec.name);
+      // Taking over another executor's name (and its node: work) needs more than a registration token.
+      const ownSecret = !!input.replaceSecret && secretEquals(sha256hex(input.replaceSecret), old.secret_hash);
+      if (!ownSecret && input.replaceBy?.role !== 'admin') {
+        this.log.warn('replace refused: neither the replaced executor\'s secret nor an admin token', { name: spec.name, old_id: old.id });
+        throw new PermissionDeniedError(
+          `--replace of executor ${old.name} (${old.id}) needs an admin token (executor register --token, or GRID_TOKEN) or that executor's own state file; a registration token is not enough`,
+        );
+      }
       await this.removeRecord(old);
       await this.onRemoved?.(old);
       this.log.info('executor name taken over with --replace', { name: spec.name, old_id: old.id });

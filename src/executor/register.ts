@@ -8,12 +8,18 @@ import { VERSION } from '../version.js';
 import { loadIdentityIfAny, saveIdentity, type ExecutorIdentity } from './state.js';
 import { keyFromSeed, newUserKey } from '../bus/authority.js';
 
-export async function registerExecutor(cfg: ExecutorConfig, opts: { replace: boolean }, log: Logger): Promise<ExecutorIdentity & { created: boolean }> {
-  const previous = opts.replace ? undefined : await loadIdentityIfAny(cfg.state_file);
+export async function registerExecutor(
+  cfg: ExecutorConfig,
+  opts: { replace: boolean; /** An admin API token: lets --replace take over another executor's name. */ token?: string },
+  log: Logger,
+): Promise<ExecutorIdentity & { created: boolean }> {
+  // With --replace the old state file (if any) only proves the old executor was this one.
+  const found = await loadIdentityIfAny(cfg.state_file).catch(() => undefined);
+  const previous = opts.replace ? undefined : found;
   // The NATS user's key pair is made here and its seed stays in the state file: the controller
   // only ever sees the public key, which it signs a JWT for.
   const natsKey = previous?.nats_user_seed ? keyFromSeed(previous.nats_user_seed) : newUserKey();
-  const client = new GridClient({ address: cfg.controller, timeoutMs: 15_000 });
+  const client = new GridClient({ address: cfg.controller, timeoutMs: 15_000, ...(opts.token ? { token: opts.token } : {}) });
   try {
     const res = await client.call(client.executors, client.executors.register, {
       registrationToken: cfg.registration_token,
@@ -28,6 +34,7 @@ export async function registerExecutor(cfg: ExecutorConfig, opts: { replace: boo
       executorId: previous?.executor_id ?? '',
       executorSecret: previous?.executor_secret ?? '',
       natsUserKey: natsKey.publicKey,
+      replaceSecret: opts.replace && found?.name === cfg.name ? found.executor_secret : '',
     });
     const identity: ExecutorIdentity = {
       executor_id: res.executorId,

@@ -106,7 +106,7 @@ async function registerOne(i: number): Promise<void> {
         replace: true,
         executorId: '',
         executorSecret: '',
-        natsUserKey: natsKey.publicKey,
+        natsUserKey: natsKey.publicKey, replaceSecret: '',
       });
       break;
     } catch (err) {

@@ -117,7 +117,7 @@ describe('removing an executor revokes its NATS user (embedded default)', () => 
     const register = async (name: string, key = newUserKey()) => {
       const res = await client.call(client.executors, client.executors.register, {
         registrationToken: dev.registration_token, name, groups: [], labels: {}, runners: ['host'], concurrency: 1,
-        pingIntervalSeconds: 5, version: 'test', replace: false, executorId: '', executorSecret: '', natsUserKey: key.publicKey,
+        pingIntervalSeconds: 5, version: 'test', replace: false, executorId: '', executorSecret: '', natsUserKey: key.publicKey, replaceSecret: '',
       });
       return { jwt: res.nats!.userJwt, seed: key.seed, inboxPrefix: res.nats!.inboxPrefix, key };
     };

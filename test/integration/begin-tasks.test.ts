@@ -25,7 +25,7 @@ beforeAll(async () => {
   executor = new GridClient({ address: controller.address, timeoutMs: 10_000 });
   const reg = await executor.call(executor.executors, executor.executors.register, {
     registrationToken: REGISTRATION_TOKEN, name: 'begin-1', groups: [], labels: {}, runners: ['host'], concurrency: 4,
-    pingIntervalSeconds: 5, version: 'test', replace: false, executorId: '', executorSecret: '', natsUserKey: newUserKey().publicKey,
+    pingIntervalSeconds: 5, version: 'test', replace: false, executorId: '', executorSecret: '', natsUserKey: newUserKey().publicKey, replaceSecret: '',
   });
   id = reg.executorId;
   secret = reg.executorSecret;
@@ -95,7 +95,7 @@ describe('BeginTasks', () => {
     // Another registered executor asking for begin-1's task gets nothing, and is named in the log.
     const other = await executor.call(executor.executors, executor.executors.register, {
       registrationToken: REGISTRATION_TOKEN, name: 'begin-2', groups: [], labels: {}, runners: ['host'], concurrency: 1,
-      pingIntervalSeconds: 5, version: 'test', replace: false, executorId: '', executorSecret: '', natsUserKey: newUserKey().publicKey,
+      pingIntervalSeconds: 5, version: 'test', replace: false, executorId: '', executorSecret: '', natsUserKey: newUserKey().publicKey, replaceSecret: '',
     });
     const theirs = await executor.call(executor.executors, executor.executors.beginTask, {
       executorId: other.executorId, executorSecret: other.executorSecret, executionId: a, taskKey: id, attempt: 1,

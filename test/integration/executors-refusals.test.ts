@@ -24,6 +24,8 @@ import { startServers, uniqueName, type TestServers } from '../harness/servers.j
 
 let servers: TestServers;
 let controller: RunningController;
+/** A registration token that lets executors join only the groups web and edge. */
+const WEB_REGISTRATION_TOKEN = 'e2e-web-registration-token-555555';
 
 /** Everything any process printed in this file, for the secrets check at the end. */
 const outputs: Array<() => string> = [];
@@ -60,7 +62,10 @@ beforeAll(async () => {
   controller = await startController({
     natsUrl: servers.natsUrl,
     etcdEndpoint: servers.etcdEndpoint,
-    config: { executor_ping_deadline_seconds: 3 },
+    config: {
+      executor_ping_deadline_seconds: 3,
+      registration_tokens: [REGISTRATION_TOKEN, { token: WEB_REGISTRATION_TOKEN, groups: ['web', 'edge'] }],
+    },
   });
   outputs.push(controller.logs);
 });
@@ -152,7 +157,15 @@ describe('executor refusals', () => {
     // The one holding the name is untouched.
     expect((await listExecutorsCli(controller.address)).filter((e) => e.name === name)).toMatchObject([{ id: a.id, state: 'ACTIVE' }]);
 
-    const replaced = await started({ controller: controller.address, name, dir: b.dir, replace: true });
+    // --replace with only a registration token: refused, naming what it needs.
+    const taken = keep(await registerExecutor(b.configFile, { replace: true }));
+    expect(taken.code).not.toBe(0);
+    const takenOut = lines(taken);
+    expect(takenOut, takenOut.join('\n')).toHaveLength(1);
+    expect(takenOut[0]).toContain(`--replace of executor ${name} (${a.id}) needs an admin token (executor register --token, or GRID_TOKEN) or that executor's own state file`);
+
+    // With an admin token it takes the name over.
+    const replaced = await started({ controller: controller.address, name, dir: b.dir, replace: true, env: { GRID_TOKEN: TOKENS.admin } });
     expect(replaced.id).not.toBe(a.id);
     const rows = (await listExecutorsCli(controller.address)).filter((e) => e.name === name);
     expect(rows).toMatchObject([{ id: replaced.id, state: 'ACTIVE' }]);
@@ -165,6 +178,29 @@ describe('executor refusals', () => {
       new RegExp(`the controller refused this executor reason="executor ${a.id} was removed from the registry|NATS revoked this executor's user: it was removed from the registry or replaced`),
     );
     expect(await replaced.stop()).toBe(0);
+  });
+});
+
+describe('registration token groups', () => {
+  it('an executor may join only the groups its registration token carries; inside them it registers', async () => {
+    const outside = writeExecutorConfig({ controller: controller.address, name: uniqueName('exec-scoped'), groups: ['web', 'db'], registrationToken: WEB_REGISTRATION_TOKEN });
+    const r = keep(await registerExecutor(outside.configFile));
+    expect(r.code).not.toBe(0);
+    const out = lines(r);
+    expect(out, out.join('\n')).toHaveLength(1);
+    expect(out[0]).toMatch(/the registration token is scoped to groups web, edge: executor exec-scoped-\S+ may not join group db/);
+    const inside = writeExecutorConfig({ controller: controller.address, name: uniqueName('exec-scoped'), groups: ['web', 'edge'], registrationToken: WEB_REGISTRATION_TOKEN });
+    const ok = keep(await registerExecutor(inside.configFile));
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    stateFiles.add(inside.stateFile);
+  });
+
+  it('its own state file lets an executor --replace itself without an admin token', async () => {
+    const ex = await started({ controller: controller.address, name: uniqueName('exec-self') });
+    await ex.stop();
+    const again = keep(await registerExecutor(ex.configFile, { replace: true }));
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(readExecutorState(ex.stateFile).executor_id).not.toBe(ex.id);
   });
 });
 

@@ -149,7 +149,7 @@ describe('controller config', () => {
 
     const cfg = loadControllerConfig({ file: writeJson('e.json', { tokens: [twice] }), env: { GRID_ADMIN_TOKEN: `${TOKEN}-admin`, GRID_REGISTRATION_TOKEN: 'boot' } });
     expect(cfg.tokens.map((x) => [x.name, x.role])).toEqual([['a', 'viewer'], ['env-admin', 'admin']]);
-    expect(cfg.registration_tokens).toEqual(['boot']);
+    expect(cfg.registration_tokens).toEqual([{ token: 'boot', groups: [] }]);
     expect(configError(() => loadControllerConfig({ env: { GRID_ADMIN_TOKEN: 'short' } })).key).toBe('GRID_ADMIN_TOKEN');
     expect(configError(() => loadControllerConfig({ file: writeJson('f.json', { tokens: [twice] }), env: { GRID_ADMIN_TOKEN: TOKEN } })).key).toBe('GRID_ADMIN_TOKEN');
   });

@@ -6,7 +6,7 @@ import type { ExecutorServiceServer } from '../../gen/grid/v1/executor.js';
 import type { ExecutionService } from '../executions.js';
 import type { ExecutorRegistry } from '../executors.js';
 import { executorStateToPb } from './convert.js';
-import { serverStreamOpen, unaryOpen, type HandlerContext } from './handlers.js';
+import { bearerToken, serverStreamOpen, unaryOpen, type HandlerContext } from './handlers.js';
 import type { BeginAnswer } from '../executions.js';
 import type { FileService } from '../files.js';
 import type { BeginTaskResponse, LockRequest } from '../../gen/grid/v1/executor.js';
@@ -60,8 +60,12 @@ export function executorService(
       await locks.release(lock, ticket, req.token, executor.id);
       return {};
     }),
-    register: unaryOpen(ctx, 'Register', async (req) => {
+    register: unaryOpen(ctx, 'Register', async (req, call) => {
+      // A bearer token is optional here; with one, an admin may --replace another executor.
+      const token = bearerToken(call.metadata);
       const out = await registry.register({
+        replaceSecret: req.replaceSecret || undefined,
+        ...(token ? { replaceBy: ctx.auth.authenticate(token) } : {}),
         registrationToken: req.registrationToken,
         name: req.name,
         groups: req.groups,
