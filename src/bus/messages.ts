@@ -23,6 +23,19 @@ export function jobMsgId(executionId: string, taskKey: string): string {
   return `${executionId}.${taskKey}`;
 }
 
+/**
+ * Reads a job message: the pointer, and the names of any other fields it carried (which are
+ * ignored). Throws when it is no pointer, or lacks the task's Msg-Id: the controller sends every
+ * job message with it and the stream deduplicates on it, so one without it was not sent by one.
+ */
+export function readJobMessage(data: Uint8Array, msgId: string): { job: JobMessage; ignored: string[] } {
+  const raw = decode<Record<string, unknown>>(data);
+  if (typeof raw.execution_id !== 'string' || typeof raw.task_key !== 'string') throw new Error('execution_id or task_key missing');
+  const job = { execution_id: raw.execution_id, task_key: raw.task_key };
+  if (msgId !== jobMsgId(job.execution_id, job.task_key)) throw new Error(`its Msg-Id is ${JSON.stringify(msgId)}, not the task's`);
+  return { job, ignored: Object.keys(raw).filter((k) => k !== 'execution_id' && k !== 'task_key') };
+}
+
 /** GRID_EVENTS: see TaskEvent in domain/execution.ts. Msg-Id = eventId(event). */
 export type EventMessage = TaskEvent;
 

@@ -1,8 +1,8 @@
 // The executor's worker: takes job messages from its JetStream consumers (its own and its
-// pools'), each only a pointer to a task; asks the controller what the task is (BeginTask(s):
-// the definition, arguments, secrets, limits and file digests from the state of record, and
-// only if the task is this executor's to run), runs exactly that through the job's runner, streams its output to GRID_LOGS and reports started / retrying /
-// finished on GRID_EVENTS. A message is acked only once its final event is published
+// pools'), each only a pointer to a task; asks the controller what the task is (TaskSource:
+// the state of record's task, and only if it is this executor's to run), runs exactly that
+// through the job's runner, streams its output to GRID_LOGS and reports started / retrying /
+// finished on GRID_EVENTS (TaskEvents). A message is acked only once its final event is published
 // (at-least-once: the recorder makes duplicates harmless), and nak'ed with a delay to retry.
 //
 // Concurrency: one slot per task (cfg.concurrency); a pull loop takes a slot before it asks for a
@@ -11,24 +11,23 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { jetstream, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
-import { decode, encode, jobMsgId, type CancelMessage, type EventMessage, type JobMessage } from '../bus/messages.js';
+import { decode, readJobMessage, type CancelMessage, type JobMessage } from '../bus/messages.js';
 import { STREAMS, subjects } from '../bus/subjects.js';
 import type { GridClient } from '../client/client.js';
-import type { BeginTaskResponse, TaskRef, TaskToRun as TaskToRunPb } from '../gen/grid/v1/executor.js';
-import type { JobDefinition } from '../domain/job.js';
+import type { TaskEventKind } from '../domain/execution.js';
 import type { TaskToRun } from '../domain/task.js';
-import { eventId, type TaskEventKind } from '../domain/execution.js';
-import { NotImplementedError, UnavailableError } from '../errors.js';
+import { UnavailableError } from '../errors.js';
 import { taskOutput } from '../runners/output.js';
-import type { Runner, RunningTask, TaskOutcome, TaskResult, TaskSpec } from '../runners/runner.js';
-import { Batcher } from '../util/batcher.js';
+import type { Runner, TaskResult, TaskSpec } from '../runners/runner.js';
 import type { Logger } from '../util/log.js';
 import type { AgentWorker } from './agent.js';
-import { prepareFiles, TaskFileError } from './files.js';
-import { FleetLocks, type HeldLock } from './lock.js';
+import { FleetLocks } from './lock.js';
 import { LOG_CHUNK_BYTES, LogPublisher } from './log-publisher.js';
 import { PidFiles } from './orphans.js';
 import { Slots } from './slots.js';
+import { TaskEvents, type EventDetails } from './task-events.js';
+import { TaskSource, taskFromPb } from './task-source.js';
+import { attemptTimeout, prepareAttempt, runAttempt, TaskRun, type StopReason } from './task-run.js';
 
 export interface WorkerOptions {
   nc: NatsConnection;
@@ -57,41 +56,11 @@ export interface WorkerOptions {
   beginTaskTimeoutMs?: number;
 }
 
-type StopReason = 'cancelled' | 'timed_out';
-
-/** One task taken from the stream, from the moment it arrives until it is acked or nak'ed. */
-class TaskRun {
-  readonly abort = new AbortController();
-  task: RunningTask | undefined;
-  stopReason: StopReason | undefined;
-  /** Why it was stopped, when it was the executor (shutdown) rather than the operator. */
-  stopNote: string | undefined;
-  /** The started event on its way: later events of the task wait for it (order is kept). */
-  started: Promise<void> | undefined;
-  /** What the controller said the task is (BeginTask). */
-  spec: TaskToRun | undefined;
-
-  constructor(
-    readonly job: JobMessage,
-    readonly attempt: number,
-  ) {}
-
-  stop(reason: StopReason, note?: string): void {
-    if (this.stopReason) return;
-    this.stopReason = reason;
-    this.stopNote = note;
-    if (this.task) void this.task.stop(reason).catch(() => {});
-    else this.abort.abort();
-  }
-}
-
 const SHUTDOWN_NOTE = 'the executor shut down before the task finished';
 /** Most messages one pull asks for when work is waiting. */
 const MAX_PULL_BATCH = 16;
 /** How long a task the controller says is not released yet waits before it is offered again. */
 const LATER_DELAY_MS = 2000;
-/** Most tasks asked about in one BeginTasks call. */
-const MAX_BEGIN_BATCH = 64;
 
 export class Worker implements AgentWorker {
   private readonly js: JetStreamClient;
@@ -100,6 +69,8 @@ export class Worker implements AgentWorker {
   private readonly slots: Slots;
   private readonly pidFiles: PidFiles;
   private readonly locks: FleetLocks;
+  private readonly source: TaskSource;
+  private readonly events: TaskEvents;
   /** Tasks in flight, by execution id (a pool may hand one executor several tasks of one execution). */
   private readonly byExecution = new Map<string, Set<TaskRun>>();
   private readonly handlers = new Set<Promise<void>>();
@@ -115,7 +86,6 @@ export class Worker implements AgentWorker {
   private readonly pullExpiresMs: number;
   private readonly workingIntervalMs: number;
   private readonly unavailableDelayMs: number;
-  private readonly beginTaskTimeoutMs: number;
 
   constructor(private readonly o: WorkerOptions) {
     this.js = jetstream(o.nc);
@@ -127,39 +97,9 @@ export class Worker implements AgentWorker {
     this.pullExpiresMs = Math.max(1000, o.pullExpiresMs ?? 5000);
     this.workingIntervalMs = o.workingIntervalMs ?? 5000;
     this.unavailableDelayMs = o.unavailableDelayMs ?? 2000;
-    this.beginTaskTimeoutMs = o.beginTaskTimeoutMs ?? 10_000;
+    this.source = new TaskSource({ client: o.client, executorId: o.executorId, executorSecret: o.executorSecret, timeoutMs: o.beginTaskTimeoutMs ?? 10_000 });
+    this.events = new TaskEvents({ nc: o.nc, js: this.js, executorId: o.executorId, executorName: o.executorName, log: o.log });
   }
-
-  /**
-   * BeginTask calls: those asked while one is in flight go together in one BeginTasks call (a
-   * pull that brought several tasks asks about them in one round trip). A controller that does
-   * not know BeginTasks yet is asked task by task.
-   */
-  private readonly begins = new Batcher<TaskRef, BeginTaskResponse>({
-    max: MAX_BEGIN_BATCH,
-    run: async (batch) => {
-      const c = this.o.client;
-      const auth = { executorId: this.o.executorId, executorSecret: this.o.executorSecret };
-      if (batch.length > 1 && this.beginTasksKnown) {
-        try {
-          const res = await c.call(c.executors, c.executors.beginTasks, { ...auth, tasks: batch.map((p) => p.item) }, this.beginTaskTimeoutMs);
-          batch.forEach((p, i) => {
-            const r = res.results[i];
-            if (r) p.resolve(r);
-            else p.reject(new Error('the controller answered BeginTasks for fewer tasks than asked'));
-          });
-          return;
-        } catch (err) {
-          if (!(err instanceof NotImplementedError)) throw err;
-          this.beginTasksKnown = false;
-        }
-      }
-      await Promise.all(
-        batch.map((p) => c.call(c.executors, c.executors.beginTask, { ...auth, ...p.item }, this.beginTaskTimeoutMs).then(p.resolve, p.reject)),
-      );
-    },
-  });
-  private beginTasksKnown = true;
 
   /** Kills tasks orphaned by an earlier crash, subscribes to cancellations and starts pulling. */
   async start(): Promise<void> {
@@ -306,19 +246,13 @@ export class Worker implements AgentWorker {
   private async handle(msg: JsMsg): Promise<void> {
     let job: JobMessage;
     try {
-      const raw = decode<Record<string, unknown>>(msg.data);
-      if (typeof raw.execution_id !== 'string' || typeof raw.task_key !== 'string') throw new Error('execution_id or task_key missing');
-      job = { execution_id: raw.execution_id, task_key: raw.task_key };
-      // The controller sends every job message with its Msg-Id, which the stream deduplicates:
-      // one message per task. One without it was not sent by a controller.
-      const id = msg.headers?.get('Nats-Msg-Id') ?? '';
-      if (id !== jobMsgId(job.execution_id, job.task_key)) throw new Error(`its Msg-Id is ${JSON.stringify(id)}, not the task's`);
-      const extra = Object.keys(raw).filter((k) => k !== 'execution_id' && k !== 'task_key');
-      if (extra.length) {
+      const read = readJobMessage(msg.data, msg.headers?.get('Nats-Msg-Id') ?? '');
+      job = read.job;
+      if (read.ignored.length) {
         this.log.warn('a job message carried more than a pointer; ignored: the task runs as the controller records it', {
           execution: job.execution_id,
           task: job.task_key,
-          ignored: extra.join(','),
+          ignored: read.ignored.join(','),
         });
       }
     } catch (err) {
@@ -364,7 +298,7 @@ export class Worker implements AgentWorker {
     const { job, attempt } = run;
     let begin;
     try {
-      begin = await this.begins.add({ executionId: job.execution_id, taskKey: job.task_key, attempt });
+      begin = await this.source.begin({ executionId: job.execution_id, taskKey: job.task_key, attempt });
     } catch (err) {
       const unavailable = err instanceof UnavailableError;
       const fields = { error: (err as Error).message, retry_in_ms: this.unavailableDelayMs };
@@ -379,14 +313,12 @@ export class Worker implements AgentWorker {
       this.controllerDown = false;
       log.info('controller reachable again: taking tasks');
     }
-    if (!begin.proceed && begin.later) {
-      log.debug('the controller says the task is not to run yet; it will be offered again', { reason: begin.reason });
-      msg.nak(LATER_DELAY_MS);
-      return;
-    }
     if (!begin.proceed) {
-      log.debug('the controller says the task is not to run; dropping it', { reason: begin.reason });
-      await ack(msg);
+      // Not yet (a rollout wave not released): offered again later. Otherwise never: dropped.
+      const what = begin.later ? 'is not to run yet; it will be offered again' : 'is not to run; dropping it';
+      log.debug(`the controller says the task ${what}`, { reason: begin.reason });
+      if (begin.later) msg.nak(LATER_DELAY_MS);
+      else await ack(msg);
       return;
     }
     let task: TaskToRun;
@@ -397,14 +329,10 @@ export class Worker implements AgentWorker {
       msg.nak(this.unavailableDelayMs);
       return;
     }
-    run.spec = task;
     const def = task.definition;
     const runner = this.runners.get(def.runner);
     if (!runner) {
-      const reason = `this executor does not offer the "${def.runner}" runner`;
-      log.warn('cannot run task', { reason });
-      await this.publishEvent(run, 'finished', { outcome: 'failed', reason });
-      await ack(msg);
+      await this.finish(msg, run, { outcome: 'failed', reason: `this executor does not offer the "${def.runner}" runner` }, log);
       return;
     }
     const secrets = begin.secrets ?? {};
@@ -418,51 +346,25 @@ export class Worker implements AgentWorker {
       return;
     }
 
-    let timeoutMs = task.timeoutMs > 0 ? task.timeoutMs : 0;
-    if (task.deadlineMs > 0) {
-      const left = task.deadlineMs - Date.now();
-      if (left <= 0) {
-        await this.finish(msg, run, { outcome: 'timed_out', reason: 'the execution reached its deadline before the task started' }, log);
-        return;
-      }
-      timeoutMs = timeoutMs > 0 ? Math.min(timeoutMs, left) : left;
+    const { timeoutMs, expired } = attemptTimeout(task.timeoutMs, task.deadlineMs, Date.now());
+    if (expired) {
+      await this.finish(msg, run, { outcome: 'timed_out', reason: 'the execution reached its deadline before the task started' }, log);
+      return;
     }
     // GRID_TASK_KEY: runners that leave something behind (a Kubernetes Job) name it after the task.
     const env: Record<string, string> = { GRID_TASK_KEY: job.task_key };
     const lockToken = Number(begin.lockToken ?? 0);
     if (lockToken > 0) env['GRID_LOCK_TOKEN'] = String(lockToken);
-    // Configuration files: fetched, verified and rendered before anything runs; a file that is
-    // missing, tampered with or does not render fails the task with the reason.
-    let files: TaskSpec['files'];
-    if (task.files.length) {
-      try {
-        files = await prepareFiles(task.files, task.args, def.env_vars.secrets.map((x) => x.name), (name) => this.fetchFile(job, name, run.abort.signal));
-      } catch (err) {
-        const reason = err instanceof TaskFileError ? err.message : `could not prepare the task's files: ${(err as Error).message}`;
-        await this.finish(msg, run, { outcome: 'failed', reason }, log);
-        return;
-      }
+    const prepared = await prepareAttempt({
+      run, task, source: this.source, locks: this.locks, log,
+      onWaiting: (reason) => this.publishEvent(run, 'waiting', { reason }),
+    });
+    if ('failed' in prepared) {
+      await this.finish(msg, run, prepared.failed, log);
+      return;
     }
-    // Serialized jobs: wait in line for the fleet-wide lock; its revision is the fencing token.
-    let lock: HeldLock | undefined;
-    const lockName = def.serialize;
-    if (lockName) {
-      lock = await this.locks.acquire({
-        executionId: job.execution_id,
-        taskKey: job.task_key,
-        signal: run.abort.signal,
-        onWaiting: (ahead, holder) =>
-          this.publishEvent(run, 'waiting', {
-            reason: `waiting for lock ${lockName}${holder ? ` (held by ${holder})` : ''}${ahead ? `, ${ahead} ahead` : ''}`,
-          }),
-      });
-      if (!lock) {
-        await this.finish(msg, run, { outcome: run.stopReason ?? 'cancelled', reason: run.stopNote ?? 'stopped while waiting for its lock' }, log);
-        return;
-      }
-      env['GRID_LOCK_TOKEN'] = String(lock.token);
-      log.info('holds the serialize lock', { lock: lockName, token: lock.token });
-    }
+    const { files, lock } = prepared;
+    if (lock) env['GRID_LOCK_TOKEN'] = String(lock.token);
     const spec: TaskSpec = {
       executionId: job.execution_id,
       executorId: this.o.executorId,
@@ -473,11 +375,11 @@ export class Worker implements AgentWorker {
       secrets,
       env,
       timeoutMs,
+      ...(files ? { files } : {}),
     };
-    if (files) spec.files = files;
 
     // The task starts while its started event is being stored; the task's later events wait for it.
-    run.started = this.publishEvent(run, 'started', lock ? { lock_token: lock.token, reason: `holds lock ${lockName} (token ${lock.token})` } : {});
+    run.started = this.publishEvent(run, 'started', lock ? { lock_token: lock.token, reason: `holds lock ${def.serialize} (token ${lock.token})` } : {});
     run.started.catch(() => {}); // its failure surfaces where it is awaited
     log.info('task started', { job: def.name, version: task.jobVersion, runner: runner.name });
 
@@ -492,31 +394,9 @@ export class Worker implements AgentWorker {
     });
     const sink = taskOutput(publisher, { secrets: Object.values(secrets), maxBytes: this.o.logMaxBytes });
     let result: TaskResult;
-    let pidFile: string | undefined;
     try {
-      // A task an earlier run of this executor started and left running (a Kubernetes Job) is
-      // followed again rather than started twice.
-      const recovered = await runner.recover?.(spec, sink, run.abort.signal).catch((err: Error) => {
-        log.warn('could not look for the task left by an earlier run; starting it', { error: err.message });
-        return undefined;
-      });
-      if (recovered) log.info('resumed a task left running by an earlier run of this executor', { runner: runner.name });
-      const task = recovered ?? (await runner.start(spec, sink, run.abort.signal));
-      run.task = task;
-      if (run.stopReason) void task.stop(run.stopReason).catch(() => {});
-      if (task.pid !== undefined) {
-        pidFile = await this.pidFiles.write(job.execution_id, job.task_key, task.pid).catch((err: Error) => {
-          log.warn('could not record the task\'s process group', { error: err.message });
-          return undefined;
-        });
-      }
-      result = await task.wait();
-    } catch (err) {
-      // The runner could not start it at all (the work folder cannot be written, …).
-      log.error('the runner could not start the task', { error: (err as Error).message });
-      result = { outcome: 'failed', reason: `the executor could not start the task: ${(err as Error).message}` };
+      result = await runAttempt({ run, runner, spec, sink, pidFiles: this.pidFiles, log });
     } finally {
-      if (pidFile) await this.pidFiles.remove(pidFile).catch(() => {});
       await lock?.release();
     }
     await publisher.flush();
@@ -540,15 +420,6 @@ export class Worker implements AgentWorker {
     await this.finish(msg, run, result, log);
   }
 
-  /** One of the task's files, from the controller, which checks that this task may read it. */
-  private fetchFile(job: JobMessage, name: string, signal: AbortSignal): AsyncIterable<Uint8Array> {
-    const c = this.o.client;
-    const req = { executorId: this.o.executorId, executorSecret: this.o.executorSecret, executionId: job.execution_id, taskKey: job.task_key, name };
-    return (async function* () {
-      for await (const chunk of c.stream(c.executors, c.executors.getTaskFile, req, signal)) yield chunk.data;
-    })();
-  }
-
   /** Publishes the finished event, then acks: the ack comes only after the event is stored. */
   private async finish(msg: JsMsg, run: TaskRun, result: TaskResult, log: Logger): Promise<void> {
     await this.publishEvent(run, 'finished', { outcome: result.outcome, exit_code: result.exitCode, reason: result.reason });
@@ -557,66 +428,11 @@ export class Worker implements AgentWorker {
     await ack(msg);
   }
 
-  /**
-   * Publishes one event with its id as Msg-Id (so a repeat is deduplicated). Retries for a while
-   * if JetStream does not answer; throws if it never does.
-   */
-  private async publishEvent(
-    run: TaskRun,
-    kind: TaskEventKind,
-    more: { outcome?: TaskOutcome; exit_code?: number; reason?: string; lock_token?: number },
-  ): Promise<void> {
+  /** Publishes one of the task's events; later events wait for its started event (order is kept). */
+  private async publishEvent(run: TaskRun, kind: TaskEventKind, more: EventDetails): Promise<void> {
     if (kind !== 'started' && run.started) await run.started;
-    const ev: EventMessage = {
-      execution_id: run.job.execution_id,
-      task_key: run.job.task_key,
-      executor_id: this.o.executorId,
-      executor_name: this.o.executorName,
-      attempt: run.attempt,
-      kind,
-      at_ms: Date.now(),
-    };
-    if (more.outcome !== undefined) ev.outcome = more.outcome;
-    if (more.exit_code !== undefined) ev.exit_code = more.exit_code;
-    if (more.reason !== undefined) ev.reason = more.reason;
-    if (more.lock_token !== undefined) ev.lock_token = more.lock_token;
-    const subject = subjects.event(ev.execution_id, this.o.executorId);
-    const data = encode(ev);
-    const giveUpAt = Date.now() + 60_000;
-    let wait = 250;
-    for (;;) {
-      try {
-        await this.js.publish(subject, data, { msgID: eventId(ev) });
-        return;
-      } catch (err) {
-        if (this.o.nc.isClosed() || Date.now() + wait > giveUpAt) {
-          throw new Error(`could not publish the ${kind} event: ${(err as Error).message}`, { cause: err });
-        }
-        this.log.warn('could not publish a task event; retrying', { kind, execution: ev.execution_id, error: (err as Error).message });
-        await delay(wait);
-        wait = Math.min(wait * 2, 5000);
-      }
-    }
+    await this.events.publish(run.job, run.attempt, kind, more);
   }
-}
-
-function taskFromPb(t: TaskToRunPb | undefined): TaskToRun {
-  if (!t) throw new Error('no task in the answer (is the controller older than this executor?)');
-  const definition = JSON.parse(t.definitionJson) as JobDefinition;
-  if (!definition || typeof definition.runner !== 'string') throw new Error('the definition has no runner');
-  definition.files ??= [];
-  definition.env_vars ??= { secrets: [], args: [] };
-  return {
-    job: t.job,
-    jobVersion: t.jobVersion,
-    definition,
-    args: t.args ?? {},
-    deadlineMs: t.deadlineMs,
-    timeoutMs: t.timeoutMs,
-    maxAttempts: t.maxAttempts,
-    backoffMs: t.backoffMs,
-    files: t.files.map((f) => ({ name: f.name, path: f.path, template: f.template, ...(f.mode ? { mode: f.mode } : {}), digest: f.digest })),
-  };
 }
 
 /**
