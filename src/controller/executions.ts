@@ -9,7 +9,7 @@ import { resolveArgs } from '../domain/args.js';
 import { dispatchExecution, planTasks } from '../domain/dispatch-plan.js';
 import { groupsOf, type ExecutorRecord } from '../domain/executor.js';
 import { isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
-import { mayBegin, NOT_YET, sendable, stopExecution } from '../domain/execution-rules.js';
+import { isTaskOf, mayBegin, NOT_YET, sendable, stopExecution } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
 import type { TaskToRun } from '../domain/task.js';
 import { formatTarget, parseTarget } from '../domain/target.js';
@@ -286,36 +286,43 @@ export class ExecutionService {
     return Promise.all(input.tasks.map((t) => this.mayStart(e, t.executionId, t.taskKey)));
   }
 
+  /** BeginTask's answer: the recorded task and, only here, its secret values. */
+  private async mayStart(e: ExecutorRecord, executionId: string, taskKey: string): Promise<BeginAnswer> {
+    const r = await this.recordedTask(e, executionId, taskKey);
+    if ('refused' in r) return r.refused;
+    const secrets = r.x.secret_box ? this.d.box.open(r.x.secret_box) : {};
+    return { proceed: true, reason: '', secrets, task: r.task };
+  }
+
   /**
    * The task as the record has it, for the executor it belongs to: the definition at the
-   * execution's version, its arguments, secrets, limits and file digests. Nothing of it comes
-   * from the job message, which only names the task.
+   * execution's version, its arguments, limits and file digests. Nothing of it comes from the
+   * job message, which only names the task. Secrets are left to the caller that hands them out.
    */
-  private async mayStart(e: ExecutorRecord, executionId: string, taskKey: string): Promise<BeginAnswer> {
-    const refuse = (reason: string): BeginAnswer => ({ proceed: false, reason, secrets: {} });
+  private async recordedTask(e: ExecutorRecord, executionId: string, taskKey: string): Promise<{ refused: BeginAnswer } | { x: Execution; task: TaskToRun }> {
+    const refuse = (reason: string, later = false) => ({ refused: { proceed: false, reason, secrets: {}, ...(later ? { later } : {}) } });
     const cur = await this.d.store.getShared(executionId);
     if (!cur) return refuse(`execution ${executionId} does not exist`);
     const x = cur.value;
     const why = mayBegin(x, taskKey, e.id, groupsOf(e), this.now());
-    if (why === NOT_YET) return { ...refuse(why), later: true };
+    if (why === NOT_YET) return refuse(why, true);
     if (why) {
       // Asking for someone else's task is not a race an honest executor runs into: say who.
       const asked = x.tasks.find((task) => task.key === taskKey);
-      if (asked && (asked.pool ? !groupsOf(e).includes(asked.pool) : asked.executor_id !== e.id)) {
+      if (asked && !isTaskOf(asked, e.id, groupsOf(e))) {
         this.d.log.warn('BeginTask refused: the task is not this executor\'s', { executor: e.name, id: e.id, execution: executionId, task: taskKey, why });
       }
       return refuse(why);
     }
     let def: JobDefinition;
     try {
-      def = x.definition ?? (await this.d.jobs.getVersion(x.job, x.job_version)).definition;
+      def = await this.d.publisher.definitionOf(x);
     } catch (err) {
       if (err instanceof NotFoundError) return refuse(`job ${x.job} version ${x.job_version} is no longer stored: ${err.message}`);
       throw err;
     }
     const t = x.tasks.find((task) => task.key === taskKey)!;
     if (t.pool && !e.runners.includes(def.runner)) return refuse(`this executor does not offer the "${def.runner}" runner the pool task needs`);
-    const secrets = x.secret_box ? this.d.box.open(x.secret_box) : {};
     const task: TaskToRun = {
       job: x.job,
       jobVersion: x.job_version,
@@ -327,7 +334,7 @@ export class ExecutionService {
       backoffMs: (def.retries?.backoff_seconds ?? 0) * 1000,
       files: def.files.map((f) => ({ ...f, digest: x.file_digests?.[f.name] ?? '' })),
     };
-    return { proceed: true, reason: '', secrets, task };
+    return { x, task };
   }
 
   /**
@@ -336,10 +343,10 @@ export class ExecutionService {
    */
   async taskFile(input: { executorId: string; secret: string; executionId: string; taskKey: string; name: string }): Promise<string> {
     const e = await this.d.registry.authenticate(input.executorId, input.secret);
-    const answer = await this.mayStart(e, input.executionId, input.taskKey);
-    if (!answer.proceed) throw new PermissionDeniedError(`executor ${e.name} may not read the files of task ${input.taskKey} of execution ${input.executionId}: ${answer.reason}`);
-    const f = answer.task!.files.find((file) => file.name === input.name);
-    if (!f) throw new PermissionDeniedError(`executor ${e.name}: job ${answer.task!.job} does not use a file named "${input.name}"`);
+    const r = await this.recordedTask(e, input.executionId, input.taskKey);
+    if ('refused' in r) throw new PermissionDeniedError(`executor ${e.name} may not read the files of task ${input.taskKey} of execution ${input.executionId}: ${r.refused.reason}`);
+    const f = r.task.files.find((file) => file.name === input.name);
+    if (!f) throw new PermissionDeniedError(`executor ${e.name}: job ${r.task.job} does not use a file named "${input.name}"`);
     return f.digest;
   }
 
@@ -354,15 +361,15 @@ export class ExecutionService {
   ): Promise<{ executor: ExecutorRecord; lock: string; ticket: string }> {
     const e = await this.d.registry.authenticate(input.executorId, input.secret);
     const ticket = `${input.executionId}.${input.taskKey}`;
-    let def: JobDefinition | undefined;
+    let def: JobDefinition;
     if (mustBegin) {
-      const answer = await this.mayStart(e, input.executionId, input.taskKey);
-      if (!answer.proceed) throw new FailedPreconditionError(`task ${input.taskKey} of execution ${input.executionId} may not take its lock: ${answer.reason}`);
-      def = answer.task!.definition;
+      const r = await this.recordedTask(e, input.executionId, input.taskKey);
+      if ('refused' in r) throw new FailedPreconditionError(`task ${input.taskKey} of execution ${input.executionId} may not take its lock: ${r.refused.reason}`);
+      def = r.task.definition;
     } else {
       const x = (await this.d.store.getShared(input.executionId))?.value;
       if (!x) throw new NotFoundError('execution', input.executionId);
-      def = x.definition ?? (await this.d.jobs.getVersion(x.job, x.job_version)).definition;
+      def = await this.d.publisher.definitionOf(x);
     }
     if (!def.serialize) throw new FailedPreconditionError(`job ${def.name} is not serialized; it has no lock`);
     return { executor: e, lock: def.serialize, ticket };

@@ -13,9 +13,12 @@ import type { JobStore } from '../store/store.js';
 export class JobPublisher {
   constructor(private readonly d: { js: JetStreamClient; jobs: JobStore }) {}
 
-  /** The definition the execution runs: its snapshot when it has one, else the stored one. */
+  /**
+   * The definition the execution runs: the one given, its rollout snapshot, else the version it
+   * was accepted with (a later replace does not change what an accepted execution runs).
+   */
   async definitionOf(x: Execution, snapshot?: JobDefinition): Promise<JobDefinition> {
-    return snapshot ?? x.definition ?? (await this.d.jobs.getJob(x.job)).definition;
+    return snapshot ?? x.definition ?? (await this.d.jobs.getVersion(x.job, x.job_version)).definition;
   }
 
   /**

@@ -238,12 +238,13 @@ export function mayBegin(x: Execution, key: string, executorId: string, executor
   if (t.wait_until_ms && now >= t.wait_until_ms) return `task ${key} waited longer than --wait-offline`;
   if (x.deadline_ms && now >= x.deadline_ms) return `execution ${x.id} timed out`;
   if (t.held) return NOT_YET;
-  if (t.pool) {
-    if (!executorGroups.includes(t.pool)) return `this executor is not in group ${t.pool}`;
-    return undefined;
-  }
-  if (t.executor_id !== executorId) return `task ${key} is for another executor`;
-  return undefined;
+  if (isTaskOf(t, executorId, executorGroups)) return undefined;
+  return t.pool ? `this executor is not in group ${t.pool}` : `task ${key} is for another executor`;
+}
+
+/** Whether a task is this executor's to run: planned for it, or in the pool of one of its groups. */
+export function isTaskOf(t: Task, executorId: string, executorGroups: string[]): boolean {
+  return t.pool ? executorGroups.includes(t.pool) : t.executor_id === executorId;
 }
 
 // ---- batched rollouts ----

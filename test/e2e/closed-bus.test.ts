@@ -5,7 +5,7 @@
 //
 // Needs the built programs: `npx tsc -p tsconfig.json`.
 
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -95,7 +95,7 @@ describe('NATS admits only GRID-minted users', () => {
       await expect(connect({ servers: `nats://${ports.host}:${ports.nats}`, reconnect: false, timeout: 5000 })).rejects.toBeInstanceOf(errors.AuthorizationError);
       // The keys are the controller's alone.
       for (const f of ['operator.seed', 'account.seed', 'account-signing.seed']) {
-        const mode = (await import('node:fs')).statSync(join(dataDir, 'nats-auth', f)).mode & 0o777;
+        const mode = statSync(join(dataDir, 'nats-auth', f)).mode & 0o777;
         expect(mode, f).toBe(0o600);
       }
     } finally {
