@@ -101,8 +101,9 @@ export class NatsAuthority {
     const jwtFile = async (file: string, make: () => Promise<string>): Promise<string> => {
       const path = join(dir, file);
       if (existsSync(path)) return (await readFile(path, 'utf8')).trim();
+      // Made once and kept: the servers' config quotes these very JWTs.
       const jwt = await make();
-      if (opts.create || existsSync(dir)) await writePrivate(path, `${jwt}\n`);
+      await writePrivate(path, `${jwt}\n`);
       return jwt;
     };
     const operatorJwt = await jwtFile(FILES.operatorJwt, () => encodeOperator('grid', operator, { system_account: system.getPublicKey() }));
