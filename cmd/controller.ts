@@ -90,6 +90,7 @@ program.addCommand(
         dataDir: controller.cfg.data_dir,
         controller: controller.address,
         registrationToken: dev.registrationToken,
+        ...(controller.tls ? { caFile: controller.tls.caFile } : {}),
         log: controller.log.named('dev'),
       });
       controller.beforeClose(() => executor.stop());

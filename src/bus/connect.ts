@@ -28,10 +28,13 @@ export interface BusOptions {
   /** Replies come back under this prefix (an executor may only hear its own). */
   inboxPrefix?: string;
   tls?: NatsTls;
+  /** PEM of the CA to verify the server with, when it is not in a file (tls.ca_file wins). */
+  caPem?: string;
 }
 
 export async function connectBus(opts: BusOptions): Promise<NatsConnection> {
   const tls = opts.tls && (opts.tls.ca_file || opts.tls.cert_file) ? tlsOptions(opts.tls) : undefined;
+  const withCa = opts.caPem && !tls?.ca ? { ...tls, ca: opts.caPem } : tls;
   try {
     return await connect({
       servers: opts.servers,
@@ -46,7 +49,7 @@ export async function connectBus(opts: BusOptions): Promise<NatsConnection> {
       noAsyncTraces: true,
       ...(opts.user ? { authenticator: jwtAuthenticator(opts.user.jwt, new TextEncoder().encode(opts.user.seed)) } : {}),
       ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
-      ...(tls ? { tls } : {}),
+      ...(withCa ? { tls: withCa } : {}),
     });
   } catch (err) {
     const msg = (err as Error).message;

@@ -1,6 +1,7 @@
 // What every grid-cli command gets: the resolved client config, a connected client, the output
 // format and where to print. Built once from the global options.
 
+import { readCaFile, type ClientTls } from '../tls/grpc.js';
 import { GridClient } from '../client/client.js';
 import { loadClientConfig, type ClientConfig } from '../config/client.js';
 import type { OutputFormat } from './output.js';
@@ -46,7 +47,14 @@ export async function buildContext(g: GlobalOptions, io: CliIO): Promise<CliCont
     config,
     output: config.output,
     io,
-    client: () => (client ??= new GridClient({ address: config.controller, token: config.token, timeoutMs: config.timeout_ms })),
+    client: () => (client ??= new GridClient({ address: config.controller, token: config.token, timeoutMs: config.timeout_ms, tls: clientTls(config) })),
     close: () => client?.close(),
   };
+}
+
+/** How grid-cli reaches the controller: TLS verified against ca_file (or the system's CAs), or plaintext if asked. */
+export function clientTls(config: Pick<ClientConfig, 'ca_file' | 'plaintext'>): ClientTls {
+  if (config.plaintext) return { plaintext: true };
+  const caPem = readCaFile(config.ca_file, 'ca_file');
+  return caPem ? { caPem } : {};
 }

@@ -1,7 +1,7 @@
 // Typed promise client for the controller's gRPC API, with a deadline on every call and
 // errors rebuilt as GRID's own classes. Used by grid-cli, the executor and tests.
 
-import { credentials, Metadata, type CallOptions, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, type CallOptions, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { ControllerServiceClient, type ExecuteRequest, type FileChunk, type ListExecutionsRequest, type PutFileRequest } from '../gen/grid/v1/controller.js';
 import { ExecutionState, type Execution, type FileInfo, type LogChunk } from '../gen/grid/v1/types.js';
 
@@ -14,6 +14,7 @@ const TERMINAL_STATES: ReadonlySet<ExecutionState> = new Set([
 import { ExecutorServiceClient } from '../gen/grid/v1/executor.js';
 import { HealthClient, type HealthCheckResponse } from '../gen/grpc/health/v1/health.js';
 import { ERROR_KIND_METADATA_KEY, fromGrpcStatus, GrpcCode, UnavailableError } from '../errors.js';
+import { channelCredentials, tlsFailureHint, type ClientTls } from '../tls/grpc.js';
 
 export interface ClientOptions {
   /** host:port of the controller. */
@@ -21,19 +22,28 @@ export interface ClientOptions {
   token?: string;
   /** Deadline for each unary call. */
   timeoutMs?: number;
+  /** TLS to the controller; default: TLS verified against the system's CAs. */
+  tls?: ClientTls;
 }
 
 type UnaryMethod<Req, Res> = (req: Req, md: Metadata, opts: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => unknown;
 type StreamMethod<Req, Res> = (req: Req, md: Metadata, opts: Partial<CallOptions>) => ClientReadableStream<Res>;
 
 export class GridClient {
-  readonly controller: ControllerServiceClient;
-  readonly executors: ExecutorServiceClient;
-  readonly health: HealthClient;
+  // Replaced together by rotate(); callers read them at each call.
+  controller!: ControllerServiceClient;
+  executors!: ExecutorServiceClient;
+  health!: HealthClient;
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: ClientOptions) {
-    const creds = credentials.createInsecure();
+    this.connect(opts.tls ?? {});
+    this.timeoutMs = opts.timeoutMs ?? 15_000;
+  }
+
+  private connect(tls: ClientTls): void {
+    const { opts } = this;
+    const creds = channelCredentials(tls);
     const channelOpts = {
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
       // Come back quickly after a controller restart (the default backoff grows to 2 minutes).
@@ -48,7 +58,18 @@ export class GridClient {
     const channel = this.controller.getChannel();
     this.executors = new ExecutorServiceClient(opts.address, creds, { ...channelOpts, channelOverride: channel });
     this.health = new HealthClient(opts.address, creds, { ...channelOpts, channelOverride: channel });
-    this.timeoutMs = opts.timeoutMs ?? 15_000;
+  }
+
+  /**
+   * Switches to new TLS credentials (an executor's renewed certificate) without a restart: new
+   * calls go over a new connection, and the old one is closed once calls on it have had
+   * `graceMs` to finish.
+   */
+  rotate(tls: ClientTls, graceMs = 60_000): void {
+    const old = this.controller;
+    this.opts.tls = tls;
+    this.connect(tls);
+    setTimeout(() => old.close(), graceMs).unref();
   }
 
   private metadata(): Metadata {
@@ -61,7 +82,7 @@ export class GridClient {
   call<Req, Res>(stub: object, method: UnaryMethod<Req, Res>, req: Req, timeoutMs = this.timeoutMs): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
       method.call(stub, req, this.metadata(), { deadline: Date.now() + timeoutMs }, (err, res) =>
-        err ? reject(toGridError(err, this.opts.address)) : resolve(res),
+        err ? reject(toGridError(err, this.opts.address, this.opts.tls)) : resolve(res),
       );
     });
   }
@@ -75,7 +96,7 @@ export class GridClient {
       for await (const item of call as AsyncIterable<Res>) yield item;
     } catch (err) {
       if ((err as ServiceError).code === GrpcCode.CANCELLED && signal?.aborted) return;
-      throw toGridError(err as ServiceError, this.opts.address);
+      throw toGridError(err as ServiceError, this.opts.address, this.opts.tls);
     } finally {
       signal?.removeEventListener('abort', onAbort);
       call.cancel();
@@ -143,7 +164,7 @@ export class GridClient {
       const call = this.controller.putFile(this.metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         settled = true;
         onSettled();
-        if (err) reject(toGridError(err, this.opts.address));
+        if (err) reject(toGridError(err, this.opts.address, this.opts.tls));
         else resolve(res);
       });
       // Write one message; wait for 'drain' when the buffer is full (or for the call to end).
@@ -175,10 +196,12 @@ export class GridClient {
   }
 }
 
-export function toGridError(err: ServiceError, address: string) {
+export function toGridError(err: ServiceError, address: string, tls: ClientTls = {}) {
   const kind = err.metadata?.get(ERROR_KIND_METADATA_KEY)[0];
   if (err.code === GrpcCode.UNAVAILABLE && typeof kind !== 'string') {
     const why = (err.details || err.message).replace(/\s*Resolution note:\s*$/, '');
+    const hint = tlsFailureHint(why, tls);
+    if (hint) return new UnavailableError(`cannot connect to the controller at ${address}: ${hint}`, { cause: err });
     return new UnavailableError(`cannot reach the controller at ${address}: ${why}`, { cause: err });
   }
   if (err.code === GrpcCode.DEADLINE_EXCEEDED && typeof kind !== 'string') {

@@ -1,7 +1,7 @@
 // grid-cli's configuration: defaults → JSON file → environment → flags, and saving it back
 // (`grid-cli login` and the dev controller write it, with mode 0600 because it holds a token).
 //
-// Environment: GRID_CONTROLLER, GRID_TOKEN, GRID_OUTPUT, GRID_TIMEOUT_MS; GRID_CLIENT_CONFIG
+// Environment: GRID_CONTROLLER, GRID_TOKEN, GRID_OUTPUT, GRID_TIMEOUT_MS, GRID_CA_FILE, GRID_PLAINTEXT; GRID_CLIENT_CONFIG
 // names the file. Lookup order without an explicit file: see clientConfigPaths.
 import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -21,6 +21,10 @@ export interface ClientConfig {
   output: OutputFormat;
   /** Deadline of each call. */
   timeout_ms: number;
+  /** PEM file of the CA that signed the controller's certificate; "" = the system's CAs. */
+  ca_file: string;
+  /** Talk to the controller without TLS (only for a controller with tls.enabled false). */
+  plaintext: boolean;
 }
 
 export const clientSchema = {
@@ -28,6 +32,8 @@ export const clientSchema = {
   token: t.string(),
   output: t.enum(OUTPUTS, { default: 'table' }),
   timeout_ms: t.int({ default: 15_000, min: 1 }),
+  ca_file: t.string(),
+  plaintext: t.bool({ default: false }),
 };
 
 /** Where the dev controller writes a ready-to-use client config, relative to its working directory. */
@@ -61,7 +67,10 @@ export function loadClientConfig(opts: LoadOptions<ClientConfig> = {}): ClientCo
   const cwd = opts.cwd ?? process.cwd();
   const file = opts.file === undefined ? findClientConfig(cwd, env) : absolutePath(opts.file, cwd);
   const fileLayer = file === undefined ? {} : decodeLayer(clientSchema, readConfigFile(file), 'file');
-  return resolveLayers(clientSchema, fileLayer, envLayer(clientSchema, env, 'GRID_'), decodeLayer(clientSchema, opts.flags, 'flags'));
+  if (file !== undefined && typeof fileLayer.ca_file === 'string' && fileLayer.ca_file) fileLayer.ca_file = absolutePath(fileLayer.ca_file, dirname(file));
+  const cfg: ClientConfig = resolveLayers(clientSchema, fileLayer, envLayer(clientSchema, env, 'GRID_'), decodeLayer(clientSchema, opts.flags, 'flags'));
+  if (cfg.ca_file) cfg.ca_file = absolutePath(cfg.ca_file, cwd);
+  return cfg;
 }
 
 /**

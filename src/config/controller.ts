@@ -4,7 +4,9 @@
 // GRID_DATA_DIR, GRID_AUTH, GRID_LOG_LEVEL, GRID_LOG_RETENTION_HOURS, GRID_LOG_MAX_BYTES,
 // GRID_EVENT_RETENTION_HOURS), except GRID_EXECUTOR_PING_DEADLINE (seconds); nested:
 // GRID_ETCD_ENDPOINTS, GRID_ETCD_PREFIX, GRID_NATS_SERVERS, GRID_NATS_ADVERTISE (comma-separated),
-// GRID_NATS_AUTH, GRID_NATS_AUTH_DIR, GRID_NATS_TLS_CA_FILE, GRID_NATS_TLS_CERT_FILE, GRID_NATS_TLS_KEY_FILE.
+// GRID_NATS_AUTH, GRID_NATS_AUTH_DIR, GRID_NATS_TLS_CA_FILE, GRID_NATS_TLS_CERT_FILE, GRID_NATS_TLS_KEY_FILE,
+// GRID_TLS_ENABLED, GRID_TLS_CERT_FILE, GRID_TLS_KEY_FILE, GRID_TLS_CA_CERT_FILE, GRID_TLS_CA_KEY_FILE,
+// GRID_TLS_SERVER_NAMES.
 // GRID_ADMIN_TOKEN adds an admin API token named "env-admin"; GRID_REGISTRATION_TOKEN adds one
 // executor bootstrap token. Relative paths in the file are relative to the file's folder; from
 // the environment or flags, to the working directory.
@@ -47,6 +49,21 @@ export interface ApiToken {
   groups: string[];
 }
 
+export interface GrpcTlsConfig {
+  /** false serves gRPC in plaintext: only for a controller behind a TLS-terminating proxy, or tests. */
+  enabled: boolean;
+  /** The server's certificate and key (PEM); "" = issued by GRID's CA for `server_names`. */
+  cert_file: string;
+  key_file: string;
+  /** GRID's CA, which issues executors' client certificates; "" = `<data_dir>/tls/ca.{crt,key}`, made on first start. */
+  ca_cert_file: string;
+  ca_key_file: string;
+  /** Names on a certificate GRID issues itself; empty = localhost, 127.0.0.1, ::1, this host's name and grpc_address's host. */
+  server_names: string[];
+  /** Life of an executor's client certificate; it renews it after two thirds of it. */
+  executor_cert_days: number;
+}
+
 export interface ControllerConfig {
   /** Where the gRPC server listens (clients and executors). */
   grpc_address: string;
@@ -69,6 +86,8 @@ export interface ControllerConfig {
     auth_dir: string;
     tls: NatsTls;
   };
+  /** TLS of the gRPC server, and the CA that issues executors' client certificates. */
+  tls: GrpcTlsConfig;
   auth: 'tokens' | 'none';
   tokens: ApiToken[];
   /**
@@ -110,6 +129,15 @@ export const controllerSchema = {
     auth_dir: t.string({ env: 'GRID_NATS_AUTH_DIR' }),
     tls: natsTlsSchema('GRID_NATS_TLS'),
   }),
+  tls: t.object({
+    enabled: t.bool({ default: true, env: 'GRID_TLS_ENABLED' }),
+    cert_file: t.string({ env: 'GRID_TLS_CERT_FILE' }),
+    key_file: t.string({ env: 'GRID_TLS_KEY_FILE' }),
+    ca_cert_file: t.string({ env: 'GRID_TLS_CA_CERT_FILE' }),
+    ca_key_file: t.string({ env: 'GRID_TLS_CA_KEY_FILE' }),
+    server_names: t.list({ env: 'GRID_TLS_SERVER_NAMES', each: nonEmpty, check: noDuplicates }),
+    executor_cert_days: t.int({ default: 30, min: 1, max: 3650 }),
+  }),
   auth: t.enum(['tokens', 'none'], { default: 'tokens' }),
   tokens: t.objects({
     name: t.string({ required: true, check: nonEmpty }),
@@ -138,7 +166,10 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
   if (file !== undefined && typeof fileLayer.data_dir === 'string') {
     fileLayer.data_dir = absolutePath(fileLayer.data_dir, dirname(file));
   }
-  if (file !== undefined) natsPathsRelativeTo(fileLayer.nats as NatsPaths | undefined, dirname(file));
+  if (file !== undefined) {
+    natsPathsRelativeTo(fileLayer.nats as NatsPaths | undefined, dirname(file));
+    tlsPathsRelativeTo(fileLayer.tls as Partial<GrpcTlsConfig> | undefined, dirname(file));
+  }
   const cfg: ControllerConfig = resolveLayers(
     controllerSchema,
     fileLayer,
@@ -147,6 +178,9 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
   );
   cfg.data_dir = absolutePath(cfg.data_dir, cwd);
   natsPathsRelativeTo(cfg.nats, cwd);
+  tlsPathsRelativeTo(cfg.tls, cwd);
+  if ((cfg.tls.cert_file === '') !== (cfg.tls.key_file === '')) throw new ConfigError(cfg.tls.cert_file ? 'tls.key_file' : 'tls.cert_file', 'missing; give the server certificate and its key together');
+  if ((cfg.tls.ca_cert_file === '') !== (cfg.tls.ca_key_file === '')) throw new ConfigError(cfg.tls.ca_cert_file ? 'tls.ca_key_file' : 'tls.ca_cert_file', 'missing; give the CA certificate and its key together');
   if (cfg.nats.tls.cert_file !== '' && cfg.nats.tls.key_file === '') throw new ConfigError('nats.tls.key_file', 'missing; a client certificate needs its key');
   if (cfg.nats.advertise.length === 0) cfg.nats.advertise = [...cfg.nats.servers];
 
@@ -191,6 +225,14 @@ export function natsPathsRelativeTo(n: NatsPaths | undefined, base: string): voi
   for (const k of ['ca_file', 'cert_file', 'key_file'] as const) {
     const v = n.tls?.[k];
     if (v) n.tls![k] = absolutePath(v, base);
+  }
+}
+
+function tlsPathsRelativeTo(t: Partial<GrpcTlsConfig> | undefined, base: string): void {
+  if (!t) return;
+  for (const k of ['cert_file', 'key_file', 'ca_cert_file', 'ca_key_file'] as const) {
+    const v = t[k];
+    if (v) t[k] = absolutePath(v, base);
   }
 }
 

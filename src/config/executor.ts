@@ -3,7 +3,7 @@
 // Environment: GRID_ + the upper-cased top-level key, for every key except `kubernetes`:
 // GRID_CONTROLLER, GRID_REGISTRATION_TOKEN, GRID_NAME, GRID_GROUPS (a,b), GRID_LABELS (k=v,k2=v2),
 // GRID_RUNNERS (host,kubernetes), GRID_CONCURRENCY, GRID_PING_INTERVAL_SECONDS, GRID_NATS_SERVERS,
-// GRID_NATS_TLS_CA_FILE, GRID_NATS_TLS_CERT_FILE, GRID_NATS_TLS_KEY_FILE, GRID_STATE_FILE,
+// GRID_CA_FILE, GRID_PLAINTEXT, GRID_NATS_TLS_CA_FILE, GRID_NATS_TLS_CERT_FILE, GRID_NATS_TLS_KEY_FILE, GRID_STATE_FILE,
 // GRID_WORK_DIR, GRID_RUN_AS, GRID_SHUTDOWN_GRACE_SECONDS, GRID_LOG_LEVEL,
 // GRID_LOG_MAX_BYTES_PER_TASK. `ping_interval` (Octavius's name) is accepted in files and flags
 // as another spelling of `ping_interval_seconds`. Relative paths in the file are relative to the
@@ -56,6 +56,10 @@ export interface ExecutorConfig {
   ping_interval_seconds: number;
   /** NATS URLs to use; empty = the ones the controller hands back at registration. */
   nats_servers: string[];
+  /** PEM file of the CA that signed the controller's certificate; "" = the system's CAs. */
+  ca_file: string;
+  /** Talk to the controller without TLS (only for a controller with tls.enabled false). */
+  plaintext: boolean;
   /** TLS to NATS: the CA to verify the server with, and a client certificate if it asks. */
   nats_tls: NatsTls;
   /** Where the executor id and secret are kept after registration; absolute after loading. */
@@ -88,6 +92,8 @@ export const executorSchema = {
   concurrency: t.int({ default: 4, min: 1, max: 1024 }),
   ping_interval_seconds: t.int({ default: 10, min: 1, aliases: ['ping_interval'] }),
   nats_servers: t.list({ each: nonEmpty, check: noDuplicates }),
+  ca_file: t.string(),
+  plaintext: t.bool({ default: false }),
   nats_tls: natsTlsSchema('GRID_NATS_TLS'),
   state_file: t.string({ check: nonEmpty }),
   work_dir: t.string({ check: nonEmpty }),
@@ -111,7 +117,7 @@ export const executorSchema = {
 };
 
 /** Paths the loader makes absolute; in a file they are relative to the file's folder. */
-const PATH_KEYS = ['state_file', 'work_dir'] as const;
+const PATH_KEYS = ['state_file', 'work_dir', 'ca_file'] as const;
 
 export function loadExecutorConfig(opts: LoadOptions<ExecutorConfig> = {}): ExecutorConfig {
   const env = opts.env ?? process.env;
@@ -136,7 +142,7 @@ export function loadExecutorConfig(opts: LoadOptions<ExecutorConfig> = {}): Exec
     envLayer(executorSchema, env, 'GRID_'),
     decodeLayer(executorSchema, opts.flags, 'flags'),
   );
-  for (const k of PATH_KEYS) cfg[k] = absolutePath(cfg[k], cwd);
+  for (const k of PATH_KEYS) if (cfg[k]) cfg[k] = absolutePath(cfg[k], cwd);
   natsPathsRelativeTo({ tls: cfg.nats_tls }, cwd);
   cfg.kubernetes.kube_config = absolutePath(cfg.kubernetes.kube_config, cwd);
   return cfg;

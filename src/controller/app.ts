@@ -1,7 +1,8 @@
 // Wires a controller together from its config — embedded servers when none are configured,
 // etcd, NATS streams, use-cases, gRPC — and takes it apart again in order.
 
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { Server } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream } from '@nats-io/jetstream';
 import { ensureControllerConsumers } from '../bus/consumers.js';
@@ -37,6 +38,10 @@ import { controllerService } from './grpc/controller-service.js';
 import { executorService } from './grpc/executor-service.js';
 import { Health } from './grpc/health-service.js';
 import { JobService } from './jobs.js';
+import { ExecutorCertificates } from './executor-certs.js';
+import { serverCredentials } from '../tls/grpc.js';
+import { embeddedTlsFiles, prepareControllerTls, type ControllerTls } from '../tls/setup.js';
+import type { NatsTls } from '../bus/connect.js';
 
 type Lifecycle = 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -81,6 +86,9 @@ export class Controller {
     const embeddedServers = cfg.etcd.endpoints.length === 0 || cfg.nats.servers.length === 0;
     const natsAccess = await NatsAccess.open(cfg, embeddedServers, log.named('nats'));
     this.natsAccess = natsAccess;
+    const tls = await prepareControllerTls(cfg, log);
+    this.tls = tls;
+    let natsTls: NatsTls = cfg.nats.tls;
     if (embeddedServers) {
       log.info('no etcd or NATS configured: starting the embedded ones', { data_dir: cfg.data_dir });
       const cluster = await startEmbeddedCluster({
@@ -94,7 +102,7 @@ export class Controller {
       this.cleanups.push({ name: 'embedded servers', run: () => cluster.stop() });
       this.natsServers = [cluster.natsUrl];
       this.etcdEndpoints = [cluster.etcdEndpoint];
-      log.info('embedded servers up', { nats: cluster.natsUrl, etcd: cluster.etcdEndpoint });
+      log.info('embedded servers up', { nats: cluster.natsUrl, etcd: cluster.etcdEndpoint, tls: tls ? 'on' : 'off' });
     } else {
       this.natsServers = cfg.nats.servers;
       this.etcdEndpoints = cfg.etcd.endpoints;
@@ -104,13 +112,13 @@ export class Controller {
     this.kv = kv;
     this.cleanups.push({ name: 'etcd client', run: () => kv.close() });
     await kv.revision(); // fail now, with a clear error, if etcd is not there
-    await natsAccess.attach({ kv, servers: this.natsServers, tls: cfg.nats.tls });
+    await natsAccess.attach({ kv, servers: this.natsServers, tls: natsTls });
 
     const nc = await connectBus({
       servers: this.natsServers,
       name: 'grid-controller',
       ...(natsAccess.controllerUser ? { user: natsAccess.controllerUser } : {}),
-      tls: cfg.nats.tls,
+      tls: natsTls,
     });
     this.nc = nc;
     this.cleanups.push({ name: 'NATS connection', run: () => nc.drain() });
@@ -147,6 +155,8 @@ export class Controller {
       registrationTokens,
       pingDeadlineSeconds: cfg.executor_ping_deadline_seconds,
       natsAdvertise: cfg.nats.advertise.length ? cfg.nats.advertise : this.natsServers,
+      ...(tls ? { certificates: new ExecutorCertificates(tls.ca, tls.executorCertDays) } : {}),
+      ...(natsTls.ca_file ? { natsCaPem: readFileSync(natsTls.ca_file, 'utf8') } : {}),
     }, log.named('executors'));
     if (!cfg.secrets_key && !embedded) {
       log.warn('no secrets_key configured: using a key generated in data_dir; replicas must share one key to run jobs with secrets', { data_dir: cfg.data_dir });
@@ -193,7 +203,7 @@ export class Controller {
     server.addService(ExecutorServiceService, executorService(ctx, executors, executions, files, locks));
     server.addService(HealthService, health.service());
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(cfg.grpc_address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(cfg.grpc_address, serverCredentials(tls?.server), (err, p) => (err ? reject(err) : resolve(p))),
     );
     this.address = cfg.grpc_address.replace(/:\d+$/, `:${port}`);
     this.cleanups.push({
@@ -209,12 +219,14 @@ export class Controller {
           });
         }),
     });
-    if (this.devAccess) await this.devAccess.writeClientConfig(this.address);
+    if (this.devAccess) await this.devAccess.writeClientConfig(this.address, tls?.caFile);
     this.state = 'running';
-    log.info('controller ready', { address: this.address, auth: cfg.auth });
+    log.info('controller ready', { address: this.address, auth: cfg.auth, tls: tls ? 'on' : 'off', ...(tls ? { ca_file: tls.caFile } : {}) });
   }
 
   devAccess?: Awaited<ReturnType<typeof prepareDevAccess>>;
+  /** The CA and server certificate; undefined when gRPC runs without TLS. */
+  tls?: ControllerTls;
   natsAccess?: NatsAccess;
   registrationTokens: RegistrationToken[] = [];
 

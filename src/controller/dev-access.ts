@@ -18,7 +18,8 @@ export interface DevAccess {
   adminToken: TokenSpec;
   registrationToken: string;
   clientConfigPath: string;
-  writeClientConfig(address: string): Promise<void>;
+  /** Writes the controller's address, the admin token and the CA to verify it with. */
+  writeClientConfig(address: string, caFile?: string): Promise<void>;
 }
 
 export async function prepareDevAccess(dataDir: string, log: Logger): Promise<DevAccess> {
@@ -37,8 +38,8 @@ export async function prepareDevAccess(dataDir: string, log: Logger): Promise<De
     adminToken: { name: 'dev-admin', token: creds.admin_token, role: 'admin', groups: [] },
     registrationToken: creds.registration_token,
     clientConfigPath,
-    writeClientConfig: async (address) => {
-      await saveClientConfig(clientConfigPath, { controller: address, token: creds.admin_token });
+    writeClientConfig: async (address, caFile) => {
+      await saveClientConfig(clientConfigPath, { controller: address, token: creds.admin_token, ca_file: caFile ?? '', plaintext: !caFile });
       log.info('wrote client config for grid-cli', { file: clientConfigPath });
     },
   };

@@ -16,6 +16,8 @@ import type { Logger } from '../util/log.js';
 import { didYouMean } from '../util/suggest.js';
 import { authorize, secretEquals, sha256, type Principal } from './auth.js';
 import type { ExecutorNatsUser, NatsAccess } from './nats-access.js';
+import type { ExecutorCertificates } from './executor-certs.js';
+import type { PeerCert } from '../tls/grpc.js';
 
 export interface RegisterInput {
   registrationToken: string;
@@ -35,6 +37,8 @@ export interface RegisterInput {
   replaceSecret?: string;
   /** --replace: who else vouches for it (a bearer token sent with the call), if anyone. */
   replaceBy?: Principal;
+  /** The public key of the executor's TLS client key (PEM). */
+  tlsPublicKey?: string;
 }
 
 export interface RegisterOutput {
@@ -49,6 +53,10 @@ export interface RegisterOutput {
   pingDeadlineSeconds: number;
   /** Its NATS user JWT and reply prefix; absent on a NATS without authentication. */
   natsUser?: ExecutorNatsUser;
+  /** Its TLS client certificate (PEM); absent on a controller without TLS. */
+  tlsCertificate?: string;
+  /** The CA of the NATS servers (PEM), when known. */
+  natsCaPem?: string;
 }
 
 export interface HeartbeatInput {
@@ -71,6 +79,10 @@ export interface RegistryOptions {
   pingDeadlineSeconds: number;
   natsAdvertise: string[];
   now?: () => number;
+  /** Issues and checks executors' client certificates; absent = gRPC without TLS. */
+  certificates?: ExecutorCertificates;
+  /** PEM of the CA executors verify NATS with, handed over at Register. */
+  natsCaPem?: string;
 }
 
 const LABEL = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -118,12 +130,13 @@ export class ExecutorRegistry {
           throw new ValidationError(`name: this executor is registered as "${existing.name}"; to rename it, remove it and register again`);
         }
         const natsKey = input.natsUserKey || existing.nats_user_key;
-        const updated = await this.store.update(existing.id, (cur) => ({ ...cur, ...spec, ...(natsKey ? { nats_user_key: natsKey } : {}) }));
+        const cert = await this.opts.certificates?.issue(existing.id, input.tlsPublicKey, existing.tls_cert);
+        const updated = await this.store.update(existing.id, (cur) => ({ ...cur, ...spec, ...(natsKey ? { nats_user_key: natsKey } : {}), ...cert?.fields }));
         // A new key replaces the old one, which must not keep working.
         if (existing.nats_user_key && input.natsUserKey && existing.nats_user_key !== input.natsUserKey) {
           await this.nats.revoke(existing.nats_user_key, existing.name);
         }
-        const out = await this.finish(updated ?? existing, input.executorSecret!, false);
+        const out = await this.finish(updated ?? existing, input.executorSecret!, false, cert?.certPem);
         this.log.info('executor re-registered', { id: existing.id, name: existing.name });
         return out;
       }
@@ -136,8 +149,10 @@ export class ExecutorRegistry {
     }
 
     const secret = randomBytes(32).toString('base64url');
+    const id = newId(at);
+    const cert = await this.opts.certificates?.issue(id, input.tlsPublicKey);
     const rec: ExecutorRecord = {
-      id: newId(at),
+      id,
       ...spec,
       state: 'STOPPED',
       registered_at_ms: at,
@@ -146,6 +161,7 @@ export class ExecutorRegistry {
       secret_hash: sha256hex(secret),
       lease_id: '',
       ...(input.natsUserKey ? { nats_user_key: input.natsUserKey } : {}),
+      ...cert?.fields,
     };
     try {
       await this.store.create(rec);
@@ -166,14 +182,16 @@ export class ExecutorRegistry {
       await this.store.create(rec);
     }
     this.log.info('executor registered', { id: rec.id, name: rec.name, groups: rec.groups.join(','), runners: rec.runners.join(',') });
-    return this.finish(rec, secret, true);
+    return this.finish(rec, secret, true, cert?.certPem);
   }
 
-  private async finish(rec: ExecutorRecord, secret: string, created: boolean): Promise<RegisterOutput> {
+  private async finish(rec: ExecutorRecord, secret: string, created: boolean, tlsCertificate?: string): Promise<RegisterOutput> {
     const cons = await ensureExecutorConsumers(this.nc, { id: rec.id, groups: groupsOf(rec), runners: rec.runners, concurrency: rec.concurrency });
     const natsUser = await this.nats.executorUser({ id: rec.id, name: rec.name, natsUserKey: rec.nats_user_key ?? '', consumers: [cons.node, ...cons.pools] });
     return {
       ...(natsUser ? { natsUser } : {}),
+      ...(tlsCertificate ? { tlsCertificate } : {}),
+      ...(this.opts.natsCaPem ? { natsCaPem: this.opts.natsCaPem } : {}),
       executorId: rec.id,
       executorSecret: secret,
       created,
@@ -185,17 +203,53 @@ export class ExecutorRegistry {
     };
   }
 
+  /**
+   * Refuses an executor call whose client certificate is not the executor's current one (on a
+   * controller with TLS). Checked before anything else, so a removed executor's certificate is
+   * refused even with the right secret.
+   */
+  async checkCertificate(id: string, peer: PeerCert | undefined): Promise<void> {
+    if (!this.opts.certificates) return;
+    const rec = id ? await this.store.getFast(id) : undefined;
+    if (!rec) {
+      this.log.warn('executor call refused: certificate of an unknown or removed executor', { id, serial: peer?.serial ?? '' });
+      throw await this.unknownExecutor(id, 'its client certificate is no longer accepted');
+    }
+    try {
+      this.opts.certificates.check(rec, peer);
+    } catch (err) {
+      this.log.warn('executor call refused: client certificate', { id, name: rec.name, serial: peer?.serial ?? '(none)' });
+      throw err;
+    }
+  }
+
+  /** A new client certificate for a new key, for an executor calling with its current one. */
+  async renewCertificate(id: string, secret: string, publicKeyPem: string): Promise<string> {
+    const rec = await this.authenticate(id, secret);
+    if (!this.opts.certificates) throw new ValidationError('this controller serves gRPC without TLS and issues no certificates');
+    const cert = await this.opts.certificates.issue(rec.id, publicKeyPem, rec.tls_cert);
+    const updated = await this.store.update(rec.id, (cur) => ({ ...cur, ...cert.fields }));
+    if (!updated) throw new UnauthenticatedError(`executor ${rec.id} was removed from the registry; register it again (executor register)`);
+    this.log.info('executor certificate renewed', { id: rec.id, name: rec.name, serial: cert.fields.tls_cert!.serial });
+    return cert.certPem;
+  }
+
+  private async unknownExecutor(id: string, also?: string): Promise<UnauthenticatedError> {
+    const removed = id ? await this.store.wasRemoved(id) : false;
+    const then = also ? `; ${also}` : '';
+    return new UnauthenticatedError(
+      removed
+        ? `executor ${id} was removed from the registry${then}; register it again (executor register)`
+        : `executor ${id || '(none)'} is not registered${then}; run executor register`,
+    );
+  }
+
   /** Proves the caller is the executor it claims to be; never logs the secret. */
   async authenticate(id: string, secret: string): Promise<ExecutorRecord> {
     const rec = id ? await this.store.getFast(id) : undefined;
     if (!rec) {
-      const removed = id ? await this.store.wasRemoved(id) : false;
-      this.log.warn('executor call refused: unknown executor id', { id, removed });
-      throw new UnauthenticatedError(
-        removed
-          ? `executor ${id} was removed from the registry; register it again (executor register)`
-          : `executor ${id || '(none)'} is not registered; run executor register`,
-      );
+      this.log.warn('executor call refused: unknown executor id', { id });
+      throw await this.unknownExecutor(id);
     }
     if (!secretEquals(sha256hex(secret), rec.secret_hash)) {
       this.log.warn('executor call refused: wrong secret', { id, name: rec.name });

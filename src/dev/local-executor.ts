@@ -18,6 +18,8 @@ export async function startLocalExecutor(opts: {
   dataDir: string;
   controller: string;
   registrationToken: string;
+  /** The CA to verify the controller with; undefined = plaintext gRPC. */
+  caFile?: string;
   log: Logger;
 }): Promise<LocalExecutor> {
   const configFile = join(opts.dataDir, 'executor.json');
@@ -34,6 +36,7 @@ export async function startLocalExecutor(opts: {
         state_file: join(opts.dataDir, 'executor-state.json'),
         work_dir: join(opts.dataDir, 'work'),
         ping_interval_seconds: 5,
+        ...(opts.caFile ? { ca_file: opts.caFile } : { plaintext: true }),
       },
       null,
       2,

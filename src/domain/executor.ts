@@ -24,6 +24,16 @@ export interface ExecutorRecord {
   lease_id: string;
   /** Public key of its NATS user (revoked when it is removed); absent on a NATS without auth. */
   nats_user_key?: string;
+  /** Its current TLS client certificate; absent on a controller without TLS. */
+  tls_cert?: ExecutorCertRef;
+  /** The one before a renewal, accepted until it expires so calls in flight finish. */
+  tls_prev_cert?: ExecutorCertRef;
+}
+
+export interface ExecutorCertRef {
+  /** Lower-case hex serial number. */
+  serial: string;
+  not_after_ms: number;
 }
 
 /** The public view: everything but the secret hash and lease. */

@@ -14,6 +14,7 @@ import { KubernetesRunner, kubernetesStateDir } from '../runners/kubernetes/inde
 import { NoopRunner } from '../runners/noop/index.js';
 import type { Runner } from '../runners/runner.js';
 import { Heartbeat } from './heartbeat.js';
+import { CertificateRenewer, controllerTls } from './certificate.js';
 import { resolveRunAs } from './run-as.js';
 import { loadIdentity, type ExecutorIdentity } from './state.js';
 import { Worker } from './worker.js';
@@ -32,6 +33,7 @@ export class Agent {
   private closing?: Promise<void>;
   private heartbeat?: Heartbeat;
   private client?: GridClient;
+  private renewer?: CertificateRenewer;
   nc?: NatsConnection;
   identity?: ExecutorIdentity;
   worker?: AgentWorker;
@@ -54,7 +56,9 @@ export class Agent {
         ping_deadline_s: id.ping_deadline_seconds,
       });
     }
-    this.client = new GridClient({ address: this.cfg.controller, timeoutMs: 10_000 });
+    this.client = new GridClient({ address: this.cfg.controller, timeoutMs: 10_000, tls: controllerTls(this.cfg, id) });
+    this.renewer = new CertificateRenewer({ client: this.client, cfg: this.cfg, identity: id, log: this.log.named('tls') });
+    this.renewer.start();
     const servers = this.cfg.nats_servers.length ? this.cfg.nats_servers : id.nats_servers;
     this.nc = await connectBus({
       servers,
@@ -62,6 +66,8 @@ export class Agent {
       ...(id.nats_user_jwt && id.nats_user_seed ? { user: { jwt: id.nats_user_jwt, seed: id.nats_user_seed } } : {}),
       ...(id.nats_inbox_prefix ? { inboxPrefix: id.nats_inbox_prefix } : {}),
       tls: this.cfg.nats_tls,
+      // The controller's word on the NATS CA, unless this executor was given one.
+      ...(!this.cfg.nats_tls.ca_file && id.nats_ca ? { caPem: id.nats_ca } : {}),
     });
     void this.watchNats(this.nc);
     this.heartbeat = new Heartbeat({
@@ -140,6 +146,7 @@ export class Agent {
           .catch((err) => this.log.warn('could not report STOPPED', { error: (err as Error).message }));
       }
       await this.nc?.drain().catch(() => {});
+      this.renewer?.stop();
       this.client?.close();
       this.state = 'stopped';
       this.log.info('stopped');

@@ -7,6 +7,8 @@ import type { Logger } from '../util/log.js';
 import { VERSION } from '../version.js';
 import { loadIdentityIfAny, saveIdentity, type ExecutorIdentity } from './state.js';
 import { keyFromSeed, newUserKey } from '../bus/authority.js';
+import { newClientKey } from '../tls/ca.js';
+import { controllerTls } from './certificate.js';
 
 export async function registerExecutor(
   cfg: ExecutorConfig,
@@ -19,7 +21,9 @@ export async function registerExecutor(
   // The NATS user's key pair is made here and its seed stays in the state file: the controller
   // only ever sees the public key, which it signs a JWT for.
   const natsKey = previous?.nats_user_seed ? keyFromSeed(previous.nats_user_seed) : newUserKey();
-  const client = new GridClient({ address: cfg.controller, timeoutMs: 15_000, ...(opts.token ? { token: opts.token } : {}) });
+  // A new TLS key at every registration; the certificate comes back for its public half.
+  const tlsKey = cfg.plaintext ? undefined : await newClientKey();
+  const client = new GridClient({ address: cfg.controller, timeoutMs: 15_000, tls: controllerTls(cfg), ...(opts.token ? { token: opts.token } : {}) });
   try {
     const res = await client.call(client.executors, client.executors.register, {
       registrationToken: cfg.registration_token,
@@ -35,6 +39,7 @@ export async function registerExecutor(
       executorSecret: previous?.executor_secret ?? '',
       natsUserKey: natsKey.publicKey,
       replaceSecret: opts.replace && found?.name === cfg.name ? found.executor_secret : '',
+      tlsPublicKey: tlsKey?.publicKeyPem ?? '',
     });
     const identity: ExecutorIdentity = {
       executor_id: res.executorId,
@@ -52,6 +57,11 @@ export async function registerExecutor(
       identity.nats_user_jwt = res.nats.userJwt;
       identity.nats_inbox_prefix = res.nats.inboxPrefix;
     }
+    if (tlsKey && res.tlsCertificate) {
+      identity.tls_key = tlsKey.keyPem;
+      identity.tls_cert = res.tlsCertificate;
+    }
+    if (res.nats?.tlsCa) identity.nats_ca = res.nats.tlsCa;
     await saveIdentity(cfg.state_file, identity);
     log.info(res.created ? 'registered' : 'registration refreshed', { id: res.executorId, name: cfg.name, state_file: cfg.state_file });
     return { ...identity, created: res.created };

@@ -22,6 +22,11 @@ export interface ExecutorIdentity {
   nats_user_seed?: string;
   nats_user_jwt?: string;
   nats_inbox_prefix?: string;
+  /** Its TLS client key (PKCS#8 PEM, made here, never sent) and the certificate the controller issued for it. */
+  tls_key?: string;
+  tls_cert?: string;
+  /** The CA of the NATS servers, as the controller handed it over at Register (PEM). */
+  nats_ca?: string;
 }
 
 export async function loadIdentity(path: string): Promise<ExecutorIdentity> {

@@ -63,7 +63,7 @@ interface Sim {
   worker?: Worker;
 }
 
-const client = new GridClient({ address: controller, timeoutMs: 30_000 });
+const client = new GridClient({ address: controller, timeoutMs: 30_000, tls: { plaintext: true } });
 const sims: Sim[] = [];
 let beatsOk = 0;
 let beatsFailed = 0;
@@ -106,7 +106,7 @@ async function registerOne(i: number): Promise<void> {
         replace: true,
         executorId: '',
         executorSecret: '',
-        natsUserKey: natsKey.publicKey, replaceSecret: '',
+        natsUserKey: natsKey.publicKey, replaceSecret: '', tlsPublicKey: '',
       });
       break;
     } catch (err) {

@@ -24,6 +24,7 @@ import { readAll } from '../harness/streams.js';
 import { startFleet, type ExecutorName, type Fleet } from '../harness/pipeline-fleet.js';
 import { runProgram, startController, startProgram, tempDir } from '../harness/processes.js';
 import { uniqueName } from '../harness/servers.js';
+import { registerDirect, testClientTls } from '../harness/grpc-tls.js';
 
 let fleet: Fleet;
 
@@ -112,13 +113,10 @@ describe('removing an executor revokes its NATS user (embedded default)', () => 
     const dev = JSON.parse(readFileSync(join(dataDir, 'dev-credentials.json'), 'utf8')) as { admin_token: string; registration_token: string };
     const ports = JSON.parse(readFileSync(join(dataDir, 'embedded.json'), 'utf8')) as { host: string; nats: number };
     const natsUrl = `nats://${ports.host}:${ports.nats}`;
-    const client = new GridClient({ address, timeoutMs: 10_000 });
-    const admin = new GridClient({ address, token: dev.admin_token, timeoutMs: 10_000 });
+    const admin = new GridClient({ address, token: dev.admin_token, timeoutMs: 10_000, tls: testClientTls(undefined, join(dataDir, 'tls', 'ca.crt')) });
     const register = async (name: string, key = newUserKey()) => {
-      const res = await client.call(client.executors, client.executors.register, {
-        registrationToken: dev.registration_token, name, groups: [], labels: {}, runners: ['host'], concurrency: 1,
-        pingIntervalSeconds: 5, version: 'test', replace: false, executorId: '', executorSecret: '', natsUserKey: key.publicKey, replaceSecret: '',
-      });
+      const { res, client } = await registerDirect(address, { name, registrationToken: dev.registration_token, natsKey: key, caFile: join(dataDir, 'tls', 'ca.crt') });
+      client.close();
       return { jwt: res.nats!.userJwt, seed: key.seed, inboxPrefix: res.nats!.inboxPrefix, key };
     };
     try {
@@ -162,7 +160,6 @@ describe('removing an executor revokes its NATS user (embedded default)', () => 
       await until('the second revocation', () => controller.logs().split('NATS user revoked executor=doomed').length === 3);
       await expect(connectBus({ servers: [natsUrl], name: 'doomed-new-again', user: again, connectTimeoutMs: 5000 })).rejects.toThrow(/Authorization Violation/);
     } finally {
-      client.close();
       admin.close();
       await controller.stop();
     }

@@ -7,6 +7,7 @@ import { GridClient } from '../../src/client/client.js';
 import { ExecutionState, TaskState, type Execution, type Task } from '../../src/gen/grid/v1/types.js';
 import { groupAlive } from '../../src/runners/host/group.js';
 import { TOKENS } from '../harness/processes.js';
+import { testClientTls } from '../harness/grpc-tls.js';
 
 /**
  * A host job that appends `<execution> <attempt> <executor> started <pgid>` to $OUT, sleeps $SECS
@@ -82,11 +83,11 @@ export function brief(x: Execution | undefined): string {
 }
 
 export function operatorClient(address: string): GridClient {
-  return new GridClient({ address, token: TOKENS.operator, timeoutMs: 5_000 });
+  return new GridClient({ address, token: TOKENS.operator, timeoutMs: 5_000, tls: testClientTls() });
 }
 
 export function adminClient(address: string): GridClient {
-  return new GridClient({ address, token: TOKENS.admin, timeoutMs: 5_000 });
+  return new GridClient({ address, token: TOKENS.admin, timeoutMs: 5_000, tls: testClientTls() });
 }
 
 /**

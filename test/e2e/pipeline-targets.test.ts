@@ -13,6 +13,7 @@ import { GridClient } from '../../src/client/client.js';
 import { ExecutionState, TaskState } from '../../src/gen/grid/v1/types.js';
 import { expectOk, expectOneLineError, startFleet, type Fleet } from '../harness/pipeline-fleet.js';
 import { TOKENS } from '../harness/processes.js';
+import { testClientTls } from '../harness/grpc-tls.js';
 
 let fleet: Fleet;
 /** Echoes where it runs. */
@@ -74,7 +75,7 @@ describe('any:web spreads over the pool', () => {
       shell: 'sleep 0.08; echo "$GRID_EXECUTION_ID $GRID_EXECUTOR" >> "$OUT"',
       env_vars: { secrets: [], args: [{ name: 'OUT', required: true }] },
     });
-    const client = new GridClient({ address: fleet.controller.address, token: TOKENS.operator, timeoutMs: 15_000 });
+    const client = new GridClient({ address: fleet.controller.address, token: TOKENS.operator, timeoutMs: 15_000, tls: testClientTls() });
     try {
       const ids: string[] = [];
       for (let batch = 0; batch < 10; batch++) {

@@ -58,7 +58,9 @@ describe('a token scoped to group web', () => {
     expect(ids).not.toContain(outside);
     // The unscoped operator sees both, and may cancel the one outside web.
     expect((await fleet.status(outside)).id).toBe(outside);
-    const running = await fleet.execute(job, ['--target', 'group:db']);
+    // Long enough to be still running when the cancels arrive, however slow the machine.
+    const long = await fleet.createJob({ name: 'scoped-long', shell: 'sleep 60', timeout_seconds: 90 });
+    const running = await fleet.execute(long, ['--target', 'group:db']);
     expect(expectOneLineError(await asWeb(['cancel', running]), 1)).toMatch(/outside them/);
     expect((await fleet.cli(['cancel', running])).code).toBe(0);
   });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { GridClient } from '../../src/client/client.js';
 import { ExecutorState as ExecutorStateEnum } from '../../src/gen/grid/v1/types.js';
 import { REGISTRATION_TOKEN, runCli, runProgram, startProgram, tempDir, TOKENS, type RunningProgram, type RunResult } from './processes.js';
+import { testClientTls } from './grpc-tls.js';
 
 export interface ExecutorOptions {
   /** The controller's host:port. */
@@ -214,7 +215,7 @@ export interface ListPoller {
  * call) every `everyMs`, back to back, and keeps every answer.
  */
 export function pollExecutors(address: string, everyMs = 100): ListPoller {
-  const client = new GridClient({ address, token: TOKENS.admin, timeoutMs: 2_000 });
+  const client = new GridClient({ address, token: TOKENS.admin, timeoutMs: 2_000, tls: testClientTls() });
   const observations: Observation[] = [];
   const t0 = Date.now();
   let stopped = false;

@@ -14,6 +14,7 @@ import { expect } from 'vitest';
 import { atExit } from './exit-hook.js';
 import { fileURLToPath } from 'node:url';
 import { natsAuthDirOf, uniqueName } from './servers.js';
+import { controllerTlsConfig, testCa } from './grpc-tls.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -42,6 +43,8 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   isolatedHome ??= tempDir('grid-e2e-home-');
   env.HOME = isolatedHome;
   env.XDG_CONFIG_HOME = join(isolatedHome, '.config');
+  // grid-cli and executors verify the test controllers with the test CA (GRID_CA_FILE).
+  env.GRID_CA_FILE = testCa().certFile;
   return { ...env, ...extra };
 }
 let isolatedHome: string | undefined;
@@ -253,6 +256,7 @@ export function writeControllerConfig(o: { natsUrl: string; etcdEndpoint: string
     nats: { servers: [o.natsUrl], auth_dir: natsAuthDirOf(o.natsUrl) ?? '' },
     tokens: Object.entries(TOKENS).map(([role, token]) => ({ name: role, token, role })),
     registration_tokens: [REGISTRATION_TOKEN],
+    tls: controllerTlsConfig(),
     ...o.extra,
   };
   const file = join(dir, 'controller.json');

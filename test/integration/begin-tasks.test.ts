@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GridClient } from '../../src/client/client.js';
 import { UnauthenticatedError, ValidationError } from '../../src/errors.js';
 import { cleanupProcesses, REGISTRATION_TOKEN, startController, TOKENS, type RunningController } from '../harness/processes.js';
-import { newUserKey } from '../../src/bus/authority.js';
+import { registerDirect, testClientTls } from '../harness/grpc-tls.js';
 import { startServers, type TestServers } from '../harness/servers.js';
 
 let servers: TestServers;
@@ -21,12 +21,10 @@ let secret = '';
 beforeAll(async () => {
   servers = await startServers();
   controller = await startController({ natsUrl: servers.natsUrl, etcdEndpoint: servers.etcdEndpoint });
-  admin = new GridClient({ address: controller.address, token: TOKENS.admin, timeoutMs: 10_000 });
-  executor = new GridClient({ address: controller.address, timeoutMs: 10_000 });
-  const reg = await executor.call(executor.executors, executor.executors.register, {
-    registrationToken: REGISTRATION_TOKEN, name: 'begin-1', groups: [], labels: {}, runners: ['host'], concurrency: 4,
-    pingIntervalSeconds: 5, version: 'test', replace: false, executorId: '', executorSecret: '', natsUserKey: newUserKey().publicKey, replaceSecret: '',
-  });
+  admin = new GridClient({ address: controller.address, token: TOKENS.admin, timeoutMs: 10_000, tls: testClientTls() });
+  const registered = await registerDirect(controller.address, { registrationToken: REGISTRATION_TOKEN, name: 'begin-1', concurrency: 4 });
+  executor = registered.client;
+  const reg = registered.res;
   id = reg.executorId;
   secret = reg.executorSecret;
   // One heartbeat makes it ACTIVE, so executions target it (it runs no worker: nothing takes the tasks).
@@ -93,13 +91,11 @@ describe('BeginTasks', () => {
     expect(JSON.parse(mine.task!.definitionJson)).toMatchObject({ name: 'begin-job', command: ['true'], runner: 'host' });
 
     // Another registered executor asking for begin-1's task gets nothing, and is named in the log.
-    const other = await executor.call(executor.executors, executor.executors.register, {
-      registrationToken: REGISTRATION_TOKEN, name: 'begin-2', groups: [], labels: {}, runners: ['host'], concurrency: 1,
-      pingIntervalSeconds: 5, version: 'test', replace: false, executorId: '', executorSecret: '', natsUserKey: newUserKey().publicKey, replaceSecret: '',
-    });
-    const theirs = await executor.call(executor.executors, executor.executors.beginTask, {
+    const { res: other, client: otherClient } = await registerDirect(controller.address, { registrationToken: REGISTRATION_TOKEN, name: 'begin-2' });
+    const theirs = await otherClient.call(otherClient.executors, otherClient.executors.beginTask, {
       executorId: other.executorId, executorSecret: other.executorSecret, executionId: a, taskKey: id, attempt: 1,
     });
+    otherClient.close();
     expect(theirs).toMatchObject({ proceed: false, reason: `task ${id} is for another executor`, secrets: {}, task: undefined });
     const refusal = new RegExp(`BeginTask refused: the task is not this executor's executor=begin-2 id=${other.executorId} execution=${a} task=${id}`);
     for (let i = 0; i < 50 && !refusal.test(controller.logs()); i++) await new Promise((r) => setTimeout(r, 100)); // the log line may lag the answer

@@ -5,6 +5,7 @@ import { GridClient } from '../../src/client/client.js';
 import { NotFoundError, PermissionDeniedError } from '../../src/errors.js';
 import { cleanupProcesses, startController, TOKENS, type RunningController } from '../harness/processes.js';
 import { startServers, type TestServers } from '../harness/servers.js';
+import { testClientTls } from '../harness/grpc-tls.js';
 
 let servers: TestServers;
 let controller: RunningController;
@@ -27,7 +28,7 @@ async function drain<T>(it: AsyncIterable<T>): Promise<T[]> {
 
 describe('server streams', () => {
   it('WatchExecution and GetLogs of an unknown execution fail with NOT_FOUND', async () => {
-    const c = new GridClient({ address: controller.address, token: TOKENS.operator });
+    const c = new GridClient({ address: controller.address, token: TOKENS.operator, tls: testClientTls() });
     try {
       await expect(drain(c.ctl.watchExecution('01JZZZZZZZZZZZZZZZZZZZZZZZ'))).rejects.toBeInstanceOf(NotFoundError);
       await expect(drain(c.ctl.getLogs({ executionId: '01JZZZZZZZZZZZZZZZZZZZZZZZ', follow: true }))).rejects.toBeInstanceOf(NotFoundError);
@@ -37,7 +38,7 @@ describe('server streams', () => {
   });
 
   it('a refused caller gets the refusal, not a hang', async () => {
-    const c = new GridClient({ address: controller.address, token: TOKENS.viewer });
+    const c = new GridClient({ address: controller.address, token: TOKENS.viewer, tls: testClientTls() });
     try {
       await expect(drain(c.ctl.getLogs({ executionId: '01JZZZZZZZZZZZZZZZZZZZZZZZ' }))).rejects.toBeInstanceOf(PermissionDeniedError);
     } finally {
@@ -48,7 +49,7 @@ describe('server streams', () => {
 
 describe('many watches on one connection', () => {
   it('callers that stop at the terminal snapshot do not get the connection dropped (1,500 watches, then a call)', async () => {
-    const c = new GridClient({ address: controller.address, token: TOKENS.admin, timeoutMs: 10_000 });
+    const c = new GridClient({ address: controller.address, token: TOKENS.admin, timeoutMs: 10_000, tls: testClientTls() });
     try {
       await c.ctl.createJob({ definitionJson: JSON.stringify({ name: 'watched', description: 'd', command: ['true'] }), replace: true, expectedVersion: 0 });
       // No executor is named so: the execution fails at once, and every watch starts at its end.

@@ -17,6 +17,7 @@ import { FakeKube, rbacVerbs, type RecordedRequest } from '../harness/fake-kube.
 import { roleVerbs } from '../harness/fake-kube-rbac.js';
 import { cleanupProcesses, runCli, startController, tempDir, TOKENS, type RunningController } from '../harness/processes.js';
 import { startServers, uniqueName, type TestServers } from '../harness/servers.js';
+import { testClientTls } from '../harness/grpc-tls.js';
 
 const NS = 'grid-jobs';
 
@@ -56,8 +57,8 @@ beforeAll(async () => {
   fake = await FakeKube.start();
   const dir = tempDir('grid-kube-pipeline-');
   const kubeconfig = fake.writeKubeconfig(join(dir, 'kubeconfig'), NS);
-  admin = new GridClient({ address: controller.address, token: TOKENS.admin, timeoutMs: 5_000 });
-  ops = new GridClient({ address: controller.address, token: TOKENS.operator, timeoutMs: 5_000 });
+  admin = new GridClient({ address: controller.address, token: TOKENS.admin, timeoutMs: 5_000, tls: testClientTls() });
+  ops = new GridClient({ address: controller.address, token: TOKENS.operator, timeoutMs: 5_000, tls: testClientTls() });
   executor = await startExecutor({
     controller: controller.address,
     name: uniqueName('kube'),

@@ -109,7 +109,7 @@ beforeAll(async () => {
   };
   serviceImpl = impl;
   grpcServer = await serveController('127.0.0.1:0');
-  client = new GridClient({ address: `127.0.0.1:${boundPort(grpcServer)}`, timeoutMs: 5000 });
+  client = new GridClient({ address: `127.0.0.1:${boundPort(grpcServer)}`, timeoutMs: 5000, tls: { plaintext: true } });
 });
 
 let serviceImpl: UntypedServiceImplementation;
@@ -480,7 +480,7 @@ describe('worker', () => {
     it('still runs against a controller that does not offer BeginTasks: asked task by task', async () => {
       const { beginTasks: _omitted, ...older } = serviceImpl;
       const server = await serveController('127.0.0.1:0', older);
-      const oldClient = new GridClient({ address: `127.0.0.1:${boundPort(server)}`, timeoutMs: 5000 });
+      const oldClient = new GridClient({ address: `127.0.0.1:${boundPort(server)}`, timeoutMs: 5000, tls: { plaintext: true } });
       try {
         const h = await startWorker({ concurrency: 8, client: oldClient });
         const before = batchedBegins.length;
@@ -498,7 +498,7 @@ describe('worker', () => {
     const probe = await serveController('127.0.0.1:0');
     const port = boundPort(probe);
     probe.forceShutdown();
-    const offline = new GridClient({ address: `127.0.0.1:${port}`, timeoutMs: 2000 });
+    const offline = new GridClient({ address: `127.0.0.1:${port}`, timeoutMs: 2000, tls: { plaintext: true } });
     let later: Server | undefined;
     try {
       const h = await startWorker({ client: offline, unavailableDelayMs: 300 });

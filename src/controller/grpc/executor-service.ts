@@ -11,6 +11,7 @@ import type { BeginAnswer } from '../executions.js';
 import type { FileService } from '../files.js';
 import type { BeginTaskResponse, LockRequest } from '../../gen/grid/v1/executor.js';
 import type { LockService } from '../locks.js';
+import { peerCertificate } from '../../tls/grpc.js';
 
 function beginToPb(a: BeginAnswer): BeginTaskResponse {
   const t = a.task;
@@ -43,19 +44,25 @@ export function executorService(
   files: FileService,
   locks: LockService,
 ): ExecutorServiceServer & UntypedServiceImplementation {
+  // Every call but Register comes from a registered executor: its client certificate first.
+  const certified = <Req extends { executorId: string }, Res>(method: string, fn: (req: Req) => Promise<Res>) =>
+    unaryOpen<Req, Res>(ctx, method, async (req, call) => {
+      await registry.checkCertificate(req.executorId, peerCertificate(call));
+      return fn(req);
+    });
   const lockOf = (req: LockRequest, mustBegin: boolean) =>
     executions.taskLock({ executorId: req.executorId, secret: req.executorSecret, executionId: req.executionId, taskKey: req.taskKey }, mustBegin);
   return {
-    acquireLock: unaryOpen(ctx, 'AcquireLock', async (req) => {
+    acquireLock: certified('AcquireLock', async (req: Parameters<ExecutorServiceServer['acquireLock']>[0]['request']) => {
       const { executor, lock, ticket } = await lockOf(req, true);
       const r = await locks.acquire(lock, ticket, { executorId: executor.id, holder: executor.name });
       return { acquired: r.acquired, token: r.token, ahead: r.ahead, holder: r.holder, lock, ttlMs: r.ttlMs };
     }),
-    refreshLock: unaryOpen(ctx, 'RefreshLock', async (req) => {
+    refreshLock: certified('RefreshLock', async (req: Parameters<ExecutorServiceServer['refreshLock']>[0]['request']) => {
       const { executor, lock, ticket } = await lockOf(req, false);
       return { held: await locks.refresh(lock, ticket, req.token, executor.id) };
     }),
-    releaseLock: unaryOpen(ctx, 'ReleaseLock', async (req) => {
+    releaseLock: certified('ReleaseLock', async (req: Parameters<ExecutorServiceServer['releaseLock']>[0]['request']) => {
       const { executor, lock, ticket } = await lockOf(req, false);
       await locks.release(lock, ticket, req.token, executor.id);
       return {};
@@ -78,11 +85,13 @@ export function executorService(
         executorId: req.executorId || undefined,
         executorSecret: req.executorSecret || undefined,
         natsUserKey: req.natsUserKey || undefined,
+        tlsPublicKey: req.tlsPublicKey || undefined,
       });
       return {
         executorId: out.executorId,
         executorSecret: out.executorSecret,
         created: out.created,
+        tlsCertificate: out.tlsCertificate ?? '',
         pingDeadlineSeconds: out.pingDeadlineSeconds,
         nats: {
           servers: out.natsServers,
@@ -94,10 +103,11 @@ export function executorService(
           logSubjectPrefix: 'grid.log',
           userJwt: out.natsUser?.jwt ?? '',
           inboxPrefix: out.natsUser?.inboxPrefix ?? '',
+          tlsCa: out.natsCaPem ?? '',
         },
       };
     }),
-    heartbeat: unaryOpen(ctx, 'Heartbeat', async (req) => {
+    heartbeat: certified('Heartbeat', async (req: Parameters<ExecutorServiceServer['heartbeat']>[0]['request']) => {
       const res = await registry.heartbeat({
         executorId: req.executorId,
         executorSecret: req.executorSecret,
@@ -108,11 +118,11 @@ export function executorService(
       });
       return { state: executorStateToPb(res.state), pingDeadlineSeconds: res.pingDeadlineSeconds, cancelledExecutions: [] };
     }),
-    deregister: unaryOpen(ctx, 'Deregister', async (req) => {
+    deregister: certified('Deregister', async (req: Parameters<ExecutorServiceServer['deregister']>[0]['request']) => {
       await registry.deregister(req.executorId, req.executorSecret);
       return {};
     }),
-    beginTask: unaryOpen(ctx, 'BeginTask', async (req) => {
+    beginTask: certified('BeginTask', async (req: Parameters<ExecutorServiceServer['beginTask']>[0]['request']) => {
       const res = await executions.beginTask({
         executorId: req.executorId,
         secret: req.executorSecret,
@@ -121,7 +131,7 @@ export function executorService(
       });
       return beginToPb(res);
     }),
-    beginTasks: unaryOpen(ctx, 'BeginTasks', async (req) => {
+    beginTasks: certified('BeginTasks', async (req: Parameters<ExecutorServiceServer['beginTasks']>[0]['request']) => {
       const res = await executions.beginTasks({
         executorId: req.executorId,
         secret: req.executorSecret,
@@ -129,7 +139,11 @@ export function executorService(
       });
       return { results: res.map(beginToPb) };
     }),
-    getTaskFile: serverStreamOpen(ctx, 'GetTaskFile', async function* (req, signal) {
+    renewCertificate: certified('RenewCertificate', async (req: Parameters<ExecutorServiceServer['renewCertificate']>[0]['request']) => ({
+      tlsCertificate: await registry.renewCertificate(req.executorId, req.executorSecret, req.tlsPublicKey),
+    })),
+    getTaskFile: serverStreamOpen(ctx, 'GetTaskFile', async function* (req, signal, call) {
+      await registry.checkCertificate(req.executorId, peerCertificate(call));
       const input = { executorId: req.executorId, secret: req.executorSecret, executionId: req.executionId, taskKey: req.taskKey, name: req.name };
       await executions.taskFile(input);
       for await (const c of files.content(input.name, signal)) yield { data: Buffer.from(c.buffer, c.byteOffset, c.byteLength) };

@@ -78,8 +78,12 @@ export function serverStream<Req, Res>(
 }
 
 /** A server-streaming call that authenticates itself (executors prove who they are in the request). */
-export function serverStreamOpen<Req, Res>(ctx: HandlerContext, method: string, fn: (req: Req, signal: AbortSignal) => AsyncIterable<Res>) {
-  return streamed<Req, Res>(ctx, method, (req, signal) => fn(req, signal));
+export function serverStreamOpen<Req, Res>(
+  ctx: HandlerContext,
+  method: string,
+  fn: (req: Req, signal: AbortSignal, call: ServerWritableStream<Req, Res>) => AsyncIterable<Res>,
+) {
+  return streamed<Req, Res>(ctx, method, fn);
 }
 
 function streamed<Req, Res>(

@@ -1,0 +1,141 @@
+// TLS for gRPC: the controller's server credentials (a client certificate is asked for but not
+// required, since operators authenticate with bearer tokens and executors with certificates),
+// the channel credentials of clients and executors, and the verified peer certificate of a call.
+
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { credentials, ServerCredentials, type ChannelCredentials } from '@grpc/grpc-js';
+import type { PeerCertificate } from 'node:tls';
+import { ConfigError } from '../errors.js';
+
+/**
+ * Server credentials that ask every client for a certificate and let Node check it against `ca`,
+ * without refusing clients that send none: grpc-js's createSsl can only ask and require together.
+ * A call then sees the certificate only if it verified (see peerCertificate).
+ */
+class OptionalClientCertificateCredentials extends ServerCredentials {
+  constructor(ca: Buffer, cert: Buffer, key: Buffer) {
+    super({ requestCert: true, rejectUnauthorized: false }, { ca, cert, key });
+  }
+
+  _equals(other: ServerCredentials): boolean {
+    return this === other;
+  }
+}
+
+export interface ServerTls {
+  certPem: string;
+  keyPem: string;
+  /** The CA client certificates must chain to (GRID's CA). */
+  clientCaPem: string;
+}
+
+export function serverCredentials(tls: ServerTls | undefined): ServerCredentials {
+  if (!tls) return ServerCredentials.createInsecure();
+  return new OptionalClientCertificateCredentials(Buffer.from(tls.clientCaPem), Buffer.from(tls.certPem), Buffer.from(tls.keyPem));
+}
+
+/** How a client reaches the controller. */
+export interface ClientTls {
+  /** No TLS at all (a controller with tls.enabled false). */
+  plaintext?: boolean;
+  /** PEM of the CA to verify the controller with; undefined = the system's CAs. */
+  caPem?: string;
+  /** An executor's client certificate and key (PEM). */
+  certPem?: string;
+  keyPem?: string;
+}
+
+export function channelCredentials(tls: ClientTls = {}): ChannelCredentials {
+  if (tls.plaintext) return credentials.createInsecure();
+  quietIpServerName();
+  return credentials.createSsl(
+    tls.caPem ? Buffer.from(tls.caPem) : null,
+    tls.keyPem ? Buffer.from(tls.keyPem) : null,
+    tls.certPem ? Buffer.from(tls.certPem) : null,
+  );
+}
+
+let quieted = false;
+/**
+ * grpc-js sends the address as TLS server name even when it is an IP (the certificate is still
+ * checked against its IP SANs), and Node warns about that once per process (DEP0123) on stderr,
+ * in the middle of a CLI's output. That one warning is dropped; every other one still prints.
+ */
+function quietIpServerName(): void {
+  if (quieted) return;
+  quieted = true;
+  const emit = process.emitWarning.bind(process) as (...a: unknown[]) => void;
+  process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+    const code = typeof rest[0] === 'object' && rest[0] ? (rest[0] as { code?: string }).code : rest[1];
+    if (code === 'DEP0123') return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
+/** Reads a CA file named by a config key into PEM, with one line naming the key on failure. */
+export function readCaFile(path: string, key: string): string | undefined {
+  if (!path) return undefined;
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(key, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    new X509Certificate(pem);
+  } catch {
+    throw new ConfigError(key, `${path} is not a PEM certificate`);
+  }
+  return pem;
+}
+
+/** What the controller needs to know of a verified client certificate. */
+export interface PeerCert {
+  commonName: string;
+  /** Lower-case hex. */
+  serial: string;
+  notAfterMs: number;
+}
+
+interface CallWithAuth {
+  getAuthContext?: () => { sslPeerCertificate?: PeerCertificate } | null;
+}
+
+/**
+ * The client certificate of a call, if it sent one that chains to the server's client CA
+ * (grpc-js hands it over only when Node verified it); undefined otherwise.
+ */
+export function peerCertificate(call: unknown): PeerCert | undefined {
+  const cert = (call as CallWithAuth).getAuthContext?.()?.sslPeerCertificate;
+  if (!cert?.raw) return undefined;
+  const cn = cert.subject?.CN;
+  return {
+    commonName: Array.isArray(cn) ? cn[0]! : (cn ?? ''),
+    serial: cert.serialNumber.toLowerCase(),
+    notAfterMs: Date.parse(cert.valid_to),
+  };
+}
+
+/**
+ * An operator-facing reason for a failed TLS connection to the controller, or undefined when the
+ * failure was not about TLS. `detail` is grpc-js's UNAVAILABLE text (it carries Node's TLS error).
+ */
+export function tlsFailureHint(detail: string, tls: ClientTls): string | undefined {
+  if (/self[- ]signed|unable to (verify|get local issuer)|certificate (signature failure|verify failed)|unknown ca/i.test(detail)) {
+    return `its certificate is not signed by ${tls.caPem ? 'the CA in ca_file' : "the system's CAs"}; set ca_file (or GRID_CA_FILE) to the CA that signed the controller's certificate (the embedded default writes it into .grid/client.json)`;
+  }
+  if (/ERR_TLS_CERT_ALTNAME_INVALID|Hostname\/IP does not match|altnames/i.test(detail)) {
+    return `its certificate is not valid for this address; connect by a name on the certificate, or add this one to the controller's tls.server_names`;
+  }
+  if (/certificate has expired|CERT_HAS_EXPIRED/i.test(detail)) return "its certificate has expired; renew the controller's certificate";
+  // Something listens (not refused, not unreachable) but the connection does not come up.
+  const listening = !/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT/.test(detail);
+  if (tls.plaintext && listening) {
+    return 'it did not answer plaintext gRPC, so it probably serves TLS: remove plaintext (GRID_PLAINTEXT) and set ca_file to the CA that signed its certificate';
+  }
+  if (!tls.plaintext && /wrong version number|packet length too long|WRONG_VERSION_NUMBER|EPROTO/i.test(detail)) {
+    return 'it does not speak TLS (a controller with tls.enabled false); turn TLS on at the controller, or set plaintext: true to talk to it unencrypted';
+  }
+  return undefined;
+}
