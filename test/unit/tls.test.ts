@@ -114,3 +114,40 @@ describe('TLS failures as one line', () => {
     expect(tlsFailureHint('write EPROTO ... wrong version number', {})).toMatch(/does not speak TLS/);
   });
 });
+
+describe('the executor renews its certificate', () => {
+  it('after two thirds of its life, with a new key, saving it and switching the client over', async () => {
+    const { ca } = await CertificateAuthority.loadOrCreate(join(dir, 'ca'));
+    const k1 = await newClientKey();
+    const first = await ca.issueClient('01EXEC', k1.publicKeyPem, 30);
+    const identity = { executor_id: '01EXEC', executor_secret: 's', name: 'web-1', controller: 'x:1', nats_servers: [], job_consumer: '', pool_consumers: [], ping_deadline_seconds: 30, registered_at_ms: 0, tls_cert: first.certPem, tls_key: k1.keyPem };
+    const asked: string[] = [];
+    const rotated: unknown[] = [];
+    const client = {
+      executors: { renewCertificate: () => undefined },
+      call: async (_stub: unknown, _m: unknown, req: { tlsPublicKey: string }) => {
+        asked.push(req.tlsPublicKey);
+        return { tlsCertificate: (await ca.issueClient('01EXEC', req.tlsPublicKey, 30)).certPem };
+      },
+      rotate: (tls: unknown) => rotated.push(tls),
+    };
+    const stateFile = join(dir, 'state.json');
+    let now = Date.now();
+    const { CertificateRenewer } = await import('../../src/executor/certificate.js');
+    const logged: string[] = [];
+    const log = { info: (m: string) => logged.push(m), warn: (m: string) => logged.push(m) };
+    const renewer = new CertificateRenewer({ client: client as never, cfg: { ca_file: '', plaintext: false, state_file: stateFile }, identity, log: log as never, now: () => now });
+    await renewer.check();
+    expect(asked).toHaveLength(0); // young: nothing to do
+    now += 21 * 86_400_000; // past 2/3 of 30 days
+    await renewer.check();
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).not.toBe(k1.publicKeyPem);
+    const saved = JSON.parse(readFileSync(stateFile, 'utf8')) as { tls_cert: string; tls_key: string };
+    expect(saved.tls_cert).not.toBe(first.certPem);
+    expect(new X509Certificate(saved.tls_cert).publicKey.export({ type: 'spki', format: 'pem' })).toBe(asked[0]);
+    expect(statSync(stateFile).mode & 0o777).toBe(0o600);
+    expect(rotated).toEqual([{ certPem: saved.tls_cert, keyPem: saved.tls_key }]);
+    expect(logged).toContain('client certificate renewed');
+  });
+});
