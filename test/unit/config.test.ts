@@ -256,6 +256,21 @@ describe('client config', () => {
   });
 });
 
+describe('controller tls', () => {
+  it('is on by default; paths in a file are relative to it; a certificate needs its key, a CA its key', () => {
+    const d = loadControllerConfig({ env: {}, cwd: dir });
+    expect(d.tls).toEqual({ enabled: true, cert_file: '', key_file: '', ca_cert_file: '', ca_key_file: '', server_names: [], executor_cert_days: 30 });
+    const file = writeJson('tls.json', { tls: { cert_file: 'c.crt', key_file: 'c.key', ca_cert_file: '/abs/ca.crt', ca_key_file: '/abs/ca.key' } });
+    expect(loadControllerConfig({ file, env: {}, cwd: '/' }).tls).toMatchObject({ cert_file: join(dir, 'c.crt'), key_file: join(dir, 'c.key'), ca_cert_file: '/abs/ca.crt' });
+    expect(loadControllerConfig({ env: { GRID_TLS_ENABLED: 'false' } }).tls.enabled).toBe(false);
+    const noKey = configError(() => loadControllerConfig({ file: writeJson('t2.json', { tls: { cert_file: 'c.crt' } }), env: {} }));
+    expect(noKey.key).toBe('tls.key_file');
+    const noCaKey = configError(() => loadControllerConfig({ file: writeJson('t3.json', { tls: { ca_cert_file: 'ca.crt' } }), env: {} }));
+    expect(noCaKey.key).toBe('tls.ca_key_file');
+    expect(configError(() => loadControllerConfig({ file: writeJson('t4.json', { tls: { executor_cert_days: 0 } }), env: {} })).key).toBe('tls.executor_cert_days');
+  });
+});
+
 describe('example files', () => {
   const root = resolve(import.meta.dirname, '../../config');
   it('load without errors', () => {
