@@ -18,6 +18,7 @@ interface Flags {
   concurrency?: string;
   pingInterval?: string;
   stateFile?: string;
+  caFile?: string;
   registrationToken?: string;
   logLevel?: string;
   replace?: boolean;
@@ -35,6 +36,7 @@ function load(flags: Flags): ExecutorConfig {
       concurrency: flags.concurrency,
       ping_interval_seconds: flags.pingInterval,
       state_file: flags.stateFile,
+      ca_file: flags.caFile,
       registration_token: flags.registrationToken,
       log_level: flags.logLevel,
     } as never,
@@ -52,6 +54,7 @@ function withCommonOptions(cmd: Command): Command {
     .option('--concurrency <n>', 'tasks it runs at once')
     .option('--ping-interval <seconds>', 'heartbeat interval (ping_interval)')
     .option('--state-file <file>', 'where the id and secret are kept')
+    .option('--ca-file <file>', "PEM of the CA that signed the controller's certificate (ca_file)")
     .addOption(new Option('--log-level <level>').choices(['debug', 'info', 'warn', 'error']));
 }
 
@@ -68,7 +71,7 @@ program.addCommand(
     .option('--token <token>', 'admin API token, for --replace of another executor (env GRID_TOKEN)')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ GRID_REGISTRATION_TOKEN=… executor register --name web-1 --groups web,eu\n  $ GRID_TOKEN=<admin token> executor register --name web-1 --replace',
+      '\nExamples:\n  $ GRID_REGISTRATION_TOKEN=… executor register --controller grid.example.com:7070 --ca-file grid-ca.crt --name web-1 --groups web,eu\n  $ GRID_TOKEN=<admin token> executor register --name web-1 --replace',
     )
     .action(async (flags: Flags & { token?: string }) => {
       const cfg = load(flags);
