@@ -4,6 +4,7 @@
 import { GridClient } from '../client/client.js';
 import { loadClientConfig, type ClientConfig } from '../config/client.js';
 import type { OutputFormat } from './output.js';
+import type { CliStdin } from './arg-values.js';
 
 export interface GlobalOptions {
   controller?: string;
@@ -19,6 +20,8 @@ export interface CliIO {
   isTTY: boolean;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** For `--arg K=-` and the secret prompt; absent in tests that have none. */
+  stdin?: CliStdin;
 }
 
 export interface CliContext {
