@@ -3,6 +3,7 @@
 
 import { Command, Option } from 'commander';
 import { loadExecutorConfig, type ExecutorConfig } from '../src/config/executor.js';
+import { envWithSecretFiles } from '../src/config/secret-files.js';
 import { Agent } from '../src/executor/agent.js';
 import { registerExecutor } from '../src/executor/register.js';
 import { createLogger } from '../src/util/log.js';
@@ -66,9 +67,9 @@ const program = new Command('executor')
 program.addCommand(
   withCommonOptions(new Command('register'))
     .description('register with the controller (bootstrap token → id and secret, kept in the state file)')
-    .option('--registration-token <token>', 'bootstrap token (env GRID_REGISTRATION_TOKEN)')
+    .option('--registration-token <token>', 'bootstrap token (env GRID_REGISTRATION_TOKEN or GRID_REGISTRATION_TOKEN_FILE)')
     .option('--replace', 'take over the name from an executor registered under it before (its state file, or an admin --token)')
-    .option('--token <token>', 'admin API token, for --replace of another executor (env GRID_TOKEN)')
+    .option('--token <token>', 'admin API token, for --replace of another executor (env GRID_TOKEN or GRID_TOKEN_FILE)')
     .addHelpText(
       'after',
       '\nExamples:\n  $ GRID_REGISTRATION_TOKEN=… executor register --controller grid.example.com:7070 --ca-file grid-ca.crt --name web-1 --groups web,eu\n  $ GRID_TOKEN=<admin token> executor register --name web-1 --replace',
@@ -76,7 +77,7 @@ program.addCommand(
     .action(async (flags: Flags & { token?: string }) => {
       const cfg = load(flags);
       const log = createLogger({ level: cfg.log_level, name: 'executor' });
-      const token = flags.token ?? process.env.GRID_TOKEN;
+      const token = flags.token ?? envWithSecretFiles(process.env, ['GRID_TOKEN'], process.cwd()).GRID_TOKEN;
       const id = await registerExecutor(cfg, { replace: !!flags.replace, ...(token ? { token } : {}) }, log);
       process.stdout.write(`${id.created ? 'registered' : 'already registered'} as ${id.name} (${id.executor_id}); state in ${cfg.state_file}\n`);
     }),

@@ -2,6 +2,7 @@
 // grid-cli entry point: run the CLI against the real process streams and exit with its code.
 
 import { runCli } from '../src/cli/main.js';
+import { processStdin } from '../src/cli/terminal.js';
 
 const code = await runCli(process.argv.slice(2), {
   out: (s) => process.stdout.write(s + '\n'),
@@ -9,5 +10,6 @@ const code = await runCli(process.argv.slice(2), {
   isTTY: !!process.stdout.isTTY,
   env: process.env,
   cwd: process.cwd(),
+  stdin: processStdin(),
 });
 process.exitCode = code;

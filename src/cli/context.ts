@@ -5,6 +5,7 @@ import { readCaFile, type ClientTls } from '../tls/grpc.js';
 import { GridClient } from '../client/client.js';
 import { loadClientConfig, type ClientConfig } from '../config/client.js';
 import type { OutputFormat } from './output.js';
+import type { CliStdin } from './arg-values.js';
 
 export interface GlobalOptions {
   controller?: string;
@@ -20,6 +21,8 @@ export interface CliIO {
   isTTY: boolean;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** For `--arg K=-` and the secret prompt; absent in tests that have none. */
+  stdin?: CliStdin;
 }
 
 export interface CliContext {

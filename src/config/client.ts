@@ -1,13 +1,17 @@
 // grid-cli's configuration: defaults → JSON file → environment → flags, and saving it back
 // (`grid-cli login` and the dev controller write it, with mode 0600 because it holds a token).
 //
-// Environment: GRID_CONTROLLER, GRID_TOKEN, GRID_OUTPUT, GRID_TIMEOUT_MS, GRID_CA_FILE, GRID_PLAINTEXT; GRID_CLIENT_CONFIG
-// names the file. Lookup order without an explicit file: see clientConfigPaths.
+// Environment: GRID_CONTROLLER, GRID_TOKEN (or GRID_TOKEN_FILE), GRID_OUTPUT, GRID_TIMEOUT_MS,
+// GRID_CA_FILE, GRID_PLAINTEXT;
+// GRID_CLIENT_CONFIG names the file. Lookup order without an explicit file: see
+// clientConfigPaths. `token_file` in the file (relative to its folder) reads the token from a file.
 import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { absolutePath, hostPort } from './checks.js';
 import { readConfigFile } from './json.js';
+import { envWithSecretFiles, inlineSecretFile } from './secret-files.js';
+import { ConfigError } from '../errors.js';
 import { decodeLayer, envLayer, resolveLayers, t, type Env, type LoadOptions } from './schema.js';
 
 export const OUTPUTS = ['table', 'json'] as const;
@@ -66,22 +70,33 @@ export function loadClientConfig(opts: LoadOptions<ClientConfig> = {}): ClientCo
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
   const file = opts.file === undefined ? findClientConfig(cwd, env) : absolutePath(opts.file, cwd);
-  const fileLayer = file === undefined ? {} : decodeLayer(clientSchema, readConfigFile(file), 'file');
-  if (file !== undefined && typeof fileLayer.ca_file === 'string' && fileLayer.ca_file) fileLayer.ca_file = absolutePath(fileLayer.ca_file, dirname(file));
-  const cfg: ClientConfig = resolveLayers(clientSchema, fileLayer, envLayer(clientSchema, env, 'GRID_'), decodeLayer(clientSchema, opts.flags, 'flags'));
+  let fileLayer: Record<string, unknown> = {};
+  if (file !== undefined) {
+    const raw = readConfigFile(file);
+    inlineSecretFile(raw, 'token', '', dirname(file));
+    fileLayer = decodeLayer(clientSchema, raw, 'file');
+    if (typeof fileLayer.ca_file === 'string' && fileLayer.ca_file) fileLayer.ca_file = absolutePath(fileLayer.ca_file, dirname(file));
+  }
+  const envValues = envLayer(clientSchema, envWithSecretFiles(env, ['GRID_TOKEN'], cwd), 'GRID_');
+  const cfg: ClientConfig = resolveLayers(clientSchema, fileLayer, envValues, decodeLayer(clientSchema, opts.flags, 'flags'));
   if (cfg.ca_file) cfg.ca_file = absolutePath(cfg.ca_file, cwd);
   return cfg;
 }
 
 /**
  * Merges `values` into the file at `path` (created with its folders if missing) and writes it
- * with mode 0600. The result is validated first, so a bad value never reaches the disk.
+ * with mode 0600. The result is validated first, so a bad value never reaches the disk. A file
+ * that reads its token from `token_file` is not given an inline token as well.
  */
 export function saveClientConfig(path: string, values: Partial<ClientConfig>): void {
   const existing = existsSync(path) ? readConfigFile(path) : {};
   const merged: Record<string, unknown> = { ...existing };
   for (const [k, v] of Object.entries(values)) if (v !== undefined) merged[k] = v;
-  decodeLayer(clientSchema, merged, 'file');
+  const { token_file: tokenFile, ...checked } = merged;
+  if (tokenFile !== undefined && values.token !== undefined) {
+    throw new ConfigError('token', `${path} reads its token from token_file (${String(tokenFile)}); write the new token into that file, or remove token_file first`);
+  }
+  decodeLayer(clientSchema, checked, 'file');
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   // Write then rename so a reader never sees half a file; chmod because an existing file may be wider.
   const tmp = `${path}.${process.pid}.tmp`;

@@ -8,12 +8,15 @@
 // GRID_TLS_ENABLED, GRID_TLS_CERT_FILE, GRID_TLS_KEY_FILE, GRID_TLS_CA_CERT_FILE, GRID_TLS_CA_KEY_FILE,
 // GRID_TLS_SERVER_NAMES.
 // GRID_ADMIN_TOKEN adds an admin API token named "env-admin"; GRID_REGISTRATION_TOKEN adds one
-// executor bootstrap token. Relative paths in the file are relative to the file's folder; from
-// the environment or flags, to the working directory.
+// executor bootstrap token. Secrets can be read from files instead: `secrets_key_file`,
+// `tokens[].token_file`, `registration_tokens[].token_file`, and GRID_SECRETS_KEY_FILE,
+// GRID_ADMIN_TOKEN_FILE, GRID_REGISTRATION_TOKEN_FILE. Relative paths in the file are relative
+// to the file's folder; from the environment or flags, to the working directory.
 import { dirname } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { absolutePath, dnsLabel, listenAddress, noDuplicates, nonEmpty } from './checks.js';
 import { readConfigFile } from './json.js';
+import { envWithSecretFiles, inlineSecretFile, inlineSecretFiles } from './secret-files.js';
 import { decodeLayer, envLayer, resolveLayers, t, type LoadOptions } from './schema.js';
 import type { NatsTls } from '../bus/connect.js';
 
@@ -158,11 +161,14 @@ export const controllerSchema = {
   event_retention_hours: t.int({ default: 168, min: 1 }),
 };
 
+/** Secrets given in the environment may come from a file instead: `<NAME>_FILE`. */
+const SECRET_ENV = ['GRID_SECRETS_KEY', 'GRID_ADMIN_TOKEN', 'GRID_REGISTRATION_TOKEN'] as const;
+
 export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): ControllerConfig {
-  const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
+  const env = envWithSecretFiles(opts.env ?? process.env, SECRET_ENV, cwd);
   const file = opts.file === undefined ? undefined : absolutePath(opts.file, cwd);
-  const fileLayer = file === undefined ? {} : decodeLayer(controllerSchema, registrationTokenObjects(readConfigFile(file)), 'file');
+  const fileLayer = file === undefined ? {} : decodeLayer(controllerSchema, withSecretFiles(readConfigFile(file), dirname(file)), 'file');
   if (file !== undefined && typeof fileLayer.data_dir === 'string') {
     fileLayer.data_dir = absolutePath(fileLayer.data_dir, dirname(file));
   }
@@ -203,6 +209,15 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
     throw new ConfigError('etcd.endpoints', 'set both etcd.endpoints and nats.servers, or neither for the embedded default');
   }
   return cfg;
+}
+
+/** The `*_file` keys of a controller config file, read (relative to its folder `base`). */
+function withSecretFiles(raw: Record<string, unknown>, base: string): unknown {
+  const out = registrationTokenObjects(raw);
+  inlineSecretFile(out, 'secrets_key', '', base);
+  inlineSecretFiles(out, 'tokens', 'token', base);
+  inlineSecretFiles(out, 'registration_tokens', 'token', base);
+  return out;
 }
 
 /** `registration_tokens` entries given as plain strings are tokens without groups. */

@@ -1,19 +1,21 @@
 // The executor's configuration: defaults → JSON file → GRID_* environment → flags.
 //
 // Environment: GRID_ + the upper-cased top-level key, for every key except `kubernetes`:
-// GRID_CONTROLLER, GRID_REGISTRATION_TOKEN, GRID_NAME, GRID_GROUPS (a,b), GRID_LABELS (k=v,k2=v2),
+// GRID_CONTROLLER, GRID_REGISTRATION_TOKEN (or GRID_REGISTRATION_TOKEN_FILE), GRID_NAME, GRID_GROUPS (a,b), GRID_LABELS (k=v,k2=v2),
 // GRID_RUNNERS (host,kubernetes), GRID_CONCURRENCY, GRID_PING_INTERVAL_SECONDS, GRID_NATS_SERVERS,
 // GRID_CA_FILE, GRID_PLAINTEXT, GRID_NATS_TLS_CA_FILE, GRID_NATS_TLS_CERT_FILE, GRID_NATS_TLS_KEY_FILE, GRID_STATE_FILE,
 // GRID_WORK_DIR, GRID_RUN_AS, GRID_SHUTDOWN_GRACE_SECONDS, GRID_LOG_LEVEL,
 // GRID_LOG_MAX_BYTES_PER_TASK. `ping_interval` (Octavius's name) is accepted in files and flags
-// as another spelling of `ping_interval_seconds`. Relative paths in the file are relative to the
-// file's folder; from the environment or flags, to the working directory.
+// as another spelling of `ping_interval_seconds`; `registration_token_file` reads the token from
+// a file. Relative paths in the file are relative to the file's folder; from the environment or
+// flags, to the working directory.
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { absolutePath, dnsLabel, dnsName, hostPort, noDuplicates, nonEmpty, toDnsName } from './checks.js';
 import { LOG_LEVELS, natsPathsRelativeTo, natsTlsSchema, type LogLevel } from './controller.js';
 import type { NatsTls } from '../bus/connect.js';
 import { readConfigFile } from './json.js';
+import { envWithSecretFiles, inlineSecretFile } from './secret-files.js';
 import { decodeLayer, envLayer, resolveLayers, t, type LoadOptions, type StringMap } from './schema.js';
 
 export const RUNNERS = ['host', 'kubernetes'] as const;
@@ -128,8 +130,11 @@ export function loadExecutorConfig(opts: LoadOptions<ExecutorConfig> = {}): Exec
     state_file: file === undefined ? join(cwd, '.grid', STATE_FILE_NAME) : join(dirname(file), STATE_FILE_NAME),
     work_dir: join(tmpdir(), 'grid-work'),
   };
-  const fileLayer = file === undefined ? {} : decodeLayer(executorSchema, readConfigFile(file), 'file');
+  let fileLayer: Record<string, unknown> = {};
   if (file !== undefined) {
+    const raw = readConfigFile(file);
+    inlineSecretFile(raw, 'registration_token', '', dirname(file));
+    fileLayer = decodeLayer(executorSchema, raw, 'file');
     for (const k of PATH_KEYS) if (typeof fileLayer[k] === 'string') fileLayer[k] = absolutePath(fileLayer[k], dirname(file));
     natsPathsRelativeTo({ tls: fileLayer.nats_tls as Partial<NatsTls> | undefined }, dirname(file));
     const k8s = fileLayer.kubernetes as { kube_config?: string } | undefined;
@@ -139,7 +144,7 @@ export function loadExecutorConfig(opts: LoadOptions<ExecutorConfig> = {}): Exec
     executorSchema,
     computed,
     fileLayer,
-    envLayer(executorSchema, env, 'GRID_'),
+    envLayer(executorSchema, envWithSecretFiles(env, ['GRID_REGISTRATION_TOKEN'], cwd), 'GRID_'),
     decodeLayer(executorSchema, opts.flags, 'flags'),
   );
   for (const k of PATH_KEYS) if (cfg[k]) cfg[k] = absolutePath(cfg[k], cwd);

@@ -74,7 +74,7 @@ export class ExecutionService {
     const job = await this.d.jobs.getJob(input.job);
     const def = job.definition;
     authorizeJobGroups(p, def.name, def.authorized_groups);
-    const { args, secrets } = resolveArgs(def, input.args);
+    const { args, secrets } = resolveArgs(def, input.args, { requireSecrets: !input.dryRun });
     const targetText = input.target || def.target || 'all';
     const target = parseTarget(targetText);
     if (p.groups.length) authorizeTarget(p, target, targetText, await this.nodeGroups());

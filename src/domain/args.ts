@@ -1,5 +1,5 @@
 // Execute-time arguments: checked against the job definition (declared, required, typed,
-// patterned), defaults applied, secrets split off. Also the CLI's `K=V,K2=V2` parser.
+// patterned), defaults applied, secrets split off. Also the CLI's `K=V` and `K=V,K2=V2` parser.
 
 import { ValidationError, type Problem } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
@@ -58,11 +58,13 @@ export function checkArgValue(spec: ArgSpec, value: string): { ok: true; value: 
 
 /**
  * Validates `given` (args and secrets by name) against the definition and applies defaults.
- * Throws one ValidationError listing every problem, with paths like `args.COUNT`.
+ * Throws one ValidationError listing every problem, with paths like `args.COUNT`. A dry run
+ * passes `requireSecrets: false`: it runs nothing, so it should not need a password typed in.
  */
 export function resolveArgs(
   def: JobDefinition,
   given: Record<string, string>,
+  opts: { requireSecrets?: boolean } = {},
 ): { args: Record<string, string>; secrets: Record<string, string> } {
   const problems: Problem[] = [];
   const specs = new Map(def.env_vars.args.map((a) => [a.name, a]));
@@ -102,26 +104,53 @@ export function resolveArgs(
       problems.push({ path: `args.${spec.name}`, message: `missing; job "${def.name}" requires it${about}` });
     }
   }
+  for (const spec of def.env_vars.secrets) {
+    if (!spec.required || opts.requireSecrets === false || Object.hasOwn(given, spec.name)) continue;
+    const about = spec.description ? ` (${spec.description})` : '';
+    problems.push({
+      path: `args.${spec.name}`,
+      message: `missing; job "${def.name}" requires this secret${about}; pass it from a file or stdin, e.g. grid-cli execute ${def.name} --arg ${spec.name}=@FILE`,
+    });
+  }
 
   if (problems.length) throw new ValidationError(problems);
   return { args: Object.fromEntries(args), secrets: Object.fromEntries(secrets) };
 }
 
 /**
- * Parses CLI items `K=V` and comma lists `K=V,K2=V2`. A part after a comma without "=" belongs to
- * the previous value (`LIST=a,b` gives LIST "a,b"). The value is everything after the first "=".
+ * Parses grid-cli's `--arg` items (`K=V`: the value is everything after the first "=", commas
+ * included) and `--args` items (Octavius's `K=V,K2=V2`, where a part after a comma without "="
+ * belongs to the previous value: `LIST=a,b` gives LIST "a,b"). Values are returned as written;
+ * errors name keys and positions, never a value, since it may be a secret.
  */
-export function parseArgPairs(list: string[]): Record<string, string> {
+export function parseArgPairs(items: { arg?: readonly string[]; args?: readonly string[] }): Record<string, string> {
   const problems: Problem[] = [];
   const out = new Map<string, string>();
   const seenIn = new Map<string, string>();
-  for (const item of list) {
+  const add = (flag: string, key: string, value: string): void => {
+    if (out.has(key)) problems.push({ path: `args.${key}`, message: `given more than once (${seenIn.get(key)} and ${flag}); give it once` });
+    seenIn.set(key, flag);
+    out.set(key, value);
+  };
+  // An item is named by its position: it may be a secret typed without its "KEY=".
+  const nth = (flag: string, i: number): string => `${flag} #${i + 1}`;
+  const emptyName = (flag: string): Problem => ({ path: 'args', message: `${flag} has an empty name; write KEY=VALUE` });
+  const notPair = (flag: string, eg: string): Problem => ({ path: 'args', message: `${flag} has no "="; write KEY=VALUE, e.g. ${eg}` });
+
+  (items.arg ?? []).forEach((item, i) => {
+    const eq = item.indexOf('=');
+    const key = eq < 0 ? '' : item.slice(0, eq).trim();
+    if (eq < 0) problems.push(notPair(nth('--arg', i), 'COUNT=3'));
+    else if (key === '') problems.push(emptyName(nth('--arg', i)));
+    else add(`--arg ${key}=…`, key, item.slice(eq + 1));
+  });
+  (items.args ?? []).forEach((item, i) => {
     let current: string | undefined;
     for (const part of item.split(',')) {
       const eq = part.indexOf('=');
       if (eq < 0) {
         if (current === undefined) {
-          problems.push({ path: 'args', message: `${JSON.stringify(item)} is not KEY=VALUE; write e.g. COUNT=3 or COUNT=3,MODE=fast` });
+          problems.push(notPair(nth('--args', i), 'COUNT=3,MODE=fast'));
           break;
         }
         out.set(current, `${out.get(current)},${part}`);
@@ -129,18 +158,13 @@ export function parseArgPairs(list: string[]): Record<string, string> {
       }
       const key = part.slice(0, eq).trim();
       if (key === '') {
-        const where = part === item ? '' : ` in ${JSON.stringify(item)}`;
-        problems.push({ path: 'args', message: `${JSON.stringify(part)}${where} has an empty name; write KEY=VALUE` });
+        problems.push(emptyName(nth('--args', i)));
         break;
       }
-      if (out.has(key)) {
-        problems.push({ path: `args.${key}`, message: `given more than once (in ${JSON.stringify(seenIn.get(key))} and ${JSON.stringify(item)})` });
-      }
-      seenIn.set(key, item);
-      out.set(key, part.slice(eq + 1));
+      add(`--args ${key}=…`, key, part.slice(eq + 1));
       current = key;
     }
-  }
+  });
   if (problems.length) throw new ValidationError(problems);
   return Object.fromEntries(out);
 }

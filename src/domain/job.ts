@@ -10,6 +10,11 @@ export const ARG_TYPES: readonly ArgType[] = ['string', 'int', 'bool', 'enum'];
 export interface SecretSpec {
   name: string;
   description: string;
+  /**
+   * Execute refuses to run without it; grid-cli on a terminal asks for it without echo. Absent in
+   * definitions stored before it existed: not required.
+   */
+  required?: boolean;
 }
 
 export interface ArgSpec {
@@ -56,6 +61,8 @@ export interface JobDefinition {
   /** Lock name; `serialize: true` in the file is normalised to the job's name. */
   serialize?: string;
   files: FileRef[];
+  /** Restricted environment names (env-rules.ts) this job may take as arguments or secrets. */
+  allow_env?: string[];
 }
 
 /** A definition as stored: the definition plus its version and audit fields. */

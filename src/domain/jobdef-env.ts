@@ -2,12 +2,13 @@
 // variables on the run, so their names must be valid variable names and unique across both.
 
 import { checkArgValue, compilePattern } from './args.js';
+import { isRestrictedEnvName, restrictedEnvMessage } from './env-rules.js';
 import { ARG_TYPES, type ArgSpec, type ArgType, type SecretSpec } from './job.js';
 import { didYouMean } from '../util/suggest.js';
 import { duplicates, fieldPath, itemPath, Problems, show, subject, type JsonObject } from './json-shape.js';
 
 export const ENV_FIELDS = ['secrets', 'args'] as const;
-export const SECRET_FIELDS = ['name', 'description'] as const;
+export const SECRET_FIELDS = ['name', 'description', 'required'] as const;
 export const ARG_FIELDS = ['name', 'description', 'required', 'type', 'values', 'default', 'pattern'] as const;
 
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -16,8 +17,11 @@ export function isEnvName(s: string): boolean {
   return ENV_NAME_RE.test(s);
 }
 
-/** Validates `env_vars` (may be absent or null) and returns normalised secrets and args. */
-export function checkEnvVars(p: Problems, raw: unknown): { secrets: SecretSpec[]; args: ArgSpec[] } {
+/**
+ * Validates `env_vars` (may be absent or null) and returns normalised secrets and args. `allowed`:
+ * the restricted names (env-rules.ts) the definition's `allow_env` lets it use.
+ */
+export function checkEnvVars(p: Problems, raw: unknown, allowed: readonly string[] = []): { secrets: SecretSpec[]; args: ArgSpec[] } {
   const out = { secrets: [] as SecretSpec[], args: [] as ArgSpec[] };
   if (raw === undefined || raw === null) return out;
   const env = p.object(raw, 'env_vars', 'an object with "secrets" and "args" lists');
@@ -27,7 +31,7 @@ export function checkEnvVars(p: Problems, raw: unknown): { secrets: SecretSpec[]
   const rawSecrets = p.array(env, 'secrets', 'env_vars', '[{"name": "API_TOKEN", "description": "…"}]') ?? [];
   const secretNames: Array<string | undefined> = [];
   rawSecrets.forEach((item, i) => {
-    const s = checkSecret(p, item, itemPath('env_vars.secrets', i));
+    const s = checkSecret(p, item, itemPath('env_vars.secrets', i), allowed);
     secretNames.push(s?.name);
     if (s) out.secrets.push(s);
   });
@@ -35,7 +39,7 @@ export function checkEnvVars(p: Problems, raw: unknown): { secrets: SecretSpec[]
   const rawArgs = p.array(env, 'args', 'env_vars', '[{"name": "COUNT", "description": "…", "required": true}]') ?? [];
   const argNames: Array<string | undefined> = [];
   rawArgs.forEach((item, i) => {
-    const a = checkArg(p, item, itemPath('env_vars.args', i));
+    const a = checkArg(p, item, itemPath('env_vars.args', i), allowed);
     argNames.push(a?.name);
     if (a) out.args.push(a);
   });
@@ -53,7 +57,7 @@ export function checkEnvVars(p: Problems, raw: unknown): { secrets: SecretSpec[]
   return out;
 }
 
-function checkName(p: Problems, obj: JsonObject, path: string, what: string): string | undefined {
+function checkName(p: Problems, obj: JsonObject, path: string, what: string, allowed: readonly string[]): string | undefined {
   const at = fieldPath(path, 'name');
   if (!p.has(obj, 'name')) {
     p.add(at, `missing; every ${what} needs a name (an environment variable name such as "${what === 'secret' ? 'API_TOKEN' : 'COUNT'}")`);
@@ -67,23 +71,26 @@ function checkName(p: Problems, obj: JsonObject, path: string, what: string): st
     p.add(at, `${show(name)} is not a valid environment variable name: letters, digits and "_", not starting with a digit${hint}`);
     return undefined;
   }
+  // Still returned: templates naming it should not fail as well.
+  if (isRestrictedEnvName(name) && !allowed.includes(name)) p.add(at, restrictedEnvMessage(name));
   return name;
 }
 
-function checkSecret(p: Problems, raw: unknown, path: string): SecretSpec | undefined {
+function checkSecret(p: Problems, raw: unknown, path: string, allowed: readonly string[]): SecretSpec | undefined {
   const obj = p.object(raw, path, 'an object such as {"name": "API_TOKEN", "description": "…"}');
   if (!obj) return undefined;
   p.unknownFields(obj, path, SECRET_FIELDS);
-  const name = checkName(p, obj, path, 'secret');
+  const name = checkName(p, obj, path, 'secret', allowed);
   const description = p.string(obj, 'description', path) ?? '';
-  return name === undefined ? undefined : { name, description };
+  const required = p.bool(obj, 'required', path) ?? false;
+  return name === undefined ? undefined : { name, description, required };
 }
 
-function checkArg(p: Problems, raw: unknown, path: string): ArgSpec | undefined {
+function checkArg(p: Problems, raw: unknown, path: string, allowed: readonly string[]): ArgSpec | undefined {
   const obj = p.object(raw, path, 'an object such as {"name": "COUNT", "description": "…", "required": true}');
   if (!obj) return undefined;
   p.unknownFields(obj, path, ARG_FIELDS);
-  const name = checkName(p, obj, path, 'argument');
+  const name = checkName(p, obj, path, 'argument', allowed);
   const description = p.string(obj, 'description', path) ?? '';
   const required = p.bool(obj, 'required', path) ?? false;
 

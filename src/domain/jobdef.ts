@@ -5,7 +5,8 @@
 import { ValidationError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
 import { RUNNERS, type FileRef, type JobDefinition, type RetryPolicy, type RunnerName } from './job.js';
-import { checkEnvVars } from './jobdef-env.js';
+import { checkEnvVars, isEnvName } from './jobdef-env.js';
+import { isRestrictedEnvName, RESTRICTED_ENV_SUMMARY, secretInArgvMessage } from './env-rules.js';
 import { parseJsonText } from '../util/json-text.js';
 import { duplicates, fieldPath, isObject, itemPath, Problems, show, subject, type JsonObject } from './json-shape.js';
 import { formatTarget, targetProblems } from './target.js';
@@ -14,7 +15,7 @@ export const JOB_FIELDS = [
   // Octavius
   'name', 'description', 'image_name', 'author', 'contributors', 'organization', 'authorized_groups', 'env_vars',
   // GRID
-  'runner', 'command', 'shell', 'timeout_seconds', 'retries', 'target', 'serialize', 'files',
+  'runner', 'command', 'shell', 'timeout_seconds', 'retries', 'target', 'serialize', 'files', 'allow_env',
 ] as const;
 const RETRY_FIELDS = ['max_attempts', 'backoff_seconds'] as const;
 const FILE_FIELDS = ['name', 'path', 'template', 'mode'] as const;
@@ -62,8 +63,10 @@ function checkDefinition(p: Problems, raw: unknown): JobDefinition | undefined {
   p.unknownFields(raw, '', JOB_FIELDS);
 
   const name = checkJobName(p, raw);
+  const allowEnv = checkAllowEnv(p, raw);
   const beforeEnv = p.count;
-  const envVars = checkEnvVars(p, raw.env_vars);
+  const allowed = allowEnv?.filter((n): n is string => n !== undefined) ?? [];
+  const envVars = checkEnvVars(p, raw.env_vars, allowed);
   // When env_vars could not be read in full, an undeclared template name may just be unreadable.
   const envComplete = p.count === beforeEnv;
   const def: JobDefinition = {
@@ -88,8 +91,15 @@ function checkDefinition(p: Problems, raw: unknown): JobDefinition | undefined {
   if (organization !== undefined) def.organization = organization;
 
   def.env_vars = envVars;
-  const declared = envComplete ? [...envVars.args.map((a) => a.name), ...envVars.secrets.map((s) => s.name)] : undefined;
-  const command = checkCommand(p, raw, declared);
+  const secretNames = envVars.secrets.map((s) => s.name);
+  const declared = envComplete ? [...envVars.args.map((a) => a.name), ...secretNames] : undefined;
+  allowEnv?.forEach((n, i) => {
+    if (n !== undefined && declared !== undefined && !declared.includes(n)) {
+      p.add(itemPath('allow_env', i), `${show(n)} names no declared argument or secret; list only names the job takes`);
+    }
+  });
+  if (allowed.length > 0) def.allow_env = [...new Set(allowed)];
+  const command = checkCommand(p, raw, declared, secretNames);
   if (command !== undefined) def.command = command;
   const shell = p.string(raw, 'shell', '', { nonEmpty: true });
   if (shell !== undefined) {
@@ -152,11 +162,16 @@ function checkContributors(p: Problems, raw: JsonObject): string[] | undefined {
   return p.stringArray(raw, 'contributors', '', '"ada, grace" or ["ada", "grace"]')?.map((s) => s.trim());
 }
 
-/** `declared` undefined: check template syntax only. */
-function checkTemplates(p: Problems, text: string, path: string, declared: string[] | undefined): void {
+/**
+ * `declared` undefined: check template syntax only. A secret named in argv is refused: every
+ * user of the host can read a process's argv (ps, /proc/<pid>/cmdline).
+ */
+function checkTemplates(p: Problems, text: string, path: string, declared: string[] | undefined, secrets: readonly string[]): void {
   for (const m of text.matchAll(TEMPLATE_RE)) {
     const ref = m[1]!.trim();
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(ref)) {
+    if (secrets.includes(ref)) {
+      p.add(path, secretInArgvMessage(ref));
+    } else if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(ref)) {
       p.add(path, `${show(m[0])} is not a valid template; write {{NAME}} with the name of a declared argument or secret`);
     } else if (declared !== undefined && !declared.includes(ref)) {
       const known = declared.length ? `; declared: ${declared.join(', ')}` : '; the job declares no arguments or secrets';
@@ -165,7 +180,7 @@ function checkTemplates(p: Problems, text: string, path: string, declared: strin
   }
 }
 
-function checkCommand(p: Problems, raw: JsonObject, declared: string[] | undefined): string[] | undefined {
+function checkCommand(p: Problems, raw: JsonObject, declared: string[] | undefined, secrets: readonly string[]): string[] | undefined {
   const v = raw.command;
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v)) {
@@ -187,10 +202,29 @@ function checkCommand(p: Problems, raw: JsonObject, declared: string[] | undefin
       p.add(at, 'must name the program to run');
       ok = false;
     } else {
-      checkTemplates(p, item, at, declared);
+      checkTemplates(p, item, at, declared, secrets);
     }
   });
   return ok ? (v as string[]) : undefined;
+}
+
+/**
+ * `allow_env`: the restricted environment names (env-rules.ts) this job may take as arguments
+ * or secrets. Naming one that is not restricted is refused, so a typo cannot pass silently.
+ */
+function checkAllowEnv(p: Problems, raw: JsonObject): Array<string | undefined> | undefined {
+  const arr = p.array(raw, 'allow_env', '', '["PATH"]');
+  if (arr === undefined) return undefined;
+  const names = arr.map((n, i) => {
+    const at = itemPath('allow_env', i);
+    if (typeof n !== 'string') p.add(at, `${subject(n)} must be a string such as "PATH"`);
+    else if (!isEnvName(n)) p.add(at, `${show(n)} is not an environment variable name: letters, digits and "_", not starting with a digit`);
+    else if (!isRestrictedEnvName(n)) p.add(at, `${show(n)} is not a restricted name and needs no allowing; only ${RESTRICTED_ENV_SUMMARY} do`);
+    else return n;
+    return undefined;
+  });
+  for (const d of duplicates(names, (x) => x)) p.add(itemPath('allow_env', d.index), `${show(d.name)} is listed twice (also allow_env[${d.first}])`);
+  return names;
 }
 
 function checkRunner(p: Problems, raw: JsonObject): RunnerName | undefined {

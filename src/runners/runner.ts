@@ -11,7 +11,7 @@ export interface TaskSpec {
   executorName: string;
   attempt: number;
   definition: JobDefinition;
-  /** Validated arguments, defaults applied, as strings. Includes secrets. */
+  /** Validated arguments, defaults applied, as strings. Secrets are not among them. */
   args: Record<string, string>;
   /** Secret values by name; the runner must not place them where they could be stored. */
   secrets: Record<string, string>;

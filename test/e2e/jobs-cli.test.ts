@@ -105,7 +105,7 @@ describe('job definitions through grid-cli', () => {
     expect(described).toMatch(/^Contributors:\s+Grace Hopper, Alan Turing$/m);
     expect(described).toMatch(/^Groups:\s+data-team$/m);
     expect(described).toMatch(/^REPORT_DATE\s+string\s+yes\s/m);
-    expect(described).toMatch(/^Secrets:\nNAME\s+DESCRIPTION\nREPORT_DB_PASSWORD\s+password of the reporting database$/m);
+    expect(described).toMatch(/^Secrets:\nNAME\s+REQUIRED\s+DESCRIPTION\nREPORT_DB_PASSWORD\s+no\s+password of the reporting database$/m);
 
     const job = JSON.parse(expectOk(await cli(['--output', 'json', 'describe', '--job-name', 'octavius-report'])));
     expect(job.definition).toMatchObject({

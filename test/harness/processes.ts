@@ -170,11 +170,14 @@ export interface RunOptions {
   cwd?: string;
   /** Kill the program and fail after this long (default 20 s). */
   timeoutMs?: number;
+  /** Written to its stdin, which is then closed; without it, stdin is /dev/null. */
+  input?: string;
 }
 
 /** Runs `node dist/cmd/<program>.js args…` to completion. */
 export async function runProgram(program: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const child = spawnTracked(program, args, { env: opts.env, cwd: opts.cwd });
+  const child = spawnTracked(program, args, { env: opts.env, cwd: opts.cwd, stdin: opts.input !== undefined });
+  if (opts.input !== undefined) child.stdin!.end(opts.input);
   const out = collect(child);
   const timeoutMs = opts.timeoutMs ?? 20_000;
   let timer: NodeJS.Timeout | undefined;
@@ -200,12 +203,14 @@ export interface CliOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   timeoutMs?: number;
+  /** Piped to its stdin (e.g. for `--arg K=-`). */
+  input?: string;
 }
 
 /** `grid-cli --controller A [--token T] args…` */
 export function runCli(args: string[], opts: CliOptions): Promise<RunResult> {
   const globals = ['--controller', opts.address, ...(opts.token === undefined ? [] : ['--token', opts.token])];
-  return runProgram('grid-cli', [...globals, ...args], { env: opts.env, cwd: opts.cwd, timeoutMs: opts.timeoutMs });
+  return runProgram('grid-cli', [...globals, ...args], { env: opts.env, cwd: opts.cwd, timeoutMs: opts.timeoutMs, input: opts.input });
 }
 
 // ---- the controller ----
@@ -301,13 +306,13 @@ export async function cleanupProcesses(): Promise<void> {
 
 const leftovers = { children: new Set<ChildProcess>(), dirs: new Set<string>() };
 
-function spawnTracked(program: string, args: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string }): ChildProcess {
+function spawnTracked(program: string, args: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string; stdin?: boolean }): ChildProcess {
   atExit(killLeftovers);
   const env = childEnv(o.env);
   const child = spawn(process.execPath, [programPath(program), ...args], {
     env,
     cwd: o.cwd ?? env.HOME,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [o.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     // Its own process group, so cleanup also reaches whatever it starts.
     detached: true,
   });

@@ -103,10 +103,30 @@ const TWO_SLEEPERS = 'sleep 100 & echo "child $!"; echo "leader $$"; sleep 100';
 describe('HostRunner', () => {
   it('renders {{name}} per argv element, with no shell in between', async () => {
     const { out, result } = await run(
-      spec({ command: ['printf', '[%s] [%s]\\n', 'hello {{ NAME }}', '{{TOKEN}}'] }, { args: { NAME: 'a b; echo injected' }, secrets: { TOKEN: 'tok' } }),
+      spec({ command: ['printf', '[%s] [%s]\\n', 'hello {{ NAME }}', '{{MODE}}'] }, { args: { NAME: 'a b; echo injected', MODE: 'fast' } }),
     );
     expect(result).toEqual({ outcome: 'succeeded', exitCode: 0, reason: 'exit code 0' });
-    expect(out.text('stdout')).toBe('[hello a b; echo injected] [tok]\n');
+    expect(out.text('stdout')).toBe('[hello a b; echo injected] [fast]\n');
+  });
+
+  it('never puts a secret into argv, even for a definition stored before that was refused', async () => {
+    const secrets = { env_vars: { secrets: [{ name: 'TOKEN', description: '', required: false }], args: [] } };
+    const marker = 'tok-in-argv-0451';
+    const { out, result } = await run(spec({ command: ['echo', '{{TOKEN}}'], ...secrets }, { secrets: { TOKEN: marker } }));
+    expect(result.outcome).toBe('failed');
+    expect(result.reason).toBe('command[1]: {{TOKEN}} is a secret argument and would be visible in the process list; read it from the environment as $TOKEN');
+    expect(out.text('stdout')).not.toContain(marker);
+    // Declared but not given: still refused, not reported as an unknown name.
+    expect((await run(spec({ command: ['echo', '{{TOKEN}}'], ...secrets }))).result.reason).toMatch(/^command\[1\]: \{\{TOKEN\}\} is a secret argument/);
+  });
+
+  it('refuses a restricted environment name the definition does not allow, and passes one it does', async () => {
+    const refused = await run(spec({ command: ['true'] }, { args: { LD_PRELOAD: '/tmp/evil.so' } }));
+    expect(refused.result.outcome).toBe('failed');
+    expect(refused.result.reason).toMatch(/^argument "LD_PRELOAD" changes how the process loads or finds code/);
+    const allowed = await run(spec({ command: ['sh', '-c', 'echo "$PATH"'], allow_env: ['PATH'] }, { args: { PATH: '/opt/tools/bin:/usr/bin:/bin' } }));
+    expect(allowed.result.outcome).toBe('succeeded');
+    expect(allowed.out.text('stdout')).toBe('/opt/tools/bin:/usr/bin:/bin\n');
   });
 
   it('passes args, secrets, spec.env, GRID_* and only allow-listed executor variables', async () => {

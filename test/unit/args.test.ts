@@ -1,17 +1,7 @@
 import { describe, it, expect } from 'vitest';
-import { ValidationError } from '../../src/errors.js';
+import { problemsOf } from '../harness/problems.js';
 import { parseArgPairs, resolveArgs } from '../../src/domain/args.js';
 import { validateJobDefinition } from '../../src/domain/jobdef.js';
-
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ValidationError);
-    return (err as ValidationError).problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message));
-  }
-  throw new Error('expected a ValidationError');
-}
 
 const def = validateJobDefinition({
   name: 'resize',
@@ -71,26 +61,56 @@ describe('resolveArgs', () => {
 });
 
 describe('parseArgPairs', () => {
-  it('accepts K=V items and Octavius comma lists', () => {
-    expect(parseArgPairs(['COUNT=3', 'SIZE=large,DRY_RUN=yes', 'EXPR=a=b'])).toEqual({
+  it('takes an --arg value whole, commas and "=" included', () => {
+    expect(parseArgPairs({ arg: ['COUNT=3', 'LIST=a,b,MODE=fast', 'EXPR=a=b', 'NOTE='] })).toEqual({
       COUNT: '3',
-      SIZE: 'large',
-      DRY_RUN: 'yes',
+      LIST: 'a,b,MODE=fast',
       EXPR: 'a=b',
+      NOTE: '',
     });
   });
 
-  it('keeps a comma in a value when the part after it has no "="', () => {
-    expect(parseArgPairs(['HOSTS=web-1,web-2,MODE=fast'])).toEqual({ HOSTS: 'web-1,web-2', MODE: 'fast' });
-    expect(parseArgPairs(['NOTE='])).toEqual({ NOTE: '' });
-    expect(problemsOf(() => parseArgPairs(['A=1,=2']))).toEqual(['args: "=2" in "A=1,=2" has an empty name; write KEY=VALUE']);
+  it('splits Octavius --args lists at commas', () => {
+    expect(parseArgPairs({ args: ['SIZE=large,DRY_RUN=yes', 'EXPR=a=b'] })).toEqual({ SIZE: 'large', DRY_RUN: 'yes', EXPR: 'a=b' });
   });
 
-  it('rejects items without "=", empty names and repeated keys', () => {
-    expect(problemsOf(() => parseArgPairs(['COUNT', '=3', 'A=1', 'A=2']))).toEqual([
-      'args: "COUNT" is not KEY=VALUE; write e.g. COUNT=3 or COUNT=3,MODE=fast',
-      'args: "=3" has an empty name; write KEY=VALUE',
-      'args.A: given more than once (in "A=1" and "A=2")',
+  it('keeps a comma in an --args value when the part after it has no "="', () => {
+    expect(parseArgPairs({ args: ['HOSTS=web-1,web-2,MODE=fast'] })).toEqual({ HOSTS: 'web-1,web-2', MODE: 'fast' });
+    expect(problemsOf(() => parseArgPairs({ args: ['A=1,=2'] }))).toEqual(['args: --args #1 has an empty name; write KEY=VALUE']);
+  });
+
+  it('rejects items without "=", empty names and repeated keys, never repeating a value', () => {
+    const problems = problemsOf(() => parseArgPairs({ arg: ['hunter2', '=3', 'A=secret-1'], args: ['B=1,A=secret-2', 'x'] }));
+    expect(problems).toEqual([
+      'args: --arg #1 has no "="; write KEY=VALUE, e.g. COUNT=3',
+      'args: --arg #2 has an empty name; write KEY=VALUE',
+      'args.A: given more than once (--arg A=… and --args A=…); give it once',
+      'args: --args #2 has no "="; write KEY=VALUE, e.g. COUNT=3,MODE=fast',
     ]);
+    expect(problems.join('\n')).not.toMatch(/hunter2|secret-/);
+  });
+});
+
+describe('resolveArgs: required secrets', () => {
+  const withSecret = validateJobDefinition({
+    name: 'db-backup',
+    command: ['true'],
+    env_vars: {
+      secrets: [
+        { name: 'DB_PASSWORD', description: 'password of the backup user', required: true },
+        { name: 'API_TOKEN' },
+      ],
+    },
+  });
+
+  it('refuses to run without a required secret, naming it and how to pass it', () => {
+    expect(problemsOf(() => resolveArgs(withSecret, {}))).toEqual([
+      'args.DB_PASSWORD: missing; job "db-backup" requires this secret (password of the backup user); pass it from a file or stdin, e.g. grid-cli execute db-backup --arg DB_PASSWORD=@FILE',
+    ]);
+  });
+
+  it('accepts it when given (an optional secret may be left out), and a dry run does not need it', () => {
+    expect(resolveArgs(withSecret, { DB_PASSWORD: 'pw' })).toEqual({ args: {}, secrets: { DB_PASSWORD: 'pw' } });
+    expect(resolveArgs(withSecret, {}, { requireSecrets: false })).toEqual({ args: {}, secrets: {} });
   });
 });

@@ -1,17 +1,7 @@
 import { describe, it, expect } from 'vitest';
-import { ValidationError } from '../../src/errors.js';
+import type { ValidationError } from '../../src/errors.js';
+import { problemsOf } from '../harness/problems.js';
 import { parseJobDefinition, validateJobDefinition } from '../../src/domain/jobdef.js';
-
-/** The messages an operator sees, `path: message`, one per problem. */
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ValidationError);
-    return (err as ValidationError).problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message));
-  }
-  throw new Error('expected a ValidationError');
-}
 
 const octavius = `{
   "name": "db-backup",
@@ -51,7 +41,7 @@ describe('parseJobDefinition: Octavius format', () => {
       organization: 'platform',
       authorized_groups: ['dba', 'sre'],
       env_vars: {
-        secrets: [{ name: 'PG_PASSWORD', description: 'password of the backup role' }],
+        secrets: [{ name: 'PG_PASSWORD', description: 'password of the backup role', required: false }],
         args: [
           { name: 'DATABASE', description: 'database to dump', required: true, type: 'string' },
           { name: 'BUCKET', description: 'destination bucket', required: false, type: 'string' },

@@ -1,16 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { ValidationError } from '../../src/errors.js';
+import { problemsOf } from '../harness/problems.js';
 import { formatTarget, parseTarget, resolveTarget, type TargetExecutor } from '../../src/domain/target.js';
-
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ValidationError);
-    return (err as ValidationError).problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message));
-  }
-  throw new Error('expected a ValidationError');
-}
 
 describe('parseTarget', () => {
   it('parses every form and formats it back canonically', () => {

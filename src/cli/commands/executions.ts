@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { ValidationError } from '../../errors.js';
 import { parseArgPairs } from '../../domain/args.js';
+import { askForMissingSecrets, resolveArgValues } from '../arg-values.js';
 import type { ExecuteRequest, ExecuteResponse } from '../../gen/grid/v1/controller.js';
 import { ExecutionState, TaskState, type Execution } from '../../gen/grid/v1/types.js';
 import type { GridClient } from '../../client/client.js';
@@ -48,7 +49,7 @@ export function buildExecuteRequest(job: string | undefined, o: ExecuteOptions):
   if (!name) throw new ValidationError('execute: name the job: grid-cli execute JOB [--arg K=V]…');
   return {
     job: name,
-    args: parseArgPairs([...(o.arg ?? []), ...(o.args ?? [])]),
+    args: parseArgPairs({ arg: o.arg, args: o.args }),
     target: o.target?.trim() ?? '',
     timeoutSeconds: o.timeout !== undefined ? parseSeconds(o.timeout, '--timeout') : 0,
     waitOfflineMs: o.waitOffline !== undefined ? parseDuration(o.waitOffline, '--wait-offline') : 0,
@@ -145,7 +146,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
     .description('execute a job on its target; --wait shows progress until it ends, --follow streams its logs')
     .argument('[job]', 'job name')
     .option('--job-name <name>', 'same as JOB (Octavius spelling)')
-    .option('--arg <K=V>', 'an argument; repeat for more', collect)
+    .option('--arg <K=V>', 'an argument, the value taken whole; K=@FILE reads it from a file, K=- from stdin; repeat for more', collect)
     .option('--args <K=V,K2=V2>', 'comma-separated arguments (Octavius spelling)', collect)
     .option('--target <target>', "all, group:G, node:NAME, any, any:G, comma-separated (default: the job's)")
     .option('--wait', 'show progress until the execution ends; exit 0 only if it succeeded')
@@ -162,8 +163,15 @@ export function registerExecutionCommands(program: Command, act: Act): void {
         'With --output json: the ExecuteResponse; with --wait or --follow, the final execution (and the',
         'logs of --follow on stderr).',
         '',
+        'Secrets: a value on the command line shows in the process list and the shell history. Give it',
+        'as K=@FILE (read from the file, one trailing newline dropped) or K=- (read from stdin; typed',
+        'without echo on a terminal). On a terminal, a required secret left out is asked for without',
+        'echo. A value that starts with "@" is written with "@@" (K=@@team is "@team").',
+        '',
         'Examples:',
         '  $ grid-cli execute hello-world --arg NAME=ops --wait',
+        '  $ grid-cli execute db-backup --arg DATABASE=orders --arg DB_PASSWORD=@/run/secrets/db --wait',
+        '  $ pass show db/backup | grid-cli execute db-backup --arg DATABASE=orders --arg DB_PASSWORD=-',
         '  $ grid-cli execute resize --args COUNT=3,MODE=fast --target group:web --batch-size 25% --follow',
         '  $ grid-cli execute --job-name hello-world --args NAME=ops --target all --dry-run',
       ].join('\n'),
@@ -172,7 +180,9 @@ export function registerExecutionCommands(program: Command, act: Act): void {
       act(
         async (ctx, job: string | undefined, o: ExecuteOptions) => {
           const req = buildExecuteRequest(job, o);
+          req.args = await resolveArgValues(req.args, ctx.io);
           const client = ctx.client();
+          await askForMissingSecrets(client, req, ctx.io.stdin);
           const res = await client.ctl.execute(req);
           const jsonOut = ctx.output === 'json';
           if (req.dryRun) return ctx.io.out(jsonOut ? json(executeResponseJson(res)) : dryRunText(res, req));

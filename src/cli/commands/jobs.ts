@@ -103,6 +103,7 @@ function describeText(job: JobInfo): string {
   if (d.contributors.length) lines.push(['Contributors', d.contributors.join(', ')]);
   if (d.organization) lines.push(['Organization', d.organization]);
   if (d.authorizedGroups.length) lines.push(['Groups', d.authorizedGroups.join(', ')]);
+  if (d.allowEnv.length) lines.push(['Allowed env', d.allowEnv.join(', ')]);
   if (d.files.length) lines.push(['Files', d.files.map((f) => `${f.name} → ${f.path}${f.template ? ' (template)' : ''}`).join(', ')]);
   const width = Math.max(...lines.map(([k]) => k.length)) + 1;
   let out = lines.map(([k, v]) => `${(k + ':').padEnd(width)} ${v}`).join('\n');
@@ -116,7 +117,7 @@ function describeText(job: JobInfo): string {
       )
     : '  none';
   if (secrets.length) {
-    out += '\n\nSecrets:\n' + table(['NAME', 'DESCRIPTION'], secrets.map((s) => [s.name, s.description]));
+    out += '\n\nSecrets:\n' + table(['NAME', 'REQUIRED', 'DESCRIPTION'], secrets.map((s) => [s.name, s.required ? 'yes' : 'no', s.description]));
   }
   return out;
 }

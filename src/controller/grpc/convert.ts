@@ -24,7 +24,7 @@ export function jobDefinitionToPb(d: JobDefinition): PbJobDefinition {
     organization: d.organization ?? '',
     authorizedGroups: d.authorized_groups,
     envVars: {
-      secrets: d.env_vars.secrets.map((s) => ({ name: s.name, description: s.description })),
+      secrets: d.env_vars.secrets.map((s) => ({ name: s.name, description: s.description, required: !!s.required })),
       args: d.env_vars.args.map((a) => ({
         name: a.name,
         description: a.description,
@@ -43,6 +43,7 @@ export function jobDefinitionToPb(d: JobDefinition): PbJobDefinition {
     target: d.target ?? '',
     serialize: d.serialize ?? '',
     files: d.files.map((f) => ({ name: f.name, path: f.path, template: f.template, mode: f.mode ?? '' })),
+    allowEnv: d.allow_env ?? [],
   };
 }
 

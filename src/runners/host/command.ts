@@ -1,7 +1,8 @@
 // What the host runner executes and with which environment: argv with {{name}} templates
 // rendered per element (never through a shell), or an opt-in shell script that gets values only
-// through environment variables.
+// through environment variables. Secrets reach the process only through its environment.
 
+import { isRestrictedEnvName, restrictedEnvMessage, secretInCommand } from '../../domain/env-rules.js';
 import type { TaskSpec } from '../runner.js';
 
 /** Variables taken from the executor's own environment; everything else is left behind. */
@@ -29,7 +30,7 @@ export class CommandError extends Error {
 
 const TEMPLATE = /\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}/g;
 
-/** Replaces each {{name}} with the argument (or secret) of that name; unknown names are errors. */
+/** Replaces each {{name}} with the value of that name; unknown names are errors. */
 export function renderTemplate(text: string, values: Record<string, string>): string {
   return text.replace(TEMPLATE, (_, name: string) => {
     const v = Object.hasOwn(values, name) ? values[name] : undefined;
@@ -42,7 +43,9 @@ export function renderTemplate(text: string, values: Record<string, string>): st
  * The argv to spawn. With `shell`, the script runs as `/bin/sh -c <script>` unrendered: a value
  * pasted into shell text could inject commands, so scripts read `$NAME` from the environment.
  * Without it, each `command` element is rendered on its own and passed to execve as one argument,
- * so a value with spaces or `;` stays one literal argument.
+ * so a value with spaces or `;` stays one literal argument. A secret is never rendered: every user
+ * of the host can read argv in /proc/<pid>/cmdline. Definitions are refused for it when created;
+ * this also holds for one stored before that rule.
  */
 export function buildArgv(spec: TaskSpec): string[] {
   const def = spec.definition;
@@ -50,8 +53,9 @@ export function buildArgv(spec: TaskSpec): string[] {
   if (!def.command || def.command.length === 0) {
     throw new CommandError(`job "${def.name}" has neither a command nor a shell script`);
   }
-  const values = { ...spec.secrets, ...spec.args };
-  const argv = def.command.map((part) => renderTemplate(part, values));
+  const secret = secretInCommand(def.command, [...Object.keys(spec.secrets), ...def.env_vars.secrets.map((s) => s.name)]);
+  if (secret) throw new CommandError(`${secret.path}: ${secret.message}`);
+  const argv = def.command.map((part) => renderTemplate(part, spec.args));
   if (argv[0] === '') throw new CommandError('the command renders to an empty program name');
   return argv;
 }
@@ -59,9 +63,14 @@ export function buildArgv(spec: TaskSpec): string[] {
 /**
  * The task's environment, later entries winning: the allow-listed executor variables, every
  * argument and secret under its declared name, the executor's extra `spec.env`, and GRID_* ids
- * last so a task cannot be told it is someone else.
+ * last so a task cannot be told it is someone else. A restricted name (LD_PRELOAD, PATH…) the
+ * definition does not allow is refused, as it is when the definition is created.
  */
 export function buildEnv(spec: TaskSpec, parent: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const allowed = spec.definition.allow_env ?? [];
+  for (const name of [...Object.keys(spec.args), ...Object.keys(spec.secrets)]) {
+    if (isRestrictedEnvName(name) && !allowed.includes(name)) throw new CommandError(`argument ${restrictedEnvMessage(name)}`);
+  }
   const env: Record<string, string> = {};
   for (const k of INHERITED_ENV) {
     const v = parent[k];

@@ -50,12 +50,13 @@ export class HostRunner implements Runner {
   async start(spec: TaskSpec, logs: LogSink, signal: AbortSignal): Promise<RunningTask> {
     if (signal.aborted) return finishedTask({ outcome: 'cancelled', reason: 'cancelled' }, logs);
     let argv: string[];
+    let env: Record<string, string>;
     try {
       argv = buildArgv(spec);
+      env = buildEnv(spec);
     } catch (err) {
       return failedEarly(err, logs);
     }
-    const env = buildEnv(spec);
 
     const workDir = await createWorkDir(this.workRoot, spec);
     if (spec.files?.length) {

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { V1EnvVar, V1Job, V1Secret } from '@kubernetes/client-node';
 import type { KubernetesConfig } from '../../config/executor.js';
 import { CommandError, renderTemplate } from '../host/command.js';
+import { secretInCommand } from '../../domain/env-rules.js';
 import type { TaskSpec } from '../runner.js';
 
 export const LABELS = {
@@ -69,15 +70,9 @@ export function containerCommand(spec: TaskSpec): string[] | undefined {
   const def = spec.definition;
   if (def.shell !== undefined && def.shell.trim() !== '') return ['/bin/sh', '-c', def.shell];
   if (!def.command || def.command.length === 0) return undefined; // the image's entrypoint
-  // Secrets may be rendered into argv only on the host, never into a spec stored by the API server.
-  const secretNames = new Set(Object.keys(spec.secrets));
-  for (const part of def.command) {
-    for (const m of part.matchAll(/\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}/g)) {
-      if (secretNames.has(m[1]!)) {
-        throw new CommandError(`{{${m[1]}}} is a secret: on Kubernetes it is passed only as the environment variable $${m[1]}, never in the command`);
-      }
-    }
-  }
+  // Never in a spec stored by the API server (nor in argv): secrets go by reference in the env.
+  const secret = secretInCommand(def.command, [...Object.keys(spec.secrets), ...def.env_vars.secrets.map((s) => s.name)]);
+  if (secret) throw new CommandError(`${secret.path}: ${secret.message}`);
   return def.command.map((part) => renderTemplate(part, spec.args));
 }
 
