@@ -254,9 +254,11 @@ describe('job messages are pointers', () => {
   it('a forged job message with a live execution id runs only the stored definition, once; its marker never runs', async () => {
     const ran = join(fleet.dir, uniqueName('ran'));
     const marker = join(fleet.dir, uniqueName('marker'));
+    const release = join(fleet.dir, uniqueName('release'));
     writeFileSync(ran, '');
-    // A rollout of one task at a time over web-1 and web-2: the second task waits in a later wave.
-    const job = await fleet.createJob({ name: 'pointer', shell: `echo "$GRID_EXECUTOR $GRID_EXECUTION_ID" >> ${ran}; sleep 1`, timeout_seconds: 60 });
+    // A rollout of one task at a time over web-1 and web-2: the second task waits in a later wave,
+    // and the first keeps running until the forged messages are in (however slow the machine).
+    const job = await fleet.createJob({ name: 'pointer', shell: `echo "$GRID_EXECUTOR $GRID_EXECUTION_ID" >> ${ran}; while [ ! -e ${release} ]; do sleep 0.1; done`, timeout_seconds: 60 });
     const id = await fleet.execute(job, ['--target', 'group:web', '--batch-size', '1']);
     let held: { key: string; executorId: string; executorName: string } | undefined;
     await until('the first wave to run', async () => {
@@ -282,6 +284,7 @@ describe('job messages are pointers', () => {
     } finally {
       await nc.close();
     }
+    writeFileSync(release, '');
     const s = await fleet.waitTerminal(id, 60_000);
     expect(s.state).toBe('SUCCEEDED');
     expect(existsSync(marker)).toBe(false);
