@@ -11,7 +11,7 @@
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { absolutePath, dnsLabel, dnsName, hostPort, noDuplicates, nonEmpty, toDnsName } from './checks.js';
-import { LOG_LEVELS, natsPathsRelativeTo, natsTlsSchema, type LogLevel } from './controller.js';
+import { LOG_LEVELS, natsPathsRelativeTo, tlsFilesSchema, type LogLevel } from './controller.js';
 import type { NatsTls } from '../bus/connect.js';
 import { readConfigFile } from './json.js';
 import { decodeLayer, envLayer, resolveLayers, t, type LoadOptions, type StringMap } from './schema.js';
@@ -88,7 +88,7 @@ export const executorSchema = {
   concurrency: t.int({ default: 4, min: 1, max: 1024 }),
   ping_interval_seconds: t.int({ default: 10, min: 1, aliases: ['ping_interval'] }),
   nats_servers: t.list({ each: nonEmpty, check: noDuplicates }),
-  nats_tls: natsTlsSchema('GRID_NATS_TLS'),
+  nats_tls: tlsFilesSchema('GRID_NATS_TLS'),
   state_file: t.string({ check: nonEmpty }),
   work_dir: t.string({ check: nonEmpty }),
   run_as: t.string({ check: (v) => (v === '' || /^[a-z_][a-z0-9_-]*$|^\d+(:\d+)?$/.test(v) ? undefined : `${JSON.stringify(v)} must be a user name, a uid, or uid:gid`) }),

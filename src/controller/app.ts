@@ -16,7 +16,7 @@ import { EtcdExecutionStore } from '../store/etcd-executions.js';
 import { EtcdExecutorStore } from '../store/etcd-executors.js';
 import { EtcdJobStore } from '../store/etcd-jobs.js';
 import { Leases } from '../store/leases.js';
-import { Kv } from '../store/kv.js';
+import { Kv, type KvOptions } from '../store/kv.js';
 import type { Logger } from '../util/log.js';
 import { Authenticator } from './auth.js';
 import { prepareDevAccess } from './dev-access.js';
@@ -79,6 +79,7 @@ export class Controller {
     let registrationTokens = cfg.registration_tokens;
 
     const embeddedServers = cfg.etcd.endpoints.length === 0 || cfg.nats.servers.length === 0;
+    let etcdAccess: Pick<KvOptions, 'tls' | 'auth'> = {};
     const natsAccess = await NatsAccess.open(cfg, embeddedServers, log.named('nats'));
     this.natsAccess = natsAccess;
     if (embeddedServers) {
@@ -94,16 +95,18 @@ export class Controller {
       this.cleanups.push({ name: 'embedded servers', run: () => cluster.stop() });
       this.natsServers = [cluster.natsUrl];
       this.etcdEndpoints = [cluster.etcdEndpoint];
+      etcdAccess = { tls: cluster.etcdTls };
       log.info('embedded servers up', { nats: cluster.natsUrl, etcd: cluster.etcdEndpoint });
     } else {
       this.natsServers = cfg.nats.servers;
       this.etcdEndpoints = cfg.etcd.endpoints;
+      etcdAccess = { tls: cfg.etcd.tls, ...(cfg.etcd.username ? { auth: { username: cfg.etcd.username, password: cfg.etcd.password } } : {}) };
     }
 
-    const kv = new Kv({ endpoints: this.etcdEndpoints, prefix: cfg.etcd.prefix, dialTimeoutMs: cfg.etcd.dial_timeout_ms });
+    const kv = new Kv({ endpoints: this.etcdEndpoints, prefix: cfg.etcd.prefix, dialTimeoutMs: cfg.etcd.dial_timeout_ms, ...etcdAccess });
     this.kv = kv;
     this.cleanups.push({ name: 'etcd client', run: () => kv.close() });
-    await kv.revision(); // fail now, with a clear error, if etcd is not there
+    await kv.check(); // fail now, with one line saying what to configure, if etcd cannot be used
     await natsAccess.attach({ kv, servers: this.natsServers, tls: cfg.nats.tls });
 
     const nc = await connectBus({
