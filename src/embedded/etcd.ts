@@ -95,6 +95,7 @@ async function startOnce(binary: string, host: string, logFile: string, options:
   return { ok: true, value };
 }
 
+// etcd 3.4 already requires client certificates once --trusted-ca-file is given; the flag says so.
 function tlsArgs(tls: EtcdServerTls): string[] {
   const files = ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.caFile];
   return [...files, '--client-cert-auth', ...files.map((a) => a.replace(/^--/, '--peer-')), '--peer-client-cert-auth'];
