@@ -66,6 +66,14 @@ export class Kv {
     try {
       return await this.revision();
     } catch (err) {
+      // Without a token etcd answers "user name is empty" as an invalid argument, which a plain
+      // read can be for no other reason (a large write can: so only here).
+      if (err instanceof GRPCInvalidArgumentError && !this.username) {
+        throw new UnauthenticatedError(
+          `etcd at ${this.endpoints.join(', ')} requires authentication; set etcd.username and etcd.password (or etcd.password_file), or a client certificate (etcd.tls.cert_file) whose common name is an etcd user`,
+          { cause: err },
+        );
+      }
       if (!(err instanceof UnavailableError)) throw err;
       throw (await diagnoseEtcd(this.endpoints, this.tls, Math.min(this.dialTimeoutMs, 5_000))) ?? err;
     }
@@ -199,13 +207,6 @@ export class Kv {
       if (err instanceof EtcdAuthenticationFailedError) {
         throw new UnauthenticatedError(
           `${at} refused user ${user}: wrong user name or password; set etcd.username to an etcd user and etcd.password (or etcd.password_file) to its password`,
-          { cause: err },
-        );
-      }
-      // Without a token etcd answers "user name is empty" as an invalid argument; nothing else we send is one.
-      if (err instanceof GRPCInvalidArgumentError && !this.username) {
-        throw new UnauthenticatedError(
-          `${at} requires authentication; set etcd.username and etcd.password (or etcd.password_file), or a client certificate (etcd.tls.cert_file) whose common name is an etcd user`,
           { cause: err },
         );
       }
