@@ -3,7 +3,9 @@
 // Environment: GRID_ + the upper-cased key for every top-level key (GRID_GRPC_ADDRESS,
 // GRID_DATA_DIR, GRID_AUTH, GRID_LOG_LEVEL, GRID_LOG_RETENTION_HOURS, GRID_LOG_MAX_BYTES,
 // GRID_EVENT_RETENTION_HOURS), except GRID_EXECUTOR_PING_DEADLINE (seconds); nested:
-// GRID_ETCD_ENDPOINTS, GRID_ETCD_PREFIX, GRID_NATS_SERVERS, GRID_NATS_ADVERTISE (comma-separated),
+// GRID_ETCD_ENDPOINTS, GRID_ETCD_PREFIX, GRID_ETCD_TLS_CA_FILE, GRID_ETCD_TLS_CERT_FILE,
+// GRID_ETCD_TLS_KEY_FILE, GRID_ETCD_USERNAME, GRID_ETCD_PASSWORD, GRID_ETCD_PASSWORD_FILE,
+// GRID_NATS_SERVERS, GRID_NATS_ADVERTISE (comma-separated),
 // GRID_NATS_AUTH, GRID_NATS_AUTH_DIR, GRID_NATS_TLS_CA_FILE, GRID_NATS_TLS_CERT_FILE, GRID_NATS_TLS_KEY_FILE,
 // GRID_TLS_ENABLED, GRID_TLS_CERT_FILE, GRID_TLS_KEY_FILE, GRID_TLS_CA_CERT_FILE, GRID_TLS_CA_KEY_FILE,
 // GRID_TLS_SERVER_NAMES.
@@ -16,12 +18,13 @@ import { dirname } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { absolutePath, dnsLabel, listenAddress, noDuplicates, nonEmpty } from './checks.js';
 import { readConfigFile } from './json.js';
-import { envWithSecretFiles, inlineSecretFile, inlineSecretFiles } from './secret-files.js';
+import { envWithSecretFiles, inlineSecretFile, inlineSecretFiles, secretFromFile } from './secret-files.js';
 import { decodeLayer, envLayer, resolveLayers, t, type LoadOptions } from './schema.js';
 import type { NatsTls } from '../bus/connect.js';
+import type { EtcdTls } from '../store/kv.js';
 
-/** CA, client certificate and key for a TLS connection to NATS (PEM files; "" = not used). */
-export function natsTlsSchema(envPrefix: string) {
+/** CA, client certificate and key for a TLS connection to NATS or etcd (PEM files; "" = not used). */
+export function tlsFilesSchema(envPrefix: string) {
   return t.object({
     ca_file: t.string({ env: `${envPrefix}_CA_FILE` }),
     cert_file: t.string({ env: `${envPrefix}_CERT_FILE` }),
@@ -72,7 +75,19 @@ export interface ControllerConfig {
   grpc_address: string;
   /** Data of the embedded nats-server and etcd; always absolute after loading. */
   data_dir: string;
-  etcd: { endpoints: string[]; prefix: string; dial_timeout_ms: number };
+  /**
+   * `https://` endpoints are reached over TLS with `tls`; `username` and `password` (or the
+   * file holding it, read at load) when etcd has authentication on.
+   */
+  etcd: {
+    endpoints: string[];
+    prefix: string;
+    dial_timeout_ms: number;
+    tls: EtcdTls;
+    username: string;
+    password: string;
+    password_file: string;
+  };
   /**
    * `servers` empty = embedded (see isEmbedded). `advertise`: the NATS URLs handed to executors at
    * registration; defaults to `servers` (empty when embedded: hand out the embedded server's URL).
@@ -124,13 +139,17 @@ export const controllerSchema = {
       check: (v) => (v.length >= 2 && v.startsWith('/') && v.endsWith('/') ? undefined : `${JSON.stringify(v)} must start and end with "/", e.g. "/grid/"`),
     }),
     dial_timeout_ms: t.int({ default: 5000, min: 100 }),
+    tls: tlsFilesSchema('GRID_ETCD_TLS'),
+    username: t.string({ env: 'GRID_ETCD_USERNAME' }),
+    password: t.string({ env: 'GRID_ETCD_PASSWORD' }),
+    password_file: t.string({ env: 'GRID_ETCD_PASSWORD_FILE' }),
   }),
   nats: t.object({
     servers: t.list({ env: 'GRID_NATS_SERVERS', each: nonEmpty, check: noDuplicates }),
     advertise: t.list({ env: 'GRID_NATS_ADVERTISE', each: nonEmpty }),
     auth: t.enum(['jwt', 'none'], { default: 'jwt', env: 'GRID_NATS_AUTH' }),
     auth_dir: t.string({ env: 'GRID_NATS_AUTH_DIR' }),
-    tls: natsTlsSchema('GRID_NATS_TLS'),
+    tls: tlsFilesSchema('GRID_NATS_TLS'),
   }),
   tls: t.object({
     enabled: t.bool({ default: true, env: 'GRID_TLS_ENABLED' }),
@@ -174,7 +193,8 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
   }
   if (file !== undefined) {
     natsPathsRelativeTo(fileLayer.nats as NatsPaths | undefined, dirname(file));
-    tlsPathsRelativeTo(fileLayer.tls as Partial<GrpcTlsConfig> | undefined, dirname(file));
+    grpcTlsPathsRelativeTo(fileLayer.tls as Partial<GrpcTlsConfig> | undefined, dirname(file));
+    etcdPathsRelativeTo(fileLayer.etcd as EtcdPaths | undefined, dirname(file));
   }
   const cfg: ControllerConfig = resolveLayers(
     controllerSchema,
@@ -184,9 +204,11 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
   );
   cfg.data_dir = absolutePath(cfg.data_dir, cwd);
   natsPathsRelativeTo(cfg.nats, cwd);
-  tlsPathsRelativeTo(cfg.tls, cwd);
+  grpcTlsPathsRelativeTo(cfg.tls, cwd);
   if ((cfg.tls.cert_file === '') !== (cfg.tls.key_file === '')) throw new ConfigError(cfg.tls.cert_file ? 'tls.key_file' : 'tls.cert_file', 'missing; give the server certificate and its key together');
   if ((cfg.tls.ca_cert_file === '') !== (cfg.tls.ca_key_file === '')) throw new ConfigError(cfg.tls.ca_cert_file ? 'tls.ca_key_file' : 'tls.ca_cert_file', 'missing; give the CA certificate and its key together');
+  etcdPathsRelativeTo(cfg.etcd, cwd);
+  checkEtcd(cfg.etcd);
   if (cfg.nats.tls.cert_file !== '' && cfg.nats.tls.key_file === '') throw new ConfigError('nats.tls.key_file', 'missing; a client certificate needs its key');
   if (cfg.nats.advertise.length === 0) cfg.nats.advertise = [...cfg.nats.servers];
 
@@ -237,17 +259,54 @@ interface NatsPaths {
 export function natsPathsRelativeTo(n: NatsPaths | undefined, base: string): void {
   if (!n) return;
   if (n.auth_dir) n.auth_dir = absolutePath(n.auth_dir, base);
+  tlsPathsRelativeTo(n.tls, base);
+}
+
+interface EtcdPaths {
+  password_file?: string;
+  tls?: Partial<EtcdTls>;
+}
+
+function etcdPathsRelativeTo(e: EtcdPaths | undefined, base: string): void {
+  if (!e) return;
+  if (e.password_file) e.password_file = absolutePath(e.password_file, base);
+  tlsPathsRelativeTo(e.tls, base);
+}
+
+function tlsPathsRelativeTo(tls: Partial<NatsTls> | undefined, base: string): void {
   for (const k of ['ca_file', 'cert_file', 'key_file'] as const) {
-    const v = n.tls?.[k];
-    if (v) n.tls![k] = absolutePath(v, base);
+    const v = tls?.[k];
+    if (v) tls![k] = absolutePath(v, base);
   }
 }
 
-function tlsPathsRelativeTo(t: Partial<GrpcTlsConfig> | undefined, base: string): void {
+function grpcTlsPathsRelativeTo(t: Partial<GrpcTlsConfig> | undefined, base: string): void {
   if (!t) return;
   for (const k of ['cert_file', 'key_file', 'ca_cert_file', 'ca_key_file'] as const) {
     const v = t[k];
     if (v) t[k] = absolutePath(v, base);
+  }
+}
+
+/** TLS files that belong together, credentials that belong together, and endpoints that agree on TLS. */
+function checkEtcd(e: ControllerConfig['etcd']): void {
+  if (e.tls.cert_file !== '' && e.tls.key_file === '') throw new ConfigError('etcd.tls.key_file', 'missing; a client certificate (etcd.tls.cert_file) needs its key');
+  if (e.tls.key_file !== '' && e.tls.cert_file === '') throw new ConfigError('etcd.tls.cert_file', 'missing; etcd.tls.key_file is the key of a client certificate, give that certificate too');
+  const https = e.endpoints.filter((u) => u.startsWith('https://'));
+  if (https.length > 0 && https.length < e.endpoints.length) {
+    throw new ConfigError('etcd.endpoints', `${JSON.stringify(e.endpoints.find((u) => !u.startsWith('https://')))} is plaintext beside https:// endpoints; use https:// for all of them or none`);
+  }
+  const tlsSet = e.tls.ca_file !== '' || e.tls.cert_file !== '';
+  if (tlsSet && e.endpoints.length > 0 && https.length === 0) {
+    throw new ConfigError('etcd.endpoints', `${JSON.stringify(e.endpoints[0])} is plaintext but etcd.tls is set; use https:// endpoints to reach etcd over TLS`);
+  }
+  if (e.password !== '' && e.password_file !== '') {
+    throw new ConfigError('etcd.password_file', 'given together with etcd.password; set only one of etcd.password and etcd.password_file');
+  }
+  if (e.password_file !== '') e.password = secretFromFile('etcd.password_file', e.password_file);
+  if (e.password !== '' && e.username === '') throw new ConfigError('etcd.username', 'missing; etcd.password needs the etcd user it belongs to');
+  if (e.username !== '' && e.password === '') {
+    throw new ConfigError('etcd.password', `missing for etcd user ${JSON.stringify(e.username)}; set etcd.password or etcd.password_file`);
   }
 }
 

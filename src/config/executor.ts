@@ -12,7 +12,7 @@
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { absolutePath, dnsLabel, dnsName, hostPort, noDuplicates, nonEmpty, toDnsName } from './checks.js';
-import { LOG_LEVELS, natsPathsRelativeTo, natsTlsSchema, type LogLevel } from './controller.js';
+import { LOG_LEVELS, natsPathsRelativeTo, tlsFilesSchema, type LogLevel } from './controller.js';
 import type { NatsTls } from '../bus/connect.js';
 import { readConfigFile } from './json.js';
 import { envWithSecretFiles, inlineSecretFile } from './secret-files.js';
@@ -96,7 +96,7 @@ export const executorSchema = {
   nats_servers: t.list({ each: nonEmpty, check: noDuplicates }),
   ca_file: t.string(),
   plaintext: t.bool({ default: false }),
-  nats_tls: natsTlsSchema('GRID_NATS_TLS'),
+  nats_tls: tlsFilesSchema('GRID_NATS_TLS'),
   state_file: t.string({ check: nonEmpty }),
   work_dir: t.string({ check: nonEmpty }),
   run_as: t.string({ check: (v) => (v === '' || /^[a-z_][a-z0-9_-]*$|^\d+(:\d+)?$/.test(v) ? undefined : `${JSON.stringify(v)} must be a user name, a uid, or uid:gid`) }),

@@ -17,7 +17,7 @@ import { EtcdExecutionStore } from '../store/etcd-executions.js';
 import { EtcdExecutorStore } from '../store/etcd-executors.js';
 import { EtcdJobStore } from '../store/etcd-jobs.js';
 import { Leases } from '../store/leases.js';
-import { Kv } from '../store/kv.js';
+import { Kv, type KvOptions } from '../store/kv.js';
 import type { Logger } from '../util/log.js';
 import { Authenticator } from './auth.js';
 import { prepareDevAccess } from './dev-access.js';
@@ -84,6 +84,7 @@ export class Controller {
     let registrationTokens = cfg.registration_tokens;
 
     const embeddedServers = cfg.etcd.endpoints.length === 0 || cfg.nats.servers.length === 0;
+    let etcdAccess: Pick<KvOptions, 'tls' | 'auth'> = {};
     const natsAccess = await NatsAccess.open(cfg, embeddedServers, log.named('nats'));
     this.natsAccess = natsAccess;
     const tls = await prepareControllerTls(cfg, log);
@@ -93,6 +94,8 @@ export class Controller {
       log.info('no etcd or NATS configured: starting the embedded ones', { data_dir: cfg.data_dir });
       const cluster = await startEmbeddedCluster({
         dataDir: cfg.data_dir,
+        // With TLS on, the embedded nats-server and etcd serve TLS too, from GRID's CA.
+        ...(tls ? { tls: await embeddedTlsFiles(tls, cfg.data_dir) } : {}),
         natsAuth: { serverConfig: (dir) => natsAccess.authority!.serverConfig(dir), user: natsAccess.controllerUser! },
         onUnexpectedExit: (which, code, signal) => {
           log.error('embedded server exited unexpectedly; shutting down', { server: which, code, signal });
@@ -102,16 +105,19 @@ export class Controller {
       this.cleanups.push({ name: 'embedded servers', run: () => cluster.stop() });
       this.natsServers = [cluster.natsUrl];
       this.etcdEndpoints = [cluster.etcdEndpoint];
+      etcdAccess = { tls: cluster.etcdTls };
+      if (cluster.natsTls) natsTls = cluster.natsTls;
       log.info('embedded servers up', { nats: cluster.natsUrl, etcd: cluster.etcdEndpoint, tls: tls ? 'on' : 'off' });
     } else {
       this.natsServers = cfg.nats.servers;
       this.etcdEndpoints = cfg.etcd.endpoints;
+      etcdAccess = { tls: cfg.etcd.tls, ...(cfg.etcd.username ? { auth: { username: cfg.etcd.username, password: cfg.etcd.password } } : {}) };
     }
 
-    const kv = new Kv({ endpoints: this.etcdEndpoints, prefix: cfg.etcd.prefix, dialTimeoutMs: cfg.etcd.dial_timeout_ms });
+    const kv = new Kv({ endpoints: this.etcdEndpoints, prefix: cfg.etcd.prefix, dialTimeoutMs: cfg.etcd.dial_timeout_ms, ...etcdAccess });
     this.kv = kv;
     this.cleanups.push({ name: 'etcd client', run: () => kv.close() });
-    await kv.revision(); // fail now, with a clear error, if etcd is not there
+    await kv.check(); // fail now, with one line saying what to configure, if etcd cannot be used
     await natsAccess.attach({ kv, servers: this.natsServers, tls: natsTls });
 
     const nc = await connectBus({

@@ -3,6 +3,8 @@
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { NatsTls } from '../bus/connect.js';
+import type { EtcdTls } from '../store/kv.js';
 import type { ChildExit } from './child.js';
 import { startEtcd, type EtcdServer } from './etcd.js';
 import { startNats, type NatsOptions, type NatsServer } from './nats.js';
@@ -17,11 +19,30 @@ export interface EmbeddedClusterOptions {
   onUnexpectedExit?: (which: EmbeddedServerName, code: number | null, signal: NodeJS.Signals | null) => void;
   /** NATS authentication: the server's operator/resolver block (given where account JWTs are kept) and the probe's user. */
   natsAuth?: { serverConfig: (resolverDir: string) => Promise<string>; user: NonNullable<NatsOptions['auth']>['user'] };
+  /** TLS on both servers' client ports (and etcd's peer port), from these PEM files. */
+  tls?: EmbeddedTls;
+}
+
+/**
+ * The caller's PEM files. The server certificate names 127.0.0.1 and localhost (SAN) and allows
+ * client authentication as well as server authentication (etcd 3.4 dials its own gRPC port with
+ * it); the client certificate (clientAuth) is what etcd requires of every client.
+ */
+export interface EmbeddedTls {
+  caFile: string;
+  serverCertFile: string;
+  serverKeyFile: string;
+  clientCertFile: string;
+  clientKeyFile: string;
 }
 
 export interface EmbeddedCluster {
   natsUrl: string;
+  /** `https://…` with TLS. */
   etcdEndpoint: string;
+  /** With TLS: what a client of each server needs (Kv's `tls`, connectBus's `tls`); undefined without. */
+  etcdTls: EtcdTls | undefined;
+  natsTls: NatsTls | undefined;
   nats: NatsServer;
   etcd: EtcdServer;
   /** Stops both servers (each even if the other fails); a second call returns the first's promise. */
@@ -63,12 +84,14 @@ export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Pro
     reusable(saved.etcdPeer),
   ]);
 
+  const tls = options.tls;
   const nats = await startNats({
     dataDir: layout.nats,
     host: HOST,
     port: natsPort,
     logFile: join(layout.logs, 'nats-server.log'),
     ...(options.natsAuth ? { auth: { config: await options.natsAuth.serverConfig(join(layout.nats, 'jwt')), user: options.natsAuth.user } } : {}),
+    ...(tls ? { tls: { cert_file: tls.serverCertFile, key_file: tls.serverKeyFile, ca_file: tls.caFile } } : {}),
   });
   writePidFile(layout.natsPid, nats.pid);
   let etcd: EtcdServer;
@@ -79,6 +102,7 @@ export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Pro
       // Reuse the pair only together; etcd picks both anew otherwise.
       ...(etcdClient !== undefined && etcdPeer !== undefined ? { clientPort: etcdClient, peerPort: etcdPeer } : {}),
       logFile: join(layout.logs, 'etcd.log'),
+      ...(tls ? { tls: { caFile: tls.caFile, certFile: tls.serverCertFile, keyFile: tls.serverKeyFile, clientCertFile: tls.clientCertFile, clientKeyFile: tls.clientKeyFile } } : {}),
     });
   } catch (err) {
     await nats.stop();
@@ -106,7 +130,15 @@ export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Pro
       if (failed) throw failed.reason;
     })());
 
-  return { natsUrl: nats.url, etcdEndpoint: etcd.endpoint, nats, etcd, stop };
+  return {
+    natsUrl: nats.url,
+    etcdEndpoint: etcd.endpoint,
+    etcdTls: tls && { ca_file: tls.caFile, cert_file: tls.clientCertFile, key_file: tls.clientKeyFile },
+    natsTls: tls && { ca_file: tls.caFile, cert_file: '', key_file: '' },
+    nats,
+    etcd,
+    stop,
+  };
 }
 
 async function reusable(port: number | undefined): Promise<number | undefined> {

@@ -1,6 +1,7 @@
 // Starts a single-member etcd on loopback for the embedded cluster and tests.
 
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { findBinary } from './binary.js';
 import { awaitReady, DEFAULT_START_TIMEOUT_MS, retryOnPortClash, spawnSupervised, type Attempt, type ChildExit } from './child.js';
 import { freePort } from './ports.js';
@@ -15,10 +16,24 @@ export interface EtcdOptions {
   /** Defaults to `<dataDir>.log` (beside, not inside: etcd warns about foreign files in its data dir); appended to. */
   logFile?: string;
   startTimeoutMs?: number;
+  /**
+   * TLS on the client and peer ports, with client certificates required (PEM files). The
+   * server certificate must name the host (SAN) and allow client authentication too: etcd 3.4's
+   * gateway dials its own gRPC port with it. The client pair is what the readiness probe shows.
+   */
+  tls?: EtcdServerTls;
+}
+
+export interface EtcdServerTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  clientCertFile: string;
+  clientKeyFile: string;
 }
 
 export interface EtcdServer {
-  /** `http://host:clientPort`, what etcd3's `hosts` takes. */
+  /** `http://host:clientPort` (`https://` with TLS), what etcd3's `hosts` takes. */
   endpoint: string;
   clientPort: number;
   peerPort: number;
@@ -43,8 +58,9 @@ async function startOnce(binary: string, host: string, logFile: string, options:
   const clientPort = options.clientPort ?? (await freePort(host));
   let peerPort = options.peerPort ?? (await freePort(host));
   while (peerPort === clientPort) peerPort = await freePort(host);
-  const endpoint = `http://${host}:${clientPort}`;
-  const peerUrl = `http://${host}:${peerPort}`;
+  const scheme = options.tls ? 'https' : 'http';
+  const endpoint = `${scheme}://${host}:${clientPort}`;
+  const peerUrl = `${scheme}://${host}:${peerPort}`;
   const args = [
     '--name', 'default',
     '--data-dir', options.dataDir,
@@ -63,12 +79,13 @@ async function startOnce(binary: string, host: string, logFile: string, options:
     '--max-request-bytes', String(16 * 1024 * 1024),
     '--auto-compaction-mode', 'periodic',
     '--auto-compaction-retention', '1h',
+    ...(options.tls ? tlsArgs(options.tls) : []),
   ];
   const child = await spawnSupervised(binary, args, logFile);
   const failure = await awaitReady(child, {
     what: `etcd on ${host}:${clientPort}`,
     deadlineMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
-    probe: () => healthy(endpoint),
+    probe: () => healthy(endpoint, options.tls),
   });
   if (failure) {
     await child.stop();
@@ -78,12 +95,38 @@ async function startOnce(binary: string, host: string, logFile: string, options:
   return { ok: true, value };
 }
 
-async function healthy(endpoint: string): Promise<boolean> {
+// etcd 3.4 already requires client certificates once --trusted-ca-file is given; the flag says so.
+function tlsArgs(tls: EtcdServerTls): string[] {
+  const files = ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.caFile];
+  return [...files, '--client-cert-auth', ...files.map((a) => a.replace(/^--/, '--peer-')), '--peer-client-cert-auth'];
+}
+
+async function healthy(endpoint: string, tls?: EtcdServerTls): Promise<boolean> {
   try {
-    const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1_000) });
-    const body = (await res.json()) as { health?: unknown };
+    const body = JSON.parse(tls ? await httpsGet(`${endpoint}/health`, tls) : await (await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1_000) })).text()) as {
+      health?: unknown;
+    };
     return body.health === 'true';
   } catch {
     return false;
   }
+}
+
+/** fetch() cannot present a client certificate; node:https can. */
+function httpsGet(url: string, tls: EtcdServerTls): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { ca: readFileSync(tls.caFile), cert: readFileSync(tls.clientCertFile), key: readFileSync(tls.clientKeyFile), timeout: 1_000 },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (s: string) => (body += s));
+        res.on('end', () => resolve(body));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
 }

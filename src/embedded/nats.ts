@@ -24,7 +24,11 @@ export interface NatsOptions {
    * to `<dataDir>/nats.conf`; `user` is who the readiness probe connects as.
    */
   auth?: { config: string; user: NatsUser };
-  /** TLS for clients (needs `auth`, which puts the server on a config file): PEM files. */
+  /**
+   * TLS for clients, required of every one of them (PEM files): the server's certificate and
+   * key, and the CA the readiness probe verifies it with. Client certificates are not asked
+   * for; NATS users authenticate with their JWT.
+   */
   tls?: { cert_file: string; key_file: string; ca_file: string };
 }
 
@@ -54,17 +58,18 @@ async function startOnce(binary: string, host: string, logFile: string, options:
   // nats-server 2.9 appends "jetstream" to -sd itself, so the store ends up in <dataDir>/jetstream.
   let args = ['-js', '-a', host, '-p', String(port), '-sd', options.dataDir, '-n', `grid-embedded-${port}`];
   const confFile = join(options.dataDir, 'nats.conf');
-  // With authentication everything is in the config file (operator mode needs one).
   const conf = (auth: string) =>
     [
       `listen: "${host}:${port}"`,
       `server_name: "grid-embedded-${port}"`,
       `jetstream { store_dir: ${JSON.stringify(options.dataDir)} }`,
-      ...(options.tls ? [`tls { cert_file: ${JSON.stringify(options.tls.cert_file)}, key_file: ${JSON.stringify(options.tls.key_file)} }`] : []),
+      // nats-server's default handshake timeout (0.5 s) fails clients on a busy machine.
+      ...(options.tls ? [`tls { cert_file: ${JSON.stringify(options.tls.cert_file)}, key_file: ${JSON.stringify(options.tls.key_file)}, timeout: 5 }`] : []),
       auth,
     ].join('\n');
-  if (options.auth) {
-    writeConf(confFile, conf(options.auth.config));
+  // With authentication or TLS everything is in the config file (operator mode needs one).
+  if (options.auth || options.tls) {
+    writeConf(confFile, conf(options.auth?.config ?? ''));
     args = ['-c', confFile];
   }
   const child = await spawnSupervised(binary, args, logFile);

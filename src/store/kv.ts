@@ -4,11 +4,18 @@
 import {
   ClientClosedError,
   Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
   GRPCDeadlineExceededError,
+  GRPCInvalidArgumentError,
   GRPCUnavailableError,
   type IKeyValue,
+  type IOptions,
 } from 'etcd3';
-import { ConflictError, UnavailableError } from '../errors.js';
+import { ConflictError, PermissionDeniedError, UnauthenticatedError, UnavailableError } from '../errors.js';
+import { clientTls, diagnoseEtcd, NO_TLS, type EtcdTls } from './etcd-diagnose.js';
+
+export type { EtcdTls } from './etcd-diagnose.js';
 
 export interface Versioned<T> {
   value: T;
@@ -17,23 +24,59 @@ export interface Versioned<T> {
 }
 
 export interface KvOptions {
+  /** `https://…` endpoints are reached over TLS (all or none of them). */
   endpoints: string[];
   prefix: string;
   dialTimeoutMs?: number;
+  /** CA and client certificate for `https://` endpoints; ignored for `http://` ones. */
+  tls?: EtcdTls;
+  /** etcd user and password, when etcd has authentication on. */
+  auth?: { username: string; password: string };
 }
 
 export class Kv {
   readonly client: Etcd3;
   readonly prefix: string;
+  private readonly endpoints: string[];
+  private readonly tls: EtcdTls;
+  private readonly username: string;
+  private readonly dialTimeoutMs: number;
 
   constructor(opts: KvOptions) {
+    this.endpoints = opts.endpoints;
+    this.tls = opts.tls ?? NO_TLS;
+    this.username = opts.auth?.username ?? '';
+    this.dialTimeoutMs = opts.dialTimeoutMs ?? 5_000;
     this.client = new Etcd3({
       hosts: opts.endpoints,
-      dialTimeout: opts.dialTimeoutMs ?? 5_000,
+      dialTimeout: this.dialTimeoutMs,
       // Large records (a fan-out over thousands of executors) exceed gRPC's 4 MiB default.
       grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 },
+      ...(opts.endpoints.some(isHttps) ? { credentials: credentials(this.tls) } : {}),
+      ...(opts.auth ? { auth: { username: opts.auth.username, password: opts.auth.password } } : {}),
     });
     this.prefix = opts.prefix;
+  }
+
+  /**
+   * The store's revision; when etcd cannot be used, one line saying why and what to configure
+   * (the TLS set-up, the credentials, or the user's permissions). Run once at start.
+   */
+  async check(): Promise<number> {
+    try {
+      return await this.revision();
+    } catch (err) {
+      // Without a token etcd answers "user name is empty" as an invalid argument, which a plain
+      // read can be for no other reason (a large write can: so only here).
+      if (err instanceof GRPCInvalidArgumentError && !this.username) {
+        throw new UnauthenticatedError(
+          `etcd at ${this.endpoints.join(', ')} requires authentication; set etcd.username and etcd.password (or etcd.password_file), or a client certificate (etcd.tls.cert_file) whose common name is an etcd user`,
+          { cause: err },
+        );
+      }
+      if (!(err instanceof UnavailableError)) throw err;
+      throw (await diagnoseEtcd(this.endpoints, this.tls, Math.min(this.dialTimeoutMs, 5_000))) ?? err;
+    }
   }
 
   key(...parts: string[]): string {
@@ -41,7 +84,7 @@ export class Kv {
   }
 
   async get<T>(key: string): Promise<Versioned<T> | undefined> {
-    const res = await wrap(() => this.client.get(key).exec());
+    const res = await this.wrap(() => this.client.get(key).exec());
     const kv = res.kvs[0];
     return kv ? decode<T>(kv) : undefined;
   }
@@ -61,7 +104,7 @@ export class Kv {
     let revision = 0;
     const kvs: IKeyValue[] = [];
     for (;;) {
-      const res = await wrap(() => this.client.kv.range({ key, range_end: end, limit: pageSize, ...(revision ? { revision } : {}) }));
+      const res = await this.wrap(() => this.client.kv.range({ key, range_end: end, limit: pageSize, ...(revision ? { revision } : {}) }));
       if (!revision) revision = Number(res.header.revision);
       kvs.push(...res.kvs);
       if (!res.more || res.kvs.length === 0) return { kvs, revision };
@@ -71,7 +114,7 @@ export class Kv {
 
   /** Latest revision of the whole store, for resuming watches. */
   async revision(): Promise<number> {
-    const res = await wrap(() => this.client.get(this.prefix + '\0').exec());
+    const res = await this.wrap(() => this.client.get(this.prefix + '\0').exec());
     return Number(res.header.revision);
   }
 
@@ -79,7 +122,7 @@ export class Kv {
   async create(key: string, value: unknown, leaseId?: string, also: Record<string, unknown> = {}): Promise<boolean> {
     const put = this.client.put(key).value(JSON.stringify(value));
     if (leaseId) put.lease(leaseId);
-    const res = await wrap(() =>
+    const res = await this.wrap(() =>
       this.client
         .if(key, 'Create', '==', 0)
         .then(put, ...this.puts(also))
@@ -90,7 +133,7 @@ export class Kv {
 
   /** Writes the key only if its mod revision is still `revision`; false when it changed. `also` is written with it. */
   async swap(key: string, value: unknown, revision: number, also: Record<string, unknown> = {}): Promise<boolean> {
-    const res = await wrap(() =>
+    const res = await this.wrap(() =>
       this.client
         .if(key, 'Mod', '==', revision)
         .then(this.client.put(key).value(JSON.stringify(value)), ...this.puts(also))
@@ -105,23 +148,23 @@ export class Kv {
 
   /** Deletes the key only if its mod revision is still `revision`. */
   async deleteIf(key: string, revision: number): Promise<boolean> {
-    const res = await wrap(() =>
+    const res = await this.wrap(() =>
       this.client.if(key, 'Mod', '==', revision).then(this.client.delete().key(key)).commit(),
     );
     return res.succeeded;
   }
 
   async delete(key: string): Promise<void> {
-    await wrap(() => this.client.delete().key(key).exec());
+    await this.wrap(() => this.client.delete().key(key).exec());
   }
 
   /** Writes the key whatever it holds (last writer wins). */
   async put(key: string, value: unknown): Promise<void> {
-    await wrap(() => this.client.put(key).value(JSON.stringify(value)).exec());
+    await this.wrap(() => this.client.put(key).value(JSON.stringify(value)).exec());
   }
 
   async deletePrefix(prefix: string): Promise<void> {
-    await wrap(() => this.client.delete().prefix(prefix).exec());
+    await this.wrap(() => this.client.delete().prefix(prefix).exec());
   }
 
   /**
@@ -146,6 +189,50 @@ export class Kv {
   close(): void {
     this.client.close();
   }
+
+  /** Turns etcd connection and credential failures into GRID's errors, each one line; others pass through. */
+  private async wrap<R>(fn: () => Promise<R>): Promise<R> {
+    try {
+      return await fn();
+    } catch (err) {
+      const at = `etcd at ${this.endpoints.join(', ')}`;
+      const user = JSON.stringify(this.username);
+      if (
+        err instanceof GRPCUnavailableError ||
+        err instanceof GRPCDeadlineExceededError ||
+        err instanceof ClientClosedError
+      ) {
+        throw new UnavailableError(`${at} is unavailable: ${oneLine((err as Error).message)}`, { cause: err });
+      }
+      if (err instanceof EtcdAuthenticationFailedError) {
+        throw new UnauthenticatedError(
+          `${at} refused user ${user}: wrong user name or password; set etcd.username to an etcd user and etcd.password (or etcd.password_file) to its password`,
+          { cause: err },
+        );
+      }
+      if (err instanceof EtcdPermissionDeniedError) {
+        const who = this.username ? `user ${user}` : 'the user of the client certificate';
+        throw new PermissionDeniedError(`${at} refused ${who} access to ${this.prefix}; grant it a role with readwrite permission on the key prefix ${this.prefix}`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+}
+
+function isHttps(endpoint: string): boolean {
+  return endpoint.startsWith('https://');
+}
+
+function credentials(tls: EtcdTls): NonNullable<IOptions['credentials']> {
+  const files = clientTls(tls);
+  return { rootCertificate: files.ca, ...(files.cert ? { certChain: files.cert, privateKey: files.key! } : {}) };
+}
+
+/** gRPC's messages may carry OpenSSL's multi-line reports; an error here is one line. */
+function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, ' ').trim();
 }
 
 /** The first key after every key that starts with `prefix`. */
@@ -162,20 +249,4 @@ function prefixEnd(prefix: Buffer): Buffer {
 
 function decode<T>(kv: IKeyValue): Versioned<T> {
   return { value: JSON.parse(kv.value.toString()) as T, revision: Number(kv.mod_revision) };
-}
-
-/** Turns etcd connection failures into UnavailableError; other errors pass through. */
-async function wrap<R>(fn: () => Promise<R>): Promise<R> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (
-      err instanceof GRPCUnavailableError ||
-      err instanceof GRPCDeadlineExceededError ||
-      err instanceof ClientClosedError
-    ) {
-      throw new UnavailableError(`etcd is unavailable: ${(err as Error).message}`, { cause: err });
-    }
-    throw err;
-  }
 }

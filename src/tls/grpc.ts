@@ -48,29 +48,11 @@ export interface ClientTls {
 
 export function channelCredentials(tls: ClientTls = {}): ChannelCredentials {
   if (tls.plaintext) return credentials.createInsecure();
-  quietIpServerName();
   return credentials.createSsl(
     tls.caPem ? Buffer.from(tls.caPem) : null,
     tls.keyPem ? Buffer.from(tls.keyPem) : null,
     tls.certPem ? Buffer.from(tls.certPem) : null,
   );
-}
-
-let quieted = false;
-/**
- * grpc-js sends the address as TLS server name even when it is an IP (the certificate is still
- * checked against its IP SANs), and Node warns about that once per process (DEP0123) on stderr,
- * in the middle of a CLI's output. That one warning is dropped; every other one still prints.
- */
-function quietIpServerName(): void {
-  if (quieted) return;
-  quieted = true;
-  const emit = process.emitWarning.bind(process) as (...a: unknown[]) => void;
-  process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
-    const code = typeof rest[0] === 'object' && rest[0] ? (rest[0] as { code?: string }).code : rest[1];
-    if (code === 'DEP0123') return;
-    emit(warning, ...rest);
-  }) as typeof process.emitWarning;
 }
 
 /** Reads a CA file named by a config key into PEM, with one line naming the key on failure. */

@@ -5,6 +5,7 @@ import { CommanderError, type Command } from 'commander';
 import { GridError, toExitCode } from '../errors.js';
 
 export async function runMain(program: Command, name: string): Promise<void> {
+  dropIpServernameWarning();
   try {
     await program.parseAsync(process.argv);
   } catch (err) {
@@ -15,4 +16,18 @@ export async function runMain(program: Command, name: string): Promise<void> {
       process.exit(toExitCode(err));
     }
   }
+}
+
+/**
+ * grpc-js hands an endpoint's IP address (https://127.0.0.1:2379) to TLS as the server name, and
+ * Node warns about that on stderr (DEP0123) in front of GRID's own output. Only the SNI hint is
+ * affected: the certificate is still checked against the IP address.
+ */
+function dropIpServernameWarning(): void {
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: unknown }).code : rest[1];
+    if (code === 'DEP0123') return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
 }

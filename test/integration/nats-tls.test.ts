@@ -2,15 +2,14 @@
 // proxy between client and server reads what is published when the link is plain, and nothing of
 // it once it is TLS; a client that does not trust the server's CA is refused.
 
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { createServer, connect as tcpConnect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsAuthority } from '../../src/bus/authority.js';
 import { connectBus, type NatsUser } from '../../src/bus/connect.js';
 import { startNats, type NatsServer } from '../../src/embedded/index.js';
+import { makeCerts } from '../harness/certs.js';
 import { tempDir, cleanupProcesses } from '../harness/processes.js';
+import { recordingProxy } from '../harness/proxy.js';
 
 const MARKER = 'secret-argument-hunter2';
 
@@ -20,33 +19,6 @@ let plain: NatsServer;
 let tls: NatsServer;
 let caFile: string;
 let otherCaFile: string;
-
-/** A CA, and a certificate for 127.0.0.1 signed by it, made with Debian's openssl. */
-function makeCerts(d: string, name: string): { ca: string; cert: string; key: string } {
-  const p = (f: string) => join(d, `${name}-${f}`);
-  const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '1', '-subj', `/CN=${name} test CA`]);
-  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=127.0.0.1']);
-  // nats.js checks a certificate for a loopback IP against "localhost".
-  writeFileSync(p('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  run(['x509', '-req', '-in', p('server.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p('server.pem'), '-days', '1', '-extfile', p('ext.cnf')]);
-  return { ca: p('ca.pem'), cert: p('server.pem'), key: p('server.key') };
-}
-
-/** A TCP proxy to `port` that keeps every byte the client sent. */
-async function recordingProxy(port: number): Promise<{ port: number; seen: () => string; close: () => void }> {
-  const chunks: Buffer[] = [];
-  const server: Server = createServer((client) => {
-    const upstream = tcpConnect(port, '127.0.0.1');
-    client.on('data', (b: Buffer) => chunks.push(b));
-    client.pipe(upstream).pipe(client);
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  return { port: typeof addr === 'object' && addr ? addr.port : 0, seen: () => Buffer.concat(chunks).toString('latin1'), close: () => server.close() };
-}
 
 beforeAll(async () => {
   dir = tempDir('grid-nats-tls-');

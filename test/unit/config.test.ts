@@ -160,7 +160,72 @@ describe('controller config', () => {
     expect(configError(() => loadControllerConfig({ file: writeJson('n.json', { nats: EXTERNAL.nats }), env: {} })).message).toBe(message);
     expect(isEmbedded(loadControllerConfig({ file: writeJson('both.json', EXTERNAL), env: {} }))).toBe(false);
   });
+
+  describe('etcd TLS and authentication', () => {
+    const TLS_EXTERNAL = { ...EXTERNAL, etcd: { endpoints: ['https://e:2379'] } };
+
+    it('loads etcd.tls, username and password from the file, paths relative to its folder', () => {
+      mkdirSync(join(dir, 'conf'));
+      const file = writeJson('conf/c.json', {
+        ...TLS_EXTERNAL,
+        etcd: { endpoints: ['https://e:2379'], tls: { ca_file: 'pki/ca.pem', cert_file: '/abs/client.pem', key_file: 'pki/client.key' }, username: 'grid', password: 'pw' },
+      });
+      const cfg = loadControllerConfig({ file, env: {}, cwd: '/elsewhere' });
+      expect(cfg.etcd).toMatchObject({
+        tls: { ca_file: join(dir, 'conf/pki/ca.pem'), cert_file: '/abs/client.pem', key_file: join(dir, 'conf/pki/client.key') },
+        username: 'grid',
+        password: 'pw',
+        password_file: '',
+      });
+      // Not set: no TLS files, no user.
+      expect(loadControllerConfig({ env: {}, cwd: dir }).etcd).toMatchObject({ tls: { ca_file: '', cert_file: '', key_file: '' }, username: '', password: '' });
+    });
+
+    it('loads them from GRID_ETCD_* variables, paths relative to the working directory', () => {
+      writeFileSync(join(dir, 'etcd-password'), 'from-file\n');
+      const cfg = loadControllerConfig({
+        file: writeJson('x.json', EXTERNAL),
+        cwd: dir,
+        env: {
+          GRID_ETCD_ENDPOINTS: 'https://a:2379,https://b:2379',
+          GRID_ETCD_TLS_CA_FILE: 'ca.pem',
+          GRID_ETCD_TLS_CERT_FILE: 'c.pem',
+          GRID_ETCD_TLS_KEY_FILE: 'c.key',
+          GRID_ETCD_USERNAME: 'grid',
+          GRID_ETCD_PASSWORD_FILE: 'etcd-password',
+        },
+      });
+      expect(cfg.etcd.endpoints).toEqual(['https://a:2379', 'https://b:2379']);
+      expect(cfg.etcd.tls).toEqual({ ca_file: join(dir, 'ca.pem'), cert_file: join(dir, 'c.pem'), key_file: join(dir, 'c.key') });
+      expect(cfg.etcd.password_file).toBe(join(dir, 'etcd-password'));
+      expect(cfg.etcd.password).toBe('from-file'); // the editor's newline is not part of it
+      expect(loadControllerConfig({ file: writeJson('y.json', EXTERNAL), env: { GRID_ETCD_USERNAME: 'u', GRID_ETCD_PASSWORD: 'p' } }).etcd.password).toBe('p');
+    });
+
+    it('refuses what does not fit together, naming the keys', () => {
+      const load = (etcd: Record<string, unknown>, env: Record<string, string> = {}) =>
+        configError(() => loadControllerConfig({ file: writeJson(`${uniqueFile()}.json`, { ...EXTERNAL, etcd: { endpoints: ['https://e:2379'], ...etcd } }), env }));
+      writeFileSync(join(dir, 'pw'), 'secret\n');
+      const both = load({ username: 'u', password: 'p', password_file: 'pw' });
+      expect(both.message).toBe('config etcd.password_file: given together with etcd.password; set only one of etcd.password and etcd.password_file');
+      expect(load({ username: 'u', password_file: 'pw' }, { GRID_ETCD_PASSWORD: 'p' }).key).toBe('etcd.password_file');
+      expect(load({ username: 'u', password_file: 'missing' }).message).toMatch(/^config etcd.password_file: cannot read \/\S+\/missing \(ENOENT\); give a readable file holding the secret$/);
+      expect(load({ password: 'p' }).message).toBe('config etcd.username: missing; etcd.password needs the etcd user it belongs to');
+      expect(load({ username: 'u' }).message).toBe('config etcd.password: missing for etcd user "u"; set etcd.password or etcd.password_file');
+      expect(load({ tls: { cert_file: 'c.pem' } }).key).toBe('etcd.tls.key_file');
+      expect(load({ tls: { key_file: 'c.key' } }).key).toBe('etcd.tls.cert_file');
+      expect(load({ endpoints: ['https://a:2379', 'http://b:2379'] }).message).toBe(
+        'config etcd.endpoints: "http://b:2379" is plaintext beside https:// endpoints; use https:// for all of them or none',
+      );
+      expect(load({ endpoints: ['http://a:2379'], tls: { ca_file: 'ca.pem' } }).message).toBe(
+        'config etcd.endpoints: "http://a:2379" is plaintext but etcd.tls is set; use https:// endpoints to reach etcd over TLS',
+      );
+    });
+  });
 });
+
+let files = 0;
+const uniqueFile = () => `f${++files}`;
 
 describe('executor config', () => {
   it('has defaults', () => {
