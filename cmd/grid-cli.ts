@@ -3,6 +3,9 @@
 
 import { runCli } from '../src/cli/main.js';
 import { processStdin } from '../src/cli/terminal.js';
+import { dropIpServernameWarning } from '../src/util/main.js';
+
+dropIpServernameWarning();
 
 const code = await runCli(process.argv.slice(2), {
   out: (s) => process.stdout.write(s + '\n'),

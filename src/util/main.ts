@@ -23,7 +23,7 @@ export async function runMain(program: Command, name: string): Promise<void> {
  * Node warns about that on stderr (DEP0123) in front of GRID's own output. Only the SNI hint is
  * affected: the certificate is still checked against the IP address.
  */
-function dropIpServernameWarning(): void {
+export function dropIpServernameWarning(): void {
   const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
   process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
     const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: unknown }).code : rest[1];
