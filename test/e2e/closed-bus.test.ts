@@ -93,7 +93,9 @@ describe('NATS admits only GRID-minted users', () => {
     const controller = await startProgram('controller', ['start', '--data-dir', dataDir, '--grpc-address', '127.0.0.1:0'], { ready: /controller ready/ });
     try {
       const ports = JSON.parse(readFileSync(join(dataDir, 'embedded.json'), 'utf8')) as { host: string; nats: number };
-      await expect(connect({ servers: `nats://${ports.host}:${ports.nats}`, reconnect: false, timeout: 5000 })).rejects.toBeInstanceOf(errors.AuthorizationError);
+      // Its NATS serves TLS only; over TLS, a client without credentials is refused at connect.
+      const ca = readFileSync(join(dataDir, 'tls', 'ca.crt'), 'utf8');
+      await expect(connect({ servers: `nats://${ports.host}:${ports.nats}`, reconnect: false, timeout: 5000, tls: { ca } })).rejects.toBeInstanceOf(errors.AuthorizationError);
       // The keys are the controller's alone.
       for (const f of ['operator.seed', 'account.seed', 'account-signing.seed']) {
         const mode = statSync(join(dataDir, 'nats-auth', f)).mode & 0o777;
@@ -113,6 +115,7 @@ describe('removing an executor revokes its NATS user (embedded default)', () => 
     const dev = JSON.parse(readFileSync(join(dataDir, 'dev-credentials.json'), 'utf8')) as { admin_token: string; registration_token: string };
     const ports = JSON.parse(readFileSync(join(dataDir, 'embedded.json'), 'utf8')) as { host: string; nats: number };
     const natsUrl = `nats://${ports.host}:${ports.nats}`;
+    const tls = { ca_file: join(dataDir, 'tls', 'ca.crt'), cert_file: '', key_file: '' };
     const admin = new GridClient({ address, token: dev.admin_token, timeoutMs: 10_000, tls: testClientTls(undefined, join(dataDir, 'tls', 'ca.crt')) });
     const register = async (name: string, key = newUserKey()) => {
       const { res, client } = await registerDirect(address, { name, registrationToken: dev.registration_token, natsKey: key, caFile: join(dataDir, 'tls', 'ca.crt') });
@@ -122,8 +125,8 @@ describe('removing an executor revokes its NATS user (embedded default)', () => 
     try {
       const doomed = await register('doomed');
       const kept = await register('kept');
-      const a = await connectBus({ servers: [natsUrl], name: 'doomed', user: doomed, inboxPrefix: doomed.inboxPrefix });
-      const b = await connectBus({ servers: [natsUrl], name: 'kept', user: kept, inboxPrefix: kept.inboxPrefix });
+      const a = await connectBus({ servers: [natsUrl], tls, name: 'doomed', user: doomed, inboxPrefix: doomed.inboxPrefix });
+      const b = await connectBus({ servers: [natsUrl], tls, name: 'kept', user: kept, inboxPrefix: kept.inboxPrefix });
       const seen: string[] = [];
       void (async () => {
         for await (const st of a.status()) if (st.type === 'error') seen.push(st.error.message);
@@ -135,7 +138,7 @@ describe('removing an executor revokes its NATS user (embedded default)', () => 
       await admin.ctl.removeExecutor('doomed');
       await until('the revocation to reach the connection', () => seen.some((m) => /revoked/i.test(m)));
       await a.close().catch(() => undefined);
-      await expect(connectBus({ servers: [natsUrl], name: 'doomed-again', user: doomed, connectTimeoutMs: 5000 })).rejects.toThrow(
+      await expect(connectBus({ servers: [natsUrl], tls, name: 'doomed-again', user: doomed, connectTimeoutMs: 5000 })).rejects.toThrow(
         /NATS at .* refused doomed-again: .*Authorization Violation/,
       );
       // The other user was never disconnected: the revocation is an account update, not a reload.
@@ -151,14 +154,14 @@ describe('removing an executor revokes its NATS user (embedded default)', () => 
       // Seen once under the full suite's load: the first connect refused; the server takes it within a moment.
       let c: NatsConnection | undefined;
       await until('the new JWT to be accepted', async () => {
-        c = await connectBus({ servers: [natsUrl], name: 'doomed-new', user: again, inboxPrefix: again.inboxPrefix, connectTimeoutMs: 5000 }).catch(() => undefined);
+        c = await connectBus({ servers: [natsUrl], tls, name: 'doomed-new', user: again, inboxPrefix: again.inboxPrefix, connectTimeoutMs: 5000 }).catch(() => undefined);
         return c !== undefined;
       }, 5000);
       await c!.close();
-      await expect(connectBus({ servers: [natsUrl], name: 'doomed-old', user: doomed, connectTimeoutMs: 5000 })).rejects.toThrow(/Authorization Violation/);
+      await expect(connectBus({ servers: [natsUrl], tls, name: 'doomed-old', user: doomed, connectTimeoutMs: 5000 })).rejects.toThrow(/Authorization Violation/);
       await admin.ctl.removeExecutor('doomed');
       await until('the second revocation', () => controller.logs().split('NATS user revoked executor=doomed').length === 3);
-      await expect(connectBus({ servers: [natsUrl], name: 'doomed-new-again', user: again, connectTimeoutMs: 5000 })).rejects.toThrow(/Authorization Violation/);
+      await expect(connectBus({ servers: [natsUrl], tls, name: 'doomed-new-again', user: again, connectTimeoutMs: 5000 })).rejects.toThrow(/Authorization Violation/);
     } finally {
       admin.close();
       await controller.stop();

@@ -209,7 +209,7 @@ describe('controller config', () => {
       const both = load({ username: 'u', password: 'p', password_file: 'pw' });
       expect(both.message).toBe('config etcd.password_file: given together with etcd.password; set only one of etcd.password and etcd.password_file');
       expect(load({ username: 'u', password_file: 'pw' }, { GRID_ETCD_PASSWORD: 'p' }).key).toBe('etcd.password_file');
-      expect(load({ username: 'u', password_file: 'missing' }).message).toMatch(/^config etcd.password_file: cannot read \/\S+\/missing \(ENOENT\); give a readable file holding the secret$/);
+      expect(load({ username: 'u', password_file: 'missing' }).message).toMatch(/^config etcd.password_file: cannot read \/\S+\/missing: file not found$/);
       expect(load({ password: 'p' }).message).toBe('config etcd.username: missing; etcd.password needs the etcd user it belongs to');
       expect(load({ username: 'u' }).message).toBe('config etcd.password: missing for etcd user "u"; set etcd.password or etcd.password_file');
       expect(load({ tls: { cert_file: 'c.pem' } }).key).toBe('etcd.tls.key_file');
