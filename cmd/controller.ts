@@ -40,6 +40,8 @@ async function start(flags: StartFlags): Promise<Controller> {
   const log = createLogger({ level: cfg.log_level, name: 'controller' });
   const controller = await Controller.start(cfg, log);
   onShutdownSignal(log, () => controller.close());
+  // Log rotation: after the audit file was moved away, SIGHUP makes later lines go to a new one.
+  process.on('SIGHUP', () => controller.audit?.reopen());
   return controller;
 }
 

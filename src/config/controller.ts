@@ -2,13 +2,13 @@
 //
 // Environment: GRID_ + the upper-cased key for every top-level key (GRID_GRPC_ADDRESS,
 // GRID_DATA_DIR, GRID_AUTH, GRID_LOG_LEVEL, GRID_LOG_RETENTION_HOURS, GRID_LOG_MAX_BYTES,
-// GRID_EVENT_RETENTION_HOURS), except GRID_EXECUTOR_PING_DEADLINE (seconds); nested:
+// GRID_EVENT_RETENTION_HOURS, GRID_AUDIT_LOG), except GRID_EXECUTOR_PING_DEADLINE (seconds); nested:
 // GRID_ETCD_ENDPOINTS, GRID_ETCD_PREFIX, GRID_NATS_SERVERS, GRID_NATS_ADVERTISE (comma-separated),
 // GRID_NATS_AUTH, GRID_NATS_AUTH_DIR, GRID_NATS_TLS_CA_FILE, GRID_NATS_TLS_CERT_FILE, GRID_NATS_TLS_KEY_FILE.
 // GRID_ADMIN_TOKEN adds an admin API token named "env-admin"; GRID_REGISTRATION_TOKEN adds one
 // executor bootstrap token. Relative paths in the file are relative to the file's folder; from
 // the environment or flags, to the working directory.
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { absolutePath, dnsLabel, listenAddress, noDuplicates, nonEmpty } from './checks.js';
 import { readConfigFile } from './json.js';
@@ -33,6 +33,8 @@ export const MIN_TOKEN_LENGTH = 16;
 const MiB = 1024 * 1024;
 
 export interface RegistrationToken {
+  /** Shown in the audit log as who registered; "" = its place in the list. */
+  name?: string;
   token: string;
   /** Groups an executor registering with this token may join; empty = any. */
   groups: string[];
@@ -86,6 +88,11 @@ export interface ControllerConfig {
   /** Serialized jobs: a lock whose holder stops refreshing it lapses after this long. */
   lock_ttl_seconds: number;
   log_level: LogLevel;
+  /**
+   * Where the audit log (one JSON line per mutating request) is appended: a file path, or "-"
+   * for stdout. Always absolute or "-" after loading; "" in a layer = `<data_dir>/audit.log`.
+   */
+  audit_log: string;
   log_retention_hours: number;
   log_max_bytes: number;
   event_retention_hours: number;
@@ -118,6 +125,7 @@ export const controllerSchema = {
     groups: t.list({ each: dnsLabel }),
   }),
   registration_tokens: t.objects({
+    name: t.string(),
     token: t.string({ required: true, check: nonEmpty }),
     groups: t.list({ each: dnsLabel, check: noDuplicates }),
   }),
@@ -125,6 +133,7 @@ export const controllerSchema = {
   secrets_key: t.string({ env: 'GRID_SECRETS_KEY' }),
   lock_ttl_seconds: t.int({ default: 30, min: 2, max: 3600 }),
   log_level: t.enum(LOG_LEVELS, { default: 'info' }),
+  audit_log: t.string(),
   log_retention_hours: t.int({ default: 72, min: 1 }),
   log_max_bytes: t.int({ default: 1024 * MiB, min: MiB }),
   event_retention_hours: t.int({ default: 168, min: 1 }),
@@ -139,6 +148,7 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
     fileLayer.data_dir = absolutePath(fileLayer.data_dir, dirname(file));
   }
   if (file !== undefined) natsPathsRelativeTo(fileLayer.nats as NatsPaths | undefined, dirname(file));
+  if (file !== undefined && typeof fileLayer.audit_log === 'string') fileLayer.audit_log = auditPath(fileLayer.audit_log, dirname(file));
   const cfg: ControllerConfig = resolveLayers(
     controllerSchema,
     fileLayer,
@@ -146,6 +156,7 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
     decodeLayer(controllerSchema, opts.flags, 'flags'),
   );
   cfg.data_dir = absolutePath(cfg.data_dir, cwd);
+  cfg.audit_log = cfg.audit_log === '' ? join(cfg.data_dir, 'audit.log') : auditPath(cfg.audit_log, cwd);
   natsPathsRelativeTo(cfg.nats, cwd);
   if (cfg.nats.tls.cert_file !== '' && cfg.nats.tls.key_file === '') throw new ConfigError('nats.tls.key_file', 'missing; a client certificate needs its key');
   if (cfg.nats.advertise.length === 0) cfg.nats.advertise = [...cfg.nats.servers];
@@ -177,6 +188,11 @@ function registrationTokenObjects(raw: unknown): unknown {
   const r = raw as Record<string, unknown>;
   if (!Array.isArray(r.registration_tokens)) return raw;
   return { ...r, registration_tokens: r.registration_tokens.map((t) => (typeof t === 'string' ? { token: t } : t)) };
+}
+
+/** "-" is stdout; "" stays "" (the default under data_dir); anything else is a path. */
+function auditPath(v: string, base: string): string {
+  return v === '-' || v === '' ? v : absolutePath(v, base);
 }
 
 interface NatsPaths {

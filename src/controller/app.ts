@@ -18,6 +18,7 @@ import { EtcdJobStore } from '../store/etcd-jobs.js';
 import { Leases } from '../store/leases.js';
 import { Kv } from '../store/kv.js';
 import type { Logger } from '../util/log.js';
+import { AuditLog, openAuditSink } from './audit.js';
 import { Authenticator } from './auth.js';
 import { prepareDevAccess } from './dev-access.js';
 import { Dispatcher } from './dispatcher.js';
@@ -77,6 +78,9 @@ export class Controller {
     const { cfg, log } = this;
     let tokens = cfg.tokens;
     let registrationTokens = cfg.registration_tokens;
+    // Opened first: a path that cannot be written stops the start before anything else runs.
+    const auditSink = openAuditSink(cfg.audit_log);
+    this.cleanups.push({ name: 'audit log', run: () => auditSink.close() });
 
     const embeddedServers = cfg.etcd.endpoints.length === 0 || cfg.nats.servers.length === 0;
     const natsAccess = await NatsAccess.open(cfg, embeddedServers, log.named('nats'));
@@ -125,7 +129,7 @@ export class Controller {
     if (embedded && cfg.auth === 'tokens' && tokens.length === 0) {
       const dev = await prepareDevAccess(cfg.data_dir, log);
       tokens = [dev.adminToken];
-      registrationTokens = [...registrationTokens, { token: dev.registrationToken, groups: [] }];
+      registrationTokens = [...registrationTokens, { name: 'dev', token: dev.registrationToken, groups: [] }];
       this.devAccess = dev;
     }
     if (cfg.auth === 'tokens' && tokens.length === 0) {
@@ -187,7 +191,9 @@ export class Controller {
     this.cleanups.push({ name: 'expiry watcher', run: () => expiry.stop() });
     const health = new Health(['grid.v1.ControllerService', 'grid.v1.ExecutorService']);
     const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
-    const ctx = { auth, log: log.named('grpc') };
+    const audit = new AuditLog(auditSink, log.named('audit'), (id) => executors.nameOf(id));
+    this.audit = audit;
+    const ctx = { auth, log: log.named('grpc'), audit };
     server.addService(ControllerServiceService, controllerService(ctx, { jobs, executors, executions, logs, files }));
     const locks = new LockService({ kv, leases, ttlSeconds: cfg.lock_ttl_seconds });
     server.addService(ExecutorServiceService, executorService(ctx, executors, executions, files, locks));
@@ -211,11 +217,12 @@ export class Controller {
     });
     if (this.devAccess) await this.devAccess.writeClientConfig(this.address);
     this.state = 'running';
-    log.info('controller ready', { address: this.address, auth: cfg.auth });
+    log.info('controller ready', { address: this.address, auth: cfg.auth, audit_log: cfg.audit_log === '-' ? 'stdout' : cfg.audit_log });
   }
 
   devAccess?: Awaited<ReturnType<typeof prepareDevAccess>>;
   natsAccess?: NatsAccess;
+  audit?: AuditLog;
   registrationTokens: RegistrationToken[] = [];
 
   /** Adds a step that runs first on close (e.g. stopping a dev executor before the servers). */

@@ -1,5 +1,7 @@
 // The ExecutorService adapter: executors register, heartbeat and deregister here. Executors
 // prove who they are in the request (registration token, then id + secret), not with a bearer token.
+// Register and Deregister are audited; heartbeats, task claims, locks and file reads are not
+// (they are the running of work an audited Execute released, many per second on a big fleet).
 
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { ExecutorServiceServer } from '../../gen/grid/v1/executor.js';
@@ -96,6 +98,15 @@ export function executorService(
           inboxPrefix: out.natsUser?.inboxPrefix ?? '',
         },
       };
+    }, {
+      action: 'executor.register',
+      target: (req) => req.name,
+      executorId: (req, res) => res?.executorId || req.executorId,
+      who: (req) => {
+        const token = registry.registrationTokenName(req.registrationToken);
+        return token ? { kind: 'registration', token } : { kind: 'anonymous' };
+      },
+      hide: (req) => [req.registrationToken, req.executorSecret, req.replaceSecret],
     }),
     heartbeat: unaryOpen(ctx, 'Heartbeat', async (req) => {
       const res = await registry.heartbeat({
@@ -111,6 +122,12 @@ export function executorService(
     deregister: unaryOpen(ctx, 'Deregister', async (req) => {
       await registry.deregister(req.executorId, req.executorSecret);
       return {};
+    }, {
+      action: 'executor.deregister',
+      target: (req) => registry.nameOf(req.executorId),
+      executorId: (req) => req.executorId,
+      who: (req) => ({ kind: 'executor', id: req.executorId }),
+      hide: (req) => [req.executorSecret],
     }),
     beginTask: unaryOpen(ctx, 'BeginTask', async (req) => {
       const res = await executions.beginTask({
