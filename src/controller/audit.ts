@@ -25,12 +25,13 @@ export interface AuditLine {
   /** What was acted on: job, execution id, file or executor name ("" when the call never said). */
   target: string;
   result: 'ok' | ErrorKind;
-  error?: string;
   execution_id?: string;
   executor_id?: string;
   /** Execute: the target the execution ran (or would run) on. */
   on?: string;
   dry_run?: true;
+  /** When refused or failed: the error's message, with the request's argument values blanked out. */
+  error?: string;
 }
 
 /**
@@ -154,7 +155,6 @@ export class AuditLog {
       target: (await read(spec.target)) ?? '',
       result: outcome.ok ? 'ok' : outcome.err instanceof GridError ? outcome.err.kind : 'internal',
     };
-    if (!outcome.ok) line.error = redact(errorText(outcome.err), hide);
     const executionId = await read(spec.executionId);
     if (executionId) line.execution_id = executionId;
     const executorId = await read(spec.executorId);
@@ -162,6 +162,7 @@ export class AuditLog {
     const on = await read(spec.on);
     if (on) line.on = on;
     if (await read((req) => spec.dryRun?.(req))) line.dry_run = true;
+    if (!outcome.ok) line.error = redact(errorText(outcome.err), hide);
     return line;
   }
 
