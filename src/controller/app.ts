@@ -18,7 +18,7 @@ import { EtcdJobStore } from '../store/etcd-jobs.js';
 import { Leases } from '../store/leases.js';
 import { Kv } from '../store/kv.js';
 import type { Logger } from '../util/log.js';
-import { AuditLog, openAuditSink } from './audit.js';
+import { AuditLog, openAuditSink, type AuditSink } from './audit.js';
 import { Authenticator } from './auth.js';
 import { prepareDevAccess } from './dev-access.js';
 import { Dispatcher } from './dispatcher.js';
@@ -79,8 +79,9 @@ export class Controller {
     let tokens = cfg.tokens;
     let registrationTokens = cfg.registration_tokens;
     // Opened first: a path that cannot be written stops the start before anything else runs.
+    // Closed last, by close() itself, so a refused start still leaves only its one error line.
     const auditSink = openAuditSink(cfg.audit_log);
-    this.cleanups.push({ name: 'audit log', run: () => auditSink.close() });
+    this.auditSink = auditSink;
 
     const embeddedServers = cfg.etcd.endpoints.length === 0 || cfg.nats.servers.length === 0;
     const natsAccess = await NatsAccess.open(cfg, embeddedServers, log.named('nats'));
@@ -223,6 +224,7 @@ export class Controller {
   devAccess?: Awaited<ReturnType<typeof prepareDevAccess>>;
   natsAccess?: NatsAccess;
   audit?: AuditLog;
+  private auditSink?: AuditSink;
   registrationTokens: RegistrationToken[] = [];
 
   /** Adds a step that runs first on close (e.g. stopping a dev executor before the servers). */
@@ -242,6 +244,11 @@ export class Controller {
         } catch (err) {
           this.log.warn('shutdown step failed', { step: c.name, error: (err as Error).message });
         }
+      }
+      try {
+        this.auditSink?.close();
+      } catch (err) {
+        this.log.warn('shutdown step failed', { step: 'audit log', error: (err as Error).message });
       }
       this.state = 'stopped';
       if (started) this.log.info('controller stopped');

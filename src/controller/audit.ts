@@ -69,8 +69,7 @@ export class FileSink implements AuditSink {
   private fd: number;
   constructor(readonly path: string) {
     try {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      this.fd = openSync(path, 'a', 0o600);
+      this.fd = openOrCreate(path);
     } catch (err) {
       throw new ConfigError('audit_log', `cannot open ${path} for appending: ${(err as Error).message}; give a writable path, or "-" for stdout`, { cause: err });
     }
@@ -86,6 +85,17 @@ export class FileSink implements AuditSink {
   }
   close(): void {
     closeSync(this.fd);
+  }
+}
+
+/** Opens for appending; a missing folder is made (0700) first. */
+function openOrCreate(path: string): number {
+  try {
+    return openSync(path, 'a', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    return openSync(path, 'a', 0o600);
   }
 }
 
