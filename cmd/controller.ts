@@ -73,7 +73,10 @@ program.addCommand(
     'run the controller (with no etcd/NATS configured: embedded ones under the data directory)',
     '$ controller start --etcd-endpoints http://10.0.0.5:2379 --nats-servers nats://10.0.0.6:4222',
   ).action(async (flags: StartFlags) => {
-    await start(flags);
+    const controller = await start(flags);
+    // Log rotation: after the audit file was moved away, SIGHUP makes later lines go to a new
+    // one. Only here: `dev` keeps SIGHUP's default, so closing its terminal still stops it.
+    process.on('SIGHUP', () => controller.audit?.reopen());
   }),
 );
 

@@ -2,7 +2,7 @@
 //
 // Environment: GRID_ + the upper-cased key for every top-level key (GRID_GRPC_ADDRESS,
 // GRID_DATA_DIR, GRID_AUTH, GRID_LOG_LEVEL, GRID_LOG_RETENTION_HOURS, GRID_LOG_MAX_BYTES,
-// GRID_EVENT_RETENTION_HOURS), except GRID_EXECUTOR_PING_DEADLINE (seconds); nested:
+// GRID_EVENT_RETENTION_HOURS, GRID_AUDIT_LOG), except GRID_EXECUTOR_PING_DEADLINE (seconds); nested:
 // GRID_ETCD_ENDPOINTS, GRID_ETCD_PREFIX, GRID_ETCD_TLS_CA_FILE, GRID_ETCD_TLS_CERT_FILE,
 // GRID_ETCD_TLS_KEY_FILE, GRID_ETCD_USERNAME, GRID_ETCD_PASSWORD, GRID_ETCD_PASSWORD_FILE,
 // GRID_NATS_SERVERS, GRID_NATS_ADVERTISE (comma-separated),
@@ -14,7 +14,7 @@
 // `tokens[].token_file`, `registration_tokens[].token_file`, and GRID_SECRETS_KEY_FILE,
 // GRID_ADMIN_TOKEN_FILE, GRID_REGISTRATION_TOKEN_FILE. Relative paths in the file are relative
 // to the file's folder; from the environment or flags, to the working directory.
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { absolutePath, dnsLabel, listenAddress, noDuplicates, nonEmpty } from './checks.js';
 import { readConfigFile } from './json.js';
@@ -41,6 +41,8 @@ export const MIN_TOKEN_LENGTH = 16;
 const MiB = 1024 * 1024;
 
 export interface RegistrationToken {
+  /** Shown in the audit log as who registered; "" = its place in the list. */
+  name?: string;
   token: string;
   /** Groups an executor registering with this token may join; empty = any. */
   groups: string[];
@@ -123,6 +125,11 @@ export interface ControllerConfig {
   /** Serialized jobs: a lock whose holder stops refreshing it lapses after this long. */
   lock_ttl_seconds: number;
   log_level: LogLevel;
+  /**
+   * Where the audit log (one JSON line per mutating request) is appended: a file path, or "-"
+   * for stdout. Always absolute or "-" after loading; "" in a layer = `<data_dir>/audit.log`.
+   */
+  audit_log: string;
   log_retention_hours: number;
   log_max_bytes: number;
   event_retention_hours: number;
@@ -168,6 +175,7 @@ export const controllerSchema = {
     groups: t.list({ each: dnsLabel }),
   }),
   registration_tokens: t.objects({
+    name: t.string(),
     token: t.string({ required: true, check: nonEmpty }),
     groups: t.list({ each: dnsLabel, check: noDuplicates }),
   }),
@@ -175,6 +183,7 @@ export const controllerSchema = {
   secrets_key: t.string({ env: 'GRID_SECRETS_KEY' }),
   lock_ttl_seconds: t.int({ default: 30, min: 2, max: 3600 }),
   log_level: t.enum(LOG_LEVELS, { default: 'info' }),
+  audit_log: t.string(),
   log_retention_hours: t.int({ default: 72, min: 1 }),
   log_max_bytes: t.int({ default: 1024 * MiB, min: MiB }),
   event_retention_hours: t.int({ default: 168, min: 1 }),
@@ -196,6 +205,7 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
     grpcTlsPathsRelativeTo(fileLayer.tls as Partial<GrpcTlsConfig> | undefined, dirname(file));
     etcdPathsRelativeTo(fileLayer.etcd as EtcdPaths | undefined, dirname(file));
   }
+  if (file !== undefined && typeof fileLayer.audit_log === 'string') fileLayer.audit_log = auditPath(fileLayer.audit_log, dirname(file));
   const cfg: ControllerConfig = resolveLayers(
     controllerSchema,
     fileLayer,
@@ -203,6 +213,7 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
     decodeLayer(controllerSchema, opts.flags, 'flags'),
   );
   cfg.data_dir = absolutePath(cfg.data_dir, cwd);
+  cfg.audit_log = cfg.audit_log === '' ? join(cfg.data_dir, 'audit.log') : auditPath(cfg.audit_log, cwd);
   natsPathsRelativeTo(cfg.nats, cwd);
   grpcTlsPathsRelativeTo(cfg.tls, cwd);
   if ((cfg.tls.cert_file === '') !== (cfg.tls.key_file === '')) throw new ConfigError(cfg.tls.cert_file ? 'tls.key_file' : 'tls.cert_file', 'missing; give the server certificate and its key together');
@@ -248,6 +259,11 @@ function registrationTokenObjects(raw: unknown): unknown {
   const r = raw as Record<string, unknown>;
   if (!Array.isArray(r.registration_tokens)) return raw;
   return { ...r, registration_tokens: r.registration_tokens.map((t) => (typeof t === 'string' ? { token: t } : t)) };
+}
+
+/** "-" is stdout; "" stays "" (the default under data_dir); anything else is a path. */
+function auditPath(v: string, base: string): string {
+  return v === '-' || v === '' ? v : absolutePath(v, base);
 }
 
 interface NatsPaths {

@@ -19,6 +19,7 @@ import { EtcdJobStore } from '../store/etcd-jobs.js';
 import { Leases } from '../store/leases.js';
 import { Kv, type KvOptions } from '../store/kv.js';
 import type { Logger } from '../util/log.js';
+import { AuditLog, openAuditSink, type AuditSink } from './audit.js';
 import { Authenticator } from './auth.js';
 import { prepareDevAccess } from './dev-access.js';
 import { Dispatcher } from './dispatcher.js';
@@ -82,6 +83,10 @@ export class Controller {
     const { cfg, log } = this;
     let tokens = cfg.tokens;
     let registrationTokens = cfg.registration_tokens;
+    // Opened first: a path that cannot be written stops the start before anything else runs.
+    // Closed last, by close() itself, so a refused start still leaves only its one error line.
+    const auditSink = openAuditSink(cfg.audit_log);
+    this.auditSink = auditSink;
 
     const embeddedServers = cfg.etcd.endpoints.length === 0 || cfg.nats.servers.length === 0;
     let etcdAccess: Pick<KvOptions, 'tls' | 'auth'> = {};
@@ -139,7 +144,7 @@ export class Controller {
     if (embedded && cfg.auth === 'tokens' && tokens.length === 0) {
       const dev = await prepareDevAccess(cfg.data_dir, log);
       tokens = [dev.adminToken];
-      registrationTokens = [...registrationTokens, { token: dev.registrationToken, groups: [] }];
+      registrationTokens = [...registrationTokens, { name: 'dev', token: dev.registrationToken, groups: [] }];
       this.devAccess = dev;
     }
     if (cfg.auth === 'tokens' && tokens.length === 0) {
@@ -203,7 +208,9 @@ export class Controller {
     this.cleanups.push({ name: 'expiry watcher', run: () => expiry.stop() });
     const health = new Health(['grid.v1.ControllerService', 'grid.v1.ExecutorService']);
     const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
-    const ctx = { auth, log: log.named('grpc') };
+    const audit = new AuditLog(auditSink, log.named('audit'), (id) => executors.nameOf(id));
+    this.audit = audit;
+    const ctx = { auth, log: log.named('grpc'), audit };
     server.addService(ControllerServiceService, controllerService(ctx, { jobs, executors, executions, logs, files }));
     const locks = new LockService({ kv, leases, ttlSeconds: cfg.lock_ttl_seconds });
     server.addService(ExecutorServiceService, executorService(ctx, executors, executions, files, locks));
@@ -227,13 +234,21 @@ export class Controller {
     });
     if (this.devAccess) await this.devAccess.writeClientConfig(this.address, tls?.caFile);
     this.state = 'running';
-    log.info('controller ready', { address: this.address, auth: cfg.auth, tls: tls ? 'on' : 'off', ...(tls ? { ca_file: tls.caFile } : {}) });
+    log.info('controller ready', {
+      address: this.address,
+      auth: cfg.auth,
+      tls: tls ? 'on' : 'off',
+      ...(tls ? { ca_file: tls.caFile } : {}),
+      audit_log: cfg.audit_log === '-' ? 'stdout' : cfg.audit_log,
+    });
   }
 
   devAccess?: Awaited<ReturnType<typeof prepareDevAccess>>;
   /** The CA and server certificate; undefined when gRPC runs without TLS. */
   tls?: ControllerTls;
   natsAccess?: NatsAccess;
+  audit?: AuditLog;
+  private auditSink?: AuditSink;
   registrationTokens: RegistrationToken[] = [];
 
   /** Adds a step that runs first on close (e.g. stopping a dev executor before the servers). */
@@ -253,6 +268,11 @@ export class Controller {
         } catch (err) {
           this.log.warn('shutdown step failed', { step: c.name, error: (err as Error).message });
         }
+      }
+      try {
+        this.auditSink?.close();
+      } catch (err) {
+        this.log.warn('shutdown step failed', { step: 'audit log', error: (err as Error).message });
       }
       this.state = 'stopped';
       if (started) this.log.info('controller stopped');

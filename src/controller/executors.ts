@@ -244,6 +244,24 @@ export class ExecutorRegistry {
     );
   }
 
+  /**
+   * Who a registration token is, for the audit log: its configured name, else its place in the
+   * list; undefined when no token matches. Compared like register() does, in constant time.
+   */
+  registrationTokenName(token: string): string | undefined {
+    let name: string | undefined;
+    this.opts.registrationTokens.forEach((t, i) => {
+      if (secretEquals(t.token, token)) name = t.name || `registration_tokens[${i}]`;
+    });
+    return name;
+  }
+
+  /** The name of a registered executor, or undefined (read from the cache; never refuses). */
+  async nameOf(id: string): Promise<string | undefined> {
+    if (!id) return undefined;
+    return (await this.store.getFast(id).catch(() => undefined))?.name;
+  }
+
   /** Proves the caller is the executor it claims to be; never logs the secret. */
   async authenticate(id: string, secret: string): Promise<ExecutorRecord> {
     const rec = id ? await this.store.getFast(id) : undefined;

@@ -51,7 +51,7 @@ describe('controller', () => {
     const cfg = loadControllerConfig({ file, env: {}, cwd: dir });
     expect(cfg.secrets_key).toBe(KEY);
     expect(cfg.tokens).toEqual([{ name: 'ops', token: ADMIN, role: 'admin', groups: [] }]);
-    expect(cfg.registration_tokens).toEqual([{ token: 'reg-token-a', groups: ['web'] }, { token: 'inline-reg-token', groups: [] }]);
+    expect(cfg.registration_tokens).toEqual([{ name: '', token: 'reg-token-a', groups: ['web'] }, { name: '', token: 'inline-reg-token', groups: [] }]);
   });
 
   it('reads GRID_ADMIN_TOKEN_FILE, GRID_REGISTRATION_TOKEN_FILE and GRID_SECRETS_KEY_FILE relative to the working directory', () => {

@@ -222,6 +222,18 @@ describe('controller config', () => {
       );
     });
   });
+
+  it('puts the audit log under data_dir by default; "-" is stdout; a file\'s relative path is from its folder', () => {
+    expect(loadControllerConfig({ env: {}, cwd: dir }).audit_log).toBe(join(dir, '.grid', 'audit.log'));
+    expect(loadControllerConfig({ env: { GRID_DATA_DIR: '/var/lib/grid' }, cwd: dir }).audit_log).toBe('/var/lib/grid/audit.log');
+    expect(loadControllerConfig({ env: { GRID_AUDIT_LOG: '-' }, cwd: dir }).audit_log).toBe('-');
+    expect(loadControllerConfig({ env: { GRID_AUDIT_LOG: 'logs/a.log' }, cwd: dir }).audit_log).toBe(join(dir, 'logs', 'a.log'));
+    mkdirSync(join(dir, 'etc'));
+    const file = writeJson('etc/c.json', { audit_log: 'audit/grid.log', registration_tokens: [{ name: 'rack-7', token: 'r' }, 'plain'] });
+    const cfg = loadControllerConfig({ file, env: {}, cwd: '/' });
+    expect(cfg.audit_log).toBe(join(dir, 'etc', 'audit', 'grid.log'));
+    expect(cfg.registration_tokens.map((r) => r.name)).toEqual(['rack-7', '']);
+  });
 });
 
 let files = 0;

@@ -1,4 +1,5 @@
-// The ControllerService adapter: proto in, use-case call, proto out. Nothing else lives here.
+// The ControllerService adapter: proto in, use-case call, proto out, and for each mutating
+// method what its audit line records (action, target, execution id). Nothing else lives here.
 
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { ControllerServiceServer } from '../../gen/grid/v1/controller.js';
@@ -20,6 +21,12 @@ export interface ControllerUseCases {
   files: FileService;
 }
 
+/** The job a definition names, for the audit line of a create that may have been refused. */
+function jobNameIn(definitionJson: string): string | undefined {
+  const name = (JSON.parse(definitionJson) as { name?: unknown } | null)?.name;
+  return typeof name === 'string' ? name : undefined;
+}
+
 function fileInfoToPb(f: StoredFile): FileInfo {
   return { name: f.name, size: f.size, digest: f.digest, modifiedAtMs: f.modifiedAtMs };
 }
@@ -33,13 +40,16 @@ export function controllerService(ctx: HandlerContext, uc: ControllerUseCases): 
         expectedVersion: req.expectedVersion || undefined,
       });
       return { job: jobInfoToPb(job), created };
+    }, {
+      action: (req) => (req.replace ? 'job.replace' : 'job.create'),
+      target: (req, res) => res?.job?.definition?.name ?? jobNameIn(req.definitionJson),
     }),
     describeJob: unary(ctx, 'DescribeJob', async (req, who) => jobInfoToPb(await uc.jobs.describe(who, req.name))),
     listJobs: unary(ctx, 'ListJobs', async (_req, who) => ({ jobs: (await uc.jobs.list(who)).map(jobInfoToPb) })),
     deleteJob: unary(ctx, 'DeleteJob', async (req, who) => {
       await uc.jobs.delete(who, req.name);
       return {};
-    }),
+    }, { action: 'job.delete', target: (req) => req.name }),
     whoAmI: unary(ctx, 'WhoAmI', async (_req, who) => ({ name: who.name, role: who.role, groups: who.groups })),
 
     execute: unary(ctx, 'Execute', async (req, who) => {
@@ -58,12 +68,24 @@ export function controllerService(ctx: HandlerContext, uc: ControllerUseCases): 
         execution: res.execution ? executionToPb(res.execution) : undefined,
         dryRun: res.dryRun ?? [],
       };
+    }, {
+      action: 'execution.create',
+      target: (req) => req.job,
+      executionId: (_req, res) => res?.executionId,
+      on: (req, res) => res?.execution?.target ?? req.target,
+      dryRun: (req) => req.dryRun,
+      // Argument values stay out of the line, even where an error message quotes one.
+      hide: (req) => Object.values(req.args),
     }),
     getExecution: unary(ctx, 'GetExecution', async (req, who) => executionToPb(await uc.executions.get(who, req.id))),
     listExecutions: unary(ctx, 'ListExecutions', async (req, who) => ({
       executions: (await uc.executions.list(who, { job: req.job, state: executionStateFromPb(req.state), limit: req.limit })).map(executionToPb),
     })),
-    cancelExecution: unary(ctx, 'CancelExecution', async (req, who) => executionToPb(await uc.executions.cancel(who, req.id, req.reason))),
+    cancelExecution: unary(ctx, 'CancelExecution', async (req, who) => executionToPb(await uc.executions.cancel(who, req.id, req.reason)), {
+      action: 'execution.cancel',
+      target: (req) => req.id,
+      executionId: (req) => req.id,
+    }),
     watchExecution: serverStream(ctx, 'WatchExecution', async function* (req, who, signal) {
       for await (const x of uc.executions.watch(who, req.id, signal)) yield executionToPb(x);
     }),
@@ -74,7 +96,11 @@ export function controllerService(ctx: HandlerContext, uc: ControllerUseCases): 
     }),
     listExecutors: unary(ctx, 'ListExecutors', async (_req, who) => ({ executors: (await uc.executors.list(who)).map(executorToPb) })),
     describeExecutor: unary(ctx, 'DescribeExecutor', async (req, who) => executorToPb(await uc.executors.describe(who, req.idOrName))),
-    removeExecutor: unary(ctx, 'RemoveExecutor', async (req, who) => ({ executor: executorToPb(await uc.executors.remove(who, req.idOrName)) })),
+    removeExecutor: unary(ctx, 'RemoveExecutor', async (req, who) => ({ executor: executorToPb(await uc.executors.remove(who, req.idOrName)) }), {
+      action: 'executor.remove',
+      target: (req, res) => res?.executor?.name ?? req.idOrName,
+      executorId: (_req, res) => res?.executor?.id,
+    }),
     putFile: clientStream(ctx, 'PutFile', async (messages, who) => {
       // The first message names the file; every later one is a chunk of it.
       const it = messages[Symbol.asyncIterator]();
@@ -92,7 +118,7 @@ export function controllerService(ctx: HandlerContext, uc: ControllerUseCases): 
         }
       })();
       return fileInfoToPb(await uc.files.put(who, { name, size, digest }, chunks));
-    }),
+    }, { action: 'file.put', target: (first, res) => res?.name ?? (first?.part?.$case === 'info' ? first.part.info.name : undefined) }),
     getFile: serverStream(ctx, 'GetFile', async function* (req, who, signal) {
       for await (const c of uc.files.get(who, req.name, signal)) {
         yield { info: c.info ? fileInfoToPb(c.info) : undefined, chunk: Buffer.from(c.chunk.buffer, c.chunk.byteOffset, c.chunk.byteLength) };
@@ -102,6 +128,6 @@ export function controllerService(ctx: HandlerContext, uc: ControllerUseCases): 
     deleteFile: unary(ctx, 'DeleteFile', async (req, who) => {
       await uc.files.delete(who, req.name);
       return {};
-    }),
+    }, { action: 'file.delete', target: (req) => req.name }),
   };
 }

@@ -1,5 +1,7 @@
 // The ExecutorService adapter: executors register, heartbeat and deregister here. Executors
 // prove who they are in the request (registration token, then id + secret), not with a bearer token.
+// Register, Deregister and RenewCertificate are audited; heartbeats, task claims, locks and file reads are not
+// (they are the running of work an audited Execute released, many per second on a big fleet).
 
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { ExecutorServiceServer } from '../../gen/grid/v1/executor.js';
@@ -7,6 +9,7 @@ import type { ExecutionService } from '../executions.js';
 import type { ExecutorRegistry } from '../executors.js';
 import { executorStateToPb } from './convert.js';
 import { bearerToken, serverStreamOpen, unaryOpen, type HandlerContext } from './handlers.js';
+import type { AuditSpec } from '../audit.js';
 import type { BeginAnswer } from '../executions.js';
 import type { FileService } from '../files.js';
 import type { BeginTaskResponse, LockRequest } from '../../gen/grid/v1/executor.js';
@@ -45,11 +48,16 @@ export function executorService(
   locks: LockService,
 ): ExecutorServiceServer & UntypedServiceImplementation {
   // Every call but Register comes from a registered executor: its client certificate first.
-  const certified = <Req extends { executorId: string }, Res>(method: string, fn: (req: Req) => Promise<Res>) =>
-    unaryOpen<Req, Res>(ctx, method, async (req, call) => {
-      await registry.checkCertificate(req.executorId, peerCertificate(call));
-      return fn(req);
-    });
+  const certified = <Req extends { executorId: string }, Res>(method: string, fn: (req: Req) => Promise<Res>, audit?: AuditSpec<Req, Res>) =>
+    unaryOpen<Req, Res>(
+      ctx,
+      method,
+      async (req, call) => {
+        await registry.checkCertificate(req.executorId, peerCertificate(call));
+        return fn(req);
+      },
+      audit,
+    );
   const lockOf = (req: LockRequest, mustBegin: boolean) =>
     executions.taskLock({ executorId: req.executorId, secret: req.executorSecret, executionId: req.executionId, taskKey: req.taskKey }, mustBegin);
   return {
@@ -106,6 +114,15 @@ export function executorService(
           tlsCa: out.natsCaPem ?? '',
         },
       };
+    }, {
+      action: 'executor.register',
+      target: (req) => req.name,
+      executorId: (req, res) => res?.executorId || req.executorId,
+      who: (req) => {
+        const token = registry.registrationTokenName(req.registrationToken);
+        return token ? { kind: 'registration', token } : { kind: 'anonymous' };
+      },
+      hide: (req) => [req.registrationToken, req.executorSecret, req.replaceSecret],
     }),
     heartbeat: certified('Heartbeat', async (req: Parameters<ExecutorServiceServer['heartbeat']>[0]['request']) => {
       const res = await registry.heartbeat({
@@ -121,6 +138,12 @@ export function executorService(
     deregister: certified('Deregister', async (req: Parameters<ExecutorServiceServer['deregister']>[0]['request']) => {
       await registry.deregister(req.executorId, req.executorSecret);
       return {};
+    }, {
+      action: 'executor.deregister',
+      target: (req) => registry.nameOf(req.executorId),
+      executorId: (req) => req.executorId,
+      who: (req) => ({ kind: 'executor', id: req.executorId }),
+      hide: (req) => [req.executorSecret],
     }),
     beginTask: certified('BeginTask', async (req: Parameters<ExecutorServiceServer['beginTask']>[0]['request']) => {
       const res = await executions.beginTask({
@@ -141,7 +164,13 @@ export function executorService(
     }),
     renewCertificate: certified('RenewCertificate', async (req: Parameters<ExecutorServiceServer['renewCertificate']>[0]['request']) => ({
       tlsCertificate: await registry.renewCertificate(req.executorId, req.executorSecret, req.tlsPublicKey),
-    })),
+    }), {
+      action: 'executor.renew_certificate',
+      target: (req) => registry.nameOf(req.executorId),
+      executorId: (req) => req.executorId,
+      who: (req) => ({ kind: 'executor', id: req.executorId }),
+      hide: (req) => [req.executorSecret],
+    }),
     getTaskFile: serverStreamOpen(ctx, 'GetTaskFile', async function* (req, signal, call) {
       await registry.checkCertificate(req.executorId, peerCertificate(call));
       const input = { executorId: req.executorId, secret: req.executorSecret, executionId: req.executionId, taskKey: req.taskKey, name: req.name };

@@ -1,5 +1,6 @@
 // Wrappers that turn async use-case functions into grpc-js handlers: authenticate from the
-// `authorization` metadata, answer exactly once, map typed errors to gRPC statuses.
+// `authorization` metadata, answer exactly once, map typed errors to gRPC statuses, and hand
+// mutating calls (those given an AuditSpec) to the audit log before answering.
 
 import {
   Metadata,
@@ -12,11 +13,14 @@ import {
 } from '@grpc/grpc-js';
 import { ERROR_KIND_METADATA_KEY, GridError, toGrpcCode } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
+import type { AuditLog, AuditSpec, Outcome } from '../audit.js';
 import type { Authenticator, Principal } from '../auth.js';
 
 export interface HandlerContext {
   auth: Authenticator;
   log: Logger;
+  /** Where mutating calls are recorded; absent = not recorded (tests of single services). */
+  audit?: AuditLog;
 }
 
 export function bearerToken(md: Metadata): string | undefined {
@@ -42,11 +46,18 @@ export function unary<Req, Res>(
   ctx: HandlerContext,
   method: string,
   fn: (req: Req, who: Principal, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+  audit?: AuditSpec<Req, Res>,
 ) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-    (async () => fn(call.request, ctx.auth.authenticate(bearerToken(call.metadata)), call))().then(
-      (res) => callback(null, res),
-      (err) => callback(toServiceError(err, ctx.log, method)),
+    const token = bearerToken(call.metadata);
+    let who: Principal | undefined;
+    const seen = () => ({ principal: who, req: call.request, hide: [token] });
+    (async () => {
+      who = ctx.auth.authenticate(token);
+      return fn(call.request, who, call);
+    })().then(
+      (res) => answer(ctx, audit, seen(), { ok: true, res }, () => callback(null, res)),
+      (err) => answer(ctx, audit, seen(), { ok: false, err }, () => callback(toServiceError(err, ctx.log, method))),
     );
   };
 }
@@ -56,13 +67,38 @@ export function unaryOpen<Req, Res>(
   ctx: HandlerContext,
   method: string,
   fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+  audit?: AuditSpec<Req, Res>,
 ) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    const seen = () => ({ principal: audit && optionalPrincipal(ctx, call.metadata), req: call.request, hide: [bearerToken(call.metadata)] });
     fn(call.request, call).then(
-      (res) => callback(null, res),
-      (err) => callback(toServiceError(err, ctx.log, method)),
+      (res) => answer(ctx, audit, seen(), { ok: true, res }, () => callback(null, res)),
+      (err) => answer(ctx, audit, seen(), { ok: false, err }, () => callback(toServiceError(err, ctx.log, method))),
     );
   };
+}
+
+/** Records an audited call, then answers it, so its line is written before the caller hears back. */
+function answer<Req, Res>(
+  ctx: HandlerContext,
+  spec: AuditSpec<Req, Res> | undefined,
+  call: { principal?: Principal; req: Req; hide: Array<string | undefined> },
+  outcome: Outcome<Res>,
+  reply: () => void,
+): void {
+  if (!spec || !ctx.audit) return reply();
+  void ctx.audit.record(spec, { via: 'grpc', ...call }, outcome).then(reply);
+}
+
+/** The caller named by an optional bearer token (open calls may carry one), for the audit line. */
+function optionalPrincipal(ctx: HandlerContext, md: Metadata): Principal | undefined {
+  const token = bearerToken(md);
+  if (!token) return undefined;
+  try {
+    return ctx.auth.authenticate(token);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -111,16 +147,33 @@ function streamed<Req, Res>(
   };
 }
 
-/** A client-streaming call whose messages arrive as an async iterable. */
+/**
+ * A client-streaming call whose messages arrive as an async iterable. For the audit log, the
+ * first message stands for the request (it names what the stream is about).
+ */
 export function clientStream<Req, Res>(
   ctx: HandlerContext,
   method: string,
   fn: (messages: AsyncIterable<Req>, who: Principal) => Promise<Res>,
+  audit?: AuditSpec<Req | undefined, Res>,
 ) {
   return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>): void => {
-    (async () => fn(call as AsyncIterable<Req>, ctx.auth.authenticate(bearerToken(call.metadata))))().then(
-      (res) => callback(null, res),
-      (err) => callback(toServiceError(err, ctx.log, method)),
+    const token = bearerToken(call.metadata);
+    let who: Principal | undefined;
+    let first: Req | undefined;
+    const messages = (async function* () {
+      for await (const m of call as AsyncIterable<Req>) {
+        first ??= m;
+        yield m;
+      }
+    })();
+    const seen = () => ({ principal: who, req: first, hide: [token] });
+    (async () => {
+      who = ctx.auth.authenticate(token);
+      return fn(messages, who);
+    })().then(
+      (res) => answer(ctx, audit, seen(), { ok: true, res }, () => callback(null, res)),
+      (err) => answer(ctx, audit, seen(), { ok: false, err }, () => callback(toServiceError(err, ctx.log, method))),
     );
   };
 }
