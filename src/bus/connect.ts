@@ -60,6 +60,14 @@ export async function connectBus(opts: BusOptions): Promise<NatsConnection> {
         { cause: err },
       );
     }
+    // A certificate that does not verify: say which setting names the CA (Node's error codes).
+    const code = (err as { code?: string }).code ?? ((err as Error).cause as { code?: string } | undefined)?.code ?? '';
+    if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code) || /unable to verify|self[- ]signed|certificate/i.test(msg)) {
+      throw new UnavailableError(
+        `cannot reach NATS at ${at}: ${msg}; set the CA that signed the NATS servers' certificate (controller: nats.tls.ca_file; executor: nats_tls.ca_file, which by default is the CA the controller hands over at register)`,
+        { cause: err },
+      );
+    }
     throw new UnavailableError(`cannot reach NATS at ${at}: ${msg}`, { cause: err });
   }
 }

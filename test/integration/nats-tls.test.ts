@@ -82,6 +82,7 @@ describe('TLS to NATS', () => {
       (e: Error) => e,
     );
     expect(err?.message).toMatch(/^cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+: .+$/);
+    expect(err?.message).toMatch(/set the CA that signed the NATS servers. certificate \(controller: nats\.tls\.ca_file; executor: nats_tls\.ca_file/);
     expect(err?.message.split('\n')).toHaveLength(1);
     console.log(`  wrong CA: ${err?.message}`);
   });
