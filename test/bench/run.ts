@@ -367,6 +367,7 @@ async function ensureHostExecutor(ctx: Ctx, g: GroupA): Promise<{ name: string; 
       log_level: 'warn',
       log_max_bytes_per_task: SCALE.logBytes + 16 * MB,
       shutdown_grace_seconds: 2,
+      plaintext: true, // the bench controller serves plaintext gRPC (see lib.ts)
     }),
   );
   const exe = join(DIST, 'cmd', 'executor.js');
