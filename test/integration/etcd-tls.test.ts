@@ -11,7 +11,7 @@ import { ConfigError, GridError, PermissionDeniedError, UnauthenticatedError } f
 import { Kv, type KvOptions } from '../../src/store/kv.js';
 import { issueClientCert, issueServerCert, makeCa, type CertPair, type TestCa } from '../harness/certs.js';
 import { cleanupProcesses, tempDir } from '../harness/processes.js';
-import { recordingProxy } from '../harness/proxy.js';
+import { recordingProxy } from '../harness/recording-proxy.js';
 import { uniqueName } from '../harness/servers.js';
 
 const MARKER = 'etcd-secret-marker-7f3a9c';
@@ -100,7 +100,7 @@ describe('TLS to etcd', () => {
       await put({ endpoints: [`http://127.0.0.1:${open.port}`] });
       expect(open.seen()).toContain(MARKER);
     } finally {
-      open.close();
+      await open.close();
     }
     const sealed = await recordingProxy(tls.clientPort);
     try {
@@ -108,7 +108,7 @@ describe('TLS to etcd', () => {
       expect(sealed.seen().length).toBeGreaterThan(1000);
       expect(sealed.seen()).not.toContain(MARKER);
     } finally {
-      sealed.close();
+      await sealed.close();
     }
   });
 

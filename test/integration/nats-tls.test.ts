@@ -9,7 +9,7 @@ import { connectBus, type NatsUser } from '../../src/bus/connect.js';
 import { startNats, type NatsServer } from '../../src/embedded/index.js';
 import { makeCerts } from '../harness/certs.js';
 import { tempDir, cleanupProcesses } from '../harness/processes.js';
-import { recordingProxy } from '../harness/proxy.js';
+import { recordingProxy } from '../harness/recording-proxy.js';
 
 const MARKER = 'secret-argument-hunter2';
 
@@ -57,7 +57,7 @@ describe('TLS to NATS', () => {
       await publishThrough(open.port, false);
       expect(open.seen()).toContain(MARKER);
     } finally {
-      open.close();
+      await open.close();
     }
     const sealed = await recordingProxy(tls.port);
     try {
@@ -66,7 +66,7 @@ describe('TLS to NATS', () => {
       expect(sealed.seen()).not.toContain(MARKER);
       expect(sealed.seen()).not.toContain(user.jwt.slice(0, 40)); // nor the credentials
     } finally {
-      sealed.close();
+      await sealed.close();
     }
   });
 
