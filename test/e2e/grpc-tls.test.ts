@@ -24,6 +24,7 @@ import {
   type RunningController,
 } from '../harness/processes.js';
 import { recordingProxy } from '../harness/recording-proxy.js';
+import { makeCa } from '../harness/certs.js';
 import { startServers, type TestServers } from '../harness/servers.js';
 
 const MARKER = 'grid-tls-marker-7f3a9c1e';
@@ -107,8 +108,7 @@ describe('gRPC over TLS', () => {
 
     beforeAll(async () => {
       controller = await startController({ natsUrl: servers.natsUrl, etcdEndpoint: servers.etcdEndpoint });
-      otherCa = join(dir, 'other-ca.crt');
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'other-ca.key'), '-out', otherCa, '-days', '2', '-subj', '/CN=not GRID'], { stdio: 'pipe' });
+      otherCa = makeCa(dir, 'not-grid').caFile;
     });
 
     afterAll(async () => {

@@ -2,7 +2,6 @@
 // operator would bring their own), given to every controller the harness starts as its CA, and
 // to every client and executor as the CA to verify the controller with.
 
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { newUserKey } from '../../src/bus/authority.js';
 import { GridClient } from '../../src/client/client.js';
 import type { RegisterResponse } from '../../src/gen/grid/v1/executor.js';
 import { atExit } from './exit-hook.js';
+import { makeCa } from './certs.js';
 
 export interface TestCa {
   certFile: string;
@@ -26,13 +26,9 @@ export function testCa(): TestCa {
   if (ca) return ca;
   const dir = mkdtempSync(join(tmpdir(), 'grid-test-ca-'));
   atExit(() => rmSync(dir, { recursive: true, force: true }));
-  const certFile = join(dir, 'ca.crt');
-  const keyFile = join(dir, 'ca.key');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=GRID test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-  ], { stdio: 'pipe' });
+  const made = makeCa(dir, 'grid-grpc');
+  const certFile = made.caFile;
+  const keyFile = made.caKeyFile;
   ca = { certFile, keyFile, pem: readFileSync(certFile, 'utf8') };
   return ca;
 }
