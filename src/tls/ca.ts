@@ -138,8 +138,12 @@ export class CertificateAuthority {
     return { certPem: cert.toString('pem'), keyPem: await privateKeyPem(keys.privateKey) };
   }
 
+  /** The same for every certificate this CA signs, so made once. */
+  private authorityKeyId?: Promise<x509.AuthorityKeyIdentifierExtension>;
+
   private async sign(commonName: string, publicKey: CryptoKey, days: number, extensions: x509.Extension[]): Promise<x509.X509Certificate> {
     const now = Date.now();
+    this.authorityKeyId ??= x509.AuthorityKeyIdentifierExtension.create(this.cert);
     return x509.X509CertificateGenerator.create({
       serialNumber: newSerial(),
       subject: `CN=${commonName.replace(/[,+="<>#;\\]/g, '_')}`,
@@ -152,7 +156,7 @@ export class CertificateAuthority {
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
-        await x509.AuthorityKeyIdentifierExtension.create(this.cert),
+        await this.authorityKeyId,
         ...extensions,
       ],
     });

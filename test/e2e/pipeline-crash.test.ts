@@ -127,8 +127,13 @@ describe('an executor killed -9 in the middle of a task', () => {
       'second attempt started',
       async () => runsOf(out, id),
       (r) => r.some((x) => x.attempt >= 2 && x.started),
-      JOB_ACK_WAIT_MS + 15_000,
-    );
+      // A liveness bound, generous for a loaded machine (two test files, each with its servers).
+      JOB_ACK_WAIT_MS + 45_000,
+    ).catch((err: unknown) => {
+      // Left for whoever meets this failure: what the executor and the controller were doing.
+      console.log(`executor ${name}:\n${a.logs()}\ncontroller (tail):\n${controller.logs().slice(-6000)}`);
+      throw err;
+    });
     const attempt2At = Date.now();
     const x = await waitFor('execution terminal', () => get(id), (v) => TERMINAL.has(xstate(v)), 30_000, 200, brief);
     const doneAt = Date.now();
