@@ -202,7 +202,12 @@ export class Kv {
         err instanceof GRPCDeadlineExceededError ||
         err instanceof ClientClosedError
       ) {
-        throw new UnavailableError(`${at} is unavailable: ${oneLine((err as Error).message)}`, { cause: err });
+        throw new UnavailableError(`${at} is not answering; retry (${oneLine((err as Error).message)})`, { cause: err });
+      }
+      // After repeated failures etcd3's circuit breaker (cockatiel) refuses calls for a while
+      // without trying; its error carries that library's own brand.
+      if ((err as { isBrokenCircuitError?: unknown }).isBrokenCircuitError === true) {
+        throw new UnavailableError(`${at} is not answering; retry (it failed repeatedly, so calls to it pause for a few seconds)`, { cause: err });
       }
       if (err instanceof EtcdAuthenticationFailedError) {
         throw new UnauthenticatedError(
