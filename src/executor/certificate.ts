@@ -4,7 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { GridClient } from '../client/client.js';
 import type { ExecutorConfig } from '../config/executor.js';
-import { newClientKey } from '../tls/ca.js';
+import { newClientKey } from '../tls/keys.js';
 import { readCaFile, type ClientTls } from '../tls/grpc.js';
 import type { Logger } from '../util/log.js';
 import { saveIdentity, type ExecutorIdentity } from './state.js';

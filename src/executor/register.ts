@@ -7,7 +7,7 @@ import type { Logger } from '../util/log.js';
 import { VERSION } from '../version.js';
 import { loadIdentityIfAny, saveIdentity, type ExecutorIdentity } from './state.js';
 import { keyFromSeed, newUserKey } from '../bus/authority.js';
-import { newClientKey } from '../tls/ca.js';
+import { newClientKey } from '../tls/keys.js';
 import { controllerTls } from './certificate.js';
 
 export async function registerExecutor(

@@ -13,13 +13,15 @@ import { dirname, join } from 'node:path';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { ConfigError, ValidationError } from '../errors.js';
+import { EC, privateKeyPem } from './keys.js';
+
+export { newClientKey } from './keys.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
 x509.cryptoProvider.set(webcrypto as never);
 
-const EC: webcrypto.EcKeyImportParams & webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
 const SIGNING = { name: 'ECDSA', hash: 'SHA-256' };
 const DAY_MS = 86_400_000;
 /** Certificates start an hour in the past, so a clock slightly behind ours still accepts them. */
@@ -169,13 +171,6 @@ export function describe(certPem: string): IssuedCertificate {
   return { certPem, serial: c.serialNumber.toLowerCase(), notAfterMs: Date.parse(c.validTo) };
 }
 
-/** A new ECDSA P-256 key pair for an executor: the private key (PKCS#8 PEM) stays with it. */
-export async function newClientKey(): Promise<{ keyPem: string; publicKeyPem: string }> {
-  const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const spki = Buffer.from(await webcrypto.subtle.exportKey('spki', keys.publicKey));
-  return { keyPem: await privateKeyPem(keys.privateKey), publicKeyPem: toPem('PUBLIC KEY', spki) };
-}
-
 /**
  * Writes a certificate and key into `dir` as `<name>.crt` / `<name>.key` unless a valid one for
  * the same names is already there with more than a third of its life left; returns the paths.
@@ -230,15 +225,6 @@ function newSerial(): string {
   const b = randomBytes(16);
   b[0] = b[0]! & 0x7f | 0x01;
   return b.toString('hex');
-}
-
-async function privateKeyPem(key: CryptoKey): Promise<string> {
-  return toPem('PRIVATE KEY', Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key)));
-}
-
-function toPem(label: string, der: Buffer): string {
-  const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
-  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 
 function pemBody(pem: string): Buffer {

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClientTls } from '../../src/tls/grpc.js';
-import { newClientKey } from '../../src/tls/ca.js';
+import { newClientKey } from '../../src/tls/keys.js';
 import { newUserKey } from '../../src/bus/authority.js';
 import { GridClient } from '../../src/client/client.js';
 import type { RegisterResponse } from '../../src/gen/grid/v1/executor.js';
