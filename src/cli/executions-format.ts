@@ -23,10 +23,11 @@ const TERMINAL_TASK = new Set<TaskState>([
   TaskState.TASK_STATE_CANCELLED,
   TaskState.TASK_STATE_LOST,
   TaskState.TASK_STATE_SKIPPED,
+  TaskState.TASK_STATE_UNKNOWN,
 ]);
 
 /** Task states that count as "failed" in summaries and progress. */
-const FAILED_TASK = new Set<TaskState>([TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_TIMED_OUT, TaskState.TASK_STATE_LOST]);
+const FAILED_TASK = new Set<TaskState>([TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_TIMED_OUT, TaskState.TASK_STATE_LOST, TaskState.TASK_STATE_UNKNOWN]);
 
 export function executionStateName(s: ExecutionState): string {
   return (ExecutionState[s] ?? 'UNKNOWN').replace('EXECUTION_STATE_', '');

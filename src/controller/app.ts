@@ -201,7 +201,7 @@ export class Controller {
     sweeper.start();
     this.cleanups.push({ name: 'sweeper', run: () => sweeper.stop() });
 
-    const expiry = new ExpiryWatcher(kv, executorStore, log.named('expiry'));
+    const expiry = new ExpiryWatcher(kv, executorStore, log.named('expiry'), Date.now, cfg.executor_ping_deadline_seconds * 1000);
     expiry.onExpired((e) => sweeper.executorExpired(e));
     executors.onRemoved = (e) => sweeper.executorExpired(e, 'was removed');
     await expiry.start();

@@ -7,9 +7,9 @@ import { encode, type CancelMessage, type RequestMessage } from '../bus/messages
 import { subjects } from '../bus/subjects.js';
 import { resolveArgs } from '../domain/args.js';
 import { dispatchExecution, planTasks } from '../domain/dispatch-plan.js';
-import { groupsOf, type ExecutorRecord } from '../domain/executor.js';
+import { groupsOf, isLive, type ExecutorRecord } from '../domain/executor.js';
 import { isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
-import { isTaskOf, mayBegin, NOT_YET, sendable, stopExecution } from '../domain/execution-rules.js';
+import { claimTask, isTaskOf, mayBegin, NOT_YET, sendable, stopExecution, type ClaimAnswer } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
 import type { TaskToRun } from '../domain/task.js';
 import { formatTarget, parseTarget } from '../domain/target.js';
@@ -18,6 +18,7 @@ import type { EtcdExecutionStore } from '../store/etcd-executions.js';
 import type { EtcdExecutorStore } from '../store/etcd-executors.js';
 import type { JobStore } from '../store/store.js';
 import type { Kv } from '../store/kv.js';
+import { Batcher, type Pending } from '../util/batcher.js';
 import { newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import { authorize, authorizeJobGroups, type Principal } from './auth.js';
@@ -271,27 +272,95 @@ export class ExecutionService {
     }
   }
 
-  /** BeginTask: may this executor start this task now? Hands out secret values if so. */
-  async beginTask(input: { executorId: string; secret: string; executionId: string; taskKey: string }): Promise<BeginAnswer> {
+  /** BeginTask: claims the task for this executor process and hands out what to run. */
+  async beginTask(input: { executorId: string; secret: string; session: string; executionId: string; taskKey: string; retryOf?: number }): Promise<BeginAnswer> {
     const e = await this.d.registry.authenticate(input.executorId, input.secret);
-    return this.mayStart(e, input.executionId, input.taskKey);
+    return this.claim(e, input.session, input);
   }
 
   /** BeginTask for several tasks of one executor at once; answers in the order asked. */
-  async beginTasks(input: { executorId: string; secret: string; tasks: Array<{ executionId: string; taskKey: string }> }): Promise<BeginAnswer[]> {
+  async beginTasks(input: {
+    executorId: string;
+    secret: string;
+    session: string;
+    tasks: Array<{ executionId: string; taskKey: string; retryOf?: number }>;
+  }): Promise<BeginAnswer[]> {
     if (input.tasks.length > MAX_BEGIN_TASKS) {
       throw new ValidationError(`tasks: ${input.tasks.length} in one BeginTasks call; at most ${MAX_BEGIN_TASKS}`);
     }
     const e = await this.d.registry.authenticate(input.executorId, input.secret);
-    return Promise.all(input.tasks.map((t) => this.mayStart(e, t.executionId, t.taskKey)));
+    return Promise.all(input.tasks.map((t) => this.claim(e, input.session, t)));
   }
 
-  /** BeginTask's answer: the recorded task and, only here, its secret values. */
-  private async mayStart(e: ExecutorRecord, executionId: string, taskKey: string): Promise<BeginAnswer> {
-    const r = await this.recordedTask(e, executionId, taskKey);
+  /**
+   * BeginTask's answer: the task is claimed (claimTask, by compare-and-swap in the record) and
+   * the recorded task is handed out with, only here, its secret values.
+   */
+  private async claim(e: ExecutorRecord, session: string, ref: { executionId: string; taskKey: string; retryOf?: number }): Promise<BeginAnswer> {
+    const r = await this.recordedTask(e, ref.executionId, ref.taskKey);
     if ('refused' in r) return r.refused;
+    const answer = await this.claims.add({ executor: e, session, ref, task: r.task });
+    if (!answer.claimed) return { proceed: false, reason: answer.reason, secrets: {}, ...(answer.later ? { later: true } : {}) };
     const secrets = r.x.secret_box ? this.d.box.open(r.x.secret_box) : {};
-    return { proceed: true, reason: '', secrets, task: r.task };
+    return { proceed: true, reason: '', secrets, task: r.task, attempt: answer.attempt };
+  }
+
+  /**
+   * Claims, group-committed: the claims asked while a transaction is in flight are written
+   * together in the next one (one compare per execution), and this write is the task's
+   * PENDING → RUNNING transition, so running a task costs no other write.
+   */
+  private readonly claims = new Batcher<ClaimRequest, ClaimAnswer>({
+    max: 512,
+    run: async (batch) => {
+      const live = new Set((await this.d.executors.all()).filter((x) => isLive(x.state)).map((x) => x.id));
+      const byExecution = new Map<string, Array<Pending<ClaimRequest, ClaimAnswer>>>();
+      for (const p of batch) {
+        const list = byExecution.get(p.item.ref.executionId) ?? [];
+        list.push(p);
+        byExecution.set(p.item.ref.executionId, list);
+      }
+      const answers = new Map<Pending<ClaimRequest, ClaimAnswer>, ClaimAnswer>();
+      await this.d.store.updateMany([...byExecution.keys()], (x) => {
+        let changed = false;
+        for (const p of byExecution.get(x.id) ?? []) {
+          const { executor: e, session, ref, task } = p.item;
+          const a = claimTask(x, ref.taskKey, { id: e.id, name: e.name, groups: groupsOf(e), session }, this.now(), {
+            onLost: task.definition.on_lost ?? 'retry',
+            maxAttempts: task.maxAttempts,
+            retryOf: ref.retryOf,
+            alive: (id) => live.has(id),
+          });
+          answers.set(p, a);
+          changed = a.changed || changed;
+        }
+        return changed;
+      });
+      for (const p of batch) p.resolve(answers.get(p) ?? { claimed: false, reason: `execution ${p.item.ref.executionId} does not exist` });
+    },
+  });
+
+  /**
+   * Heartbeat's check of the tasks an executor says it runs: those of an execution that was
+   * cancelled or timed out (a cancel it missed), and those whose claim another attempt took over.
+   */
+  async tasksToStop(executorId: string, running: Array<{ executionId: string; taskKey: string; attempt: number }>): Promise<TaskStop[]> {
+    const out: TaskStop[] = [];
+    await Promise.all(
+      running.map(async (r) => {
+        const x = (await this.d.store.getShared(r.executionId))?.value;
+        if (!x) return;
+        if (x.state === 'CANCELLED' || x.state === 'TIMED_OUT') {
+          out.push({ executionId: x.id, taskKey: r.taskKey, reason: x.state === 'CANCELLED' ? 'cancelled' : 'timed_out', note: x.reason });
+          return;
+        }
+        const t = x.tasks.find((task) => task.key === r.taskKey);
+        if (t && r.attempt > 0 && (t.attempts > r.attempt || (t.executor_id && t.executor_id !== executorId))) {
+          out.push({ executionId: x.id, taskKey: r.taskKey, reason: 'superseded', note: `attempt ${t.attempts} of the task was claimed by ${t.executor_name || 'another executor'}` });
+        }
+      }),
+    );
+    return out;
   }
 
   /**
@@ -345,6 +414,8 @@ export class ExecutionService {
     const e = await this.d.registry.authenticate(input.executorId, input.secret);
     const r = await this.recordedTask(e, input.executionId, input.taskKey);
     if ('refused' in r) throw new PermissionDeniedError(`executor ${e.name} may not read the files of task ${input.taskKey} of execution ${input.executionId}: ${r.refused.reason}`);
+    const claimed = notClaimedBy(r.x, input.taskKey, e.id);
+    if (claimed) throw new PermissionDeniedError(`executor ${e.name} may not read the files of task ${input.taskKey} of execution ${input.executionId}: ${claimed}`);
     const f = r.task.files.find((file) => file.name === input.name);
     if (!f) throw new PermissionDeniedError(`executor ${e.name}: job ${r.task.job} does not use a file named "${input.name}"`);
     return f.digest;
@@ -365,6 +436,8 @@ export class ExecutionService {
     if (mustBegin) {
       const r = await this.recordedTask(e, input.executionId, input.taskKey);
       if ('refused' in r) throw new FailedPreconditionError(`task ${input.taskKey} of execution ${input.executionId} may not take its lock: ${r.refused.reason}`);
+      const claimed = notClaimedBy(r.x, input.taskKey, e.id);
+      if (claimed) throw new FailedPreconditionError(`task ${input.taskKey} of execution ${input.executionId} may not take its lock: ${claimed}`);
       def = r.task.definition;
     } else {
       const x = (await this.d.store.getShared(input.executionId))?.value;
@@ -383,6 +456,31 @@ export interface BeginAnswer {
   task?: TaskToRun;
   /** Not yet: the task may be begun later (its job message is offered again). */
   later?: boolean;
+  /** When proceeding: the attempt this claim is. */
+  attempt?: number;
+}
+
+interface ClaimRequest {
+  executor: ExecutorRecord;
+  session: string;
+  ref: { executionId: string; taskKey: string; retryOf?: number };
+  task: TaskToRun;
+}
+
+export interface TaskStop {
+  executionId: string;
+  taskKey: string;
+  reason: 'cancelled' | 'timed_out' | 'superseded';
+  note: string;
+}
+
+/** Why a task is not claimed by this executor now (its files and lock are its claimant's only); undefined if it is. */
+function notClaimedBy(x: Execution, taskKey: string, executorId: string): string | undefined {
+  const t = x.tasks.find((task) => task.key === taskKey);
+  if (!t) return `execution ${x.id} has no task ${taskKey}`;
+  if (t.state !== 'RUNNING') return `the task is ${t.state}, not claimed (BeginTask claims it)`;
+  if (t.executor_id !== executorId) return `the task is claimed by executor ${t.executor_name || t.executor_id}`;
+  return undefined;
 }
 
 /** Most tasks one BeginTasks call may ask about. */

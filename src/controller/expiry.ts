@@ -1,7 +1,9 @@
 // Notices executors whose lease lapsed. Every replica runs this; one of them wins the
-// compare-and-swap that marks the executor EXPIRED. On start it first reconciles (live records
-// without an alive key, e.g. expired while no controller ran) and then watches from the
-// revision of that snapshot, so nothing is missed between the two.
+// compare-and-swap that marks the executor EXPIRED. On start it watches from the revision of a
+// snapshot, and once executors have had one ping deadline to heartbeat (their leases lapsed
+// while no controller ran to keep them; a heartbeat takes a new one), it reconciles: live records
+// still without an alive key are expired then, not before (Nomad's heartbeat grace after a
+// leader election). Nothing is missed between the snapshot and the watch.
 
 import type { ExecutorRecord } from '../domain/executor.js';
 import { isLive } from '../domain/executor.js';
@@ -14,12 +16,16 @@ export type ExpiredListener = (executor: ExecutorRecord) => void | Promise<void>
 export class ExpiryWatcher {
   private watch?: AliveWatch;
   private readonly listeners: ExpiredListener[] = [];
+  private graceTimer?: NodeJS.Timeout;
+  private inGrace = false;
 
   constructor(
     private readonly kv: Kv,
     private readonly store: EtcdExecutorStore,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    /** How long after start nothing is expired (the ping deadline). */
+    private readonly graceMs = 0,
   ) {}
 
   /** Called after an executor has been marked EXPIRED by this replica (e.g. to mark tasks LOST). */
@@ -28,13 +34,26 @@ export class ExpiryWatcher {
   }
 
   async start(): Promise<void> {
-    const { executors, revision } = await this.store.list();
+    const { revision } = await this.store.list();
+    this.inGrace = this.graceMs > 0;
+    this.watch = await this.store.watchAlive(revision, (id) => {
+      if (this.inGrace) return; // the reconcile at the end of the grace looks at everyone
+      this.expire(id).catch((err) => this.log.warn('could not mark executor expired', { id, error: (err as Error).message }));
+    });
+    if (!this.inGrace) return this.reconcile();
+    this.log.info('executors have one ping deadline to heartbeat before any is expired', { grace_ms: this.graceMs });
+    this.graceTimer = setTimeout(() => {
+      this.inGrace = false;
+      this.reconcile().catch((err) => this.log.warn('could not look for expired executors', { error: (err as Error).message }));
+    }, this.graceMs);
+  }
+
+  /** Expires every live record without an alive key. */
+  private async reconcile(): Promise<void> {
+    const { executors } = await this.store.list();
     for (const e of executors) {
       if (isLive(e.state) && !(await this.store.isAlive(e.id))) await this.expire(e.id);
     }
-    this.watch = await this.store.watchAlive(revision, (id) => {
-      this.expire(id).catch((err) => this.log.warn('could not mark executor expired', { id, error: (err as Error).message }));
-    });
   }
 
   /**
@@ -65,6 +84,7 @@ export class ExpiryWatcher {
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.graceTimer);
     await this.watch?.close();
   }
 }

@@ -6,8 +6,10 @@
 // (executorExpired), and by itself for an EXPIRED executor whose tasks are still open (the
 // replica that marked it EXPIRED died, or failed, before it got to them).
 
-import type { ExecutorRecord } from '../domain/executor.js';
+import type { Task } from '../domain/execution.js';
+import { groupsOf, isLive, type ExecutorRecord } from '../domain/executor.js';
 import { executorExpired, expireWaits, stopExecution } from '../domain/execution-rules.js';
+import type { OnLost } from '../domain/job.js';
 import type { ActiveEntry, EtcdExecutionStore } from '../store/etcd-executions.js';
 import type { EtcdExecutorStore } from '../store/etcd-executors.js';
 import type { Logger } from '../util/log.js';
@@ -20,11 +22,10 @@ const QUEUED_GRACE_MS = 15_000;
 /**
  * Tasks released by a controller process that is gone are sent again (it may have died between
  * recording the release and sending), then again every RESEND_AFTER_MS while they have not
- * started; records that do not say who released them, RESEND_AFTER_MS after the release. Only
- * within the dedup window (RESEND_UNTIL_MS), so a task that did go out is not sent twice.
+ * started; records that do not say who released them, RESEND_AFTER_MS after the release. Whatever
+ * their age: a copy of a message that did go out is harmless, since only one claim of a task wins.
  */
 const RESEND_AFTER_MS = 15_000;
-const RESEND_UNTIL_MS = 5 * 60_000;
 /** How often the sweep looks for open tasks of executors that are already EXPIRED. */
 const EXPIRED_RECONCILE_MS = 5_000;
 
@@ -92,14 +93,15 @@ export class Sweeper {
         continue;
       }
       if (a.wait_until_ms && now >= a.wait_until_ms) {
-        await this.d.store.update(a.id, (x) => expireWaits(x, this.now()));
+        const offline = await this.offline();
+        await this.d.store.update(a.id, (x) => expireWaits(x, this.now(), offline));
       }
       if (a.state === 'QUEUED' && now - Math.max(a.created_at_ms, this.republished.get(a.id) ?? 0) > QUEUED_GRACE_MS) {
         this.republished.set(a.id, now);
         await this.d.executions.publishRequest(a.id);
         this.d.log.info('re-published a request stuck in QUEUED', { id: a.id });
       }
-      if (this.d.publisher && a.released_at_ms && now - a.released_at_ms < RESEND_UNTIL_MS) {
+      if (this.d.publisher && a.released_at_ms) {
         const last = this.republished.get(a.id);
         // A known dispatcher that is gone: at once. Otherwise after a grace period.
         const due = a.dispatcher ? last === undefined || now - last > RESEND_AFTER_MS : now - Math.max(a.released_at_ms, last ?? 0) > RESEND_AFTER_MS;
@@ -139,17 +141,42 @@ export class Sweeper {
         if (!e || a.created_at_ms > e.state_changed_at_ms) continue;
         const again = await executors.get(id);
         if (again?.state !== 'EXPIRED' || again.state_changed_at_ms !== e.state_changed_at_ms) continue;
-        const { changed } = await this.d.store.update(a.id, (x) => executorExpired(x, e.id, e.name, this.now()));
+        const onLost = await this.onLostOf(a.id);
+        const { changed } = await this.d.store.update(a.id, (x) => executorExpired(x, e.id, e.name, this.now(), 'expired', onLost));
         if (changed) this.d.log.warn('tasks of an executor that had expired were still open: applied the expiry now', { execution: a.id, executor: e.name });
       }
     }
   }
 
-  /** Expiry listener: the executor's running tasks become LOST (pool tasks go back to the pool). */
+  /** Whether a pending task's executor (or every member of its pool) is offline now. */
+  private async offline(): Promise<(t: Task) => boolean> {
+    if (!this.d.executors) return () => true;
+    const live = (await this.d.executors.all()).filter((e) => isLive(e.state));
+    const ids = new Set(live.map((e) => e.id));
+    const groups = new Set(live.flatMap((e) => groupsOf(e)));
+    return (t) => (t.pool ? !groups.has(t.pool) : !ids.has(t.executor_id));
+  }
+
+  /**
+   * The on_lost of an execution's definition. When it cannot be read, `fail`: a task whose
+   * definition is gone cannot run again anyway, and an at-most-once job must never be retried.
+   */
+  private async onLostOf(id: string): Promise<OnLost> {
+    if (!this.d.publisher) return 'retry';
+    try {
+      const x = (await this.d.store.get(id))?.value;
+      return x ? ((await this.d.publisher.definitionOf(x)).on_lost ?? 'retry') : 'fail';
+    } catch {
+      return 'fail';
+    }
+  }
+
+  /** Expiry listener: the executor's running tasks end per on_lost (claimLost); pending ones are SKIPPED unless they wait. */
   async executorExpired(e: ExecutorRecord, how: 'expired' | 'was removed' = 'expired'): Promise<void> {
     for (const a of await this.d.store.active()) {
       if (!a.executors.includes(e.id)) continue;
-      const { changed } = await this.d.store.update(a.id, (x) => executorExpired(x, e.id, e.name, this.now(), how));
+      const onLost = await this.onLostOf(a.id);
+      const { changed } = await this.d.store.update(a.id, (x) => executorExpired(x, e.id, e.name, this.now(), how, onLost));
       if (changed) this.d.log.info('tasks of an expired executor updated', { execution: a.id, executor: e.name });
     }
   }

@@ -59,6 +59,8 @@ export function planTasks(p: PlanInput): Plan {
       ...(pool.members.length === 0 ? offline(`no member of pool ${pool.group} is ACTIVE`) : {}),
     } as Task);
   }
+  // --wait-offline covers every task that has not started, whenever its executor goes away.
+  if (p.waitOfflineMs > 0) for (const t of tasks) if (t.state === 'PENDING') t.wait_until_ms = p.now + p.waitOfflineMs;
   if (tasks.length === 0) {
     return { tasks, excluded: r.excluded, failure: r.problems.length ? r.problems.join('; ') : 'the target matches no executor' };
   }

@@ -3,6 +3,7 @@
 // an event for an attempt older than the task's current one is ignored: that is what makes a
 // redelivered job or a duplicated event harmless (recording is exactly-once).
 
+import type { OnLost } from './job.js';
 import {
   isTerminalExecution,
   isTerminalTask,
@@ -78,24 +79,36 @@ export function senderProblem(x: Execution, ev: TaskEvent, inGroup: (executorId:
   return undefined;
 }
 
+/** Most late results kept on a task. */
+const LATE_RESULTS_MAX = 5;
+
 /** Applies one executor event. Returns true if the execution changed. */
 export function applyEvent(x: Execution, ev: TaskEvent): boolean {
   const t = x.tasks.find((task) => task.key === ev.task_key);
-  if (!t || isTerminalTask(t.state)) return false;
+  if (!t) return false;
+  if (ev.kind === 'finished' && lateResult(x, t, ev)) return true;
+  if (isTerminalTask(t.state)) return false;
   // A pool task taken over by another member: the previous holder's late events do not count.
   if (t.pool && t.executor_id && ev.executor_id !== t.executor_id && ev.attempt <= t.attempts && t.state === 'RUNNING') return false;
   if (ev.attempt < t.attempts) return false;
   let changed = false;
   switch (ev.kind) {
     case 'waiting':
-      // Taken by an executor but queued for the serialize lock.
-      if (t.state !== 'PENDING' || t.reason === (ev.reason ?? '')) return false;
+      // Claimed by an executor but queued for the serialize lock.
+      if (isTerminalTask(t.state) || t.reason === (ev.reason ?? '')) return false;
       t.reason = ev.reason ?? 'waiting';
       if (t.pool) Object.assign(t, { executor_id: ev.executor_id, executor_name: ev.executor_name });
       changed = true;
       break;
     case 'started':
-      if (t.state === 'RUNNING' && t.attempts === ev.attempt && t.executor_id === ev.executor_id) return false;
+      // The claim made it RUNNING already; the event adds the lock it holds. Executors that do
+      // not claim (older ones) start it here.
+      if (t.state === 'RUNNING' && t.attempts === ev.attempt && t.executor_id === ev.executor_id) {
+        if (!ev.lock_token || t.lock_token === ev.lock_token) return false;
+        Object.assign(t, { lock_token: ev.lock_token, reason: ev.reason ?? '' });
+        changed = true;
+        break;
+      }
       Object.assign(t, { state: 'RUNNING', attempts: ev.attempt, started_at_ms: ev.at_ms, reason: ev.reason ?? '' });
       if (ev.lock_token) t.lock_token = ev.lock_token;
       if (t.pool) Object.assign(t, { executor_id: ev.executor_id, executor_name: ev.executor_name });
@@ -127,6 +140,46 @@ export function applyEvent(x: Execution, ev: TaskEvent): boolean {
   return changed;
 }
 
+/**
+ * A result that arrives after its task moved on. The claim's own result, arriving after the
+ * task was marked LOST or UNKNOWN because its executor looked dead (a long stall, a cut link),
+ * becomes the task's result: the executor was not dead after all. A result of an attempt that
+ * a later claim superseded is kept in late_results, so it is on record but moves nothing.
+ */
+function lateResult(x: Execution, t: Task, ev: TaskEvent): boolean {
+  const own = ev.attempt === t.attempts && ev.executor_id === t.executor_id;
+  if (own && (t.state === 'LOST' || t.state === 'UNKNOWN')) {
+    const was = `${t.state}: ${t.reason}`;
+    Object.assign(t, {
+      state: OUTCOME_STATE[ev.outcome ?? 'failed'],
+      exit_code: ev.exit_code,
+      reason: `${ev.reason ? `${ev.reason}; ` : ''}reported after the task had been marked ${was}`,
+      finished_at_ms: ev.at_ms,
+    });
+    resettle(x, ev.at_ms);
+    return true;
+  }
+  if (ev.attempt >= t.attempts) return false;
+  const late = t.late_results ?? [];
+  if (late.some((r) => r.attempt === ev.attempt)) return false;
+  late.push({ attempt: ev.attempt, executor_name: ev.executor_name, outcome: ev.outcome ?? 'failed', exit_code: ev.exit_code, reason: ev.reason ?? '', at_ms: ev.at_ms });
+  t.late_results = late.slice(-LATE_RESULTS_MAX);
+  x.updated_at_ms = ev.at_ms;
+  return true;
+}
+
+/** Derives the execution's state again after a task's result was corrected. */
+function resettle(x: Execution, now: number): void {
+  if (x.state === 'SUCCEEDED' || x.state === 'FAILED') {
+    if (!x.tasks.every((t) => isTerminalTask(t.state))) return;
+    const { state, reason } = outcomeOf(x.tasks);
+    finish(x, state, reason, x.finished_at_ms || now);
+    x.updated_at_ms = now;
+    return;
+  }
+  settle(x, now);
+}
+
 /** Recomputes the execution's overall state from its tasks (unless it is already terminal). */
 export function settle(x: Execution, now: number): void {
   x.updated_at_ms = now;
@@ -151,11 +204,11 @@ function outcomeOf(tasks: Task[]): { state: ExecutionState; reason: string } {
     return { state: 'SUCCEEDED', reason: skipped ? `${ok} succeeded, ${skipped} skipped` : '' };
   }
   if (ok === 0 && bad === 0) return { state: 'FAILED', reason: 'every task was skipped: no executor ran it' };
-  const parts = (['FAILED', 'TIMED_OUT', 'CANCELLED', 'LOST', 'SKIPPED'] as TaskState[])
+  const parts = (['FAILED', 'TIMED_OUT', 'CANCELLED', 'LOST', 'UNKNOWN', 'SKIPPED'] as TaskState[])
     .map((s) => [s, count(s)] as const)
     .filter(([, n]) => n > 0)
     .map(([s, n]) => `${n} ${s.toLowerCase().replace('_', ' ')}`);
-  const failedLike = count('FAILED') + count('LOST');
+  const failedLike = count('FAILED') + count('LOST') + count('UNKNOWN');
   const state: ExecutionState = failedLike > 0 ? 'FAILED' : count('TIMED_OUT') > 0 ? 'TIMED_OUT' : count('CANCELLED') > 0 ? 'CANCELLED' : 'FAILED';
   return { state, reason: `${parts.join(', ')} of ${tasks.length} tasks` };
 }
@@ -187,24 +240,42 @@ export function failExecution(x: Execution, reason: string, now: number): boolea
   return true;
 }
 
+/** Claims of one task that may end because their executor was lost, before the task is LOST. */
+export const MAX_LOSSES = 3;
+
 /**
- * The executor's lease lapsed. Its running fan-out tasks are LOST; its running pool tasks go
- * back to PENDING for another pool member (JetStream redelivers the unacked message); its
- * fan-out tasks that had not started are SKIPPED unless --wait-offline lets them wait.
+ * The claim of a RUNNING task ended because its executor is gone (`how`): the definition's
+ * on_lost decides. `retry`: a pool task goes back to its pool; a fan-out task waits for its
+ * executor while the execution's --wait-offline window is open (nothing else can run it), else
+ * it is LOST. `fail`: LOST. `at_most_once`: UNKNOWN, never run again. Returns the new state.
  */
-export function executorExpired(x: Execution, executorId: string, executorName: string, now: number, how: 'expired' | 'was removed' = 'expired'): boolean {
+export function claimLost(t: Task, onLost: OnLost, how: string, now: number): TaskState {
+  const losses = (t.losses ?? 0) + 1;
+  const base = `executor ${t.executor_name || t.executor_id} ${how} while running attempt ${t.attempts}`;
+  if (onLost === 'at_most_once') {
+    Object.assign(t, { state: 'UNKNOWN', losses, finished_at_ms: now, reason: `the outcome is unknown: ${base}; the job runs at most once` });
+  } else if (onLost === 'retry' && losses <= MAX_LOSSES && (t.pool || (t.wait_until_ms ?? 0) > now)) {
+    Object.assign(t, { state: 'PENDING', losses, claim_session: '', reason: t.pool ? `${base}; waiting for another pool member` : `${base}; waiting for it to return (--wait-offline)` });
+    if (t.pool) Object.assign(t, { executor_id: '', executor_name: '' });
+  } else {
+    const why = onLost === 'retry' && losses > MAX_LOSSES ? `; lost ${losses} times, not retried again` : '';
+    Object.assign(t, { state: 'LOST', losses, finished_at_ms: now, reason: `${base}${why}` });
+  }
+  return t.state;
+}
+
+/**
+ * The executor's lease lapsed (or it was removed). Its running tasks end per on_lost (claimLost);
+ * its fan-out tasks that had not started are SKIPPED unless --wait-offline lets them wait.
+ */
+export function executorExpired(x: Execution, executorId: string, executorName: string, now: number, how: 'expired' | 'was removed' = 'expired', onLost: OnLost = 'retry'): boolean {
   let changed = false;
   for (const t of x.tasks) {
     if (t.executor_id !== executorId || isTerminalTask(t.state)) continue;
-    if (t.pool) {
-      if (t.state === 'RUNNING') {
-        Object.assign(t, { state: 'PENDING', executor_id: '', executor_name: '', reason: `executor ${executorName} ${how} while running it; waiting for another pool member` });
-        changed = true;
-      }
-    } else if (t.state === 'RUNNING') {
-      Object.assign(t, { state: 'LOST', reason: `executor ${executorName} ${how} while running it`, finished_at_ms: now });
+    if (t.state === 'RUNNING') {
+      claimLost(t, onLost, how, now);
       changed = true;
-    } else if (!t.wait_until_ms) {
+    } else if (!t.pool && !((t.wait_until_ms ?? 0) > now)) {
       Object.assign(t, { state: 'SKIPPED', reason: `executor ${executorName} ${how === 'expired' ? 'went offline' : how} before the task started`, finished_at_ms: now });
       changed = true;
     }
@@ -213,11 +284,14 @@ export function executorExpired(x: Execution, executorId: string, executorName: 
   return changed;
 }
 
-/** --wait-offline: pending tasks whose wait has run out are SKIPPED. */
-export function expireWaits(x: Execution, now: number): boolean {
+/**
+ * --wait-offline: once its window has ended, a pending task whose executor (or every member of
+ * whose pool) is still offline is SKIPPED. Tasks of executors that are online keep their place.
+ */
+export function expireWaits(x: Execution, now: number, offline: (t: Task) => boolean = () => true): boolean {
   let changed = false;
   for (const t of x.tasks) {
-    if (t.state === 'PENDING' && t.wait_until_ms && now >= t.wait_until_ms) {
+    if (t.state === 'PENDING' && t.wait_until_ms && now >= t.wait_until_ms && offline(t)) {
       Object.assign(t, { state: 'SKIPPED', reason: 'executor stayed offline longer than --wait-offline', finished_at_ms: now });
       changed = true;
     }
@@ -235,11 +309,89 @@ export function mayBegin(x: Execution, key: string, executorId: string, executor
   const t = x.tasks.find((task) => task.key === key);
   if (!t) return `execution ${x.id} has no task ${key}`;
   if (isTerminalTask(t.state)) return `task ${key} is already ${t.state}`;
-  if (t.wait_until_ms && now >= t.wait_until_ms) return `task ${key} waited longer than --wait-offline`;
   if (x.deadline_ms && now >= x.deadline_ms) return `execution ${x.id} timed out`;
   if (t.held) return NOT_YET;
   if (isTaskOf(t, executorId, executorGroups)) return undefined;
   return t.pool ? `this executor is not in group ${t.pool}` : `task ${key} is for another executor`;
+}
+
+/** Who asks to claim a task: the executor and the process (session) of it that asks. */
+export interface Claimant {
+  id: string;
+  name: string;
+  groups: string[];
+  session: string;
+}
+
+export type ClaimAnswer =
+  | { claimed: true; attempt: number }
+  | { claimed: false; reason: string; later?: boolean };
+
+/**
+ * BeginTask's claim (a compare-and-swap on the record, done by the caller): PENDING → RUNNING
+ * for this claimant, attempt n + 1. A claim held by an executor that is alive is refused (its
+ * message waits and is offered again). A claim whose holder is gone — expired, or the same
+ * executor restarted (another session) — ends per the definition's on_lost first. The process
+ * that holds the claim claims the next attempt only by naming the attempt it retries (`retryOf`);
+ * otherwise a repeat of its own claim is answered with the same attempt (its answer was lost).
+ * Mutates `x`; `changed` says whether there is something to write.
+ */
+export function claimTask(
+  x: Execution,
+  key: string,
+  c: Claimant,
+  now: number,
+  o: { onLost: OnLost; maxAttempts: number; retryOf?: number; alive: (executorId: string) => boolean },
+): ClaimAnswer & { changed: boolean } {
+  const why = mayBegin(x, key, c.id, c.groups, now);
+  if (why) return { claimed: false, reason: why, changed: false, ...(why === NOT_YET ? { later: true } : {}) };
+  const t = x.tasks.find((task) => task.key === key)!;
+  let changed = false;
+  if (t.state === 'RUNNING') {
+    const mine = t.executor_id === c.id;
+    if (mine && (t.claim_session ?? '') === c.session) {
+      // Its own claim again: the answer was lost (the executor runs a task at most once per
+      // process and remembers what it finished, so it is not running it). The same attempt.
+      if (!o.retryOf) return { claimed: true, attempt: t.attempts, changed: false };
+      if (o.retryOf !== t.attempts) return { claimed: false, changed: false, reason: `task ${key} is at attempt ${t.attempts}, not ${o.retryOf}` };
+      if (t.attempts - (t.losses ?? 0) >= Math.max(1, o.maxAttempts)) {
+        return { claimed: false, changed: false, reason: `task ${key} has used its ${o.maxAttempts} attempts` };
+      }
+    } else if (!mine && t.executor_id && o.alive(t.executor_id)) {
+      return {
+        claimed: false,
+        later: true,
+        changed: false,
+        reason: `task ${key} is running on executor ${t.executor_name || t.executor_id} (attempt ${t.attempts}), which is alive`,
+      };
+    } else if (mine && o.onLost === 'retry' && (t.losses ?? 0) < MAX_LOSSES) {
+      // This executor restarted while running it (its earlier process is gone): run it again.
+      t.losses = (t.losses ?? 0) + 1;
+      t.reason = `executor ${c.name} restarted while running attempt ${t.attempts}`;
+    } else {
+      const state = claimLost(t, o.onLost, mine ? 'restarted' : 'was lost', now);
+      if (state !== 'PENDING') {
+        settle(x, now);
+        return { claimed: false, changed: true, reason: `task ${key} is ${state}: ${t.reason}` };
+      }
+      changed = true;
+    }
+  }
+  const attempt = t.attempts + 1;
+  Object.assign(t, {
+    state: 'RUNNING',
+    attempts: attempt,
+    executor_id: c.id,
+    executor_name: c.name,
+    claim_session: c.session,
+    started_at_ms: now,
+    finished_at_ms: 0,
+    reason: t.state === 'RUNNING' ? t.reason : '',
+  });
+  delete t.exit_code;
+  delete t.lock_token;
+  settle(x, now);
+  return { claimed: true, attempt, changed: changed || true };
 }
 
 /** Whether a task is this executor's to run: planned for it, or in the pool of one of its groups. */
@@ -249,7 +401,7 @@ export function isTaskOf(t: Task, executorId: string, executorGroups: string[]):
 
 // ---- batched rollouts ----
 
-const FAILED_LIKE: ReadonlySet<TaskState> = new Set(['FAILED', 'LOST', 'TIMED_OUT']);
+const FAILED_LIKE: ReadonlySet<TaskState> = new Set(['FAILED', 'LOST', 'UNKNOWN', 'TIMED_OUT']);
 
 /**
  * Batched rollouts: once the tasks of the current wave have all ended, the next wave is

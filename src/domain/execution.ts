@@ -5,10 +5,10 @@
 import type { JobDefinition } from './job.js';
 
 export type ExecutionState = 'QUEUED' | 'DISPATCHED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
-export type TaskState = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'CANCELLED' | 'LOST' | 'SKIPPED';
+export type TaskState = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'CANCELLED' | 'LOST' | 'SKIPPED' | 'UNKNOWN';
 
 export const TERMINAL_EXECUTION: ReadonlySet<ExecutionState> = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT']);
-export const TERMINAL_TASK: ReadonlySet<TaskState> = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'CANCELLED', 'LOST', 'SKIPPED']);
+export const TERMINAL_TASK: ReadonlySet<TaskState> = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'CANCELLED', 'LOST', 'SKIPPED', 'UNKNOWN']);
 
 export interface Task {
   /** Stable within the execution: the executor id for fan-out, `pool.<group>.<n>` for a pool task. */
@@ -19,7 +19,17 @@ export interface Task {
   /** Pool tasks: the group whose pool runs it. */
   pool?: string;
   state: TaskState;
+  /**
+   * Claims made on the task: BeginTask's compare-and-swap PENDING → RUNNING is attempt n + 1.
+   * It is also the claim's epoch: events of an older attempt never move the task.
+   */
   attempts: number;
+  /** The executor process (session) holding the current claim; a restarted executor is another. */
+  claim_session?: string;
+  /** Claims that ended because their executor was lost (bounded, see MAX_LOSSES). */
+  losses?: number;
+  /** Results of earlier attempts that arrived after the task had moved on (newest last, bounded). */
+  late_results?: LateResult[];
   exit_code?: number;
   started_at_ms: number;
   finished_at_ms: number;
@@ -33,6 +43,15 @@ export interface Task {
   /** --wait-offline: an offline executor's task may wait until this time, then it is SKIPPED. */
   wait_until_ms?: number;
   lock_token?: number;
+}
+
+export interface LateResult {
+  attempt: number;
+  executor_name: string;
+  outcome: string;
+  exit_code?: number;
+  reason: string;
+  at_ms: number;
 }
 
 export interface Execution {

@@ -30,6 +30,9 @@ export interface ArgSpec {
   pattern?: string;
 }
 
+export const ON_LOST = ['retry', 'fail', 'at_most_once'] as const;
+export type OnLost = (typeof ON_LOST)[number];
+
 export interface RetryPolicy {
   max_attempts: number;
   backoff_seconds: number;
@@ -61,6 +64,12 @@ export interface JobDefinition {
   /** Lock name; `serialize: true` in the file is normalised to the job's name. */
   serialize?: string;
   files: FileRef[];
+  /**
+   * What happens to a task whose executor is lost while running it (expired, or restarted):
+   * `retry` (the default) runs it again, elsewhere for a pool task; `fail` leaves it LOST;
+   * `at_most_once` never runs it a second time and ends it UNKNOWN.
+   */
+  on_lost?: OnLost;
   /** Restricted environment names (env-rules.ts) this job may take as arguments or secrets. */
   allow_env?: string[];
 }

@@ -4,7 +4,7 @@
 
 import { ValidationError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
-import { RUNNERS, type FileRef, type JobDefinition, type RetryPolicy, type RunnerName } from './job.js';
+import { ON_LOST, RUNNERS, type FileRef, type OnLost, type JobDefinition, type RetryPolicy, type RunnerName } from './job.js';
 import { checkEnvVars, isEnvName } from './jobdef-env.js';
 import { isRestrictedEnvName, RESTRICTED_ENV_SUMMARY, secretInArgvMessage } from './env-rules.js';
 import { parseJsonText } from '../util/json-text.js';
@@ -15,7 +15,7 @@ export const JOB_FIELDS = [
   // Octavius
   'name', 'description', 'image_name', 'author', 'contributors', 'organization', 'authorized_groups', 'env_vars',
   // GRID
-  'runner', 'command', 'shell', 'timeout_seconds', 'retries', 'target', 'serialize', 'files', 'allow_env',
+  'runner', 'command', 'shell', 'timeout_seconds', 'retries', 'target', 'serialize', 'files', 'allow_env', 'on_lost',
 ] as const;
 const RETRY_FIELDS = ['max_attempts', 'backoff_seconds'] as const;
 const FILE_FIELDS = ['name', 'path', 'template', 'mode'] as const;
@@ -125,6 +125,8 @@ function checkDefinition(p: Problems, raw: unknown): JobDefinition | undefined {
   if (target !== undefined) def.target = target;
   const serialize = checkSerialize(p, raw, name);
   if (serialize !== undefined) def.serialize = serialize;
+  const onLost = checkOnLost(p, raw);
+  if (onLost !== undefined) def.on_lost = onLost;
 
   return name === undefined ? undefined : def;
 }
@@ -301,6 +303,15 @@ function checkSerialize(p: Problems, raw: JsonObject, name: string | undefined):
     return undefined;
   }
   return v;
+}
+
+function checkOnLost(p: Problems, raw: JsonObject): OnLost | undefined {
+  const v = raw.on_lost;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string' && (ON_LOST as readonly string[]).includes(v)) return v as OnLost;
+  const hint = typeof v === 'string' ? didYouMean(v, ON_LOST) : '';
+  p.add('on_lost', `${subject(v)} must be one of ${ON_LOST.map((o) => `"${o}"`).join(', ')}: what happens to a task whose executor is lost while running it${hint}`);
+  return undefined;
 }
 
 function checkFiles(p: Problems, raw: JsonObject): FileRef[] {

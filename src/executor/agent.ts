@@ -14,6 +14,7 @@ import { KubernetesRunner, kubernetesStateDir } from '../runners/kubernetes/inde
 import { NoopRunner } from '../runners/noop/index.js';
 import type { Runner } from '../runners/runner.js';
 import { Heartbeat } from './heartbeat.js';
+import { grpcLink, type ControllerLink } from './link.js';
 import { CertificateRenewer, controllerTls } from './certificate.js';
 import { resolveRunAs } from './run-as.js';
 import { loadIdentity, type ExecutorIdentity } from './state.js';
@@ -34,6 +35,7 @@ export class Agent {
   private heartbeat?: Heartbeat;
   private client?: GridClient;
   private renewer?: CertificateRenewer;
+  private link?: ControllerLink;
   nc?: NatsConnection;
   identity?: ExecutorIdentity;
   worker?: AgentWorker;
@@ -70,20 +72,21 @@ export class Agent {
       ...(!this.cfg.nats_tls.ca_file && id.nats_ca ? { caPem: id.nats_ca } : {}),
     });
     void this.watchNats(this.nc);
+    const link = (this.link = grpcLink(this.client, id.executor_id, id.executor_secret));
     this.heartbeat = new Heartbeat({
-      client: this.client,
-      executorId: id.executor_id,
-      secret: id.executor_secret,
+      link,
       intervalMs: this.cfg.ping_interval_seconds * 1000,
       status: () => ({
         runningTasks: this.worker?.runningTasks() ?? 0,
         load: loadavg()[0]! / Math.max(1, cpus().length),
         draining: this.state === 'draining',
+        running: this.jobs?.running() ?? [],
       }),
       onRefused: () => void this.close(1, false),
       onCancelled: (ids) => {
         for (const executionId of ids) this.jobs?.cancel(executionId, 'cancelled');
       },
+      onStop: (orders) => this.jobs?.applyStops(orders),
       log: this.log.named('heartbeat'),
     });
     this.heartbeat.start();
@@ -91,6 +94,7 @@ export class Agent {
     this.jobs = new Worker({
       nc: this.nc,
       client: this.client,
+      link,
       executorId: id.executor_id,
       executorSecret: id.executor_secret,
       executorName: id.name,
@@ -139,9 +143,9 @@ export class Agent {
         await this.worker.drain(Date.now() + graceMs);
       }
       this.heartbeat?.stop();
-      if (report && this.client && this.identity) {
-        await this.client
-          .call(this.client.executors, this.client.executors.deregister, { executorId: this.identity.executor_id, executorSecret: this.identity.executor_secret }, 5_000)
+      if (report && this.link) {
+        await this.link
+          .deregister(5_000)
           .then(() => this.log.info('reported STOPPED to the controller'))
           .catch((err) => this.log.warn('could not report STOPPED', { error: (err as Error).message }));
       }

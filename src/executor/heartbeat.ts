@@ -2,21 +2,20 @@
 // retries sooner (with backoff) while it is unreachable. A refusal (removed executor, wrong
 // secret) is fatal: it is reported once and the agent stops.
 
-import type { GridClient } from '../client/client.js';
 import { UnauthenticatedError } from '../errors.js';
-import { ExecutorState } from '../gen/grid/v1/types.js';
 import type { Logger } from '../util/log.js';
 import { VERSION } from '../version.js';
+import type { ControllerLink, HeartbeatStatus, TaskStopOrder } from './link.js';
 
 export interface HeartbeatDeps {
-  client: GridClient;
-  executorId: string;
-  secret: string;
+  link: ControllerLink;
   intervalMs: number;
-  status: () => { runningTasks: number; load: number; draining: boolean };
+  status: () => Omit<HeartbeatStatus, 'version'>;
   onRefused: (err: Error) => void;
   /** Executions the controller says are cancelled that this executor may still be running. */
   onCancelled?: (executionIds: string[]) => void;
+  /** Tasks it runs that are to stop (a cancel it missed, a claim another attempt took over). */
+  onStop?: (orders: TaskStopOrder[]) => void;
   log: Logger;
 }
 
@@ -25,7 +24,7 @@ export class Heartbeat {
   private stopped = false;
   private failing = false;
   private backoffMs = 250;
-  state: keyof typeof ExecutorState | 'UNKNOWN' = 'UNKNOWN';
+  state = 'UNKNOWN';
 
   constructor(private readonly d: HeartbeatDeps) {}
 
@@ -39,18 +38,13 @@ export class Heartbeat {
     if (this.stopped) return;
     let next = this.d.intervalMs;
     try {
-      const s = this.d.status();
-      const res = await this.d.client.call(
-        this.d.client.executors,
-        this.d.client.executors.heartbeat,
-        { executorId: this.d.executorId, executorSecret: this.d.secret, version: VERSION, ...s },
-        Math.min(this.d.intervalMs, 5_000),
-      );
-      const state = (ExecutorState[res.state] ?? 'UNKNOWN').replace('EXECUTOR_STATE_', '') as typeof this.state;
+      const res = await this.d.link.heartbeat({ version: VERSION, ...this.d.status() }, Math.min(this.d.intervalMs, 5_000));
+      const state = res.state;
       if (this.failing) this.d.log.info('controller reachable again', { state });
       else if (state !== this.state) this.d.log.info('heartbeat accepted', { state });
       this.state = state;
-      if (res.cancelledExecutions?.length) this.d.onCancelled?.(res.cancelledExecutions);
+      if (res.cancelledExecutions.length) this.d.onCancelled?.(res.cancelledExecutions);
+      if (res.stop.length) this.d.onStop?.(res.stop);
       this.failing = false;
       this.backoffMs = 250;
     } catch (err) {

@@ -1,16 +1,31 @@
 // One task taken from the job stream, from the moment it arrives until its message is acked or
-// handed back, and the steps of one attempt of it: prepare (files, lock), run on the runner.
+// handed back, and the ordered steps that run it: claim, files, lock, run, finish (and, for a
+// failed attempt with attempts left, retry: claim the next attempt and run again).
 
+import { setTimeout as delay } from 'node:timers/promises';
+import type { JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { JetStreamClient } from '@nats-io/jetstream';
 import type { JobMessage } from '../bus/messages.js';
+import { subjects } from '../bus/subjects.js';
+import type { TaskEventKind } from '../domain/execution.js';
 import type { TaskToRun } from '../domain/task.js';
+import { UnavailableError } from '../errors.js';
+import { taskOutput } from '../runners/output.js';
 import type { LogSink, Runner, RunningTask, TaskResult, TaskSpec } from '../runners/runner.js';
 import type { Logger } from '../util/log.js';
+import type { EventDetails, TaskEvents } from './events.js';
 import { prepareFiles, TaskFileError } from './files.js';
 import type { FleetLocks, HeldLock } from './lock.js';
+import type { Claim } from './link.js';
+import { LOG_CHUNK_BYTES, LogPublisher } from './log-publisher.js';
 import type { PidFiles } from './orphans.js';
 import type { TaskSource } from './task-source.js';
 
 export type StopReason = 'cancelled' | 'timed_out';
+
+/** How long a task the controller says is not to run yet waits before it is offered again. */
+const LATER_DELAY_MS = 2000;
 
 export class TaskRun {
   readonly abort = new AbortController();
@@ -20,11 +35,52 @@ export class TaskRun {
   stopNote: string | undefined;
   /** The started event on its way: later events of the task wait for it (order is kept). */
   started: Promise<void> | undefined;
+  /** The attempt claimed (0 until the controller answers). */
+  attempt = 0;
+  /** The task's message, and any redelivery of it that came while it ran: all kept alive, all acked. */
+  private readonly msgs: JsMsg[];
+  private readonly keepAlive: NodeJS.Timeout;
 
   constructor(
     readonly job: JobMessage,
-    readonly attempt: number,
-  ) {}
+    msg: JsMsg,
+    workingIntervalMs: number,
+  ) {
+    this.msgs = [msg];
+    this.keepAlive = setInterval(() => this.each((m) => m.working()), workingIntervalMs);
+  }
+
+  /** A redelivery of the message of this very task, while it runs: kept alive with the first. */
+  attach(msg: JsMsg): void {
+    this.msgs.push(msg);
+  }
+
+  ack(): void {
+    this.settle((m) => m.ack());
+  }
+
+  nak(delayMs?: number): void {
+    this.settle((m) => m.nak(delayMs));
+  }
+
+  term(): void {
+    this.settle((m) => m.term());
+  }
+
+  private settle(fn: (m: JsMsg) => void): void {
+    clearInterval(this.keepAlive);
+    this.each(fn);
+  }
+
+  private each(fn: (m: JsMsg) => void): void {
+    for (const m of this.msgs) {
+      try {
+        fn(m);
+      } catch {
+        // the connection is gone: the message comes back after ack_wait, and its claim decides
+      }
+    }
+  }
 
   stop(reason: StopReason, note?: string): void {
     if (this.stopReason) return;
@@ -35,13 +91,176 @@ export class TaskRun {
   }
 }
 
+/** What the steps of a task need from the executor. */
+export interface TaskContext {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  executorId: string;
+  executorName: string;
+  runners: Map<string, Runner>;
+  source: TaskSource;
+  events: TaskEvents;
+  locks: FleetLocks;
+  pidFiles: PidFiles;
+  logMaxBytes: number;
+  unavailableDelayMs: number;
+  /** Aborts when the executor stops for good: a result not published by then is handed back. */
+  hardStop: AbortSignal;
+  draining: () => boolean;
+  /** BeginTask failed as unreachable: logged once by the worker, not once per task. */
+  controllerDown: (down: boolean, log: Logger, fields: Record<string, unknown>) => void;
+}
+
+/**
+ * Runs one task to its end: claims it, prepares and runs each attempt, retries a failed attempt
+ * that has attempts left (the next claim names the one it retries), and publishes the result
+ * before the message is acked. Resolves true once a claimed task's result is published (false
+ * when it was handed back or dropped unclaimed); throws only when the result could not be published.
+ */
+export async function runTask(ctx: TaskContext, run: TaskRun, log: Logger): Promise<boolean> {
+  const { job } = run;
+  let retryOf: number | undefined;
+  let failures = 0;
+  let last: TaskResult | undefined;
+  for (;;) {
+    if (ctx.draining() && retryOf === undefined) {
+      log.debug('shutting down: handing the task back before it is claimed');
+      run.nak();
+      return false;
+    }
+    let claim: Claim;
+    try {
+      claim = await ctx.source.claim({ executionId: job.execution_id, taskKey: job.task_key, ...(retryOf ? { retryOf } : {}) });
+    } catch (err) {
+      ctx.controllerDown(err instanceof UnavailableError, log, { error: (err as Error).message, retry_in_ms: ctx.unavailableDelayMs });
+      if (last && !run.stopReason && !ctx.draining()) {
+        // A retry waits here for the controller, its message kept alive.
+        await delay(ctx.unavailableDelayMs, undefined, { signal: run.abort.signal }).catch(() => {});
+        continue;
+      }
+      if (last) return finish(ctx, run, last, log);
+      run.nak(ctx.unavailableDelayMs);
+      return false;
+    }
+    ctx.controllerDown(false, log, {});
+    if (!claim.proceed) {
+      if (last) return finish(ctx, run, last, log);
+      // Not now (a rollout wave not released, or claimed by a live executor): offered again later. Otherwise never: dropped.
+      const what = claim.later ? 'cannot be claimed now; it will be offered again' : 'is not to run; dropping it';
+      log.debug(`the controller says the task ${what}`, { reason: claim.reason });
+      if (claim.later) run.nak(LATER_DELAY_MS);
+      else run.ack();
+      return false;
+    }
+    run.attempt = claim.attempt;
+    const alog = log.with({ attempt: claim.attempt });
+    const result = claim.task
+      ? await runAttempt(ctx, run, claim.task, claim.secrets, claim.lockToken, alog)
+      : { outcome: 'failed' as const, reason: `the controller's answer to BeginTask has no usable task: ${claim.unusable ?? 'none'}` };
+    const maxAttempts = Math.max(1, claim.task?.maxAttempts || 1);
+    if (result.outcome === 'failed') failures++;
+    if (result.outcome !== 'failed' || failures >= maxAttempts || run.stopReason || ctx.draining()) return finish(ctx, run, result, alog);
+    await publishEvent(ctx, run, 'retrying', { outcome: 'failed', exit_code: result.exitCode, reason: result.reason });
+    const backoff = Math.max(0, claim.task?.backoffMs || 0);
+    alog.info('task failed; it will be retried', { reason: result.reason, exit_code: result.exitCode, retry_in_ms: backoff, max_attempts: maxAttempts });
+    await delay(backoff, undefined, { signal: run.abort.signal }).catch(() => {});
+    if (run.stopReason) return finish(ctx, run, { outcome: run.stopReason, reason: run.stopNote ?? `${run.stopReason} while waiting to retry` }, alog);
+    retryOf = claim.attempt;
+    last = result;
+  }
+}
+
+/** One attempt, claimed: the deadline, the files and the lock, then the runner. */
+async function runAttempt(ctx: TaskContext, run: TaskRun, task: TaskToRun, secrets: Record<string, string>, lockToken: number, log: Logger): Promise<TaskResult> {
+  const { job } = run;
+  const def = task.definition;
+  const runner = ctx.runners.get(def.runner);
+  if (!runner) return { outcome: 'failed', reason: `this executor does not offer the "${def.runner}" runner` };
+  if (run.stopReason) return { outcome: run.stopReason, reason: run.stopNote ?? run.stopReason };
+  const { timeoutMs, expired } = attemptTimeout(task.timeoutMs, task.deadlineMs, Date.now());
+  if (expired) return { outcome: 'timed_out', reason: 'the execution reached its deadline before the task started' };
+  // GRID_TASK_KEY: runners that leave something behind (a Kubernetes Job) name it after the task.
+  const env: Record<string, string> = { GRID_TASK_KEY: job.task_key };
+  if (lockToken > 0) env['GRID_LOCK_TOKEN'] = String(lockToken);
+  const prepared = await prepareAttempt({
+    run, task, source: ctx.source, locks: ctx.locks, log,
+    onWaiting: (reason) => publishEvent(ctx, run, 'waiting', { reason }),
+  });
+  if ('failed' in prepared) return prepared.failed;
+  const { files, lock } = prepared;
+  if (lock) env['GRID_LOCK_TOKEN'] = String(lock.token);
+  const spec: TaskSpec = {
+    executionId: job.execution_id,
+    executorId: ctx.executorId,
+    executorName: ctx.executorName,
+    attempt: run.attempt,
+    definition: def,
+    args: task.args,
+    secrets,
+    env,
+    timeoutMs,
+    ...(files ? { files } : {}),
+  };
+  // The claim made the task RUNNING; the started event tells followers, with the lock it holds.
+  // The task starts while it is being stored; the task's later events wait for it.
+  run.started = publishEvent(ctx, run, 'started', lock ? { lock_token: lock.token, reason: `holds lock ${def.serialize} (token ${lock.token})` } : {});
+  run.started.catch(() => {}); // its failure surfaces where it is awaited
+  log.info('task started', { job: def.name, version: task.jobVersion, runner: runner.name });
+  const publisher = new LogPublisher({
+    js: ctx.js,
+    subject: subjects.log(job.execution_id, ctx.executorId),
+    taskKey: job.task_key,
+    executorName: ctx.executorName,
+    attempt: run.attempt,
+    // A server configured with a smaller max_payload would refuse full chunks (headers need room too).
+    chunkBytes: Math.max(1024, Math.min(LOG_CHUNK_BYTES, (ctx.nc.info?.max_payload ?? LOG_CHUNK_BYTES) - 4096)),
+  });
+  const sink = taskOutput(publisher, { secrets: Object.values(secrets), maxBytes: ctx.logMaxBytes });
+  let result: TaskResult;
+  try {
+    result = await runOnRunner({ run, runner, spec, sink, pidFiles: ctx.pidFiles, log });
+  } finally {
+    await lock?.release();
+  }
+  await publisher.flush();
+  if (publisher.failed > 0) {
+    log.warn('some of the task\'s output could not be published', { chunks: publisher.failed, error: publisher.lastError?.message });
+  }
+  if (run.stopReason && (result.outcome === 'cancelled' || result.outcome === 'timed_out')) {
+    // Stopped by us (cancel, deadline, shutdown) rather than by the task's own timeout.
+    const reason = run.stopNote ?? (result.outcome === run.stopReason ? result.reason : run.stopReason);
+    result = { ...result, outcome: run.stopReason, reason };
+  }
+  return result;
+}
+
+/**
+ * Publishes the finished event, then acks: the ack comes only after the event is stored. The
+ * event is retried until the executor stops: the task ran, and running it again is not how its
+ * result should be learnt. Should the ack be lost, the message comes back after ack_wait, the
+ * claim is refused (the task has ended) and it is dropped.
+ */
+async function finish(ctx: TaskContext, run: TaskRun, result: TaskResult, log: Logger): Promise<true> {
+  await publishEvent(ctx, run, 'finished', { outcome: result.outcome, exit_code: result.exitCode, reason: result.reason }, ctx.hardStop);
+  const level = result.outcome === 'succeeded' ? 'info' : 'warn';
+  log[level]('task finished', { outcome: result.outcome, exit_code: result.exitCode, reason: result.reason });
+  run.ack();
+  return true;
+}
+
+/** Publishes one of the task's events; later events wait for its started event (order is kept). */
+async function publishEvent(ctx: TaskContext, run: TaskRun, kind: TaskEventKind, more: EventDetails, until?: AbortSignal): Promise<void> {
+  if (kind !== 'started' && run.started) await run.started.catch(() => {});
+  await ctx.events.publish(run.job, run.attempt, kind, more, until);
+}
+
 /**
  * Runs one attempt on the runner: follows a task an earlier run of this executor left running
  * (a Kubernetes Job) rather than start it twice, records its process group while it runs (so a
  * crash of the executor can be cleaned up), and waits for its result. A runner that cannot start
  * the task at all (the work folder cannot be written, …) makes it fail with the reason.
  */
-export async function runAttempt(o: { run: TaskRun; runner: Runner; spec: TaskSpec; sink: LogSink; pidFiles: PidFiles; log: Logger }): Promise<TaskResult> {
+export async function runOnRunner(o: { run: TaskRun; runner: Runner; spec: TaskSpec; sink: LogSink; pidFiles: PidFiles; log: Logger }): Promise<TaskResult> {
   const { run, runner, spec, sink, log } = o;
   let pidFile: string | undefined;
   try {

@@ -22,6 +22,7 @@ import { connectBus } from '../../src/bus/connect.js';
 import { GridClient } from '../../src/client/client.js';
 import { Heartbeat } from '../../src/executor/heartbeat.js';
 import { Worker } from '../../src/executor/worker.js';
+import { grpcLink } from '../../src/executor/link.js';
 import { NoopRunner } from '../../src/runners/noop/index.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import { VERSION } from '../../src/version.js';
@@ -114,11 +115,9 @@ async function registerOne(i: number): Promise<void> {
     }
   }
   const heartbeat = new Heartbeat({
-    client,
-    executorId: res.executorId,
-    secret: res.executorSecret,
+    link: grpcLink(client, res.executorId, res.executorSecret),
     intervalMs: pingIntervalS * 1000,
-    status: () => ({ runningTasks: sim.worker?.runningTasks() ?? 0, load: 0, draining: false }),
+    status: () => ({ runningTasks: sim.worker?.runningTasks() ?? 0, load: 0, draining: false, running: sim.worker?.running() ?? [] }),
     onRefused: () => void refused++,
     log: quietLog,
   });

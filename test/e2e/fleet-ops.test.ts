@@ -71,7 +71,8 @@ describe('serialized jobs', () => {
     const seen = await until('a holder and a waiter in status', async () => {
       const s = await fleet.status(id);
       const holds = s.tasks.find((t) => t.state === 'RUNNING' && /^holds lock /.test(t.reason));
-      const waits = s.tasks.find((t) => t.state === 'PENDING' && /^waiting for lock /.test(t.reason));
+      // A waiter has claimed its task (RUNNING) and waits in line for the lock.
+      const waits = s.tasks.find((t) => t.state === 'RUNNING' && /^waiting for lock /.test(t.reason));
       return holds && waits ? { holds, waits } : undefined;
     });
     // Reported when it started waiting: who held the lock then, or how many were ahead of it.

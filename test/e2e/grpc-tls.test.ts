@@ -137,7 +137,7 @@ describe('gRPC over TLS', () => {
       const a = await registerDirect(controller.address, { name: 'cert-a', registrationToken: REGISTRATION_TOKEN });
       const b = await registerDirect(controller.address, { name: 'cert-b', registrationToken: REGISTRATION_TOKEN });
       const beat = (c: GridClient, r: { executorId: string; executorSecret: string }) =>
-        c.call(c.executors, c.executors.heartbeat, { executorId: r.executorId, executorSecret: r.executorSecret, version: 't', runningTasks: 0, load: 0, draining: false });
+        c.call(c.executors, c.executors.heartbeat, { executorId: r.executorId, executorSecret: r.executorSecret, version: 't', runningTasks: 0, load: 0, draining: false, running: [] });
       const noCert = new GridClient({ address: controller.address, timeoutMs: 10_000, tls: testClientTls() });
       try {
         // With its own certificate, the call works.

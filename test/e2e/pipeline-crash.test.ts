@@ -187,7 +187,7 @@ describe('an executor killed -9 in the middle of a task', () => {
     const t = x.tasks[0]!;
     expect(tstate(t), brief(x)).toBe('LOST');
     expect(t.reason).toContain(name);
-    expect(t.reason).toMatch(/expired while running it/);
+    expect(t.reason).toMatch(/expired while running attempt 1/);
     expect(t.attempts).toBe(1);
     expect(x.reason).toMatch(/1 lost of 1 tasks/);
     // Nobody is left to stop it: the task itself is still running on the host.

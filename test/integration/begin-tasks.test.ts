@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GridClient } from '../../src/client/client.js';
 import { UnauthenticatedError, ValidationError } from '../../src/errors.js';
+import { ExecutionState, TaskState } from '../../src/gen/grid/v1/types.js';
 import { cleanupProcesses, REGISTRATION_TOKEN, startController, TOKENS, type RunningController } from '../harness/processes.js';
 import { registerDirect, testClientTls } from '../harness/grpc-tls.js';
 import { startServers, type TestServers } from '../harness/servers.js';
@@ -28,7 +29,7 @@ beforeAll(async () => {
   id = reg.executorId;
   secret = reg.executorSecret;
   // One heartbeat makes it ACTIVE, so executions target it (it runs no worker: nothing takes the tasks).
-  await executor.call(executor.executors, executor.executors.heartbeat, { executorId: id, executorSecret: secret, version: 'test', runningTasks: 0, load: 0, draining: false });
+  await executor.call(executor.executors, executor.executors.heartbeat, { executorId: id, executorSecret: secret, version: 'test', runningTasks: 0, load: 0, draining: false, running: [] });
   await admin.ctl.createJob({
     definitionJson: JSON.stringify({
       name: 'begin-job', description: 'd', command: ['true'],
@@ -57,12 +58,12 @@ describe('BeginTasks', () => {
     const [a, b] = [await execute(), await execute()];
     await admin.ctl.cancelExecution(b, 'test');
     const res = await executor.call(executor.executors, executor.executors.beginTasks, {
-      executorId: id, executorSecret: secret,
+      executorId: id, executorSecret: secret, session: 's1',
       tasks: [
-        { executionId: a, taskKey: id, attempt: 1 },
-        { executionId: 'NO-SUCH-EXECUTION', taskKey: id, attempt: 1 },
-        { executionId: b, taskKey: id, attempt: 1 },
-        { executionId: a, taskKey: 'not-a-task', attempt: 1 },
+        { executionId: a, taskKey: id, attempt: 0 },
+        { executionId: 'NO-SUCH-EXECUTION', taskKey: id, attempt: 0 },
+        { executionId: b, taskKey: id, attempt: 0 },
+        { executionId: a, taskKey: 'not-a-task', attempt: 0 },
       ],
     });
     expect(res.results).toHaveLength(4);
@@ -72,7 +73,7 @@ describe('BeginTasks', () => {
     expect(res.results[2]!.reason).not.toBe('');
     expect(res.results[3]).toMatchObject({ proceed: false, secrets: {} });
     // The same answers one by one.
-    const single = await executor.call(executor.executors, executor.executors.beginTask, { executorId: id, executorSecret: secret, executionId: b, taskKey: id, attempt: 1 });
+    const single = await executor.call(executor.executors, executor.executors.beginTask, { executorId: id, executorSecret: secret, executionId: b, taskKey: id, attempt: 0, session: 's1', retryOf: 0 });
     expect(single.reason).toBe(res.results[2]!.reason);
   });
 
@@ -86,14 +87,14 @@ describe('BeginTasks', () => {
       }),
       replace: true, expectedVersion: 0,
     });
-    const mine = await executor.call(executor.executors, executor.executors.beginTask, { executorId: id, executorSecret: secret, executionId: a, taskKey: id, attempt: 1 });
+    const mine = await executor.call(executor.executors, executor.executors.beginTask, { executorId: id, executorSecret: secret, executionId: a, taskKey: id, attempt: 0, session: 's1', retryOf: 0 });
     expect(mine).toMatchObject({ proceed: true, task: { job: 'begin-job', jobVersion: 1, args: {}, files: [] } });
     expect(JSON.parse(mine.task!.definitionJson)).toMatchObject({ name: 'begin-job', command: ['true'], runner: 'host' });
 
     // Another registered executor asking for begin-1's task gets nothing, and is named in the log.
     const { res: other, client: otherClient } = await registerDirect(controller.address, { registrationToken: REGISTRATION_TOKEN, name: 'begin-2' });
     const theirs = await otherClient.call(otherClient.executors, otherClient.executors.beginTask, {
-      executorId: other.executorId, executorSecret: other.executorSecret, executionId: a, taskKey: id, attempt: 1,
+      executorId: other.executorId, executorSecret: other.executorSecret, executionId: a, taskKey: id, attempt: 0, session: 's2', retryOf: 0,
     });
     otherClient.close();
     expect(theirs).toMatchObject({ proceed: false, reason: `task ${id} is for another executor`, secrets: {}, task: undefined });
@@ -105,11 +106,95 @@ describe('BeginTasks', () => {
   it('refuses a wrong executor secret, and more tasks than one call may carry', async () => {
     const a = await execute();
     await expect(
-      executor.call(executor.executors, executor.executors.beginTasks, { executorId: id, executorSecret: 'forged', tasks: [{ executionId: a, taskKey: id, attempt: 1 }] }),
+      executor.call(executor.executors, executor.executors.beginTasks, { executorId: id, executorSecret: 'forged', session: 's1', tasks: [{ executionId: a, taskKey: id, attempt: 0 }] }),
     ).rejects.toBeInstanceOf(UnauthenticatedError);
-    const many = Array.from({ length: 257 }, () => ({ executionId: a, taskKey: id, attempt: 1 }));
-    const err = await executor.call(executor.executors, executor.executors.beginTasks, { executorId: id, executorSecret: secret, tasks: many }).catch((e: Error) => e);
+    const many = Array.from({ length: 257 }, () => ({ executionId: a, taskKey: id, attempt: 0 }));
+    const err = await executor.call(executor.executors, executor.executors.beginTasks, { executorId: id, executorSecret: secret, session: 's1', tasks: many }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as Error).message).toMatch(/257.*at most 256/);
+  });
+});
+
+describe('claims, against the state of record', () => {
+  type Reg = Awaited<ReturnType<typeof registerDirect>>;
+  const members: Reg[] = [];
+  const beat = (r: Reg, running: Array<{ executionId: string; taskKey: string; attempt: number }> = []) =>
+    r.client.call(r.client.executors, r.client.executors.heartbeat, {
+      executorId: r.res.executorId, executorSecret: r.res.executorSecret, version: 'test', runningTasks: running.length, load: 0, draining: false, running,
+    });
+  const claim = (r: Reg, executionId: string, taskKey: string, session: string, retryOf = 0) =>
+    r.client.call(r.client.executors, r.client.executors.beginTask, {
+      executorId: r.res.executorId, executorSecret: r.res.executorSecret, executionId, taskKey, attempt: 0, session, retryOf,
+    });
+  const executePool = async (job: string) =>
+    (await admin.ctl.execute({ job, args: {}, target: 'any:claimers', timeoutSeconds: 0, waitOfflineMs: 0, batchSize: '', maxFailures: '', dryRun: false })).executionId;
+  const task = async (executionId: string) => (await admin.ctl.getExecution(executionId)).tasks[0]!;
+
+  beforeAll(async () => {
+    for (const name of ['claim-a', 'claim-b']) {
+      const r = await registerDirect(controller.address, { registrationToken: REGISTRATION_TOKEN, name, groups: ['claimers'] });
+      members.push(r);
+      await beat(r);
+    }
+    for (const on_lost of ['retry', 'at_most_once']) {
+      await admin.ctl.createJob({
+        definitionJson: JSON.stringify({ name: `claim-${on_lost.replace(/_/g, '-')}`, description: 'd', command: ['true'], on_lost }),
+        replace: false, expectedVersion: 0,
+      });
+    }
+  });
+
+  afterAll(() => {
+    for (const m of members) m.client.close();
+  });
+
+  it('the claim records RUNNING with its claimant; a second claim waits while the claimant is alive', async () => {
+    const [a, b] = members as [Reg, Reg];
+    const x = await executePool('claim-retry');
+    const first = await claim(a, x, 'pool.claimers', 'sa');
+    expect(first).toMatchObject({ proceed: true, attempt: 1 });
+    expect(await task(x)).toMatchObject({ executorName: 'claim-a', attempts: 1, state: TaskState.TASK_STATE_RUNNING });
+    expect(await claim(b, x, 'pool.claimers', 'sb')).toMatchObject({ proceed: false, later: true, reason: expect.stringMatching(/running on executor claim-a .*alive/) });
+    // The same process again (its answer was lost): the same attempt.
+    expect(await claim(a, x, 'pool.claimers', 'sa')).toMatchObject({ proceed: true, attempt: 1 });
+    // A retry of attempt 1 by the same process claims attempt 2.
+    expect(await claim(a, x, 'pool.claimers', 'sa', 1)).toMatchObject({ proceed: false, reason: expect.stringMatching(/used its 1 attempts/) });
+  });
+
+  it('many claims of one task at once, by two live pool members: exactly one wins', async () => {
+    const [a, b] = members as [Reg, Reg];
+    const x = await executePool('claim-retry');
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? claim(a, x, 'pool.claimers', 'sa') : claim(b, x, 'pool.claimers', 'sb'))));
+    // The winner's own repeated claims get its attempt back; the other member is refused.
+    const winners = new Set(answers.flatMap((r, i) => (r.proceed ? [i % 2 ? 'a' : 'b'] : [])));
+    expect(winners.size).toBe(1);
+    expect(answers.filter((r) => r.proceed).every((r) => r.attempt === 1)).toBe(true);
+    expect(answers.filter((r) => !r.proceed).every((r) => r.later)).toBe(true);
+    expect((await task(x)).attempts).toBe(1);
+  });
+
+  it('an at_most_once task whose executor restarted ends UNKNOWN and is never run again', async () => {
+    const [a] = members as [Reg, Reg];
+    const x = await executePool('claim-at-most-once');
+    expect(await claim(a, x, 'pool.claimers', 'before-restart')).toMatchObject({ proceed: true, attempt: 1 });
+    const again = await claim(a, x, 'pool.claimers', 'after-restart');
+    expect(again).toMatchObject({ proceed: false, reason: expect.stringMatching(/UNKNOWN: the outcome is unknown: executor claim-a restarted while running attempt 1/) });
+    expect(await task(x)).toMatchObject({ state: TaskState.TASK_STATE_UNKNOWN, attempts: 1 });
+    expect((await admin.ctl.getExecution(x)).state).toBe(ExecutionState.EXECUTION_STATE_FAILED);
+  });
+
+  it('a cancel the executor missed reaches it in the heartbeat\'s answer; so does a claim another attempt took over', async () => {
+    const [a] = members as [Reg, Reg];
+    const x = await executePool('claim-retry');
+    await claim(a, x, 'pool.claimers', 'sa');
+    expect((await beat(a, [{ executionId: x, taskKey: 'pool.claimers', attempt: 1 }])).stop).toEqual([]);
+    await admin.ctl.cancelExecution(x, 'test');
+    expect((await beat(a, [{ executionId: x, taskKey: 'pool.claimers', attempt: 1 }])).stop).toEqual([
+      { executionId: x, taskKey: 'pool.claimers', reason: 'cancelled', note: expect.stringMatching(/cancelled by/) },
+    ]);
+    const y = await executePool('claim-retry');
+    await claim(a, y, 'pool.claimers', 'sa');
+    await claim(a, y, 'pool.claimers', 'sa-restarted'); // attempt 2, by the restarted process
+    expect((await beat(a, [{ executionId: y, taskKey: 'pool.claimers', attempt: 1 }])).stop).toMatchObject([{ executionId: y, reason: 'superseded' }]);
   });
 });

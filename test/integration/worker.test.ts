@@ -61,13 +61,19 @@ interface JobMessage {
 /** The stand-in's state of record, by `<execution>.<task key>`. */
 const records = new Map<string, JobMessage>();
 
+/** Claims the stand-in granted, by `<execution>.<task key>`: each is the next attempt. */
+const claims = new Map<string, number>();
+
 function answer(req: BeginTaskRequest): BeginTaskResponse {
   beginCalls.push(req);
   const why = refuse.get(req.taskKey);
   const rec = records.get(jobMsgId(req.executionId, req.taskKey));
-  if (why !== undefined || !rec) return { proceed: false, reason: why ?? 'no such task', secrets: {}, lockToken: 0, task: undefined, later: false };
+  if (why !== undefined || !rec) return { proceed: false, reason: why ?? 'no such task', secrets: {}, lockToken: 0, task: undefined, later: false, attempt: 0 };
+  const attempt = (claims.get(jobMsgId(req.executionId, req.taskKey)) ?? 0) + 1;
+  claims.set(jobMsgId(req.executionId, req.taskKey), attempt);
   return {
     proceed: true,
+    attempt,
     reason: '',
     secrets: rec.has_secrets ? { TOKEN: SECRET } : {},
     lockToken: 7,
@@ -104,7 +110,8 @@ beforeAll(async () => {
     beginTasks: (call: ServerUnaryCall<BeginTasksRequest, BeginTasksResponse>, cb: sendUnaryData<BeginTasksResponse>) => {
       batchedBegins.push(call.request.tasks.length);
       const { executorId, executorSecret } = call.request;
-      cb(null, { results: call.request.tasks.map((t) => answer({ executorId, executorSecret, ...t })) });
+      const { session } = call.request;
+      cb(null, { results: call.request.tasks.map((t) => answer({ executorId, executorSecret, session, executionId: t.executionId, taskKey: t.taskKey, attempt: 0, retryOf: t.attempt })) });
     },
   };
   serviceImpl = impl;
@@ -289,7 +296,7 @@ describe('worker', () => {
       expect(Buffer.from(m.data).toString('utf8')).not.toContain(SECRET);
     }
     const call = beginCalls.find((c) => c.executionId === job.execution_id);
-    expect(call).toMatchObject({ executorId: h.executorId, executorSecret: 'executor-secret', taskKey: h.executorId, attempt: 1 });
+    expect(call).toMatchObject({ executorId: h.executorId, executorSecret: 'executor-secret', taskKey: h.executorId, session: expect.stringMatching(/^[0-9A-Z]{26}$/) });
 
     await eventually('the message to be acked', async () => (await jobsLeft(h.executorId)) === 0);
     await eventually('the worker to be idle', async () => h.worker.runningTasks() === 0);

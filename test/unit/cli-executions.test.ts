@@ -37,7 +37,7 @@ const T0 = Date.UTC(2026, 10, 22, 2, 37, 24);
 const ID = '01JD3V0Q8W4Z5M2K7T9XG6B1RA';
 
 function task(name: string, state: TaskState, extra: Partial<Task> = {}): Task {
-  return { executorId: `id-${name}`, executorName: name, state, attempts: 1, startedAtMs: T0, finishedAtMs: 0, reason: '', wave: 0, key: `id-${name}`, lockToken: 0, ...extra };
+  return { executorId: `id-${name}`, executorName: name, state, attempts: 1, startedAtMs: T0, finishedAtMs: 0, reason: '', wave: 0, key: `id-${name}`, lockToken: 0, lateResults: [], ...extra };
 }
 
 function execution(state: ExecutionState, tasks: Task[], extra: Partial<Execution> = {}): Execution {

@@ -17,7 +17,7 @@ import { parseCountOrPercent, parseDuration, parsePositiveInt, parseSeconds } fr
 const T0 = Date.UTC(2026, 10, 22, 2, 37, 24);
 
 function task(name: string, state: TaskState, extra: Partial<Task> = {}): Task {
-  return { executorId: `id-${name}`, executorName: name, state, attempts: 1, startedAtMs: 0, finishedAtMs: 0, reason: '', wave: 0, key: `id-${name}`, lockToken: 0, ...extra };
+  return { executorId: `id-${name}`, executorName: name, state, attempts: 1, startedAtMs: 0, finishedAtMs: 0, reason: '', wave: 0, key: `id-${name}`, lockToken: 0, lateResults: [], ...extra };
 }
 
 function execution(tasks: Task[], extra: Partial<Execution> = {}): Execution {

@@ -3,7 +3,7 @@ import { ExecutionState, TaskState, type Execution, type Task } from '../../src/
 import { countTasks, Progress, progressBar, progressText, REDRAW, watchWithProgress } from '../../src/cli/progress.js';
 
 function task(name: string, state: TaskState, extra: Partial<Task> = {}): Task {
-  return { executorId: `id-${name}`, executorName: name, state, attempts: 1, startedAtMs: 0, finishedAtMs: 0, reason: '', wave: 0, key: `id-${name}`, lockToken: 0, ...extra };
+  return { executorId: `id-${name}`, executorName: name, state, attempts: 1, startedAtMs: 0, finishedAtMs: 0, reason: '', wave: 0, key: `id-${name}`, lockToken: 0, lateResults: [], ...extra };
 }
 
 function execution(states: TaskState[], state = ExecutionState.EXECUTION_STATE_RUNNING): Execution {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Execution, Task, TaskEvent } from '../../src/domain/execution.js';
-import { applyEvent, executorExpired, expireWaits, mayBegin, resolveCount, sendable, settle, stopExecution } from '../../src/domain/execution-rules.js';
+import { applyEvent, claimTask, executorExpired, expireWaits, MAX_LOSSES, mayBegin, resolveCount, sendable, settle, stopExecution, type Claimant } from '../../src/domain/execution-rules.js';
+import type { OnLost } from '../../src/domain/job.js';
 import { assignWaves, planTasks } from '../../src/domain/dispatch-plan.js';
 import { parseTarget } from '../../src/domain/target.js';
 
@@ -92,11 +93,129 @@ describe('executor removal', () => {
   it('ends the removed executor\'s tasks like an expiry, saying it was removed', () => {
     const x = execution([task('a', { state: 'RUNNING', attempts: 1 }), task('b')]);
     expect(executorExpired(x, 'a', 'n-a', 500, 'was removed')).toBe(true);
-    expect(x.tasks[0]).toMatchObject({ state: 'LOST', reason: 'executor n-a was removed while running it' });
+    expect(x.tasks[0]).toMatchObject({ state: 'LOST', reason: 'executor n-a was removed while running attempt 1' });
+  });
+});
+
+describe('claims', () => {
+  const A: Claimant = { id: 'a', name: 'n-a', groups: ['all', 'web'], session: 's1' };
+  const B: Claimant = { id: 'b', name: 'n-b', groups: ['all', 'web'], session: 's9' };
+  const opts = (o: { onLost?: OnLost; retryOf?: number; alive?: string[]; maxAttempts?: number } = {}) => ({
+    onLost: o.onLost ?? 'retry',
+    maxAttempts: o.maxAttempts ?? 1,
+    ...(o.retryOf ? { retryOf: o.retryOf } : {}),
+    alive: (id: string) => (o.alive ?? ['a', 'b']).includes(id),
+  });
+  const pool = () => execution([task('pool.web', { executor_id: '', executor_name: '', pool: 'web' })]);
+
+  it('a claim is the started transition: PENDING → RUNNING for the claimant, attempt 1', () => {
+    const x = pool();
+    expect(claimTask(x, 'pool.web', A, 50, opts())).toEqual({ claimed: true, attempt: 1, changed: true });
+    expect(x.tasks[0]).toMatchObject({ state: 'RUNNING', attempts: 1, executor_id: 'a', executor_name: 'n-a', claim_session: 's1', started_at_ms: 50 });
+    expect(x.state).toBe('RUNNING');
+    // Its started event then changes nothing.
+    expect(applyEvent(x, ev('pool.web', 'started', 1, { executor_id: 'a', executor_name: 'n-a' }))).toBe(false);
+  });
+
+  it('a second claim is refused while the claimant is alive: the message waits', () => {
+    const x = pool();
+    claimTask(x, 'pool.web', A, 50, opts());
+    const before = structuredClone(x);
+    expect(claimTask(x, 'pool.web', B, 60, opts())).toMatchObject({ claimed: false, later: true, changed: false, reason: expect.stringMatching(/running on executor n-a .*alive/) });
+    expect(x).toEqual(before);
+    // The same process asking again (the answer to its claim was lost): the same attempt, no write.
+    expect(claimTask(x, 'pool.web', A, 60, opts())).toEqual({ claimed: true, attempt: 1, changed: false });
+    expect(x).toEqual(before);
+  });
+
+  it('a claimant that is gone: retry claims the next attempt elsewhere, fail leaves it LOST, at_most_once ends it UNKNOWN', () => {
+    const retry = pool();
+    claimTask(retry, 'pool.web', A, 50, opts());
+    expect(claimTask(retry, 'pool.web', B, 60, opts({ alive: ['b'] }))).toMatchObject({ claimed: true, attempt: 2 });
+    expect(retry.tasks[0]).toMatchObject({ executor_id: 'b', attempts: 2, losses: 1, state: 'RUNNING' });
+
+    const fail = pool();
+    claimTask(fail, 'pool.web', A, 50, opts({ onLost: 'fail' }));
+    expect(claimTask(fail, 'pool.web', B, 60, opts({ onLost: 'fail', alive: ['b'] }))).toMatchObject({ claimed: false, changed: true, reason: expect.stringMatching(/LOST/) });
+    expect(fail.tasks[0]!.state).toBe('LOST');
+
+    const once = pool();
+    claimTask(once, 'pool.web', A, 50, opts({ onLost: 'at_most_once' }));
+    expect(claimTask(once, 'pool.web', B, 60, opts({ onLost: 'at_most_once', alive: ['b'] }))).toMatchObject({ claimed: false, changed: true });
+    expect(once.tasks[0]).toMatchObject({ state: 'UNKNOWN', attempts: 1, reason: expect.stringMatching(/^the outcome is unknown: executor n-a was lost while running attempt 1/) });
+    expect(once.state).toBe('FAILED');
+    expect(once.reason).toBe('1 unknown of 1 tasks');
+  });
+
+  it('the same executor restarted (another session) is another claimant: per on_lost', () => {
+    const x = execution([task('a')]);
+    claimTask(x, 'a', A, 50, opts());
+    expect(claimTask(x, 'a', { ...A, session: 's2' }, 60, opts())).toMatchObject({ claimed: true, attempt: 2 });
+    expect(x.tasks[0]).toMatchObject({ claim_session: 's2', losses: 1 });
+    const y = execution([task('a')]);
+    claimTask(y, 'a', A, 50, opts({ onLost: 'at_most_once' }));
+    expect(claimTask(y, 'a', { ...A, session: 's2' }, 60, opts({ onLost: 'at_most_once' }))).toMatchObject({ claimed: false });
+    expect(y.tasks[0]!.state).toBe('UNKNOWN');
+  });
+
+  it('a retry claims the next attempt only by naming the one it retries, within max_attempts', () => {
+    const x = execution([task('a')]);
+    claimTask(x, 'a', A, 50, opts({ maxAttempts: 2 }));
+    expect(claimTask(x, 'a', A, 60, opts({ maxAttempts: 2, retryOf: 2 }))).toMatchObject({ claimed: false, reason: expect.stringMatching(/at attempt 1, not 2/) });
+    expect(claimTask(x, 'a', A, 60, opts({ maxAttempts: 2, retryOf: 1 }))).toMatchObject({ claimed: true, attempt: 2 });
+    expect(claimTask(x, 'a', A, 70, opts({ maxAttempts: 2, retryOf: 2 }))).toMatchObject({ claimed: false, reason: expect.stringMatching(/used its 2 attempts/) });
+    // The retrying event of attempt 1, arriving after the claim of attempt 2, moves nothing.
+    expect(applyEvent(x, ev('a', 'retrying', 1, { outcome: 'failed' }))).toBe(false);
+    expect(x.tasks[0]).toMatchObject({ state: 'RUNNING', attempts: 2 });
+  });
+
+  it('an executor lost too often is not retried again', () => {
+    const x = pool();
+    let who = A;
+    for (let i = 0; i <= MAX_LOSSES + 1; i++) {
+      claimTask(x, 'pool.web', who, 50 + i, opts({ alive: [] }));
+      who = who === A ? B : A;
+    }
+    expect(x.tasks[0]).toMatchObject({ state: 'LOST', reason: expect.stringMatching(/lost 4 times, not retried again/) });
+  });
+});
+
+describe('late results', () => {
+  it('the claim\'s own result, arriving after the task was marked LOST, becomes its result', () => {
+    const x = execution([task('a', { state: 'RUNNING', attempts: 1 }), task('b', { state: 'SUCCEEDED', attempts: 1 })]);
+    executorExpired(x, 'a', 'n-a', 500, 'expired', 'fail');
+    expect(x.state).toBe('FAILED');
+    expect(applyEvent(x, ev('a', 'finished', 1, { outcome: 'succeeded', exit_code: 0 }))).toBe(true);
+    expect(x.tasks[0]).toMatchObject({ state: 'SUCCEEDED', reason: 'reported after the task had been marked LOST: executor n-a expired while running attempt 1' });
+    expect(x.state).toBe('SUCCEEDED');
+    // …once: a duplicate changes nothing.
+    expect(applyEvent(x, ev('a', 'finished', 1, { outcome: 'failed', exit_code: 1 }))).toBe(false);
+  });
+
+  it('a result of an attempt a later claim superseded is kept on record and moves nothing', () => {
+    const x = execution([task('a', { state: 'RUNNING', attempts: 2 })]);
+    expect(applyEvent(x, ev('a', 'finished', 1, { outcome: 'succeeded', exit_code: 0 }))).toBe(true);
+    expect(x.tasks[0]).toMatchObject({ state: 'RUNNING', attempts: 2, late_results: [{ attempt: 1, outcome: 'succeeded', exit_code: 0 }] });
+    expect(applyEvent(x, ev('a', 'finished', 1, { outcome: 'succeeded', exit_code: 0 }))).toBe(false);
   });
 });
 
 describe('waiting for offline executors', () => {
+  it('keeps every unstarted task within the window, whenever its executor went away, and skips only offline ones after it', () => {
+    const plan = planTasks({ target: parseTarget('all'), executors: [
+      { id: 'a', name: 'n-a', groups: [], runners: ['host'], state: 'ACTIVE' },
+      { id: 'b', name: 'n-b', groups: [], runners: ['host'], state: 'ACTIVE' },
+    ], runner: 'host', waitOfflineMs: 1000, now: 0 });
+    const x = execution(plan.tasks);
+    expect(x.tasks.map((t) => t.wait_until_ms)).toEqual([1000, 1000]);
+    // a goes offline after dispatch: its task waits instead of being SKIPPED.
+    expect(executorExpired(x, 'a', 'n-a', 500)).toBe(false);
+    expect(x.tasks[0]!.state).toBe('PENDING');
+    // After the window, only the task of the executor still offline is skipped.
+    expect(expireWaits(x, 1000, (t) => t.executor_id === 'a')).toBe(true);
+    expect(x.tasks.map((t) => t.state)).toEqual(['SKIPPED', 'PENDING']);
+  });
+
   it('skips pending tasks whose --wait-offline ran out', () => {
     const x = execution([task('a', { wait_until_ms: 1000 }), task('b')]);
     expect(expireWaits(x, 999)).toBe(false);

@@ -127,5 +127,6 @@ function taskToPb(t: DomainTask): PbTask {
     wave: t.wave,
     key: t.key,
     lockToken: t.lock_token ?? 0,
+    lateResults: (t.late_results ?? []).map((r) => ({ attempt: r.attempt, executorName: r.executor_name, outcome: r.outcome, exitCode: r.exit_code, reason: r.reason, atMs: r.at_ms })),
   };
 }

@@ -24,6 +24,7 @@ function beginToPb(a: BeginAnswer): BeginTaskResponse {
     secrets: a.secrets,
     lockToken: 0,
     later: a.later ?? false,
+    attempt: a.attempt ?? 0,
     task: t
       ? {
           job: t.job,
@@ -133,7 +134,8 @@ export function executorService(
         load: req.load,
         draining: req.draining,
       });
-      return { state: executorStateToPb(res.state), pingDeadlineSeconds: res.pingDeadlineSeconds, cancelledExecutions: [] };
+      const stop = req.running.length ? await executions.tasksToStop(req.executorId, req.running.map((t) => ({ executionId: t.executionId, taskKey: t.taskKey, attempt: t.attempt }))) : [];
+      return { state: executorStateToPb(res.state), pingDeadlineSeconds: res.pingDeadlineSeconds, cancelledExecutions: [], stop };
     }),
     deregister: certified('Deregister', async (req: Parameters<ExecutorServiceServer['deregister']>[0]['request']) => {
       await registry.deregister(req.executorId, req.executorSecret);
@@ -149,8 +151,10 @@ export function executorService(
       const res = await executions.beginTask({
         executorId: req.executorId,
         secret: req.executorSecret,
+        session: req.session,
         executionId: req.executionId,
         taskKey: req.taskKey,
+        retryOf: req.retryOf || undefined,
       });
       return beginToPb(res);
     }),
@@ -158,7 +162,9 @@ export function executorService(
       const res = await executions.beginTasks({
         executorId: req.executorId,
         secret: req.executorSecret,
-        tasks: req.tasks.map((t) => ({ executionId: t.executionId, taskKey: t.taskKey })),
+        session: req.session,
+        // In BeginTasks a task's `attempt` is the attempt it retries (0 = none).
+        tasks: req.tasks.map((t) => ({ executionId: t.executionId, taskKey: t.taskKey, retryOf: t.attempt || undefined })),
       });
       return { results: res.map(beginToPb) };
     }),

@@ -1,6 +1,7 @@
 // Publishes a task's events (waiting / started / retrying / finished) on GRID_EVENTS under this
 // executor's own subject, with the event id as Msg-Id so that a repeat is deduplicated. Retries
-// for a while if JetStream does not answer; throws if it never does.
+// while JetStream does not answer: a minute for the others, and for `finished` (a result that
+// ran, which must not be run again to be known) until `until` aborts (the executor stops).
 
 import { setTimeout as delay } from 'node:timers/promises';
 import type { JetStreamClient } from '@nats-io/jetstream';
@@ -23,7 +24,7 @@ export interface EventDetails {
 export class TaskEvents {
   constructor(private readonly o: { nc: NatsConnection; js: JetStreamClient; executorId: string; executorName: string; log: Logger }) {}
 
-  async publish(job: JobMessage, attempt: number, kind: TaskEventKind, more: EventDetails): Promise<void> {
+  async publish(job: JobMessage, attempt: number, kind: TaskEventKind, more: EventDetails, until?: AbortSignal): Promise<void> {
     const ev: EventMessage = {
       execution_id: job.execution_id,
       task_key: job.task_key,
@@ -39,18 +40,21 @@ export class TaskEvents {
     if (more.lock_token !== undefined) ev.lock_token = more.lock_token;
     const subject = subjects.event(ev.execution_id, this.o.executorId);
     const data = encode(ev);
-    const giveUpAt = Date.now() + GIVE_UP_MS;
+    const giveUpAt = until ? Infinity : Date.now() + GIVE_UP_MS;
     let wait = 250;
+    let said = false;
     for (;;) {
       try {
         await this.o.js.publish(subject, data, { msgID: eventId(ev) });
+        if (said) this.o.log.info('task event published after all', { kind, execution: ev.execution_id, task: ev.task_key });
         return;
       } catch (err) {
-        if (this.o.nc.isClosed() || Date.now() + wait > giveUpAt) {
+        if (this.o.nc.isClosed() || until?.aborted || Date.now() + wait > giveUpAt) {
           throw new Error(`could not publish the ${kind} event: ${(err as Error).message}`, { cause: err });
         }
-        this.o.log.warn('could not publish a task event; retrying', { kind, execution: ev.execution_id, error: (err as Error).message });
-        await delay(wait);
+        if (!said) this.o.log.warn('could not publish a task event; retrying', { kind, execution: ev.execution_id, task: ev.task_key, error: (err as Error).message });
+        said = true;
+        await delay(wait, undefined, until ? { signal: until } : {}).catch(() => {});
         wait = Math.min(wait * 2, 5000);
       }
     }
