@@ -64,3 +64,8 @@ export interface Runner {
   recover?(spec: TaskSpec, logs: LogSink, signal: AbortSignal): Promise<RunningTask | undefined>;
   close?(): Promise<void>;
 }
+
+/** A duration as runners word it in reasons: "30s", "1.5s", "0.2s". */
+export function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(3))}s`;
+}

@@ -356,6 +356,27 @@ describe('worker', () => {
     expect(await readAll(STREAMS.logs, subjects.logsOf(job.execution_id))).toEqual([]);
   });
 
+  it('a copy of a task\'s message that comes while it runs (a stall past ack_wait) keeps the first run: it runs once, every copy acked', async () => {
+    // No keep-alive within a short ack_wait: the server redelivers the message to this executor while the task runs.
+    const h = await startWorker({ workingIntervalMs: 60_000 });
+    const consumer = `${h.executorId}`;
+    const names = (await jsm.consumers.list(STREAMS.jobs).next()).filter((c) => c.name.includes(consumer)).map((c) => c.name);
+    for (const name of names) await jsm.consumers.update(STREAMS.jobs, name, { ack_wait: 1_500 * 1_000_000 });
+    const marks = join(h.workDir, 'runs');
+    const job = await publishJob(h.executorId, { definition: definition({ shell: `echo run >> ${marks}; sleep 5` }) });
+    const evs = await untilEvent(job.execution_id, finished);
+    expect(brief(evs)).toEqual(['started#1', 'finished#1:succeeded']);
+    expect(readFileSync(marks, 'utf8')).toBe('run\n');
+    expect(h.logLines.join('\n')).toMatch(/offered again while it runs here: keeping the run/);
+    for (const name of names) {
+      const info = await eventually('every copy acked', async () => {
+        const i = await jsm.consumers.info(STREAMS.jobs, name);
+        return i.num_ack_pending === 0 && i.num_pending === 0 ? i : undefined;
+      });
+      expect(info.delivered.consumer_seq, 'deliveries of the one message').toBeGreaterThan(1);
+    }
+  });
+
   it('stops a running task on a cancel broadcast: finished cancelled; its pid file is there only while it runs', async () => {
     const h = await startWorker();
     const job = await publishJob(h.executorId, { definition: definition({ shell: 'echo begun; sleep 100' }) });

@@ -3,7 +3,10 @@
 // through environment variables. Secrets reach the process only through its environment.
 
 import { isRestrictedEnvName, restrictedEnvMessage, secretInCommand } from '../../domain/env-rules.js';
+import { CommandError, renderTemplate } from '../command-template.js';
 import type { TaskSpec } from '../runner.js';
+
+export { CommandError, renderTemplate };
 
 /** Variables taken from the executor's own environment; everything else is left behind. */
 export const INHERITED_ENV: readonly string[] = [
@@ -22,22 +25,6 @@ export const INHERITED_ENV: readonly string[] = [
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const SHELL = '/bin/sh';
-
-/** A task that cannot be turned into a command; reported as a failed task, not thrown further. */
-export class CommandError extends Error {
-  override readonly name = 'CommandError';
-}
-
-const TEMPLATE = /\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}/g;
-
-/** Replaces each {{name}} with the value of that name; unknown names are errors. */
-export function renderTemplate(text: string, values: Record<string, string>): string {
-  return text.replace(TEMPLATE, (_, name: string) => {
-    const v = Object.hasOwn(values, name) ? values[name] : undefined;
-    if (v === undefined) throw new CommandError(`unknown template variable {{${name}}} in command`);
-    return v;
-  });
-}
 
 /**
  * The argv to spawn. With `shell`, the script runs as `/bin/sh -c <script>` unrendered: a value

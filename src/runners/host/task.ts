@@ -5,7 +5,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { LogSink, RunningTask, TaskResult } from '../runner.js';
+import { seconds, type LogSink, type RunningTask, type TaskResult } from '../runner.js';
 import { OutputBatcher } from './batcher.js';
 import { groupAlive, signalGroup } from './group.js';
 import { removeWorkDir } from './workdir.js';
@@ -180,9 +180,4 @@ function spawnFailure(program: string, err: NodeJS.ErrnoException): string {
   if (err.code === 'ENOENT') return `command not found: ${program}`;
   if (err.code === 'EACCES') return `permission denied: ${program}`;
   return `cannot start ${program}: ${err.message}`;
-}
-
-/** "30s", "1.5s", "0.2s". */
-export function seconds(ms: number): string {
-  return `${Number((ms / 1000).toFixed(3))}s`;
 }

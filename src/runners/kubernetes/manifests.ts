@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { V1EnvVar, V1Job, V1Secret } from '@kubernetes/client-node';
 import type { KubernetesConfig } from '../../config/executor.js';
-import { CommandError, renderTemplate } from '../host/command.js';
+import { CommandError, renderTemplate } from '../command-template.js';
 import { secretInCommand } from '../../domain/env-rules.js';
 import type { TaskSpec } from '../runner.js';
 

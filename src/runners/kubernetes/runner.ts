@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { V1Job } from '@kubernetes/client-node';
 import type { KubernetesConfig } from '../../config/executor.js';
 import { finishedTask } from '../finished.js';
-import { CommandError } from '../host/command.js';
+import { CommandError } from '../command-template.js';
 import type { LogSink, Runner, RunningTask, TaskSpec } from '../runner.js';
 import { describeApiError, KubeApi, loadKubeConfig, statusOf } from './api.js';
 import { ANNOTATIONS, buildJob, buildSecret, jobName, taskKeyOf, taskSelector } from './manifests.js';

@@ -4,7 +4,7 @@
 // and timeout delete the Job with foreground propagation and wait until it is gone.
 
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { seconds } from '../host/task.js';
+import { seconds } from '../runner.js';
 import type { LogSink, RunningTask, TaskResult } from '../runner.js';
 import { describeApiError, statusOf, type KubeApi } from './api.js';
 import { LogRequestError, followLog } from './logs.js';
