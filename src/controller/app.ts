@@ -9,7 +9,7 @@ import { ensureControllerConsumers } from '../bus/consumers.js';
 import { ensureStreams } from '../bus/setup.js';
 import { connectBus } from '../bus/connect.js';
 import type { ControllerConfig, RegistrationToken } from '../config/controller.js';
-import { startEmbeddedCluster } from '../embedded/index.js';
+import { startEmbeddedCluster, type EmbeddedServerName, type SupervisionEvent } from '../embedded/index.js';
 import { ControllerServiceService } from '../gen/grid/v1/controller.js';
 import { ExecutorServiceService } from '../gen/grid/v1/executor.js';
 import { HealthService } from '../gen/grpc/health/v1/health.js';
@@ -102,11 +102,10 @@ export class Controller {
         // With TLS on, the embedded nats-server and etcd serve TLS too, from GRID's CA.
         ...(tls ? { tls: await embeddedTlsFiles(tls, cfg.data_dir) } : {}),
         natsAuth: { serverConfig: (dir) => natsAccess.authority!.serverConfig(dir), user: natsAccess.controllerUser! },
-        onUnexpectedExit: (which, code, signal) => {
-          log.error('embedded server exited unexpectedly; shutting down', { server: which, code, signal });
-          void this.close().then(() => process.exit(1));
-        },
+        // A server that dies is restarted on its ports; the clients (NATS, etcd3) reconnect.
+        onEvent: (e) => logSupervision(log.named('embedded'), e),
       });
+      this.haltEmbedded = () => cluster.halt();
       this.cleanups.push({ name: 'embedded servers', run: () => cluster.stop() });
       this.natsServers = [cluster.natsUrl];
       this.etcdEndpoints = [cluster.etcdEndpoint];
@@ -249,6 +248,8 @@ export class Controller {
   natsAccess?: NatsAccess;
   audit?: AuditLog;
   private auditSink?: AuditSink;
+  /** Stops restarting the embedded servers; the first thing close() does. */
+  private haltEmbedded?: () => Promise<void>;
   registrationTokens: RegistrationToken[] = [];
 
   /** Adds a step that runs first on close (e.g. stopping a dev executor before the servers). */
@@ -260,6 +261,8 @@ export class Controller {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.state = 'stopping';
+      // Nothing is restarted while shutting down: a server dying now stays down.
+      await this.haltEmbedded?.().catch(() => undefined);
       // A start refused before anything ran (bad configuration) leaves only its one error line.
       const started = this.cleanups.length > 0;
       for (const c of this.cleanups.reverse()) {
@@ -278,5 +281,26 @@ export class Controller {
       if (started) this.log.info('controller stopped');
     })();
     return this.closing;
+  }
+}
+
+/** One line per death and restart of an embedded server; an error while it keeps dying. */
+function logSupervision(log: Logger, e: SupervisionEvent<EmbeddedServerName>): void {
+  const keepsDying = e.type !== 'restarted' && e.flapping;
+  const report = keepsDying ? log.error.bind(log) : log.warn.bind(log);
+  switch (e.type) {
+    case 'exited':
+      report(keepsDying ? 'embedded server keeps dying; restarting it' : 'embedded server died; restarting it', {
+        server: e.server, pid: e.pid, ...(e.signal ? { signal: e.signal } : { code: e.code }), restart_in_ms: e.restartInMs, attempt: e.attempt,
+      });
+      break;
+    case 'restart-failed':
+      report('embedded server did not restart', {
+        server: e.server, attempt: e.attempt, error: e.error.message.split('\n')[0]!, restart_in_ms: e.restartInMs,
+      });
+      break;
+    case 'restarted':
+      log.info('embedded server restarted', { server: e.server, pid: e.pid, attempt: e.attempt });
+      break;
   }
 }

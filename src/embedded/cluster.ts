@@ -1,22 +1,25 @@
 // The controller's dev mode: supervise a local nats-server and etcd under one data folder, with
 // ports that stay the same across restarts and cleanup of servers a crashed controller left behind.
+// A server that dies is started again on its ports, data dir and certificates (supervisor.ts).
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { NatsTls } from '../bus/connect.js';
 import type { EtcdTls } from '../store/kv.js';
-import type { ChildExit } from './child.js';
-import { startEtcd, type EtcdServer } from './etcd.js';
+import { startEtcd, type EtcdOptions, type EtcdServer } from './etcd.js';
 import { startNats, type NatsOptions, type NatsServer } from './nats.js';
 import { isPortFree } from './ports.js';
 import { removePidFile, stopStale, writePidFile } from './stale.js';
+import { Supervisor, type RestartPolicy, type SupervisionEvent } from './supervisor.js';
 
 export type EmbeddedServerName = 'nats' | 'etcd';
 
 export interface EmbeddedClusterOptions {
   dataDir: string;
-  /** Called when a server dies without stop() having been asked; the caller decides what to do. */
-  onUnexpectedExit?: (which: EmbeddedServerName, code: number | null, signal: NodeJS.Signals | null) => void;
+  /** Each death of a server, and each restart (or failed one); the caller logs them. */
+  onEvent?: (event: SupervisionEvent<EmbeddedServerName>) => void;
+  /** Backoff of the restarts (default: 0.5 s doubling to 10 s, from the start after 30 s up). */
+  restartPolicy?: Partial<RestartPolicy>;
   /** NATS authentication: the server's operator/resolver block (given where account JWTs are kept) and the probe's user. */
   natsAuth?: { serverConfig: (resolverDir: string) => Promise<string>; user: NonNullable<NatsOptions['auth']>['user'] };
   /** TLS on both servers' client ports (and etcd's peer port), from these PEM files. */
@@ -43,9 +46,12 @@ export interface EmbeddedCluster {
   /** With TLS: what a client of each server needs (Kv's `tls`, connectBus's `tls`); undefined without. */
   etcdTls: EtcdTls | undefined;
   natsTls: NatsTls | undefined;
-  nats: NatsServer;
-  etcd: EtcdServer;
-  /** Stops both servers (each even if the other fails); a second call returns the first's promise. */
+  /** The processes running now: a restarted server is a new process on the same ports. */
+  readonly nats: NatsServer;
+  readonly etcd: EtcdServer;
+  /** Stops restarting servers that die (they keep running); what a controller does first on close. */
+  halt(): Promise<void>;
+  /** Halts, then stops both servers (each even if the other fails); a second call returns the first's promise. */
   stop(): Promise<void>;
 }
 
@@ -85,25 +91,29 @@ export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Pro
   ]);
 
   const tls = options.tls;
-  const nats = await startNats({
+  const natsOptions = async (port: number | undefined): Promise<NatsOptions> => ({
     dataDir: layout.nats,
     host: HOST,
-    port: natsPort,
+    ...(port !== undefined ? { port } : {}),
     logFile: join(layout.logs, 'nats-server.log'),
+    // Made anew at each start: the account JWT carries the revocations pushed since.
     ...(options.natsAuth ? { auth: { config: await options.natsAuth.serverConfig(join(layout.nats, 'jwt')), user: options.natsAuth.user } } : {}),
     ...(tls ? { tls: { cert_file: tls.serverCertFile, key_file: tls.serverKeyFile, ca_file: tls.caFile } } : {}),
   });
+  const etcdOptions = (ports: { clientPort: number; peerPort: number } | undefined): EtcdOptions => ({
+    dataDir: layout.etcd,
+    host: HOST,
+    // Reuse the pair only together; etcd picks both anew otherwise.
+    ...ports,
+    logFile: join(layout.logs, 'etcd.log'),
+    ...(tls ? { tls: { caFile: tls.caFile, certFile: tls.serverCertFile, keyFile: tls.serverKeyFile, clientCertFile: tls.clientCertFile, clientKeyFile: tls.clientKeyFile } } : {}),
+  });
+
+  const nats = await startNats(await natsOptions(natsPort));
   writePidFile(layout.natsPid, nats.pid);
   let etcd: EtcdServer;
   try {
-    etcd = await startEtcd({
-      dataDir: layout.etcd,
-      host: HOST,
-      // Reuse the pair only together; etcd picks both anew otherwise.
-      ...(etcdClient !== undefined && etcdPeer !== undefined ? { clientPort: etcdClient, peerPort: etcdPeer } : {}),
-      logFile: join(layout.logs, 'etcd.log'),
-      ...(tls ? { tls: { caFile: tls.caFile, certFile: tls.serverCertFile, keyFile: tls.serverKeyFile, clientCertFile: tls.clientCertFile, clientKeyFile: tls.clientKeyFile } } : {}),
-    });
+    etcd = await startEtcd(etcdOptions(etcdClient !== undefined && etcdPeer !== undefined ? { clientPort: etcdClient, peerPort: etcdPeer } : undefined));
   } catch (err) {
     await nats.stop();
     removePidFile(layout.natsPid);
@@ -112,18 +122,29 @@ export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Pro
   writePidFile(layout.etcdPid, etcd.pid);
   writePorts(layout.ports, { nats: nats.port, etcdClient: etcd.clientPort, etcdPeer: etcd.peerPort });
 
-  let closing: Promise<void> | undefined;
-  const watch = (which: EmbeddedServerName, exited: Promise<ChildExit>) => {
-    void exited.then(({ code, signal }) => {
-      if (!closing) options.onUnexpectedExit?.(which, code, signal);
-    });
-  };
-  watch('nats', nats.exited);
-  watch('etcd', etcd.exited);
+  // Restarts reuse the ports of the first start: executors were told the NATS URL, clients the etcd endpoint.
+  const natsSupervisor = new Supervisor(nats, {
+    name: 'nats' as const,
+    start: async () => startNats(await natsOptions(nats.port)),
+    onStarted: (s) => writePidFile(layout.natsPid, s.pid),
+    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    ...(options.restartPolicy ? { policy: options.restartPolicy } : {}),
+  });
+  const etcdSupervisor = new Supervisor(etcd, {
+    name: 'etcd' as const,
+    start: () => startEtcd(etcdOptions({ clientPort: etcd.clientPort, peerPort: etcd.peerPort })),
+    onStarted: (s) => writePidFile(layout.etcdPid, s.pid),
+    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    ...(options.restartPolicy ? { policy: options.restartPolicy } : {}),
+  });
 
+  let halting: Promise<void> | undefined;
+  const halt = (): Promise<void> => (halting ??= Promise.all([natsSupervisor.halt(), etcdSupervisor.halt()]).then(() => undefined));
+  let closing: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (closing ??= (async () => {
-      const results = await Promise.allSettled([nats.stop(), etcd.stop()]);
+      await halt();
+      const results = await Promise.allSettled([natsSupervisor.stop(), etcdSupervisor.stop()]);
       removePidFile(layout.natsPid);
       removePidFile(layout.etcdPid);
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -135,8 +156,13 @@ export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Pro
     etcdEndpoint: etcd.endpoint,
     etcdTls: tls && { ca_file: tls.caFile, cert_file: tls.clientCertFile, key_file: tls.clientKeyFile },
     natsTls: tls && { ca_file: tls.caFile, cert_file: '', key_file: '' },
-    nats,
-    etcd,
+    get nats() {
+      return natsSupervisor.server;
+    },
+    get etcd() {
+      return etcdSupervisor.server;
+    },
+    halt,
     stop,
   };
 }

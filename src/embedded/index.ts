@@ -12,3 +12,4 @@ export {
   type EmbeddedServerName,
   type EmbeddedTls,
 } from './cluster.js';
+export { DEFAULT_RESTART_POLICY, Supervisor, type RestartPolicy, type SupervisionEvent } from './supervisor.js';

@@ -7,7 +7,8 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Etcd3 } from 'etcd3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startEmbeddedCluster, type EmbeddedCluster } from '../../src/embedded/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startEmbeddedCluster, type EmbeddedCluster, type EmbeddedServerName, type SupervisionEvent } from '../../src/embedded/index.js';
 import { startServers, uniqueName } from '../harness/servers.js';
 
 function isRunning(pid: number): boolean {
@@ -84,9 +85,9 @@ describe('startEmbeddedCluster', () => {
 
   it('finds servers left running by a crashed controller and replaces them', async () => {
     const dataDir = tempDir();
-    const unexpected: string[] = [];
-    // The first cluster is never stopped: as if its controller had been killed with -9.
-    const orphan = track(await startEmbeddedCluster({ dataDir, onUnexpectedExit: (which) => unexpected.push(which) }));
+    // The first cluster is never stopped and no longer supervised: as if its controller had been killed with -9.
+    const orphan = track(await startEmbeddedCluster({ dataDir }));
+    await orphan.halt();
     const next = track(await startEmbeddedCluster({ dataDir }));
 
     expect(isRunning(orphan.nats.pid)).toBe(false);
@@ -95,7 +96,6 @@ describe('startEmbeddedCluster', () => {
     expect(next.natsUrl).toBe(orphan.natsUrl); // the ports came free and were reused
     await orphan.nats.exited;
     await orphan.etcd.exited;
-    expect(unexpected.sort()).toEqual(['etcd', 'nats']);
 
     // The replacements work.
     const nc = await connect({ servers: next.natsUrl });
@@ -112,16 +112,60 @@ describe('startEmbeddedCluster', () => {
     expect(existsSync(join(dataDir, 'nats-server.pid'))).toBe(false);
   });
 
-  it('reports a server that dies on its own', async () => {
+  it('restarts a server that dies on the same ports and data, with backoff, and reports each death and restart', async () => {
     const dataDir = tempDir();
-    const seen: Array<{ which: string; signal: string | null }> = [];
-    const cluster = track(
-      await startEmbeddedCluster({ dataDir, onUnexpectedExit: (which, _code, signal) => seen.push({ which, signal }) }),
-    );
+    const events: SupervisionEvent<EmbeddedServerName>[] = [];
+    const cluster = track(await startEmbeddedCluster({ dataDir, onEvent: (e) => events.push(e) }));
+    const etcd = new Etcd3({ hosts: cluster.etcdEndpoint });
+    cleanup.push(() => etcd.close());
+    await etcd.put('kept').value('across restarts');
+    const nc = await connect({ servers: cluster.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+    cleanup.push(() => nc.close());
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'KEPT', subjects: ['kept.>'] });
+
+    const firstEtcd = cluster.etcd.pid;
+    process.kill(firstEtcd, 'SIGKILL');
+    await until(() => events.some((e) => e.type === 'restarted' && e.server === 'etcd'));
+    expect(events.map((e) => e.type)).toEqual(['exited', 'restarted']);
+    expect(events[0]).toMatchObject({ server: 'etcd', pid: firstEtcd, signal: 'SIGKILL', restartInMs: 500, attempt: 1, flapping: false });
+    expect(cluster.etcd.pid).not.toBe(firstEtcd);
+    expect(cluster.etcd.endpoint).toBe(cluster.etcdEndpoint);
+    expect(readFileSync(join(dataDir, 'etcd.pid'), 'utf8').trim()).toBe(String(cluster.etcd.pid));
+    expect(await etcd.get('kept').string()).toBe('across restarts'); // same data dir
+
+    const firstNats = cluster.nats.pid;
+    process.kill(firstNats, 'SIGKILL');
+    await until(() => events.some((e) => e.type === 'restarted' && e.server === 'nats'));
+    expect(cluster.nats.pid).not.toBe(firstNats);
+    expect(cluster.nats.url).toBe(cluster.natsUrl);
+    expect(readFileSync(join(dataDir, 'nats-server.pid'), 'utf8').trim()).toBe(String(cluster.nats.pid));
+    // The client reconnects by itself; the stream is still there (same store dir).
+    await until(async () => (await jsm.streams.info('KEPT').catch(() => undefined)) !== undefined);
+
+    // A second quick death of the same server backs off longer.
     process.kill(cluster.etcd.pid, 'SIGKILL');
-    await cluster.etcd.exited;
-    expect(seen).toEqual([{ which: 'etcd', signal: 'SIGKILL' }]);
+    await until(() => events.filter((e) => e.type === 'restarted' && e.server === 'etcd').length === 2);
+    expect(events.filter((e) => e.type === 'exited' && e.server === 'etcd').map((e) => (e as { restartInMs: number }).restartInMs)).toEqual([500, 1000]);
+
+    // Halted, nothing is restarted any more.
+    await cluster.halt();
+    const last = cluster.nats.pid;
+    const seen = events.length;
+    process.kill(last, 'SIGKILL');
+    await cluster.nats.exited;
+    await sleep(1_500);
+    expect(events.length).toBe(seen);
+    expect(cluster.nats.pid).toBe(last);
     await cluster.stop();
-    expect(isRunning(cluster.nats.pid)).toBe(false);
+    expect(isRunning(cluster.etcd.pid)).toBe(false);
   });
 });
+
+async function until(ok: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
