@@ -100,9 +100,18 @@ export class MissingBinaryError extends ConfigError {
   }
 }
 
+/**
+ * A server GRID needs (the controller, etcd, NATS) cannot be reached or is not answering; trying
+ * again later may work. `retryable: false` when it answers but the TLS set-up refuses it, which
+ * no retry mends.
+ */
 export class UnavailableError extends GridError {
   readonly kind = 'unavailable';
-  override readonly retryable = true;
+  override readonly retryable: boolean;
+  constructor(message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options);
+    this.retryable = options?.retryable ?? true;
+  }
 }
 
 export class FailedPreconditionError extends GridError {
@@ -215,10 +224,15 @@ function codeToKind(code: number): ErrorKind {
 
 // ---- CLI exit codes ----
 
-export const ExitCode = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
+export const ExitCode = { OK: 0, FAILURE: 1, USAGE: 2, UNAVAILABLE: 3 } as const;
 
-/** Bad input from the operator is a usage error (2); everything else is a failure (1). */
+/**
+ * Bad input from the operator is a usage error (2); a server that cannot be reached or is not
+ * answering (the controller, or etcd or NATS behind it), so that the same command may work
+ * later, is 3; everything else is a failure (1).
+ */
 export function toExitCode(err: unknown): number {
   if (err instanceof ValidationError || err instanceof ConfigError) return ExitCode.USAGE;
+  if (err instanceof UnavailableError && err.retryable) return ExitCode.UNAVAILABLE;
   return ExitCode.FAILURE;
 }

@@ -65,11 +65,28 @@ export async function connectBus(opts: BusOptions): Promise<NatsConnection> {
     if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code) || /unable to verify|self[- ]signed|certificate/i.test(msg)) {
       throw new UnavailableError(
         `cannot reach NATS at ${at}: ${msg}; set the CA that signed the NATS servers' certificate (controller: nats.tls.ca_file; executor: nats_tls.ca_file, which by default is the CA the controller hands over at register)`,
-        { cause: err },
+        { cause: err, retryable: false },
       );
     }
     throw new UnavailableError(`cannot reach NATS at ${at}: ${msg}`, { cause: err });
   }
+}
+
+/**
+ * The UnavailableError for a nats.js error that means NATS is not answering (a request timed
+ * out or found no responder, the connection is closed or lost), else undefined: a request that
+ * needs NATS then tells its caller to retry, as one for etcd does.
+ */
+export function natsUnavailable(err: unknown, servers: string[]): UnavailableError | undefined {
+  const down =
+    err instanceof errors.TimeoutError ||
+    err instanceof errors.NoRespondersError ||
+    err instanceof errors.ClosedConnectionError ||
+    err instanceof errors.ConnectionError ||
+    (err instanceof errors.RequestError && (err.isNoResponders() || err.cause instanceof errors.TimeoutError));
+  if (!down) return undefined;
+  const why = (err as Error).message.replace(/\s*\n\s*/g, ' ').trim();
+  return new UnavailableError(`NATS at ${servers.join(', ')} is not answering; retry (${why})`, { cause: err });
 }
 
 function tlsOptions(t: NatsTls): Record<string, string> {

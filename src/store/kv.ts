@@ -190,25 +190,32 @@ export class Kv {
     this.client.close();
   }
 
+  /**
+   * The UnavailableError for an etcd3 error that means etcd is not answering, else undefined.
+   * For calls made on `client` directly, whose errors reach the gRPC layer unwrapped.
+   */
+  unavailable(err: unknown): UnavailableError | undefined {
+    const at = `etcd at ${this.endpoints.join(', ')}`;
+    if (err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError || err instanceof ClientClosedError) {
+      return new UnavailableError(`${at} is not answering; retry (${oneLine((err as Error).message)})`, { cause: err });
+    }
+    // After repeated failures etcd3's circuit breaker (cockatiel) refuses calls for a while
+    // without trying; its error carries that library's own brand.
+    if ((err as { isBrokenCircuitError?: unknown } | undefined)?.isBrokenCircuitError === true) {
+      return new UnavailableError(`${at} is not answering; retry (it failed repeatedly, so calls to it pause for a few seconds)`, { cause: err });
+    }
+    return undefined;
+  }
+
   /** Turns etcd connection and credential failures into GRID's errors, each one line; others pass through. */
   private async wrap<R>(fn: () => Promise<R>): Promise<R> {
     try {
       return await fn();
     } catch (err) {
+      const unavailable = this.unavailable(err);
+      if (unavailable) throw unavailable;
       const at = `etcd at ${this.endpoints.join(', ')}`;
       const user = JSON.stringify(this.username);
-      if (
-        err instanceof GRPCUnavailableError ||
-        err instanceof GRPCDeadlineExceededError ||
-        err instanceof ClientClosedError
-      ) {
-        throw new UnavailableError(`${at} is not answering; retry (${oneLine((err as Error).message)})`, { cause: err });
-      }
-      // After repeated failures etcd3's circuit breaker (cockatiel) refuses calls for a while
-      // without trying; its error carries that library's own brand.
-      if ((err as { isBrokenCircuitError?: unknown }).isBrokenCircuitError === true) {
-        throw new UnavailableError(`${at} is not answering; retry (it failed repeatedly, so calls to it pause for a few seconds)`, { cause: err });
-      }
       if (err instanceof EtcdAuthenticationFailedError) {
         throw new UnauthenticatedError(
           `${at} refused user ${user}: wrong user name or password; set etcd.username to an etcd user and etcd.password (or etcd.password_file) to its password`,

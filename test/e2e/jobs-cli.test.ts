@@ -188,8 +188,8 @@ describe('bad input: one line on stderr and the right exit code', () => {
     expect(line).toContain(missing);
   });
 
-  it('no controller at the address: exit 1, names the address', async () => {
-    const line = expectOneLineError(await runCli(['list'], { address: '127.0.0.1:1', token: TOKENS.admin }), 1);
+  it('no controller at the address: exit 3 (unavailable), names the address', async () => {
+    const line = expectOneLineError(await runCli(['list'], { address: '127.0.0.1:1', token: TOKENS.admin }), 3);
     expect(line).toMatch(/cannot reach the controller at 127\.0\.0\.1:1/);
   });
 

@@ -21,6 +21,11 @@ export interface HandlerContext {
   log: Logger;
   /** Where mutating calls are recorded; absent = not recorded (tests of single services). */
   audit?: AuditLog;
+  /**
+   * GRID's error for a failure of a backend (etcd, NATS) that reached a handler as the client
+   * library's own error, e.g. `etcd at … is not answering; retry`; undefined when it is not one.
+   */
+  backendError?: (err: unknown) => GridError | undefined;
 }
 
 export function bearerToken(md: Metadata): string | undefined {
@@ -30,8 +35,9 @@ export function bearerToken(md: Metadata): string | undefined {
   return m ? m[1] : undefined;
 }
 
-export function toServiceError(err: unknown, log: Logger, method: string): Partial<ServiceError> {
+export function toServiceError(err: unknown, log: Logger, method: string, backendError?: HandlerContext['backendError']): Partial<ServiceError> {
   const md = new Metadata();
+  if (!(err instanceof GridError)) err = backendError?.(err) ?? err;
   if (err instanceof GridError) {
     md.set(ERROR_KIND_METADATA_KEY, err.kind);
     log.debug('call refused', { method, kind: err.kind, error: err.message });
@@ -57,7 +63,7 @@ export function unary<Req, Res>(
       return fn(call.request, who, call);
     })().then(
       (res) => answer(ctx, audit, seen(), { ok: true, res }, () => callback(null, res)),
-      (err) => answer(ctx, audit, seen(), { ok: false, err }, () => callback(toServiceError(err, ctx.log, method))),
+      (err) => answer(ctx, audit, seen(), { ok: false, err }, () => callback(toServiceError(err, ctx.log, method, ctx.backendError))),
     );
   };
 }
@@ -73,7 +79,7 @@ export function unaryOpen<Req, Res>(
     const seen = () => ({ principal: audit && optionalPrincipal(ctx, call.metadata), req: call.request, hide: [bearerToken(call.metadata)] });
     fn(call.request, call).then(
       (res) => answer(ctx, audit, seen(), { ok: true, res }, () => callback(null, res)),
-      (err) => answer(ctx, audit, seen(), { ok: false, err }, () => callback(toServiceError(err, ctx.log, method))),
+      (err) => answer(ctx, audit, seen(), { ok: false, err }, () => callback(toServiceError(err, ctx.log, method, ctx.backendError))),
     );
   };
 }
@@ -141,7 +147,7 @@ function streamed<Req, Res>(
       (err) => {
         // 'error' makes grpc-js send this status and end the call (destroy() would send none,
         // and the client would wait forever).
-        if (!abort.signal.aborted) call.emit('error', toServiceError(err, ctx.log, method) as ServiceError);
+        if (!abort.signal.aborted) call.emit('error', toServiceError(err, ctx.log, method, ctx.backendError) as ServiceError);
       },
     );
   };
@@ -173,7 +179,7 @@ export function clientStream<Req, Res>(
       return fn(messages, who);
     })().then(
       (res) => answer(ctx, audit, seen(), { ok: true, res }, () => callback(null, res)),
-      (err) => answer(ctx, audit, seen(), { ok: false, err }, () => callback(toServiceError(err, ctx.log, method))),
+      (err) => answer(ctx, audit, seen(), { ok: false, err }, () => callback(toServiceError(err, ctx.log, method, ctx.backendError))),
     );
   };
 }
