@@ -31,7 +31,7 @@ export class FleetLocks {
   ) {}
 
   private req(o: { executionId: string; taskKey: string }, token = 0) {
-    return { executorId: this.o.executorId, executorSecret: this.o.executorSecret, executionId: o.executionId, taskKey: o.taskKey, token };
+    return { executorId: this.o.executorId, executorSecret: this.o.executorSecret, executionId: o.executionId, taskKey: o.taskKey, token, waitMs: 0 };
   }
 
   /** Waits its turn and takes the lock; undefined if `signal` aborted first. */

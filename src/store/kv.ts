@@ -190,8 +190,11 @@ export class Kv {
     this.client.close();
   }
 
-  /** Turns etcd connection and credential failures into GRID's errors, each one line; others pass through. */
-  private async wrap<R>(fn: () => Promise<R>): Promise<R> {
+  /**
+   * Turns etcd connection and credential failures into GRID's errors, each one line; others pass
+   * through. For callers that build their own requests on `client` (the serialize locks).
+   */
+  async wrap<R>(fn: () => Promise<R>): Promise<R> {
     try {
       return await fn();
     } catch (err) {
