@@ -1,7 +1,7 @@
 // Serialize locks across a controller outage, over real processes: an executor holding a lock
-// keeps it through an outage shorter than its lease (its refreshes are retried), and one that
-// cannot refresh it for longer stops its task and reports it as having lost the lock, before
-// another task can take the lock: no two holders ever run at once.
+// keeps it through an outage shorter than its lease (its refreshes are retried) while a waiter
+// keeps asking, and one that cannot refresh it for longer stops its task and reports it as having
+// lost the lock, before another task can take the lock: no two holders ever run at once.
 //
 // Needs the built programs: `npx tsc -p tsconfig.json`.
 
@@ -14,7 +14,7 @@ import { startController } from '../harness/processes.js';
 import { uniqueName } from '../harness/servers.js';
 import { waitFor } from './crash-helpers.js';
 
-const LOCK_TTL_S = 15;
+const LOCK_TTL_S = 20;
 let fleet: Fleet;
 let kv: Kv;
 
@@ -98,30 +98,61 @@ function expectOneHolderAtATime(all: Run[]): void {
 }
 
 describe('serialize locks through a controller outage', () => {
-  // Fails today: the holder's task runs on after its lock lapsed, while the next holder runs.
-  it.fails('outage longer than the lock TTL: the holder stops its task and reports the lost lock before another can take it', async () => {
+  it('outage shorter than the lock TTL: the holder keeps its lock and its task runs on; a waiter waits through it', async () => {
+    const lock = uniqueName('kept');
+    const file = join(fleet.dir, `${lock}.txt`);
+    const [goA, goB] = [join(fleet.dir, `${lock}.go-a`), join(fleet.dir, `${lock}.go-b`)];
+    writeFileSync(goB, '');
+    const job = await fleet.createJob(holderJob(lock));
+    const a = await fleet.execute(job, ['--target', 'node:web-1', '--arg', `FILE=${file}`, '--arg', `GO=${goA}`]);
+    await waitFor('web-1 to hold the lock', () => fleet.status(a), (s) => holds(s, 'web-1'), 30_000);
+    const b = await fleet.execute(job, ['--target', 'node:web-2', '--arg', `FILE=${file}`, '--arg', `GO=${goB}`]);
+    await waitFor('web-2 to wait for the lock', () => fleet.status(b), (s) => s.tasks.some((t) => /^waiting for lock /.test(t.reason)), 30_000);
+
+    const web1 = fleet.executors['web-1'];
+    const mark = web1.logs().length;
+    const logged = (text: string) => async () => web1.logs().slice(mark).includes(text);
+    // Down until a refresh of web-1's has failed, then started again.
+    await controllerOutage(() => waitFor('a refresh to fail', logged('could not refresh the serialize lock'), Boolean, LOCK_TTL_S * 1000));
+    await waitFor('a refresh to succeed again', logged('the serialize lock is refreshed again'), Boolean, LOCK_TTL_S * 1000);
+    writeFileSync(goA, '');
+
+    const [sa, sb] = [await fleet.waitTerminal(a, 30_000), await fleet.waitTerminal(b, 30_000)];
+    expect([sa.state, sb.state]).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    expect(web1.logs().slice(mark)).not.toContain('lost the serialize lock');
+    const all = runs(file);
+    expect(all.map((r) => r.executor)).toEqual(['web-1', 'web-2']);
+    expectOneHolderAtATime(all);
+  }, 120_000);
+
+  it('outage longer than the lock TTL: the holder stops its task and reports the lost lock before another can take it', async () => {
     const lock = uniqueName('lapse');
     const file = join(fleet.dir, `${lock}.txt`);
+    const go = join(fleet.dir, `${lock}.go`);
+    writeFileSync(go, '');
     const job = await fleet.createJob(holderJob(lock));
     const a = await fleet.execute(job, ['--target', 'node:web-1', '--arg', `FILE=${file}`, '--arg', `GO=${join(fleet.dir, `${lock}.never`)}`]);
     await waitFor('web-1 to hold the lock', () => fleet.status(a), (s) => holds(s, 'web-1'), 30_000);
+    // db-1 waits in line through the outage.
+    const c = await fleet.execute(job, ['--target', 'node:db-1', '--arg', `FILE=${file}`, '--arg', `GO=${go}`]);
+    await waitFor('db-1 to wait for the lock', () => fleet.status(c), (s) => s.tasks.some((t) => /^waiting for lock /.test(t.reason)), 30_000);
 
     // The controller is gone until the lock's lease has lapsed in etcd.
     await controllerOutage(() => waitFor('the lock to lapse in etcd', () => kv.get(kv.key('locks', lock)), (v) => v === undefined, LOCK_TTL_S * 1000 + 15_000));
-    // Another task takes the free lock at once.
-    const go = join(fleet.dir, `${lock}.go`);
-    writeFileSync(go, '');
+    // Another task asks for the free lock at once.
     const b = await fleet.execute(job, ['--target', 'node:web-2', '--arg', `FILE=${file}`, '--arg', `GO=${go}`]);
-    expect((await fleet.waitTerminal(b, 60_000)).state).toBe('SUCCEEDED');
-
-    const all = runs(file);
-    expect(all.map((r) => r.executor)).toEqual(['web-1', 'web-2']);
     try {
+      expect((await fleet.waitTerminal(b, 60_000)).state).toBe('SUCCEEDED');
+      expect((await fleet.waitTerminal(c, 60_000)).state).toBe('SUCCEEDED');
+      const all = runs(file);
+      expect(all.map((r) => r.executor).sort()).toEqual(['db-1', 'web-1', 'web-2']);
+      expect(all[0]!.executor).toBe('web-1');
       expectOneHolderAtATime(all);
       const sa = await fleet.waitTerminal(a, 30_000);
       expect(sa.state).toBe('FAILED');
       expect(sa.tasks[0]!.state).toBe('FAILED');
       expect(sa.tasks[0]!.reason).toMatch(new RegExp(`^lost lock ${lock} \\(token ${all[0]!.token}\\): .+; the task was stopped$`));
+      console.log(`  web-1's task: ${sa.tasks[0]!.reason}`);
     } finally {
       await fleet.cli(['cancel', a]);
     }
