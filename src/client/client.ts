@@ -78,12 +78,17 @@ export class GridClient {
     return md;
   }
 
-  /** Calls a unary method of one of the stubs with the token and a deadline. */
-  call<Req, Res>(stub: object, method: UnaryMethod<Req, Res>, req: Req, timeoutMs = this.timeoutMs): Promise<Res> {
+  /** Calls a unary method of one of the stubs with the token and a deadline; `signal` cancels it. */
+  call<Req, Res>(stub: object, method: UnaryMethod<Req, Res>, req: Req, timeoutMs = this.timeoutMs, signal?: AbortSignal): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
-      method.call(stub, req, this.metadata(), { deadline: Date.now() + timeoutMs }, (err, res) =>
-        err ? reject(toGridError(err, this.opts.address, this.opts.tls)) : resolve(res),
-      );
+      const cancel = () => call.cancel();
+      const call = method.call(stub, req, this.metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+        signal?.removeEventListener('abort', cancel);
+        if (err) reject(toGridError(err, this.opts.address, this.opts.tls));
+        else resolve(res);
+      }) as { cancel(): void };
+      signal?.addEventListener('abort', cancel, { once: true });
+      if (signal?.aborted) cancel();
     });
   }
 

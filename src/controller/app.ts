@@ -233,6 +233,8 @@ export class Controller {
           });
         }),
     });
+    // Before the server shuts down (cleanups run in reverse): calls waiting for a lock answer now.
+    this.cleanups.push({ name: 'lock waits', run: () => locks.close() });
     if (this.devAccess) await this.devAccess.writeClientConfig(this.address, tls?.caFile);
     this.state = 'running';
     log.info('controller ready', {

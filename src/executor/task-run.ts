@@ -189,6 +189,13 @@ async function runAttempt(ctx: TaskContext, run: TaskRun, task: TaskToRun, secre
   if ('failed' in prepared) return prepared.failed;
   const { files, lock } = prepared;
   if (lock) env['GRID_LOCK_TOKEN'] = String(lock.token);
+  // A lock lost while the task runs (its lease could lapse) stops the task; it is reported failed.
+  let lostLock: string | undefined;
+  lock?.onLost((why) => {
+    if (run.stopReason) return; // already being stopped (cancel, deadline, shutdown): that is its result
+    lostLock = `${why}; the task was stopped`;
+    run.stop('cancelled', lostLock);
+  });
   const spec: TaskSpec = {
     executionId: job.execution_id,
     executorId: ctx.executorId,
@@ -231,6 +238,7 @@ async function runAttempt(ctx: TaskContext, run: TaskRun, task: TaskToRun, secre
     const reason = run.stopNote ?? (result.outcome === run.stopReason ? result.reason : run.stopReason);
     result = { ...result, outcome: run.stopReason, reason };
   }
+  if (lostLock) result = { ...result, outcome: 'failed', reason: lostLock };
   return result;
 }
 

@@ -207,8 +207,11 @@ export class Kv {
     return undefined;
   }
 
-  /** Turns etcd connection and credential failures into GRID's errors, each one line; others pass through. */
-  private async wrap<R>(fn: () => Promise<R>): Promise<R> {
+  /**
+   * Turns etcd connection and credential failures into GRID's errors, each one line; others pass
+   * through. For callers that build their own requests on `client` (the serialize locks).
+   */
+  async wrap<R>(fn: () => Promise<R>): Promise<R> {
     try {
       return await fn();
     } catch (err) {

@@ -3,7 +3,7 @@
 // Register, Deregister and RenewCertificate are audited; heartbeats, task claims, locks and file reads are not
 // (they are the running of work an audited Execute released, many per second on a big fleet).
 
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Deadline, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { ExecutorServiceServer } from '../../gen/grid/v1/executor.js';
 import type { ExecutionService } from '../executions.js';
 import type { ExecutorRegistry } from '../executors.js';
@@ -41,6 +41,12 @@ function beginToPb(a: BeginAnswer): BeginTaskResponse {
   };
 }
 
+/** Milliseconds until a call's deadline (local: grpc-js makes it from the call's timeout on arrival). */
+function msBefore(deadline: Deadline): number {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(at) ? at - Date.now() : Infinity;
+}
+
 export function executorService(
   ctx: HandlerContext,
   registry: ExecutorRegistry,
@@ -49,27 +55,31 @@ export function executorService(
   locks: LockService,
 ): ExecutorServiceServer & UntypedServiceImplementation {
   // Every call but Register comes from a registered executor: its client certificate first.
-  const certified = <Req extends { executorId: string }, Res>(method: string, fn: (req: Req) => Promise<Res>, audit?: AuditSpec<Req, Res>) =>
+  const certified = <Req extends { executorId: string }, Res>(method: string, fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>, audit?: AuditSpec<Req, Res>) =>
     unaryOpen<Req, Res>(
       ctx,
       method,
       async (req, call) => {
         await registry.checkCertificate(req.executorId, peerCertificate(call));
-        return fn(req);
+        return fn(req, call);
       },
       audit,
     );
   const lockOf = (req: LockRequest, mustBegin: boolean) =>
     executions.taskLock({ executorId: req.executorId, secret: req.executorSecret, executionId: req.executionId, taskKey: req.taskKey }, mustBegin);
   return {
-    acquireLock: certified('AcquireLock', async (req: Parameters<ExecutorServiceServer['acquireLock']>[0]['request']) => {
+    acquireLock: certified('AcquireLock', async (req: Parameters<ExecutorServiceServer['acquireLock']>[0]['request'], call) => {
       const { executor, lock, ticket } = await lockOf(req, true);
-      const r = await locks.acquire(lock, ticket, { executorId: executor.id, holder: executor.name });
-      return { acquired: r.acquired, token: r.token, ahead: r.ahead, holder: r.holder, lock, ttlMs: r.ttlMs };
+      // A waiting call ends when its caller goes away, and answers a second before its deadline.
+      const gone = new AbortController();
+      call.on('cancelled', () => gone.abort());
+      const ms = Math.min(req.waitMs, msBefore(call.getDeadline()) - 1000);
+      const r = await locks.acquire(lock, ticket, { executorId: executor.id, holder: executor.name }, { ms, signal: gone.signal });
+      return { acquired: r.acquired, token: r.token, ahead: r.ahead, holder: r.holder, lock, ttlMs: r.ttlMs, remainingMs: r.remainingMs };
     }),
     refreshLock: certified('RefreshLock', async (req: Parameters<ExecutorServiceServer['refreshLock']>[0]['request']) => {
       const { executor, lock, ticket } = await lockOf(req, false);
-      return { held: await locks.refresh(lock, ticket, req.token, executor.id) };
+      return locks.refresh(lock, ticket, req.token, executor.id);
     }),
     releaseLock: certified('ReleaseLock', async (req: Parameters<ExecutorServiceServer['releaseLock']>[0]['request']) => {
       const { executor, lock, ticket } = await lockOf(req, false);
