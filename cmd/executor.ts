@@ -48,7 +48,7 @@ function withCommonOptions(cmd: Command): Command {
   return cmd
     .exitOverride()
     .option('-c, --config <file>', 'executor config file (JSON)')
-    .option('--controller <host:port>', 'controller gRPC address')
+    .option('--controller <host:port[,host:port…]>', 'controller gRPC address; several replicas separated by commas, failed over in turn')
     .option('--name <name>', 'executor name (default: host name)')
     .option('--groups <g1,g2>', 'groups this executor belongs to')
     .option('--runners <r1,r2>', 'runners it offers: host, kubernetes')
@@ -86,7 +86,7 @@ program.addCommand(
 program.addCommand(
   withCommonOptions(new Command('start'))
     .description('run the executor: heartbeat and take work until SIGINT/SIGTERM')
-    .addHelpText('after', '\nExample:\n  $ executor start --config /etc/grid/executor.json')
+    .addHelpText('after', '\nExamples:\n  $ executor start --config /etc/grid/executor.json\n  $ executor start --config /etc/grid/executor.json --controller grid-1.example.com:7070,grid-2.example.com:7070')
     .action(async (flags: Flags) => {
       const cfg = load(flags);
       const log = createLogger({ level: cfg.log_level, name: 'executor' });

@@ -17,13 +17,24 @@ import { ERROR_KIND_METADATA_KEY, fromGrpcStatus, GrpcCode, UnavailableError } f
 import { channelCredentials, tlsFailureHint, type ClientTls } from '../tls/grpc.js';
 
 export interface ClientOptions {
-  /** host:port of the controller. */
+  /**
+   * host:port of the controller, or several replicas' separated by commas: calls go to one, and
+   * move to the next (in turn, round the list) once a call finds it unreachable or silent.
+   */
   address: string;
   token?: string;
   /** Deadline for each unary call. */
   timeoutMs?: number;
   /** TLS to the controller; default: TLS verified against the system's CAs. */
   tls?: ClientTls;
+  /** Told when calls move from one controller address to the next. */
+  onFailover?: (from: string, to: string, why: Error) => void;
+}
+
+/** The addresses in a `host:port[,host:port…]` list, in order. */
+export function controllerAddresses(list: string): string[] {
+  const all = list.split(',').map((a) => a.trim()).filter(Boolean);
+  return all.length ? all : [list];
 }
 
 type UnaryMethod<Req, Res> = (req: Req, md: Metadata, opts: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => unknown;
@@ -35,14 +46,22 @@ export class GridClient {
   executors!: ExecutorServiceClient;
   health!: HealthClient;
   private readonly timeoutMs: number;
+  private readonly addresses: string[];
+  private current = 0;
 
   constructor(private readonly opts: ClientOptions) {
+    this.addresses = controllerAddresses(opts.address);
     this.connect(opts.tls ?? {});
     this.timeoutMs = opts.timeoutMs ?? 15_000;
   }
 
+  /** The controller address calls go to now. */
+  get address(): string {
+    return this.addresses[this.current]!;
+  }
+
   private connect(tls: ClientTls): void {
-    const { opts } = this;
+    const { address } = this;
     const creds = channelCredentials(tls);
     const channelOpts = {
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
@@ -53,11 +72,30 @@ export class GridClient {
       // waits a round trip for every 64 KiB it reads.
       'grpc-node.flow_control_window': 4 * 1024 * 1024,
     };
-    this.controller = new ControllerServiceClient(opts.address, creds, channelOpts);
+    this.controller = new ControllerServiceClient(address, creds, channelOpts);
     // Share one channel between the three stubs.
     const channel = this.controller.getChannel();
-    this.executors = new ExecutorServiceClient(opts.address, creds, { ...channelOpts, channelOverride: channel });
-    this.health = new HealthClient(opts.address, creds, { ...channelOpts, channelOverride: channel });
+    this.executors = new ExecutorServiceClient(address, creds, { ...channelOpts, channelOverride: channel });
+    this.health = new HealthClient(address, creds, { ...channelOpts, channelOverride: channel });
+  }
+
+  /**
+   * A call to `address` failed. When it found no controller there (unreachable, or no answer
+   * before its deadline) and there are others, later calls go to the next one; calls still open
+   * on the old connection finish or fail on their own. Returns the error, as GRID's.
+   */
+  private failed(err: ServiceError, address: string): Error {
+    const gridErr = toGridError(err, address, this.opts.tls);
+    const kind = err.metadata?.get(ERROR_KIND_METADATA_KEY)[0];
+    const noController = (err.code === GrpcCode.UNAVAILABLE || err.code === GrpcCode.DEADLINE_EXCEEDED) && typeof kind !== 'string';
+    if (noController && this.addresses.length > 1 && address === this.address) {
+      const old = this.controller;
+      this.current = (this.current + 1) % this.addresses.length;
+      this.connect(this.opts.tls ?? {});
+      setTimeout(() => old.close(), 60_000).unref();
+      this.opts.onFailover?.(address, this.address, gridErr);
+    }
+    return gridErr;
   }
 
   /**
@@ -80,11 +118,12 @@ export class GridClient {
 
   /** Calls a unary method of one of the stubs with the token and a deadline; `signal` cancels it. */
   call<Req, Res>(stub: object, method: UnaryMethod<Req, Res>, req: Req, timeoutMs = this.timeoutMs, signal?: AbortSignal): Promise<Res> {
+    const address = this.address;
     return new Promise<Res>((resolve, reject) => {
       const cancel = () => call.cancel();
       const call = method.call(stub, req, this.metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         signal?.removeEventListener('abort', cancel);
-        if (err) reject(toGridError(err, this.opts.address, this.opts.tls));
+        if (err) reject(this.failed(err, address));
         else resolve(res);
       }) as { cancel(): void };
       signal?.addEventListener('abort', cancel, { once: true });
@@ -94,6 +133,7 @@ export class GridClient {
 
   /** Calls a server-streaming method; the iterable ends with the stream and throws GRID errors. */
   async *stream<Req, Res>(stub: object, method: StreamMethod<Req, Res>, req: Req, signal?: AbortSignal): AsyncIterable<Res> {
+    const address = this.address;
     const call = method.call(stub, req, this.metadata(), {});
     const onAbort = () => call.cancel();
     signal?.addEventListener('abort', onAbort);
@@ -101,7 +141,7 @@ export class GridClient {
       for await (const item of call as AsyncIterable<Res>) yield item;
     } catch (err) {
       if ((err as ServiceError).code === GrpcCode.CANCELLED && signal?.aborted) return;
-      throw toGridError(err as ServiceError, this.opts.address, this.opts.tls);
+      throw this.failed(err as ServiceError, address);
     } finally {
       signal?.removeEventListener('abort', onAbort);
       call.cancel();
@@ -162,6 +202,7 @@ export class GridClient {
    * controller stored. The deadline is at least 10 minutes (files may be up to 64 MiB).
    */
   putFile(info: { name: string; size?: number; digest?: string }, chunks: AsyncIterable<Uint8Array>, timeoutMs = Math.max(this.timeoutMs, 600_000)): Promise<FileInfo> {
+    const address = this.address;
     return new Promise<FileInfo>((resolve, reject) => {
       let settled = false;
       let onSettled: () => void = () => {};
@@ -169,7 +210,7 @@ export class GridClient {
       const call = this.controller.putFile(this.metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         settled = true;
         onSettled();
-        if (err) reject(toGridError(err, this.opts.address, this.opts.tls));
+        if (err) reject(this.failed(err, address));
         else resolve(res);
       });
       // Write one message; wait for 'drain' when the buffer is full (or for the call to end).

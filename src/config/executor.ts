@@ -24,6 +24,16 @@ export const STATE_FILE_NAME = 'executor-state.json';
 
 const MiB = 1024 * 1024;
 
+/** host:port, or several separated by commas (controller replicas), none twice. */
+function controllerList(v: string): string | undefined {
+  const all = v.split(',').map((a) => a.trim());
+  for (const a of all) {
+    const bad = hostPort(a);
+    if (bad) return all.length > 1 ? `${bad} (in the list ${JSON.stringify(v)}: host:port separated by commas)` : bad;
+  }
+  return noDuplicates(all);
+}
+
 export interface KubernetesConfig {
   /** Path of a kubeconfig; "" = in-cluster service account. */
   kube_config: string;
@@ -45,7 +55,10 @@ export interface KubernetesConfig {
 }
 
 export interface ExecutorConfig {
-  /** The controller's gRPC address, host:port. */
+  /**
+   * The controller's gRPC address, host:port; or several replicas', separated by commas, which
+   * the executor fails over between.
+   */
   controller: string;
   /** Bootstrap token for `executor register`; "" when already registered. */
   registration_token: string;
@@ -81,7 +94,7 @@ export interface ExecutorConfig {
 const notNamespace = (v: string): string | undefined => (dnsLabel(v) ? `${JSON.stringify(v)} must be a Kubernetes namespace name (a DNS label)` : undefined);
 
 export const executorSchema = {
-  controller: t.string({ default: '127.0.0.1:7070', check: (v) => hostPort(v) }),
+  controller: t.string({ default: '127.0.0.1:7070', check: controllerList }),
   registration_token: t.string(),
   name: t.string({ check: dnsName }),
   groups: t.list({ each: dnsLabel, check: noDuplicates }),

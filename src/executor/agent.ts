@@ -58,7 +58,12 @@ export class Agent {
         ping_deadline_s: id.ping_deadline_seconds,
       });
     }
-    this.client = new GridClient({ address: this.cfg.controller, timeoutMs: 10_000, tls: controllerTls(this.cfg, id) });
+    this.client = new GridClient({
+      address: this.cfg.controller,
+      timeoutMs: 10_000,
+      tls: controllerTls(this.cfg, id),
+      onFailover: (from, to, why) => this.log.warn('controller not answering; using the next address', { from, to, error: why.message }),
+    });
     this.renewer = new CertificateRenewer({ client: this.client, cfg: this.cfg, identity: id, log: this.log.named('tls') });
     this.renewer.start();
     const servers = this.cfg.nats_servers.length ? this.cfg.nats_servers : id.nats_servers;

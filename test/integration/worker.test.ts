@@ -400,11 +400,13 @@ describe('worker', () => {
     const h = await startWorker({ concurrency: 2 });
     const marks = join(h.workDir, 'marks');
     await mkdir(marks);
-    // Each task registers itself, counts who is running, then waits for the release file.
+    // Each task registers itself, counts who is running, then waits for the release file (up to
+    // 60 s: a first task that gave up before the second started, under a loaded machine, would
+    // leave each run counting only itself).
     const shell = [
       `touch "${marks}/run.$GRID_EXECUTION_ID"`,
       `ls "${marks}" | grep -c '^run\\.' >> "${marks}/counts"`,
-      `i=0; while [ ! -e "${marks}/release" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done`,
+      `i=0; while [ ! -e "${marks}/release" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done`,
       `rm "${marks}/run.$GRID_EXECUTION_ID"`,
     ].join('\n');
     const jobs: JobMessage[] = [];

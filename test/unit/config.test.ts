@@ -279,6 +279,14 @@ describe('executor config', () => {
     expect(configError(() => loadExecutorConfig({ env: { GRID_GROUPS: 'ok,Bad_Group' } })).message).toMatch(/^config GRID_GROUPS: "Bad_Group" must be a DNS label/);
   });
 
+  it('takes several controller addresses separated by commas, and names a bad one', () => {
+    expect(loadExecutorConfig({ env: { GRID_CONTROLLER: 'grid-1:7070, grid-2:7070' } }).controller).toBe('grid-1:7070, grid-2:7070');
+    expect(configError(() => loadExecutorConfig({ env: { GRID_CONTROLLER: 'grid-1:7070,grid-2' } })).message).toBe(
+      'config GRID_CONTROLLER: "grid-2" must be host:port, e.g. "127.0.0.1:7070" (in the list "grid-1:7070,grid-2": host:port separated by commas)',
+    );
+    expect(configError(() => loadExecutorConfig({ env: { GRID_CONTROLLER: 'a:1,a:1' } })).message).toBe('config GRID_CONTROLLER: "a:1" is listed twice');
+  });
+
   it('accepts ping_interval as another spelling of ping_interval_seconds, but not both', () => {
     expect(loadExecutorConfig({ file: writeJson('a.json', { ping_interval: 5 }), env: {} }).ping_interval_seconds).toBe(5);
     expect(loadExecutorConfig({ file: writeJson('b.json', { ping_interval_seconds: 7 }), env: {} }).ping_interval_seconds).toBe(7);
