@@ -59,6 +59,13 @@ typecheck-tests: build
 clean:
 	rm -rf dist src/gen
 
+# Fault injection (issue 13): each scenario brings up its own nats-server, etcd, controller and
+# executors, injects one fault under load, and checks what ran and what was recorded; one table
+# at the end. `make test` runs the same scenarios at a small load (test/e2e/chaos.test.ts).
+.PHONY: chaos
+chaos: build
+	@GRID_CHAOS=full npx vitest run --project integration --reporter=dot test/e2e/chaos.test.ts
+
 # Benchmarks (issue 7): own nats-server, etcd and controller; table on stdout, JSON in .bench/.
 # QUICK=1 scales everything down (≤ 2 minutes); the full run takes up to 15 minutes.
 .PHONY: bench
