@@ -74,7 +74,7 @@ async function cli(argv: string[], isTTY = false) {
 }
 
 function queued(tasks: Task[] = [task('web-1', P), task('web-2', P)]): ExecuteResponse {
-  return { executionId: ID, execution: execution(QUEUED, tasks), dryRun: [] };
+  return { executionId: ID, execution: execution(QUEUED, tasks), dryRun: [], reused: false };
 }
 
 beforeEach(() => {
@@ -97,7 +97,23 @@ describe('execute', () => {
     expect(req).toEqual({
       job: 'hello-world', args: { NAME: 'ops', COUNT: '3', LIST: 'a,b' }, target: 'group:web',
       timeoutSeconds: 0, waitOfflineMs: 0, batchSize: '', maxFailures: '', dryRun: false,
+      idempotencyKey: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/),
     });
+  });
+
+  it('each run has a key of its own unless --idempotency-key gives it; a dry run has none', async () => {
+    await cli(['execute', 'hello-world']);
+    await cli(['execute', 'hello-world']);
+    await cli(['execute', 'hello-world', '--idempotency-key', 'deploy-web-1.4.2']);
+    await cli(['execute', 'hello-world', '--dry-run']);
+    const keys = fake.execute.mock.calls.map((c) => (c[0] as ExecuteRequest).idempotencyKey);
+    expect(keys[0]).not.toBe(keys[1]);
+    expect(keys.slice(2)).toEqual(['deploy-web-1.4.2', '']);
+
+    const bad = await cli(['execute', 'hello-world', '--idempotency-key', 'two words']);
+    expect(bad).toMatchObject({ code: 2, stdout: '' });
+    expect(bad.stderr).toBe('error: --idempotency-key: "two words" is not an idempotency key; use 1 to 128 printable ASCII characters without spaces, e.g. a UUID');
+    expect(fake.execute).toHaveBeenCalledTimes(4);
   });
 
   it('--timeout after the command is the execution timeout, not the call deadline', async () => {

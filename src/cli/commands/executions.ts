@@ -1,8 +1,10 @@
 // grid-cli execute / status / executions list / getlogs / cancel: running jobs and following them.
 
+import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { ValidationError } from '../../errors.js';
 import { parseArgPairs } from '../../domain/args.js';
+import { checkIdempotencyKey } from '../../domain/idempotency.js';
 import { askForMissingSecrets, resolveArgValues } from '../arg-values.js';
 import type { ExecuteRequest, ExecuteResponse } from '../../gen/grid/v1/controller.js';
 import { ExecutionState, TaskState, type Execution } from '../../gen/grid/v1/types.js';
@@ -36,11 +38,16 @@ export interface ExecuteOptions {
   batchSize?: string;
   maxFailures?: string;
   dryRun?: boolean;
+  idempotencyKey?: string;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-/** The ExecuteRequest for `execute JOB [flags]`; every bad flag is a ValidationError (exit 2). */
+/**
+ * The ExecuteRequest for `execute JOB [flags]`; every bad flag is a ValidationError (exit 2).
+ * Without --idempotency-key, a run gets a random key of its own (a dry run none), so that its
+ * retries are safe.
+ */
 export function buildExecuteRequest(job: string | undefined, o: ExecuteOptions): ExecuteRequest {
   if (job && o.jobName && job !== o.jobName) {
     throw new ValidationError(`execute: the job is named twice ("${job}" and --job-name "${o.jobName}"); give one`);
@@ -56,6 +63,7 @@ export function buildExecuteRequest(job: string | undefined, o: ExecuteOptions):
     batchSize: o.batchSize !== undefined ? parseCountOrPercent(o.batchSize, '--batch-size', 1) : '',
     maxFailures: o.maxFailures !== undefined ? parseCountOrPercent(o.maxFailures, '--max-failures', 0) : '',
     dryRun: !!o.dryRun,
+    idempotencyKey: o.idempotencyKey !== undefined ? checkIdempotencyKey(o.idempotencyKey, '--idempotency-key') : o.dryRun ? '' : randomUUID(),
   };
 }
 
@@ -65,7 +73,8 @@ export function executeLine(res: ExecuteResponse, req: ExecuteRequest): string {
   const id = res.executionId || e?.id || '?';
   const state = e ? executionStateName(e.state).toLowerCase() : 'queued';
   const target = e?.target || req.target || "the job's default target";
-  return `execution ${id} ${state}: ${e?.job || req.job} on ${target}`;
+  const reused = res.reused ? ' (started earlier with this idempotency key)' : '';
+  return `execution ${id} ${state}: ${e?.job || req.job} on ${target}${reused}`;
 }
 
 export function executeResponseJson(res: ExecuteResponse) {
@@ -156,6 +165,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
     .option('--batch-size <N|N%>', 'roll out in waves of N executors (or N% of them)')
     .option('--max-failures <N|N%>', 'stop the rollout after this many failed executors')
     .option('--dry-run', 'show the executors the target resolves to, without running anything')
+    .option('--idempotency-key <key>', 'the same key within 24 h returns the execution it started instead of starting another (default: a new random key per run)')
     .addHelpText(
       'after',
       [
@@ -168,12 +178,18 @@ export function registerExecutionCommands(program: Command, act: Act): void {
         'without echo on a terminal). On a terminal, a required secret left out is asked for without',
         'echo. A value that starts with "@" is written with "@@" (K=@@team is "@team").',
         '',
+        'Idempotency: every execute carries a key (up to 128 printable ASCII characters, no spaces; a',
+        'random one unless --idempotency-key gives it). For 24 h the same key from the same token returns',
+        'the execution it started; with different job, arguments, target or limits it is refused. A dry',
+        'run ignores the key.',
+        '',
         'Examples:',
         '  $ grid-cli execute hello-world --arg NAME=ops --wait',
         '  $ grid-cli execute db-backup --arg DATABASE=orders --arg DB_PASSWORD=@/run/secrets/db --wait',
         '  $ pass show db/backup | grid-cli execute db-backup --arg DATABASE=orders --arg DB_PASSWORD=-',
         '  $ grid-cli execute resize --args COUNT=3,MODE=fast --target group:web --batch-size 25% --follow',
         '  $ grid-cli execute --job-name hello-world --args NAME=ops --target all --dry-run',
+        '  $ grid-cli execute deploy --arg VERSION=1.4.2 --target group:web --idempotency-key deploy-web-1.4.2',
       ].join('\n'),
     )
     .action(
