@@ -102,7 +102,12 @@ export class MissingBinaryError extends ConfigError {
 
 export class UnavailableError extends GridError {
   readonly kind = 'unavailable';
-  override readonly retryable = true;
+  override readonly retryable: boolean;
+  /** `retryable: false` for what no retry mends (a certificate that does not verify). */
+  constructor(message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options);
+    this.retryable = options?.retryable ?? true;
+  }
 }
 
 export class FailedPreconditionError extends GridError {

@@ -203,7 +203,7 @@ export function toGridError(err: ServiceError, address: string, tls: ClientTls =
   if (err.code === GrpcCode.UNAVAILABLE && typeof kind !== 'string') {
     const why = (err.details || err.message).replace(/\s*Resolution note:\s*$/, '');
     const hint = tlsFailureHint(why, tls);
-    if (hint) return new UnavailableError(`cannot connect to the controller at ${address}: ${hint}`, { cause: err });
+    if (hint) return new UnavailableError(`cannot connect to the controller at ${address}: ${hint}`, { cause: err, retryable: false });
     return new UnavailableError(`cannot reach the controller at ${address}: ${why}`, { cause: err });
   }
   if (err.code === GrpcCode.DEADLINE_EXCEEDED && typeof kind !== 'string') {

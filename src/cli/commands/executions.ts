@@ -25,6 +25,7 @@ import {
 import { parseCountOrPercent, parseDuration, parsePositiveInt, parseSeconds } from '../flags.js';
 import { LogPrinter, prefixModeFor, printLogs } from '../logprinter.js';
 import { Progress, watchWithProgress } from '../progress.js';
+import { retryWhileUnavailable, type RetryOptions } from '../retry.js';
 
 export interface ExecuteOptions {
   jobName?: string;
@@ -65,6 +66,18 @@ export function buildExecuteRequest(job: string | undefined, o: ExecuteOptions):
     dryRun: !!o.dryRun,
     idempotencyKey: o.idempotencyKey !== undefined ? checkIdempotencyKey(o.idempotencyKey, '--idempotency-key') : o.dryRun ? '' : randomUUID(),
   };
+}
+
+/**
+ * Execute, sent again with the same idempotency key while the controller is unavailable (one
+ * line on stderr per retry). Never without a key: the failed call may have started the execution.
+ */
+export function executeWithRetry(client: GridClient, req: ExecuteRequest, err: (line: string) => void, o: RetryOptions = {}): Promise<ExecuteResponse> {
+  if (!req.idempotencyKey) return client.ctl.execute(req);
+  return retryWhileUnavailable(() => client.ctl.execute(req), {
+    ...o,
+    onRetry: (e, ms) => err(`controller unavailable (${e.message.replace(/\.$/, '')}); retrying execute with the same idempotency key in ${ms / 1000}s`),
+  });
 }
 
 /** `execution 01J… dispatched: hello-world on all` */
@@ -178,10 +191,11 @@ export function registerExecutionCommands(program: Command, act: Act): void {
         'without echo on a terminal). On a terminal, a required secret left out is asked for without',
         'echo. A value that starts with "@" is written with "@@" (K=@@team is "@team").',
         '',
-        'Idempotency: every execute carries a key (up to 128 printable ASCII characters, no spaces; a',
-        'random one unless --idempotency-key gives it). For 24 h the same key from the same token returns',
-        'the execution it started; with different job, arguments, target or limits it is refused. A dry',
-        'run ignores the key.',
+        'Retries: every execute carries an idempotency key (up to 128 printable ASCII characters, no',
+        'spaces; a random one unless --idempotency-key gives it). While the controller is unavailable,',
+        'execute is sent again with the same key for up to 30 s, so a request that got through is not',
+        'started twice. For 24 h the same key from the same token returns the execution it started; with',
+        'different job, arguments, target or limits it is refused. A dry run ignores the key.',
         '',
         'Examples:',
         '  $ grid-cli execute hello-world --arg NAME=ops --wait',
@@ -199,7 +213,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
           req.args = await resolveArgValues(req.args, ctx.io);
           const client = ctx.client();
           await askForMissingSecrets(client, req, ctx.io.stdin);
-          const res = await client.ctl.execute(req);
+          const res = await executeWithRetry(client, req, ctx.io.err);
           const jsonOut = ctx.output === 'json';
           if (req.dryRun) return ctx.io.out(jsonOut ? json(executeResponseJson(res)) : dryRunText(res, req));
           if (!o.wait && !o.follow) return ctx.io.out(jsonOut ? json(executeResponseJson(res)) : executeLine(res, req));
