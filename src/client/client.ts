@@ -180,7 +180,9 @@ export class GridClient {
     listExecutors: () => this.call(this.controller, this.controller.listExecutors, {}),
     describeExecutor: (idOrName: string) => this.call(this.controller, this.controller.describeExecutor, { idOrName }),
     removeExecutor: (idOrName: string) => this.call(this.controller, this.controller.removeExecutor, { idOrName }),
-    execute: (r: ExecuteRequest) => this.call(this.controller, this.controller.execute, r),
+    /** Without an idempotency key, a call that fails on the way back may have started the execution: do not retry it blindly. */
+    execute: (r: Omit<ExecuteRequest, 'idempotencyKey'> & { idempotencyKey?: string }) =>
+      this.call(this.controller, this.controller.execute, { idempotencyKey: '', ...r }),
     getExecution: (id: string) => this.call(this.controller, this.controller.getExecution, { id }),
     listExecutions: (r: Partial<ListExecutionsRequest> = {}) =>
       this.call(this.controller, this.controller.listExecutions, { job: '', state: ExecutionState.EXECUTION_STATE_UNSPECIFIED, limit: 0, ...r }),

@@ -30,6 +30,8 @@ export interface AuditLine {
   /** Execute: the target the execution ran (or would run) on. */
   on?: string;
   dry_run?: true;
+  /** Execute: an idempotency key's earlier execution was returned; nothing new was started. */
+  reused?: true;
   /** When refused or failed: the error's message, with the request's argument values blanked out. */
   error?: string;
 }
@@ -45,6 +47,7 @@ export interface AuditSpec<Req, Res> {
   executorId?: (req: Req, res?: Res) => string | undefined;
   on?: (req: Req, res?: Res) => string | undefined;
   dryRun?: (req: Req) => boolean;
+  reused?: (req: Req, res?: Res) => boolean;
   /**
    * Who, for calls that prove identity in the request rather than with a bearer token. An
    * executor's name is looked up here when only its id is given.
@@ -172,6 +175,7 @@ export class AuditLog {
     const on = await read(spec.on);
     if (on) line.on = on;
     if (await read((req) => spec.dryRun?.(req))) line.dry_run = true;
+    if (await read((req, r) => spec.reused?.(req, r))) line.reused = true;
     if (!outcome.ok) line.error = redact(errorText(outcome.err), hide);
     return line;
   }

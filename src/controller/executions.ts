@@ -1,5 +1,5 @@
-// Use-cases for executions: execute (validate, record QUEUED, hand to the dispatcher), get,
-// list, watch, cancel, and BeginTask for executors. Transport-free.
+// Use-cases for executions: execute (validate, record QUEUED, hand to the dispatcher; once per
+// idempotency key), get, list, watch, cancel, and BeginTask for executors. Transport-free.
 
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { JetStreamClient } from '@nats-io/jetstream';
@@ -12,9 +12,10 @@ import { isTerminalExecution, type Execution, type ExecutionState } from '../dom
 import { claimTask, isTaskOf, mayBegin, NOT_YET, sendable, stopExecution, type ClaimAnswer } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
 import type { TaskToRun } from '../domain/task.js';
+import { checkIdempotencyKey, idempotencyKeyHash, requestDigest, type IdempotentRequest } from '../domain/idempotency.js';
 import { formatTarget, parseTarget } from '../domain/target.js';
 import { FailedPreconditionError, NotFoundError, PermissionDeniedError, ValidationError } from '../errors.js';
-import type { EtcdExecutionStore } from '../store/etcd-executions.js';
+import type { EtcdExecutionStore, IdempotencyClaim, IdempotencyEntry } from '../store/etcd-executions.js';
 import type { EtcdExecutorStore } from '../store/etcd-executors.js';
 import type { JobStore } from '../store/store.js';
 import type { Kv } from '../store/kv.js';
@@ -27,15 +28,18 @@ import type { ExecutorRegistry } from './executors.js';
 import type { JobPublisher } from './job-publisher.js';
 import type { SecretBox } from './secrets.js';
 
-export interface ExecuteInput {
-  job: string;
-  args: Record<string, string>;
-  target: string;
-  timeoutSeconds: number;
-  waitOfflineMs: number;
-  batchSize: string;
-  maxFailures: string;
+/** What Execute is asked: the request's own fields (job, args, target, limits), and these. */
+export interface ExecuteInput extends IdempotentRequest {
   dryRun: boolean;
+  /** "" = none; see checkIdempotencyKey. Dry runs ignore it. */
+  idempotencyKey?: string;
+}
+
+export interface ExecuteResult {
+  execution?: Execution;
+  dryRun?: DryRunRow[];
+  /** The idempotency key had started `execution` already; nothing new was started. */
+  reused?: boolean;
 }
 
 export interface DryRunRow {
@@ -70,8 +74,16 @@ export class ExecutionService {
     return this.d.now?.() ?? Date.now();
   }
 
-  async execute(p: Principal, input: ExecuteInput): Promise<{ execution?: Execution; dryRun?: DryRunRow[] }> {
+  async execute(p: Principal, input: ExecuteInput): Promise<ExecuteResult> {
     authorize(p, 'executions:write');
+    const key = checkIdempotencyKey(input.idempotencyKey ?? '');
+    const claim = key && !input.dryRun ? this.idempotencyClaim(p, key, input) : undefined;
+    if (claim) {
+      // A retry is answered without redoing the work, even once the job has changed. This read
+      // only saves work: the transaction that creates the execution is what holds the key.
+      const prior = await this.d.store.idempotencyEntry(claim.requester, claim.keyHash);
+      if (prior) return this.reuse(p, key, claim, prior);
+    }
     const job = await this.d.jobs.getJob(input.job);
     const def = job.definition;
     authorizeJobGroups(p, def.name, def.authorized_groups);
@@ -116,12 +128,35 @@ export class ExecutionService {
     // Dispatched here and now: the target is resolved against the registry (held in memory),
     // the task set is written with the record in one group commit, then the job messages go out.
     const { failure } = dispatchExecution(x, def, await this.d.executors.all(), now);
+    if (!failure) x.dispatcher = this.d.instance;
+    const created = await this.d.store.create(x, claim);
+    if (!created.created) return this.reuse(p, key, claim!, created.existing);
     if (failure) this.d.log.info('execution failed at dispatch', { id: x.id, reason: failure });
-    else x.dispatcher = this.d.instance;
-    await this.d.store.create(x);
     await this.sendJobs(x, def);
     this.d.log.debug('execution dispatched', { id: x.id, job: x.job, target: x.target, by: p.name });
     return { execution: x };
+  }
+
+  /** The key, filed under the caller (two callers' keys never meet), with the request's digest. */
+  private idempotencyClaim(p: Principal, key: string, input: ExecuteInput): IdempotencyClaim {
+    return { requester: p.name, keyHash: idempotencyKeyHash(key), digest: requestDigest(key, input) };
+  }
+
+  /**
+   * The execution an idempotency key started, for a retry of the same request; another request
+   * under the key is refused. If that execution's job messages did not all go out, the sweeper
+   * sends them (as for any execution), so nothing is sent from here.
+   */
+  private async reuse(p: Principal, key: string, claim: IdempotencyClaim, entry: IdempotencyEntry): Promise<ExecuteResult> {
+    if (entry.digest !== claim.digest) {
+      throw new FailedPreconditionError(
+        `idempotency key ${JSON.stringify(key)} was used within 24 h for a different request (execution ${entry.execution_id}); use a new key`,
+      );
+    }
+    const x = await this.d.store.mustGet(entry.execution_id);
+    await this.authorizeVisible(p, x, 'see');
+    this.d.log.debug('execution reused by idempotency key', { id: x.id, by: p.name });
+    return { execution: x, reused: true };
   }
 
   /**

@@ -1,11 +1,17 @@
 // Executions in etcd: executions/<id> holds the record; executions-active/<id> a small index
 // entry for each execution not yet terminal, so the sweeper and the expiry handler scan only
 // those. Both change in one transaction guarded by the record's mod revision (CAS).
+// idempotency/<requester>/<sha256 of the key> names the execution an idempotency key started;
+// it is created in the transaction that creates the execution, only if it does not exist, and
+// lapses with its hourly lease 24 to 25 h later.
 
+import { EtcdLeaseInvalidError, type IRequestOp } from 'etcd3';
 import { isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
+import { IDEMPOTENCY_WINDOW_MS } from '../domain/idempotency.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import { Batcher } from '../util/batcher.js';
 import type { Kv, Versioned } from './kv.js';
+import { BucketLeases, Leases } from './leases.js';
 
 /** What the sweeper needs to know about an active execution without reading it. */
 export interface ActiveEntry {
@@ -25,10 +31,32 @@ export interface ActiveEntry {
 
 /** etcd's default limit of operations in one transaction. */
 const TXN_OPS = 128;
-/** Executions per group-commit transaction: a compare and two writes each. */
+/** Executions per group-commit transaction: a compare and two writes each (one more of each with an idempotency key). */
 const GROUP = 42;
 /** Records kept from this store's own writes (see `recent`). */
 const RECENT_MAX = 10_000;
+
+/** An idempotency key that a new execution takes: whose it is, the key's SHA-256 and the request's digest. */
+export interface IdempotencyClaim {
+  requester: string;
+  keyHash: string;
+  digest: string;
+}
+
+/** What an idempotency key holds: the execution it started, and the digest of that request. */
+export interface IdempotencyEntry {
+  execution_id: string;
+  digest: string;
+  created_at_ms: number;
+}
+
+/** A create either recorded the execution, or found its idempotency key taken by `existing`. */
+export type CreateResult = { created: true } | { created: false; existing: IdempotencyEntry };
+
+interface NewExecution {
+  x: Execution;
+  claim?: IdempotencyClaim;
+}
 
 export interface ListFilter {
   job?: string;
@@ -37,7 +65,16 @@ export interface ListFilter {
 }
 
 export class EtcdExecutionStore {
-  constructor(private readonly kv: Kv) {}
+  /** Idempotency entries share one lease per hour, which outlives each of them by 24 to 25 h. */
+  private readonly keyLeases: BucketLeases;
+
+  constructor(
+    private readonly kv: Kv,
+    o: { now?: () => number } = {},
+  ) {
+    const leases = new Leases(kv);
+    this.keyLeases = new BucketLeases((ttl) => leases.grant(ttl), { lifeMs: IDEMPOTENCY_WINDOW_MS, bucketMs: 3600_000, now: o.now ?? Date.now });
+  }
 
   key(id: string): string {
     return this.kv.key('executions', id);
@@ -45,41 +82,96 @@ export class EtcdExecutionStore {
   activeKey(id: string): string {
     return this.kv.key('executions-active', id);
   }
-
-  /**
-   * Records a new execution. Creates that arrive while a transaction is in flight are written
-   * together in the next one (group commit): no waiting when idle, far fewer writes under load.
-   */
-  create(x: Execution): Promise<void> {
-    return this.creates.add(x);
+  idempotencyKey(requester: string, keyHash: string): string {
+    return this.kv.key('idempotency', encodeURIComponent(requester), keyHash);
   }
 
-  private readonly creates = new Batcher<Execution, void>({
+  /**
+   * Records a new execution; with an idempotency claim, only if that key is free, in the same
+   * transaction (a check before it would let two concurrent retries both create one). Creates
+   * that arrive while a transaction is in flight are written together in the next one (group
+   * commit): no waiting when idle, far fewer writes under load.
+   */
+  create(x: Execution, claim?: IdempotencyClaim): Promise<CreateResult> {
+    return this.creates.add({ x, claim });
+  }
+
+  /** The execution an idempotency key started, while the key lasts. */
+  async idempotencyEntry(requester: string, keyHash: string): Promise<IdempotencyEntry | undefined> {
+    return (await this.kv.get<IdempotencyEntry>(this.idempotencyKey(requester, keyHash)))?.value;
+  }
+
+  private readonly creates = new Batcher<NewExecution, CreateResult>({
     max: GROUP,
     run: async (chunk) => {
-      const res = await this.kv.client.kv.txn({
-        compare: chunk.map(({ item: x }) => ({ key: Buffer.from(this.key(x.id)), target: 'Create' as const, result: 'Equal' as const, create_revision: 0 })),
-        success: chunk.flatMap(({ item: x }) => this.writeOps(x)),
-      });
-      if (res.succeeded) {
-        const revision = Number(res.header.revision);
-        for (const p of chunk) {
-          this.remember(p.item, revision);
-          p.resolve();
+      const keys = chunk.flatMap(({ item }) => (item.claim ? [this.idempotencyKey(item.claim.requester, item.claim.keyHash)] : []));
+      // etcd refuses a transaction that writes a key twice: two creates under one idempotency
+      // key go one by one below, where the second finds the first's entry.
+      if (new Set(keys).size === keys.length) {
+        const res = await this.createTxn(chunk.map((p) => p.item));
+        if (res.succeeded) {
+          const revision = Number(res.header.revision);
+          for (const p of chunk) {
+            this.remember(p.item.x, revision);
+            p.resolve({ created: true });
+          }
+          return;
         }
       }
-      // One id was taken already (never for fresh ids): find which, one by one.
-      else await Promise.all(chunk.map((p) => this.createOne(p.item).then(p.resolve, p.reject)));
+      // An id was taken already (never for fresh ids) or, far more likely, an idempotency key
+      // (a retry): find which, one by one, so that the others are still created.
+      await Promise.all(chunk.map((p) => this.createOne(p.item).then(p.resolve, p.reject)));
     },
   });
 
-  private async createOne(x: Execution): Promise<void> {
-    const res = await this.kv.client.kv.txn({
-      compare: [{ key: Buffer.from(this.key(x.id)), target: 'Create', result: 'Equal', create_revision: 0 }],
-      success: this.writeOps(x),
-    });
-    if (!res.succeeded) throw new ConflictError('execution', x.id, 'an execution with this id exists already');
-    this.remember(x, Number(res.header.revision));
+  private async createOne(n: NewExecution): Promise<CreateResult> {
+    const entryKey = n.claim && this.idempotencyKey(n.claim.requester, n.claim.keyHash);
+    const res = await this.createTxn([n], entryKey ? [{ request_range: { key: Buffer.from(entryKey) } }] : []);
+    if (res.succeeded) {
+      this.remember(n.x, Number(res.header.revision));
+      return { created: true };
+    }
+    const entry = res.responses[0]?.response_range?.kvs[0];
+    if (entry) return { created: false, existing: JSON.parse(entry.value.toString()) as IdempotencyEntry };
+    throw new ConflictError('execution', n.x.id, 'an execution with this id exists already');
+  }
+
+  /**
+   * One transaction creating `items` if their ids and idempotency keys are all free. The keys'
+   * entries go on the current hourly lease; if etcd no longer has it, once more on a new one.
+   */
+  private async createTxn(items: NewExecution[], failure: IRequestOp[] = []) {
+    const keyed = items.some((n) => n.claim);
+    for (let attempt = 0; ; attempt++) {
+      const lease = keyed ? await this.keyLeases.current() : '';
+      try {
+        return await this.kv.client.kv.txn({
+          compare: items.flatMap((n) => this.createCompares(n)),
+          success: items.flatMap((n) => this.createOps(n, lease)),
+          failure,
+        });
+      } catch (err) {
+        if (!(err instanceof EtcdLeaseInvalidError) || attempt > 0) throw err;
+        await this.keyLeases.forget(lease);
+      }
+    }
+  }
+
+  /** The execution's id and its idempotency key (if any) must both be free. */
+  private createCompares(n: NewExecution) {
+    const free = (key: string) => ({ key: Buffer.from(key), target: 'Create' as const, result: 'Equal' as const, create_revision: 0 });
+    const compares = [free(this.key(n.x.id))];
+    if (n.claim) compares.push(free(this.idempotencyKey(n.claim.requester, n.claim.keyHash)));
+    return compares;
+  }
+
+  private createOps(n: NewExecution, lease: string): IRequestOp[] {
+    const ops: IRequestOp[] = this.writeOps(n.x);
+    if (n.claim) {
+      const entry: IdempotencyEntry = { execution_id: n.x.id, digest: n.claim.digest, created_at_ms: n.x.created_at_ms };
+      ops.push({ request_put: { key: Buffer.from(this.idempotencyKey(n.claim.requester, n.claim.keyHash)), value: Buffer.from(JSON.stringify(entry)), lease } });
+    }
+    return ops;
   }
 
   /** The record's put and its index entry's put (or delete, once terminal), as txn operations. */

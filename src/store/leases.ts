@@ -1,5 +1,6 @@
-// etcd leases for executor liveness. One long-lived keep-alive stream is shared by all
-// executors (opening a stream per heartbeat would cost a round trip and a stream each).
+// etcd leases: for executor liveness, one long-lived keep-alive stream shared by all executors
+// (opening a stream per heartbeat would cost a round trip and a stream each); for entries that
+// only have to lapse after a while (idempotency keys), one lease per time bucket.
 
 import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
 import { UnavailableError } from '../errors.js';
@@ -76,5 +77,39 @@ export class Leases {
   close(): void {
     void this.stream?.then((s) => s.end()).catch(() => {});
     this.stream = undefined;
+  }
+}
+
+/**
+ * One lease per time bucket for entries that must live at least `lifeMs` and then go: the lease
+ * of bucket [B, B + bucketMs) is granted at its first use, at B or later, with a TTL of
+ * lifeMs + bucketMs, so every entry put on it during the bucket lives between lifeMs and
+ * lifeMs + bucketMs. One lease an hour instead of one per entry; nothing keeps them alive.
+ */
+export class BucketLeases {
+  private cur?: { bucket: number; id: Promise<string> };
+
+  constructor(
+    private readonly grant: (ttlSeconds: number) => Promise<string>,
+    private readonly o: { lifeMs: number; bucketMs: number; now: () => number },
+  ) {}
+
+  /** The lease of the current bucket, granted now if it has none yet. */
+  current(): Promise<string> {
+    const bucket = Math.floor(this.o.now() / this.o.bucketMs);
+    if (this.cur?.bucket !== bucket) {
+      const id = this.grant(Math.ceil((this.o.lifeMs + this.o.bucketMs) / 1000));
+      const cur = { bucket, id };
+      this.cur = cur;
+      // A failed grant is not kept: the next call asks again.
+      id.catch(() => this.cur === cur && (this.cur = undefined));
+    }
+    return this.cur.id;
+  }
+
+  /** etcd no longer has lease `id` (revoked, or lost with a restore): the next call grants another. */
+  async forget(id: string): Promise<void> {
+    const cur = this.cur;
+    if (cur && (await cur.id.catch(() => '')) === id && this.cur === cur) this.cur = undefined;
   }
 }

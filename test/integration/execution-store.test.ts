@@ -123,3 +123,66 @@ describe('records this store wrote last', () => {
     expect(missing).toBeUndefined();
   });
 });
+
+describe('idempotency keys (create with a claim)', () => {
+  const claim = (keyHash: string, digest = 'd1', requester = 'me') => ({ requester, keyHash, digest });
+  const leaseOf = async (key: string) => (await kv.client.get(key).exec()).kvs[0]?.lease;
+
+  it('a key taken in the same batch or before returns its entry; the other creates of the batch are still made', async () => {
+    // K-0 goes at once; the four after it form the next batch, two of them under one key.
+    const [, a, b, c, d] = await Promise.all([
+      store.create(execution('K-0')),
+      store.create(execution('K-A'), claim('hash-k')),
+      store.create(execution('K-B'), claim('hash-k', 'd2')),
+      store.create(execution('K-C')),
+      store.create(execution('K-D'), claim('hash-other')),
+    ]);
+    const made = [a, b].filter((r) => r.created);
+    expect(made).toHaveLength(1);
+    const reused = [a, b].find((r) => !r.created)!;
+    const winner = a.created ? 'K-A' : 'K-B';
+    expect(reused).toMatchObject({ created: false, existing: { execution_id: winner, digest: winner === 'K-A' ? 'd1' : 'd2' } });
+    expect(await store.get(a.created ? 'K-B' : 'K-A')).toBeUndefined();
+    expect([c, d]).toEqual([{ created: true }, { created: true }]);
+    expect((await store.get('K-C'))?.value.id).toBe('K-C');
+
+    // Later, the key still answers with the same execution and nothing new is written; a create
+    // in the same batch is made all the same.
+    const [, e, h] = await Promise.all([store.create(execution('K-G')), store.create(execution('K-E'), claim('hash-k')), store.create(execution('K-H'))]);
+    expect(e).toMatchObject({ created: false, existing: { execution_id: winner } });
+    expect(await store.get('K-E')).toBeUndefined();
+    expect(h).toEqual({ created: true });
+    expect((await store.get('K-H'))?.value.id).toBe('K-H');
+    expect(await store.idempotencyEntry('me', 'hash-k')).toMatchObject({ execution_id: winner });
+    // Another requester's key of the same value is another key.
+    expect(await store.create(execution('K-F'), claim('hash-k', 'd1', 'someone else'))).toEqual({ created: true });
+  });
+
+  it('entries share one lease per hour that outlives each by 24 to 25 h; a lease etcd lost is replaced', async () => {
+    let now = Date.UTC(2026, 0, 5, 10, 59, 0);
+    const clocked = new EtcdExecutionStore(kv, { now: () => now });
+    await clocked.create(execution('L-1'), claim('hash-l1'));
+    await clocked.create(execution('L-2'), claim('hash-l2'));
+    const lease = await leaseOf(clocked.idempotencyKey('me', 'hash-l1'));
+    expect(lease).toBeDefined();
+    expect(await leaseOf(clocked.idempotencyKey('me', 'hash-l2'))).toBe(lease);
+    const ttl = Number((await kv.client.leaseClient.leaseTimeToLive({ ID: lease!, keys: false })).TTL);
+    expect(ttl).toBeGreaterThan(24.9 * 3600);
+    expect(ttl).toBeLessThanOrEqual(25 * 3600);
+    // The record and its index carry no lease.
+    expect(Number(await leaseOf(clocked.key('L-1')))).toBe(0);
+
+    now += 60_000; // the next hour: a new lease
+    await clocked.create(execution('L-3'), claim('hash-l3'));
+    const next = await leaseOf(clocked.idempotencyKey('me', 'hash-l3'));
+    expect(next).not.toBe(lease);
+
+    // The lease is revoked under the store (its entries go with it): the next create gets another.
+    await kv.client.leaseClient.leaseRevoke({ ID: next! });
+    expect(await clocked.idempotencyEntry('me', 'hash-l3')).toBeUndefined();
+    expect(await clocked.create(execution('L-4'), claim('hash-l4'))).toEqual({ created: true });
+    const renewed = await leaseOf(clocked.idempotencyKey('me', 'hash-l4'));
+    expect(renewed).toBeDefined();
+    expect(renewed).not.toBe(next);
+  });
+});

@@ -33,6 +33,7 @@ interface ExecuteReq {
 }
 interface ExecuteRes {
   executionId: string;
+  reused?: boolean;
 }
 const executeSpec: AuditSpec<ExecuteReq, ExecuteRes> = {
   action: 'execution.create',
@@ -40,6 +41,7 @@ const executeSpec: AuditSpec<ExecuteReq, ExecuteRes> = {
   executionId: (_req, res) => res?.executionId,
   on: (req) => req.target,
   dryRun: (req) => req.dryRun,
+  reused: (_req, res) => !!res?.reused,
   hide: (req) => Object.values(req.args),
 };
 
@@ -75,6 +77,12 @@ describe('audit lines', () => {
     // No argument value at all, secret or not.
     expect(sink.lines[0]).not.toContain(SECRET);
     expect(sink.lines[0]).not.toContain('1.2.3');
+  });
+
+  it('mark an execute that an idempotency key answered with its earlier execution', async () => {
+    const req = { job: 'deploy', args: {}, target: 'all', dryRun: false };
+    await audit.record(executeSpec, { via: 'grpc', principal: { name: 'alice', role: 'operator', groups: [] }, req }, { ok: true, res: { executionId: '01XYZ', reused: true } });
+    expect(parsed()[0]).toMatchObject({ action: 'execution.create', result: 'ok', execution_id: '01XYZ', reused: true });
   });
 
   it('mark dry runs, and record refusals by kind and message with the values blanked out', async () => {

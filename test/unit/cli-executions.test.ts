@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ExecuteRequest, ExecuteResponse } from '../../src/gen/grid/v1/controller.js';
 import { ExecutionState, TaskState, type Execution, type LogChunk, type Task } from '../../src/gen/grid/v1/types.js';
-import { NotFoundError } from '../../src/errors.js';
+import { NotFoundError, UnavailableError } from '../../src/errors.js';
 
 interface Fake {
   execute: ReturnType<typeof vi.fn>;
@@ -74,7 +74,7 @@ async function cli(argv: string[], isTTY = false) {
 }
 
 function queued(tasks: Task[] = [task('web-1', P), task('web-2', P)]): ExecuteResponse {
-  return { executionId: ID, execution: execution(QUEUED, tasks), dryRun: [] };
+  return { executionId: ID, execution: execution(QUEUED, tasks), dryRun: [], reused: false };
 }
 
 beforeEach(() => {
@@ -97,7 +97,45 @@ describe('execute', () => {
     expect(req).toEqual({
       job: 'hello-world', args: { NAME: 'ops', COUNT: '3', LIST: 'a,b' }, target: 'group:web',
       timeoutSeconds: 0, waitOfflineMs: 0, batchSize: '', maxFailures: '', dryRun: false,
+      idempotencyKey: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/),
     });
+  });
+
+  it('each run has a key of its own unless --idempotency-key gives it; a dry run has none', async () => {
+    await cli(['execute', 'hello-world']);
+    await cli(['execute', 'hello-world']);
+    await cli(['execute', 'hello-world', '--idempotency-key', 'deploy-web-1.4.2']);
+    await cli(['execute', 'hello-world', '--dry-run']);
+    const keys = fake.execute.mock.calls.map((c) => (c[0] as ExecuteRequest).idempotencyKey);
+    expect(keys[0]).not.toBe(keys[1]);
+    expect(keys.slice(2)).toEqual(['deploy-web-1.4.2', '']);
+
+    const bad = await cli(['execute', 'hello-world', '--idempotency-key', 'two words']);
+    expect(bad).toMatchObject({ code: 2, stdout: '' });
+    expect(bad.stderr).toBe('error: --idempotency-key: "two words" is not an idempotency key; use 1 to 128 printable ASCII characters without spaces, e.g. a UUID');
+    expect(fake.execute).toHaveBeenCalledTimes(4);
+  });
+
+  it('while the controller is unavailable, sends execute again with the same key, one line on stderr per retry', async () => {
+    const down = new UnavailableError('cannot reach the controller at 127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1');
+    fake.execute.mockRejectedValueOnce(down).mockResolvedValueOnce({ ...queued(), reused: true });
+    const r = await cli(['execute', 'hello-world', '--idempotency-key', 'k-1']);
+    expect(r).toEqual({
+      code: 0,
+      stdout: `execution ${ID} queued: hello-world on all (started earlier with this idempotency key)`,
+      stderr: 'controller unavailable (cannot reach the controller at 127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1); retrying execute with the same idempotency key in 0.5s',
+    });
+    expect(fake.execute.mock.calls.map((c) => (c[0] as ExecuteRequest).idempotencyKey)).toEqual(['k-1', 'k-1']);
+  });
+
+  it('never retries without a key, nor an error no retry mends', async () => {
+    fake.execute.mockRejectedValue(new UnavailableError('cannot reach the controller at 127.0.0.1:1: down'));
+    const dry = await cli(['execute', 'hello-world', '--dry-run']);
+    expect(dry).toEqual({ code: 1, stdout: '', stderr: 'error: cannot reach the controller at 127.0.0.1:1: down' });
+    fake.execute.mockRejectedValue(new UnavailableError('cannot connect to the controller at 127.0.0.1:1: its certificate is not signed by the CA in ca_file', { retryable: false }));
+    const tls = await cli(['execute', 'hello-world']);
+    expect(tls.stderr).toBe('error: cannot connect to the controller at 127.0.0.1:1: its certificate is not signed by the CA in ca_file');
+    expect(fake.execute).toHaveBeenCalledTimes(2);
   });
 
   it('--timeout after the command is the execution timeout, not the call deadline', async () => {

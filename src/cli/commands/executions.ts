@@ -1,8 +1,10 @@
 // grid-cli execute / status / executions list / getlogs / cancel: running jobs and following them.
 
+import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { ValidationError } from '../../errors.js';
 import { parseArgPairs } from '../../domain/args.js';
+import { checkIdempotencyKey } from '../../domain/idempotency.js';
 import { askForMissingSecrets, resolveArgValues } from '../arg-values.js';
 import type { ExecuteRequest, ExecuteResponse } from '../../gen/grid/v1/controller.js';
 import { ExecutionState, TaskState, type Execution } from '../../gen/grid/v1/types.js';
@@ -23,6 +25,7 @@ import {
 import { parseCountOrPercent, parseDuration, parsePositiveInt, parseSeconds } from '../flags.js';
 import { LogPrinter, prefixModeFor, printLogs } from '../logprinter.js';
 import { Progress, watchWithProgress } from '../progress.js';
+import { retryWhileUnavailable, type RetryOptions } from '../retry.js';
 
 export interface ExecuteOptions {
   jobName?: string;
@@ -36,11 +39,16 @@ export interface ExecuteOptions {
   batchSize?: string;
   maxFailures?: string;
   dryRun?: boolean;
+  idempotencyKey?: string;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-/** The ExecuteRequest for `execute JOB [flags]`; every bad flag is a ValidationError (exit 2). */
+/**
+ * The ExecuteRequest for `execute JOB [flags]`; every bad flag is a ValidationError (exit 2).
+ * Without --idempotency-key, a run gets a random key of its own (a dry run none), so that its
+ * retries are safe.
+ */
 export function buildExecuteRequest(job: string | undefined, o: ExecuteOptions): ExecuteRequest {
   if (job && o.jobName && job !== o.jobName) {
     throw new ValidationError(`execute: the job is named twice ("${job}" and --job-name "${o.jobName}"); give one`);
@@ -56,7 +64,20 @@ export function buildExecuteRequest(job: string | undefined, o: ExecuteOptions):
     batchSize: o.batchSize !== undefined ? parseCountOrPercent(o.batchSize, '--batch-size', 1) : '',
     maxFailures: o.maxFailures !== undefined ? parseCountOrPercent(o.maxFailures, '--max-failures', 0) : '',
     dryRun: !!o.dryRun,
+    idempotencyKey: o.idempotencyKey !== undefined ? checkIdempotencyKey(o.idempotencyKey, '--idempotency-key') : o.dryRun ? '' : randomUUID(),
   };
+}
+
+/**
+ * Execute, sent again with the same idempotency key while the controller is unavailable (one
+ * line on stderr per retry). Never without a key: the failed call may have started the execution.
+ */
+export function executeWithRetry(client: GridClient, req: ExecuteRequest, err: (line: string) => void, o: RetryOptions = {}): Promise<ExecuteResponse> {
+  if (!req.idempotencyKey) return client.ctl.execute(req);
+  return retryWhileUnavailable(() => client.ctl.execute(req), {
+    ...o,
+    onRetry: (e, ms) => err(`controller unavailable (${e.message.replace(/\.$/, '')}); retrying execute with the same idempotency key in ${ms / 1000}s`),
+  });
 }
 
 /** `execution 01J… dispatched: hello-world on all` */
@@ -65,7 +86,8 @@ export function executeLine(res: ExecuteResponse, req: ExecuteRequest): string {
   const id = res.executionId || e?.id || '?';
   const state = e ? executionStateName(e.state).toLowerCase() : 'queued';
   const target = e?.target || req.target || "the job's default target";
-  return `execution ${id} ${state}: ${e?.job || req.job} on ${target}`;
+  const reused = res.reused ? ' (started earlier with this idempotency key)' : '';
+  return `execution ${id} ${state}: ${e?.job || req.job} on ${target}${reused}`;
 }
 
 export function executeResponseJson(res: ExecuteResponse) {
@@ -156,6 +178,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
     .option('--batch-size <N|N%>', 'roll out in waves of N executors (or N% of them)')
     .option('--max-failures <N|N%>', 'stop the rollout after this many failed executors')
     .option('--dry-run', 'show the executors the target resolves to, without running anything')
+    .option('--idempotency-key <key>', 'the same key within 24 h returns the execution it started instead of starting another (default: a new random key per run)')
     .addHelpText(
       'after',
       [
@@ -168,12 +191,19 @@ export function registerExecutionCommands(program: Command, act: Act): void {
         'without echo on a terminal). On a terminal, a required secret left out is asked for without',
         'echo. A value that starts with "@" is written with "@@" (K=@@team is "@team").',
         '',
+        'Retries: every execute carries an idempotency key (up to 128 printable ASCII characters, no',
+        'spaces; a random one unless --idempotency-key gives it). While the controller is unavailable,',
+        'execute is sent again with the same key for up to 30 s, so a request that got through is not',
+        'started twice. For 24 h the same key from the same token returns the execution it started; with',
+        'different job, arguments, target or limits it is refused. A dry run ignores the key.',
+        '',
         'Examples:',
         '  $ grid-cli execute hello-world --arg NAME=ops --wait',
         '  $ grid-cli execute db-backup --arg DATABASE=orders --arg DB_PASSWORD=@/run/secrets/db --wait',
         '  $ pass show db/backup | grid-cli execute db-backup --arg DATABASE=orders --arg DB_PASSWORD=-',
         '  $ grid-cli execute resize --args COUNT=3,MODE=fast --target group:web --batch-size 25% --follow',
         '  $ grid-cli execute --job-name hello-world --args NAME=ops --target all --dry-run',
+        '  $ grid-cli execute deploy --arg VERSION=1.4.2 --target group:web --idempotency-key deploy-web-1.4.2',
       ].join('\n'),
     )
     .action(
@@ -183,7 +213,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
           req.args = await resolveArgValues(req.args, ctx.io);
           const client = ctx.client();
           await askForMissingSecrets(client, req, ctx.io.stdin);
-          const res = await client.ctl.execute(req);
+          const res = await executeWithRetry(client, req, ctx.io.err);
           const jsonOut = ctx.output === 'json';
           if (req.dryRun) return ctx.io.out(jsonOut ? json(executeResponseJson(res)) : dryRunText(res, req));
           if (!o.wait && !o.follow) return ctx.io.out(jsonOut ? json(executeResponseJson(res)) : executeLine(res, req));

@@ -62,11 +62,13 @@ export function controllerService(ctx: HandlerContext, uc: ControllerUseCases): 
         batchSize: req.batchSize,
         maxFailures: req.maxFailures,
         dryRun: req.dryRun,
+        idempotencyKey: req.idempotencyKey,
       });
       return {
         executionId: res.execution?.id ?? '',
         execution: res.execution ? executionToPb(res.execution) : undefined,
         dryRun: res.dryRun ?? [],
+        reused: !!res.reused,
       };
     }, {
       action: 'execution.create',
@@ -74,6 +76,7 @@ export function controllerService(ctx: HandlerContext, uc: ControllerUseCases): 
       executionId: (_req, res) => res?.executionId,
       on: (req, res) => res?.execution?.target ?? req.target,
       dryRun: (req) => req.dryRun,
+      reused: (_req, res) => !!res?.reused,
       // Argument values stay out of the line, even where an error message quotes one.
       hide: (req) => Object.values(req.args),
     }),
