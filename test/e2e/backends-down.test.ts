@@ -1,6 +1,6 @@
 // grid-cli when the controller's NATS or etcd is down: one line that names the server and says
 // to retry, and exit code 3 (unavailable), also where the controller calls etcd or NATS directly
-// (an execution's group commit, a log read).
+// (an execution's group commit, a log read); execute is retried with its idempotency key first.
 //
 // Needs the built programs: `npx tsc -p tsconfig.json`.
 
@@ -47,8 +47,15 @@ describe('grid-cli with a backend down', () => {
     process.kill(servers.etcdPid, 'SIGKILL');
     const etcdDown = new RegExp(`^error: etcd at ${quoted(servers.etcdEndpoint)} is not answering; retry \\(`);
     expect(expectOneLineError(await cli(['list']), 3)).toMatch(etcdDown);
-    // Execute writes the execution in a group commit (a transaction made on the etcd client itself).
-    expect(expectOneLineError(await cli(['execute', job]), 3)).toMatch(etcdDown);
+    // Execute writes the execution in a group commit (a transaction made on the etcd client
+    // itself). grid-cli sends it again with the same idempotency key for 30 s, a line each time,
+    // then fails with the error.
+    const exec = await cli(['execute', job]);
+    expect(exec.code, exec.stderr).toBe(3);
+    const lines = exec.stderr.trimEnd().split('\n');
+    expect(lines.length, exec.stderr).toBeGreaterThan(1);
+    for (const l of lines.slice(0, -1)) expect(l).toMatch(/^unavailable: etcd at .* is not answering; retry .*; retrying execute with the same idempotency key in [\d.]+s$/);
+    expect(lines.at(-1)).toMatch(etcdDown);
     expect(controller.logs()).not.toMatch(/internal error|call failed/);
   }, 120_000);
 });

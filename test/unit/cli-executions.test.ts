@@ -123,7 +123,7 @@ describe('execute', () => {
     expect(r).toEqual({
       code: 0,
       stdout: `execution ${ID} queued: hello-world on all (started earlier with this idempotency key)`,
-      stderr: 'controller unavailable (cannot reach the controller at 127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1); retrying execute with the same idempotency key in 0.5s',
+      stderr: 'unavailable: cannot reach the controller at 127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1; retrying execute with the same idempotency key in 0.5s',
     });
     expect(fake.execute.mock.calls.map((c) => (c[0] as ExecuteRequest).idempotencyKey)).toEqual(['k-1', 'k-1']);
   });
@@ -131,10 +131,11 @@ describe('execute', () => {
   it('never retries without a key, nor an error no retry mends', async () => {
     fake.execute.mockRejectedValue(new UnavailableError('cannot reach the controller at 127.0.0.1:1: down'));
     const dry = await cli(['execute', 'hello-world', '--dry-run']);
-    expect(dry).toEqual({ code: 1, stdout: '', stderr: 'error: cannot reach the controller at 127.0.0.1:1: down' });
+    expect(dry).toEqual({ code: 3, stdout: '', stderr: 'error: cannot reach the controller at 127.0.0.1:1: down' });
     fake.execute.mockRejectedValue(new UnavailableError('cannot connect to the controller at 127.0.0.1:1: its certificate is not signed by the CA in ca_file', { retryable: false }));
     const tls = await cli(['execute', 'hello-world']);
     expect(tls.stderr).toBe('error: cannot connect to the controller at 127.0.0.1:1: its certificate is not signed by the CA in ca_file');
+    expect(tls.code).toBe(1);
     expect(fake.execute).toHaveBeenCalledTimes(2);
   });
 

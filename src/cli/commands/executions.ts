@@ -76,7 +76,7 @@ export function executeWithRetry(client: GridClient, req: ExecuteRequest, err: (
   if (!req.idempotencyKey) return client.ctl.execute(req);
   return retryWhileUnavailable(() => client.ctl.execute(req), {
     ...o,
-    onRetry: (e, ms) => err(`controller unavailable (${e.message.replace(/\.$/, '')}); retrying execute with the same idempotency key in ${ms / 1000}s`),
+    onRetry: (e, ms) => err(`unavailable: ${e.message.replace(/\.$/, '')}; retrying execute with the same idempotency key in ${ms / 1000}s`),
   });
 }
 
