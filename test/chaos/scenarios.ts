@@ -231,7 +231,7 @@ export async function runScenario(s: Scenario, scale: Scale): Promise<Row> {
     row.notes.push(
       `fault for ${((faultEndMs - faultStartMs) / 1000).toFixed(1)}s hit ${hit.length} runs (${countBy(hit.map((r) => r.executor))})`,
       `declared dead: ${declaredDead.join(', ') || 'none'}`,
-      `Execute refused: ${refused.join(', ') || 'none'}`,
+      `Execute answered after a retry with its idempotency key: ${load.retried}, refused: ${refused.join(', ') || 'none'}`,
       `job messages ${deliveries.messages}, deliveries ${deliveries.deliveries}`,
       ...(settled ? [] : [`did not settle within ${scale.settleTimeoutMs / 1000}s`]),
     );

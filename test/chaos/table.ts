@@ -32,6 +32,8 @@ export interface Row {
 export function violations(r: Row): string[] {
   const out: string[] = [];
   if (r.lost > 0) out.push(`lost ${r.lost}`);
+  // More executions than Execute calls: a retried call started a second one.
+  if (r.accepted > r.submitted) out.push(`executions created twice ${r.accepted - r.submitted}`);
   if (r.runTwice > 0) out.push(`run twice ${r.runTwice}`);
   if (r.recordedTwice > 0) out.push(`recorded twice ${r.recordedTwice}`);
   if (typeof r.amoRunTwice === 'number' && r.amoRunTwice > 0) out.push(`at_most_once run twice ${r.amoRunTwice}`);
