@@ -7,6 +7,7 @@ import { buildContext, type CliContext, type CliIO, type GlobalOptions } from '.
 import { registerConfigCommands } from './commands/config.js';
 import { registerExecutionCommands } from './commands/executions.js';
 import { registerExecutorCommands } from './commands/executors.js';
+import { registerHealthCommand } from './commands/health.js';
 import { registerFileCommands } from './commands/files.js';
 import { registerJobCommands } from './commands/jobs.js';
 
@@ -80,6 +81,7 @@ export function buildProgram(io: CliIO): Command {
   registerExecutionCommands(program, act);
   registerExecutorCommands(program, act);
   registerFileCommands(program, act);
+  registerHealthCommand(program, act);
   return program;
 }
 

@@ -177,6 +177,7 @@ export class GridClient {
     listJobs: () => this.call(this.controller, this.controller.listJobs, {}),
     deleteJob: (name: string) => this.call(this.controller, this.controller.deleteJob, { name }),
     whoAmI: () => this.call(this.controller, this.controller.whoAmI, {}),
+    getHealth: () => this.call(this.controller, this.controller.getHealth, {}),
     listExecutors: () => this.call(this.controller, this.controller.listExecutors, {}),
     describeExecutor: (idOrName: string) => this.call(this.controller, this.controller.describeExecutor, { idOrName }),
     removeExecutor: (idOrName: string) => this.call(this.controller, this.controller.removeExecutor, { idOrName }),
@@ -185,7 +186,7 @@ export class GridClient {
       this.call(this.controller, this.controller.execute, { idempotencyKey: '', ...r }),
     getExecution: (id: string) => this.call(this.controller, this.controller.getExecution, { id }),
     listExecutions: (r: Partial<ListExecutionsRequest> = {}) =>
-      this.call(this.controller, this.controller.listExecutions, { job: '', state: ExecutionState.EXECUTION_STATE_UNSPECIFIED, limit: 0, ...r }),
+      this.call(this.controller, this.controller.listExecutions, { job: '', state: ExecutionState.EXECUTION_STATE_UNSPECIFIED, limit: 0, pageAfter: '', ...r }),
     cancelExecution: (id: string, reason = '') => this.call(this.controller, this.controller.cancelExecution, { id, reason }),
     /** Snapshots of the execution each time it changes; ends when it is terminal. */
     watchExecution: (id: string, signal?: AbortSignal): AsyncIterable<Execution> => this.watchToEnd(id, signal),

@@ -130,6 +130,11 @@ export interface ControllerConfig {
    * for stdout. Always absolute or "-" after loading; "" in a layer = `<data_dir>/audit.log`.
    */
   audit_log: string;
+  /** Finished executions are deleted this long after they were created… */
+  execution_retention_hours: number;
+  /** …and beyond this many, oldest first. */
+  execution_retention_max: number;
+  /** Log lines in GRID_LOGS are kept this long: by default as long as the executions. */
   log_retention_hours: number;
   log_max_bytes: number;
   event_retention_hours: number;
@@ -184,7 +189,9 @@ export const controllerSchema = {
   lock_ttl_seconds: t.int({ default: 30, min: 2, max: 3600 }),
   log_level: t.enum(LOG_LEVELS, { default: 'info' }),
   audit_log: t.string(),
-  log_retention_hours: t.int({ default: 72, min: 1 }),
+  execution_retention_hours: t.int({ default: 168, min: 1, env: 'GRID_EXECUTION_RETENTION_HOURS' }),
+  execution_retention_max: t.int({ default: 100_000, min: 1, env: 'GRID_EXECUTION_RETENTION_MAX' }),
+  log_retention_hours: t.int({ default: 168, min: 1 }),
   log_max_bytes: t.int({ default: 1024 * MiB, min: MiB }),
   event_retention_hours: t.int({ default: 168, min: 1 }),
 };

@@ -33,6 +33,9 @@ import { LockService } from './locks.js';
 import { NatsAccess } from './nats-access.js';
 import { Recorder } from './recorder.js';
 import { SecretBox } from './secrets.js';
+import { Retention } from './retention.js';
+import { BackendHealth } from './health.js';
+import { Defragmenter } from '../store/etcd-maintenance.js';
 import { Sweeper } from './sweeper.js';
 import { ExpiryWatcher } from './expiry.js';
 import { controllerService } from './grpc/controller-service.js';
@@ -180,8 +183,15 @@ export class Controller {
     const executionStore = new EtcdExecutionStore(kv);
     const publisher = new JobPublisher({ js, jobs: jobStore });
     const files = new FileService({ nc, kv });
+    await executionStore.backfillIndexes(log.named('executions'));
+    const retention = new Retention({
+      store: executionStore,
+      kv,
+      policy: { maxAgeMs: cfg.execution_retention_hours * 3600_000, maxFinished: cfg.execution_retention_max },
+      log: log.named('retention'),
+    });
     const executions = new ExecutionService({
-      kv, store: executionStore, jobs: jobStore, executors: executorStore, registry: executors, js, nc, box, publisher, instance, log: log.named('executions'),
+      kv, store: executionStore, jobs: jobStore, executors: executorStore, registry: executors, js, nc, box, publisher, instance, retention, log: log.named('executions'),
       fileDigests: (names) => files.recordedDigests(names),
     });
     const logs = new LogService({
@@ -198,6 +208,16 @@ export class Controller {
     this.cleanups.push({ name: 'recorder', run: () => recorder.stop() });
     const sweeper = new Sweeper({ store: executionStore, executions, executors: executorStore, publisher, instances, log: log.named('sweeper') });
     sweeper.start();
+    retention.start();
+    this.cleanups.push({ name: 'retention', run: () => retention.stop() });
+    // The embedded etcd is GRID's own: defragment it when it is mostly free pages. An external
+    // one is its operators' (see the README).
+    if (embeddedServers) {
+      const defrag = new Defragmenter({ kv, log: log.named('etcd') });
+      defrag.start();
+      this.cleanups.push({ name: 'etcd defragmentation', run: () => defrag.stop() });
+    }
+    const backendHealth = new BackendHealth({ kv, nc, store: executionStore, retention, etcdEndpoints: this.etcdEndpoints, natsServers: this.natsServers });
     this.cleanups.push({ name: 'sweeper', run: () => sweeper.stop() });
 
     const expiry = new ExpiryWatcher(kv, executorStore, log.named('expiry'), Date.now, cfg.executor_ping_deadline_seconds * 1000);
@@ -212,7 +232,7 @@ export class Controller {
     const natsServers = this.natsServers;
     const backendError = (err: unknown) => kv.unavailable(err) ?? natsUnavailable(err, natsServers);
     const ctx = { auth, log: log.named('grpc'), audit, backendError };
-    server.addService(ControllerServiceService, controllerService(ctx, { jobs, executors, executions, logs, files }));
+    server.addService(ControllerServiceService, controllerService(ctx, { jobs, executors, executions, logs, files, health: backendHealth }));
     const locks = new LockService({ kv, leases, ttlSeconds: cfg.lock_ttl_seconds });
     server.addService(ExecutorServiceService, executorService(ctx, executors, executions, files, locks));
     server.addService(HealthService, health.service());

@@ -15,17 +15,18 @@ import type { TaskToRun } from '../domain/task.js';
 import { checkIdempotencyKey, idempotencyKeyHash, requestDigest, type IdempotentRequest } from '../domain/idempotency.js';
 import { formatTarget, parseTarget } from '../domain/target.js';
 import { FailedPreconditionError, NotFoundError, PermissionDeniedError, ValidationError } from '../errors.js';
-import type { EtcdExecutionStore, IdempotencyClaim, IdempotencyEntry } from '../store/etcd-executions.js';
+import type { EtcdExecutionStore, IdempotencyClaim, IdempotencyEntry, ListPage } from '../store/etcd-executions.js';
 import type { EtcdExecutorStore } from '../store/etcd-executors.js';
 import type { JobStore } from '../store/store.js';
 import type { Kv } from '../store/kv.js';
 import { Batcher, type Pending } from '../util/batcher.js';
-import { newId } from '../util/ids.js';
+import { isId, newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import { authorize, authorizeJobGroups, type Principal } from './auth.js';
 import { authorizeExecution, authorizeTarget, executionInScope, type NodeGroups } from './scope.js';
 import type { ExecutorRegistry } from './executors.js';
 import type { JobPublisher } from './job-publisher.js';
+import { describePolicy, type Retention } from './retention.js';
 import type { SecretBox } from './secrets.js';
 
 /** What Execute is asked: the request's own fields (job, args, target, limits), and these. */
@@ -49,6 +50,14 @@ export interface DryRunRow {
   reason: string;
 }
 
+/** A page of executions, and what retention has pruned (see Retention). */
+export interface ExecutionList extends ListPage {
+  /** The newest pruned execution was created at this time; 0 = none pruned. */
+  prunedBeforeMs: number;
+  /** The policy in words, e.g. "7 days, at most 100000 finished"; "" = none. */
+  retention: string;
+}
+
 export class ExecutionService {
   constructor(
     private readonly d: {
@@ -65,6 +74,8 @@ export class ExecutionService {
       publisher: JobPublisher;
       /** This controller process (ControllerInstances.id), recorded as the dispatcher. */
       instance: string;
+      /** What pruning of finished executions has done, for lists to say so; absent = none. */
+      retention?: Pick<Retention, 'status' | 'policy'>;
       log: Logger;
       now?: () => number;
     },
@@ -224,14 +235,34 @@ export class ExecutionService {
     return x;
   }
 
-  async list(p: Principal, f: { job?: string; state?: ExecutionState; limit?: number }): Promise<Execution[]> {
+  /**
+   * A page of executions, newest first, through the store's indexes. A scoped token sees only
+   * executions inside its groups: pages are read on until the page is full or there are no more.
+   */
+  async list(p: Principal, f: { job?: string; state?: ExecutionState; limit?: number; pageAfter?: string }): Promise<ExecutionList> {
     authorize(p, 'executions:read');
+    if (f.pageAfter && !isId(f.pageAfter)) {
+      throw new ValidationError(`page_after: ${JSON.stringify(f.pageAfter)} is not an execution id; pass the next_page of the page before`);
+    }
     const limit = Math.min(Math.max(f.limit || 20, 1), 1000);
-    if (!p.groups.length) return this.d.store.list({ job: f.job, state: f.state, limit });
-    // A scoped token lists only executions inside its groups: read more, keep those.
+    const status = await this.d.retention?.status();
+    const pruned = { prunedBeforeMs: status?.pruned_before_ms ?? 0, retention: this.d.retention ? describePolicy(this.d.retention.policy) : '' };
+    if (!p.groups.length) return { ...(await this.d.store.list({ job: f.job, state: f.state, limit, before: f.pageAfter })), ...pruned };
     const groups = await this.nodeGroups();
-    const all = await this.d.store.list({ job: f.job, state: f.state, limit: 1000 });
-    return all.filter((x) => executionInScope(p, x.target, groups)).slice(0, limit);
+    const executions: Execution[] = [];
+    let before = f.pageAfter;
+    let keysRead = 0;
+    for (;;) {
+      const page = await this.d.store.list({ job: f.job, state: f.state, limit: 200, before });
+      keysRead += page.keysRead;
+      for (const x of page.executions) {
+        if (!executionInScope(p, x.target, groups)) continue;
+        executions.push(x);
+        if (executions.length === limit) return { executions, next: x.id, keysRead, ...pruned };
+      }
+      if (!page.next) return { executions, next: '', keysRead, ...pruned };
+      before = page.next;
+    }
   }
 
   async cancel(p: Principal, id: string, reason: string): Promise<Execution> {

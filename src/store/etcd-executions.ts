@@ -1,6 +1,9 @@
 // Executions in etcd: executions/<id> holds the record; executions-active/<id> a small index
 // entry for each execution not yet terminal, so the sweeper and the expiry handler scan only
-// those. Both change in one transaction guarded by the record's mod revision (CAS).
+// those; executions-by-job/<job>/<id> (empty) and, once it has ended,
+// executions-by-state/<STATE>/<id> (holding the job's name) let lists by job or by state read
+// only what they show, and let retention find the oldest finished executions. All change in one
+// transaction guarded by the record's mod revision (CAS).
 // idempotency/<requester>/<sha256 of the key> names the execution an idempotency key started;
 // it is created in the transaction that creates the execution, only if it does not exist, and
 // lapses with its hourly lease 24 to 25 h later.
@@ -10,12 +13,15 @@ import { isTerminalExecution, type Execution, type ExecutionState } from '../dom
 import { IDEMPOTENCY_WINDOW_MS } from '../domain/idempotency.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import { Batcher } from '../util/batcher.js';
+import type { Logger } from '../util/log.js';
 import type { Kv, Versioned } from './kv.js';
 import { BucketLeases, Leases } from './leases.js';
 
 /** What the sweeper needs to know about an active execution without reading it. */
 export interface ActiveEntry {
   id: string;
+  /** Absent in entries written before it was added. */
+  job?: string;
   state: ExecutionState;
   created_at_ms: number;
   deadline_ms: number;
@@ -31,8 +37,16 @@ export interface ActiveEntry {
 
 /** etcd's default limit of operations in one transaction. */
 const TXN_OPS = 128;
-/** Executions per group-commit transaction: a compare and two writes each (one more of each with an idempotency key). */
-const GROUP = 42;
+/**
+ * Executions per group-commit transaction: up to four writes each (the record, its active
+ * entry, its job index entry and an idempotency key on create; the record, its active entry
+ * and two state index changes on update), and etcd takes 128.
+ */
+const GROUP = 32;
+/** Records per backfill transaction (two index writes each at most). */
+const PER_BACKFILL = Math.floor(TXN_OPS / 2);
+/** The states an execution ends in: those with an executions-by-state index. */
+const FINISHED: readonly ExecutionState[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
 /** Records kept from this store's own writes (see `recent`). */
 const RECENT_MAX = 10_000;
 
@@ -62,6 +76,24 @@ export interface ListFilter {
   job?: string;
   state?: ExecutionState;
   limit: number;
+  /** Only executions older than this id (the last one of the page before). */
+  before?: string;
+}
+
+export interface ListPage {
+  /** Newest first. */
+  executions: Execution[];
+  /** Pass as `before` for the next page; "" when there is none. */
+  next: string;
+  /** Keys read from etcd to answer (index entries and records). */
+  keysRead: number;
+}
+
+/** A finished execution, as its state index entry names it. */
+export interface FinishedEntry {
+  id: string;
+  job: string;
+  state: ExecutionState;
 }
 
 export class EtcdExecutionStore {
@@ -81,6 +113,12 @@ export class EtcdExecutionStore {
   }
   activeKey(id: string): string {
     return this.kv.key('executions-active', id);
+  }
+  jobIndexKey(job: string, id: string): string {
+    return this.kv.key('executions-by-job', encodeURIComponent(job), id);
+  }
+  stateIndexKey(state: ExecutionState, id: string): string {
+    return this.kv.key('executions-by-state', state, id);
   }
   idempotencyKey(requester: string, keyHash: string): string {
     return this.kv.key('idempotency', encodeURIComponent(requester), keyHash);
@@ -166,7 +204,7 @@ export class EtcdExecutionStore {
   }
 
   private createOps(n: NewExecution, lease: string): IRequestOp[] {
-    const ops: IRequestOp[] = this.writeOps(n.x);
+    const ops: IRequestOp[] = this.writeOps(n.x, undefined);
     if (n.claim) {
       const entry: IdempotencyEntry = { execution_id: n.x.id, digest: n.claim.digest, created_at_ms: n.x.created_at_ms };
       ops.push({ request_put: { key: Buffer.from(this.idempotencyKey(n.claim.requester, n.claim.keyHash)), value: Buffer.from(JSON.stringify(entry)), lease } });
@@ -174,14 +212,25 @@ export class EtcdExecutionStore {
     return ops;
   }
 
-  /** The record's put and its index entry's put (or delete, once terminal), as txn operations. */
-  private writeOps(x: Execution) {
-    return [
-      { request_put: { key: Buffer.from(this.key(x.id)), value: Buffer.from(JSON.stringify(x)) } },
-      isTerminalExecution(x.state)
-        ? { request_delete_range: { key: Buffer.from(this.activeKey(x.id)) } }
-        : { request_put: { key: Buffer.from(this.activeKey(x.id)), value: Buffer.from(JSON.stringify(activeEntry(x))) } },
+  /**
+   * The record's put and its index entries' changes, as txn operations, given the version it
+   * replaces (`prev`, undefined for a new record): the active entry is put (or deleted, once
+   * terminal), the job entry is put with a new record, and the state entry follows a change of
+   * finished state (a late result may turn FAILED into SUCCEEDED).
+   */
+  private writeOps(x: Execution, prev: Execution | undefined): IRequestOp[] {
+    const put = (key: string, value: string): IRequestOp => ({ request_put: { key: Buffer.from(key), value: Buffer.from(value) } });
+    const del = (key: string): IRequestOp => ({ request_delete_range: { key: Buffer.from(key) } });
+    const ops = [
+      put(this.key(x.id), JSON.stringify(x)),
+      isTerminalExecution(x.state) ? del(this.activeKey(x.id)) : put(this.activeKey(x.id), JSON.stringify(activeEntry(x))),
     ];
+    if (!prev) ops.push(put(this.jobIndexKey(x.job, x.id), ''));
+    if (prev?.state !== x.state) {
+      if (prev && isTerminalExecution(prev.state)) ops.push(del(this.stateIndexKey(prev.state, x.id)));
+      if (isTerminalExecution(x.state)) ops.push(put(this.stateIndexKey(x.state, x.id), x.job));
+    }
+    return ops;
   }
 
   /**
@@ -235,16 +284,16 @@ export class EtcdExecutionStore {
       if (!cur) throw new NotFoundError('execution', id);
       const next = structuredClone(cur.value);
       if (!fn(next)) return { execution: cur.value, changed: false };
-      if (await this.swap(next, cur.revision)) return { execution: next, changed: true };
+      if (await this.swap(next, cur.value, cur.revision)) return { execution: next, changed: true };
     }
     throw new ConflictError('execution', id, 'gave up after 50 concurrent updates');
   }
 
-  /** Writes `x` if the record is still at `revision`, keeping the active index in step. */
-  async swap(x: Execution, revision: number): Promise<boolean> {
+  /** Writes `x` over `prev` if the record is still at `revision`, keeping the indexes in step. */
+  async swap(x: Execution, prev: Execution, revision: number): Promise<boolean> {
     const res = await this.kv.client.kv.txn({
       compare: [{ key: Buffer.from(this.key(x.id)), target: 'Mod', result: 'Equal', mod_revision: revision }],
-      success: this.writeOps(x),
+      success: this.writeOps(x, prev),
     });
     if (res.succeeded) this.remember(x, Number(res.header.revision));
     else this.recent.delete(x.id);
@@ -284,10 +333,10 @@ export class EtcdExecutionStore {
         else toRead.push(id);
       }
       for (const [id, v] of await this.getMany(toRead)) current.set(id, v);
-      const changes: Array<{ next: Execution; revision: number }> = [];
+      const changes: Array<{ next: Execution; prev: Execution; revision: number }> = [];
       for (const [id, cur] of current) {
         const next = structuredClone(cur.value);
-        if (fn(next)) changes.push({ next, revision: cur.revision });
+        if (fn(next)) changes.push({ next, prev: cur.value, revision: cur.revision });
         else result.set(id, { execution: cur.value, changed: false });
       }
       todo = [];
@@ -295,7 +344,7 @@ export class EtcdExecutionStore {
         const chunk = changes.slice(i, i + GROUP);
         const res = await this.kv.client.kv.txn({
           compare: chunk.map(({ next, revision }) => ({ key: Buffer.from(this.key(next.id)), target: 'Mod' as const, result: 'Equal' as const, mod_revision: revision })),
-          success: chunk.flatMap(({ next }) => this.writeOps(next)),
+          success: chunk.flatMap(({ next, prev }) => this.writeOps(next, prev)),
         });
         if (res.succeeded) {
           const revision = Number(res.header.revision);
@@ -315,23 +364,146 @@ export class EtcdExecutionStore {
     return result;
   }
 
-  /** Newest first (ids are time-ordered), filtered, at most `limit`. */
-  async list(f: ListFilter): Promise<Execution[]> {
-    const out: Execution[] = [];
-    const prefix = this.kv.key('executions', '');
-    let end: string | undefined;
-    const page = Math.max(f.limit, 100);
+  /**
+   * Newest first (ids are time-ordered), filtered, at most `limit`, from `before` on. Reads
+   * only what it shows plus index entries: a finished state through executions-by-state (whose
+   * entries name the job), an unfinished one through the active entries, a job alone through
+   * executions-by-job, nothing through every record.
+   */
+  async list(f: ListFilter): Promise<ListPage> {
+    const limit = Math.max(1, f.limit);
+    if (f.state && !isTerminalExecution(f.state)) return this.listActive(f, limit);
+    let prefix: string;
+    let matches: (k: { key: Buffer; value: Buffer }) => boolean = () => true;
+    if (f.state) {
+      prefix = this.kv.key('executions-by-state', f.state, '');
+      if (f.job) matches = (k) => k.value.toString() === f.job;
+    } else if (f.job) prefix = this.kv.key('executions-by-job', encodeURIComponent(f.job), '');
+    else return this.listRecords(f, limit);
+    const ids: string[] = [];
+    let keysRead = 0;
+    let end = f.before ? prefix + f.before : undefined;
+    const page = Math.min(Math.max(limit + 1, 100), 1000);
     for (;;) {
-      const q = this.kv.client.getAll().prefix(prefix).sort('Key', 'Descend').limit(page);
-      const res = await (end ? this.kv.client.getAll().inRange({ start: prefix, end }).sort('Key', 'Descend').limit(page) : q).exec();
-      for (const kv of res.kvs) {
-        const x = JSON.parse(kv.value.toString()) as Execution;
-        if ((!f.job || x.job === f.job) && (!f.state || x.state === f.state)) out.push(x);
-        if (out.length >= f.limit) return out;
-      }
-      if (res.kvs.length < page) return out;
+      const q = this.kv.client.getAll();
+      const res = await (end ? q.inRange({ start: prefix, end }) : q.prefix(prefix)).sort('Key', 'Descend').limit(page).exec();
+      keysRead += res.kvs.length;
+      for (const kv of res.kvs) if (matches(kv)) ids.push(kv.key.toString().slice(prefix.length));
+      if (ids.length > limit || res.kvs.length < page) break;
       end = res.kvs[res.kvs.length - 1]!.key.toString();
     }
+    return this.page(ids, limit, keysRead);
+  }
+
+  /** The records of `ids` (newest first; one more than `limit` says there is a next page). */
+  private async page(ids: string[], limit: number, keysRead: number): Promise<ListPage> {
+    const shown = ids.slice(0, limit);
+    const found = await this.getMany(shown);
+    const executions = shown.flatMap((id) => (found.has(id) ? [found.get(id)!.value] : []));
+    return { executions, next: ids.length > limit ? shown[shown.length - 1]! : '', keysRead: keysRead + found.size };
+  }
+
+  /** Unfinished executions in a state: from the active entries, few by nature. */
+  private async listActive(f: ListFilter, limit: number): Promise<ListPage> {
+    const entries = await this.kv.list<ActiveEntry>(this.kv.key('executions-active', ''));
+    let keysRead = entries.length;
+    const candidates = entries
+      .map((e) => e.value)
+      .filter((e) => e.state === f.state && (!f.before || e.id < f.before))
+      .sort((a, b) => (a.id < b.id ? 1 : -1));
+    // Entries written before they named their job: read those records to know.
+    const unknown = f.job ? candidates.filter((e) => e.job === undefined).map((e) => e.id) : [];
+    const jobs = new Map<string, string>();
+    if (unknown.length) {
+      for (const [id, v] of await this.getMany(unknown)) jobs.set(id, v.value.job);
+      keysRead += unknown.length;
+    }
+    const ids = candidates.filter((e) => !f.job || (e.job ?? jobs.get(e.id)) === f.job).map((e) => e.id);
+    return this.page(ids.slice(0, limit + 1), limit, keysRead);
+  }
+
+  /** Every record, newest first: the unfiltered list. */
+  private async listRecords(f: ListFilter, limit: number): Promise<ListPage> {
+    const prefix = this.kv.key('executions', '');
+    const q = this.kv.client.getAll();
+    const res = await (f.before ? q.inRange({ start: prefix, end: prefix + f.before }) : q.prefix(prefix)).sort('Key', 'Descend').limit(limit + 1).exec();
+    const all = res.kvs.map((kv) => JSON.parse(kv.value.toString()) as Execution);
+    const executions = all.slice(0, limit);
+    return { executions, next: all.length > limit ? executions[executions.length - 1]!.id : '', keysRead: res.kvs.length };
+  }
+
+  /**
+   * Writes the job and state index entries of records written before those indexes existed,
+   * once per etcd prefix (a marker key says it is done); a page of records per transaction.
+   */
+  async backfillIndexes(log: Logger): Promise<void> {
+    const marker = this.kv.key('schema', 'execution-indexes');
+    if (await this.kv.get(marker)) return;
+    const prefix = this.kv.key('executions', '');
+    let start = prefix;
+    let done = 0;
+    for (;;) {
+      const res = await this.kv.client.getAll().inRange({ start, end: prefixEnd(prefix) }).sort('Key', 'Ascend').limit(PER_BACKFILL).exec();
+      const ops: IRequestOp[] = [];
+      for (const kv of res.kvs) {
+        const x = JSON.parse(kv.value.toString()) as Execution;
+        ops.push({ request_put: { key: Buffer.from(this.jobIndexKey(x.job, x.id)), value: Buffer.alloc(0) } });
+        if (isTerminalExecution(x.state)) ops.push({ request_put: { key: Buffer.from(this.stateIndexKey(x.state, x.id)), value: Buffer.from(x.job) } });
+      }
+      if (ops.length) await this.kv.client.kv.txn({ success: ops });
+      done += res.kvs.length;
+      if (res.kvs.length < PER_BACKFILL) break;
+      start = res.kvs[res.kvs.length - 1]!.key.toString() + '\0';
+    }
+    await this.kv.put(marker, { at_ms: Date.now(), executions: done });
+    if (done) log.info('indexed executions recorded before the job and state indexes', { executions: done });
+  }
+
+  /** How many executions have ended (and are still kept). */
+  async countFinished(): Promise<number> {
+    const counts = await Promise.all(FINISHED.map((st) => this.kv.client.getAll().prefix(this.kv.key('executions-by-state', st, '')).count()));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /** The `n` oldest finished executions (by id, so by creation), oldest first. */
+  async oldestFinished(n: number): Promise<FinishedEntry[]> {
+    const perState = await Promise.all(
+      FINISHED.map(async (state) => {
+        const prefix = this.kv.key('executions-by-state', state, '');
+        const res = await this.kv.client.getAll().prefix(prefix).sort('Key', 'Ascend').limit(n).exec();
+        return res.kvs.map((kv) => ({ id: kv.key.toString().slice(prefix.length), job: kv.value.toString(), state }));
+      }),
+    );
+    return perState
+      .flat()
+      .sort((a, b) => (a.id < b.id ? -1 : 1))
+      .slice(0, n);
+  }
+
+  /**
+   * Deletes finished executions with their index entries, in transactions of up to 42 (three
+   * deletes each). Each delete is guarded by its state entry, so one whose result changed since
+   * it was listed (a late result) is left for the next round. Returns how many were deleted.
+   */
+  async deleteFinished(entries: FinishedEntry[]): Promise<number> {
+    let deleted = 0;
+    const PER_TXN = Math.floor(TXN_OPS / 3);
+    for (let i = 0; i < entries.length; i += PER_TXN) {
+      const chunk = entries.slice(i, i + PER_TXN);
+      const one = (e: FinishedEntry) => ({
+        compare: [{ key: Buffer.from(this.stateIndexKey(e.state, e.id)), target: 'Version' as const, result: 'Greater' as const, version: 0 }],
+        success: [this.key(e.id), this.stateIndexKey(e.state, e.id), this.jobIndexKey(e.job, e.id)].map((key) => ({ request_delete_range: { key: Buffer.from(key) } })),
+      });
+      const all = chunk.map(one);
+      const res = await this.kv.client.kv.txn({ compare: all.flatMap((t) => t.compare), success: all.flatMap((t) => t.success) });
+      if (res.succeeded) {
+        deleted += chunk.length;
+      } else {
+        for (const t of all) if ((await this.kv.client.kv.txn(t)).succeeded) deleted++;
+      }
+      for (const e of chunk) this.recent.delete(e.id);
+    }
+    return deleted;
   }
 
   async active(): Promise<ActiveEntry[]> {
@@ -347,6 +519,7 @@ export function activeEntry(x: Execution): ActiveEntry {
   const released = x.tasks.filter((t) => t.state === 'PENDING' && !t.held && t.attempts === 0 && t.released_at_ms).map((t) => t.released_at_ms!);
   return {
     id: x.id,
+    job: x.job,
     state: x.state,
     released_at_ms: released.length ? Math.min(...released) : 0,
     ...(released.length && x.dispatcher ? { dispatcher: x.dispatcher } : {}),
@@ -355,4 +528,9 @@ export function activeEntry(x: Execution): ActiveEntry {
     wait_until_ms: waits.length ? Math.min(...waits) : 0,
     executors: [...executors],
   };
+}
+
+/** The first key after every key that starts with `prefix`. */
+function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }

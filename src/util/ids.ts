@@ -18,6 +18,11 @@ export function newId(now: number = Date.now()): string {
   return encodeTime(now) + encodeRandom(lastRandom);
 }
 
+/** An id for time `t` exactly (newId may move a time earlier than its last one forward). */
+export function idAt(t: number): string {
+  return encodeTime(t) + encodeRandom(new Uint8Array(randomBytes(10)));
+}
+
 function encodeTime(t: number): string {
   let out = '';
   for (let i = 0; i < 10; i++) {
@@ -49,6 +54,14 @@ function increment(bytes: Uint8Array): Uint8Array {
     next[i] = 0;
   }
   return next;
+}
+
+/** The millisecond time an id was made at (its first 10 characters); NaN for what is not an id. */
+export function idTime(id: string): number {
+  if (!isId(id)) return NaN;
+  let t = 0;
+  for (const c of id.slice(0, 10)) t = t * 32 + ALPHABET.indexOf(c);
+  return t;
 }
 
 export function isId(s: string): boolean {

@@ -17,7 +17,13 @@ import { Etcd3 } from 'etcd3';
 import type { GridClient } from '../../src/client/client.js';
 import type { Execution as ExecutionRecord } from '../../src/domain/execution.js';
 import { ExecutionState, ExecutorState, TaskState } from '../../src/gen/grid/v1/types.js';
-import { newId } from '../../src/util/ids.js';
+import { idAt, newId } from '../../src/util/ids.js';
+import { Retention } from '../../src/controller/retention.js';
+import { EtcdExecutionStore } from '../../src/store/etcd-executions.js';
+import { Defragmenter, etcdDbStatus, type EtcdDbStatus } from '../../src/store/etcd-maintenance.js';
+import { Kv } from '../../src/store/kv.js';
+import { startEtcd } from '../../src/embedded/index.js';
+import { createLogger } from '../../src/util/log.js';
 import {
   ADMIN_TOKEN,
   cpuSeconds,
@@ -62,6 +68,7 @@ const SCALE = QUICK
       logBytes: 20 * 1024 * 1024,
       memExecutors: 1_000,
       memExecutions: 10_000,
+      retentionExecutions: 10_000,
       fanoutRuns: 2,
       budgetS: 105,
     }
@@ -77,6 +84,7 @@ const SCALE = QUICK
       logBytes: 100 * 1024 * 1024,
       memExecutors: 10_000,
       memExecutions: 100_000,
+      retentionExecutions: 100_000,
       fanoutRuns: 3,
       budgetS: 14 * 60,
     };
@@ -153,6 +161,7 @@ const SCENARIO_LIMITS_S: Record<string, { limit: [full: number, quick: number]; 
   'fan-out': { limit: [200, 25], reserve: [60, 10] },
   heartbeats: { limit: [480, 60], reserve: [330, 50] },
   memory: { limit: [200, 20], reserve: [60, 10] },
+  retention: { limit: [300, 40], reserve: [150, 20] },
 };
 const ORDER = Object.keys(SCENARIO_LIMITS_S);
 const runStart = Date.now();
@@ -947,29 +956,7 @@ async function memoryScenario(ctx: Ctx): Promise<void> {
     const ops = [];
     for (let i = b * 100; i < Math.min(nExecutions, (b + 1) * 100); i++) {
       const at = base + i * 10;
-      const exId = executorIds[i % executorIds.length]!;
-      const x: ExecutionRecord = {
-        id: newId(at),
-        job: 'bench-noop',
-        job_version: 1,
-        args: {},
-        secret_names: [],
-        target: 'any',
-        requester: 'bench-admin',
-        state: 'SUCCEEDED',
-        reason: '1 succeeded of 1 tasks',
-        created_at_ms: at,
-        updated_at_ms: at + 5,
-        finished_at_ms: at + 5,
-        timeout_seconds: 600,
-        deadline_ms: at + 600_000,
-        wait_offline_ms: 0,
-        batch_size: 0,
-        max_failures: 0,
-        tasks: [
-          { key: 'pool.all.0', executor_id: exId, executor_name: `exec-${i % executorIds.length}`, pool: 'all', state: 'SUCCEEDED', attempts: 1, exit_code: 0, started_at_ms: at + 1, finished_at_ms: at + 4, reason: 'exit code 0', wave: 0 },
-        ],
-      };
+      const x = benchExecution(i, base, { job: 'bench-noop', executorId: executorIds[i % executorIds.length]!, executors: executorIds.length });
       ops.push(etcd.put(`/grid/executions/${x.id}`).value(JSON.stringify(x)));
     }
     await etcd.if('/grid/bench-nonexistent', 'Create', '==', 0).then(...ops).commit();
@@ -1004,6 +991,102 @@ async function memoryScenario(ctx: Ctx): Promise<void> {
     ratio: null,
     note: `${written === nExecutions ? '' : `did not finish: only ${written} of ${nExecutions} executions written; `}${executors} executors registered (ListExecutors), ${written} finished executions in etcd (written directly in ${writeS.toFixed(0)} s), ListExecutions(limit 1000) → ${listed}; settled ${fmt(settled / MB)} MB after ${settleS} s, peak ${fmt(peak / MB)} MB`,
   });
+}
+
+/**
+ * Retention: executions written in ten waves into two embedded etcds, each compacted after
+ * every wave (as the embedded default does hourly): one pruned by the controller's retention
+ * pass to a tenth of the total, the baseline not pruned. The pruned database stops growing;
+ * the baseline grows with every wave. At the end the defragmenter gives back what the pruned
+ * one no longer holds, and a list by state reads only its index.
+ */
+async function retentionScenario(ctx: Ctx): Promise<void> {
+  const total = SCALE.retentionExecutions;
+  const keep = total / 10;
+  const waves = 10;
+  const log = createLogger({ level: 'error' });
+  const open = async (name: string) => {
+    const etcd = await startEtcd({ dataDir: join(tempDir(`grid-bench-${name}-`), 'etcd') });
+    ctx.defer(() => etcd.stop());
+    const kv = new Kv({ endpoints: [etcd.endpoint], prefix: '/grid/' });
+    ctx.defer(() => kv.close());
+    return { kv, store: new EtcdExecutionStore(kv) };
+  };
+  const pruned = await open('pruned');
+  const baseline = await open('unpruned');
+  const retention = new Retention({ store: pruned.store, kv: pruned.kv, policy: { maxAgeMs: 7 * 86_400_000, maxFinished: keep }, log });
+  const compact = async (kv: Kv) => {
+    const rev = await kv.revision();
+    await kv.client.kv.compact({ revision: String(rev), physical: true });
+  };
+  const sizes: Array<{ pruned: EtcdDbStatus; baseline: EtcdDbStatus }> = [];
+  const base = Date.now() - total * 10;
+  let written = 0;
+  let deleted = 0;
+  for (let w = 0; w < waves && !ctx.timedOut(); w++) {
+    const from = (w * total) / waves;
+    await pool(range(total / waves), 256, async (i) => {
+      const x = benchExecution(from + i, base);
+      await Promise.all([pruned.store.create(x), baseline.store.create(x)]);
+      written++;
+      if (written % 1000 === 0) ctx.progress = `${written}/${total} executions written to both`;
+    }, () => ctx.timedOut());
+    deleted += await retention.pass();
+    await Promise.all([compact(pruned.kv), compact(baseline.kv)]);
+    // bbolt frees the compacted pages on a later commit: let both settle before measuring.
+    await delay(1500);
+    sizes.push({ pruned: await etcdDbStatus(pruned.kv), baseline: await etcdDbStatus(baseline.kv) });
+  }
+  const kept = await pruned.store.countFinished();
+  const list = await pruned.store.list({ state: 'FAILED', limit: 20 });
+  const defrag = await new Defragmenter({ kv: pruned.kv, log, policy: { minDbBytes: 0, maxInUseRatio: 1 } }).check();
+  const last = sizes[sizes.length - 1]!;
+  const mb = (b: number) => fmt(b / MB);
+  ctx.extra['db_sizes'] = sizes.map((s) => ({ pruned_mb: s.pruned.dbSize / MB, pruned_in_use_mb: s.pruned.dbSizeInUse / MB, baseline_mb: s.baseline.dbSize / MB }));
+  ctx.row({
+    figure: `etcd database after ${written} executions, ${keep} kept`,
+    value: last.pruned.dbSize / MB,
+    unit: 'MB',
+    target: 'bounded',
+    met: written === total && kept <= keep && last.pruned.dbSize < last.baseline.dbSize / 2,
+    baseline: last.baseline.dbSize / MB,
+    baselineUnit: 'MB not pruned',
+    ratio: last.pruned.dbSize / last.baseline.dbSize,
+    note:
+      `${kept} finished kept, ${deleted} pruned; database per wave of ${total / waves} (pruned / not pruned, MB): ` +
+      sizes.map((s) => `${mb(s.pruned.dbSize)}/${mb(s.baseline.dbSize)}`).join(', ') +
+      `; defragmented at the end: ${mb(defrag.before.dbSize)} → ${mb(defrag.after?.dbSize ?? defrag.before.dbSize)} MB; ` +
+      `executions list --state FAILED --limit 20 read ${list.keysRead} keys for ${list.executions.length} executions`,
+  });
+}
+
+/** The i-th finished execution of a bench run, created at base + 10 ms × i: one in a hundred FAILED. */
+function benchExecution(i: number, base: number, o: { job?: string; executorId?: string; executors?: number } = {}): ExecutionRecord {
+  const at = base + i * 10;
+  const failed = i % 100 === 0;
+  const executors = o.executors ?? 50;
+  return {
+    id: idAt(at),
+    job: o.job ?? `bench-job-${i % 20}`,
+    job_version: 1,
+    args: { TARGET: `host-${i % 500}` },
+    secret_names: [],
+    target: 'any',
+    requester: 'bench-admin',
+    state: failed ? 'FAILED' : 'SUCCEEDED',
+    reason: failed ? '1 failed of 1 tasks' : '1 succeeded of 1 tasks',
+    created_at_ms: at,
+    updated_at_ms: at + 5,
+    finished_at_ms: at + 5,
+    timeout_seconds: 600,
+    deadline_ms: at + 600_000,
+    wait_offline_ms: 0,
+    batch_size: 0,
+    max_failures: 0,
+    tasks: [
+      { key: 'pool.all.0', executor_id: o.executorId ?? '01BENCH0000000000000000000', executor_name: `exec-${i % executors}`, pool: 'all', state: failed ? 'FAILED' : 'SUCCEEDED', attempts: 1, exit_code: failed ? 1 : 0, started_at_ms: at + 1, finished_at_ms: at + 4, reason: failed ? 'exit code 1' : 'exit code 0', wave: 0 },
+    ],
+  };
 }
 
 // ---------------------------------------------------------------- main
@@ -1062,6 +1145,7 @@ async function main(): Promise<void> {
   await scenario('fan-out', fanoutScenario);
   await scenario('heartbeats', heartbeatScenario);
   await scenario('memory', memoryScenario);
+  await scenario('retention', retentionScenario);
   if (heartbeatState) {
     const st = heartbeatState;
     await Promise.allSettled(st.survivors.map((f) => f.stop()));

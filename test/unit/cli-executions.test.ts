@@ -266,12 +266,24 @@ describe('status, executions list, getlogs, cancel', () => {
     fake.listExecutions.mockResolvedValue({ executions: [execution(SUCCEEDED, [task('a', S), task('b', S)], { finishedAtMs: T0 + 3000 })] });
     const r = await cli(['executions', 'list', '--job', 'hello-world', '--state', 'succeeded', '--limit', '5']);
     expect(r.code).toBe(0);
-    expect(fake.listExecutions).toHaveBeenCalledWith({ job: 'hello-world', state: SUCCEEDED, limit: 5 });
+    expect(fake.listExecutions).toHaveBeenCalledWith({ job: 'hello-world', state: SUCCEEDED, limit: 5, pageAfter: '' });
     expect(r.stdout.split('\n')[1]).toMatch(/^01JD3V0Q8W4Z5M2K7T9XG6B1RA +hello-world +SUCCEEDED +2\/2 ok +2026-11-22 02:37:24Z +3\.0s$/);
 
     const bad = await cli(['executions', 'list', '--state', 'done']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toBe('error: --state: "done" is not one of QUEUED, DISPATCHED, RUNNING, SUCCEEDED, FAILED, CANCELLED, TIMED_OUT');
+  });
+
+  it('executions list prints the command for the next page, and on the last page whether older ones were pruned', async () => {
+    const one = execution(FAILED, [task('a', F)]);
+    fake.listExecutions.mockResolvedValue({ executions: [one], nextPage: ID, prunedBeforeMs: 0, retention: '' });
+    const first = await cli(['executions', 'list', '--state', 'failed', '--limit', '1']);
+    expect(first.stderr).toBe(`more: grid-cli executions list --state failed --limit 1 --page-after ${ID}`);
+    fake.listExecutions.mockResolvedValue({ executions: [one], nextPage: '', prunedBeforeMs: Date.UTC(2026, 10, 20), retention: '7 days, at most 100000 finished' });
+    const last = await cli(['executions', 'list', '--state', 'failed', '--limit', '1', '--page-after', ID]);
+    expect(fake.listExecutions).toHaveBeenLastCalledWith({ job: '', state: FAILED, limit: 1, pageAfter: ID });
+    expect(last.stderr).toBe('older executions were pruned: finished ones created up to 2026-11-20T00:00:00.000Z are gone (kept: 7 days, at most 100000 finished)');
+    expect(last.stdout.split('\n')).toHaveLength(2);
   });
 
   it('getlogs without --follow: one executor, no prefix, exit 0 whatever the state', async () => {

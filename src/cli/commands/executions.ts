@@ -6,7 +6,7 @@ import { ValidationError } from '../../errors.js';
 import { parseArgPairs } from '../../domain/args.js';
 import { checkIdempotencyKey } from '../../domain/idempotency.js';
 import { askForMissingSecrets, resolveArgValues } from '../arg-values.js';
-import type { ExecuteRequest, ExecuteResponse } from '../../gen/grid/v1/controller.js';
+import type { ExecuteRequest, ExecuteResponse, ListExecutionsResponse } from '../../gen/grid/v1/controller.js';
 import { ExecutionState, TaskState, type Execution } from '../../gen/grid/v1/types.js';
 import type { GridClient } from '../../client/client.js';
 import type { CliContext } from '../context.js';
@@ -78,6 +78,23 @@ export function executeWithRetry(client: GridClient, req: ExecuteRequest, err: (
     ...o,
     onRetry: (e, ms) => err(`unavailable: ${e.message.replace(/\.$/, '')}; retrying execute with the same idempotency key in ${ms / 1000}s`),
   });
+}
+
+/**
+ * What follows a page of `executions list` (on stderr, so the table stays clean): the command
+ * for the next page, or on the last page whether older executions were pruned.
+ */
+export function listFooter(res: ListExecutionsResponse, o: { job?: string; state?: string; limit?: string }): string[] {
+  if (res.nextPage) {
+    const flags = [o.job !== undefined ? `--job ${o.job}` : '', o.state !== undefined ? `--state ${o.state}` : '', o.limit !== undefined ? `--limit ${o.limit}` : '']
+      .filter(Boolean)
+      .join(' ');
+    return [`more: grid-cli executions list ${flags ? `${flags} ` : ''}--page-after ${res.nextPage}`];
+  }
+  if (res.prunedBeforeMs) {
+    return [`older executions were pruned: finished ones created up to ${new Date(Number(res.prunedBeforeMs)).toISOString()} are gone (kept: ${res.retention})`];
+  }
+  return [];
 }
 
 /** `execution 01J… dispatched: hello-world on all` */
@@ -265,22 +282,29 @@ export function registerExecutionCommands(program: Command, act: Act): void {
 
   executions
     .command('list')
-    .description('list executions: id, job, state, tasks, created, duration')
+    .description('list executions, newest first: id, job, state, tasks, created, duration')
     .option('--job <name>', 'only this job')
     .option('--state <state>', `only this state: ${EXECUTION_STATE_NAMES.join(', ')}`)
-    .option('--limit <n>', 'at most N executions')
-    .addHelpText('after', '\nExamples:\n  $ grid-cli executions list\n  $ grid-cli executions list --job hello-world --state failed --limit 5 --output json')
+    .option('--limit <n>', 'at most N executions (default 20, at most 1000)')
+    .option('--page-after <id>', 'the next page: executions older than this one (the list prints the command)')
+    .addHelpText(
+      'after',
+      '\nFinished executions are kept for a while (the controller\'s execution_retention_hours and\nexecution_retention_max); the last page says when older ones were pruned.\n\nExamples:\n  $ grid-cli executions list\n  $ grid-cli executions list --job hello-world --state failed --limit 5 --output json\n  $ grid-cli executions list --state failed --page-after 01JD3V0Q8W4Z5M2K7T9XG6B1RA',
+    )
     .action(
-      act(async (ctx, o: { job?: string; state?: string; limit?: string }) => {
+      act(async (ctx, o: { job?: string; state?: string; limit?: string; pageAfter?: string }) => {
         const state = o.state !== undefined ? parseExecutionState(o.state) : ExecutionState.EXECUTION_STATE_UNSPECIFIED;
         const limit = o.limit !== undefined ? parsePositiveInt(o.limit, '--limit') : 0;
-        const { executions: list } = await ctx.client().ctl.listExecutions({ job: o.job ?? '', state, limit });
+        const res = await ctx.client().ctl.listExecutions({ job: o.job ?? '', state, limit, pageAfter: o.pageAfter ?? '' });
+        const list = res.executions;
         if (ctx.output === 'json') return ctx.io.out(json(list.map(executionJson)));
-        if (list.length === 0) {
+        if (list.length === 0 && !o.pageAfter) {
           const filtered = o.job !== undefined || o.state !== undefined;
-          return ctx.io.out(filtered ? 'no executions match' : 'no executions yet: grid-cli execute JOB starts one');
+          ctx.io.out(filtered ? 'no executions match' : 'no executions yet: grid-cli execute JOB starts one');
+        } else if (list.length) {
+          ctx.io.out(executionsTable(list));
         }
-        ctx.io.out(executionsTable(list));
+        for (const line of listFooter(res, o)) ctx.io.err(line);
       }),
     );
 

@@ -3,12 +3,13 @@
 
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { ControllerServiceServer } from '../../gen/grid/v1/controller.js';
-import { ValidationError } from '../../errors.js';
+import { NotImplementedError, ValidationError } from '../../errors.js';
 import type { FileInfo } from '../../gen/grid/v1/types.js';
 import type { ExecutionService } from '../executions.js';
 import type { ExecutorRegistry } from '../executors.js';
 import type { FileService, StoredFile } from '../files.js';
 import type { LogService } from '../logs.js';
+import type { BackendHealth } from '../health.js';
 import type { JobService } from '../jobs.js';
 import { executionStateFromPb, executionToPb, executorToPb, jobInfoToPb } from './convert.js';
 import { clientStream, serverStream, unary, type HandlerContext } from './handlers.js';
@@ -19,6 +20,8 @@ export interface ControllerUseCases {
   executions: ExecutionService;
   logs: LogService;
   files: FileService;
+  /** Absent: GetHealth answers unimplemented. */
+  health?: BackendHealth;
 }
 
 /** The job a definition names, for the audit line of a create that may have been refused. */
@@ -51,6 +54,26 @@ export function controllerService(ctx: HandlerContext, uc: ControllerUseCases): 
       return {};
     }, { action: 'job.delete', target: (req) => req.name }),
     whoAmI: unary(ctx, 'WhoAmI', async (_req, who) => ({ name: who.name, role: who.role, groups: who.groups })),
+    getHealth: unary(ctx, 'GetHealth', async (_req, who) => {
+      if (!uc.health) throw new NotImplementedError('this controller does not report its health');
+      const h = await uc.health.report(who);
+      return {
+        etcd: {
+          endpoints: h.etcd.endpoints,
+          version: h.etcd.status?.version ?? '',
+          dbSizeBytes: h.etcd.status?.dbSize ?? 0,
+          dbSizeInUseBytes: h.etcd.status?.dbSizeInUse ?? 0,
+          error: h.etcd.error,
+        },
+        nats: { servers: h.nats.servers, streams: h.nats.streams, error: h.nats.error },
+        retention: h.retention && {
+          policy: h.retention.policy,
+          finishedKept: h.retention.finishedKept,
+          prunedBeforeMs: h.retention.status.pruned_before_ms,
+          deletedTotal: h.retention.status.deleted_total,
+        },
+      };
+    }),
 
     execute: unary(ctx, 'Execute', async (req, who) => {
       const res = await uc.executions.execute(who, {
@@ -81,9 +104,16 @@ export function controllerService(ctx: HandlerContext, uc: ControllerUseCases): 
       hide: (req) => Object.values(req.args),
     }),
     getExecution: unary(ctx, 'GetExecution', async (req, who) => executionToPb(await uc.executions.get(who, req.id))),
-    listExecutions: unary(ctx, 'ListExecutions', async (req, who) => ({
-      executions: (await uc.executions.list(who, { job: req.job, state: executionStateFromPb(req.state), limit: req.limit })).map(executionToPb),
-    })),
+    listExecutions: unary(ctx, 'ListExecutions', async (req, who) => {
+      const page = await uc.executions.list(who, { job: req.job, state: executionStateFromPb(req.state), limit: req.limit, pageAfter: req.pageAfter });
+      return {
+        executions: page.executions.map(executionToPb),
+        nextPage: page.next,
+        prunedBeforeMs: page.prunedBeforeMs,
+        retention: page.retention,
+        keysRead: page.keysRead,
+      };
+    }),
     cancelExecution: unary(ctx, 'CancelExecution', async (req, who) => executionToPb(await uc.executions.cancel(who, req.id, req.reason)), {
       action: 'execution.cancel',
       target: (req) => req.id,
