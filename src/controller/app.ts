@@ -33,6 +33,7 @@ import { LockService } from './locks.js';
 import { NatsAccess } from './nats-access.js';
 import { Recorder } from './recorder.js';
 import { SecretBox } from './secrets.js';
+import { StreamQuota } from './stream-quota.js';
 import { Sweeper } from './sweeper.js';
 import { ExpiryWatcher } from './expiry.js';
 import { controllerService } from './grpc/controller-service.js';
@@ -155,7 +156,7 @@ export class Controller {
     const jobStore = new EtcdJobStore(kv);
     await jobStore.startCache();
     this.cleanups.push({ name: 'job cache', run: () => jobStore.closeCache() });
-    const jobs = new JobService(jobStore);
+    const jobs = new JobService(jobStore, cfg.limits);
     const leases = new Leases(kv);
     this.cleanups.push({ name: 'lease keep-alive stream', run: () => leases.close() });
     const executorStore = new EtcdExecutorStore(kv);
@@ -167,6 +168,7 @@ export class Controller {
       natsAdvertise: cfg.nats.advertise.length ? cfg.nats.advertise : this.natsServers,
       ...(tls ? { certificates: new ExecutorCertificates(tls.ca, tls.executorCertDays) } : {}),
       ...(natsTls.ca_file ? { natsCaPem: readFileSync(natsTls.ca_file, 'utf8') } : {}),
+      limits: cfg.limits,
     }, log.named('executors'));
     if (!cfg.secrets_key && !embedded) {
       log.warn('no secrets_key configured: using a key generated in data_dir; replicas must share one key to run jobs with secrets', { data_dir: cfg.data_dir });
@@ -178,15 +180,18 @@ export class Controller {
     this.cleanups.push({ name: 'controller liveness lease', run: () => instances.stop() });
     const instance = instances.id;
     const executionStore = new EtcdExecutionStore(kv);
+    const streams = new StreamQuota(cfg.limits);
     const publisher = new JobPublisher({ js, jobs: jobStore });
     const files = new FileService({ nc, kv });
     const executions = new ExecutionService({
       kv, store: executionStore, jobs: jobStore, executors: executorStore, registry: executors, js, nc, box, publisher, instance, log: log.named('executions'),
+      limits: cfg.limits, streams,
       fileDigests: (names) => files.recordedDigests(names),
     });
     const logs = new LogService({
       js, store: executionStore, executors: executorStore, log: log.named('logs'),
       authorizeVisible: (p, x, what) => executions.authorizeVisible(p, x, what),
+      streams,
     });
 
     await ensureControllerConsumers(nc);
