@@ -201,6 +201,10 @@ export const controllerSchema = {
     tasks_per_execution: limit('tasks_per_execution', 1),
     streams_per_token: limit('streams_per_token', 1),
     groups_per_executor: limit('groups_per_executor', 1),
+    // NATS's default max_payload is 1 MiB.
+    job_message_bytes: limit('job_message_bytes', 1024, MiB),
+    jobs_stream_bytes: limit('jobs_stream_bytes', MiB),
+    jobs_stream_messages: limit('jobs_stream_messages', 1000),
   }),
 };
 

@@ -138,6 +138,9 @@ export class Controller {
       eventRetentionMs: cfg.event_retention_hours * 3600_000,
       logRetentionMs: cfg.log_retention_hours * 3600_000,
       logMaxBytes: cfg.log_max_bytes,
+      jobMessageBytes: cfg.limits.job_message_bytes,
+      jobsMaxBytes: cfg.limits.jobs_stream_bytes,
+      jobsMaxMessages: cfg.limits.jobs_stream_messages,
     });
 
     const embedded = cfg.etcd.endpoints.length === 0;

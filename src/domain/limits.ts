@@ -6,6 +6,7 @@ import { LimitExceededError, ValidationError, type Problem } from '../errors.js'
 import { sizeAndLimit } from '../util/bytes.js';
 
 const KiB = 1024;
+const MiB = 1024 * KiB;
 
 /** The controller config's `limits` section. */
 export interface Limits {
@@ -21,6 +22,11 @@ export interface Limits {
   streams_per_token: number;
   /** Groups one executor may join (each is a pool consumer per runner on GRID_JOBS). */
   groups_per_executor: number;
+  /** GRID_JOBS: the largest message (job messages are pointers of about 100 bytes). */
+  job_message_bytes: number;
+  /** GRID_JOBS: bytes and messages waiting in all; beyond them a send is refused (and retried), never a waiting one dropped. */
+  jobs_stream_bytes: number;
+  jobs_stream_messages: number;
 }
 
 export type LimitKey = keyof Limits;
@@ -32,6 +38,9 @@ export const LIMIT_DEFAULTS: Readonly<Limits> = {
   tasks_per_execution: 10_000,
   streams_per_token: 64,
   groups_per_executor: 64,
+  job_message_bytes: 16 * KiB,
+  jobs_stream_bytes: 1024 * MiB,
+  jobs_stream_messages: 1_000_000,
 };
 
 /** `is 2.1 MiB; the limit is 64 KiB (limits.arg_bytes)`. */

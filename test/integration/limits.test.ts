@@ -1,11 +1,16 @@
 // The limits of the controller config against a real controller process, etcd and NATS: each
 // refusal reaches the caller as one line naming the limit's key and the value, with its gRPC
-// code; open streams are counted per token and given back when they end.
+// code; open streams are counted per token and given back when they end; GRID_JOBS is bounded.
 //
 // Needs the built programs: `npx tsc -p tsconfig.json`.
 
+import { jetstreamManager, DiscardPolicy, JetStreamApiError } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GridClient } from '../../src/client/client.js';
+import { ensureStreams, DEFAULT_LIMITS } from '../../src/bus/setup.js';
+import { STREAMS } from '../../src/bus/subjects.js';
 import { LimitExceededError, ValidationError } from '../../src/errors.js';
 import { cleanupProcesses, REGISTRATION_TOKEN, startController, TOKENS, type RunningController } from '../harness/processes.js';
 import { registerDirect, testClientTls } from '../harness/grpc-tls.js';
@@ -18,12 +23,16 @@ const LIMITS = {
   tasks_per_execution: 2,
   streams_per_token: 2,
   groups_per_executor: 2,
+  job_message_bytes: 2048,
+  jobs_stream_bytes: 4 * 1024 * 1024,
+  jobs_stream_messages: 5000,
 };
 
 let servers: TestServers;
 let controller: RunningController;
 let admin: GridClient;
 let operator: GridClient;
+let nc: NatsConnection;
 const executors: GridClient[] = [];
 
 /** Registers an executor and makes it ACTIVE with one heartbeat; it runs nothing. */
@@ -44,6 +53,7 @@ beforeAll(async () => {
   controller = await startController({ natsUrl: servers.natsUrl, etcdEndpoint: servers.etcdEndpoint, config: { limits: LIMITS } });
   admin = new GridClient({ address: controller.address, token: TOKENS.admin, timeoutMs: 10_000, tls: testClientTls() });
   operator = new GridClient({ address: controller.address, token: TOKENS.operator, timeoutMs: 10_000, tls: testClientTls() });
+  nc = await servers.connectNats('limits-test');
   for (const name of ['lim-1', 'lim-2', 'lim-3']) await activeExecutor(name);
   await admin.ctl.createJob({
     definitionJson: JSON.stringify({ name: 'limited', description: 'd', command: ['true'], env_vars: { args: [{ name: 'NOTE', description: 'd' }, { name: 'MORE', description: 'd' }] } }),
@@ -55,6 +65,7 @@ afterAll(async () => {
   admin?.close();
   operator?.close();
   for (const c of executors) c.close();
+  await nc?.close();
   await cleanupProcesses();
   await servers?.stop();
 });
@@ -132,3 +143,17 @@ describe('streams per token', () => {
   }, 30_000);
 });
 
+describe('GRID_JOBS', () => {
+  it('is created with the configured limits and refuses a message over limits.job_message_bytes; a replica with other limits updates the live stream', async () => {
+    const jsm = await jetstreamManager(nc);
+    const { config } = await jsm.streams.info(STREAMS.jobs);
+    expect(config).toMatchObject({ max_msg_size: 2048, max_bytes: 4 * 1024 * 1024, max_msgs: 5000, discard: DiscardPolicy.New });
+    const err = await jetstream(nc).publish('grid.job.node.nobody', new Uint8Array(4096)).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(JetStreamApiError);
+    expect((err as Error).message).toMatch(/message size exceeds maximum allowed/);
+
+    // Another replica (or a restart) with other limits updates the live stream.
+    await ensureStreams(nc, { ...DEFAULT_LIMITS, jobMessageBytes: 4096 });
+    expect((await jsm.streams.info(STREAMS.jobs)).config.max_msg_size).toBe(4096);
+  });
+});
