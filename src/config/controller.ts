@@ -201,6 +201,8 @@ export const controllerSchema = {
     tasks_per_execution: limit('tasks_per_execution', 1),
     streams_per_token: limit('streams_per_token', 1),
     groups_per_executor: limit('groups_per_executor', 1),
+    // Below etcd's client's own message limit (kv.ts), with room for the rest of a transaction.
+    record_bytes: limit('record_bytes', 64 * 1024, 32 * MiB),
     // NATS's default max_payload is 1 MiB.
     job_message_bytes: limit('job_message_bytes', 1024, MiB),
     jobs_stream_bytes: limit('jobs_stream_bytes', MiB),

@@ -182,7 +182,7 @@ export class Controller {
     await instances.start();
     this.cleanups.push({ name: 'controller liveness lease', run: () => instances.stop() });
     const instance = instances.id;
-    const executionStore = new EtcdExecutionStore(kv);
+    const executionStore = new EtcdExecutionStore(kv, { recordBytes: cfg.limits.record_bytes });
     const streams = new StreamQuota(cfg.limits);
     const publisher = new JobPublisher({ js, jobs: jobStore });
     const files = new FileService({ nc, kv });

@@ -339,7 +339,7 @@ export class ExecutionService {
         byExecution.set(p.item.ref.executionId, list);
       }
       const answers = new Map<Pending<ClaimRequest, ClaimAnswer>, ClaimAnswer>();
-      await this.d.store.updateMany([...byExecution.keys()], (x) => {
+      const results = await this.d.store.updateMany([...byExecution.keys()], (x) => {
         let changed = false;
         for (const p of byExecution.get(x.id) ?? []) {
           const { executor: e, session, ref, task } = p.item;
@@ -354,6 +354,12 @@ export class ExecutionService {
         }
         return changed;
       });
+      // A claim that made its record too large to store was not recorded: the execution failed instead.
+      for (const [id, r] of results) {
+        if (!r.refused) continue;
+        this.d.log.warn('claims not recorded: the record would be too large to store', { id, state: r.execution.state, reason: r.refused });
+        for (const p of byExecution.get(id) ?? []) answers.set(p, { claimed: false, reason: `execution ${id} is ${r.execution.state}: ${r.refused}` });
+      }
       for (const p of batch) p.resolve(answers.get(p) ?? { claimed: false, reason: `execution ${p.item.ref.executionId} does not exist` });
     },
   });

@@ -22,6 +22,8 @@ export interface Limits {
   streams_per_token: number;
   /** Groups one executor may join (each is a pool consumer per runner on GRID_JOBS). */
   groups_per_executor: number;
+  /** Bytes of one execution's write to etcd: its record and its index entry. */
+  record_bytes: number;
   /** GRID_JOBS: the largest message (job messages are pointers of about 100 bytes). */
   job_message_bytes: number;
   /** GRID_JOBS: bytes and messages waiting in all; beyond them a send is refused (and retried), never a waiting one dropped. */
@@ -38,6 +40,8 @@ export const LIMIT_DEFAULTS: Readonly<Limits> = {
   tasks_per_execution: 10_000,
   streams_per_token: 64,
   groups_per_executor: 64,
+  // etcd's own default request limit (--max-request-bytes).
+  record_bytes: 1.5 * MiB,
   job_message_bytes: 16 * KiB,
   jobs_stream_bytes: 1024 * MiB,
   jobs_stream_messages: 1_000_000,
@@ -106,3 +110,13 @@ export function tooManyStreams(principal: string, open: number, l: Pick<Limits, 
   );
 }
 
+/** Why an execution record was not written: larger than record_bytes. */
+export function recordOverLimit(size: number, limit: number): string {
+  return `execution record ${overBytes(size, 'record_bytes', limit)}`;
+}
+
+/** Why an execution record was not written: etcd refused it as too large, though within record_bytes. */
+export function recordRefusedByEtcd(size: number, limit: number): string {
+  const s = sizeAndLimit(size, limit);
+  return `execution record is ${s.size}, more than etcd takes in one request (its --max-request-bytes); limits.record_bytes (${s.limit}) should be below that`;
+}
