@@ -12,6 +12,7 @@ export type ErrorKind =
   | 'config'
   | 'unavailable'
   | 'failed_precondition'
+  | 'resource_exhausted'
   | 'deadline_exceeded'
   | 'cancelled'
   | 'unimplemented'
@@ -118,6 +119,20 @@ export class FailedPreconditionError extends GridError {
   readonly kind = 'failed_precondition';
 }
 
+/**
+ * One of GRID's limits (`limits.<key>` in the controller config) would be exceeded: too many
+ * streams open, too many tasks, a record too large to store. Nothing was done. `retryable` when
+ * the same call may pass later by itself (a stream slot is given back when a stream ends).
+ */
+export class LimitExceededError extends GridError {
+  readonly kind = 'resource_exhausted';
+  override readonly retryable: boolean;
+  constructor(readonly key: string, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options);
+    this.retryable = options?.retryable ?? false;
+  }
+}
+
 export class DeadlineExceededError extends GridError {
   readonly kind = 'deadline_exceeded';
   override readonly retryable = true;
@@ -166,6 +181,7 @@ const kindToCode: Record<ErrorKind, number> = {
   config: GrpcCode.FAILED_PRECONDITION,
   unavailable: GrpcCode.UNAVAILABLE,
   failed_precondition: GrpcCode.FAILED_PRECONDITION,
+  resource_exhausted: GrpcCode.RESOURCE_EXHAUSTED,
   deadline_exceeded: GrpcCode.DEADLINE_EXCEEDED,
   cancelled: GrpcCode.CANCELLED,
   unimplemented: GrpcCode.UNIMPLEMENTED,
@@ -201,6 +217,8 @@ export function fromGrpcStatus(code: number, details: string, kind?: string): Gr
       return new UnavailableError(details);
     case 'failed_precondition':
       return new FailedPreconditionError(details);
+    case 'resource_exhausted':
+      return new LimitExceededError('', details);
     case 'deadline_exceeded':
       return new DeadlineExceededError(details);
     case 'cancelled':
@@ -229,7 +247,9 @@ export const ExitCode = { OK: 0, FAILURE: 1, USAGE: 2, UNAVAILABLE: 3 } as const
 /**
  * Bad input from the operator is a usage error (2); a server that cannot be reached or is not
  * answering (the controller, or etcd or NATS behind it), so that the same command may work
- * later, is 3; everything else is a failure (1).
+ * later, is 3; everything else is a failure (1). A limit exceeded is a failure too: the server
+ * answered and refused, and only less work (a narrower target, fewer open streams) or a higher
+ * limit in its config mends it.
  */
 export function toExitCode(err: unknown): number {
   if (err instanceof ValidationError || err instanceof ConfigError) return ExitCode.USAGE;

@@ -14,6 +14,7 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
+import { LIMIT_DEFAULTS } from '../domain/limits.js';
 import { BUCKETS, STREAMS } from './subjects.js';
 
 export interface BusLimits {
@@ -22,6 +23,10 @@ export interface BusLimits {
   eventRetentionMs: number;
   logRetentionMs: number;
   logMaxBytes: number;
+  /** GRID_JOBS: the largest message, and what may wait in all (limits.job_message_bytes, …). */
+  jobMessageBytes: number;
+  jobsMaxBytes: number;
+  jobsMaxMessages: number;
 }
 
 export const DEFAULT_LIMITS: BusLimits = {
@@ -29,6 +34,9 @@ export const DEFAULT_LIMITS: BusLimits = {
   eventRetentionMs: 7 * 24 * 3600_000,
   logRetentionMs: 3 * 24 * 3600_000,
   logMaxBytes: 1024 ** 3,
+  jobMessageBytes: LIMIT_DEFAULTS.job_message_bytes,
+  jobsMaxBytes: LIMIT_DEFAULTS.jobs_stream_bytes,
+  jobsMaxMessages: LIMIT_DEFAULTS.jobs_stream_messages,
 };
 
 export function streamConfigs(l: BusLimits): Array<Partial<StreamConfig> & { name: string }> {
@@ -46,6 +54,12 @@ export function streamConfigs(l: BusLimits): Array<Partial<StreamConfig> & { nam
       retention: RetentionPolicy.Workqueue,
       storage: StorageType.File,
       duplicate_window: nanos(l.dedupWindowMs),
+      // Bounded, and full means a send is refused (the sender retries it later): work already
+      // waiting for an executor is never dropped to make room, as DiscardPolicy.Old would.
+      max_msg_size: l.jobMessageBytes,
+      max_bytes: l.jobsMaxBytes,
+      max_msgs: l.jobsMaxMessages,
+      discard: DiscardPolicy.New,
     },
     {
       name: STREAMS.events,

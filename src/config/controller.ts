@@ -8,7 +8,7 @@
 // GRID_NATS_SERVERS, GRID_NATS_ADVERTISE (comma-separated),
 // GRID_NATS_AUTH, GRID_NATS_AUTH_DIR, GRID_NATS_TLS_CA_FILE, GRID_NATS_TLS_CERT_FILE, GRID_NATS_TLS_KEY_FILE,
 // GRID_TLS_ENABLED, GRID_TLS_CERT_FILE, GRID_TLS_KEY_FILE, GRID_TLS_CA_CERT_FILE, GRID_TLS_CA_KEY_FILE,
-// GRID_TLS_SERVER_NAMES.
+// GRID_TLS_SERVER_NAMES, and GRID_LIMITS_<KEY> for each key of `limits` (GRID_LIMITS_ARG_BYTES, …).
 // GRID_ADMIN_TOKEN adds an admin API token named "env-admin"; GRID_REGISTRATION_TOKEN adds one
 // executor bootstrap token. Secrets can be read from files instead: `secrets_key_file`,
 // `tokens[].token_file`, `registration_tokens[].token_file`, and GRID_SECRETS_KEY_FILE,
@@ -21,6 +21,7 @@ import { readConfigFile } from './json.js';
 import { envWithSecretFiles, inlineSecretFile, inlineSecretFiles, secretFromFile } from './secret-files.js';
 import { decodeLayer, envLayer, resolveLayers, t, type LoadOptions } from './schema.js';
 import type { NatsTls } from '../bus/connect.js';
+import { LIMIT_DEFAULTS, type LimitKey, type Limits } from '../domain/limits.js';
 import type { EtcdTls } from '../store/kv.js';
 
 /** CA, client certificate and key for a TLS connection to NATS or etcd (PEM files; "" = not used). */
@@ -138,7 +139,13 @@ export interface ControllerConfig {
   log_retention_hours: number;
   log_max_bytes: number;
   event_retention_hours: number;
+  /** What one request may make the controller hold, store or send (see domain/limits.ts). */
+  limits: Limits;
 }
+
+/** A `limits` key: a whole number from `min` (to `max`), GRID_LIMITS_<KEY> in the environment. */
+const limit = (key: LimitKey, min: number, max?: number) =>
+  t.int({ default: LIMIT_DEFAULTS[key], min, ...(max !== undefined ? { max } : {}), env: `GRID_LIMITS_${key.toUpperCase()}` });
 
 export const controllerSchema = {
   grpc_address: t.string({ default: '127.0.0.1:7070', check: listenAddress }),
@@ -194,6 +201,20 @@ export const controllerSchema = {
   log_retention_hours: t.int({ default: 168, min: 1 }),
   log_max_bytes: t.int({ default: 1024 * MiB, min: MiB }),
   event_retention_hours: t.int({ default: 168, min: 1 }),
+  limits: t.object({
+    arg_bytes: limit('arg_bytes', 1),
+    execution_args_bytes: limit('execution_args_bytes', 1),
+    definition_bytes: limit('definition_bytes', 1024),
+    tasks_per_execution: limit('tasks_per_execution', 1),
+    streams_per_token: limit('streams_per_token', 1),
+    groups_per_executor: limit('groups_per_executor', 1),
+    // Below etcd's client's own message limit (kv.ts), with room for the rest of a transaction.
+    record_bytes: limit('record_bytes', 64 * 1024, 32 * MiB),
+    // NATS's default max_payload is 1 MiB.
+    job_message_bytes: limit('job_message_bytes', 1024, MiB),
+    jobs_stream_bytes: limit('jobs_stream_bytes', MiB),
+    jobs_stream_messages: limit('jobs_stream_messages', 1000),
+  }),
 };
 
 /** Secrets given in the environment may come from a file instead: `<NAME>_FILE`. */

@@ -36,6 +36,7 @@ import { SecretBox } from './secrets.js';
 import { Retention } from './retention.js';
 import { BackendHealth } from './health.js';
 import { Defragmenter } from '../store/etcd-maintenance.js';
+import { StreamQuota } from './stream-quota.js';
 import { Sweeper } from './sweeper.js';
 import { ExpiryWatcher } from './expiry.js';
 import { controllerService } from './grpc/controller-service.js';
@@ -140,6 +141,9 @@ export class Controller {
       eventRetentionMs: cfg.event_retention_hours * 3600_000,
       logRetentionMs: cfg.log_retention_hours * 3600_000,
       logMaxBytes: cfg.log_max_bytes,
+      jobMessageBytes: cfg.limits.job_message_bytes,
+      jobsMaxBytes: cfg.limits.jobs_stream_bytes,
+      jobsMaxMessages: cfg.limits.jobs_stream_messages,
     });
 
     const embedded = cfg.etcd.endpoints.length === 0;
@@ -158,7 +162,7 @@ export class Controller {
     const jobStore = new EtcdJobStore(kv);
     await jobStore.startCache();
     this.cleanups.push({ name: 'job cache', run: () => jobStore.closeCache() });
-    const jobs = new JobService(jobStore);
+    const jobs = new JobService(jobStore, cfg.limits);
     const leases = new Leases(kv);
     this.cleanups.push({ name: 'lease keep-alive stream', run: () => leases.close() });
     const executorStore = new EtcdExecutorStore(kv);
@@ -170,6 +174,7 @@ export class Controller {
       natsAdvertise: cfg.nats.advertise.length ? cfg.nats.advertise : this.natsServers,
       ...(tls ? { certificates: new ExecutorCertificates(tls.ca, tls.executorCertDays) } : {}),
       ...(natsTls.ca_file ? { natsCaPem: readFileSync(natsTls.ca_file, 'utf8') } : {}),
+      limits: cfg.limits,
     }, log.named('executors'));
     if (!cfg.secrets_key && !embedded) {
       log.warn('no secrets_key configured: using a key generated in data_dir; replicas must share one key to run jobs with secrets', { data_dir: cfg.data_dir });
@@ -180,7 +185,8 @@ export class Controller {
     await instances.start();
     this.cleanups.push({ name: 'controller liveness lease', run: () => instances.stop() });
     const instance = instances.id;
-    const executionStore = new EtcdExecutionStore(kv);
+    const executionStore = new EtcdExecutionStore(kv, { recordBytes: cfg.limits.record_bytes });
+    const streams = new StreamQuota(cfg.limits);
     const publisher = new JobPublisher({ js, jobs: jobStore });
     const files = new FileService({ nc, kv });
     await executionStore.backfillIndexes(log.named('executions'));
@@ -192,11 +198,13 @@ export class Controller {
     });
     const executions = new ExecutionService({
       kv, store: executionStore, jobs: jobStore, executors: executorStore, registry: executors, js, nc, box, publisher, instance, retention, log: log.named('executions'),
+      limits: cfg.limits, streams,
       fileDigests: (names) => files.recordedDigests(names),
     });
     const logs = new LogService({
       js, store: executionStore, executors: executorStore, log: log.named('logs'),
       authorizeVisible: (p, x, what) => executions.authorizeVisible(p, x, what),
+      streams,
     });
 
     await ensureControllerConsumers(nc);

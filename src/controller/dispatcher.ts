@@ -83,7 +83,9 @@ export class Dispatcher {
       const results = await this.d.store.updateMany([...reqs.keys()], (e) => this.plan(e, reqs.get(e.id)!.def, executors));
       await Promise.all(
         [...reqs].map(async ([id, { m, def }]) => {
-          const x = results.get(id)?.execution;
+          const r = results.get(id);
+          if (r?.refused) this.d.log.warn('task set not recorded: the record would be too large to store', { id, state: r.execution.state, reason: r.refused });
+          const x = r?.execution;
           if (x) {
             const toSend = sendable(x);
             if (toSend.length) await this.d.publisher.publish(x, toSend, await this.d.publisher.definitionOf(x, def));

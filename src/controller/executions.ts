@@ -11,6 +11,7 @@ import { groupsOf, isLive, type ExecutorRecord } from '../domain/executor.js';
 import { isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
 import { claimTask, isTaskOf, mayBegin, NOT_YET, sendable, stopExecution, type ClaimAnswer } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
+import { checkTaskCount, LIMIT_DEFAULTS, type Limits } from '../domain/limits.js';
 import type { TaskToRun } from '../domain/task.js';
 import { checkIdempotencyKey, idempotencyKeyHash, requestDigest, type IdempotentRequest } from '../domain/idempotency.js';
 import { formatTarget, parseTarget } from '../domain/target.js';
@@ -28,6 +29,7 @@ import type { ExecutorRegistry } from './executors.js';
 import type { JobPublisher } from './job-publisher.js';
 import { describePolicy, type Retention } from './retention.js';
 import type { SecretBox } from './secrets.js';
+import type { StreamQuota } from './stream-quota.js';
 
 /** What Execute is asked: the request's own fields (job, args, target, limits), and these. */
 export interface ExecuteInput extends IdempotentRequest {
@@ -78,8 +80,16 @@ export class ExecutionService {
       retention?: Pick<Retention, 'status' | 'policy'>;
       log: Logger;
       now?: () => number;
+      /** Sizes of arguments, tasks per execution (default LIMIT_DEFAULTS). */
+      limits?: Limits;
+      /** Open watches per token, shared with GetLogs; absent = not counted. */
+      streams?: StreamQuota;
     },
   ) {}
+
+  private get limits(): Limits {
+    return this.d.limits ?? LIMIT_DEFAULTS;
+  }
 
   private now(): number {
     return this.d.now?.() ?? Date.now();
@@ -98,7 +108,7 @@ export class ExecutionService {
     const job = await this.d.jobs.getJob(input.job);
     const def = job.definition;
     authorizeJobGroups(p, def.name, def.authorized_groups);
-    const { args, secrets } = resolveArgs(def, input.args, { requireSecrets: !input.dryRun });
+    const { args, secrets } = resolveArgs(def, input.args, { requireSecrets: !input.dryRun, limits: this.limits });
     const targetText = input.target || def.target || 'all';
     const target = parseTarget(targetText);
     if (p.groups.length) authorizeTarget(p, target, targetText, await this.nodeGroups());
@@ -139,6 +149,7 @@ export class ExecutionService {
     // Dispatched here and now: the target is resolved against the registry (held in memory),
     // the task set is written with the record in one group commit, then the job messages go out.
     const { failure } = dispatchExecution(x, def, await this.d.executors.all(), now);
+    checkTaskCount(x.target, x.tasks.length, this.limits);
     if (!failure) x.dispatcher = this.d.instance;
     const created = await this.d.store.create(x, claim);
     if (!created.created) return this.reuse(p, key, claim!, created.existing);
@@ -207,6 +218,7 @@ export class ExecutionService {
     const executors = await this.d.executors.all();
     const plan = planTasks({ target, executors, runner: def.runner, waitOfflineMs: 0, now: this.now() });
     if (plan.failure) throw new FailedPreconditionError(`target ${formatTarget(target)}: ${plan.failure}`);
+    checkTaskCount(formatTarget(target), plan.tasks.length, this.limits);
     const rows: DryRunRow[] = plan.tasks.map((t) => ({
       executorId: t.executor_id,
       executorName: t.pool ? `(any member of pool ${t.pool})` : t.executor_name,
@@ -302,9 +314,15 @@ export class ExecutionService {
   /**
    * Snapshots of the execution as it changes, ending after a terminal one. A watcher that reads
    * slower than the record changes gets the latest snapshot, not every one in between (a big
-   * fan-out changes many times a second; each snapshot is the whole record).
+   * fan-out changes many times a second; each snapshot is the whole record). Counts as one of
+   * the token's open streams (limits.streams_per_token) until it ends.
    */
-  async *watch(p: Principal, id: string, signal: AbortSignal): AsyncIterable<Execution> {
+  watch(p: Principal, id: string, signal: AbortSignal): AsyncIterable<Execution> {
+    const run = () => this.watchRecord(p, id, signal);
+    return this.d.streams?.hold(p, run) ?? run();
+  }
+
+  private async *watchRecord(p: Principal, id: string, signal: AbortSignal): AsyncIterable<Execution> {
     authorize(p, 'executions:read');
     const first = await this.d.store.get(id);
     if (!first) await this.d.store.mustGet(id); // throws NotFound
@@ -387,7 +405,7 @@ export class ExecutionService {
         byExecution.set(p.item.ref.executionId, list);
       }
       const answers = new Map<Pending<ClaimRequest, ClaimAnswer>, ClaimAnswer>();
-      await this.d.store.updateMany([...byExecution.keys()], (x) => {
+      const results = await this.d.store.updateMany([...byExecution.keys()], (x) => {
         let changed = false;
         for (const p of byExecution.get(x.id) ?? []) {
           const { executor: e, session, ref, task } = p.item;
@@ -402,6 +420,12 @@ export class ExecutionService {
         }
         return changed;
       });
+      // A claim that made its record too large to store was not recorded: the execution failed instead.
+      for (const [id, r] of results) {
+        if (!r.refused) continue;
+        this.d.log.warn('claims not recorded: the record would be too large to store', { id, state: r.execution.state, reason: r.refused });
+        for (const p of byExecution.get(id) ?? []) answers.set(p, { claimed: false, reason: `execution ${id} is ${r.execution.state}: ${r.refused}` });
+      }
       for (const p of batch) p.resolve(answers.get(p) ?? { claimed: false, reason: `execution ${p.item.ref.executionId} does not exist` });
     },
   });

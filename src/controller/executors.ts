@@ -7,6 +7,7 @@ import { deleteExecutorConsumer, ensureExecutorConsumers } from '../bus/consumer
 import { subjects } from '../bus/subjects.js';
 import { groupsOf, type ExecutorRecord, type ExecutorState, type ExecutorView } from '../domain/executor.js';
 import { RUNNERS, type RunnerName } from '../domain/job.js';
+import { groupCountProblem, LIMIT_DEFAULTS, type Limits } from '../domain/limits.js';
 import { AlreadyExistsError, PermissionDeniedError, UnauthenticatedError, ValidationError, type Problem } from '../errors.js';
 import type { RegistrationToken } from '../config/controller.js';
 import type { EtcdExecutorStore } from '../store/etcd-executors.js';
@@ -83,6 +84,8 @@ export interface RegistryOptions {
   certificates?: ExecutorCertificates;
   /** PEM of the CA executors verify NATS with, handed over at Register. */
   natsCaPem?: string;
+  /** Groups per executor (default LIMIT_DEFAULTS). */
+  limits?: Pick<Limits, 'groups_per_executor'>;
 }
 
 const LABEL = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -112,7 +115,7 @@ export class ExecutorRegistry {
       this.log.warn('registration refused: wrong registration token', { name: input.name });
       throw new UnauthenticatedError('the registration token was not accepted: check registration_token in the executor config');
     }
-    const spec = validateRegistration(input);
+    const spec = validateRegistration(input, this.opts.limits ?? LIMIT_DEFAULTS);
     const outside = token.groups.length ? spec.groups.filter((g) => !token.groups.includes(g)) : [];
     if (outside.length) {
       this.log.warn('registration refused: groups outside the registration token\'s', { name: spec.name, groups: outside.join(',') });
@@ -364,14 +367,17 @@ function sha256hex(s: string): string {
 }
 
 /** Checks what an executor says about itself; one ValidationError lists every problem. */
-function validateRegistration(input: RegisterInput) {
+function validateRegistration(input: RegisterInput, limits: Pick<Limits, 'groups_per_executor'>) {
   const problems: Problem[] = [];
   const name = (input.name ?? '').trim();
   if (!NODE_NAME.test(name)) {
     problems.push({ path: 'name', message: `"${name}" must be lowercase letters, digits, "-" and ".", starting and ending with a letter or digit` });
   }
   const groups = [...new Set(input.groups ?? [])];
-  groups.forEach((g, i) => {
+  const tooMany = groupCountProblem(groups, limits);
+  // Too many is the one problem worth a line; each of thousands of names would not be.
+  if (tooMany) problems.push(tooMany);
+  else groups.forEach((g, i) => {
     if (!LABEL.test(g)) problems.push({ path: `groups[${i}]`, message: `"${g}" must be a DNS label: lowercase letters, digits and "-", starting with a letter` });
   });
   const runners = [...new Set(input.runners?.length ? input.runners : ['host'])];

@@ -3,6 +3,7 @@
 
 import type { StoredJob } from '../domain/job.js';
 import { parseJobDefinition } from '../domain/jobdef.js';
+import { checkDefinitionSize, LIMIT_DEFAULTS, type Limits } from '../domain/limits.js';
 import { NotFoundError } from '../errors.js';
 import type { JobStore } from '../store/store.js';
 import { authorize, type Principal } from './auth.js';
@@ -14,10 +15,14 @@ export interface CreateJobInput {
 }
 
 export class JobService {
-  constructor(private readonly store: JobStore) {}
+  constructor(
+    private readonly store: JobStore,
+    private readonly limits: Pick<Limits, 'definition_bytes'> = LIMIT_DEFAULTS,
+  ) {}
 
   async create(p: Principal, input: CreateJobInput): Promise<{ job: StoredJob; created: boolean }> {
     authorize(p, 'jobs:write');
+    checkDefinitionSize(input.definitionJson, this.limits);
     const def = parseJobDefinition(input.definitionJson);
     if (!input.replace) return { job: await this.store.createJob(def, p.name), created: true };
     try {

@@ -17,6 +17,7 @@ import type { Logger } from '../util/log.js';
 import { NotFoundError } from '../errors.js';
 import type { EtcdExecutionStore } from '../store/etcd-executions.js';
 import { authorize, type Principal } from './auth.js';
+import type { StreamQuota } from './stream-quota.js';
 
 export interface LogChunkOut {
   executionId: string;
@@ -51,6 +52,8 @@ export class LogService {
       log?: Logger;
       /** Refuses an execution outside a scoped token's groups. */
       authorizeVisible?: (p: Principal, x: Execution, what: string) => Promise<void>;
+      /** Open streams per token, shared with WatchExecution; absent = not counted. */
+      streams?: StreamQuota;
     },
   ) {}
 
@@ -78,7 +81,12 @@ export class LogService {
     };
   }
 
-  async *stream(p: Principal, req: { executionId: string; follow: boolean; executor: string }, signal: AbortSignal): AsyncIterable<LogChunkOut> {
+  stream(p: Principal, req: { executionId: string; follow: boolean; executor: string }, signal: AbortSignal): AsyncIterable<LogChunkOut> {
+    const run = () => this.read(p, req, signal);
+    return this.d.streams?.hold(p, run) ?? run();
+  }
+
+  private async *read(p: Principal, req: { executionId: string; follow: boolean; executor: string }, signal: AbortSignal): AsyncIterable<LogChunkOut> {
     authorize(p, 'logs:read');
     const x = await this.d.store.mustGet(req.executionId);
     await this.d.authorizeVisible?.(p, x, 'read the logs of');

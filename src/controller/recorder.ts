@@ -117,9 +117,12 @@ export class Recorder {
       await Promise.all(
         [...byExecution].map(async ([id, items]) => {
           const r = results.get(id);
+          // Its events would have made the record too large to store: the execution failed
+          // instead (or had ended), alone, and the events are done with.
+          if (r?.refused) this.d.log.warn('events not recorded: the record would be too large to store', { id, state: r.execution.state, reason: r.refused, events: items.length });
           // A batched rollout's next wave was released by these events: send its job messages
           // before acking, so a crash here redelivers the events (the sweeper also re-sends).
-          if (r?.changed) {
+          if (r?.changed && !r.refused) {
             const released = sendable(r.execution).filter((t) => !before.get(id)?.has(t.key));
             if (released.length) {
               await this.d.publisher.publish(r.execution, released, await this.d.publisher.definitionOf(r.execution));

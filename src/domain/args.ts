@@ -4,6 +4,7 @@
 import { ValidationError, type Problem } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
 import type { ArgSpec, JobDefinition } from './job.js';
+import { argSizeProblems, type Limits } from './limits.js';
 
 const INT_RE = /^[+-]?\d+$/;
 const TRUE_WORDS = ['true', '1', 'yes'];
@@ -60,12 +61,15 @@ export function checkArgValue(spec: ArgSpec, value: string): { ok: true; value: 
  * Validates `given` (args and secrets by name) against the definition and applies defaults.
  * Throws one ValidationError listing every problem, with paths like `args.COUNT`. A dry run
  * passes `requireSecrets: false`: it runs nothing, so it should not need a password typed in.
+ * With `limits`, values over them are refused first, before any pattern runs over them.
  */
 export function resolveArgs(
   def: JobDefinition,
   given: Record<string, string>,
-  opts: { requireSecrets?: boolean } = {},
+  opts: { requireSecrets?: boolean; limits?: Pick<Limits, 'arg_bytes' | 'execution_args_bytes'> } = {},
 ): { args: Record<string, string>; secrets: Record<string, string> } {
+  const tooLarge = opts.limits ? argSizeProblems(given, opts.limits) : [];
+  if (tooLarge.length) throw new ValidationError(tooLarge);
   const problems: Problem[] = [];
   const specs = new Map(def.env_vars.args.map((a) => [a.name, a]));
   const secretNames = new Set(def.env_vars.secrets.map((s) => s.name));

@@ -22,6 +22,8 @@ export interface EtcdOptions {
    * gateway dials its own gRPC port with it. The client pair is what the readiness probe shows.
    */
   tls?: EtcdServerTls;
+  /** etcd's --max-request-bytes (default 16 MiB); tests of what etcd refuses set it lower. */
+  maxRequestBytes?: number;
 }
 
 export interface EtcdServerTls {
@@ -76,7 +78,7 @@ async function startOnce(binary: string, host: string, logFile: string, options:
     '--log-outputs', 'stderr',
     // A dev cluster runs for weeks; keep history bounded like an operator would.
     // An execution fanned out to thousands of executors is one record larger than etcd's 1.5 MiB default.
-    '--max-request-bytes', String(16 * 1024 * 1024),
+    '--max-request-bytes', String(options.maxRequestBytes ?? 16 * 1024 * 1024),
     '--auto-compaction-mode', 'periodic',
     '--auto-compaction-retention', '1h',
     ...(options.tls ? tlsArgs(options.tls) : []),

@@ -2,6 +2,7 @@
 // the last half is kept in a ring buffer written out by finish(), with a marker saying what was
 // dropped in between. Memory stays within the cap whatever the task prints.
 
+import { formatBytes } from '../util/bytes.js';
 import type { LogSink, LogStream } from './runner.js';
 
 /** One run of bytes from one stream inside the tail ring. */
@@ -165,15 +166,3 @@ function trimSegments(segments: Segment[], skip: number): Segment[] {
   return out;
 }
 
-/** "5 MiB", "48.2 MiB", "512 B" — binary units, one decimal at most. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  const s = u === 0 ? String(v) : v.toFixed(1).replace(/\.0$/, '');
-  return `${s} ${units[u]}`;
-}

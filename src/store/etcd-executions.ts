@@ -3,18 +3,22 @@
 // those; executions-by-job/<job>/<id> (empty) and, once it has ended,
 // executions-by-state/<STATE>/<id> (holding the job's name) let lists by job or by state read
 // only what they show, and let retention find the oldest finished executions. All change in one
-// transaction guarded by the record's mod revision (CAS).
+// transaction guarded by the record's mod revision (CAS). A record too large to write
+// (limits.record_bytes, or etcd's own request limit) never holds up the others written with it:
+// that execution fails alone, with the reason.
 // idempotency/<requester>/<sha256 of the key> names the execution an idempotency key started;
 // it is created in the transaction that creates the execution, only if it does not exist, and
 // lapses with its hourly lease 24 to 25 h later.
 
-import { EtcdLeaseInvalidError, type IRequestOp } from 'etcd3';
+import { EtcdLeaseInvalidError, type ICompare, type IRequestOp } from 'etcd3';
 import { isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
+import { failExecution } from '../domain/execution-rules.js';
 import { IDEMPOTENCY_WINDOW_MS } from '../domain/idempotency.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { LIMIT_DEFAULTS, recordOverLimit, recordRefusedByEtcd } from '../domain/limits.js';
+import { ConflictError, LimitExceededError, NotFoundError } from '../errors.js';
 import { Batcher } from '../util/batcher.js';
 import type { Logger } from '../util/log.js';
-import type { Kv, Versioned } from './kv.js';
+import { isTooLarge, type Kv, type Versioned } from './kv.js';
 import { BucketLeases, Leases } from './leases.js';
 
 /** What the sweeper needs to know about an active execution without reading it. */
@@ -96,16 +100,55 @@ export interface FinishedEntry {
   state: ExecutionState;
 }
 
+export interface ExecutionStoreOptions {
+  /** limits.record_bytes: the largest write of one execution (record and index entry). */
+  recordBytes?: number;
+  now?: () => number;
+}
+
+/** What an update did to one execution. */
+export interface UpdateResult {
+  /** The execution as stored now. */
+  execution: Execution;
+  changed: boolean;
+  /**
+   * Set when the change could not be written because the record would be too large: the
+   * execution was failed instead with this reason (or, if it had ended already, left as it was).
+   */
+  refused?: string;
+}
+
+/** One execution's part of a transaction: its compares, its writes, and their size. */
+interface Write {
+  x: Execution;
+  compares: ICompare[];
+  ops: IRequestOp[];
+  /** Bytes of its keys and values, what counts against record_bytes. */
+  bytes: number;
+}
+
+interface Committed<W extends Write> {
+  done: W[];
+  /** Lost the compare to another writer (or, for a create, the id exists). */
+  lost: W[];
+  /** etcd refused the write for its size, even alone. */
+  tooLarge: W[];
+}
+
 export class EtcdExecutionStore {
+  private readonly recordBytes: number;
+  private readonly now: () => number;
   /** Idempotency entries share one lease per hour, which outlives each of them by 24 to 25 h. */
   private readonly keyLeases: BucketLeases;
 
   constructor(
     private readonly kv: Kv,
-    o: { now?: () => number } = {},
+    o: ExecutionStoreOptions = {},
   ) {
+    this.recordBytes = o.recordBytes ?? LIMIT_DEFAULTS.record_bytes;
+    this.now = o.now ?? Date.now;
     const leases = new Leases(kv);
-    this.keyLeases = new BucketLeases((ttl) => leases.grant(ttl), { lifeMs: IDEMPOTENCY_WINDOW_MS, bucketMs: 3600_000, now: o.now ?? Date.now });
+    this.keyLeases = new BucketLeases((ttl) => leases.grant(ttl), { lifeMs: IDEMPOTENCY_WINDOW_MS, bucketMs: 3600_000, now: this.now });
   }
 
   key(id: string): string {
@@ -128,7 +171,8 @@ export class EtcdExecutionStore {
    * Records a new execution; with an idempotency claim, only if that key is free, in the same
    * transaction (a check before it would let two concurrent retries both create one). Creates
    * that arrive while a transaction is in flight are written together in the next one (group
-   * commit): no waiting when idle, far fewer writes under load.
+   * commit): no waiting when idle, far fewer writes under load. A record too large to write is
+   * refused (LimitExceededError) and the others are written.
    */
   create(x: Execution, claim?: IdempotencyClaim): Promise<CreateResult> {
     return this.creates.add({ x, claim });
@@ -141,75 +185,74 @@ export class EtcdExecutionStore {
 
   private readonly creates = new Batcher<NewExecution, CreateResult>({
     max: GROUP,
-    run: async (chunk) => {
-      const keys = chunk.flatMap(({ item }) => (item.claim ? [this.idempotencyKey(item.claim.requester, item.claim.keyHash)] : []));
+    run: async (batch) => {
+      type Item = (typeof batch)[number];
+      const tooBig = (n: NewExecution, bytes: number) => new LimitExceededError('record_bytes', recordOverLimit(bytes, this.recordBytes));
+      let todo: Item[] = batch;
+      const keys = batch.flatMap(({ item }) => (item.claim ? [this.idempotencyKey(item.claim.requester, item.claim.keyHash)] : []));
       // etcd refuses a transaction that writes a key twice: two creates under one idempotency
       // key go one by one below, where the second finds the first's entry.
       if (new Set(keys).size === keys.length) {
-        const res = await this.createTxn(chunk.map((p) => p.item));
-        if (res.succeeded) {
-          const revision = Number(res.header.revision);
-          for (const p of chunk) {
-            this.remember(p.item.x, revision);
-            p.resolve({ created: true });
+        for (let attempt = 0; todo.length; attempt++) {
+          const lease = keys.length ? await this.keyLeases.current() : '';
+          const writes: Array<Write & { p: Item }> = [];
+          for (const p of todo) {
+            const w = { ...this.prepare(p.item.x, 'create', undefined, p.item.claim, lease), p };
+            if (w.bytes > this.recordBytes) p.reject(tooBig(p.item, w.bytes));
+            else writes.push(w);
           }
-          return;
+          const out = emptyCommitted<(typeof writes)[number]>();
+          try {
+            await this.commit(writes, out);
+          } catch (err) {
+            // etcd no longer has the hour's lease: once more, on a new one, for what is left.
+            if (!(err instanceof EtcdLeaseInvalidError) || attempt > 0) throw err;
+            await this.keyLeases.forget(lease);
+          }
+          for (const w of out.done) w.p.resolve({ created: true });
+          for (const w of out.tooLarge) w.p.reject(new LimitExceededError('record_bytes', recordRefusedByEtcd(w.bytes, this.recordBytes)));
+          const settled = new Set([...out.done, ...out.tooLarge].map((w) => w.p));
+          // An id was taken already (never for fresh ids) or, far more likely, an idempotency
+          // key (a retry): found one by one below, so that the others are still created.
+          const lost = new Set(out.lost.map((w) => w.p));
+          todo = writes.filter((w) => !settled.has(w.p) && !lost.has(w.p)).map((w) => w.p);
+          if (!todo.length) {
+            todo = [...lost];
+            break;
+          }
         }
       }
-      // An id was taken already (never for fresh ids) or, far more likely, an idempotency key
-      // (a retry): find which, one by one, so that the others are still created.
-      await Promise.all(chunk.map((p) => this.createOne(p.item).then(p.resolve, p.reject)));
+      await Promise.all(todo.map((p) => this.createOne(p.item).then(p.resolve, p.reject)));
     },
   });
 
   private async createOne(n: NewExecution): Promise<CreateResult> {
     const entryKey = n.claim && this.idempotencyKey(n.claim.requester, n.claim.keyHash);
-    const res = await this.createTxn([n], entryKey ? [{ request_range: { key: Buffer.from(entryKey) } }] : []);
-    if (res.succeeded) {
-      this.remember(n.x, Number(res.header.revision));
-      return { created: true };
-    }
-    const entry = res.responses[0]?.response_range?.kvs[0];
-    if (entry) return { created: false, existing: JSON.parse(entry.value.toString()) as IdempotencyEntry };
-    throw new ConflictError('execution', n.x.id, 'an execution with this id exists already');
-  }
-
-  /**
-   * One transaction creating `items` if their ids and idempotency keys are all free. The keys'
-   * entries go on the current hourly lease; if etcd no longer has it, once more on a new one.
-   */
-  private async createTxn(items: NewExecution[], failure: IRequestOp[] = []) {
-    const keyed = items.some((n) => n.claim);
     for (let attempt = 0; ; attempt++) {
-      const lease = keyed ? await this.keyLeases.current() : '';
+      const lease = n.claim ? await this.keyLeases.current() : '';
+      const w = this.prepare(n.x, 'create', undefined, n.claim, lease);
+      if (w.bytes > this.recordBytes) throw new LimitExceededError('record_bytes', recordOverLimit(w.bytes, this.recordBytes));
+      let res;
       try {
-        return await this.kv.client.kv.txn({
-          compare: items.flatMap((n) => this.createCompares(n)),
-          success: items.flatMap((n) => this.createOps(n, lease)),
-          failure,
+        res = await this.kv.client.kv.txn({
+          compare: w.compares,
+          success: w.ops,
+          failure: entryKey ? [{ request_range: { key: Buffer.from(entryKey) } }] : [],
         });
       } catch (err) {
+        if (isTooLarge(err)) throw new LimitExceededError('record_bytes', recordRefusedByEtcd(w.bytes, this.recordBytes));
         if (!(err instanceof EtcdLeaseInvalidError) || attempt > 0) throw err;
         await this.keyLeases.forget(lease);
+        continue;
       }
+      if (res.succeeded) {
+        this.remember(n.x, Number(res.header.revision));
+        return { created: true };
+      }
+      const entry = res.responses[0]?.response_range?.kvs[0];
+      if (entry) return { created: false, existing: JSON.parse(entry.value.toString()) as IdempotencyEntry };
+      throw new ConflictError('execution', n.x.id, 'an execution with this id exists already');
     }
-  }
-
-  /** The execution's id and its idempotency key (if any) must both be free. */
-  private createCompares(n: NewExecution) {
-    const free = (key: string) => ({ key: Buffer.from(key), target: 'Create' as const, result: 'Equal' as const, create_revision: 0 });
-    const compares = [free(this.key(n.x.id))];
-    if (n.claim) compares.push(free(this.idempotencyKey(n.claim.requester, n.claim.keyHash)));
-    return compares;
-  }
-
-  private createOps(n: NewExecution, lease: string): IRequestOp[] {
-    const ops: IRequestOp[] = this.writeOps(n.x, undefined);
-    if (n.claim) {
-      const entry: IdempotencyEntry = { execution_id: n.x.id, digest: n.claim.digest, created_at_ms: n.x.created_at_ms };
-      ops.push({ request_put: { key: Buffer.from(this.idempotencyKey(n.claim.requester, n.claim.keyHash)), value: Buffer.from(JSON.stringify(entry)), lease } });
-    }
-    return ops;
   }
 
   /**
@@ -231,6 +274,72 @@ export class EtcdExecutionStore {
       if (isTerminalExecution(x.state)) ops.push(put(this.stateIndexKey(x.state, x.id), x.job));
     }
     return ops;
+  }
+
+  /**
+   * `x`'s write over `prev` (undefined for a new record), guarded by its mod revision being
+   * `expect` (or by its not existing yet); with an idempotency claim, also by the key being
+   * free, and the key's entry written on `lease`.
+   */
+  private prepare(x: Execution, expect: number | 'create', prev: Execution | undefined, claim?: IdempotencyClaim, lease = ''): Write {
+    const key = Buffer.from(this.key(x.id));
+    const free = (k: string): ICompare => ({ key: Buffer.from(k), target: 'Create', result: 'Equal', create_revision: 0 });
+    const compares: ICompare[] = [expect === 'create' ? free(this.key(x.id)) : { key, target: 'Mod', result: 'Equal', mod_revision: expect }];
+    const ops = this.writeOps(x, prev);
+    if (claim) {
+      const entryKey = this.idempotencyKey(claim.requester, claim.keyHash);
+      compares.push(free(entryKey));
+      const entry: IdempotencyEntry = { execution_id: x.id, digest: claim.digest, created_at_ms: x.created_at_ms };
+      ops.push({ request_put: { key: Buffer.from(entryKey), value: Buffer.from(JSON.stringify(entry)), lease } });
+    }
+    const size = (b: Buffer | undefined) => b?.length ?? 0;
+    const bytes = ops.reduce((n, op) => n + size(op.request_put?.key) + size(op.request_put?.value) + size(op.request_delete_range?.key), 0);
+    return { x, compares, ops, bytes };
+  }
+
+  /**
+   * Writes in as few transactions as possible: at most GROUP executions and record_bytes each.
+   * A transaction etcd refuses for its size is split in two and each half tried again, so a
+   * record too large for etcd ends up alone in `tooLarge` and every other one is written.
+   */
+  private async commit<W extends Write>(writes: W[], out: Committed<W> = emptyCommitted<W>()): Promise<Committed<W>> {
+    let chunk: W[] = [];
+    let bytes = 0;
+    for (const w of writes) {
+      if (chunk.length === GROUP || (chunk.length > 0 && bytes + w.bytes > this.recordBytes)) {
+        await this.commitChunk(chunk, out);
+        [chunk, bytes] = [[], 0];
+      }
+      chunk.push(w);
+      bytes += w.bytes;
+    }
+    if (chunk.length) await this.commitChunk(chunk, out);
+    return out;
+  }
+
+  private async commitChunk<W extends Write>(chunk: W[], out: Committed<W>): Promise<void> {
+    let res;
+    try {
+      res = await this.kv.client.kv.txn({ compare: chunk.flatMap((w) => w.compares), success: chunk.flatMap((w) => w.ops) });
+    } catch (err) {
+      if (!isTooLarge(err)) throw err;
+      if (chunk.length === 1) {
+        out.tooLarge.push(chunk[0]!);
+        return;
+      }
+      const half = Math.ceil(chunk.length / 2);
+      await this.commitChunk(chunk.slice(0, half), out);
+      await this.commitChunk(chunk.slice(half), out);
+      return;
+    }
+    if (!res.succeeded) {
+      for (const w of chunk) this.recent.delete(w.x.id);
+      out.lost.push(...chunk);
+      return;
+    }
+    const revision = Number(res.header.revision);
+    for (const w of chunk) this.remember(w.x, revision);
+    out.done.push(...chunk);
   }
 
   /**
@@ -276,28 +385,49 @@ export class EtcdExecutionStore {
 
   /**
    * Read-modify-write by compare-and-swap, retried on conflict. `fn` mutates the copy it is
-   * given and returns whether it changed anything; nothing is written when it did not.
+   * given and returns whether it changed anything; nothing is written when it did not. A change
+   * that makes the record too large to write fails the execution instead (see UpdateResult).
    */
-  async update(id: string, fn: (x: Execution) => boolean): Promise<{ execution: Execution; changed: boolean }> {
+  update(id: string, fn: (x: Execution) => boolean): Promise<UpdateResult> {
+    return this.updateOne(id, fn, true);
+  }
+
+  /** update(); without `isolate`, a write too large is an error rather than a failed execution. */
+  private async updateOne(id: string, fn: (x: Execution) => boolean, isolate: boolean): Promise<UpdateResult> {
     for (let attempt = 0; attempt < 50; attempt++) {
       const cur = await this.get(id);
       if (!cur) throw new NotFoundError('execution', id);
       const next = structuredClone(cur.value);
       if (!fn(next)) return { execution: cur.value, changed: false };
-      if (await this.swap(next, cur.value, cur.revision)) return { execution: next, changed: true };
+      const w = this.prepare(next, cur.revision, cur.value);
+      if (isolate && w.bytes > this.recordBytes) return this.refuse(id, recordOverLimit(w.bytes, this.recordBytes));
+      const out = await this.commit([w]);
+      if (out.tooLarge.length) {
+        const why = recordRefusedByEtcd(w.bytes, this.recordBytes);
+        if (isolate) return this.refuse(id, why);
+        throw new LimitExceededError('record_bytes', why);
+      }
+      if (out.done.length) return { execution: next, changed: true };
     }
     throw new ConflictError('execution', id, 'gave up after 50 concurrent updates');
   }
 
+  /**
+   * A change to `id` that cannot be written, for its size: the execution fails with the reason
+   * instead, over the record as stored (which etcd took), unless it has ended already; then the
+   * change is dropped. Its tasks not started never start (BeginTask refuses them).
+   */
+  private async refuse(id: string, reason: string): Promise<UpdateResult> {
+    const r = await this.updateOne(id, (x) => failExecution(x, reason, this.now()), false);
+    return { ...r, refused: reason };
+  }
+
   /** Writes `x` over `prev` if the record is still at `revision`, keeping the indexes in step. */
   async swap(x: Execution, prev: Execution, revision: number): Promise<boolean> {
-    const res = await this.kv.client.kv.txn({
-      compare: [{ key: Buffer.from(this.key(x.id)), target: 'Mod', result: 'Equal', mod_revision: revision }],
-      success: this.writeOps(x, prev),
-    });
-    if (res.succeeded) this.remember(x, Number(res.header.revision));
-    else this.recent.delete(x.id);
-    return res.succeeded;
+    const w = this.prepare(x, revision, prev);
+    const out = await this.commit([w]);
+    if (out.tooLarge.length) throw new LimitExceededError('record_bytes', recordRefusedByEtcd(w.bytes, this.recordBytes));
+    return out.done.length > 0;
   }
 
   /** Reads many executions in one round trip per 128 (etcd's limit of operations per txn). */
@@ -319,10 +449,12 @@ export class EtcdExecutionStore {
    * transactions as possible, each guarded by every record's mod revision. Records this store
    * wrote last are not read back. A transaction that loses to a concurrent writer is read again
    * and retried; after a few rounds, what is left is redone execution by execution with
-   * update(). Executions that do not exist are missing from the result.
+   * update(). A change too large to write fails its execution alone (`refused` in its result)
+   * and never holds up the others. Executions that do not exist are missing from the result.
    */
-  async updateMany(ids: string[], fn: (x: Execution) => boolean): Promise<Map<string, { execution: Execution; changed: boolean }>> {
-    const result = new Map<string, { execution: Execution; changed: boolean }>();
+  async updateMany(ids: string[], fn: (x: Execution) => boolean): Promise<Map<string, UpdateResult>> {
+    const result = new Map<string, UpdateResult>();
+    const refused = new Map<string, string>();
     let todo = [...new Set(ids)];
     for (let round = 0; round < 3 && todo.length; round++) {
       const current = new Map<string, Versioned<Execution>>();
@@ -333,34 +465,23 @@ export class EtcdExecutionStore {
         else toRead.push(id);
       }
       for (const [id, v] of await this.getMany(toRead)) current.set(id, v);
-      const changes: Array<{ next: Execution; prev: Execution; revision: number }> = [];
+      const writes: Write[] = [];
       for (const [id, cur] of current) {
         const next = structuredClone(cur.value);
-        if (fn(next)) changes.push({ next, prev: cur.value, revision: cur.revision });
-        else result.set(id, { execution: cur.value, changed: false });
-      }
-      todo = [];
-      for (let i = 0; i < changes.length; i += GROUP) {
-        const chunk = changes.slice(i, i + GROUP);
-        const res = await this.kv.client.kv.txn({
-          compare: chunk.map(({ next, revision }) => ({ key: Buffer.from(this.key(next.id)), target: 'Mod' as const, result: 'Equal' as const, mod_revision: revision })),
-          success: chunk.flatMap(({ next, prev }) => this.writeOps(next, prev)),
-        });
-        if (res.succeeded) {
-          const revision = Number(res.header.revision);
-          for (const { next } of chunk) {
-            this.remember(next, revision);
-            result.set(next.id, { execution: next, changed: true });
-          }
-        } else {
-          for (const { next } of chunk) {
-            this.recent.delete(next.id);
-            todo.push(next.id);
-          }
+        if (!fn(next)) result.set(id, { execution: cur.value, changed: false });
+        else {
+          const w = this.prepare(next, cur.revision, cur.value);
+          if (w.bytes > this.recordBytes) refused.set(id, recordOverLimit(w.bytes, this.recordBytes));
+          else writes.push(w);
         }
       }
+      const out = await this.commit(writes);
+      for (const w of out.done) result.set(w.x.id, { execution: w.x, changed: true });
+      for (const w of out.tooLarge) refused.set(w.x.id, recordRefusedByEtcd(w.bytes, this.recordBytes));
+      todo = out.lost.map((w) => w.x.id);
     }
     for (const id of todo) result.set(id, await this.update(id, fn));
+    for (const [id, reason] of refused) result.set(id, await this.refuse(id, reason));
     return result;
   }
 
@@ -533,4 +654,8 @@ export function activeEntry(x: Execution): ActiveEntry {
 /** The first key after every key that starts with `prefix`. */
 function prefixEnd(prefix: string): string {
   return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
+function emptyCommitted<W extends Write>(): Committed<W> {
+  return { done: [], lost: [], tooLarge: [] };
 }

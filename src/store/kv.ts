@@ -8,6 +8,7 @@ import {
   EtcdPermissionDeniedError,
   GRPCDeadlineExceededError,
   GRPCInvalidArgumentError,
+  GRPCResourceExhastedError,
   GRPCUnavailableError,
   type IKeyValue,
   type IOptions,
@@ -234,6 +235,17 @@ export class Kv {
       throw err;
     }
   }
+}
+
+/**
+ * Whether etcd refused a request for its size: over its --max-request-bytes ("etcdserver:
+ * request is too large", an invalid argument), or over a gRPC message limit on either side
+ * (resource exhausted). etcd3 gives the first no class of its own, so it is told by etcd's
+ * fixed error text, here and nowhere else.
+ */
+export function isTooLarge(err: unknown): boolean {
+  if (err instanceof GRPCResourceExhastedError) return true;
+  return err instanceof GRPCInvalidArgumentError && err.message.includes('request is too large');
 }
 
 function isHttps(endpoint: string): boolean {

@@ -31,7 +31,12 @@ export interface TestServers {
   stop(): Promise<void>;
 }
 
-export async function startServers(): Promise<TestServers> {
+export interface ServerOptions {
+  /** etcd's --max-request-bytes (default 16 MiB, as embedded), for tests of what etcd refuses. */
+  etcdMaxRequestBytes?: number;
+}
+
+export async function startServers(o: ServerOptions = {}): Promise<TestServers> {
   atExit(killLeftovers);
   const dir = mkdtempSync(join(tmpdir(), 'grid-test-'));
   leftovers.dirs.add(dir);
@@ -41,7 +46,7 @@ export async function startServers(): Promise<TestServers> {
   const natsUser: NatsUser = { jwt: own.jwt, seed: own.seed };
   const [nats, etcd] = await Promise.allSettled([
     startNats({ dataDir: join(dir, 'nats'), logFile: join(dir, 'nats-server.log'), auth: { config: await authority.serverConfig(join(dir, 'nats', 'jwt')), user: natsUser } }).then(track),
-    startEtcd({ dataDir: join(dir, 'etcd'), logFile: join(dir, 'etcd.log') }).then(track),
+    startEtcd({ dataDir: join(dir, 'etcd'), logFile: join(dir, 'etcd.log'), maxRequestBytes: o.etcdMaxRequestBytes }).then(track),
   ]);
 
   let closing: Promise<void> | undefined;

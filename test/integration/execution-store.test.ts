@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Execution } from '../../src/domain/execution.js';
 import { EtcdExecutionStore } from '../../src/store/etcd-executions.js';
 import { Kv } from '../../src/store/kv.js';
+import { executionRecord } from '../harness/records.js';
 import { startServers, uniqueName, type TestServers } from '../harness/servers.js';
 
 let servers: TestServers;
@@ -22,13 +23,7 @@ afterAll(async () => {
   await servers?.stop();
 });
 
-function execution(id: string): Execution {
-  return {
-    id, job: 'j', job_version: 1, args: {}, secret_names: [], target: 'all', requester: 'me', state: 'RUNNING', reason: '',
-    created_at_ms: 1, updated_at_ms: 1, finished_at_ms: 0, timeout_seconds: 0, deadline_ms: 0, wait_offline_ms: 0, batch_size: 0, max_failures: 0,
-    tasks: [],
-  };
-}
+const execution = (id: string): Execution => executionRecord(id);
 
 describe('create (group commit)', () => {
   it('writes concurrent creates together, each one recorded and indexed', async () => {

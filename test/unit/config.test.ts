@@ -54,7 +54,9 @@ describe('controller config', () => {
       registration_tokens: [],
       executor_ping_deadline_seconds: 30,
       log_level: 'info',
-      log_retention_hours: 72,
+      execution_retention_hours: 168,
+      execution_retention_max: 100_000,
+      log_retention_hours: 168,
       log_max_bytes: 1024 ** 3,
       event_retention_hours: 168,
     });

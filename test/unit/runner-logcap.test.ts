@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytes, LogCap } from '../../src/runners/logcap.js';
+import { LogCap } from '../../src/runners/logcap.js';
+import { formatBytes } from '../../src/util/bytes.js';
 import type { LogSink, LogStream } from '../../src/runners/runner.js';
 
 class Collect implements LogSink {

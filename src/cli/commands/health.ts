@@ -4,18 +4,8 @@
 import type { Command } from 'commander';
 import type { GetHealthResponse } from '../../gen/grid/v1/controller.js';
 import { ExitWith, type Act } from '../main.js';
+import { formatBytes as bytes } from '../../util/bytes.js';
 import { json, table } from '../output.js';
-
-export function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
-}
 
 /** The report as lines: etcd, NATS with one row per stream, retention. */
 export function healthText(h: GetHealthResponse): string {
