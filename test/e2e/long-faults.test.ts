@@ -84,8 +84,10 @@ describe('a controller down for twice the ping deadline while tasks run', () => 
 describe('an executor stopped (SIGSTOP) after its tasks were dispatched with --wait-offline', () => {
   it('the tasks wait for it and run in submission order once it is back, each once; the task it was running gets its real result', async () => {
     const db = fleet.executors['db-1'];
-    // Its one slot is busy, so the five executions after it queue on its consumer.
-    const blocker = await fleet.execute(job, ['--target', 'node:db-1', '--arg', `OUT=${out}`, '--arg', 'SECS=3']);
+    // Its one slot is busy, so the five executions after it queue on its consumer. It runs long
+    // enough to be running still when the executor is stopped after the five are submitted (a
+    // loaded machine takes seconds for that).
+    const blocker = await fleet.execute(job, ['--target', 'node:db-1', '--arg', `OUT=${out}`, '--arg', 'SECS=20']);
     await until('the blocker RUNNING', async () => ((await fleet.status(blocker)).tasks[0]?.state === 'RUNNING' ? true : undefined));
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push(await fleet.execute(job, ['--target', 'node:db-1', '--wait-offline', '10m', '--arg', `OUT=${out}`, '--arg', 'SECS=0']));

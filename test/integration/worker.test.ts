@@ -382,7 +382,8 @@ describe('worker', () => {
     const job = await publishJob(h.executorId, { definition: definition({ shell: 'echo begun; sleep 100' }) });
     await untilEvent(job.execution_id, (e) => e.kind === 'started');
     const pidFile = join(h.workDir, 'running', `${job.execution_id}.${job.task_key}.pid`);
-    await eventually('the pid file', async () => existsSync(pidFile));
+    // The file is created, then written: wait for its number.
+    await eventually('the pid file', async () => existsSync(pidFile) && Number(readFileSync(pidFile, 'utf8')) > 1);
     const pgid = Number(readFileSync(pidFile, 'utf8'));
     expect(pgid).toBeGreaterThan(1);
 
