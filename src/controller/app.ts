@@ -18,6 +18,7 @@ import { EtcdExecutorStore } from '../store/etcd-executors.js';
 import { EtcdJobStore } from '../store/etcd-jobs.js';
 import { Leases } from '../store/leases.js';
 import { Kv, type KvOptions } from '../store/kv.js';
+import type { WatchResumed } from '../store/key-watch.js';
 import type { Logger } from '../util/log.js';
 import { AuditLog, openAuditSink, type AuditSink } from './audit.js';
 import { Authenticator } from './auth.js';
@@ -122,7 +123,11 @@ export class Controller {
       etcdAccess = { tls: cfg.etcd.tls, ...(cfg.etcd.username ? { auth: { username: cfg.etcd.username, password: cfg.etcd.password } } : {}) };
     }
 
-    const kv = new Kv({ endpoints: this.etcdEndpoints, prefix: cfg.etcd.prefix, dialTimeoutMs: cfg.etcd.dial_timeout_ms, ...etcdAccess });
+    const etcdLog = log.named('etcd');
+    const kv = new Kv({
+      endpoints: this.etcdEndpoints, prefix: cfg.etcd.prefix, dialTimeoutMs: cfg.etcd.dial_timeout_ms, ...etcdAccess,
+      onWatchResumed: (e) => logWatchResumed(etcdLog, e),
+    });
     this.kv = kv;
     this.cleanups.push({ name: 'etcd client', run: () => kv.close() });
     await kv.check(); // fail now, with one line saying what to configure, if etcd cannot be used
@@ -314,6 +319,16 @@ export class Controller {
     })();
     return this.closing;
   }
+}
+
+/** One line each time a watch is read afresh, saying what it watches and why. */
+function logWatchResumed(log: Logger, e: WatchResumed): void {
+  const why = {
+    compacted: 'etcd compacted the revision it was at',
+    refused: 'etcd cancelled it as it was created',
+    disconnected: 'the connection to etcd was lost',
+  }[e.cause];
+  log.warn(`watch read afresh and resumed: ${why}`, { watch: e.what, revision: e.revision, ...(e.reason ? { reason: e.reason } : {}) });
 }
 
 /** One line per death and restart of an embedded server; an error while it keeps dying. */

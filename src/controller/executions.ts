@@ -3,6 +3,7 @@
 
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { JetStreamClient } from '@nats-io/jetstream';
+import type { IKeyValue } from 'etcd3';
 import { encode, type CancelMessage, type RequestMessage } from '../bus/messages.js';
 import { subjects } from '../bus/subjects.js';
 import { resolveArgs } from '../domain/args.js';
@@ -18,6 +19,7 @@ import { formatTarget, parseTarget } from '../domain/target.js';
 import { FailedPreconditionError, NotFoundError, PermissionDeniedError, ValidationError } from '../errors.js';
 import type { EtcdExecutionStore, IdempotencyClaim, IdempotencyEntry, ListPage } from '../store/etcd-executions.js';
 import type { EtcdExecutorStore } from '../store/etcd-executors.js';
+import { watchKeys } from '../store/key-watch.js';
 import type { JobStore } from '../store/store.js';
 import type { Kv } from '../store/kv.js';
 import { Batcher, type Pending } from '../util/batcher.js';
@@ -329,22 +331,29 @@ export class ExecutionService {
     await this.authorizeVisible(p, first!.value, 'watch');
     yield first!.value;
     if (isTerminalExecution(first!.value.state)) return;
-    const watcher = await this.d.kv.client.watch().key(this.d.store.key(id)).startRevision(String(first!.revision + 1)).create();
     // Only the newest version is kept, unparsed until it is sent.
-    let latest: Buffer | undefined;
+    let sent = first!.revision;
+    let latest: IKeyValue | undefined;
     let wake: (() => void) | undefined;
-    const onAbort = () => wake?.();
-    watcher.on('put', (kv) => {
-      latest = kv.value;
+    const offer = (kv: IKeyValue | undefined) => {
+      if (!kv || Number(kv.mod_revision) <= sent) return;
+      latest = kv;
       wake?.();
-    });
+    };
+    // Watched from a fresh read, not from the record's own revision: etcd may have compacted
+    // that long ago (an execution that has been running for a while); after compaction or a lost
+    // connection the record is read again, and a version not sent yet is offered.
+    const watch = watchKeys(this.d.kv, { key: this.d.store.key(id), onPut: offer, onSnapshot: (kvs) => offer(kvs[0]) });
+    const onAbort = () => wake?.();
     signal.addEventListener('abort', onAbort);
     try {
+      await watch.ready;
       while (!signal.aborted) {
         if (!latest) await new Promise<void>((r) => (wake = r));
         wake = undefined;
         if (!latest) continue;
-        const x = JSON.parse(latest.toString()) as Execution;
+        const x = JSON.parse(latest.value.toString()) as Execution;
+        sent = Number(latest.mod_revision);
         latest = undefined;
         yield x;
         // Terminal states never change back, so the newest snapshot is terminal if any was.
@@ -352,7 +361,7 @@ export class ExecutionService {
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
-      await watcher.cancel();
+      await watch.close();
     }
   }
 

@@ -3,7 +3,8 @@
 // snapshot, and once executors have had one ping deadline to heartbeat (their leases lapsed
 // while no controller ran to keep them; a heartbeat takes a new one), it reconciles: live records
 // still without an alive key are expired then, not before (Nomad's heartbeat grace after a
-// leader election). Nothing is missed between the snapshot and the watch.
+// leader election). Nothing is missed between the snapshot and the watch, and when the watch
+// resumes after compaction or a lost connection, it reconciles the same way.
 
 import type { ExecutorRecord } from '../domain/executor.js';
 import { isLive } from '../domain/executor.js';
@@ -36,16 +37,27 @@ export class ExpiryWatcher {
   async start(): Promise<void> {
     const { revision } = await this.store.list();
     this.inGrace = this.graceMs > 0;
-    this.watch = await this.store.watchAlive(revision, (id) => {
-      if (this.inGrace) return; // the reconcile at the end of the grace looks at everyone
-      this.expire(id).catch((err) => this.log.warn('could not mark executor expired', { id, error: (err as Error).message }));
-    });
+    this.watch = await this.store.watchAlive(
+      revision,
+      (id) => {
+        if (this.inGrace) return; // the reconcile at the end of the grace looks at everyone
+        this.expire(id).catch((err) => this.log.warn('could not mark executor expired', { id, error: (err as Error).message }));
+      },
+      // The watch was read afresh (compaction, a lost connection): deletions in the gap were missed.
+      () => {
+        if (!this.inGrace) this.reconcileInBackground();
+      },
+    );
     if (!this.inGrace) return this.reconcile();
     this.log.info('executors have one ping deadline to heartbeat before any is expired', { grace_ms: this.graceMs });
     this.graceTimer = setTimeout(() => {
       this.inGrace = false;
-      this.reconcile().catch((err) => this.log.warn('could not look for expired executors', { error: (err as Error).message }));
+      this.reconcileInBackground();
     }, this.graceMs);
+  }
+
+  private reconcileInBackground(): void {
+    this.reconcile().catch((err) => this.log.warn('could not look for expired executors', { error: (err as Error).message }));
   }
 
   /** Expires every live record without an alive key. */

@@ -11,8 +11,8 @@
 // A waiting AcquireLock may be held here (a long poll) until its ticket can take the lock. One
 // etcd watch per lock name, on its line, serves every call of this process waiting for that lock.
 
-import type { Watcher } from 'etcd3';
 import { ConflictError } from '../errors.js';
+import { watchKeys, type KeyWatch } from '../store/key-watch.js';
 import type { Kv } from '../store/kv.js';
 import type { Leases } from '../store/leases.js';
 
@@ -275,31 +275,26 @@ function bounded(p: Promise<boolean>, until: number, signal?: AbortSignal): Prom
  */
 class LockWatch {
   readonly ready: Promise<boolean>;
-  private watcher: Watcher | undefined;
+  private readonly watch: KeyWatch;
   private readonly waiters = new Set<Waiter>();
   private linger: NodeJS.Timeout | undefined;
   closed = false;
 
   constructor(kv: Kv, prefix: string, private readonly onEnd: (w: LockWatch) => void) {
-    this.ready = kv.client
-      .watch()
-      .prefix(prefix)
-      .create()
-      .then(
-        (w) => {
-          this.watcher = w;
-          if (this.closed) {
-            void w.cancel().catch(() => {});
-            return false;
-          }
-          w.on('delete', () => this.pokeFirst());
-          // Back after a break: etcd3 resumes from the last revision seen; everyone looks again anyway.
-          w.on('connected', () => this.pokeAll());
-          w.on('error', () => void this.close());
-          return true;
-        },
-        () => (void this.close(), false),
-      );
+    this.watch = watchKeys(kv, {
+      key: prefix,
+      prefix: true,
+      only: 'delete',
+      onDelete: () => this.pokeFirst(),
+      // Read afresh after a break (compaction, a lost connection): everyone looks again.
+      onSnapshot: (_kvs, _revision, resumed) => {
+        if (resumed) this.pokeAll();
+      },
+    });
+    this.ready = this.watch.ready.then(
+      (ok) => ok && !this.closed,
+      () => (void this.close(), false),
+    );
   }
 
   get asleep(): number {
@@ -327,7 +322,7 @@ class LockWatch {
     clearTimeout(this.linger);
     this.onEnd(this);
     this.pokeAll();
-    await this.watcher?.cancel().catch(() => {});
+    await this.watch.close();
   }
 
   private pokeFirst(): void {

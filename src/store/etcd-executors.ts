@@ -3,6 +3,7 @@
 
 import type { ExecutorRecord } from '../domain/executor.js';
 import { AlreadyExistsError, NotFoundError } from '../errors.js';
+import { watchKeys } from './key-watch.js';
 import type { Kv } from './kv.js';
 import { WatchedPrefix } from './watched-prefix.js';
 
@@ -126,18 +127,21 @@ export class EtcdExecutorStore {
   }
 
   /**
-   * Calls `onExpired(id)` for each alive/<id> deleted after `fromRevision` (lease expiry,
-   * revoke or removal). Resumes by itself if the connection to etcd drops.
+   * Calls `onDeleted(id)` for each alive/<id> deleted after `fromRevision` (lease expiry, revoke
+   * or removal). After compaction or a lost connection the watch resumes from a fresh read, and
+   * deletions in between were not seen one by one: then `onMissed()` is called instead.
    */
-  async watchAlive(fromRevision: number, onDeleted: (id: string, revision: number) => void): Promise<AliveWatch> {
+  async watchAlive(fromRevision: number, onDeleted: (id: string, revision: number) => void, onMissed: () => void): Promise<AliveWatch> {
     const prefix = this.alivePrefix();
-    const watcher = await this.kv.client
-      .watch()
-      .prefix(prefix)
-      .startRevision(String(fromRevision + 1))
-      .only('delete')
-      .create();
-    watcher.on('delete', (kv) => onDeleted(kv.key.toString().slice(prefix.length), Number(kv.mod_revision)));
-    return { close: () => watcher.cancel() };
+    const watch = watchKeys(this.kv, {
+      key: prefix,
+      prefix: true,
+      only: 'delete',
+      after: fromRevision,
+      onDelete: (kv) => onDeleted(kv.key.toString().slice(prefix.length), Number(kv.mod_revision)),
+      onSnapshot: () => onMissed(),
+    });
+    await watch.ready;
+    return { close: () => watch.close() };
   }
 }

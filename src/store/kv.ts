@@ -15,6 +15,7 @@ import {
 } from 'etcd3';
 import { ConflictError, PermissionDeniedError, UnauthenticatedError, UnavailableError } from '../errors.js';
 import { clientTls, diagnoseEtcd, NO_TLS, type EtcdTls } from './etcd-diagnose.js';
+import type { WatchResumed } from './key-watch.js';
 
 export type { EtcdTls } from './etcd-diagnose.js';
 
@@ -33,6 +34,8 @@ export interface KvOptions {
   tls?: EtcdTls;
   /** etcd user and password, when etcd has authentication on. */
   auth?: { username: string; password: string };
+  /** Told each time a watch (key-watch.ts) is read afresh after compaction or a lost connection. */
+  onWatchResumed?: (e: WatchResumed) => void;
 }
 
 export class Kv {
@@ -42,8 +45,11 @@ export class Kv {
   private readonly tls: EtcdTls;
   private readonly username: string;
   private readonly dialTimeoutMs: number;
+  readonly onWatchResumed: ((e: WatchResumed) => void) | undefined;
+  private isClosed = false;
 
   constructor(opts: KvOptions) {
+    this.onWatchResumed = opts.onWatchResumed;
     this.endpoints = opts.endpoints;
     this.tls = opts.tls ?? NO_TLS;
     this.username = opts.auth?.username ?? '';
@@ -188,7 +194,12 @@ export class Kv {
   }
 
   close(): void {
+    this.isClosed = true;
     this.client.close();
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
   }
 
   /**

@@ -1,5 +1,6 @@
-// Execution records for tests of the execution store: the fields every record has, with values
-// that mean nothing in particular, and what a test cares about laid over them.
+// Execution records for tests that write them straight to etcd (the execution store, the
+// controller's watches): the fields every record has, with values that mean nothing in
+// particular, and what a test cares about laid over them.
 
 import type { Execution } from '../../src/domain/execution.js';
 
@@ -10,4 +11,9 @@ export function executionRecord(id: string, over: Partial<Execution> = {}): Exec
     tasks: [],
     ...over,
   };
+}
+
+/** A RUNNING execution of job "j" with no tasks, its `reason` as given. */
+export function runningExecution(id: string, reason = 'step 0'): Execution {
+  return executionRecord(id, { reason });
 }

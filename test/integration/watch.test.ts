@@ -4,9 +4,9 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExecutionService } from '../../src/controller/executions.js';
-import type { Execution } from '../../src/domain/execution.js';
 import { EtcdExecutionStore } from '../../src/store/etcd-executions.js';
 import { Kv } from '../../src/store/kv.js';
+import { runningExecution } from '../harness/records.js';
 import { startServers, uniqueName, type TestServers } from '../harness/servers.js';
 
 let servers: TestServers;
@@ -28,14 +28,6 @@ afterAll(async () => {
   await servers?.stop();
 });
 
-function execution(id: string): Execution {
-  return {
-    id, job: 'j', job_version: 1, args: {}, secret_names: [], target: 'all', requester: 'me', state: 'RUNNING', reason: 'step 0',
-    created_at_ms: 1, updated_at_ms: 1, finished_at_ms: 0, timeout_seconds: 0, deadline_ms: 0, wait_offline_ms: 0, batch_size: 0, max_failures: 0,
-    tasks: [],
-  };
-}
-
 async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
   for (let i = 0; i < 200; i++) {
     if (await check()) return;
@@ -46,7 +38,7 @@ async function eventually(what: string, check: () => Promise<boolean>): Promise<
 
 describe('watch', () => {
   it('a slow reader gets the newest snapshot, not each one in between, and the terminal one last', async () => {
-    await store.create(execution('W1'));
+    await store.create(runningExecution('W1'));
     const ac = new AbortController();
     const it = service.watch(viewer, 'W1', ac.signal)[Symbol.asyncIterator]();
     expect((await it.next()).value).toMatchObject({ reason: 'step 0' });
