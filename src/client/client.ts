@@ -253,8 +253,10 @@ export function toGridError(err: ServiceError, address: string, tls: ClientTls =
     if (hint) return new UnavailableError(`cannot connect to the controller at ${address}: ${hint}`, { cause: err, retryable: false });
     return new UnavailableError(`cannot reach the controller at ${address}: ${why}`, { cause: err });
   }
+  // No answer before the deadline (the controller, or etcd behind it, is stalled or overloaded):
+  // as for one that cannot be reached, the same call may work later.
   if (err.code === GrpcCode.DEADLINE_EXCEEDED && typeof kind !== 'string') {
-    return fromGrpcStatus(err.code, `the controller at ${address} did not answer in time`);
+    return new UnavailableError(`the controller at ${address} did not answer in time`, { cause: err });
   }
   return fromGrpcStatus(err.code, err.details || err.message, typeof kind === 'string' ? kind : undefined);
 }

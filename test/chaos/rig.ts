@@ -11,7 +11,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { STREAMS } from '../../src/bus/subjects.js';
 import type { GridClient } from '../../src/client/client.js';
 import { isTerminalExecution, type Execution } from '../../src/domain/execution.js';
-import { DeadlineExceededError, UnavailableError, ValidationError } from '../../src/errors.js';
+import { UnavailableError, ValidationError } from '../../src/errors.js';
 import { Kv } from '../../src/store/kv.js';
 import { startExecutor, stopExecutors, type RunningExecutor } from '../harness/executor-process.js';
 import { startFaultableServers, type FaultableServers } from '../harness/faultable-servers.js';
@@ -207,7 +207,7 @@ export class Load {
         if (tries > 1) this.retried++;
         return res.executionId;
       } catch (err) {
-        const again = (err instanceof UnavailableError && err.retryable) || err instanceof DeadlineExceededError;
+        const again = err instanceof UnavailableError && err.retryable;
         if (!again || Date.now() > until) throw err;
         await delay(500);
       }
