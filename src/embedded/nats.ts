@@ -1,4 +1,5 @@
-// Starts a single `nats-server -js` on loopback for the embedded cluster and tests.
+// Starts a `nats-server -js` on loopback for the embedded default and tests: a single server, or
+// one node of a JetStream cluster (routes to its peers, a cluster name).
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +31,11 @@ export interface NatsOptions {
    * for; NATS users authenticate with their JWT.
    */
   tls?: { cert_file: string; key_file: string; ca_file: string };
+  /**
+   * One node of a cluster: its route port and its peers' route URLs (`nats-route://host:port`).
+   * Needs a fixed `port`; ready once the cluster has a JetStream meta leader (a quorum is up).
+   */
+  cluster?: { name: string; port: number; routes: string[] };
 }
 
 export interface NatsServer {
@@ -65,10 +71,11 @@ async function startOnce(binary: string, host: string, logFile: string, options:
       `jetstream { store_dir: ${JSON.stringify(options.dataDir)} }`,
       // nats-server's default handshake timeout (0.5 s) fails clients on a busy machine.
       ...(options.tls ? [`tls { cert_file: ${JSON.stringify(options.tls.cert_file)}, key_file: ${JSON.stringify(options.tls.key_file)}, timeout: 5 }`] : []),
+      ...(options.cluster ? [clusterBlock(host, options.cluster)] : []),
       auth,
     ].join('\n');
-  // With authentication or TLS everything is in the config file (operator mode needs one).
-  if (options.auth || options.tls) {
+  // With authentication, TLS or a cluster everything is in the config file (operator mode needs one).
+  if (options.auth || options.tls || options.cluster) {
     writeConf(confFile, conf(options.auth?.config ?? ''));
     args = ['-c', confFile];
   }
@@ -84,6 +91,11 @@ async function startOnce(binary: string, host: string, logFile: string, options:
     return { ok: false, failure };
   }
   return { ok: true, value: { url, port, pid: child.pid, logFile, exited: child.exited, stop: child.stop } };
+}
+
+function clusterBlock(host: string, c: NonNullable<NatsOptions['cluster']>): string {
+  const routes = c.routes.map((r) => JSON.stringify(r)).join(', ');
+  return `cluster { name: ${JSON.stringify(c.name)}, listen: "${host}:${c.port}", routes: [${routes}] }`;
 }
 
 function writeConf(path: string, config: string): void {
