@@ -41,6 +41,8 @@ export interface NatsOptions {
 export interface NatsServer {
   url: string;
   port: number;
+  /** Its server_name (what JetStream names the leader and peers of a stream by). */
+  name: string;
   pid: number;
   logFile: string;
   exited: Promise<ChildExit>;
@@ -61,13 +63,14 @@ export async function startNats(options: NatsOptions): Promise<NatsServer> {
 async function startOnce(binary: string, host: string, logFile: string, options: NatsOptions): Promise<Attempt<NatsServer>> {
   const port = options.port ?? (await freePort(host));
   const url = `nats://${host}:${port}`;
+  const name = `grid-embedded-${port}`;
   // nats-server 2.9 appends "jetstream" to -sd itself, so the store ends up in <dataDir>/jetstream.
-  let args = ['-js', '-a', host, '-p', String(port), '-sd', options.dataDir, '-n', `grid-embedded-${port}`];
+  let args = ['-js', '-a', host, '-p', String(port), '-sd', options.dataDir, '-n', name];
   const confFile = join(options.dataDir, 'nats.conf');
   const conf = (auth: string) =>
     [
       `listen: "${host}:${port}"`,
-      `server_name: "grid-embedded-${port}"`,
+      `server_name: "${name}"`,
       `jetstream { store_dir: ${JSON.stringify(options.dataDir)} }`,
       // nats-server's default handshake timeout (0.5 s) fails clients on a busy machine.
       ...(options.tls ? [`tls { cert_file: ${JSON.stringify(options.tls.cert_file)}, key_file: ${JSON.stringify(options.tls.key_file)}, timeout: 5 }`] : []),
@@ -90,7 +93,7 @@ async function startOnce(binary: string, host: string, logFile: string, options:
     await child.stop();
     return { ok: false, failure };
   }
-  return { ok: true, value: { url, port, pid: child.pid, logFile, exited: child.exited, stop: child.stop } };
+  return { ok: true, value: { url, port, name, pid: child.pid, logFile, exited: child.exited, stop: child.stop } };
 }
 
 function clusterBlock(host: string, c: NonNullable<NatsOptions['cluster']>): string {

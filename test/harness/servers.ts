@@ -25,6 +25,8 @@ export type ServerName = 'nats' | 'etcd';
 export interface ServerNode {
   /** Its client URL (`nats://…`, `http://…`). */
   readonly url: string;
+  /** Its server_name (NATS) or member name (etcd): what its cluster calls it, e.g. as leader. */
+  readonly name: string;
   /** The process running now (after a restart, the new one). */
   readonly pid: number;
   /** Starts it again on the same ports and data dir once it is gone; resolves when it answers. */
@@ -121,6 +123,7 @@ interface NodePlan {
 
 interface Started {
   url: string;
+  name: string;
   pid: number;
   stop(): Promise<void>;
 }
@@ -145,7 +148,7 @@ async function natsPlans(dir: string, count: number, authority: NatsAuthority, u
           }
         : {}),
     });
-    const toStarted = (s: Awaited<ReturnType<typeof startNats>>): Started => ({ url: s.url, pid: s.pid, stop: s.stop });
+    const toStarted = (s: Awaited<ReturnType<typeof startNats>>): Started => ({ url: s.url, name: s.name, pid: s.pid, stop: s.stop });
     return {
       which: 'nats' as const,
       start: async () => toStarted(await startNats(await options())),
@@ -167,17 +170,15 @@ async function etcdPlans(dir: string, count: number): Promise<NodePlan[]> {
     };
     // A single member picks its ports at the first start; etcd keeps its peer URL in its data dir.
     let peerPort = base.peerPort;
+    const toStarted = (s: Awaited<ReturnType<typeof startEtcd>>): Started => ({ url: s.endpoint, name: base.member?.name ?? 'default', pid: s.pid, stop: s.stop });
     return {
       which: 'etcd' as const,
       start: async () => {
         const s = await startEtcd(base);
         peerPort = s.peerPort;
-        return { url: s.endpoint, pid: s.pid, stop: s.stop };
+        return toStarted(s);
       },
-      again: async (first) => {
-        const s = await startEtcd({ ...base, clientPort: Number(new URL(first.url).port), peerPort: peerPort! });
-        return { url: s.endpoint, pid: s.pid, stop: s.stop };
-      },
+      again: async (first) => toStarted(await startEtcd({ ...base, clientPort: Number(new URL(first.url).port), peerPort: peerPort! })),
     };
   });
 }
@@ -187,6 +188,7 @@ async function startNode(plan: NodePlan): Promise<ServerNode> {
   let current = first;
   return {
     url: first.url,
+    name: first.name,
     get pid() {
       return current.pid;
     },
