@@ -108,7 +108,7 @@ program.addCommand(
   new Command('nats-config')
     .exitOverride()
     .description(
-      'print the operator/resolver block an external nats-server needs to trust GRID (decentralized JWT auth, MEMORY resolver); ' +
+      'print the operator/resolver block an external nats-server needs to trust GRID (decentralized JWT auth, NATS-based resolver; the same block on every server of a cluster); ' +
         'creates the operator and account keys in the auth dir first if they are not there',
     )
     .option('--auth-dir <dir>', 'where the keys live (the controller\'s nats.auth_dir)')

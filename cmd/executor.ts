@@ -20,6 +20,7 @@ interface Flags {
   pingInterval?: string;
   stateFile?: string;
   caFile?: string;
+  natsServers?: string;
   registrationToken?: string;
   logLevel?: string;
   replace?: boolean;
@@ -38,6 +39,7 @@ function load(flags: Flags): ExecutorConfig {
       ping_interval_seconds: flags.pingInterval,
       state_file: flags.stateFile,
       ca_file: flags.caFile,
+      nats_servers: flags.natsServers,
       registration_token: flags.registrationToken,
       log_level: flags.logLevel,
     } as never,
@@ -56,6 +58,7 @@ function withCommonOptions(cmd: Command): Command {
     .option('--ping-interval <seconds>', 'heartbeat interval (ping_interval)')
     .option('--state-file <file>', 'where the id and secret are kept')
     .option('--ca-file <file>', "PEM of the CA that signed the controller's certificate (ca_file)")
+    .option('--nats-servers <url[,url…]>', 'NATS servers to use, comma-separated (nats_servers; default: every URL the controller hands over at register)')
     .addOption(new Option('--log-level <level>').choices(['debug', 'info', 'warn', 'error']));
 }
 

@@ -106,6 +106,11 @@ export interface ControllerConfig {
     /** The operator and account keys (controller nats-config); "" = `<data_dir>/nats-auth`. */
     auth_dir: string;
     tls: NatsTls;
+    /**
+     * How many servers of the NATS cluster keep each stream (its consumers with it) and the files
+     * bucket: 1 to 5, odd (3 survives one server down, 5 two). 1 on a single server.
+     */
+    replicas: number;
   };
   /** TLS of the gRPC server, and the CA that issues executors' client certificates. */
   tls: GrpcTlsConfig;
@@ -169,6 +174,7 @@ export const controllerSchema = {
     auth: t.enum(['jwt', 'none'], { default: 'jwt', env: 'GRID_NATS_AUTH' }),
     auth_dir: t.string({ env: 'GRID_NATS_AUTH_DIR' }),
     tls: tlsFilesSchema('GRID_NATS_TLS'),
+    replicas: t.int({ default: 1, min: 1, max: 5, env: 'GRID_NATS_REPLICAS' }),
   }),
   tls: t.object({
     enabled: t.bool({ default: true, env: 'GRID_TLS_ENABLED' }),
@@ -268,6 +274,9 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
   checkTokens(cfg.tokens, admin ? cfg.tokens.length - 1 : -1);
   if ((cfg.etcd.endpoints.length === 0) !== (cfg.nats.servers.length === 0)) {
     throw new ConfigError('etcd.endpoints', 'set both etcd.endpoints and nats.servers, or neither for the embedded default');
+  }
+  if (cfg.nats.replicas > 1 && cfg.nats.servers.length === 0) {
+    throw new ConfigError('nats.replicas', `${cfg.nats.replicas} needs a NATS cluster; the embedded nats-server is a single server, so use 1 or set nats.servers to the servers of a JetStream cluster`);
   }
   return cfg;
 }

@@ -6,7 +6,7 @@ import { Server } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream } from '@nats-io/jetstream';
 import { ensureControllerConsumers } from '../bus/consumers.js';
-import { ensureStreams } from '../bus/setup.js';
+import { ensureStreams, type ReplicaChange } from '../bus/setup.js';
 import { connectBus, natsUnavailable } from '../bus/connect.js';
 import type { ControllerConfig, RegistrationToken } from '../config/controller.js';
 import { startEmbeddedCluster, type EmbeddedServerName, type SupervisionEvent } from '../embedded/index.js';
@@ -141,7 +141,10 @@ export class Controller {
     });
     this.nc = nc;
     this.cleanups.push({ name: 'NATS connection', run: () => nc.drain() });
-    await ensureStreams(nc, {
+    if (cfg.nats.replicas % 2 === 0) {
+      log.warn('nats.replicas is even: 2 (or 4) copies of a stream survive no more servers down than 1 (or 3) do; use an odd count', { replicas: cfg.nats.replicas });
+    }
+    const replicaChanges = await ensureStreams(nc, {
       dedupWindowMs: 10 * 60_000,
       eventRetentionMs: cfg.event_retention_hours * 3600_000,
       logRetentionMs: cfg.log_retention_hours * 3600_000,
@@ -149,7 +152,9 @@ export class Controller {
       jobMessageBytes: cfg.limits.job_message_bytes,
       jobsMaxBytes: cfg.limits.jobs_stream_bytes,
       jobsMaxMessages: cfg.limits.jobs_stream_messages,
+      replicas: cfg.nats.replicas,
     });
+    for (const c of replicaChanges) logReplicaChange(log, c);
 
     const embedded = cfg.etcd.endpoints.length === 0;
     if (embedded && cfg.auth === 'tokens' && tokens.length === 0) {
@@ -329,6 +334,18 @@ function logWatchResumed(log: Logger, e: WatchResumed): void {
     disconnected: 'the connection to etcd was lost',
   }[e.cause];
   log.warn(`watch read afresh and resumed: ${why}`, { watch: e.what, revision: e.revision, ...(e.reason ? { reason: e.reason } : {}) });
+}
+
+/** One line per stream whose replica count changed, or which NATS would not scale. */
+function logReplicaChange(log: Logger, c: ReplicaChange): void {
+  if (c.refused === undefined) {
+    log.info('stream replicas changed to nats.replicas', { stream: c.stream, from: c.from, to: c.to });
+    return;
+  }
+  log.warn(
+    `stream keeps its replicas: NATS refused nats.replicas; bring up enough JetStream servers and restart the controller, or scale it yourself (nats stream edit ${c.stream} --replicas ${c.to})`,
+    { stream: c.stream, replicas: c.from, wanted: c.to, error: c.refused },
+  );
 }
 
 /** One line per death and restart of an embedded server; an error while it keeps dying. */

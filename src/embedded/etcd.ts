@@ -1,4 +1,5 @@
-// Starts a single-member etcd on loopback for the embedded cluster and tests.
+// Starts an etcd on loopback for the embedded default and tests: a single member, or one member
+// of a cluster (its name and the initial cluster's peer URLs).
 
 import { mkdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -24,6 +25,12 @@ export interface EtcdOptions {
   tls?: EtcdServerTls;
   /** etcd's --max-request-bytes (default 16 MiB); tests of what etcd refuses set it lower. */
   maxRequestBytes?: number;
+  /**
+   * One member of a cluster: its name and every member's `name=peer URL`, comma-separated (its
+   * own included). Needs fixed ports; ready once the cluster has a leader (a quorum is up). A
+   * restart on the same data dir rejoins: etcd then takes the membership from its data.
+   */
+  member?: { name: string; initialCluster: string };
 }
 
 export interface EtcdServerTls {
@@ -63,14 +70,15 @@ async function startOnce(binary: string, host: string, logFile: string, options:
   const scheme = options.tls ? 'https' : 'http';
   const endpoint = `${scheme}://${host}:${clientPort}`;
   const peerUrl = `${scheme}://${host}:${peerPort}`;
+  const name = options.member?.name ?? 'default';
   const args = [
-    '--name', 'default',
+    '--name', name,
     '--data-dir', options.dataDir,
     '--listen-client-urls', endpoint,
     '--advertise-client-urls', endpoint,
     '--listen-peer-urls', peerUrl,
     '--initial-advertise-peer-urls', peerUrl,
-    '--initial-cluster', `default=${peerUrl}`,
+    '--initial-cluster', options.member?.initialCluster ?? `${name}=${peerUrl}`,
     '--initial-cluster-state', 'new',
     // 3.4 needs the zap logger for --log-level to apply; warnings only, into our log file.
     '--logger', 'zap',

@@ -1,4 +1,5 @@
-// Starts a single `nats-server -js` on loopback for the embedded cluster and tests.
+// Starts a `nats-server -js` on loopback for the embedded default and tests: a single server, or
+// one node of a JetStream cluster (routes to its peers, a cluster name).
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,11 +31,18 @@ export interface NatsOptions {
    * for; NATS users authenticate with their JWT.
    */
   tls?: { cert_file: string; key_file: string; ca_file: string };
+  /**
+   * One node of a cluster: its route port and its peers' route URLs (`nats-route://host:port`).
+   * Needs a fixed `port`; ready once the cluster has a JetStream meta leader (a quorum is up).
+   */
+  cluster?: { name: string; port: number; routes: string[] };
 }
 
 export interface NatsServer {
   url: string;
   port: number;
+  /** Its server_name (what JetStream names the leader and peers of a stream by). */
+  name: string;
   pid: number;
   logFile: string;
   exited: Promise<ChildExit>;
@@ -55,20 +63,22 @@ export async function startNats(options: NatsOptions): Promise<NatsServer> {
 async function startOnce(binary: string, host: string, logFile: string, options: NatsOptions): Promise<Attempt<NatsServer>> {
   const port = options.port ?? (await freePort(host));
   const url = `nats://${host}:${port}`;
+  const name = `grid-embedded-${port}`;
   // nats-server 2.9 appends "jetstream" to -sd itself, so the store ends up in <dataDir>/jetstream.
-  let args = ['-js', '-a', host, '-p', String(port), '-sd', options.dataDir, '-n', `grid-embedded-${port}`];
+  let args = ['-js', '-a', host, '-p', String(port), '-sd', options.dataDir, '-n', name];
   const confFile = join(options.dataDir, 'nats.conf');
   const conf = (auth: string) =>
     [
       `listen: "${host}:${port}"`,
-      `server_name: "grid-embedded-${port}"`,
+      `server_name: "${name}"`,
       `jetstream { store_dir: ${JSON.stringify(options.dataDir)} }`,
       // nats-server's default handshake timeout (0.5 s) fails clients on a busy machine.
       ...(options.tls ? [`tls { cert_file: ${JSON.stringify(options.tls.cert_file)}, key_file: ${JSON.stringify(options.tls.key_file)}, timeout: 5 }`] : []),
+      ...(options.cluster ? [clusterBlock(host, options.cluster)] : []),
       auth,
     ].join('\n');
-  // With authentication or TLS everything is in the config file (operator mode needs one).
-  if (options.auth || options.tls) {
+  // With authentication, TLS or a cluster everything is in the config file (operator mode needs one).
+  if (options.auth || options.tls || options.cluster) {
     writeConf(confFile, conf(options.auth?.config ?? ''));
     args = ['-c', confFile];
   }
@@ -83,7 +93,12 @@ async function startOnce(binary: string, host: string, logFile: string, options:
     await child.stop();
     return { ok: false, failure };
   }
-  return { ok: true, value: { url, port, pid: child.pid, logFile, exited: child.exited, stop: child.stop } };
+  return { ok: true, value: { url, port, name, pid: child.pid, logFile, exited: child.exited, stop: child.stop } };
+}
+
+function clusterBlock(host: string, c: NonNullable<NatsOptions['cluster']>): string {
+  const routes = c.routes.map((r) => JSON.stringify(r)).join(', ');
+  return `cluster { name: ${JSON.stringify(c.name)}, listen: "${host}:${c.port}", routes: [${routes}] }`;
 }
 
 function writeConf(path: string, config: string): void {

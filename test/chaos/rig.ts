@@ -1,7 +1,8 @@
 // One chaos scenario's GRID, all real processes: nats-server and etcd that can be killed or
-// paused (faultable-servers.ts), a controller started from dist/ that can be killed -9 and
-// started again on the same port and state, and a pool of executor processes in group "chaos".
-// Also the load (Execute calls spread over time) and the wait for everything to settle.
+// paused (faultable-servers.ts) — one of each, or a 3-node NATS cluster and a 3-member etcd
+// cluster with the streams on 3 replicas —, a controller started from dist/ that can be killed
+// -9 and started again on the same port and state, and a pool of executor processes in group
+// "chaos". Also the load (Execute calls spread over time) and the wait for everything to settle.
 
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import { isTerminalExecution, type Execution } from '../../src/domain/execution.
 import { UnavailableError, ValidationError } from '../../src/errors.js';
 import { Kv } from '../../src/store/kv.js';
 import { startExecutor, stopExecutors, type RunningExecutor } from '../harness/executor-process.js';
-import { startFaultableServers, type FaultableServers } from '../harness/faultable-servers.js';
+import { startFaultableServers, type FaultableServers, type ServerName } from '../harness/faultable-servers.js';
 import { cleanupProcesses, startController, tempDir, type RunningController } from '../harness/processes.js';
 import { uniqueName } from '../harness/servers.js';
 import { adminClient, operatorClient } from '../e2e/crash-helpers.js';
@@ -28,7 +29,11 @@ export interface RigOptions {
   concurrency: number;
   pingDeadlineS: number;
   lockTtlS?: number;
+  /** 3-node NATS and etcd clusters (nats.replicas 3) instead of one server each. */
+  clusters?: boolean;
 }
+
+const CLUSTER_SIZE = 3;
 
 export interface Rig {
   servers: FaultableServers;
@@ -49,7 +54,8 @@ export interface Rig {
 }
 
 export async function startRig(o: RigOptions): Promise<Rig> {
-  const servers = await startFaultableServers();
+  const servers = await startFaultableServers(o.clusters ? { natsNodes: CLUSTER_SIZE, etcdMembers: CLUSTER_SIZE } : {});
+  const endpoints = { natsUrl: servers.natsUrl, etcdEndpoint: servers.etcdEndpoint, natsUrls: servers.natsUrls, etcdEndpoints: servers.etcdEndpoints };
   let nc: NatsConnection | undefined;
   let rig: Rig | undefined;
   const clients: GridClient[] = [];
@@ -66,9 +72,12 @@ export async function startRig(o: RigOptions): Promise<Rig> {
   };
   try {
     let controller = await startController({
-      natsUrl: servers.natsUrl,
-      etcdEndpoint: servers.etcdEndpoint,
-      config: { executor_ping_deadline_seconds: o.pingDeadlineS, ...(o.lockTtlS ? { lock_ttl_seconds: o.lockTtlS } : {}) },
+      ...endpoints,
+      config: {
+        executor_ping_deadline_seconds: o.pingDeadlineS,
+        ...(o.lockTtlS ? { lock_ttl_seconds: o.lockTtlS } : {}),
+        ...(o.clusters ? { nats: { replicas: CLUSTER_SIZE } } : {}),
+      },
     });
     const executors = await Promise.all(
       Array.from({ length: o.executors }, (_, i) =>
@@ -84,7 +93,7 @@ export async function startRig(o: RigOptions): Promise<Rig> {
     const ops = operatorClient(controller.address);
     const admin = adminClient(controller.address);
     clients.push(ops, admin);
-    kv = new Kv({ endpoints: [servers.etcdEndpoint], prefix: controller.prefix });
+    kv = new Kv({ endpoints: servers.etcdEndpoints, prefix: controller.prefix });
     nc = await servers.connectNats('chaos');
     const jsm = await jetstreamManager(nc);
     rig = {
@@ -103,8 +112,7 @@ export async function startRig(o: RigOptions): Promise<Rig> {
         await old.kill9();
         await delay(downMs);
         controller = await startController({
-          natsUrl: servers.natsUrl,
-          etcdEndpoint: servers.etcdEndpoint,
+          ...endpoints,
           prefix: old.prefix,
           configFile: old.configFile,
           args: ['--grpc-address', old.address],
@@ -243,6 +251,23 @@ async function streamsIdle(jsm: JetStreamManager): Promise<boolean> {
     }
   }
   return true;
+}
+
+/**
+ * The node that leads now: among the NATS nodes, the leader of GRID_JOBS (the stream every task
+ * goes through); among the etcd members, the Raft leader.
+ */
+export async function leaderNode(rig: Rig, which: ServerName): Promise<number> {
+  let leader: string | undefined;
+  if (which === 'nats') {
+    leader = (await rig.jsm.streams.info(STREAMS.jobs)).cluster?.leader;
+  } else {
+    const [status, list] = await Promise.all([rig.kv.client.maintenance.status(), rig.kv.client.cluster.memberList({})]);
+    leader = list.members.find((m) => m.ID === status.leader)?.name;
+  }
+  const node = rig.servers.nodes[which].findIndex((n) => n.name === leader);
+  if (node < 0) throw new Error(`chaos: no ${which} node is named ${JSON.stringify(leader)}, the leader`);
+  return node;
 }
 
 /** Waits until the controller answers a call (after a restart the client may be backing off). */

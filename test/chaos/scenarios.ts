@@ -7,7 +7,7 @@ import { JOB_ACK_WAIT_MS } from '../../src/bus/consumers.js';
 import { currentRevision, readHistory } from './history.js';
 import { readLedger, type Run } from './ledger.js';
 import { measure, type JobKind } from './measure.js';
-import { controllerAnswers, createJobs, jobDeliveries, Load, startRig, TARGET, waitSettled, waitUntil, type Rig } from './rig.js';
+import { controllerAnswers, createJobs, jobDeliveries, leaderNode, Load, startRig, TARGET, waitSettled, waitUntil, type Rig } from './rig.js';
 import { violations, type Row } from './table.js';
 
 export interface Scale {
@@ -34,6 +34,8 @@ export interface Scenario {
   what: string;
   pingDeadlineS: number;
   lockTtlS?: number;
+  /** Runs on 3-node NATS and etcd clusters (rig.ts). */
+  clusters?: boolean;
   /** Job kinds, taken in turn by the executions. */
   mix: JobKind[];
   /** About how long the fault lasts, to spread the load over it. */
@@ -47,6 +49,8 @@ export interface FaultContext {
   inProgress(): Run[];
   /** Marks the fault's start (and the runs it hits). */
   begin(): void;
+  /** A line for the scenario's notes (what exactly was hit). */
+  note(line: string): void;
 }
 
 /** Once a task runs: SIGSTOP of nats-server or etcd for `ms`, then SIGCONT. */
@@ -68,6 +72,22 @@ async function killServer(rig: Rig, ctx: FaultContext, which: 'nats' | 'etcd', m
   await rig.servers.kill9(which);
   await delay(ms);
   await rig.servers.restart(which);
+}
+
+/**
+ * Once a task runs: kill -9 of the NATS node leading GRID_JOBS and of the etcd leader (the
+ * nodes whose loss costs the most: both clusters elect again), both started again `ms` later on
+ * the same ports and data.
+ */
+async function killLeaders(rig: Rig, ctx: FaultContext, ms: number): Promise<void> {
+  await someRunning(ctx);
+  const nats = await leaderNode(rig, 'nats');
+  const etcd = await leaderNode(rig, 'etcd');
+  ctx.note(`killed NATS ${rig.servers.nodes.nats[nats]!.name} (GRID_JOBS leader) and etcd ${rig.servers.nodes.etcd[etcd]!.name} (leader)`);
+  ctx.begin();
+  await Promise.all([rig.servers.kill9('nats', nats), rig.servers.kill9('etcd', etcd)]);
+  await delay(ms);
+  await Promise.all([rig.servers.restart('nats', nats), rig.servers.restart('etcd', etcd)]);
 }
 
 /** Once a task runs: kill -9 of the controller, started again `ms` later. */
@@ -142,6 +162,15 @@ export const SCENARIOS: Scenario[] = [
     inject: (rig, ctx) => killServer(rig, ctx, 'etcd', 2_000),
   },
   {
+    name: 'clusters: NATS + etcd leader kill -9',
+    what: 'on a 3-node NATS cluster (streams on 3 replicas) and a 3-member etcd cluster, the NATS node leading GRID_JOBS and the etcd leader are killed -9 under load and started again 3 s later on the same ports and data',
+    pingDeadlineS: PING_DEADLINE_S,
+    clusters: true,
+    mix: ['pool', 'fanout', 'amo'],
+    faultMs: 4_000,
+    inject: (rig, ctx) => killLeaders(rig, ctx, 3_000),
+  },
+  {
     name: 'serialized, NATS SIGSTOP',
     what: `serialized jobs (serialize: <lock>, lock TTL ${PING_DEADLINE_S} s) while nats-server is paused (SIGSTOP) for ${2 * PING_DEADLINE_S} s, then SIGCONT; the lock holder runs on past the pause, others wait in line`,
     pingDeadlineS: PING_DEADLINE_S,
@@ -167,7 +196,7 @@ const AFTER_MS = 2_000;
 
 /** Runs one scenario on its own GRID, always taken down after. */
 export async function runScenario(s: Scenario, scale: Scale): Promise<Row> {
-  const rig = await startRig({ executors: scale.executors, concurrency: scale.concurrency, pingDeadlineS: s.pingDeadlineS, lockTtlS: s.lockTtlS });
+  const rig = await startRig({ executors: scale.executors, concurrency: scale.concurrency, pingDeadlineS: s.pingDeadlineS, lockTtlS: s.lockTtlS, clusters: s.clusters });
   try {
     const { jobs, byKind, amo } = await createJobs(rig, s.mix);
     // Without on_lost, at_most_once executions run as plain pool ones (and are not counted as such).
@@ -196,6 +225,7 @@ export async function runScenario(s: Scenario, scale: Scale): Promise<Row> {
     submitting.push(load.submit(during, s.faultMs));
     let faultStartMs = 0;
     let hit: Run[] = [];
+    const faultNotes: string[] = [];
     const inProgress = (): Run[] => readLedger(rig.out).filter((r) => r.endLine === undefined);
     await s.inject(rig, {
       inProgress,
@@ -203,6 +233,7 @@ export async function runScenario(s: Scenario, scale: Scale): Promise<Row> {
         faultStartMs = Date.now();
         hit = inProgress();
       },
+      note: (line) => faultNotes.push(line),
     });
     const faultEndMs = Date.now();
     // The rest of the load once the controller answers again (not refused by a client backing off).
@@ -229,6 +260,7 @@ export async function runScenario(s: Scenario, scale: Scale): Promise<Row> {
     const refused = [...load.refused].map(([why, n]) => `${n}× ${why.split('\n')[0]!.slice(0, 80)}`);
     const deliveries = await jobDeliveries(rig);
     row.notes.push(
+      ...faultNotes,
       `fault for ${((faultEndMs - faultStartMs) / 1000).toFixed(1)}s hit ${hit.length} runs (${countBy(hit.map((r) => r.executor))})`,
       `declared dead: ${declaredDead.join(', ') || 'none'}`,
       `Execute answered after a retry with its idempotency key: ${load.retried}, refused: ${refused.join(', ') || 'none'}`,

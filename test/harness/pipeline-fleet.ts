@@ -5,7 +5,7 @@
 // Needs the built programs: `npx tsc -p tsconfig.json`.
 
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { expect } from 'vitest';
@@ -21,6 +21,7 @@ import {
   type RunningController,
   type RunResult,
 } from './processes.js';
+import { processAlive } from './proc.js';
 import { startServers, uniqueName, type TestServers } from './servers.js';
 
 export const EXECUTOR_NAMES = ['web-1', 'web-2', 'db-1'] as const;
@@ -151,19 +152,6 @@ export function expectOk(r: RunResult): string {
   return r.stdout;
 }
 
-/** Whether a process exists (and is not a zombie). */
-export function processAlive(pid: number): boolean {
-  const stat = `/proc/${pid}/stat`;
-  if (!existsSync(stat)) return false;
-  try {
-    // Field 3 (after the parenthesised command) is the state; Z = zombie (dead, not reaped).
-    const text = readFileSync(stat, 'utf8');
-    return text.slice(text.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 /** Polls until none of `pids` is alive; returns the ones still alive after `timeoutMs`. */
 export async function waitGone(pids: number[], timeoutMs = 10_000): Promise<number[]> {
   const until = Date.now() + timeoutMs;
@@ -174,7 +162,7 @@ export async function waitGone(pids: number[], timeoutMs = 10_000): Promise<numb
   }
 }
 
-export { rssBytes } from './proc.js';
+export { processAlive, rssBytes } from './proc.js';
 
 export interface StreamedLine {
   line: string;

@@ -226,6 +226,9 @@ export const REGISTRATION_TOKEN = 'e2e-registration-token-3333333';
 export interface ControllerOptions {
   natsUrl: string;
   etcdEndpoint: string;
+  /** Every node of a NATS cluster / member of an etcd cluster; default [natsUrl] / [etcdEndpoint]. */
+  natsUrls?: string[];
+  etcdEndpoints?: string[];
   /** etcd key prefix; default a fresh one ("/grid-e2e-<random>/"). Give the same to share state. */
   prefix?: string;
   /** Use this config file as it is instead of writing one. */
@@ -251,18 +254,27 @@ export function uniquePrefix(): string {
 
 /**
  * Writes a controller config file for the test servers: the three TOKENS (names "admin",
- * "operator", "viewer"), REGISTRATION_TOKEN, a temp data_dir; `extra` keys are merged over it.
+ * "operator", "viewer"), REGISTRATION_TOKEN, a temp data_dir; `extra` keys are merged over it
+ * (those of `etcd` and `nats` key by key, e.g. `{ nats: { replicas: 3 } }`).
  */
-export function writeControllerConfig(o: { natsUrl: string; etcdEndpoint: string; prefix: string; extra?: Record<string, unknown> }): string {
+export function writeControllerConfig(o: {
+  natsUrl: string;
+  etcdEndpoint: string;
+  natsUrls?: string[];
+  etcdEndpoints?: string[];
+  prefix: string;
+  extra?: Record<string, unknown>;
+}): string {
   const dir = tempDir('grid-e2e-controller-');
+  const { etcd, nats, ...extra } = (o.extra ?? {}) as { etcd?: object; nats?: object };
   const config = {
     data_dir: join(dir, 'data'),
-    etcd: { endpoints: [o.etcdEndpoint], prefix: o.prefix },
-    nats: { servers: [o.natsUrl], auth_dir: natsAuthDirOf(o.natsUrl) ?? '' },
+    etcd: { endpoints: o.etcdEndpoints ?? [o.etcdEndpoint], prefix: o.prefix, ...etcd },
+    nats: { servers: o.natsUrls ?? [o.natsUrl], auth_dir: natsAuthDirOf(o.natsUrl) ?? '', ...nats },
     tokens: Object.entries(TOKENS).map(([role, token]) => ({ name: role, token, role })),
     registration_tokens: [REGISTRATION_TOKEN],
     tls: controllerTlsConfig(),
-    ...o.extra,
+    ...extra,
   };
   const file = join(dir, 'controller.json');
   writeFileSync(file, JSON.stringify(config, null, 2) + '\n');
@@ -272,14 +284,13 @@ export function writeControllerConfig(o: { natsUrl: string; etcdEndpoint: string
 /** `controller start` on the given NATS and etcd, listening on a free port; resolves once it is ready. */
 export async function startController(opts: ControllerOptions): Promise<RunningController> {
   const prefix = opts.prefix ?? uniquePrefix();
-  const configFile =
-    opts.configFile ?? writeControllerConfig({ natsUrl: opts.natsUrl, etcdEndpoint: opts.etcdEndpoint, prefix, extra: opts.config });
+  const configFile = opts.configFile ?? writeControllerConfig({ ...opts, prefix, extra: opts.config });
   const args = [
     'start',
     '--config', configFile,
     '--grpc-address', '127.0.0.1:0',
-    '--etcd-endpoints', opts.etcdEndpoint,
-    '--nats-servers', opts.natsUrl,
+    '--etcd-endpoints', (opts.etcdEndpoints ?? [opts.etcdEndpoint]).join(','),
+    '--nats-servers', (opts.natsUrls ?? [opts.natsUrl]).join(','),
     ...(opts.args ?? []),
   ];
   const p = await startProgram('controller', args, { env: opts.env, ready: /controller ready address=(\S+)/ });

@@ -48,7 +48,7 @@ describe('controller config', () => {
       grpc_address: '127.0.0.1:7070',
       data_dir: join(dir, '.grid'),
       etcd: { endpoints: [], prefix: '/grid/', dial_timeout_ms: 5000 },
-      nats: { servers: [], advertise: [] },
+      nats: { servers: [], advertise: [], replicas: 1 },
       auth: 'tokens',
       tokens: [],
       registration_tokens: [],
@@ -161,6 +161,25 @@ describe('controller config', () => {
     expect(configError(() => loadControllerConfig({ env: { GRID_ETCD_ENDPOINTS: 'http://e:2379' } })).message).toBe(message);
     expect(configError(() => loadControllerConfig({ file: writeJson('n.json', { nats: EXTERNAL.nats }), env: {} })).message).toBe(message);
     expect(isEmbedded(loadControllerConfig({ file: writeJson('both.json', EXTERNAL), env: {} }))).toBe(false);
+  });
+
+  it('takes lists of etcd endpoints and NATS servers, and nats.replicas from 1 to 5 on a NATS cluster only', () => {
+    const env = {
+      GRID_ETCD_ENDPOINTS: 'http://etcd-0:2379,http://etcd-1:2379,http://etcd-2:2379',
+      GRID_NATS_SERVERS: 'nats://nats-0:4222, nats://nats-1:4222,nats://nats-2:4222',
+      GRID_NATS_AUTH_DIR: '/etc/grid/nats-auth',
+    };
+    const cfg = loadControllerConfig({ env: { ...env, GRID_NATS_REPLICAS: '3' } });
+    expect(cfg.etcd.endpoints).toEqual(['http://etcd-0:2379', 'http://etcd-1:2379', 'http://etcd-2:2379']);
+    expect(cfg.nats).toMatchObject({ servers: ['nats://nats-0:4222', 'nats://nats-1:4222', 'nats://nats-2:4222'], replicas: 3 });
+    // Executors are handed every server unless nats.advertise says otherwise.
+    expect(cfg.nats.advertise).toEqual(cfg.nats.servers);
+    expect(loadControllerConfig({ file: writeJson('r.json', { ...EXTERNAL, nats: { ...EXTERNAL.nats, replicas: 5 } }), env: {} }).nats.replicas).toBe(5);
+    expect(configError(() => loadControllerConfig({ env: { ...env, GRID_NATS_REPLICAS: '6' } })).message).toMatch(/^config GRID_NATS_REPLICAS: .*from 1 to 5/);
+    expect(configError(() => loadControllerConfig({ env: { ...env, GRID_NATS_REPLICAS: '0' } })).key).toBe('GRID_NATS_REPLICAS');
+    expect(configError(() => loadControllerConfig({ env: { GRID_NATS_REPLICAS: '3' } })).message).toBe(
+      'config nats.replicas: 3 needs a NATS cluster; the embedded nats-server is a single server, so use 1 or set nats.servers to the servers of a JetStream cluster',
+    );
   });
 
   describe('etcd TLS and authentication', () => {
@@ -279,6 +298,12 @@ describe('executor config', () => {
     expect(cfg.kubernetes.default_namespace).toBe('jobs');
     expect(configError(() => loadExecutorConfig({ env: { GRID_LABELS: 'zone' } })).key).toBe('GRID_LABELS');
     expect(configError(() => loadExecutorConfig({ env: { GRID_GROUPS: 'ok,Bad_Group' } })).message).toMatch(/^config GRID_GROUPS: "Bad_Group" must be a DNS label/);
+  });
+
+  it('takes a list of NATS servers (nats_servers, GRID_NATS_SERVERS); empty = the ones register hands over', () => {
+    expect(loadExecutorConfig({ env: {} }).nats_servers).toEqual([]);
+    expect(loadExecutorConfig({ env: { GRID_NATS_SERVERS: 'nats://a:4222,nats://b:4222' } }).nats_servers).toEqual(['nats://a:4222', 'nats://b:4222']);
+    expect(loadExecutorConfig({ env: {}, flags: { nats_servers: 'nats://a:4222, nats://c:4222' } }).nats_servers).toEqual(['nats://a:4222', 'nats://c:4222']);
   });
 
   it('takes several controller addresses separated by commas, and names a bad one', () => {
