@@ -85,6 +85,11 @@ describe('GRID on a 3-node NATS cluster and a 3-member etcd cluster', () => {
     expect(refused.map((c) => `${c.stream} ${c.from}→${c.to} ${c.refused ? 'refused' : 'changed'}`)).toEqual(GRID_STREAMS.map((s) => `${s} 3→5 refused`));
     console.log(`nats.replicas 5 on 3 servers: ${refused[0]!.refused}`);
     for (const s of GRID_STREAMS) expect((await replicasOf(s)).num).toBe(3);
+
+    // What an operator sees: every stream R3, with a leader and two current followers.
+    const health = ok(await cli(['health'], 'viewer'));
+    console.log(`grid-cli health:\n${health}`);
+    for (const s of GRID_STREAMS) expect(health).toMatch(new RegExp(`^  ${s} +\\d+ +[\\d.]+ (B|KiB|MiB) +R3 +\\S+ +\\S+ \\(current\\), \\S+ \\(current\\)$`, 'm'));
   }, 120_000);
 
   it('runs a job with a file on all and on any; executors get every NATS URL; their consumers have 3 replicas', async () => {
