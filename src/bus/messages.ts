@@ -3,7 +3,10 @@
 
 import type { TaskEvent } from '../domain/execution.js';
 
-/** GRID_REQUESTS: an accepted execution waiting for the dispatcher. Msg-Id = execution id. */
+/**
+ * GRID_REQUESTS: a record an older version left QUEUED, re-published by the sweeper for the
+ * dispatcher. Msg-Id = execution id. (Older versions also sent the definition along.)
+ */
 export interface RequestMessage {
   execution_id: string;
 }

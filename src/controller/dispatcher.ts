@@ -1,8 +1,10 @@
-// The dispatcher: takes accepted executions from GRID_REQUESTS (a durable shared by every
-// controller replica), resolves the target against the registry *now*, records the task set by
-// compare-and-swap, publishes one job message per task, and only then acks. A crash anywhere in
-// between redelivers the request and the step runs again idempotently (job messages carry a
-// Msg-Id per task, so JetStream drops the repeats).
+// The dispatcher: recovers executions that older versions left QUEUED. The sweeper re-publishes
+// such a record on GRID_REQUESTS (a durable shared by every controller replica); the dispatcher
+// resolves the target against the registry *now*, records the task set by compare-and-swap,
+// publishes one job message per task, and only then acks. A crash anywhere in between
+// redelivers the request and the step runs again idempotently (job messages carry a Msg-Id per
+// task, so JetStream drops the repeats). New executions never pass here: the controller that
+// accepts one dispatches it itself (ExecutionService.execute).
 
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { BatchConsumer } from '../bus/batch-consumer.js';
@@ -52,50 +54,25 @@ export class Dispatcher {
   }
 
   /**
-   * Dispatches the requests that have arrived, together: one group commit records the task
-   * sets of all of them (instead of a read and a write each), then their job messages go out,
-   * then the requests are acked.
+   * Every controller now records an execution with its task set and sends its job messages
+   * itself; requests arrive here only for records that older versions left QUEUED (re-published
+   * by the sweeper), so each is dispatched on its own. A request an older version published
+   * carries the definition it accepted the execution with: that one is planned with.
    */
   private async handleBatch(batch: JsMsg[]): Promise<void> {
-    const withDef = new Map<string, { m: JsMsg; def: JobDefinition }>();
-    const others: Array<{ m: JsMsg; id: string }> = [];
-    for (const m of batch) {
-      try {
-        const req = decode<RequestMessage & { definition?: JobDefinition }>(m.data);
-        if (req.definition) withDef.set(req.execution_id, { m, def: req.definition });
-        else others.push({ m, id: req.execution_id });
-      } catch {
-        this.d.log.warn('dropping an undecodable request', { subject: m.subject });
-        m.term();
-      }
-    }
-    await Promise.all([
-      this.dispatchMany(withDef),
-      // Re-published by the sweeper (no definition attached): the careful path, one by one.
-      ...others.map(({ m, id }) => this.dispatch(id).then(() => m.ack(), (err) => this.retry(m, err))),
-    ]);
-  }
-
-  private async dispatchMany(reqs: Map<string, { m: JsMsg; def: JobDefinition }>): Promise<void> {
-    if (reqs.size === 0) return;
-    try {
-      const executors = await this.d.executors.all();
-      const results = await this.d.store.updateMany([...reqs.keys()], (e) => this.plan(e, reqs.get(e.id)!.def, executors));
-      await Promise.all(
-        [...reqs].map(async ([id, { m, def }]) => {
-          const r = results.get(id);
-          if (r?.refused) this.d.log.warn('task set not recorded: the record would be too large to store', { id, state: r.execution.state, reason: r.refused });
-          const x = r?.execution;
-          if (x) {
-            const toSend = sendable(x);
-            if (toSend.length) await this.d.publisher.publish(x, toSend, await this.d.publisher.definitionOf(x, def));
-          }
-          m.ack();
-        }),
-      );
-    } catch (err) {
-      for (const { m } of reqs.values()) this.retry(m, err);
-    }
+    await Promise.all(
+      batch.map((m) => {
+        let req: RequestMessage & { definition?: JobDefinition };
+        try {
+          req = decode<RequestMessage & { definition?: JobDefinition }>(m.data);
+        } catch {
+          this.d.log.warn('dropping an undecodable request', { subject: m.subject });
+          m.term();
+          return;
+        }
+        return this.dispatch(req.execution_id, req.definition).then(() => m.ack(), (err) => this.retry(m, err));
+      }),
+    );
   }
 
   private retry(m: JsMsg, err: unknown): void {

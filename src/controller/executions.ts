@@ -1,5 +1,6 @@
-// Use-cases for executions: execute (validate, record QUEUED, hand to the dispatcher; once per
-// idempotency key), get, list, watch, cancel, and BeginTask for executors. Transport-free.
+// Use-cases for executions: execute (validate, resolve the target, record it with its tasks and
+// send the job messages; once per idempotency key), get, list, watch, cancel, and BeginTask for
+// executors. Transport-free.
 
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { JetStreamClient } from '@nats-io/jetstream';
@@ -211,8 +212,9 @@ export class ExecutionService {
     }
   }
 
-  async publishRequest(executionId: string, definition?: JobDefinition): Promise<void> {
-    const msg: RequestMessage & { definition?: JobDefinition } = { execution_id: executionId, definition };
+  /** Asks the dispatcher (any replica's) to dispatch a record an older version left QUEUED. */
+  async publishRequest(executionId: string): Promise<void> {
+    const msg: RequestMessage = { execution_id: executionId };
     await this.d.js.publish(subjects.request(executionId), encode(msg), { msgID: executionId });
   }
 

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExecutionService } from '../../src/controller/executions.js';
 import { EtcdExecutionStore } from '../../src/store/etcd-executions.js';
 import { Kv } from '../../src/store/kv.js';
+import { eventually } from '../harness/eventually.js';
 import { runningExecution } from '../harness/records.js';
 import { startServers, uniqueName, type TestServers } from '../harness/servers.js';
 
@@ -27,14 +28,6 @@ afterAll(async () => {
   kv?.close();
   await servers?.stop();
 });
-
-async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('watch', () => {
   it('a slow reader gets the newest snapshot, not each one in between, and the terminal one last', async () => {
