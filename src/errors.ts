@@ -1,6 +1,7 @@
 // Every failure GRID reports has its own class here, and this file is the one place that maps
-// them to gRPC status codes (server side), back from gRPC statuses (client side), and to CLI
-// exit codes. Nothing matches errors by their message text.
+// them to gRPC status codes (server side), back from gRPC statuses (client side), to HTTP
+// statuses (for an HTTP front door) and to CLI exit codes. Nothing matches errors by their
+// message text.
 
 export type ErrorKind =
   | 'validation'
@@ -238,6 +239,33 @@ function withMessage<E extends GridError>(err: E, message: string): E {
 function codeToKind(code: number): ErrorKind {
   for (const [kind, c] of Object.entries(kindToCode)) if (c === code) return kind as ErrorKind;
   return 'internal';
+}
+
+// ---- HTTP statuses (as google.rpc.Code maps the gRPC codes above to HTTP) ----
+
+/** 499: the client closed the request (nginx's code; HTTP has none for it). */
+export const HTTP_CLIENT_CLOSED_REQUEST = 499;
+
+const kindToHttp: Record<ErrorKind, number> = {
+  validation: 400,
+  not_found: 404,
+  already_exists: 409,
+  conflict: 409,
+  unauthenticated: 401,
+  permission_denied: 403,
+  config: 400,
+  unavailable: 503,
+  failed_precondition: 400,
+  resource_exhausted: 429,
+  deadline_exceeded: 504,
+  cancelled: HTTP_CLIENT_CLOSED_REQUEST,
+  unimplemented: 501,
+  internal: 500,
+};
+
+/** The HTTP status an HTTP front door answers a failed call with; 500 for anything not GRID's. */
+export function toHttpStatus(err: unknown): number {
+  return err instanceof GridError ? kindToHttp[err.kind] : 500;
 }
 
 // ---- CLI exit codes ----

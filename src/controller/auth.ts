@@ -50,6 +50,16 @@ export function secretEquals(a: string, b: string): boolean {
   return timingSafeEqual(sha256(a), sha256(b));
 }
 
+/**
+ * The token of an `Authorization: Bearer <token>` header (or gRPC `authorization` metadata),
+ * the one way every front door takes a caller's token; undefined when there is none.
+ */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  if (typeof authorization !== 'string') return undefined;
+  const m = /^Bearer\s+(.+)$/i.exec(authorization.trim());
+  return m ? m[1] : undefined;
+}
+
 export class Authenticator {
   private readonly tokens: Array<{ hash: Buffer; principal: Principal }>;
 

@@ -8,7 +8,7 @@ import type { ExecutorServiceServer } from '../../gen/grid/v1/executor.js';
 import type { ExecutionService } from '../executions.js';
 import type { ExecutorRegistry } from '../executors.js';
 import { executorStateToPb } from './convert.js';
-import { bearerToken, serverStreamOpen, unaryOpen, type HandlerContext } from './handlers.js';
+import { metadataToken, serverStreamOpen, unaryOpen, type HandlerContext } from './handlers.js';
 import type { AuditSpec } from '../audit.js';
 import type { BeginAnswer } from '../executions.js';
 import type { FileService } from '../files.js';
@@ -88,7 +88,7 @@ export function executorService(
     }),
     register: unaryOpen(ctx, 'Register', async (req, call) => {
       // A bearer token is optional here; with one, an admin may --replace another executor.
-      const token = bearerToken(call.metadata);
+      const token = metadataToken(call.metadata);
       const out = await registry.register({
         replaceSecret: req.replaceSecret || undefined,
         ...(token ? { replaceBy: ctx.auth.authenticate(token) } : {}),

@@ -14,7 +14,7 @@ import {
 import { ERROR_KIND_METADATA_KEY, GridError, toGrpcCode } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
 import type { AuditLog, AuditSpec, Outcome } from '../audit.js';
-import type { Authenticator, Principal } from '../auth.js';
+import { bearerToken, type Authenticator, type Principal } from '../auth.js';
 
 export interface HandlerContext {
   auth: Authenticator;
@@ -28,11 +28,10 @@ export interface HandlerContext {
   backendError?: (err: unknown) => GridError | undefined;
 }
 
-export function bearerToken(md: Metadata): string | undefined {
+/** The bearer token of a call's `authorization` metadata (see auth.ts). */
+export function metadataToken(md: Metadata): string | undefined {
   const v = md.get('authorization')[0];
-  if (typeof v !== 'string') return undefined;
-  const m = /^Bearer\s+(.+)$/i.exec(v.trim());
-  return m ? m[1] : undefined;
+  return bearerToken(typeof v === 'string' ? v : undefined);
 }
 
 export function toServiceError(err: unknown, log: Logger, method: string, backendError?: HandlerContext['backendError']): Partial<ServiceError> {
@@ -55,7 +54,7 @@ export function unary<Req, Res>(
   audit?: AuditSpec<Req, Res>,
 ) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-    const token = bearerToken(call.metadata);
+    const token = metadataToken(call.metadata);
     let who: Principal | undefined;
     const seen = () => ({ principal: who, req: call.request, hide: [token] });
     (async () => {
@@ -76,7 +75,7 @@ export function unaryOpen<Req, Res>(
   audit?: AuditSpec<Req, Res>,
 ) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-    const seen = () => ({ principal: audit && optionalPrincipal(ctx, call.metadata), req: call.request, hide: [bearerToken(call.metadata)] });
+    const seen = () => ({ principal: audit && optionalPrincipal(ctx, call.metadata), req: call.request, hide: [metadataToken(call.metadata)] });
     fn(call.request, call).then(
       (res) => answer(ctx, audit, seen(), { ok: true, res }, () => callback(null, res)),
       (err) => answer(ctx, audit, seen(), { ok: false, err }, () => callback(toServiceError(err, ctx.log, method, ctx.backendError))),
@@ -98,7 +97,7 @@ function answer<Req, Res>(
 
 /** The caller named by an optional bearer token (open calls may carry one), for the audit line. */
 function optionalPrincipal(ctx: HandlerContext, md: Metadata): Principal | undefined {
-  const token = bearerToken(md);
+  const token = metadataToken(md);
   if (!token) return undefined;
   try {
     return ctx.auth.authenticate(token);
@@ -116,7 +115,7 @@ export function serverStream<Req, Res>(
   method: string,
   fn: (req: Req, who: Principal, signal: AbortSignal) => AsyncIterable<Res>,
 ) {
-  return streamed<Req, Res>(ctx, method, (req, signal, call) => fn(req, ctx.auth.authenticate(bearerToken(call.metadata)), signal));
+  return streamed<Req, Res>(ctx, method, (req, signal, call) => fn(req, ctx.auth.authenticate(metadataToken(call.metadata)), signal));
 }
 
 /** A server-streaming call that authenticates itself (executors prove who they are in the request). */
@@ -164,7 +163,7 @@ export function clientStream<Req, Res>(
   audit?: AuditSpec<Req | undefined, Res>,
 ) {
   return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>): void => {
-    const token = bearerToken(call.metadata);
+    const token = metadataToken(call.metadata);
     let who: Principal | undefined;
     let first: Req | undefined;
     const messages = (async function* () {
