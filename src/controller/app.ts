@@ -252,7 +252,7 @@ export class Controller {
     const ctx = { auth, log: log.named('grpc'), audit, backendError };
     server.addService(ControllerServiceService, controllerService(ctx, { jobs, executors, executions, logs, files, health: backendHealth }));
     const locks = new LockService({ kv, leases, ttlSeconds: cfg.lock_ttl_seconds });
-    server.addService(ExecutorServiceService, executorService(ctx, executors, executions, files, locks));
+    server.addService(ExecutorServiceService, executorService(ctx, { registry: executors, executions, files, locks }));
     server.addService(HealthService, health.service());
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(cfg.grpc_address, serverCredentials(tls?.server), (err, p) => (err ? reject(err) : resolve(p))),

@@ -33,6 +33,7 @@ import type { JobPublisher } from './job-publisher.js';
 import { describePolicy, type Retention } from './retention.js';
 import type { SecretBox } from './secrets.js';
 import type { StreamQuota } from './stream-quota.js';
+import { executionView, type ExecutionView } from './views.js';
 
 /** What Execute is asked: the request's own fields (job, args, target, limits), and these. */
 export interface ExecuteInput extends IdempotentRequest {
@@ -42,7 +43,7 @@ export interface ExecuteInput extends IdempotentRequest {
 }
 
 export interface ExecuteResult {
-  execution?: Execution;
+  execution?: ExecutionView;
   dryRun?: DryRunRow[];
   /** The idempotency key had started `execution` already; nothing new was started. */
   reused?: boolean;
@@ -55,8 +56,9 @@ export interface DryRunRow {
   reason: string;
 }
 
-/** A page of executions, and what retention has pruned (see Retention). */
-export interface ExecutionList extends ListPage {
+/** A page of executions (newest first), and what retention has pruned (see Retention). */
+export interface ExecutionList extends Omit<ListPage, 'executions'> {
+  executions: ExecutionView[];
   /** The newest pruned execution was created at this time; 0 = none pruned. */
   prunedBeforeMs: number;
   /** The policy in words, e.g. "7 days, at most 100000 finished"; "" = none. */
@@ -159,7 +161,7 @@ export class ExecutionService {
     if (failure) this.d.log.info('execution failed at dispatch', { id: x.id, reason: failure });
     await this.sendJobs(x, def);
     this.d.log.debug('execution dispatched', { id: x.id, job: x.job, target: x.target, by: p.name });
-    return { execution: x };
+    return { execution: executionView(x) };
   }
 
   /** The key, filed under the caller (two callers' keys never meet), with the request's digest. */
@@ -181,7 +183,7 @@ export class ExecutionService {
     const x = await this.d.store.mustGet(entry.execution_id);
     await this.authorizeVisible(p, x, 'see');
     this.d.log.debug('execution reused by idempotency key', { id: x.id, by: p.name });
-    return { execution: x, reused: true };
+    return { execution: executionView(x), reused: true };
   }
 
   /**
@@ -244,11 +246,11 @@ export class ExecutionService {
     if (p.groups.length) authorizeExecution(p, x, await this.nodeGroups(), what);
   }
 
-  async get(p: Principal, id: string): Promise<Execution> {
+  async get(p: Principal, id: string): Promise<ExecutionView> {
     authorize(p, 'executions:read');
     const x = await this.d.store.mustGet(id);
     await this.authorizeVisible(p, x, 'see');
-    return x;
+    return executionView(x);
   }
 
   /**
@@ -263,9 +265,12 @@ export class ExecutionService {
     const limit = Math.min(Math.max(f.limit || 20, 1), 1000);
     const status = await this.d.retention?.status();
     const pruned = { prunedBeforeMs: status?.pruned_before_ms ?? 0, retention: this.d.retention ? describePolicy(this.d.retention.policy) : '' };
-    if (!p.groups.length) return { ...(await this.d.store.list({ job: f.job, state: f.state, limit, before: f.pageAfter })), ...pruned };
+    if (!p.groups.length) {
+      const page = await this.d.store.list({ job: f.job, state: f.state, limit, before: f.pageAfter });
+      return { ...page, executions: page.executions.map(executionView), ...pruned };
+    }
     const groups = await this.nodeGroups();
-    const executions: Execution[] = [];
+    const executions: ExecutionView[] = [];
     let before = f.pageAfter;
     let keysRead = 0;
     for (;;) {
@@ -273,7 +278,7 @@ export class ExecutionService {
       keysRead += page.keysRead;
       for (const x of page.executions) {
         if (!executionInScope(p, x.target, groups)) continue;
-        executions.push(x);
+        executions.push(executionView(x));
         if (executions.length === limit) return { executions, next: x.id, keysRead, ...pruned };
       }
       if (!page.next) return { executions, next: '', keysRead, ...pruned };
@@ -281,7 +286,7 @@ export class ExecutionService {
     }
   }
 
-  async cancel(p: Principal, id: string, reason: string): Promise<Execution> {
+  async cancel(p: Principal, id: string, reason: string): Promise<ExecutionView> {
     authorize(p, 'executions:write');
     const cur = await this.d.store.mustGet(id);
     await this.authorizeVisible(p, cur, 'cancel');
@@ -292,7 +297,7 @@ export class ExecutionService {
     const { execution } = await this.d.store.update(id, (x) => stopExecution(x, 'CANCELLED', why, this.now()));
     await this.broadcastStop(execution, 'cancelled');
     this.d.log.info('execution cancelled', { id, by: p.name });
-    return execution;
+    return executionView(execution);
   }
 
   /**
@@ -321,17 +326,17 @@ export class ExecutionService {
    * fan-out changes many times a second; each snapshot is the whole record). Counts as one of
    * the token's open streams (limits.streams_per_token) until it ends.
    */
-  watch(p: Principal, id: string, signal: AbortSignal): AsyncIterable<Execution> {
+  watch(p: Principal, id: string, signal: AbortSignal): AsyncIterable<ExecutionView> {
     const run = () => this.watchRecord(p, id, signal);
     return this.d.streams?.hold(p, run) ?? run();
   }
 
-  private async *watchRecord(p: Principal, id: string, signal: AbortSignal): AsyncIterable<Execution> {
+  private async *watchRecord(p: Principal, id: string, signal: AbortSignal): AsyncIterable<ExecutionView> {
     authorize(p, 'executions:read');
     const first = await this.d.store.get(id);
     if (!first) await this.d.store.mustGet(id); // throws NotFound
     await this.authorizeVisible(p, first!.value, 'watch');
-    yield first!.value;
+    yield executionView(first!.value);
     if (isTerminalExecution(first!.value.state)) return;
     // Only the newest version is kept, unparsed until it is sent.
     let sent = first!.revision;
@@ -357,7 +362,7 @@ export class ExecutionService {
         const x = JSON.parse(latest.value.toString()) as Execution;
         sent = Number(latest.mod_revision);
         latest = undefined;
-        yield x;
+        yield executionView(x);
         // Terminal states never change back, so the newest snapshot is terminal if any was.
         if (isTerminalExecution(x.state)) return;
       }

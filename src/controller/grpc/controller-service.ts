@@ -5,24 +5,10 @@ import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { ControllerServiceServer } from '../../gen/grid/v1/controller.js';
 import { NotImplementedError, ValidationError } from '../../errors.js';
 import type { FileInfo } from '../../gen/grid/v1/types.js';
-import type { ExecutionService } from '../executions.js';
-import type { ExecutorRegistry } from '../executors.js';
-import type { FileService, StoredFile } from '../files.js';
-import type { LogService } from '../logs.js';
-import type { BackendHealth } from '../health.js';
-import type { JobService } from '../jobs.js';
+import type { StoredFile } from '../files.js';
+import type { ControllerUseCases } from '../use-cases.js';
 import { executionStateFromPb, executionToPb, executorToPb, jobInfoToPb } from './convert.js';
 import { clientStream, serverStream, unary, type HandlerContext } from './handlers.js';
-
-export interface ControllerUseCases {
-  jobs: JobService;
-  executors: ExecutorRegistry;
-  executions: ExecutionService;
-  logs: LogService;
-  files: FileService;
-  /** Absent: GetHealth answers unimplemented. */
-  health?: BackendHealth;
-}
 
 /** The job a definition names, for the audit line of a create that may have been refused. */
 function jobNameIn(definitionJson: string): string | undefined {

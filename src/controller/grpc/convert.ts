@@ -1,8 +1,10 @@
-// Domain ↔ proto conversions. Pure functions; the proto types are ts-proto's.
+// Views ↔ proto conversions. Pure functions; the proto types are ts-proto's. What a caller may
+// see (secrets shown as such) is decided by the use-cases' views (views.ts), not here.
 
 import type { ExecutorState, ExecutorView } from '../../domain/executor.js';
-import type { Execution, ExecutionState as ExecutionStateName, Task as DomainTask } from '../../domain/execution.js';
+import type { ExecutionState as ExecutionStateName } from '../../domain/execution.js';
 import type { JobDefinition, StoredJob } from '../../domain/job.js';
+import type { ExecutionView, TaskView } from '../views.js';
 import {
   ExecutionState as PbExecutionState,
   ExecutorState as PbExecutorState,
@@ -91,14 +93,12 @@ export function executionStateFromPb(s: PbExecutionState): ExecutionStateName | 
   return EXECUTION_STATES.find((n) => PbExecutionState[`EXECUTION_STATE_${n}`] === s);
 }
 
-export function executionToPb(x: Execution): PbExecution {
-  const args = { ...x.args };
-  for (const name of x.secret_names) args[name] = '(secret)';
+export function executionToPb(x: ExecutionView): PbExecution {
   return {
     id: x.id,
     job: x.job,
     jobVersion: x.job_version,
-    args,
+    args: x.args,
     target: x.target,
     requester: x.requester,
     state: executionStateToPb(x.state),
@@ -114,10 +114,10 @@ export function executionToPb(x: Execution): PbExecution {
   };
 }
 
-function taskToPb(t: DomainTask): PbTask {
+function taskToPb(t: TaskView): PbTask {
   return {
     executorId: t.executor_id,
-    executorName: t.executor_name || (t.pool ? `(pool ${t.pool})` : ''),
+    executorName: t.executor_name,
     state: PbTaskState[`TASK_STATE_${t.state}`],
     exitCode: t.exit_code,
     attempts: t.attempts,
@@ -126,7 +126,7 @@ function taskToPb(t: DomainTask): PbTask {
     reason: t.reason,
     wave: t.wave,
     key: t.key,
-    lockToken: t.lock_token ?? 0,
-    lateResults: (t.late_results ?? []).map((r) => ({ attempt: r.attempt, executorName: r.executor_name, outcome: r.outcome, exitCode: r.exit_code, reason: r.reason, atMs: r.at_ms })),
+    lockToken: t.lock_token,
+    lateResults: t.late_results.map((r) => ({ attempt: r.attempt, executorName: r.executor_name, outcome: r.outcome, exitCode: r.exit_code, reason: r.reason, atMs: r.at_ms })),
   };
 }

@@ -5,15 +5,12 @@
 
 import type { Deadline, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { ExecutorServiceServer } from '../../gen/grid/v1/executor.js';
-import type { ExecutionService } from '../executions.js';
-import type { ExecutorRegistry } from '../executors.js';
 import { executorStateToPb } from './convert.js';
 import { metadataToken, serverStreamOpen, unaryOpen, type HandlerContext } from './handlers.js';
 import type { AuditSpec } from '../audit.js';
 import type { BeginAnswer } from '../executions.js';
-import type { FileService } from '../files.js';
+import type { ExecutorUseCases } from '../use-cases.js';
 import type { BeginTaskResponse, LockRequest } from '../../gen/grid/v1/executor.js';
-import type { LockService } from '../locks.js';
 import { peerCertificate } from '../../tls/grpc.js';
 
 function beginToPb(a: BeginAnswer): BeginTaskResponse {
@@ -47,13 +44,8 @@ function msBefore(deadline: Deadline): number {
   return Number.isFinite(at) ? at - Date.now() : Infinity;
 }
 
-export function executorService(
-  ctx: HandlerContext,
-  registry: ExecutorRegistry,
-  executions: ExecutionService,
-  files: FileService,
-  locks: LockService,
-): ExecutorServiceServer & UntypedServiceImplementation {
+export function executorService(ctx: HandlerContext, uc: ExecutorUseCases): ExecutorServiceServer & UntypedServiceImplementation {
+  const { registry, executions, files, locks } = uc;
   // Every call but Register comes from a registered executor: its client certificate first.
   const certified = <Req extends { executorId: string }, Res>(method: string, fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>, audit?: AuditSpec<Req, Res>) =>
     unaryOpen<Req, Res>(
