@@ -1,53 +1,21 @@
-// Wires a controller together from its config — embedded servers when none are configured,
-// etcd, NATS streams, use-cases, gRPC — and takes it apart again in order.
+// The controller process: brings up its backends from the config (embedded servers when none
+// are configured, etcd, NATS streams), has the use-cases wired over them (wiring.ts), opens the
+// front doors on them (doors/), and takes it all apart again in order.
 
-import { readFileSync } from 'node:fs';
-import { Server } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { jetstream } from '@nats-io/jetstream';
-import { ensureControllerConsumers } from '../bus/consumers.js';
 import { ensureStreams, type ReplicaChange } from '../bus/setup.js';
-import { connectBus, natsUnavailable } from '../bus/connect.js';
+import { connectBus, type NatsTls } from '../bus/connect.js';
 import type { ControllerConfig, RegistrationToken } from '../config/controller.js';
 import { startEmbeddedCluster, type EmbeddedServerName, type SupervisionEvent } from '../embedded/index.js';
-import { ControllerServiceService } from '../gen/grid/v1/controller.js';
-import { ExecutorServiceService } from '../gen/grid/v1/executor.js';
-import { HealthService } from '../gen/grpc/health/v1/health.js';
-import { EtcdExecutionStore } from '../store/etcd-executions.js';
-import { EtcdExecutorStore } from '../store/etcd-executors.js';
-import { EtcdJobStore } from '../store/etcd-jobs.js';
-import { Leases } from '../store/leases.js';
 import { Kv, type KvOptions } from '../store/kv.js';
 import type { WatchResumed } from '../store/key-watch.js';
-import type { Logger } from '../util/log.js';
-import { AuditLog, openAuditSink, type AuditSink } from './audit.js';
-import { Authenticator } from './auth.js';
-import { prepareDevAccess } from './dev-access.js';
-import { Dispatcher } from './dispatcher.js';
-import { ExecutionService } from './executions.js';
-import { ExecutorRegistry } from './executors.js';
-import { FileService } from './files.js';
-import { ControllerInstances } from './instances.js';
-import { JobPublisher } from './job-publisher.js';
-import { LogService } from './logs.js';
-import { LockService } from './locks.js';
-import { NatsAccess } from './nats-access.js';
-import { Recorder } from './recorder.js';
-import { SecretBox } from './secrets.js';
-import { Retention } from './retention.js';
-import { BackendHealth } from './health.js';
-import { Defragmenter } from '../store/etcd-maintenance.js';
-import { StreamQuota } from './stream-quota.js';
-import { Sweeper } from './sweeper.js';
-import { ExpiryWatcher } from './expiry.js';
-import { controllerService } from './grpc/controller-service.js';
-import { executorService } from './grpc/executor-service.js';
-import { Health } from './grpc/health-service.js';
-import { JobService } from './jobs.js';
-import { ExecutorCertificates } from './executor-certs.js';
-import { serverCredentials } from '../tls/grpc.js';
 import { embeddedTlsFiles, prepareControllerTls, type ControllerTls } from '../tls/setup.js';
-import type { NatsTls } from '../bus/connect.js';
+import type { Logger } from '../util/log.js';
+import { openAuditSink, type AuditLog, type AuditSink } from './audit.js';
+import { prepareDevAccess } from './dev-access.js';
+import { serveGrpc } from './doors/grpc/server.js';
+import { NatsAccess } from './nats-access.js';
+import { wireUseCases } from './wiring.js';
 
 type Lifecycle = 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -166,113 +134,27 @@ export class Controller {
     if (cfg.auth === 'tokens' && tokens.length === 0) {
       log.warn('no tokens are configured: every client call will be refused (set tokens, or auth: "none")');
     }
-    const auth = new Authenticator(cfg.auth, tokens);
     this.registrationTokens = registrationTokens;
 
-    const jobStore = new EtcdJobStore(kv);
-    await jobStore.startCache();
-    this.cleanups.push({ name: 'job cache', run: () => jobStore.closeCache() });
-    const jobs = new JobService(jobStore, cfg.limits);
-    const leases = new Leases(kv);
-    this.cleanups.push({ name: 'lease keep-alive stream', run: () => leases.close() });
-    const executorStore = new EtcdExecutorStore(kv);
-    await executorStore.startCache();
-    this.cleanups.push({ name: 'executor cache', run: () => executorStore.closeCache() });
-    const executors = new ExecutorRegistry(executorStore, leases, nc, natsAccess, {
-      registrationTokens,
-      pingDeadlineSeconds: cfg.executor_ping_deadline_seconds,
-      natsAdvertise: cfg.nats.advertise.length ? cfg.nats.advertise : this.natsServers,
-      ...(tls ? { certificates: new ExecutorCertificates(tls.ca, tls.executorCertDays) } : {}),
-      ...(natsTls.ca_file ? { natsCaPem: readFileSync(natsTls.ca_file, 'utf8') } : {}),
-      limits: cfg.limits,
-    }, log.named('executors'));
-    if (!cfg.secrets_key && !embedded) {
-      log.warn('no secrets_key configured: using a key generated in data_dir; replicas must share one key to run jobs with secrets', { data_dir: cfg.data_dir });
-    }
-    const box = cfg.secrets_key ? SecretBox.fromBase64(cfg.secrets_key) : await SecretBox.forDataDir(cfg.data_dir);
-    const js = jetstream(nc);
-    const instances = new ControllerInstances(kv, log.named('instances'));
-    await instances.start();
-    this.cleanups.push({ name: 'controller liveness lease', run: () => instances.stop() });
-    const instance = instances.id;
-    const executionStore = new EtcdExecutionStore(kv, { recordBytes: cfg.limits.record_bytes });
-    const streams = new StreamQuota(cfg.limits);
-    const publisher = new JobPublisher({ js, jobs: jobStore });
-    const files = new FileService({ nc, kv });
-    await executionStore.backfillIndexes(log.named('executions'));
-    const retention = new Retention({
-      store: executionStore,
-      kv,
-      policy: { maxAgeMs: cfg.execution_retention_hours * 3600_000, maxFinished: cfg.execution_retention_max },
-      log: log.named('retention'),
-    });
-    const executions = new ExecutionService({
-      kv, store: executionStore, jobs: jobStore, executors: executorStore, registry: executors, js, nc, box, publisher, instance, retention, log: log.named('executions'),
-      limits: cfg.limits, streams,
-      fileDigests: (names) => files.recordedDigests(names),
-    });
-    const logs = new LogService({
-      js, store: executionStore, executors: executorStore, log: log.named('logs'),
-      authorizeVisible: (p, x, what) => executions.authorizeVisible(p, x, what),
-      streams,
-    });
-
-    await ensureControllerConsumers(nc);
-    const dispatcher = new Dispatcher({ js, store: executionStore, jobs: jobStore, executors: executorStore, publisher, instance, log: log.named('dispatcher') });
-    await dispatcher.start();
-    this.cleanups.push({ name: 'dispatcher', run: () => dispatcher.stop() });
-    const recorder = new Recorder({ js, store: executionStore, publisher, instance, log: log.named('recorder'), executors: executorStore });
-    await recorder.start();
-    this.cleanups.push({ name: 'recorder', run: () => recorder.stop() });
-    const sweeper = new Sweeper({ store: executionStore, executions, executors: executorStore, publisher, instances, log: log.named('sweeper') });
-    sweeper.start();
-    retention.start();
-    this.cleanups.push({ name: 'retention', run: () => retention.stop() });
-    // The embedded etcd is GRID's own: defragment it when it is mostly free pages. An external
-    // one is its operators' (see the README).
-    if (embeddedServers) {
-      const defrag = new Defragmenter({ kv, log: log.named('etcd') });
-      defrag.start();
-      this.cleanups.push({ name: 'etcd defragmentation', run: () => defrag.stop() });
-    }
-    const backendHealth = new BackendHealth({ kv, nc, store: executionStore, retention, etcdEndpoints: this.etcdEndpoints, natsServers: this.natsServers });
-    this.cleanups.push({ name: 'sweeper', run: () => sweeper.stop() });
-
-    const expiry = new ExpiryWatcher(kv, executorStore, log.named('expiry'), Date.now, cfg.executor_ping_deadline_seconds * 1000);
-    expiry.onExpired((e) => sweeper.executorExpired(e));
-    executors.onRemoved = (e) => sweeper.executorExpired(e, 'was removed');
-    await expiry.start();
-    this.cleanups.push({ name: 'expiry watcher', run: () => expiry.stop() });
-    const health = new Health(['grid.v1.ControllerService', 'grid.v1.ExecutorService']);
-    const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
-    const audit = new AuditLog(auditSink, log.named('audit'), (id) => executors.nameOf(id));
-    this.audit = audit;
-    const natsServers = this.natsServers;
-    const backendError = (err: unknown) => kv.unavailable(err) ?? natsUnavailable(err, natsServers);
-    const ctx = { auth, log: log.named('grpc'), audit, backendError };
-    server.addService(ControllerServiceService, controllerService(ctx, { jobs, executors, executions, logs, files, health: backendHealth }));
-    const locks = new LockService({ kv, leases, ttlSeconds: cfg.lock_ttl_seconds });
-    server.addService(ExecutorServiceService, executorService(ctx, { registry: executors, executions, files, locks }));
-    server.addService(HealthService, health.service());
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(cfg.grpc_address, serverCredentials(tls?.server), (err, p) => (err ? reject(err) : resolve(p))),
+    const wired = await wireUseCases(
+      {
+        cfg, log, kv, nc, natsAccess, natsTls, tls, tokens, registrationTokens, auditSink,
+        natsServers: this.natsServers, etcdEndpoints: this.etcdEndpoints, embeddedServers,
+      },
+      (name, run) => this.cleanups.push({ name, run }),
     );
-    this.address = cfg.grpc_address.replace(/:\d+$/, `:${port}`);
-    this.cleanups.push({
-      name: 'gRPC server',
-      run: () =>
-        new Promise<void>((resolve) => {
-          health.setServing(false);
-          health.close();
-          const force = setTimeout(() => server.forceShutdown(), 5_000);
-          server.tryShutdown(() => {
-            clearTimeout(force);
-            resolve();
-          });
-        }),
+    this.audit = wired.audit;
+    const grpc = await serveGrpc({
+      address: cfg.grpc_address,
+      ...(tls ? { tls: tls.server } : {}),
+      ctx: { auth: wired.auth, log: log.named('grpc'), audit: wired.audit, backendError: wired.backendError },
+      controller: wired.controller,
+      executor: wired.executor,
     });
-    // Before the server shuts down (cleanups run in reverse): calls waiting for a lock answer now.
-    this.cleanups.push({ name: 'lock waits', run: () => locks.close() });
+    this.address = grpc.address;
+    this.cleanups.push({ name: 'gRPC server', run: () => grpc.close() });
+    // Before the doors shut down (cleanups run in reverse): calls waiting for a lock answer now.
+    this.cleanups.push({ name: 'lock waits', run: () => wired.executor.locks.close() });
     if (this.devAccess) await this.devAccess.writeClientConfig(this.address, tls?.caFile);
     this.state = 'running';
     log.info('controller ready', {

@@ -11,10 +11,10 @@ import {
   type ServerReadableStream,
   type ServiceError,
 } from '@grpc/grpc-js';
-import { ERROR_KIND_METADATA_KEY, GridError, toGrpcCode } from '../../errors.js';
-import type { Logger } from '../../util/log.js';
-import type { AuditLog, AuditSpec, Outcome } from '../audit.js';
-import { bearerToken, type Authenticator, type Principal } from '../auth.js';
+import { ERROR_KIND_METADATA_KEY, GridError, toGrpcCode } from '../../../errors.js';
+import type { Logger } from '../../../util/log.js';
+import type { AuditLog, AuditSpec, Outcome } from '../../audit.js';
+import { bearerToken, type Authenticator, type Principal } from '../../auth.js';
 
 export interface HandlerContext {
   auth: Authenticator;

@@ -4,14 +4,14 @@
 // (they are the running of work an audited Execute released, many per second on a big fleet).
 
 import type { Deadline, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { ExecutorServiceServer } from '../../gen/grid/v1/executor.js';
+import type { ExecutorServiceServer } from '../../../gen/grid/v1/executor.js';
 import { executorStateToPb } from './convert.js';
 import { metadataToken, serverStreamOpen, unaryOpen, type HandlerContext } from './handlers.js';
-import type { AuditSpec } from '../audit.js';
-import type { BeginAnswer } from '../executions.js';
-import type { ExecutorUseCases } from '../use-cases.js';
-import type { BeginTaskResponse, LockRequest } from '../../gen/grid/v1/executor.js';
-import { peerCertificate } from '../../tls/grpc.js';
+import type { AuditSpec } from '../../audit.js';
+import type { BeginAnswer } from '../../executions.js';
+import type { ExecutorUseCases } from '../../use-cases.js';
+import type { BeginTaskResponse, LockRequest } from '../../../gen/grid/v1/executor.js';
+import { peerCertificate } from '../../../tls/grpc.js';
 
 function beginToPb(a: BeginAnswer): BeginTaskResponse {
   const t = a.task;

@@ -1,10 +1,10 @@
 // Views ↔ proto conversions. Pure functions; the proto types are ts-proto's. What a caller may
 // see (secrets shown as such) is decided by the use-cases' views (views.ts), not here.
 
-import type { ExecutorState, ExecutorView } from '../../domain/executor.js';
-import type { ExecutionState as ExecutionStateName } from '../../domain/execution.js';
-import type { JobDefinition, StoredJob } from '../../domain/job.js';
-import type { ExecutionView, TaskView } from '../views.js';
+import type { ExecutorState, ExecutorView } from '../../../domain/executor.js';
+import type { ExecutionState as ExecutionStateName } from '../../../domain/execution.js';
+import type { JobDefinition, StoredJob } from '../../../domain/job.js';
+import type { ExecutionView, TaskView } from '../../views.js';
 import {
   ExecutionState as PbExecutionState,
   ExecutorState as PbExecutorState,
@@ -14,7 +14,7 @@ import {
   type Executor as PbExecutor,
   type JobDefinition as PbJobDefinition,
   type JobInfo as PbJobInfo,
-} from '../../gen/grid/v1/types.js';
+} from '../../../gen/grid/v1/types.js';
 
 export function jobDefinitionToPb(d: JobDefinition): PbJobDefinition {
   return {

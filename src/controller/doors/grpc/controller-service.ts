@@ -2,11 +2,11 @@
 // method what its audit line records (action, target, execution id). Nothing else lives here.
 
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { ControllerServiceServer } from '../../gen/grid/v1/controller.js';
-import { NotImplementedError, ValidationError } from '../../errors.js';
-import type { FileInfo } from '../../gen/grid/v1/types.js';
-import type { StoredFile } from '../files.js';
-import type { ControllerUseCases } from '../use-cases.js';
+import type { ControllerServiceServer } from '../../../gen/grid/v1/controller.js';
+import { NotImplementedError, ValidationError } from '../../../errors.js';
+import type { FileInfo } from '../../../gen/grid/v1/types.js';
+import type { StoredFile } from '../../files.js';
+import type { ControllerUseCases } from '../../use-cases.js';
 import { executionStateFromPb, executionToPb, executorToPb, jobInfoToPb } from './convert.js';
 import { clientStream, serverStream, unary, type HandlerContext } from './handlers.js';
 

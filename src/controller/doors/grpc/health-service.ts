@@ -6,7 +6,7 @@ import {
   type HealthCheckRequest,
   type HealthCheckResponse,
   type HealthServer,
-} from '../../gen/grpc/health/v1/health.js';
+} from '../../../gen/grpc/health/v1/health.js';
 
 export class Health {
   private serving = true;

@@ -1,0 +1,52 @@
+// The gRPC front door: one grpc-js server carrying ControllerService (people), ExecutorService
+// (executors) and grpc.health.v1, each a thin adapter over the use-cases it is handed.
+
+import { Server } from '@grpc/grpc-js';
+import { ControllerServiceService } from '../../../gen/grid/v1/controller.js';
+import { ExecutorServiceService } from '../../../gen/grid/v1/executor.js';
+import { HealthService } from '../../../gen/grpc/health/v1/health.js';
+import { serverCredentials, type ServerTls } from '../../../tls/grpc.js';
+import type { ControllerUseCases, ExecutorUseCases } from '../../use-cases.js';
+import { controllerService } from './controller-service.js';
+import { executorService } from './executor-service.js';
+import type { HandlerContext } from './handlers.js';
+import { Health } from './health-service.js';
+
+export interface GrpcDoor {
+  /** host:port it listens on (the port chosen when the config asked for port 0). */
+  address: string;
+  /** Reports NOT_SERVING, then lets calls in flight finish (forced after 5 s). */
+  close(): Promise<void>;
+}
+
+export async function serveGrpc(o: {
+  /** host:port, as grpc_address in the config. */
+  address: string;
+  /** Absent: plaintext. */
+  tls?: ServerTls;
+  ctx: HandlerContext;
+  controller: ControllerUseCases;
+  executor: ExecutorUseCases;
+}): Promise<GrpcDoor> {
+  const health = new Health(['grid.v1.ControllerService', 'grid.v1.ExecutorService']);
+  const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+  server.addService(ControllerServiceService, controllerService(o.ctx, o.controller));
+  server.addService(ExecutorServiceService, executorService(o.ctx, o.executor));
+  server.addService(HealthService, health.service());
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(o.address, serverCredentials(o.tls), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return {
+    address: o.address.replace(/:\d+$/, `:${port}`),
+    close: () =>
+      new Promise<void>((resolve) => {
+        health.setServing(false);
+        health.close();
+        const force = setTimeout(() => server.forceShutdown(), 5_000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,160 @@
+// Builds the controller's use-cases from its config and backends (etcd, NATS), and starts what
+// runs beside them (dispatcher, recorder, sweeper, retention, expiry). Transport-free: the front
+// doors (doors/) are handed what this returns. Each thing started is handed to `cleanup`, which
+// the caller runs newest first on close.
+
+import { readFileSync } from 'node:fs';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstream } from '@nats-io/jetstream';
+import { ensureControllerConsumers } from '../bus/consumers.js';
+import { natsUnavailable, type NatsTls } from '../bus/connect.js';
+import type { ControllerConfig, RegistrationToken } from '../config/controller.js';
+import type { GridError } from '../errors.js';
+import { EtcdExecutionStore } from '../store/etcd-executions.js';
+import { EtcdExecutorStore } from '../store/etcd-executors.js';
+import { EtcdJobStore } from '../store/etcd-jobs.js';
+import { Defragmenter } from '../store/etcd-maintenance.js';
+import type { Kv } from '../store/kv.js';
+import { Leases } from '../store/leases.js';
+import type { ControllerTls } from '../tls/setup.js';
+import type { Logger } from '../util/log.js';
+import { AuditLog, type AuditSink } from './audit.js';
+import { Authenticator, type TokenSpec } from './auth.js';
+import { Dispatcher } from './dispatcher.js';
+import { ExecutionService } from './executions.js';
+import { ExecutorCertificates } from './executor-certs.js';
+import { ExecutorRegistry } from './executors.js';
+import { ExpiryWatcher } from './expiry.js';
+import { FileService } from './files.js';
+import { BackendHealth } from './health.js';
+import { ControllerInstances } from './instances.js';
+import { JobPublisher } from './job-publisher.js';
+import { JobService } from './jobs.js';
+import { LockService } from './locks.js';
+import { LogService } from './logs.js';
+import type { NatsAccess } from './nats-access.js';
+import { Recorder } from './recorder.js';
+import { Retention } from './retention.js';
+import { SecretBox } from './secrets.js';
+import { StreamQuota } from './stream-quota.js';
+import { Sweeper } from './sweeper.js';
+import type { ControllerUseCases, ExecutorUseCases } from './use-cases.js';
+
+export interface Backends {
+  cfg: ControllerConfig;
+  log: Logger;
+  kv: Kv;
+  nc: NatsConnection;
+  natsAccess: NatsAccess;
+  natsTls: NatsTls;
+  natsServers: string[];
+  etcdEndpoints: string[];
+  /** GRID runs its own etcd and nats-server (the embedded default). */
+  embeddedServers: boolean;
+  /** The CA and server certificate; undefined when gRPC runs without TLS. */
+  tls?: ControllerTls;
+  tokens: TokenSpec[];
+  registrationTokens: RegistrationToken[];
+  auditSink: AuditSink;
+}
+
+/** What every front door is handed: the use-cases, and how to authenticate, audit and word errors. */
+export interface Wired {
+  controller: ControllerUseCases;
+  executor: ExecutorUseCases;
+  auth: Authenticator;
+  audit: AuditLog;
+  /** GRID's error for a backend failure that reached a door as a client library's error. */
+  backendError: (err: unknown) => GridError | undefined;
+}
+
+export async function wireUseCases(b: Backends, cleanup: (name: string, run: () => Promise<void> | void) => void): Promise<Wired> {
+  const { cfg, log, kv, nc, natsAccess, tls, natsTls } = b;
+  const auth = new Authenticator(cfg.auth, b.tokens);
+
+  const jobStore = new EtcdJobStore(kv);
+  await jobStore.startCache();
+  cleanup('job cache', () => jobStore.closeCache());
+  const jobs = new JobService(jobStore, cfg.limits);
+  const leases = new Leases(kv);
+  cleanup('lease keep-alive stream', () => leases.close());
+  const executorStore = new EtcdExecutorStore(kv);
+  await executorStore.startCache();
+  cleanup('executor cache', () => executorStore.closeCache());
+  const executors = new ExecutorRegistry(executorStore, leases, nc, natsAccess, {
+    registrationTokens: b.registrationTokens,
+    pingDeadlineSeconds: cfg.executor_ping_deadline_seconds,
+    natsAdvertise: cfg.nats.advertise.length ? cfg.nats.advertise : b.natsServers,
+    ...(tls ? { certificates: new ExecutorCertificates(tls.ca, tls.executorCertDays) } : {}),
+    ...(natsTls.ca_file ? { natsCaPem: readFileSync(natsTls.ca_file, 'utf8') } : {}),
+    limits: cfg.limits,
+  }, log.named('executors'));
+  const embeddedEtcd = cfg.etcd.endpoints.length === 0;
+  if (!cfg.secrets_key && !embeddedEtcd) {
+    log.warn('no secrets_key configured: using a key generated in data_dir; replicas must share one key to run jobs with secrets', { data_dir: cfg.data_dir });
+  }
+  const box = cfg.secrets_key ? SecretBox.fromBase64(cfg.secrets_key) : await SecretBox.forDataDir(cfg.data_dir);
+  const js = jetstream(nc);
+  const instances = new ControllerInstances(kv, log.named('instances'));
+  await instances.start();
+  cleanup('controller liveness lease', () => instances.stop());
+  const instance = instances.id;
+  const executionStore = new EtcdExecutionStore(kv, { recordBytes: cfg.limits.record_bytes });
+  const streams = new StreamQuota(cfg.limits);
+  const publisher = new JobPublisher({ js, jobs: jobStore });
+  const files = new FileService({ nc, kv });
+  await executionStore.backfillIndexes(log.named('executions'));
+  const retention = new Retention({
+    store: executionStore,
+    kv,
+    policy: { maxAgeMs: cfg.execution_retention_hours * 3600_000, maxFinished: cfg.execution_retention_max },
+    log: log.named('retention'),
+  });
+  const executions = new ExecutionService({
+    kv, store: executionStore, jobs: jobStore, executors: executorStore, registry: executors, js, nc, box, publisher, instance, retention, log: log.named('executions'),
+    limits: cfg.limits, streams,
+    fileDigests: (names) => files.recordedDigests(names),
+  });
+  const logs = new LogService({
+    js, store: executionStore, executors: executorStore, log: log.named('logs'),
+    authorizeVisible: (p, x, what) => executions.authorizeVisible(p, x, what),
+    streams,
+  });
+
+  await ensureControllerConsumers(nc);
+  const dispatcher = new Dispatcher({ js, store: executionStore, jobs: jobStore, executors: executorStore, publisher, instance, log: log.named('dispatcher') });
+  await dispatcher.start();
+  cleanup('dispatcher', () => dispatcher.stop());
+  const recorder = new Recorder({ js, store: executionStore, publisher, instance, log: log.named('recorder'), executors: executorStore });
+  await recorder.start();
+  cleanup('recorder', () => recorder.stop());
+  const sweeper = new Sweeper({ store: executionStore, executions, executors: executorStore, publisher, instances, log: log.named('sweeper') });
+  sweeper.start();
+  retention.start();
+  cleanup('retention', () => retention.stop());
+  // The embedded etcd is GRID's own: defragment it when it is mostly free pages. An external
+  // one is its operators' (see the README).
+  if (b.embeddedServers) {
+    const defrag = new Defragmenter({ kv, log: log.named('etcd') });
+    defrag.start();
+    cleanup('etcd defragmentation', () => defrag.stop());
+  }
+  const health = new BackendHealth({ kv, nc, store: executionStore, retention, etcdEndpoints: b.etcdEndpoints, natsServers: b.natsServers });
+  cleanup('sweeper', () => sweeper.stop());
+
+  const expiry = new ExpiryWatcher(kv, executorStore, log.named('expiry'), Date.now, cfg.executor_ping_deadline_seconds * 1000);
+  expiry.onExpired((e) => sweeper.executorExpired(e));
+  executors.onRemoved = (e) => sweeper.executorExpired(e, 'was removed');
+  await expiry.start();
+  cleanup('expiry watcher', () => expiry.stop());
+  const audit = new AuditLog(b.auditSink, log.named('audit'), (id) => executors.nameOf(id));
+  const locks = new LockService({ kv, leases, ttlSeconds: cfg.lock_ttl_seconds });
+  const natsServers = b.natsServers;
+  return {
+    controller: { jobs, executors, executions, logs, files, health },
+    executor: { registry: executors, executions, files, locks },
+    auth,
+    audit,
+    backendError: (err) => kv.unavailable(err) ?? natsUnavailable(err, natsServers),
+  };
+}
