@@ -16,9 +16,7 @@ import type { JobDefinition } from '../domain/job.js';
 import type { TargetExecutor } from '../domain/target.js';
 import type { Execution } from '../domain/execution.js';
 import { NotFoundError } from '../errors.js';
-import type { EtcdExecutionStore } from '../store/etcd-executions.js';
-import type { EtcdExecutorStore } from '../store/etcd-executors.js';
-import type { JobStore } from '../store/store.js';
+import type { ExecutionStore, ExecutorStore, JobStore } from '../store/store.js';
 import type { JobPublisher } from './job-publisher.js';
 import type { Logger } from '../util/log.js';
 
@@ -30,9 +28,9 @@ export class Dispatcher {
   constructor(
     private readonly d: {
       js: JetStreamClient;
-      store: EtcdExecutionStore;
-      jobs: JobStore;
-      executors: EtcdExecutorStore;
+      store: Pick<ExecutionStore, 'get' | 'update'>;
+      jobs: Pick<JobStore, 'getJob'>;
+      executors: Pick<ExecutorStore, 'all'>;
       publisher: JobPublisher;
       log: Logger;
       /** This controller process: recorded on what it dispatches (see Sweeper). */

@@ -2,11 +2,8 @@
 // send the job messages; once per idempotency key), get, list, watch, cancel, and BeginTask for
 // executors. Transport-free.
 
-import type { NatsConnection } from '@nats-io/nats-core';
-import type { JetStreamClient } from '@nats-io/jetstream';
-import type { IKeyValue } from 'etcd3';
-import { encode, type CancelMessage, type RequestMessage } from '../bus/messages.js';
-import { subjects } from '../bus/subjects.js';
+import type { Bus } from '../bus/bus.js';
+import type { CancelMessage } from '../bus/messages.js';
 import { resolveArgs } from '../domain/args.js';
 import { dispatchExecution, planTasks } from '../domain/dispatch-plan.js';
 import { groupsOf, isLive, type ExecutorRecord } from '../domain/executor.js';
@@ -18,11 +15,7 @@ import type { TaskToRun } from '../domain/task.js';
 import { checkIdempotencyKey, idempotencyKeyHash, requestDigest, type IdempotentRequest } from '../domain/idempotency.js';
 import { formatTarget, parseTarget } from '../domain/target.js';
 import { FailedPreconditionError, NotFoundError, PermissionDeniedError, ValidationError } from '../errors.js';
-import type { EtcdExecutionStore, IdempotencyClaim, IdempotencyEntry, ListPage } from '../store/etcd-executions.js';
-import type { EtcdExecutorStore } from '../store/etcd-executors.js';
-import { watchKeys } from '../store/key-watch.js';
-import type { JobStore } from '../store/store.js';
-import type { Kv } from '../store/kv.js';
+import type { ExecutionStore, ExecutorStore, IdempotencyClaim, IdempotencyEntry, JobStore, ListPage } from '../store/store.js';
 import { Batcher, type Pending } from '../util/batcher.js';
 import { isId, newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
@@ -68,15 +61,14 @@ export interface ExecutionList extends Omit<ListPage, 'executions'> {
 export class ExecutionService {
   constructor(
     private readonly d: {
-      kv: Kv;
-      store: EtcdExecutionStore;
-      jobs: JobStore;
-      executors: EtcdExecutorStore;
+      store: ExecutionStore;
+      jobs: Pick<JobStore, 'getJob' | 'getVersion'>;
+      executors: Pick<ExecutorStore, 'all'>;
       /** Digests of configuration files as recorded in etcd when they were put. */
       fileDigests: (names: string[]) => Promise<Record<string, string>>;
-      registry: ExecutorRegistry;
-      js: JetStreamClient;
-      nc: NatsConnection;
+      registry: Pick<ExecutorRegistry, 'authenticate'>;
+      /** Stops to executors, and requests for the dispatcher. */
+      bus: Pick<Bus, 'sendStop' | 'requestDispatch'>;
       box: SecretBox;
       publisher: JobPublisher;
       /** This controller process (ControllerInstances.id), recorded as the dispatcher. */
@@ -216,8 +208,7 @@ export class ExecutionService {
 
   /** Asks the dispatcher (any replica's) to dispatch a record an older version left QUEUED. */
   async publishRequest(executionId: string): Promise<void> {
-    const msg: RequestMessage = { execution_id: executionId };
-    await this.d.js.publish(subjects.request(executionId), encode(msg), { msgID: executionId });
+    await this.d.bus.requestDispatch(executionId);
   }
 
   private async dryRun(def: JobDefinition, target: ReturnType<typeof parseTarget>): Promise<DryRunRow[]> {
@@ -316,8 +307,7 @@ export class ExecutionService {
     if (pools.length) {
       for (const e of await this.d.executors.all()) if (groupsOf(e).some((g) => pools.includes(g))) to.add(e.id);
     }
-    const data = encode({ execution_id: x.id, reason } satisfies CancelMessage);
-    for (const executorId of to) this.d.nc.publish(subjects.cancel(executorId), data);
+    for (const executorId of to) this.d.bus.sendStop(executorId, { execution_id: x.id, reason });
   }
 
   /**
@@ -338,37 +328,10 @@ export class ExecutionService {
     await this.authorizeVisible(p, first!.value, 'watch');
     yield executionView(first!.value);
     if (isTerminalExecution(first!.value.state)) return;
-    // Only the newest version is kept, unparsed until it is sent.
-    let sent = first!.revision;
-    let latest: IKeyValue | undefined;
-    let wake: (() => void) | undefined;
-    const offer = (kv: IKeyValue | undefined) => {
-      if (!kv || Number(kv.mod_revision) <= sent) return;
-      latest = kv;
-      wake?.();
-    };
-    // Watched from a fresh read, not from the record's own revision: etcd may have compacted
-    // that long ago (an execution that has been running for a while); after compaction or a lost
-    // connection the record is read again, and a version not sent yet is offered.
-    const watch = watchKeys(this.d.kv, { key: this.d.store.key(id), onPut: offer, onSnapshot: (kvs) => offer(kvs[0]) });
-    const onAbort = () => wake?.();
-    signal.addEventListener('abort', onAbort);
-    try {
-      await watch.ready;
-      while (!signal.aborted) {
-        if (!latest) await new Promise<void>((r) => (wake = r));
-        wake = undefined;
-        if (!latest) continue;
-        const x = JSON.parse(latest.value.toString()) as Execution;
-        sent = Number(latest.mod_revision);
-        latest = undefined;
-        yield executionView(x);
-        // Terminal states never change back, so the newest snapshot is terminal if any was.
-        if (isTerminalExecution(x.state)) return;
-      }
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      await watch.close();
+    for await (const x of this.d.store.changes(id, first!.revision, signal)) {
+      yield executionView(x);
+      // Terminal states never change back, so the newest snapshot is terminal if any was.
+      if (isTerminalExecution(x.state)) return;
     }
   }
 

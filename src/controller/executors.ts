@@ -2,16 +2,14 @@
 // Liveness lives in etcd leases (alive/<id>); see expiry.ts for what happens when one lapses.
 
 import { randomBytes } from 'node:crypto';
-import type { NatsConnection } from '@nats-io/nats-core';
-import { deleteExecutorConsumer, ensureExecutorConsumers } from '../bus/consumers.js';
+import type { Bus } from '../bus/bus.js';
 import { subjects } from '../bus/subjects.js';
 import { groupsOf, type ExecutorRecord, type ExecutorState, type ExecutorView } from '../domain/executor.js';
 import { RUNNERS, type RunnerName } from '../domain/job.js';
 import { groupCountProblem, LIMIT_DEFAULTS, type Limits } from '../domain/limits.js';
 import { AlreadyExistsError, PermissionDeniedError, UnauthenticatedError, ValidationError, type Problem } from '../errors.js';
 import type { RegistrationToken } from '../config/controller.js';
-import type { EtcdExecutorStore } from '../store/etcd-executors.js';
-import type { Leases } from '../store/leases.js';
+import type { ExecutorStore, LeaseStore } from '../store/store.js';
 import { newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import { didYouMean } from '../util/suggest.js';
@@ -97,10 +95,12 @@ export class ExecutorRegistry {
   private readonly now: () => number;
 
   constructor(
-    private readonly store: EtcdExecutorStore,
-    private readonly leases: Leases,
-    private readonly nc: NatsConnection,
-    private readonly nats: NatsAccess,
+    private readonly store: ExecutorStore,
+    private readonly leases: LeaseStore,
+    /** Executors' queues (made at registration: executors have no rights to make them). */
+    private readonly queues: Pick<Bus, 'ensureExecutorQueues' | 'deleteExecutorQueue'>,
+    /** Executors' NATS users. */
+    private readonly nats: Pick<NatsAccess, 'executorUser' | 'revoke'>,
     private readonly opts: RegistryOptions,
     private readonly log: Logger,
   ) {
@@ -189,7 +189,7 @@ export class ExecutorRegistry {
   }
 
   private async finish(rec: ExecutorRecord, secret: string, created: boolean, tlsCertificate?: string): Promise<RegisterOutput> {
-    const cons = await ensureExecutorConsumers(this.nc, { id: rec.id, groups: groupsOf(rec), runners: rec.runners, concurrency: rec.concurrency });
+    const cons = await this.queues.ensureExecutorQueues({ id: rec.id, groups: groupsOf(rec), runners: rec.runners, concurrency: rec.concurrency });
     const natsUser = await this.nats.executorUser({ id: rec.id, name: rec.name, natsUserKey: rec.nats_user_key ?? '', consumers: [cons.node, ...cons.pools] });
     return {
       ...(natsUser ? { natsUser } : {}),
@@ -345,7 +345,7 @@ export class ExecutorRegistry {
   private async removeRecord(rec: ExecutorRecord): Promise<void> {
     await this.store.remove(rec);
     if (rec.lease_id) await this.leases.revoke(rec.lease_id);
-    await deleteExecutorConsumer(this.nc, rec.id);
+    await this.queues.deleteExecutorQueue(rec.id);
     await this.nats.revoke(rec.nats_user_key, rec.name);
     this.live.delete(rec.id);
   }

@@ -8,8 +8,7 @@
 
 import type { ExecutorRecord } from '../domain/executor.js';
 import { isLive } from '../domain/executor.js';
-import type { EtcdExecutorStore, AliveWatch } from '../store/etcd-executors.js';
-import type { Kv } from '../store/kv.js';
+import type { AliveWatch, ExecutorStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 
 export type ExpiredListener = (executor: ExecutorRecord) => void | Promise<void>;
@@ -21,8 +20,7 @@ export class ExpiryWatcher {
   private inGrace = false;
 
   constructor(
-    private readonly kv: Kv,
-    private readonly store: EtcdExecutorStore,
+    private readonly store: ExecutorStore,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
     /** How long after start nothing is expired (the ping deadline). */
@@ -69,30 +67,15 @@ export class ExpiryWatcher {
   }
 
   /**
-   * Marks the executor EXPIRED if it is still live and still has no alive key — checked in the
-   * same transaction as the write, so a heartbeat that re-took a lease meanwhile wins.
+   * Marks the executor EXPIRED if it is still live and still has no alive key (checked with
+   * the write, so a heartbeat that re-took a lease meanwhile wins), and tells the listeners.
    */
   async expire(id: string): Promise<boolean> {
-    const key = this.store.recordKey(id);
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const cur = await this.kv.get<ExecutorRecord>(key);
-      if (!cur || !isLive(cur.value.state)) return false;
-      const at = this.now();
-      const next: ExecutorRecord = { ...cur.value, state: 'EXPIRED', lease_id: '', state_changed_at_ms: at };
-      const c = this.kv.client;
-      const res = await c
-        .if(key, 'Mod', '==', cur.revision)
-        .and(this.store.aliveKey(id), 'Version', '==', 0)
-        .then(c.put(key).value(JSON.stringify(next)))
-        .commit();
-      if (res.succeeded) {
-        this.log.warn('executor expired: no heartbeat within the ping deadline', { id, name: next.name });
-        for (const fn of this.listeners) await fn(next);
-        return true;
-      }
-      if (await this.store.isAlive(id)) return false; // it came back meanwhile
-    }
-    return false;
+    const next = await this.store.expire(id, this.now());
+    if (!next) return false;
+    this.log.warn('executor expired: no heartbeat within the ping deadline', { id, name: next.name });
+    for (const fn of this.listeners) await fn(next);
+    return true;
   }
 
   async stop(): Promise<void> {

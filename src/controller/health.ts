@@ -6,7 +6,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { BUCKETS, STREAMS } from '../bus/subjects.js';
 import { etcdDbStatus, type EtcdDbStatus } from '../store/etcd-maintenance.js';
-import type { EtcdExecutionStore } from '../store/etcd-executions.js';
+import type { ExecutionStore } from '../store/store.js';
 import type { Kv } from '../store/kv.js';
 import { authorize, type Principal } from './auth.js';
 import { describePolicy, type Retention, type RetentionStatus } from './retention.js';
@@ -34,7 +34,7 @@ export class BackendHealth {
     private readonly d: {
       kv: Kv;
       nc: NatsConnection;
-      store: EtcdExecutionStore;
+      store: Pick<ExecutionStore, 'countFinished'>;
       retention?: Retention;
       etcdEndpoints: string[];
       natsServers: string[];

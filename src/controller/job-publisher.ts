@@ -1,17 +1,17 @@
-// Sends tasks' job messages (pointers: execution id and task key) to GRID_JOBS. Used by the dispatcher (first wave, or all tasks), the
-// recorder (later waves of a batched rollout) and the sweeper (re-sending after a crash). Each
-// message has a Msg-Id per task, so sending one twice within the dedup window is harmless.
+// Sends tasks' job messages (pointers: execution id and task key) to executors' queues. Used by
+// Execute and the dispatcher (first wave, or all tasks), the recorder (later waves of a batched
+// rollout) and the sweeper (re-sending after a crash). The queue keeps one message per task
+// within its dedup window, so sending one twice is harmless.
 
-import type { JetStreamClient } from '@nats-io/jetstream';
-import { encode, jobMsgId, type JobMessage } from '../bus/messages.js';
-import { subjects } from '../bus/subjects.js';
+import type { JobQueue } from '../bus/bus.js';
+import type { JobMessage } from '../bus/messages.js';
 import type { Execution, Task } from '../domain/execution.js';
 import { sendable } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
 import type { JobStore } from '../store/store.js';
 
 export class JobPublisher {
-  constructor(private readonly d: { js: JetStreamClient; jobs: JobStore }) {}
+  constructor(private readonly d: { queue: JobQueue; jobs: Pick<JobStore, 'getVersion'> }) {}
 
   /**
    * The definition the execution runs: the one given, its rollout snapshot, else the version it
@@ -38,7 +38,6 @@ export class JobPublisher {
   private async publishOne(x: Execution, t: Task, def: JobDefinition): Promise<void> {
     // Only a pointer: the executor asks BeginTask(s) what the task is.
     const msg: JobMessage = { execution_id: x.id, task_key: t.key };
-    const subject = t.pool ? subjects.poolJob(t.pool, def.runner) : subjects.nodeJob(t.executor_id);
-    await this.d.js.publish(subject, encode(msg), { msgID: jobMsgId(x.id, t.key) });
+    await this.d.queue.sendJob(t.pool ? { pool: t.pool, runner: def.runner } : { executorId: t.executor_id }, msg);
   }
 }

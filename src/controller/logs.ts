@@ -1,34 +1,22 @@
-// GetLogs: an ordered consumer over grid.log.<execution>.> (or one executor's subject). Without
+// GetLogs: an execution's log (or one executor's part of it) as the bus holds it. Without
 // follow it ends when it has caught up; with follow it ends once the execution is terminal and
 // the last chunk its executors published has been sent (they publish logs before their final
 // event, so that last chunk is known the moment the execution is terminal). Small messages that
 // have already arrived behind one another (a task printing a line now and then, read back later)
 // go out as one chunk per executor and stream: each gRPC message costs far more than its bytes.
 
-import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
-import { DeliverPolicy } from '@nats-io/jetstream';
 import { setImmediate } from 'node:timers/promises';
-import { LOG_HEADERS } from '../bus/messages.js';
-import { STREAMS, subjects } from '../bus/subjects.js';
+import type { LogMessage, LogSource } from '../bus/bus.js';
 import { isTerminalExecution, type Execution } from '../domain/execution.js';
 import { groupsOf } from '../domain/executor.js';
-import type { EtcdExecutorStore } from '../store/etcd-executors.js';
+import type { ExecutionStore, ExecutorStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { NotFoundError } from '../errors.js';
-import type { EtcdExecutionStore } from '../store/etcd-executions.js';
 import { authorize, type Principal } from './auth.js';
 import type { StreamQuota } from './stream-quota.js';
 
-export interface LogChunkOut {
-  executionId: string;
-  executorId: string;
-  executorName: string;
-  stream: string;
-  data: Uint8Array;
-  /** Stream sequence and store time of the (last) message the chunk is made of. */
-  seq: number;
-  atMs: number;
-}
+/** One or more log messages of one executor and stream; `seq` and `atMs` are those of the last. */
+export type LogChunkOut = Omit<LogMessage, 'pending'> & { executionId: string };
 
 const FOLLOW_CHECK_MS = 300;
 /**
@@ -45,10 +33,10 @@ const JOIN_BYTES = 64 * 1024;
 export class LogService {
   constructor(
     private readonly d: {
-      js: JetStreamClient;
-      store: EtcdExecutionStore;
+      logs: LogSource;
+      store: Pick<ExecutionStore, 'get' | 'mustGet'>;
       /** Who is in which group: a pool task's output counts from members of its pool. */
-      executors?: Pick<EtcdExecutorStore, 'getFast'>;
+      executors?: Pick<ExecutorStore, 'getFast'>;
       log?: Logger;
       /** Refuses an execution outside a scoped token's groups. */
       authorizeVisible?: (p: Principal, x: Execution, what: string) => Promise<void>;
@@ -90,18 +78,18 @@ export class LogService {
     authorize(p, 'logs:read');
     const x = await this.d.store.mustGet(req.executionId);
     await this.d.authorizeVisible?.(p, x, 'read the logs of');
-    let subject = subjects.logsOf(x.id);
+    let only: string | undefined;
     if (req.executor) {
       const t = x.tasks.find((task) => task.executor_id === req.executor || task.executor_name === req.executor);
       if (!t || !t.executor_id) throw new NotFoundError(`executor of execution ${x.id}`, req.executor, `its executors: ${x.tasks.map((task) => task.executor_name).filter(Boolean).join(', ') || 'none yet'}`);
-      subject = subjects.log(x.id, t.executor_id);
+      only = t.executor_id;
     }
-    const consumer = await this.d.js.consumers.get(STREAMS.logs, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
-    let caughtUp = (await consumer.info()).num_pending === 0;
+    const log = await this.d.logs.openLog(x.id, only);
+    let caughtUp = log.pending === 0;
     let terminal = isTerminalExecution(x.state);
     if (caughtUp && (!req.follow || terminal)) return;
 
-    const messages = await consumer.consume({ max_messages: READ_AHEAD_MESSAGES });
+    const messages = await log.read({ readAhead: READ_AHEAD_MESSAGES });
     const onAbort = () => messages.stop();
     signal.addEventListener('abort', onAbort);
     let timer: NodeJS.Timeout | undefined;
@@ -114,7 +102,7 @@ export class LogService {
         if (!cur || isTerminalExecution(cur.value.state)) {
           // Its executors published every chunk before their final event, so the stream
           // already holds the last one: end once it has been sent (buffered ones included).
-          endSeq = await this.lastSequence(cur?.value.tasks.map((t) => t.executor_id) ?? [], x.id, req.executor ? subject : undefined);
+          endSeq = await this.d.logs.lastLogSequence(x.id, only ? [only] : (cur?.value.tasks.map((t) => t.executor_id) ?? []));
           if (lastSeq >= endSeq) return messages.stop();
           return;
         }
@@ -125,7 +113,7 @@ export class LogService {
     const mayWrite = this.writers(x);
     const it = messages[Symbol.asyncIterator]();
     /** The consumer's next result when already asked for (while joining): taken before asking again. */
-    let ahead: Promise<IteratorResult<JsMsg>> | undefined;
+    let ahead: Promise<IteratorResult<LogMessage>> | undefined;
     try {
       for (;;) {
         const r = await (ahead ?? it.next());
@@ -135,7 +123,7 @@ export class LogService {
         const chunk = toChunk(x.id, m);
         if (!(await mayWrite(chunk.executorId))) {
           lastSeq = m.seq;
-          caughtUp = m.info.pending === 0;
+          caughtUp = m.pending === 0;
           if (endSeq !== undefined && lastSeq >= endSeq) break;
           if (caughtUp && (!req.follow || terminal)) break;
           continue;
@@ -146,10 +134,10 @@ export class LogService {
         if (m.data.length < JOIN_BYTES) {
           const parts = [m.data];
           let size = m.data.length;
-          while (size < JOIN_BYTES && messages.getPending() > 0) {
+          while (size < JOIN_BYTES && messages.readAhead() > 0) {
             const p = it.next();
             const n = await Promise.race([p, setImmediate()]);
-            if (!n || n.done || n.value.subject !== m.subject || n.value.data.length >= JOIN_BYTES || streamOf(n.value) !== chunk.stream) {
+            if (!n || n.done || n.value.executorId !== m.executorId || n.value.data.length >= JOIN_BYTES || n.value.stream !== chunk.stream) {
               ahead = p;
               break;
             }
@@ -160,12 +148,12 @@ export class LogService {
           if (parts.length > 1) {
             chunk.data = Buffer.concat(parts, size);
             chunk.seq = m.seq;
-            chunk.atMs = atMsOf(m);
+            chunk.atMs = m.atMs;
           }
         }
         yield chunk;
         lastSeq = m.seq;
-        caughtUp = m.info.pending === 0;
+        caughtUp = m.pending === 0;
         if (endSeq !== undefined && lastSeq >= endSeq) break;
         if (caughtUp && (!req.follow || terminal)) break;
       }
@@ -179,43 +167,9 @@ export class LogService {
       await it.return?.();
     }
   }
-
-  /** The stream sequence of the last log chunk of these executors for the execution (0 = none). */
-  private async lastSequence(executorIds: string[], executionId: string, onlySubject?: string): Promise<number> {
-    const jsm = await this.jsm();
-    const subjectsToCheck = onlySubject ? [onlySubject] : [...new Set(executorIds.filter(Boolean))].map((id) => subjects.log(executionId, id));
-    let last = 0;
-    for (const s of subjectsToCheck) {
-      const m = await jsm.streams.getMessage(STREAMS.logs, { last_by_subj: s }).catch(() => null);
-      if (m && m.seq > last) last = m.seq;
-    }
-    return last;
-  }
-
-  private jsmPromise?: Promise<JetStreamManager>;
-  private jsm(): Promise<JetStreamManager> {
-    this.jsmPromise ??= this.d.js.jetstreamManager();
-    return this.jsmPromise;
-  }
 }
 
-function toChunk(executionId: string, m: JsMsg): LogChunkOut {
-  const executorId = m.subject.slice(m.subject.lastIndexOf('.') + 1);
-  return {
-    executionId,
-    executorId,
-    executorName: m.headers?.get(LOG_HEADERS.executorName) ?? executorId,
-    stream: streamOf(m),
-    data: m.data,
-    seq: m.seq,
-    atMs: atMsOf(m),
-  };
-}
-
-function streamOf(m: JsMsg): string {
-  return m.headers?.get(LOG_HEADERS.stream) || 'stdout';
-}
-
-function atMsOf(m: JsMsg): number {
-  return Math.floor(Number(m.info.timestampNanos) / 1e6);
+function toChunk(executionId: string, m: LogMessage): LogChunkOut {
+  const { pending: _p, ...chunk } = m;
+  return { executionId, ...chunk };
 }

@@ -9,8 +9,7 @@ import { decode, type EventMessage } from '../bus/messages.js';
 import { consumers, STREAMS } from '../bus/subjects.js';
 import { applyEvent, readEvent, sendable, senderProblem } from '../domain/execution-rules.js';
 import { groupsOf } from '../domain/executor.js';
-import type { EtcdExecutorStore } from '../store/etcd-executors.js';
-import type { EtcdExecutionStore } from '../store/etcd-executions.js';
+import type { ExecutionStore, ExecutorStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import type { JobPublisher } from './job-publisher.js';
 
@@ -25,12 +24,12 @@ export class Recorder {
   constructor(
     private readonly d: {
       js: JetStreamClient;
-      store: EtcdExecutionStore;
+      store: Pick<ExecutionStore, 'updateMany'>;
       publisher: JobPublisher;
       log: Logger;
       instance?: string;
       /** Who is in which group: a pool task's events count only from a member of its pool. */
-      executors: Pick<EtcdExecutorStore, 'getFast'>;
+      executors: Pick<ExecutorStore, 'getFast'>;
     },
   ) {}
 

@@ -4,7 +4,7 @@
 // was pruned is kept in one small key, so that a list can say older executions are gone.
 
 import type { Logger } from '../util/log.js';
-import type { EtcdExecutionStore, FinishedEntry } from '../store/etcd-executions.js';
+import type { ExecutionStore, FinishedEntry } from '../store/store.js';
 import type { Kv } from '../store/kv.js';
 import { idTime } from '../util/ids.js';
 
@@ -39,7 +39,7 @@ export class Retention {
 
   constructor(
     private readonly d: {
-      store: EtcdExecutionStore;
+      store: Pick<ExecutionStore, 'countFinished' | 'oldestFinished' | 'deleteFinished'>;
       kv: Kv;
       policy: RetentionPolicy;
       log: Logger;

@@ -10,8 +10,7 @@ import type { Task } from '../domain/execution.js';
 import { groupsOf, isLive, type ExecutorRecord } from '../domain/executor.js';
 import { executorExpired, expireWaits, stopExecution } from '../domain/execution-rules.js';
 import type { OnLost } from '../domain/job.js';
-import type { ActiveEntry, EtcdExecutionStore } from '../store/etcd-executions.js';
-import type { EtcdExecutorStore } from '../store/etcd-executors.js';
+import type { ActiveEntry, ExecutionStore, ExecutorStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import type { ExecutionService } from './executions.js';
 import type { ControllerInstances } from './instances.js';
@@ -39,13 +38,13 @@ export class Sweeper {
 
   constructor(
     private readonly d: {
-      store: EtcdExecutionStore;
-      executions: ExecutionService;
+      store: Pick<ExecutionStore, 'active' | 'get' | 'update'>;
+      executions: Pick<ExecutionService, 'retryUnsent' | 'broadcastStop' | 'publishRequest'>;
       /** When given, the sweep also ends open tasks of executors that are already EXPIRED. */
-      executors?: EtcdExecutorStore;
+      executors?: Pick<ExecutorStore, 'get' | 'all'>;
       publisher?: JobPublisher;
       /** Which controller processes are alive (see Execution.dispatcher). */
-      instances?: ControllerInstances;
+      instances?: Pick<ControllerInstances, 'live'>;
       log: Logger;
       intervalMs?: number;
       now?: () => number;
@@ -128,7 +127,7 @@ export class Sweeper {
    * forever. Only executions created before the expiry are touched (later ones were planned
    * around the executor), and the executor is read again just before each update.
    */
-  private async reconcileExpired(active: ActiveEntry[], executors: EtcdExecutorStore): Promise<void> {
+  private async reconcileExpired(active: ActiveEntry[], executors: Pick<ExecutorStore, 'get'>): Promise<void> {
     const expired = new Map<string, ExecutorRecord>();
     for (const id of new Set(active.flatMap((a) => a.executors))) {
       const e = await executors.get(id);

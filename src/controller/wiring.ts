@@ -8,6 +8,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream } from '@nats-io/jetstream';
 import { ensureControllerConsumers } from '../bus/consumers.js';
 import { natsUnavailable, type NatsTls } from '../bus/connect.js';
+import { NatsBus } from '../bus/nats-bus.js';
 import type { ControllerConfig, RegistrationToken } from '../config/controller.js';
 import type { GridError } from '../errors.js';
 import { EtcdExecutionStore } from '../store/etcd-executions.js';
@@ -81,7 +82,8 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
   const executorStore = new EtcdExecutorStore(kv);
   await executorStore.startCache();
   cleanup('executor cache', () => executorStore.closeCache());
-  const executors = new ExecutorRegistry(executorStore, leases, nc, natsAccess, {
+  const bus = new NatsBus(nc);
+  const executors = new ExecutorRegistry(executorStore, leases, bus, natsAccess, {
     registrationTokens: b.registrationTokens,
     pingDeadlineSeconds: cfg.executor_ping_deadline_seconds,
     natsAdvertise: cfg.nats.advertise.length ? cfg.nats.advertise : b.natsServers,
@@ -101,7 +103,7 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
   const instance = instances.id;
   const executionStore = new EtcdExecutionStore(kv, { recordBytes: cfg.limits.record_bytes });
   const streams = new StreamQuota(cfg.limits);
-  const publisher = new JobPublisher({ js, jobs: jobStore });
+  const publisher = new JobPublisher({ queue: bus, jobs: jobStore });
   const files = new FileService({ nc, kv });
   await executionStore.backfillIndexes(log.named('executions'));
   const retention = new Retention({
@@ -111,12 +113,12 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
     log: log.named('retention'),
   });
   const executions = new ExecutionService({
-    kv, store: executionStore, jobs: jobStore, executors: executorStore, registry: executors, js, nc, box, publisher, instance, retention, log: log.named('executions'),
+    store: executionStore, jobs: jobStore, executors: executorStore, registry: executors, bus, box, publisher, instance, retention, log: log.named('executions'),
     limits: cfg.limits, streams,
     fileDigests: (names) => files.recordedDigests(names),
   });
   const logs = new LogService({
-    js, store: executionStore, executors: executorStore, log: log.named('logs'),
+    logs: bus, store: executionStore, executors: executorStore, log: log.named('logs'),
     authorizeVisible: (p, x, what) => executions.authorizeVisible(p, x, what),
     streams,
   });
@@ -142,7 +144,7 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
   const health = new BackendHealth({ kv, nc, store: executionStore, retention, etcdEndpoints: b.etcdEndpoints, natsServers: b.natsServers });
   cleanup('sweeper', () => sweeper.stop());
 
-  const expiry = new ExpiryWatcher(kv, executorStore, log.named('expiry'), Date.now, cfg.executor_ping_deadline_seconds * 1000);
+  const expiry = new ExpiryWatcher(executorStore, log.named('expiry'), Date.now, cfg.executor_ping_deadline_seconds * 1000);
   expiry.onExpired((e) => sweeper.executorExpired(e));
   executors.onRemoved = (e) => sweeper.executorExpired(e, 'was removed');
   await expiry.start();

@@ -10,7 +10,7 @@
 // it is created in the transaction that creates the execution, only if it does not exist, and
 // lapses with its hourly lease 24 to 25 h later.
 
-import { EtcdLeaseInvalidError, type ICompare, type IRequestOp } from 'etcd3';
+import { EtcdLeaseInvalidError, type ICompare, type IKeyValue, type IRequestOp } from 'etcd3';
 import { isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
 import { failExecution } from '../domain/execution-rules.js';
 import { IDEMPOTENCY_WINDOW_MS } from '../domain/idempotency.js';
@@ -18,26 +18,24 @@ import { LIMIT_DEFAULTS, recordOverLimit, recordRefusedByEtcd } from '../domain/
 import { ConflictError, LimitExceededError, NotFoundError } from '../errors.js';
 import { Batcher } from '../util/batcher.js';
 import type { Logger } from '../util/log.js';
-import { isTooLarge, type Kv, type Versioned } from './kv.js';
+import { watchKeys } from './key-watch.js';
+import { isTooLarge, type Kv } from './kv.js';
 import { BucketLeases, Leases } from './leases.js';
+import {
+  activeEntry,
+  type ActiveEntry,
+  type CreateResult,
+  type ExecutionStore,
+  type FinishedEntry,
+  type IdempotencyClaim,
+  type IdempotencyEntry,
+  type ListFilter,
+  type ListPage,
+  type UpdateResult,
+  type Versioned,
+} from './store.js';
 
-/** What the sweeper needs to know about an active execution without reading it. */
-export interface ActiveEntry {
-  id: string;
-  /** Absent in entries written before it was added. */
-  job?: string;
-  state: ExecutionState;
-  created_at_ms: number;
-  deadline_ms: number;
-  /** Earliest --wait-offline deadline among pending tasks, 0 = none. */
-  wait_until_ms: number;
-  /** Executors with unfinished tasks (so an expiry finds its executions without a scan). */
-  executors: string[];
-  /** Earliest release time of a task sent and not started yet, 0 = none. */
-  released_at_ms?: number;
-  /** Who sent those tasks (Execution.dispatcher). */
-  dispatcher?: string;
-}
+export type { ActiveEntry, CreateResult, FinishedEntry, IdempotencyClaim, IdempotencyEntry, ListFilter, ListPage, UpdateResult } from './store.js';
 
 /** etcd's default limit of operations in one transaction. */
 const TXN_OPS = 128;
@@ -54,68 +52,15 @@ const FINISHED: readonly ExecutionState[] = ['SUCCEEDED', 'FAILED', 'CANCELLED',
 /** Records kept from this store's own writes (see `recent`). */
 const RECENT_MAX = 10_000;
 
-/** An idempotency key that a new execution takes: whose it is, the key's SHA-256 and the request's digest. */
-export interface IdempotencyClaim {
-  requester: string;
-  keyHash: string;
-  digest: string;
-}
-
-/** What an idempotency key holds: the execution it started, and the digest of that request. */
-export interface IdempotencyEntry {
-  execution_id: string;
-  digest: string;
-  created_at_ms: number;
-}
-
-/** A create either recorded the execution, or found its idempotency key taken by `existing`. */
-export type CreateResult = { created: true } | { created: false; existing: IdempotencyEntry };
-
 interface NewExecution {
   x: Execution;
   claim?: IdempotencyClaim;
-}
-
-export interface ListFilter {
-  job?: string;
-  state?: ExecutionState;
-  limit: number;
-  /** Only executions older than this id (the last one of the page before). */
-  before?: string;
-}
-
-export interface ListPage {
-  /** Newest first. */
-  executions: Execution[];
-  /** Pass as `before` for the next page; "" when there is none. */
-  next: string;
-  /** Keys read from etcd to answer (index entries and records). */
-  keysRead: number;
-}
-
-/** A finished execution, as its state index entry names it. */
-export interface FinishedEntry {
-  id: string;
-  job: string;
-  state: ExecutionState;
 }
 
 export interface ExecutionStoreOptions {
   /** limits.record_bytes: the largest write of one execution (record and index entry). */
   recordBytes?: number;
   now?: () => number;
-}
-
-/** What an update did to one execution. */
-export interface UpdateResult {
-  /** The execution as stored now. */
-  execution: Execution;
-  changed: boolean;
-  /**
-   * Set when the change could not be written because the record would be too large: the
-   * execution was failed instead with this reason (or, if it had ended already, left as it was).
-   */
-  refused?: string;
 }
 
 /** One execution's part of a transaction: its compares, its writes, and their size. */
@@ -135,7 +80,7 @@ interface Committed<W extends Write> {
   tooLarge: W[];
 }
 
-export class EtcdExecutionStore {
+export class EtcdExecutionStore implements ExecutionStore {
   private readonly recordBytes: number;
   private readonly now: () => number;
   /** Idempotency entries share one lease per hour, which outlives each of them by 24 to 25 h. */
@@ -381,6 +326,41 @@ export class EtcdExecutionStore {
     const x = await this.get(id);
     if (!x) throw new NotFoundError('execution', id, 'grid-cli executions list shows recent ones');
     return x.value;
+  }
+
+  /**
+   * Only the newest version is kept, unparsed until it is read. Watched from a fresh read, not
+   * from `afterRevision`: etcd may have compacted that long ago (an execution that has been
+   * running for a while); after compaction or a lost connection the record is read again, and a
+   * version not read yet is offered.
+   */
+  async *changes(id: string, afterRevision: number, signal: AbortSignal): AsyncIterable<Execution> {
+    let sent = afterRevision;
+    let latest: IKeyValue | undefined;
+    let wake: (() => void) | undefined;
+    const offer = (kv: IKeyValue | undefined) => {
+      if (!kv || Number(kv.mod_revision) <= sent) return;
+      latest = kv;
+      wake?.();
+    };
+    const watch = watchKeys(this.kv, { key: this.key(id), onPut: offer, onSnapshot: (kvs) => offer(kvs[0]) });
+    const onAbort = () => wake?.();
+    signal.addEventListener('abort', onAbort);
+    try {
+      await watch.ready;
+      while (!signal.aborted) {
+        if (!latest) await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+        if (!latest) continue;
+        const x = JSON.parse(latest.value.toString()) as Execution;
+        sent = Number(latest.mod_revision);
+        latest = undefined;
+        yield x;
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      await watch.close();
+    }
   }
 
   /**
@@ -631,24 +611,6 @@ export class EtcdExecutionStore {
     const all = await this.kv.list<ActiveEntry>(this.kv.key('executions-active', ''));
     return all.map((e) => e.value);
   }
-}
-
-export function activeEntry(x: Execution): ActiveEntry {
-  const waits = x.tasks.filter((t) => t.state === 'PENDING' && t.wait_until_ms).map((t) => t.wait_until_ms!);
-  const executors = new Set<string>();
-  for (const t of x.tasks) if (t.executor_id && (t.state === 'PENDING' || t.state === 'RUNNING')) executors.add(t.executor_id);
-  const released = x.tasks.filter((t) => t.state === 'PENDING' && !t.held && t.attempts === 0 && t.released_at_ms).map((t) => t.released_at_ms!);
-  return {
-    id: x.id,
-    job: x.job,
-    state: x.state,
-    released_at_ms: released.length ? Math.min(...released) : 0,
-    ...(released.length && x.dispatcher ? { dispatcher: x.dispatcher } : {}),
-    created_at_ms: x.created_at_ms,
-    deadline_ms: x.deadline_ms,
-    wait_until_ms: waits.length ? Math.min(...waits) : 0,
-    executors: [...executors],
-  };
 }
 
 /** The first key after every key that starts with `prefix`. */

@@ -1,17 +1,16 @@
 // The executor registry in etcd: executors/<id> (record), executor-names/<name> (→ id, keeps
 // names unique) and alive/<id> (empty, bound to the executor's lease).
 
-import type { ExecutorRecord } from '../domain/executor.js';
+import { isLive, type ExecutorRecord } from '../domain/executor.js';
 import { AlreadyExistsError, NotFoundError } from '../errors.js';
 import { watchKeys } from './key-watch.js';
 import type { Kv } from './kv.js';
+import type { AliveWatch, ExecutorStore } from './store.js';
 import { WatchedPrefix } from './watched-prefix.js';
 
-export interface AliveWatch {
-  close(): Promise<void>;
-}
+export type { AliveWatch } from './store.js';
 
-export class EtcdExecutorStore {
+export class EtcdExecutorStore implements ExecutorStore {
   /** Set by startCache(): reads of records come from memory, kept current by a watch. */
   private cache?: WatchedPrefix<ExecutorRecord>;
 
@@ -143,5 +142,23 @@ export class EtcdExecutorStore {
     });
     await watch.ready;
     return { close: () => watch.close() };
+  }
+
+  async expire(id: string, at: number): Promise<ExecutorRecord | undefined> {
+    const key = this.recordKey(id);
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const cur = await this.kv.get<ExecutorRecord>(key);
+      if (!cur || !isLive(cur.value.state)) return undefined;
+      const next: ExecutorRecord = { ...cur.value, state: 'EXPIRED', lease_id: '', state_changed_at_ms: at };
+      const c = this.kv.client;
+      const res = await c
+        .if(key, 'Mod', '==', cur.revision)
+        .and(this.aliveKey(id), 'Version', '==', 0)
+        .then(c.put(key).value(JSON.stringify(next)))
+        .commit();
+      if (res.succeeded) return next;
+      if (await this.isAlive(id)) return undefined; // it came back meanwhile
+    }
+    return undefined;
   }
 }

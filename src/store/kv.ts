@@ -18,12 +18,10 @@ import { clientTls, diagnoseEtcd, NO_TLS, type EtcdTls } from './etcd-diagnose.j
 import type { WatchResumed } from './key-watch.js';
 
 export type { EtcdTls } from './etcd-diagnose.js';
+import type { Versioned } from './store.js';
 
-export interface Versioned<T> {
-  value: T;
-  /** etcd mod_revision of the key, the token for compare-and-swap. */
-  revision: number;
-}
+/** `revision` is the key's etcd mod_revision. */
+export type { Versioned } from './store.js';
 
 export interface KvOptions {
   /** `https://…` endpoints are reached over TLS (all or none of them). */

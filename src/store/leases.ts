@@ -5,12 +5,13 @@
 import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
 import { UnavailableError } from '../errors.js';
 import type { Kv } from './kv.js';
+import type { LeaseStore } from './store.js';
 
 const KEEPALIVE_TIMEOUT_MS = 5_000;
 
 type Pending = { resolve: (ttl: number) => void; reject: (err: Error) => void };
 
-export class Leases {
+export class Leases implements LeaseStore {
   private stream?: Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>>;
   private readonly pending = new Map<string, Pending[]>();
 

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOG_HEADERS } from '../../src/bus/messages.js';
 import { ensureStreams } from '../../src/bus/setup.js';
 import { STREAMS, subjects } from '../../src/bus/subjects.js';
+import { NatsBus } from '../../src/bus/nats-bus.js';
 import { LogService } from '../../src/controller/logs.js';
 import { LOG_CHUNK_BYTES, LogPublisher } from '../../src/executor/log-publisher.js';
 import type { Execution } from '../../src/domain/execution.js';
@@ -57,7 +58,7 @@ describe('LogService follow', () => {
     // execution ends, and the reader is still busy: the stream must not end before the burst.
     const total = 201;
     await publish(0);
-    const logs = new LogService({ js, store });
+    const logs = new LogService({ logs: new NatsBus(nc), store });
     const got: string[] = [];
     const who = { name: 'op', role: 'operator' as const, groups: [] };
     for await (const c of logs.stream(who, { executionId: id, follow: true, executor: '' }, new AbortController().signal)) {
@@ -100,7 +101,7 @@ describe('LogService replay', () => {
       else written.push({ executor, stream, text });
     }
     await Promise.all(acks);
-    const logs = new LogService({ js, store });
+    const logs = new LogService({ logs: new NatsBus(nc), store });
     const who = { name: 'op', role: 'operator' as const, groups: [] };
     const got: Array<{ executor: string; stream: string; text: string }> = [];
     let chunks = 0;

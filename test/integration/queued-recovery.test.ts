@@ -9,6 +9,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureControllerConsumers } from '../../src/bus/consumers.js';
 import { encode } from '../../src/bus/messages.js';
+import { NatsBus } from '../../src/bus/nats-bus.js';
 import { ensureStreams } from '../../src/bus/setup.js';
 import { STREAMS, subjects } from '../../src/bus/subjects.js';
 import { Dispatcher } from '../../src/controller/dispatcher.js';
@@ -50,7 +51,7 @@ beforeAll(async () => {
   jobs = new EtcdJobStore(kv);
   const executors = new EtcdExecutorStore(kv);
   await executors.create(executor);
-  const publisher = new JobPublisher({ js, jobs });
+  const publisher = new JobPublisher({ queue: new NatsBus(nc), jobs });
   dispatcher = new Dispatcher({ js, store, jobs, executors, publisher, log });
   await dispatcher.start();
 });

@@ -3,9 +3,10 @@
 // once the process that released them (Execution.dispatcher) no longer holds its liveness key.
 // Against real etcd and NATS.
 
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NatsBus } from '../../src/bus/nats-bus.js';
 import { ensureStreams } from '../../src/bus/setup.js';
 import { STREAMS, subjects } from '../../src/bus/subjects.js';
 import { ControllerInstances } from '../../src/controller/instances.js';
@@ -32,7 +33,7 @@ beforeAll(async () => {
   nc = await servers.connectNats('resend-test');
   await ensureStreams(nc);
   store = new EtcdExecutionStore(kv);
-  const publisher = new JobPublisher({ js: jetstream(nc), jobs: new EtcdJobStore(kv) });
+  const publisher = new JobPublisher({ queue: new NatsBus(nc), jobs: new EtcdJobStore(kv) });
   // The sweeper's own ExecutionService calls (retry of this process's failed sends) are not under test here.
   const executions = { retryUnsent: async () => {} } as unknown as ExecutionService;
   sweeper = new Sweeper({ store, executions, publisher, instances: new ControllerInstances(kv, log), log });

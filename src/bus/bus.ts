@@ -1,0 +1,69 @@
+// What the controller's use-cases send and read over the bus, in domain verbs: job messages to
+// executors' queues, stops, requests for the dispatcher, executors' queues themselves, and the
+// logs executors wrote. The NATS implementation (nats-bus.ts) owns its connection; the
+// in-memory one (memory.ts) serves unit tests. Use-cases depend only on these interfaces.
+
+import type { ExecutorConsumers } from './consumers.js';
+import type { CancelMessage, JobMessage } from './messages.js';
+
+/** Where a job message goes: one executor's own queue, or a pool's (a group's, for one runner). */
+export type JobAddress = { executorId: string } | { pool: string; runner: string };
+
+export interface JobQueue {
+  /**
+   * Queues a job message (a pointer to one task). The same task's message sent again within
+   * the dedup window is dropped, so sending one twice (after a crash) is harmless.
+   */
+  sendJob(to: JobAddress, job: JobMessage): Promise<void>;
+}
+
+/** One message of an execution's log, as an executor published it. */
+export interface LogMessage {
+  executorId: string;
+  /** The name the executor gave itself in the message (its id when the message has no headers). */
+  executorName: string;
+  /** `stdout` or `stderr`. */
+  stream: string;
+  data: Uint8Array;
+  /** Position in the log stream: increasing across every execution's messages. */
+  seq: number;
+  /** When the bus stored it. */
+  atMs: number;
+  /** How many messages of this reading came after this one when it was delivered. */
+  pending: number;
+}
+
+/** A reading of a log, in order. Leaving the iteration (or stop()) ends it. */
+export interface LogReading extends AsyncIterable<LogMessage> {
+  /** Messages read ahead and not taken yet: may count more than there are, never fewer. */
+  readAhead(): number;
+  stop(): void;
+}
+
+export interface OpenLog {
+  /** How many messages there are now. */
+  pending: number;
+  /** Reads them from the first, holding at most `readAhead` messages ahead of the reader. */
+  read(o: { readAhead: number }): Promise<LogReading>;
+}
+
+export interface LogSource {
+  /** An execution's log (one executor's part of it, if named). */
+  openLog(executionId: string, executorId?: string): Promise<OpenLog>;
+  /** The position of the last log message of these executors for the execution (0 = none). */
+  lastLogSequence(executionId: string, executorIds: string[]): Promise<number>;
+}
+
+export interface Bus extends JobQueue, LogSource {
+  /** Asks a dispatcher (any replica's) to dispatch a record an older version left QUEUED. */
+  requestDispatch(executionId: string): Promise<void>;
+  /**
+   * Tells one executor to stop its tasks of an execution. Best effort and not queued: an
+   * executor that misses it hears it in its next heartbeat's answer.
+   */
+  sendStop(executorId: string, stop: CancelMessage): void;
+  /** Makes (or updates) the queues an executor pulls its work from: its own and its pools'. */
+  ensureExecutorQueues(e: { id: string; groups: string[]; runners: string[]; concurrency: number }): Promise<ExecutorConsumers>;
+  /** Deletes an executor's own queue (pool queues are shared and stay). */
+  deleteExecutorQueue(executorId: string): Promise<void>;
+}

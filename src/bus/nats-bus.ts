@@ -1,0 +1,96 @@
+// The Bus over NATS: job messages and requests on JetStream (Msg-Id per task, per execution),
+// stops on core NATS, executors' queues as durable consumers, logs read by ordered consumers.
+
+import { DeliverPolicy, jetstream, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { Bus, JobAddress, LogMessage, LogReading, OpenLog } from './bus.js';
+import { deleteExecutorConsumer, ensureExecutorConsumers, type ExecutorConsumers } from './consumers.js';
+import { encode, jobMsgId, LOG_HEADERS, type CancelMessage, type JobMessage, type RequestMessage } from './messages.js';
+import { STREAMS, subjects } from './subjects.js';
+
+export class NatsBus implements Bus {
+  private readonly js: JetStreamClient;
+  private jsmPromise?: Promise<JetStreamManager>;
+
+  constructor(private readonly nc: NatsConnection) {
+    this.js = jetstream(nc);
+  }
+
+  async sendJob(to: JobAddress, job: JobMessage): Promise<void> {
+    const subject = 'pool' in to ? subjects.poolJob(to.pool, to.runner) : subjects.nodeJob(to.executorId);
+    await this.js.publish(subject, encode(job), { msgID: jobMsgId(job.execution_id, job.task_key) });
+  }
+
+  async requestDispatch(executionId: string): Promise<void> {
+    const msg: RequestMessage = { execution_id: executionId };
+    await this.js.publish(subjects.request(executionId), encode(msg), { msgID: executionId });
+  }
+
+  sendStop(executorId: string, stop: CancelMessage): void {
+    this.nc.publish(subjects.cancel(executorId), encode(stop));
+  }
+
+  ensureExecutorQueues(e: { id: string; groups: string[]; runners: string[]; concurrency: number }): Promise<ExecutorConsumers> {
+    return ensureExecutorConsumers(this.nc, e);
+  }
+
+  deleteExecutorQueue(executorId: string): Promise<void> {
+    return deleteExecutorConsumer(this.nc, executorId);
+  }
+
+  async openLog(executionId: string, executorId?: string): Promise<OpenLog> {
+    const subject = executorId ? subjects.log(executionId, executorId) : subjects.logsOf(executionId);
+    const consumer = await this.js.consumers.get(STREAMS.logs, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
+    const pending = (await consumer.info()).num_pending;
+    return {
+      pending,
+      read: async ({ readAhead }) => {
+        const messages = await consumer.consume({ max_messages: readAhead });
+        const it = messages[Symbol.asyncIterator]();
+        // Mapped message by message, without a generator: a caller may ask for the next one
+        // before it arrives and drop that request, which a generator would not allow.
+        const mapped: AsyncIterator<LogMessage> = {
+          next: () => it.next().then((r) => (r.done ? r : { done: false, value: logMessage(r.value) })),
+          return: async () => {
+            await it.return?.();
+            return { done: true, value: undefined };
+          },
+        };
+        const reading: LogReading = {
+          [Symbol.asyncIterator]: () => mapped,
+          readAhead: () => messages.getPending(),
+          stop: () => messages.stop(),
+        };
+        return reading;
+      },
+    };
+  }
+
+  async lastLogSequence(executionId: string, executorIds: string[]): Promise<number> {
+    const jsm = await this.jsm();
+    let last = 0;
+    for (const id of new Set(executorIds.filter(Boolean))) {
+      const m = await jsm.streams.getMessage(STREAMS.logs, { last_by_subj: subjects.log(executionId, id) }).catch(() => null);
+      if (m && m.seq > last) last = m.seq;
+    }
+    return last;
+  }
+
+  private jsm(): Promise<JetStreamManager> {
+    this.jsmPromise ??= this.js.jetstreamManager();
+    return this.jsmPromise;
+  }
+}
+
+function logMessage(m: JsMsg): LogMessage {
+  const executorId = m.subject.slice(m.subject.lastIndexOf('.') + 1);
+  return {
+    executorId,
+    executorName: m.headers?.get(LOG_HEADERS.executorName) ?? executorId,
+    stream: m.headers?.get(LOG_HEADERS.stream) || 'stdout',
+    data: m.data,
+    seq: m.seq,
+    atMs: Math.floor(Number(m.info.timestampNanos) / 1e6),
+    pending: m.info.pending,
+  };
+}
