@@ -1,0 +1,341 @@
+// The controller's use-cases over the in-memory Store and Bus, without any server: definitions,
+// executors registering and heartbeating, executions from Execute to cancel (idempotency keys,
+// paging, scoped tokens, secrets), watches and logs, and expiry.
+
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { MemoryBus } from '../../src/bus/memory.js';
+import type { Principal } from '../../src/controller/auth.js';
+import { ExecutionService } from '../../src/controller/executions.js';
+import { ExecutorRegistry } from '../../src/controller/executors.js';
+import { ExpiryWatcher } from '../../src/controller/expiry.js';
+import { JobPublisher } from '../../src/controller/job-publisher.js';
+import { JobService } from '../../src/controller/jobs.js';
+import { LogService } from '../../src/controller/logs.js';
+import { SecretBox } from '../../src/controller/secrets.js';
+import { SECRET_SHOWN } from '../../src/controller/views.js';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  FailedPreconditionError,
+  NotFoundError,
+  PermissionDeniedError,
+  UnauthenticatedError,
+  ValidationError,
+} from '../../src/errors.js';
+import { MemoryExecutionStore, MemoryExecutorStore, MemoryJobStore, MemoryLeases } from '../../src/store/memory.js';
+import { createLogger } from '../../src/util/log.js';
+
+const admin: Principal = { name: 'admin', role: 'admin', groups: [] };
+const operator: Principal = { name: 'ops', role: 'operator', groups: [] };
+const viewer: Principal = { name: 'view', role: 'viewer', groups: [] };
+/** An operator whose token is scoped to the group "web". */
+const webOperator: Principal = { name: 'web-ops', role: 'operator', groups: ['web'] };
+
+const REGISTRATION_TOKEN = 'reg-token';
+
+/** The use-cases wired over fresh in-memory stores and bus, with a clock the test moves. */
+function rig() {
+  let clock = Date.UTC(2026, 0, 1);
+  const now = () => clock;
+  const log = createLogger({ level: 'error', name: 'test', write: () => {} });
+  const jobStore = new MemoryJobStore(now);
+  const leases = new MemoryLeases();
+  const executorStore = new MemoryExecutorStore(leases);
+  const executionStore = new MemoryExecutionStore();
+  const bus = new MemoryBus();
+  const natsUsers = { executorUser: async () => undefined, revoke: async () => {} };
+  const registry = new ExecutorRegistry(executorStore, leases, bus, natsUsers, {
+    registrationTokens: [{ name: 'test', token: REGISTRATION_TOKEN, groups: [] }],
+    pingDeadlineSeconds: 30,
+    natsAdvertise: ['nats://nats.test:4222'],
+    now,
+  }, log);
+  const jobs = new JobService(jobStore);
+  const publisher = new JobPublisher({ queue: bus, jobs: jobStore });
+  const box = SecretBox.fromBase64(randomBytes(32).toString('base64'));
+  const executions = new ExecutionService({
+    store: executionStore, jobs: jobStore, executors: executorStore, registry, bus, box, publisher, instance: 'controller-1', log, now,
+    fileDigests: async () => ({}),
+  });
+  const logs = new LogService({ logs: bus, store: executionStore, executors: executorStore, authorizeVisible: (p, x, what) => executions.authorizeVisible(p, x, what) });
+
+  /** Registers an executor and heartbeats once, so that it is ACTIVE; returns its id and secret. */
+  async function executor(name: string, groups: string[] = []): Promise<{ id: string; secret: string }> {
+    const r = await registry.register({
+      registrationToken: REGISTRATION_TOKEN, name, groups, labels: {}, runners: ['host'], concurrency: 2, pingIntervalSeconds: 10, version: '1.0', replace: false,
+    });
+    await registry.heartbeat({ executorId: r.executorId, executorSecret: r.executorSecret, version: '1.0', runningTasks: 0, load: 0, draining: false });
+    return { id: r.executorId, secret: r.executorSecret };
+  }
+
+  /** Stores a definition built from `over` (a job that runs `true` on the host by default). */
+  async function job(name: string, over: Record<string, unknown> = {}): Promise<void> {
+    await jobs.create(admin, { definitionJson: JSON.stringify({ name, description: `the ${name} job`, command: ['true'], ...over }), replace: false });
+  }
+
+  function execute(p: Principal, jobName: string, over: Partial<Parameters<ExecutionService['execute']>[1]> = {}) {
+    clock += 1_000; // each execution a second after the last: ids and pages follow the clock
+    return executions.execute(p, {
+      job: jobName, args: {}, target: '', timeoutSeconds: 0, waitOfflineMs: 0, batchSize: '', maxFailures: '', dryRun: false, idempotencyKey: '', ...over,
+    });
+  }
+
+  return { jobs, registry, executions, logs, bus, leases, executorStore, executionStore, executor, job, execute, log };
+}
+
+describe('JobService over the in-memory store', () => {
+  it('creates, describes, lists, replaces by version and deletes definitions', async () => {
+    const { jobs } = rig();
+    const def = (description: string) => JSON.stringify({ name: 'backup', description, command: ['backup.sh'] });
+    const { job, created } = await jobs.create(admin, { definitionJson: def('nightly'), replace: false });
+    expect([created, job.version, job.created_by, job.definition.runner]).toEqual([true, 1, 'admin', 'host']);
+    await expect(jobs.create(admin, { definitionJson: def('again'), replace: false })).rejects.toBeInstanceOf(AlreadyExistsError);
+
+    const replaced = await jobs.create(admin, { definitionJson: def('hourly'), replace: true, expectedVersion: 1 });
+    expect([replaced.created, replaced.job.version, replaced.job.definition.description]).toEqual([false, 2, 'hourly']);
+    await expect(jobs.create(admin, { definitionJson: def('stale'), replace: true, expectedVersion: 1 })).rejects.toBeInstanceOf(ConflictError);
+
+    expect((await jobs.describe(viewer, 'backup')).definition.description).toBe('hourly');
+    await jobs.create(admin, { definitionJson: JSON.stringify({ name: 'archive', description: 'a', command: ['true'] }), replace: true });
+    expect((await jobs.list(viewer)).map((j) => j.definition.name)).toEqual(['archive', 'backup']);
+
+    await jobs.delete(admin, 'backup');
+    await expect(jobs.describe(viewer, 'backup')).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('refuses an invalid definition with every problem, and a writer without the role', async () => {
+    const { jobs } = rig();
+    const bad = JSON.stringify({ name: 'Bad Name', command: ['true'], env_vars: { secrets: [], args: [{ name: 'x', type: 'colour' }] } });
+    const err = await jobs.create(admin, { definitionJson: bad, replace: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).problems.map((p) => p.path)).toEqual(['name', 'env_vars.args[0].type']);
+    await expect(jobs.create(admin, { definitionJson: '{ not json', replace: false })).rejects.toBeInstanceOf(ValidationError);
+    const fine = JSON.stringify({ name: 'fine', description: 'd', command: ['true'] });
+    await expect(jobs.create(operator, { definitionJson: fine, replace: false })).rejects.toBeInstanceOf(PermissionDeniedError);
+    expect(await jobs.list(viewer)).toEqual([]);
+  });
+});
+
+describe('ExecutorRegistry over the in-memory store', () => {
+  it('registers (queues made), turns ACTIVE on a heartbeat, re-registers with its secret and stops', async () => {
+    const { registry, bus, executorStore, leases } = rig();
+    await expect(
+      registry.register({ registrationToken: 'wrong', name: 'web-1', groups: [], labels: {}, runners: [], concurrency: 1, pingIntervalSeconds: 10, version: '', replace: false }),
+    ).rejects.toBeInstanceOf(UnauthenticatedError);
+
+    const input = { registrationToken: REGISTRATION_TOKEN, name: 'web-1', groups: ['web'], labels: {}, runners: ['host'], concurrency: 1, pingIntervalSeconds: 10, version: '1.0', replace: false };
+    const r = await registry.register(input);
+    expect(r.created).toBe(true);
+    expect(bus.queues.get(r.executorId)).toEqual({ node: `node-${r.executorId}`, pools: ['pool-all-host', 'pool-web-host'] });
+    expect((await registry.describe(viewer, 'web-1')).state).toBe('STOPPED');
+
+    const beat = { executorId: r.executorId, executorSecret: r.executorSecret, version: '1.0', runningTasks: 1, load: 0.5, draining: false };
+    expect(await registry.heartbeat(beat)).toEqual({ state: 'ACTIVE', pingDeadlineSeconds: 30 });
+    expect(await executorStore.isAlive(r.executorId)).toBe(true);
+    const view = await registry.describe(viewer, r.executorId);
+    expect([view.state, view.running_tasks, view.load]).toEqual(['ACTIVE', 1, 0.5]);
+    expect(view).not.toHaveProperty('secret_hash');
+    await expect(registry.heartbeat({ ...beat, executorSecret: 'guess' })).rejects.toBeInstanceOf(UnauthenticatedError);
+
+    const again = await registry.register({ ...input, executorId: r.executorId, executorSecret: r.executorSecret });
+    expect([again.executorId, again.created]).toEqual([r.executorId, false]);
+    await expect(registry.register({ ...input, runners: ['docker'] })).rejects.toBeInstanceOf(ValidationError);
+
+    const lease = (await executorStore.get(r.executorId))!.lease_id;
+    await registry.deregister(r.executorId, r.executorSecret);
+    expect((await registry.describe(viewer, 'web-1')).state).toBe('STOPPED');
+    expect([leases.has(lease), await executorStore.isAlive(r.executorId)]).toEqual([false, false]);
+  });
+
+  it('an executor whose lease lapses is EXPIRED by the expiry watcher, which tells its listeners', async () => {
+    const { executor, executorStore, leases, log } = rig();
+    const e = await executor('web-1', ['web']);
+    const expired: string[] = [];
+    const expiry = new ExpiryWatcher(executorStore, log);
+    expiry.onExpired((rec) => void expired.push(rec.name));
+    await expiry.start();
+    leases.lapse((await executorStore.get(e.id))!.lease_id);
+    await new Promise((r) => setImmediate(r));
+    expect(expired).toEqual(['web-1']);
+    expect((await executorStore.get(e.id))!.state).toBe('EXPIRED');
+    await expiry.stop();
+  });
+});
+
+describe('ExecutionService over the in-memory store and bus', () => {
+  it('executes on a group: one task per member, recorded DISPATCHED, a job message to each', async () => {
+    const { job, executor, execute, bus, executionStore } = rig();
+    await job('deploy');
+    const web1 = await executor('web-1', ['web']);
+    const web2 = await executor('web-2', ['web']);
+    await executor('db-1', ['db']);
+
+    const { execution } = await execute(operator, 'deploy', { target: 'group:web' });
+    expect(execution!.state).toBe('DISPATCHED');
+    expect(execution!.tasks.map((t) => [t.executor_name, t.state])).toEqual([['web-1', 'PENDING'], ['web-2', 'PENDING']]);
+    expect(bus.jobs).toEqual([
+      { to: { executorId: web1.id }, job: { execution_id: execution!.id, task_key: web1.id } },
+      { to: { executorId: web2.id }, job: { execution_id: execution!.id, task_key: web2.id } },
+    ]);
+    expect((await executionStore.get(execution!.id))!.value.dispatcher).toBe('controller-1');
+  });
+
+  it('executes on "any one of a pool": one task, one message to the pool', async () => {
+    const { job, executor, execute, bus } = rig();
+    await job('report');
+    await executor('web-1', ['web']);
+    await executor('web-2', ['web']);
+    const { execution } = await execute(operator, 'report', { target: 'any:web' });
+    expect(execution!.tasks.map((t) => [t.executor_name, t.state])).toEqual([['(pool web)', 'PENDING']]);
+    expect(bus.jobs.map((j) => j.to)).toEqual([{ pool: 'web', runner: 'host' }]);
+  });
+
+  it('a dry run plans without recording or sending anything', async () => {
+    const { job, executor, execute, bus, executionStore } = rig();
+    await job('deploy');
+    await executor('web-1', ['web']);
+    const res = await execute(operator, 'deploy', { target: 'all', dryRun: true });
+    expect(res.dryRun!.map((r) => [r.executorName, r.skipped])).toEqual([['web-1', false]]);
+    expect([res.execution, bus.jobs.length, (await executionStore.active()).length]).toEqual([undefined, 0, 0]);
+  });
+
+  it('two Execute calls with one idempotency key start one execution; another request under the key is refused', async () => {
+    const { job, executor, execute, bus, executionStore } = rig();
+    await job('deploy', { env_vars: { secrets: [], args: [{ name: 'VERSION', description: 'v', required: true }] } });
+    await executor('web-1', ['web']);
+    const first = await execute(operator, 'deploy', { target: 'group:web', args: { VERSION: '1.2' }, idempotencyKey: 'deploy-1.2' });
+    const second = await execute(operator, 'deploy', { target: 'group:web', args: { VERSION: '1.2' }, idempotencyKey: 'deploy-1.2' });
+    expect(second.execution!.id).toBe(first.execution!.id);
+    expect([first.reused, second.reused]).toEqual([undefined, true]);
+    expect((await executionStore.list({ limit: 10 })).executions).toHaveLength(1);
+    expect(bus.jobs).toHaveLength(1);
+
+    await expect(execute(operator, 'deploy', { target: 'group:web', args: { VERSION: '1.3' }, idempotencyKey: 'deploy-1.2' })).rejects.toBeInstanceOf(
+      FailedPreconditionError,
+    );
+    // Another caller's key of the same name is its own.
+    const theirs = await execute(admin, 'deploy', { target: 'group:web', args: { VERSION: '1.2' }, idempotencyKey: 'deploy-1.2' });
+    expect(theirs.execution!.id).not.toBe(first.execution!.id);
+  });
+
+  it('cancel stops the execution and tells every executor that has a task of it; a second cancel is refused', async () => {
+    const { job, executor, execute, executions, bus } = rig();
+    await job('deploy');
+    const web1 = await executor('web-1', ['web']);
+    const web2 = await executor('web-2', ['web']);
+    const { execution } = await execute(operator, 'deploy', { target: 'group:web' });
+
+    const cancelled = await executions.cancel(operator, execution!.id, 'wrong version');
+    expect([cancelled.state, cancelled.reason]).toEqual(['CANCELLED', 'cancelled by ops: wrong version']);
+    expect(cancelled.tasks.map((t) => t.state)).toEqual(['CANCELLED', 'CANCELLED']);
+    expect(bus.stops.map((s) => s.executorId).sort()).toEqual([web1.id, web2.id].sort());
+    expect(bus.stops.every((s) => s.stop.execution_id === execution!.id && s.stop.reason === 'cancelled')).toBe(true);
+    await expect(executions.cancel(operator, execution!.id, '')).rejects.toBeInstanceOf(FailedPreconditionError);
+    await expect(executions.cancel(viewer, execution!.id, '')).rejects.toBeInstanceOf(PermissionDeniedError);
+  });
+
+  it('lists newest first, a page at a time, by job and by state', async () => {
+    const { job, executor, execute, executions } = rig();
+    await job('a');
+    await job('b');
+    await executor('web-1', ['web']);
+    const ids: string[] = [];
+    for (const name of ['a', 'b', 'a', 'b', 'a']) ids.push((await execute(operator, name, { target: 'all' })).execution!.id);
+    const newestFirst = [...ids].reverse();
+
+    const p1 = await executions.list(viewer, { limit: 2 });
+    expect(p1.executions.map((x) => x.id)).toEqual(newestFirst.slice(0, 2));
+    const p2 = await executions.list(viewer, { limit: 2, pageAfter: p1.next });
+    expect(p2.executions.map((x) => x.id)).toEqual(newestFirst.slice(2, 4));
+    const p3 = await executions.list(viewer, { limit: 2, pageAfter: p2.next });
+    expect([p3.executions.map((x) => x.id), p3.next]).toEqual([newestFirst.slice(4), '']);
+
+    expect((await executions.list(viewer, { job: 'b' })).executions.map((x) => x.id)).toEqual([ids[3], ids[1]]);
+    await executions.cancel(operator, ids[0]!, '');
+    expect((await executions.list(viewer, { state: 'CANCELLED' })).executions.map((x) => x.id)).toEqual([ids[0]]);
+    await expect(executions.list(viewer, { pageAfter: 'not-an-id' })).rejects.toBeInstanceOf(ValidationError);
+  });
+
+  it('a token scoped to groups executes, sees and cancels only inside them', async () => {
+    const { job, executor, execute, executions } = rig();
+    await job('deploy');
+    await executor('web-1', ['web']);
+    await executor('db-1', ['db']);
+    await expect(execute(webOperator, 'deploy', { target: 'group:db' })).rejects.toBeInstanceOf(PermissionDeniedError);
+    await expect(execute(webOperator, 'deploy', { target: 'all' })).rejects.toBeInstanceOf(PermissionDeniedError);
+
+    const mine = (await execute(webOperator, 'deploy', { target: 'group:web' })).execution!;
+    const onDb = (await execute(operator, 'deploy', { target: 'group:db' })).execution!;
+    const onNode = (await execute(operator, 'deploy', { target: 'node:web-1' })).execution!;
+
+    expect((await executions.list(webOperator, {})).executions.map((x) => x.id)).toEqual([onNode.id, mine.id]);
+    expect((await executions.list(operator, {})).executions).toHaveLength(3);
+    await expect(executions.get(webOperator, onDb.id)).rejects.toBeInstanceOf(PermissionDeniedError);
+    await expect(executions.cancel(webOperator, onDb.id, '')).rejects.toBeInstanceOf(PermissionDeniedError);
+    expect((await executions.get(webOperator, mine.id)).id).toBe(mine.id);
+  });
+
+  it('the views never carry a secret: shown as such, sealed in the record, opened only for the executor', async () => {
+    const { job, executor, execute, executions, executionStore } = rig();
+    await job('release', {
+      env_vars: { secrets: [{ name: 'API_TOKEN', description: 't', required: true }], args: [{ name: 'VERSION', description: 'v', required: true }] },
+    });
+    const web1 = await executor('web-1', ['web']);
+    await expect(execute(operator, 'release', { target: 'group:web', args: { VERSION: '2' } })).rejects.toBeInstanceOf(ValidationError);
+
+    const { execution } = await execute(operator, 'release', { target: 'group:web', args: { VERSION: '2', API_TOKEN: 's3cr3t-value' } });
+    expect(execution!.args).toEqual({ VERSION: '2', API_TOKEN: SECRET_SHOWN });
+    for (const view of [execution!, await executions.get(viewer, execution!.id), (await executions.list(viewer, {})).executions[0]!]) {
+      expect(JSON.stringify(view)).not.toContain('s3cr3t-value');
+      expect(view).not.toHaveProperty('secret_box');
+    }
+    const record = (await executionStore.get(execution!.id))!.value;
+    expect(record.secret_box).toBeTruthy();
+    expect(JSON.stringify(record)).not.toContain('s3cr3t-value');
+
+    const begun = await executions.beginTask({ executorId: web1.id, secret: web1.secret, session: 's1', executionId: execution!.id, taskKey: web1.id });
+    expect([begun.proceed, begun.secrets]).toEqual([true, { API_TOKEN: 's3cr3t-value' }]);
+    expect((await executions.get(viewer, execution!.id)).tasks[0]!.state).toBe('RUNNING');
+  });
+
+  it('a watch sends the record as it changes and ends with its terminal state', async () => {
+    const { job, executor, execute, executions, executionStore } = rig();
+    await job('deploy');
+    await executor('web-1', ['web']);
+    const { execution } = await execute(operator, 'deploy', { target: 'group:web' });
+    const seen: string[] = [];
+    const watching = (async () => {
+      for await (const x of executions.watch(viewer, execution!.id, new AbortController().signal)) seen.push(x.state);
+    })();
+    await new Promise((r) => setImmediate(r));
+    await executionStore.update(execution!.id, (x) => ((x.state = 'RUNNING'), true));
+    await new Promise((r) => setImmediate(r));
+    await executions.cancel(operator, execution!.id, '');
+    await watching;
+    expect(seen).toEqual(['DISPATCHED', 'RUNNING', 'CANCELLED']);
+  });
+});
+
+describe('LogService over the in-memory bus', () => {
+  it('reads an ended execution\'s log back, joining small messages per executor and stream, and ends', async () => {
+    const { job, executor, execute, executions, logs, bus } = rig();
+    await job('deploy');
+    const web1 = await executor('web-1', ['web']);
+    const { execution } = await execute(operator, 'deploy', { target: 'group:web' });
+    await executions.cancel(operator, execution!.id, '');
+    bus.appendLog(execution!.id, { executorId: web1.id, executorName: 'web-1', data: 'one\n' });
+    bus.appendLog(execution!.id, { executorId: web1.id, executorName: 'web-1', data: 'two\n' });
+    bus.appendLog(execution!.id, { executorId: web1.id, executorName: 'web-1', stream: 'stderr', data: 'oops\n' });
+    bus.appendLog(execution!.id, { executorId: 'STRANGER', data: 'not from a task of it\n' });
+
+    const got: Array<[string, string, string]> = [];
+    for await (const c of logs.stream(operator, { executionId: execution!.id, follow: true, executor: '' }, new AbortController().signal)) {
+      got.push([c.executorName, c.stream, new TextDecoder().decode(c.data)]);
+    }
+    expect(got).toEqual([['web-1', 'stdout', 'one\ntwo\n'], ['web-1', 'stderr', 'oops\n']]);
+    await expect(logs.stream(viewer, { executionId: execution!.id, follow: false, executor: '' }, new AbortController().signal)[Symbol.asyncIterator]().next()).rejects.toBeInstanceOf(
+      PermissionDeniedError,
+    );
+  });
+});
