@@ -4,8 +4,9 @@
 // was pruned is kept in one small key, so that a list can say older executions are gone.
 
 import type { Logger } from '../util/log.js';
-import type { ExecutionStore, FinishedEntry } from '../store/store.js';
-import type { Kv } from '../store/kv.js';
+import type { ExecutionStore, FinishedEntry, RetentionStatus } from '../store/store.js';
+
+export type { RetentionStatus } from '../store/store.js';
 import { idTime } from '../util/ids.js';
 
 export interface RetentionPolicy {
@@ -13,12 +14,6 @@ export interface RetentionPolicy {
   maxAgeMs: number;
   /** At most this many finished executions are kept; the oldest go first. */
   maxFinished: number;
-}
-
-/** What pruning has done so far: the newest execution it deleted was created at `pruned_before_ms`. */
-export interface RetentionStatus {
-  pruned_before_ms: number;
-  deleted_total: number;
 }
 
 /** Deletions per round; a pass goes on round after round while there is more to delete. */
@@ -39,8 +34,7 @@ export class Retention {
 
   constructor(
     private readonly d: {
-      store: Pick<ExecutionStore, 'countFinished' | 'oldestFinished' | 'deleteFinished'>;
-      kv: Kv;
+      store: Pick<ExecutionStore, 'countFinished' | 'oldestFinished' | 'deleteFinished' | 'retentionStatus' | 'recordPruned'>;
       policy: RetentionPolicy;
       log: Logger;
       /** Between passes; default one minute. */
@@ -49,10 +43,6 @@ export class Retention {
     },
   ) {
     this.policy = d.policy;
-  }
-
-  private statusKey(): string {
-    return this.d.kv.key('retention', 'status');
   }
 
   start(): void {
@@ -73,8 +63,8 @@ export class Retention {
     await this.running;
   }
 
-  async status(): Promise<RetentionStatus> {
-    return (await this.d.kv.get<RetentionStatus>(this.statusKey()))?.value ?? { pruned_before_ms: 0, deleted_total: 0 };
+  status(): Promise<RetentionStatus> {
+    return this.d.store.retentionStatus();
   }
 
   /** Deletes what the policy no longer keeps; returns how many. */
@@ -98,11 +88,7 @@ export class Retention {
   }
 
   private async record(doomed: FinishedEntry[], deleted: number): Promise<void> {
-    const newest = Math.max(...doomed.map((e) => idTime(e.id)));
-    await this.d.kv.update<RetentionStatus>(
-      this.statusKey(),
-      (cur) => ({ pruned_before_ms: Math.max(cur?.pruned_before_ms ?? 0, newest), deleted_total: (cur?.deleted_total ?? 0) + deleted }),
-      'retention status',
-    );
+    await this.d.store.recordPruned(Math.max(...doomed.map((e) => idTime(e.id))), deleted);
   }
+
 }

@@ -108,7 +108,6 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
   await executionStore.backfillIndexes(log.named('executions'));
   const retention = new Retention({
     store: executionStore,
-    kv,
     policy: { maxAgeMs: cfg.execution_retention_hours * 3600_000, maxFinished: cfg.execution_retention_max },
     log: log.named('retention'),
   });

@@ -31,6 +31,7 @@ import {
   type IdempotencyEntry,
   type ListFilter,
   type ListPage,
+  type RetentionStatus,
   type UpdateResult,
   type Versioned,
 } from './store.js';
@@ -605,6 +606,22 @@ export class EtcdExecutionStore implements ExecutionStore {
       for (const e of chunk) this.recent.delete(e.id);
     }
     return deleted;
+  }
+
+  private retentionKey(): string {
+    return this.kv.key('retention', 'status');
+  }
+
+  async retentionStatus(): Promise<RetentionStatus> {
+    return (await this.kv.get<RetentionStatus>(this.retentionKey()))?.value ?? { pruned_before_ms: 0, deleted_total: 0 };
+  }
+
+  async recordPruned(newestMs: number, deleted: number): Promise<void> {
+    await this.kv.update<RetentionStatus>(
+      this.retentionKey(),
+      (cur) => ({ pruned_before_ms: Math.max(cur?.pruned_before_ms ?? 0, newestMs), deleted_total: (cur?.deleted_total ?? 0) + deleted }),
+      'retention status',
+    );
   }
 
   async active(): Promise<ActiveEntry[]> {

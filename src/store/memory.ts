@@ -21,6 +21,7 @@ import {
   type LeaseStore,
   type ListFilter,
   type ListPage,
+  type RetentionStatus,
   type UpdateResult,
   type Versioned,
 } from './store.js';
@@ -192,6 +193,16 @@ export class MemoryExecutionStore implements ExecutionStore {
 
   async oldestFinished(n: number): Promise<FinishedEntry[]> {
     return this.finished().slice(0, n);
+  }
+
+  private pruned: RetentionStatus = { pruned_before_ms: 0, deleted_total: 0 };
+
+  async retentionStatus(): Promise<RetentionStatus> {
+    return { ...this.pruned };
+  }
+
+  async recordPruned(newestMs: number, deleted: number): Promise<void> {
+    this.pruned = { pruned_before_ms: Math.max(this.pruned.pruned_before_ms, newestMs), deleted_total: this.pruned.deleted_total + deleted };
   }
 
   async deleteFinished(entries: FinishedEntry[]): Promise<number> {

@@ -110,6 +110,12 @@ export interface FinishedEntry {
   state: ExecutionState;
 }
 
+/** What pruning of finished executions has done so far: the newest one it deleted was created at `pruned_before_ms`. */
+export interface RetentionStatus {
+  pruned_before_ms: number;
+  deleted_total: number;
+}
+
 /** What an update did to one execution. */
 export interface UpdateResult {
   /** The execution as stored now. */
@@ -158,6 +164,9 @@ export interface ExecutionStore {
   oldestFinished(n: number): Promise<FinishedEntry[]>;
   /** Deletes finished executions still in the state their entry names; returns how many. */
   deleteFinished(entries: FinishedEntry[]): Promise<number>;
+  retentionStatus(): Promise<RetentionStatus>;
+  /** Adds a round of pruning to the status: `deleted` executions, the newest created at `newestMs`. */
+  recordPruned(newestMs: number, deleted: number): Promise<void>;
 }
 
 // ---- executors ----

@@ -1014,7 +1014,7 @@ async function retentionScenario(ctx: Ctx): Promise<void> {
   };
   const pruned = await open('pruned');
   const baseline = await open('unpruned');
-  const retention = new Retention({ store: pruned.store, kv: pruned.kv, policy: { maxAgeMs: 7 * 86_400_000, maxFinished: keep }, log });
+  const retention = new Retention({ store: pruned.store, policy: { maxAgeMs: 7 * 86_400_000, maxFinished: keep }, log });
   const compact = async (kv: Kv) => {
     const rev = await kv.revision();
     await kv.client.kv.compact({ revision: String(rev), physical: true });

@@ -110,7 +110,7 @@ describe('lists through indexes', () => {
 
 describe('retention', () => {
   it('deletes the oldest finished beyond the count and those past the age, with their index entries; keeps the unfinished', async () => {
-    const { kv, store } = fresh();
+    const { store } = fresh();
     const now = Date.now();
     const day = 86_400_000;
     const xs = await seed(store, [
@@ -118,7 +118,7 @@ describe('retention', () => {
       { job: 'old', state: 'RUNNING', createdAt: now - 10 * day },
       ...Array.from({ length: 30 }, (_, i) => ({ job: 'new', state: (i % 2 ? 'FAILED' : 'SUCCEEDED') as ExecutionState, createdAt: now - 1000 + i })),
     ]);
-    const retention = new Retention({ store, kv, policy: { maxAgeMs: 7 * day, maxFinished: 20 }, log });
+    const retention = new Retention({ store, policy: { maxAgeMs: 7 * day, maxFinished: 20 }, log });
     expect((await retention.status()).pruned_before_ms).toBe(0);
 
     expect(await retention.pass()).toBe(15);

@@ -12,6 +12,7 @@ import { ExpiryWatcher } from '../../src/controller/expiry.js';
 import { JobPublisher } from '../../src/controller/job-publisher.js';
 import { JobService } from '../../src/controller/jobs.js';
 import { LogService } from '../../src/controller/logs.js';
+import { Retention } from '../../src/controller/retention.js';
 import { SecretBox } from '../../src/controller/secrets.js';
 import { SECRET_SHOWN } from '../../src/controller/views.js';
 import {
@@ -54,8 +55,9 @@ function rig() {
   const jobs = new JobService(jobStore);
   const publisher = new JobPublisher({ queue: bus, jobs: jobStore });
   const box = SecretBox.fromBase64(randomBytes(32).toString('base64'));
+  const retention = new Retention({ store: executionStore, policy: { maxAgeMs: 7 * 86_400_000, maxFinished: 2 }, log, now });
   const executions = new ExecutionService({
-    store: executionStore, jobs: jobStore, executors: executorStore, registry, bus, box, publisher, instance: 'controller-1', log, now,
+    store: executionStore, jobs: jobStore, executors: executorStore, registry, bus, box, publisher, instance: 'controller-1', log, now, retention,
     fileDigests: async () => ({}),
   });
   const logs = new LogService({ logs: bus, store: executionStore, executors: executorStore, authorizeVisible: (p, x, what) => executions.authorizeVisible(p, x, what) });
@@ -81,7 +83,7 @@ function rig() {
     });
   }
 
-  return { jobs, registry, executions, logs, bus, leases, executorStore, executionStore, executor, job, execute, log };
+  return { jobs, registry, executions, logs, retention, bus, leases, executorStore, executionStore, executor, job, execute, log };
 }
 
 describe('JobService over the in-memory store', () => {
@@ -255,6 +257,20 @@ describe('ExecutionService over the in-memory store and bus', () => {
     await executions.cancel(operator, ids[0]!, '');
     expect((await executions.list(viewer, { state: 'CANCELLED' })).executions.map((x) => x.id)).toEqual([ids[0]]);
     await expect(executions.list(viewer, { pageAfter: 'not-an-id' })).rejects.toBeInstanceOf(ValidationError);
+  });
+
+  it('retention prunes the oldest finished executions beyond its count, and lists say so', async () => {
+    const { job, executor, execute, executions, retention } = rig();
+    await job('deploy');
+    await executor('web-1', ['web']);
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await execute(operator, 'deploy', { target: 'all' })).execution!.id);
+    for (const id of ids.slice(0, 3)) await executions.cancel(operator, id, '');
+    expect(await retention.pass()).toBe(1);
+    const page = await executions.list(viewer, {});
+    expect(page.executions.map((x) => x.id)).toEqual([ids[3], ids[2], ids[1]]);
+    expect(page.prunedBeforeMs).toBeGreaterThan(0);
+    expect(page.retention).toBe('7 days, at most 2 finished');
   });
 
   it('a token scoped to groups executes, sees and cancels only inside them', async () => {
