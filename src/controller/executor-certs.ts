@@ -4,8 +4,7 @@
 
 import type { ExecutorCertRef, ExecutorRecord } from '../domain/executor.js';
 import { UnauthenticatedError, ValidationError } from '../errors.js';
-import type { CertificateAuthority } from '../tls/ca.js';
-import type { PeerCert } from '../tls/grpc.js';
+import type { CertificateAuthority, PeerCert } from '../tls/ca.js';
 
 export class ExecutorCertificates {
   constructor(

@@ -16,7 +16,7 @@ import { didYouMean } from '../util/suggest.js';
 import { authorize, secretEquals, sha256, type Principal } from './auth.js';
 import type { ExecutorNatsUser, NatsAccess } from './nats-access.js';
 import type { ExecutorCertificates } from './executor-certs.js';
-import type { PeerCert } from '../tls/grpc.js';
+import type { PeerCert } from '../tls/ca.js';
 
 export interface RegisterInput {
   registrationToken: string;

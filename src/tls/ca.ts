@@ -15,6 +15,17 @@ import * as x509 from '@peculiar/x509';
 import { ConfigError, ValidationError } from '../errors.js';
 import { EC, privateKeyPem } from './keys.js';
 
+/**
+ * What the controller needs to know of a verified client certificate, whichever door it came
+ * through (tls/grpc.ts reads it from a gRPC call).
+ */
+export interface PeerCert {
+  commonName: string;
+  /** Lower-case hex. */
+  serial: string;
+  notAfterMs: number;
+}
+
 export { newClientKey } from './keys.js';
 
 type CryptoKey = webcrypto.CryptoKey;

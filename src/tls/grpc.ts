@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { credentials, ServerCredentials, type ChannelCredentials } from '@grpc/grpc-js';
 import type { PeerCertificate } from 'node:tls';
 import { ConfigError } from '../errors.js';
+import type { PeerCert } from './ca.js';
 
 /**
  * Server credentials that ask every client for a certificate and let Node check it against `ca`,
@@ -72,13 +73,7 @@ export function readCaFile(path: string, key: string): string | undefined {
   return pem;
 }
 
-/** What the controller needs to know of a verified client certificate. */
-export interface PeerCert {
-  commonName: string;
-  /** Lower-case hex. */
-  serial: string;
-  notAfterMs: number;
-}
+export type { PeerCert } from './ca.js';
 
 interface CallWithAuth {
   getAuthContext?: () => { sslPeerCertificate?: PeerCertificate } | null;
