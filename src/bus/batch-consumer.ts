@@ -3,6 +3,7 @@
 // dispatcher and the recorder both work this way (group commit).
 
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { BatchHandler } from './bus.js';
 
 export class BatchConsumer {
   private messages?: ConsumerMessages;
@@ -16,7 +17,7 @@ export class BatchConsumer {
       stream: string;
       durable: string;
       /** Handles one batch; it acks or naks every message itself. */
-      handle: (batch: JsMsg[]) => Promise<void>;
+      handle: BatchHandler;
       batchSize: number;
       /** How many messages the client keeps pulled ahead. */
       prefetch: number;

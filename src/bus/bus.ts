@@ -54,7 +54,36 @@ export interface LogSource {
   lastLogSequence(executionId: string, executorIds: string[]): Promise<number>;
 }
 
+/** A message taken from a queue the controller replicas share; its handler settles it once. */
+export interface Delivery {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  ack(): void;
+  /** Offers it again (to any replica), after `delayMs`. */
+  nak(delayMs?: number): void;
+  /** Never offers it again: it can never be handled. */
+  term(): void;
+}
+
+/** Messages that arrive while a batch is handled form the next one (group commit). */
+export interface BatchOptions {
+  batchSize: number;
+  /** How many messages are taken ahead of the handler. */
+  prefetch: number;
+}
+
+export type BatchHandler = (batch: Delivery[]) => Promise<void>;
+
+export interface Consuming {
+  /** Takes no more; resolves once the batch in hand is handled. */
+  stop(): Promise<void>;
+}
+
 export interface Bus extends JobQueue, LogSource {
+  /** Takes requests for the dispatcher, in batches, until stopped. */
+  consumeDispatchRequests(handle: BatchHandler, o: BatchOptions): Promise<Consuming>;
+  /** Takes executors' task events, in batches, until stopped. */
+  consumeTaskEvents(handle: BatchHandler, o: BatchOptions): Promise<Consuming>;
   /** Asks a dispatcher (any replica's) to dispatch a record an older version left QUEUED. */
   requestDispatch(executionId: string): Promise<void>;
   /**

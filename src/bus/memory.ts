@@ -1,12 +1,69 @@
 // The Bus in memory, for unit tests of the use-cases: what was sent is kept in lists a test
-// reads (job messages, stops, dispatch requests), executors' queues in a map, and logs a test
-// appends as executors would publish them. Job messages are deduplicated per task, as the
-// stream does within its dedup window.
+// reads (job messages, stops, dispatch requests), executors' queues in a map, and logs and task
+// events a test adds as executors would publish them. Job messages are deduplicated per task, as
+// the stream does within its dedup window.
 
-import type { Bus, JobAddress, LogMessage, LogReading, OpenLog } from './bus.js';
+import type { TaskEvent } from '../domain/execution.js';
+import type { BatchHandler, Bus, Consuming, Delivery, JobAddress, LogMessage, LogReading, OpenLog } from './bus.js';
 import type { ExecutorConsumers } from './consumers.js';
-import { jobMsgId, type CancelMessage, type JobMessage } from './messages.js';
-import { consumers } from './subjects.js';
+import { encode, jobMsgId, type CancelMessage, type JobMessage, type RequestMessage } from './messages.js';
+import { consumers, subjects } from './subjects.js';
+
+/** A delivery of the in-memory bus: how its handler settled it is kept. */
+export interface MemoryDelivery extends Delivery {
+  settled?: 'ack' | 'nak' | 'term';
+}
+
+/** A queue the controller replicas share: every message goes to the one handler, in batches. */
+class SharedQueue {
+  private handler?: BatchHandler;
+  private readonly waiting: MemoryDelivery[] = [];
+  private running?: Promise<void>;
+  /** Every delivery offered, in order. */
+  readonly offered: MemoryDelivery[] = [];
+
+  offer(subject: string, data: Uint8Array): void {
+    const d: MemoryDelivery = {
+      subject,
+      data,
+      ack: () => void (d.settled = 'ack'),
+      term: () => void (d.settled = 'term'),
+      nak: (delayMs = 0) => {
+        d.settled = 'nak';
+        setTimeout(() => this.offer(subject, data), delayMs).unref();
+      },
+    };
+    this.offered.push(d);
+    this.waiting.push(d);
+    this.kick();
+  }
+
+  consume(handler: BatchHandler): Consuming {
+    this.handler = handler;
+    this.kick();
+    return {
+      stop: async () => {
+        this.handler = undefined;
+        await this.running;
+      },
+    };
+  }
+
+  private kick(): void {
+    if (this.running || !this.handler) return;
+    this.running = (async () => {
+      while (this.waiting.length && this.handler) await this.handler(this.waiting.splice(0));
+    })().finally(() => {
+      this.running = undefined;
+      if (this.waiting.length) this.kick();
+    });
+  }
+
+  /** Once every message offered so far is handled. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+}
 
 interface StoredLog {
   executionId: string;
@@ -21,6 +78,8 @@ export class MemoryBus implements Bus {
   /** Executors' queues, by executor id. */
   readonly queues = new Map<string, ExecutorConsumers>();
   private readonly jobIds = new Set<string>();
+  private readonly requests = new SharedQueue();
+  private readonly events = new SharedQueue();
   private readonly logs: StoredLog[] = [];
   private readonly appended = new Set<() => void>();
 
@@ -33,6 +92,26 @@ export class MemoryBus implements Bus {
 
   async requestDispatch(executionId: string): Promise<void> {
     this.dispatchRequests.push(executionId);
+    this.requests.offer(subjects.request(executionId), encode({ execution_id: executionId } satisfies RequestMessage));
+  }
+
+  async consumeDispatchRequests(handle: BatchHandler): Promise<Consuming> {
+    return this.requests.consume(handle);
+  }
+
+  async consumeTaskEvents(handle: BatchHandler): Promise<Consuming> {
+    return this.events.consume(handle);
+  }
+
+  /** A task event, as the executor it names publishes one (on its own subject); its delivery, to see how it was settled. */
+  publishEvent(ev: TaskEvent): MemoryDelivery {
+    this.events.offer(subjects.event(ev.execution_id, ev.executor_id), encode(ev));
+    return this.events.offered[this.events.offered.length - 1]!;
+  }
+
+  /** Once every dispatch request and task event offered so far is handled. */
+  async idle(): Promise<void> {
+    await Promise.all([this.requests.idle(), this.events.idle()]);
   }
 
   sendStop(executorId: string, stop: CancelMessage): void {

@@ -3,10 +3,11 @@
 
 import { DeliverPolicy, jetstream, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import type { Bus, JobAddress, LogMessage, LogReading, OpenLog } from './bus.js';
+import { BatchConsumer } from './batch-consumer.js';
+import type { BatchHandler, BatchOptions, Bus, Consuming, JobAddress, LogMessage, LogReading, OpenLog } from './bus.js';
 import { deleteExecutorConsumer, ensureExecutorConsumers, type ExecutorConsumers } from './consumers.js';
 import { encode, jobMsgId, LOG_HEADERS, type CancelMessage, type JobMessage, type RequestMessage } from './messages.js';
-import { STREAMS, subjects } from './subjects.js';
+import { consumers, STREAMS, subjects } from './subjects.js';
 
 export class NatsBus implements Bus {
   private readonly js: JetStreamClient;
@@ -14,6 +15,21 @@ export class NatsBus implements Bus {
 
   constructor(private readonly nc: NatsConnection) {
     this.js = jetstream(nc);
+  }
+
+  consumeDispatchRequests(handle: BatchHandler, o: BatchOptions): Promise<Consuming> {
+    return this.consume(STREAMS.requests, consumers.dispatcher, handle, o);
+  }
+
+  consumeTaskEvents(handle: BatchHandler, o: BatchOptions): Promise<Consuming> {
+    return this.consume(STREAMS.events, consumers.recorder, handle, o);
+  }
+
+  /** The controllers' shared durable on `stream` (ensureControllerConsumers made it). */
+  private async consume(stream: string, durable: string, handle: BatchHandler, o: BatchOptions): Promise<Consuming> {
+    const consumer = new BatchConsumer({ js: this.js, stream, durable, handle, ...o });
+    await consumer.start();
+    return consumer;
   }
 
   async sendJob(to: JobAddress, job: JobMessage): Promise<void> {

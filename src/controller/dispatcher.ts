@@ -6,10 +6,8 @@
 // task, so JetStream drops the repeats). New executions never pass here: the controller that
 // accepts one dispatches it itself (ExecutionService.execute).
 
-import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { BatchConsumer } from '../bus/batch-consumer.js';
+import type { Bus, Consuming, Delivery } from '../bus/bus.js';
 import { decode, type RequestMessage } from '../bus/messages.js';
-import { consumers, STREAMS } from '../bus/subjects.js';
 import { dispatchExecution } from '../domain/dispatch-plan.js';
 import { failExecution, sendable } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
@@ -23,11 +21,11 @@ import type { Logger } from '../util/log.js';
 const BATCH = 256;
 
 export class Dispatcher {
-  private consumer?: BatchConsumer;
+  private consumer?: Consuming;
 
   constructor(
     private readonly d: {
-      js: JetStreamClient;
+      bus: Pick<Bus, 'consumeDispatchRequests'>;
       store: Pick<ExecutionStore, 'get' | 'update'>;
       jobs: Pick<JobStore, 'getJob'>;
       executors: Pick<ExecutorStore, 'all'>;
@@ -40,15 +38,7 @@ export class Dispatcher {
   ) {}
 
   async start(): Promise<void> {
-    this.consumer = new BatchConsumer({
-      js: this.d.js,
-      stream: STREAMS.requests,
-      durable: consumers.dispatcher,
-      handle: (batch) => this.handleBatch(batch),
-      batchSize: BATCH,
-      prefetch: 512,
-    });
-    await this.consumer.start();
+    this.consumer = await this.d.bus.consumeDispatchRequests((batch) => this.handleBatch(batch), { batchSize: BATCH, prefetch: 512 });
   }
 
   /**
@@ -57,7 +47,7 @@ export class Dispatcher {
    * by the sweeper), so each is dispatched on its own. A request an older version published
    * carries the definition it accepted the execution with: that one is planned with.
    */
-  private async handleBatch(batch: JsMsg[]): Promise<void> {
+  private async handleBatch(batch: Delivery[]): Promise<void> {
     await Promise.all(
       batch.map((m) => {
         let req: RequestMessage & { definition?: JobDefinition };
@@ -73,7 +63,7 @@ export class Dispatcher {
     );
   }
 
-  private retry(m: JsMsg, err: unknown): void {
+  private retry(m: Delivery, err: unknown): void {
     this.d.log.warn('dispatch failed; will retry', { error: (err as Error).message });
     m.nak(1_000);
   }

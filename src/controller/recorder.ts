@@ -3,10 +3,8 @@
 // transaction for many executions, each guarded by its own compare), then acked. applyEvent makes duplicates and stale events no-ops, so
 // at-least-once delivery still records each result exactly once.
 
-import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { BatchConsumer } from '../bus/batch-consumer.js';
+import type { Bus, Consuming, Delivery } from '../bus/bus.js';
 import { decode, type EventMessage } from '../bus/messages.js';
-import { consumers, STREAMS } from '../bus/subjects.js';
 import { applyEvent, readEvent, sendable, senderProblem } from '../domain/execution-rules.js';
 import { groupsOf } from '../domain/executor.js';
 import type { ExecutionStore, ExecutorStore } from '../store/store.js';
@@ -16,14 +14,14 @@ import type { JobPublisher } from './job-publisher.js';
 const BATCH = 512;
 
 export class Recorder {
-  private consumer?: BatchConsumer;
+  private consumer?: Consuming;
 
   /** Events refused: unreadable, or sent by an executor that is not the task's (see rejected()). */
   private rejectedCount = 0;
 
   constructor(
     private readonly d: {
-      js: JetStreamClient;
+      bus: Pick<Bus, 'consumeTaskEvents'>;
       store: Pick<ExecutionStore, 'updateMany'>;
       publisher: JobPublisher;
       log: Logger;
@@ -38,26 +36,18 @@ export class Recorder {
     return this.rejectedCount;
   }
 
-  private reject(m: JsMsg, why: string, fields: Record<string, unknown> = {}): void {
+  private reject(m: Delivery, why: string, fields: Record<string, unknown> = {}): void {
     this.rejectedCount++;
     this.d.log.warn('event refused', { subject: m.subject, why, refused_so_far: this.rejectedCount, ...fields });
     m.term();
   }
 
   async start(): Promise<void> {
-    this.consumer = new BatchConsumer({
-      js: this.d.js,
-      stream: STREAMS.events,
-      durable: consumers.recorder,
-      handle: (batch) => this.handleBatch(batch),
-      batchSize: BATCH,
-      prefetch: 1024,
-    });
-    await this.consumer.start();
+    this.consumer = await this.d.bus.consumeTaskEvents((batch) => this.handleBatch(batch), { batchSize: BATCH, prefetch: 1024 });
   }
 
-  private async handleBatch(batch: JsMsg[]): Promise<void> {
-    const byExecution = new Map<string, Array<{ m: JsMsg; ev: EventMessage }>>();
+  private async handleBatch(batch: Delivery[]): Promise<void> {
+    const byExecution = new Map<string, Array<{ m: Delivery; ev: EventMessage }>>();
     for (const m of batch) {
       // grid.evt.<execution>.<executor>: the server lets an executor publish only under its own id.
       const [, , executionId, executorId, ...rest] = m.subject.split('.');
@@ -86,7 +76,7 @@ export class Recorder {
   }
 
   /** One group commit for every execution in the batch, then the acks. */
-  private async apply(byExecution: Map<string, Array<{ m: JsMsg; ev: EventMessage }>>): Promise<void> {
+  private async apply(byExecution: Map<string, Array<{ m: Delivery; ev: EventMessage }>>): Promise<void> {
     const all = [...byExecution.values()].flat();
     try {
       const groups = new Map<string, string[]>();
@@ -95,7 +85,7 @@ export class Recorder {
         groups.set(id, e ? groupsOf(e) : []);
       }
       const inGroup = (id: string, g: string) => groups.get(id)?.includes(g) ?? false;
-      const refused = new Set<JsMsg>();
+      const refused = new Set<Delivery>();
       const before = new Map<string, Set<string>>();
       const results = await this.d.store.updateMany([...byExecution.keys()], (x) => {
         const was = new Set(sendable(x).map((t) => t.key));

@@ -5,7 +5,6 @@
 
 import { readFileSync } from 'node:fs';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { jetstream } from '@nats-io/jetstream';
 import { ensureControllerConsumers } from '../bus/consumers.js';
 import { natsUnavailable, type NatsTls } from '../bus/connect.js';
 import { NatsBus } from '../bus/nats-bus.js';
@@ -96,7 +95,6 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
     log.warn('no secrets_key configured: using a key generated in data_dir; replicas must share one key to run jobs with secrets', { data_dir: cfg.data_dir });
   }
   const box = cfg.secrets_key ? SecretBox.fromBase64(cfg.secrets_key) : await SecretBox.forDataDir(cfg.data_dir);
-  const js = jetstream(nc);
   const instances = new ControllerInstances(kv, log.named('instances'));
   await instances.start();
   cleanup('controller liveness lease', () => instances.stop());
@@ -123,10 +121,10 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
   });
 
   await ensureControllerConsumers(nc);
-  const dispatcher = new Dispatcher({ js, store: executionStore, jobs: jobStore, executors: executorStore, publisher, instance, log: log.named('dispatcher') });
+  const dispatcher = new Dispatcher({ bus, store: executionStore, jobs: jobStore, executors: executorStore, publisher, instance, log: log.named('dispatcher') });
   await dispatcher.start();
   cleanup('dispatcher', () => dispatcher.stop());
-  const recorder = new Recorder({ js, store: executionStore, publisher, instance, log: log.named('recorder'), executors: executorStore });
+  const recorder = new Recorder({ bus, store: executionStore, publisher, instance, log: log.named('recorder'), executors: executorStore });
   await recorder.start();
   cleanup('recorder', () => recorder.stop());
   const sweeper = new Sweeper({ store: executionStore, executions, executors: executorStore, publisher, instances, log: log.named('sweeper') });

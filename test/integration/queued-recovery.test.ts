@@ -51,8 +51,9 @@ beforeAll(async () => {
   jobs = new EtcdJobStore(kv);
   const executors = new EtcdExecutorStore(kv);
   await executors.create(executor);
-  const publisher = new JobPublisher({ queue: new NatsBus(nc), jobs });
-  dispatcher = new Dispatcher({ js, store, jobs, executors, publisher, log });
+  const bus = new NatsBus(nc);
+  const publisher = new JobPublisher({ queue: bus, jobs });
+  dispatcher = new Dispatcher({ bus, store, jobs, executors, publisher, log });
   await dispatcher.start();
 });
 

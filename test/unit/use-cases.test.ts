@@ -11,10 +11,14 @@ import { ExecutorRegistry } from '../../src/controller/executors.js';
 import { ExpiryWatcher } from '../../src/controller/expiry.js';
 import { JobPublisher } from '../../src/controller/job-publisher.js';
 import { JobService } from '../../src/controller/jobs.js';
+import { Dispatcher } from '../../src/controller/dispatcher.js';
 import { LogService } from '../../src/controller/logs.js';
+import { Recorder } from '../../src/controller/recorder.js';
 import { Retention } from '../../src/controller/retention.js';
 import { SecretBox } from '../../src/controller/secrets.js';
+import { Sweeper } from '../../src/controller/sweeper.js';
 import { SECRET_SHOWN } from '../../src/controller/views.js';
+import type { TaskEvent } from '../../src/domain/execution.js';
 import {
   AlreadyExistsError,
   ConflictError,
@@ -83,7 +87,10 @@ function rig() {
     });
   }
 
-  return { jobs, registry, executions, logs, retention, bus, leases, executorStore, executionStore, executor, job, execute, log };
+  return {
+    jobs, jobStore, registry, executions, logs, retention, publisher, bus, leases, executorStore, executionStore, executor, job, execute, log, now,
+    tick: (ms: number) => void (clock += ms),
+  };
 }
 
 describe('JobService over the in-memory store', () => {
@@ -353,5 +360,59 @@ describe('LogService over the in-memory bus', () => {
     await expect(logs.stream(viewer, { executionId: execution!.id, follow: false, executor: '' }, new AbortController().signal)[Symbol.asyncIterator]().next()).rejects.toBeInstanceOf(
       PermissionDeniedError,
     );
+  });
+});
+
+describe('the loops beside the use-cases, over the in-memory bus', () => {
+  it('the recorder applies executors\' events: the execution SUCCEEDED once every task did; an event from another executor is refused', async () => {
+    const { job, executor, execute, executions, executionStore, publisher, bus, executorStore, log } = rig();
+    await job('deploy');
+    const web1 = await executor('web-1', ['web']);
+    const web2 = await executor('web-2', ['web']);
+    const { execution } = await execute(operator, 'deploy', { target: 'group:web' });
+    const id = execution!.id;
+    for (const e of [web1, web2]) {
+      const begun = await executions.beginTask({ executorId: e.id, secret: e.secret, session: 's', executionId: id, taskKey: e.id });
+      expect(begun.proceed).toBe(true);
+    }
+    const recorder = new Recorder({ bus, store: executionStore, publisher, log, executors: executorStore });
+    await recorder.start();
+    const finished = (e: { id: string }, name: string, by = e): TaskEvent => ({
+      execution_id: id, task_key: e.id, executor_id: by.id, executor_name: name, attempt: 1, kind: 'finished', at_ms: 5, outcome: 'succeeded', exit_code: 0,
+    });
+    const forged = bus.publishEvent(finished(web1, 'web-2', web2));
+    bus.publishEvent(finished(web1, 'web-1'));
+    await bus.idle();
+    expect([forged.settled, recorder.rejected()]).toEqual(['term', 1]);
+    expect((await executions.get(viewer, id)).state).toBe('RUNNING');
+    bus.publishEvent(finished(web2, 'web-2'));
+    await bus.idle();
+    const done = await executions.get(viewer, id);
+    expect([done.state, done.tasks.map((t) => [t.state, t.exit_code])]).toEqual(['SUCCEEDED', [['SUCCEEDED', 0], ['SUCCEEDED', 0]]]);
+    await recorder.stop();
+  });
+
+  it('a record an older version left QUEUED is re-requested by the sweeper and dispatched by the dispatcher', async () => {
+    const { job, executor, executions, executionStore, jobStore, publisher, bus, executorStore, log, now, tick } = rig();
+    await job('deploy');
+    const web1 = await executor('web-1', ['web']);
+    const at = now();
+    await executionStore.create({
+      id: 'QUEUED-BY-AN-OLDER-VERSION', job: 'deploy', job_version: 1, args: {}, secret_names: [], target: 'group:web', requester: 'ops', state: 'QUEUED',
+      reason: '', created_at_ms: at, updated_at_ms: at, finished_at_ms: 0, timeout_seconds: 0, deadline_ms: 0, wait_offline_ms: 0, batch_size: 0, max_failures: 0, tasks: [],
+    });
+    const dispatcher = new Dispatcher({ bus, store: executionStore, jobs: jobStore, executors: executorStore, publisher, log, now });
+    await dispatcher.start();
+    const sweeper = new Sweeper({ store: executionStore, executions, log, now });
+    await sweeper.sweep();
+    expect(bus.dispatchRequests).toEqual([]); // not stuck yet: accepted a moment ago
+    tick(20_000);
+    await sweeper.sweep();
+    await bus.idle();
+    expect(bus.dispatchRequests).toEqual(['QUEUED-BY-AN-OLDER-VERSION']);
+    const x = await executions.get(viewer, 'QUEUED-BY-AN-OLDER-VERSION');
+    expect([x.state, x.tasks.map((t) => t.executor_name)]).toEqual(['DISPATCHED', ['web-1']]);
+    expect(bus.jobs).toEqual([{ to: { executorId: web1.id }, job: { execution_id: 'QUEUED-BY-AN-OLDER-VERSION', task_key: web1.id } }]);
+    await dispatcher.stop();
   });
 });
