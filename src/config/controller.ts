@@ -140,7 +140,7 @@ export interface ControllerConfig {
   execution_retention_hours: number;
   /** …and beyond this many, oldest first. */
   execution_retention_max: number;
-  /** Log lines in GRID_LOGS are kept this long: by default as long as the executions. */
+  /** Log lines in GRID_LOGS are kept this long; 0 in a layer = as long as the executions. */
   log_retention_hours: number;
   log_max_bytes: number;
   event_retention_hours: number;
@@ -204,7 +204,7 @@ export const controllerSchema = {
   audit_log: t.string(),
   execution_retention_hours: t.int({ default: 168, min: 1, env: 'GRID_EXECUTION_RETENTION_HOURS' }),
   execution_retention_max: t.int({ default: 100_000, min: 1, env: 'GRID_EXECUTION_RETENTION_MAX' }),
-  log_retention_hours: t.int({ default: 168, min: 1 }),
+  log_retention_hours: t.int({ default: 0, min: 0 }),
   log_max_bytes: t.int({ default: 1024 * MiB, min: MiB }),
   event_retention_hours: t.int({ default: 168, min: 1 }),
   limits: t.object({
@@ -256,6 +256,8 @@ export function loadControllerConfig(opts: LoadOptions<ControllerConfig> = {}): 
   checkEtcd(cfg.etcd);
   if (cfg.nats.tls.cert_file !== '' && cfg.nats.tls.key_file === '') throw new ConfigError('nats.tls.key_file', 'missing; a client certificate needs its key');
   if (cfg.nats.advertise.length === 0) cfg.nats.advertise = [...cfg.nats.servers];
+  // The logs of an execution last as long as the execution, unless set apart.
+  if (cfg.log_retention_hours === 0) cfg.log_retention_hours = cfg.execution_retention_hours;
 
   const admin = env.GRID_ADMIN_TOKEN;
   if (admin) {

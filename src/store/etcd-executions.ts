@@ -485,7 +485,9 @@ export class EtcdExecutionStore implements ExecutionStore {
     const ids: string[] = [];
     let keysRead = 0;
     let end = f.before ? prefix + f.before : undefined;
-    const page = Math.min(Math.max(limit + 1, 100), 1000);
+    // One more than shown says whether a next page exists; a job within a state skips entries,
+    // so it reads larger pages.
+    const page = f.state && f.job ? Math.min(Math.max(limit + 1, 100), 1000) : limit + 1;
     for (;;) {
       const q = this.kv.client.getAll();
       const res = await (end ? q.inRange({ start: prefix, end }) : q.prefix(prefix)).sort('Key', 'Descend').limit(page).exec();

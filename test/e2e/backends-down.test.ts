@@ -48,9 +48,9 @@ describe('grid-cli with a backend down', () => {
     const etcdDown = new RegExp(`^error: etcd at ${quoted(servers.etcdEndpoint)} is not answering; retry \\(`);
     expect(expectOneLineError(await cli(['list']), 3)).toMatch(etcdDown);
     // Execute writes the execution in a group commit (a transaction made on the etcd client
-    // itself). grid-cli sends it again with the same idempotency key for 30 s, a line each time,
-    // then fails with the error.
-    const exec = await cli(['execute', job]);
+    // itself). grid-cli sends it again with the same idempotency key (here for 2 s, not the
+    // default 30 s), a line each time, then fails with the error.
+    const exec = await cli(['execute', job, '--retry-for', '2s']);
     expect(exec.code, exec.stderr).toBe(3);
     const lines = exec.stderr.trimEnd().split('\n');
     expect(lines.length, exec.stderr).toBeGreaterThan(1);

@@ -93,19 +93,16 @@ describe('controller restart', () => {
       const stoppedAt = Date.now();
       expect(await first.stop('SIGTERM')).toBe(0);
       second = await startController({ ...base, configFile: first.configFile, prefix: first.prefix });
-      const downMs = Date.now() - stoppedAt;
       expect(second.address).toBe(first.address);
 
       const upAt = Date.now();
-      // Every executor's heartbeat reached the new controller (which keeps last-seen in memory).
-      const reached = await poller.waitFor(
-        (rows) => rows.length === 3 && rows.every((r) => Number(r.lastSeenAtMs) >= upAt),
-        PING_DEADLINE_S * 1000,
-      );
-      expect(reached.wallMs - stoppedAt).toBeLessThan(PING_DEADLINE_S * 1000);
-      // Keep watching past the point where a lease from before the restart would have lapsed.
-      await new Promise((r) => setTimeout(r, Math.max(0, (PING_DEADLINE_S + 1) * 1000 - (Date.now() - stoppedAt))));
-      expect(downMs).toBeLessThan(PING_DEADLINE_S * 1000);
+      // Every executor's heartbeat reached the new controller (which keeps last-seen in memory);
+      // a liveness bound, not a timing: a loaded machine may take longer than the deadline.
+      await poller.waitFor((rows) => rows.length === 3 && rows.every((r) => Number(r.lastSeenAtMs) >= upAt), 2 * PING_DEADLINE_S * 1000);
+      // Keep watching past the new controller's boot grace (one ping deadline from its start) and
+      // past where a lease from before the restart would have lapsed: an expiry would show here.
+      const watchUntil = Math.max(stoppedAt, upAt) + (PING_DEADLINE_S + 1) * 1000;
+      await new Promise((r) => setTimeout(r, Math.max(0, watchUntil - Date.now())));
     } finally {
       cliStop = true;
       await cliLoop;

@@ -128,6 +128,16 @@ describe('execute', () => {
     expect(fake.execute.mock.calls.map((c) => (c[0] as ExecuteRequest).idempotencyKey)).toEqual(['k-1', 'k-1']);
   });
 
+  it('--retry-for bounds the retries; 0 sends execute once', async () => {
+    fake.execute.mockRejectedValue(new UnavailableError('cannot reach the controller at 127.0.0.1:1: down'));
+    const once = await cli(['execute', 'hello-world', '--retry-for', '0']);
+    expect(once).toEqual({ code: 3, stdout: '', stderr: 'error: cannot reach the controller at 127.0.0.1:1: down' });
+    expect(fake.execute).toHaveBeenCalledTimes(1);
+    const bad = await cli(['execute', 'hello-world', '--retry-for', 'soon']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe('error: --retry-for: "soon" is not a duration; write e.g. 90s, 10m, 2h, 1h30m or plain seconds such as 45');
+  });
+
   it('never retries without a key, nor an error no retry mends', async () => {
     fake.execute.mockRejectedValue(new UnavailableError('cannot reach the controller at 127.0.0.1:1: down'));
     const dry = await cli(['execute', 'hello-world', '--dry-run']);

@@ -115,7 +115,7 @@ describe('controller config', () => {
     const prefix = configError(() => loadControllerConfig({ file: writeJson('e.json', { etcd: { prefix: 'grid' } }), env: {} }));
     expect(prefix.key).toBe('etcd.prefix');
     const flag = configError(() => loadControllerConfig({ env: {}, flags: { log_retention_hours: 'many' } }));
-    expect(flag.message).toBe('config flag log_retention_hours: "many" must be a whole number ≥ 1');
+    expect(flag.message).toBe('config flag log_retention_hours: "many" must be a whole number ≥ 0');
   });
 
   it('reports JSON syntax errors with file, line and column', () => {
@@ -242,6 +242,11 @@ describe('controller config', () => {
         'config etcd.endpoints: "http://a:2379" is plaintext but etcd.tls is set; use https:// endpoints to reach etcd over TLS',
       );
     });
+  });
+
+  it('keeps logs as long as executions unless log_retention_hours is set', () => {
+    expect(loadControllerConfig({ env: { GRID_EXECUTION_RETENTION_HOURS: '48' }, cwd: dir }).log_retention_hours).toBe(48);
+    expect(loadControllerConfig({ env: { GRID_EXECUTION_RETENTION_HOURS: '48' }, flags: { log_retention_hours: 12 }, cwd: dir }).log_retention_hours).toBe(12);
   });
 
   it('puts the audit log under data_dir by default; "-" is stdout; a file\'s relative path is from its folder', () => {

@@ -40,6 +40,7 @@ export interface ExecuteOptions {
   maxFailures?: string;
   dryRun?: boolean;
   idempotencyKey?: string;
+  retryFor?: string;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -196,6 +197,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
     .option('--max-failures <N|N%>', 'stop the rollout after this many failed executors')
     .option('--dry-run', 'show the executors the target resolves to, without running anything')
     .option('--idempotency-key <key>', 'the same key within 24 h returns the execution it started instead of starting another (default: a new random key per run)')
+    .option('--retry-for <duration>', 'while the controller is unavailable, send execute again with the same key for this long (default 30s; 0 = no retry)')
     .addHelpText(
       'after',
       [
@@ -210,7 +212,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
         '',
         'Retries: every execute carries an idempotency key (up to 128 printable ASCII characters, no',
         'spaces; a random one unless --idempotency-key gives it). While the controller is unavailable,',
-        'execute is sent again with the same key for up to 30 s, so a request that got through is not',
+        'execute is sent again with the same key for up to 30 s (--retry-for), so a request that got through is not',
         'started twice. For 24 h the same key from the same token returns the execution it started; with',
         'different job, arguments, target or limits it is refused. A dry run ignores the key.',
         '',
@@ -227,10 +229,11 @@ export function registerExecutionCommands(program: Command, act: Act): void {
       act(
         async (ctx, job: string | undefined, o: ExecuteOptions) => {
           const req = buildExecuteRequest(job, o);
+          const retryFor = o.retryFor !== undefined ? parseDuration(o.retryFor, '--retry-for') : undefined;
           req.args = await resolveArgValues(req.args, ctx.io);
           const client = ctx.client();
           await askForMissingSecrets(client, req, ctx.io.stdin);
-          const res = await executeWithRetry(client, req, ctx.io.err);
+          const res = await executeWithRetry(client, req, ctx.io.err, retryFor !== undefined ? { budgetMs: retryFor } : {});
           const jsonOut = ctx.output === 'json';
           if (req.dryRun) return ctx.io.out(jsonOut ? json(executeResponseJson(res)) : dryRunText(res, req));
           if (!o.wait && !o.follow) return ctx.io.out(jsonOut ? json(executeResponseJson(res)) : executeLine(res, req));
