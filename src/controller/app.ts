@@ -47,6 +47,8 @@ import { JobService } from './jobs.js';
 import { ExecutorCertificates } from './executor-certs.js';
 import { serverCredentials } from '../tls/grpc.js';
 import { embeddedTlsFiles, prepareControllerTls, type ControllerTls } from '../tls/setup.js';
+import { EventService } from './events.js';
+import { startHttpDoor } from './http/door.js';
 import type { NatsTls } from '../bus/connect.js';
 
 type Lifecycle = 'starting' | 'running' | 'stopping' | 'stopped';
@@ -62,6 +64,8 @@ export class Controller {
   /** Run in reverse order of registration on close. */
   private readonly cleanups: Cleanup[] = [];
   address = '';
+  /** host:port of the HTTP door; "" when there is none. */
+  httpAddress = '';
   natsServers: string[] = [];
   etcdEndpoints: string[] = [];
   nc?: NatsConnection;
@@ -273,6 +277,12 @@ export class Controller {
     });
     // Before the server shuts down (cleanups run in reverse): calls waiting for a lock answer now.
     this.cleanups.push({ name: 'lock waits', run: () => locks.close() });
+    if (cfg.http_address) {
+      const events = new EventService({ kv, store: executionStore, registry: executors, nodeGroups: () => executions.nodeGroups(), streams });
+      const http = await startHttpDoor({ jobs, executions, executors, logs, events }, { ...ctx, log: log.named('http') }, { address: cfg.http_address, tls: tls?.server });
+      this.httpAddress = http.address;
+      this.cleanups.push({ name: 'HTTP server', run: () => http.close() });
+    }
     if (this.devAccess) await this.devAccess.writeClientConfig(this.address, tls?.caFile);
     this.state = 'running';
     log.info('controller ready', {

@@ -19,6 +19,17 @@ import type { EtcdExecutionStore } from '../store/etcd-executions.js';
 import { authorize, type Principal } from './auth.js';
 import type { StreamQuota } from './stream-quota.js';
 
+export interface LogRequest {
+  executionId: string;
+  follow: boolean;
+  /** Only this executor's output (its id or name); "" = every executor's. */
+  executor: string;
+  /** Resume: only chunks after this GRID_LOGS stream sequence (a chunk's `seq`); 0 = from the start. */
+  afterSeq?: number;
+  /** Called once the caller is authorized and the log is open, before the first chunk is waited for. */
+  onReady?: () => void;
+}
+
 export interface LogChunkOut {
   executionId: string;
   executorId: string;
@@ -81,12 +92,12 @@ export class LogService {
     };
   }
 
-  stream(p: Principal, req: { executionId: string; follow: boolean; executor: string }, signal: AbortSignal): AsyncIterable<LogChunkOut> {
+  stream(p: Principal, req: LogRequest, signal: AbortSignal): AsyncIterable<LogChunkOut> {
     const run = () => this.read(p, req, signal);
     return this.d.streams?.hold(p, run) ?? run();
   }
 
-  private async *read(p: Principal, req: { executionId: string; follow: boolean; executor: string }, signal: AbortSignal): AsyncIterable<LogChunkOut> {
+  private async *read(p: Principal, req: LogRequest, signal: AbortSignal): AsyncIterable<LogChunkOut> {
     authorize(p, 'logs:read');
     const x = await this.d.store.mustGet(req.executionId);
     await this.d.authorizeVisible?.(p, x, 'read the logs of');
@@ -96,8 +107,13 @@ export class LogService {
       if (!t || !t.executor_id) throw new NotFoundError(`executor of execution ${x.id}`, req.executor, `its executors: ${x.tasks.map((task) => task.executor_name).filter(Boolean).join(', ') || 'none yet'}`);
       subject = subjects.log(x.id, t.executor_id);
     }
-    const consumer = await this.d.js.consumers.get(STREAMS.logs, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
+    const afterSeq = req.afterSeq ?? 0;
+    const consumer = await this.d.js.consumers.get(STREAMS.logs, {
+      filter_subjects: subject,
+      ...(afterSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 } : { deliver_policy: DeliverPolicy.All }),
+    });
     let caughtUp = (await consumer.info()).num_pending === 0;
+    req.onReady?.();
     let terminal = isTerminalExecution(x.state);
     if (caughtUp && (!req.follow || terminal)) return;
 
@@ -105,7 +121,7 @@ export class LogService {
     const onAbort = () => messages.stop();
     signal.addEventListener('abort', onAbort);
     let timer: NodeJS.Timeout | undefined;
-    let lastSeq = 0;
+    let lastSeq = afterSeq;
     /** Set once the execution is terminal: the sequence of the last chunk it will ever have. */
     let endSeq: number | undefined;
     if (req.follow && !terminal) {
