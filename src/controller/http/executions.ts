@@ -44,7 +44,10 @@ const executeFields = {
   idempotency_key: { type: 'string', description: 'the same key within 24 h returns the execution it started (also the Idempotency-Key header)' },
 } as const;
 
-const executeBody = { type: 'object', additionalProperties: false, properties: executeFields } as const;
+/** JSON, or no body at all (a POST with nothing to say: defaults). */
+const optionalJson = (schema: object) => ({ content: { 'application/json': { schema } } });
+
+const executeBody = optionalJson({ type: 'object', additionalProperties: false, properties: executeFields });
 const taskBody = { type: 'object', additionalProperties: false, required: ['job'], properties: { job: { type: 'string' }, ...executeFields } } as const;
 
 const executeResponse = openObject('the execution started (201), or the one this idempotency key started earlier (200, reused: true); a dry run (200) lists dryRun rows', {
@@ -161,7 +164,7 @@ export function executionRoutes(app: FastifyInstance, ctx: HttpContext, executio
       summary: 'cancel an execution: tasks not started never start, running ones are stopped',
       tags: ['executions'],
       params: idParams,
-      body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string' } } },
+      body: optionalJson({ type: 'object', additionalProperties: false, properties: { reason: { type: 'string' } } }),
       response: { 200: executionSchema, ...errorResponses(400, 403, 404, 409) },
     },
   }, async (req) => {
