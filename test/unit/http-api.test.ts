@@ -61,6 +61,11 @@ describe('HTTP door', () => {
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)).sort();
     const registered = api.routes.map((r) => r.replace(/:(\w+)/g, '{$1}')).sort();
     expect(documented).toEqual(registered);
+    const body = (path: string, method: string) => (doc.paths[path]![method] as { requestBody: { required: boolean } }).requestBody;
+    expect(body('/v1/jobs', 'post').required).toBe(true);
+    expect(body('/v1/jobs/{name}/executions', 'post').required).toBe(false);
+    expect(body('/v1/executions/{id}/cancel', 'post').required).toBe(false);
+    expect(JSON.stringify(doc)).not.toContain('x-optional-body');
     expect(registered).toEqual(expect.arrayContaining([
       'GET /v1/jobs', 'POST /v1/jobs', 'GET /v1/jobs/{name}', 'PUT /v1/jobs/{name}', 'DELETE /v1/jobs/{name}',
       'POST /v1/jobs/{name}/executions', 'GET /v1/executions', 'GET /v1/executions/{id}', 'POST /v1/executions/{id}/cancel',

@@ -12,7 +12,7 @@ import type { AuditSpec } from '../audit.js';
 import type { ExecuteResult, ExecutionService } from '../executions.js';
 import { executionToPb } from '../grpc/convert.js';
 import { asCaller, audited, type HttpContext } from './context.js';
-import { errorResponses, executionSchema, idParams, nameParams, openObject } from './schemas.js';
+import { errorResponses, executionSchema, idParams, nameParams, openObject, OPTIONAL_BODY_MARK } from './schemas.js';
 
 const STATES: ExecutionState[] = ['QUEUED', 'DISPATCHED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
 
@@ -44,8 +44,12 @@ const executeFields = {
   idempotency_key: { type: 'string', description: 'the same key within 24 h returns the execution it started (also the Idempotency-Key header)' },
 } as const;
 
-/** JSON, or no body at all (a POST with nothing to say: defaults). */
+/**
+ * JSON, or no body at all (a POST with nothing to say: defaults). Fastify validates a body only
+ * for the content types listed; the route is marked so the document says the body is optional.
+ */
 const optionalJson = (schema: object) => ({ content: { 'application/json': { schema } } });
+const OPTIONAL_BODY = { [OPTIONAL_BODY_MARK]: true };
 
 const executeBody = optionalJson({ type: 'object', additionalProperties: false, properties: executeFields });
 const taskBody = { type: 'object', additionalProperties: false, required: ['job'], properties: { job: { type: 'string' }, ...executeFields } } as const;
@@ -113,6 +117,7 @@ export function executionRoutes(app: FastifyInstance, ctx: HttpContext, executio
     schema: {
       summary: 'execute a job',
       tags: ['executions'],
+      ...OPTIONAL_BODY,
       params: nameParams,
       headers: idempotencyHeader,
       body: executeBody,
@@ -163,6 +168,7 @@ export function executionRoutes(app: FastifyInstance, ctx: HttpContext, executio
     schema: {
       summary: 'cancel an execution: tasks not started never start, running ones are stopped',
       tags: ['executions'],
+      ...OPTIONAL_BODY,
       params: idParams,
       body: optionalJson({ type: 'object', additionalProperties: false, properties: { reason: { type: 'string' } } }),
       response: { 200: executionSchema, ...errorResponses(400, 403, 404, 409) },

@@ -2,6 +2,21 @@
 // @fastify/swagger builds /v1/openapi.json from them. Responses are described, not narrowed:
 // each is an open object, so a field added to the API reaches HTTP clients without a change here.
 
+/** On a route whose body may be left out; the document's requestBody then says required: false. */
+export const OPTIONAL_BODY_MARK = 'x-optional-body';
+
+/** The OpenAPI document with each marked route's body optional (@fastify/swagger marks every body required). */
+export function optionalBodies(doc: { paths?: Record<string, Record<string, Record<string, unknown>>> }): typeof doc {
+  for (const ops of Object.values(doc.paths ?? {})) {
+    for (const op of Object.values(ops)) {
+      if (!op[OPTIONAL_BODY_MARK]) continue;
+      delete op[OPTIONAL_BODY_MARK];
+      if (op.requestBody) (op.requestBody as { required: boolean }).required = false;
+    }
+  }
+  return doc;
+}
+
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: 'validation: the request is malformed; `field` names what is wrong',
   401: 'unauthenticated: no token, or one that is not accepted',

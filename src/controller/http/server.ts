@@ -13,6 +13,7 @@ import type { JobService } from '../jobs.js';
 import type { LogService } from '../logs.js';
 import type { HttpContext } from './context.js';
 import { errorAnswer } from './errors.js';
+import { optionalBodies } from './schemas.js';
 import { eventRoutes } from './events.js';
 import { executionRoutes } from './executions.js';
 import { executorRoutes } from './executors.js';
@@ -54,6 +55,7 @@ export async function buildHttpApi(uc: HttpUseCases, ctx: HttpContext, opts: Htt
     // Unknown fields are refused (not silently dropped, as Fastify's default does); query strings
     // are text, so their numbers are converted.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    // With `https` Fastify types the instance by its https.Server; the routes need no more than the base type.
   }) as unknown as FastifyInstance;
   const routes: string[] = [];
   app.addHook('onRoute', (r) => {
@@ -79,6 +81,8 @@ export async function buildHttpApi(uc: HttpUseCases, ctx: HttpContext, opts: Htt
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'a GRID API token (tokens in the controller config)' } } },
       security: [{ bearer: [] }],
     },
+    // Always the OpenAPI form here (the `openapi` option above); the cast is to the plugin's union of both.
+    transformObject: (d) => optionalBodies((d as { openapiObject: Parameters<typeof optionalBodies>[0] }).openapiObject) as never,
   });
 
   app.setErrorHandler((err, req, reply) => {
