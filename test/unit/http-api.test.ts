@@ -5,6 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog, type AuditSink } from '../../src/controller/audit.js';
 import { Authenticator } from '../../src/controller/auth.js';
+import { sseBatch } from '../../src/controller/http/events.js';
+import { chunkLines } from '../../src/controller/http/logs.js';
 import { buildHttpApi, type HttpApi, type HttpUseCases } from '../../src/controller/http/server.js';
 import {
   AlreadyExistsError, ConflictError, DeadlineExceededError, FailedPreconditionError, InternalError, LimitExceededError,
@@ -136,5 +138,23 @@ describe('HTTP door', () => {
     const line = JSON.parse(sink.lines[0]!) as Record<string, unknown>;
     expect(line).toMatchObject({ via: 'http', who: { kind: 'operator', name: 'admin', role: 'admin' }, action: 'job.create', target: 'hello', result: 'already_exists' });
     expect(sink.lines[0]).not.toContain(ADMIN);
+  });
+
+  it('writes the changes of one revision as SSE events with the revision as the id of the last', () => {
+    expect(sseBatch({ revision: 9, events: [{ type: 'executor_removed', id: 'a' }, { type: 'execution_deleted', id: 'b' }] })).toBe(
+      'event: executor_removed\ndata: {"id":"a"}\n\nevent: execution_deleted\ndata: {"id":"b"}\nid: 9\n\n',
+    );
+  });
+
+  it('writes one NDJSON object per line of a log chunk, the chunk\'s sequence as every line\'s offset', () => {
+    const chunk = (text: string) => ({ executionId: 'x', executorId: 'E1', executorName: 'web-1', stream: 'stderr', data: Buffer.from(text), seq: 42, atMs: 0 });
+    const parse = (out: string) => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(parse(chunkLines(chunk('one\ntwo\n')))).toEqual([
+      { executor: 'web-1', executor_id: 'E1', stream: 'stderr', line: 'one', offset: 42 },
+      { executor: 'web-1', executor_id: 'E1', stream: 'stderr', line: 'two', offset: 42 },
+    ]);
+    expect(parse(chunkLines(chunk('no newline at the end'))).map((l) => l.line)).toEqual(['no newline at the end']);
+    expect(parse(chunkLines(chunk('\n'))).map((l) => l.line)).toEqual(['']);
+    expect(chunkLines(chunk(''))).toBe('');
   });
 });

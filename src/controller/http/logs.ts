@@ -19,6 +19,7 @@ interface LogQuery {
 /** The chunk's lines as NDJSON; a last line without its newline is sent as a line too. */
 export function chunkLines(c: LogChunkOut): string {
   const text = Buffer.from(c.data.buffer, c.data.byteOffset, c.data.byteLength).toString('utf8');
+  if (text === '') return '';
   const lines = text.split('\n');
   if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
   let out = '';
