@@ -15,6 +15,7 @@ import { onShutdownSignal } from '../src/util/signals.js';
 interface StartFlags {
   config?: string;
   grpcAddress?: string;
+  httpAddress?: string;
   dataDir?: string;
   etcdEndpoints?: string;
   natsServers?: string;
@@ -29,6 +30,7 @@ async function start(flags: StartFlags): Promise<Controller> {
     env: process.env,
     flags: {
       grpc_address: flags.grpcAddress,
+      http_address: flags.httpAddress,
       data_dir: flags.dataDir,
       etcd: flags.etcdEndpoints !== undefined ? { endpoints: splitList(flags.etcdEndpoints) } : undefined,
       nats: flags.natsServers !== undefined ? { servers: splitList(flags.natsServers) } : undefined,
@@ -53,6 +55,7 @@ function startCommand(name: string, description: string, example: string): Comma
     .description(description)
     .option('-c, --config <file>', 'controller config file (JSON)')
     .option('--grpc-address <host:port>', 'address to serve gRPC on (default 127.0.0.1:7070)')
+    .option('--http-address <host:port>', 'address to serve the HTTP/JSON API on (default 127.0.0.1:7080; "" = none)')
     .option('--data-dir <dir>', 'data directory for the embedded servers (default ./.grid)')
     .option('--etcd-endpoints <urls>', 'comma-separated etcd endpoints (with --nats-servers: no embedded servers)')
     .option('--nats-servers <urls>', 'comma-separated NATS URLs')

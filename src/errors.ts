@@ -1,7 +1,6 @@
 // Every failure GRID reports has its own class here, and this file is the one place that maps
 // them to gRPC status codes (server side), back from gRPC statuses (client side), to HTTP
-// statuses (for an HTTP front door) and to CLI exit codes. Nothing matches errors by their
-// message text.
+// statuses (the HTTP door), and to CLI exit codes. Nothing matches errors by their message text.
 
 export type ErrorKind =
   | 'validation'
@@ -241,29 +240,32 @@ function codeToKind(code: number): ErrorKind {
   return 'internal';
 }
 
-// ---- HTTP statuses (as google.rpc.Code maps the gRPC codes above to HTTP) ----
+// ---- HTTP statuses (the HTTP door) ----
 
-/** 499: the client closed the request (nginx's code; HTTP has none for it). */
-export const HTTP_CLIENT_CLOSED_REQUEST = 499;
-
+/**
+ * The HTTP status of each kind. `failed_precondition` (cancel of an execution that has ended, an
+ * idempotency key reused for another request, a dry run's target that matches nothing) is 409:
+ * the request conflicts with the resource's current state. 412 is left to what HTTP reserves it
+ * for, conditional headers (If-Match…), which GRID does not evaluate. `config` on the server is
+ * its own misconfiguration (500); `cancelled` is the caller having gone away (499, as nginx logs it).
+ */
 const kindToHttp: Record<ErrorKind, number> = {
   validation: 400,
+  unauthenticated: 401,
+  permission_denied: 403,
   not_found: 404,
   already_exists: 409,
   conflict: 409,
-  unauthenticated: 401,
-  permission_denied: 403,
-  config: 400,
-  unavailable: 503,
-  failed_precondition: 400,
+  failed_precondition: 409,
   resource_exhausted: 429,
-  deadline_exceeded: 504,
-  cancelled: HTTP_CLIENT_CLOSED_REQUEST,
-  unimplemented: 501,
+  cancelled: 499,
   internal: 500,
+  config: 500,
+  unimplemented: 501,
+  unavailable: 503,
+  deadline_exceeded: 504,
 };
 
-/** The HTTP status an HTTP front door answers a failed call with; 500 for anything not GRID's. */
 export function toHttpStatus(err: unknown): number {
   return err instanceof GridError ? kindToHttp[err.kind] : 500;
 }

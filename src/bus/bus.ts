@@ -41,15 +41,15 @@ export interface LogReading extends AsyncIterable<LogMessage> {
 }
 
 export interface OpenLog {
-  /** How many messages there are now. */
+  /** How many messages there are now (after the position asked for). */
   pending: number;
-  /** Reads them from the first, holding at most `readAhead` messages ahead of the reader. */
+  /** Reads them from the first (after the position asked for), holding at most `readAhead` messages ahead of the reader. */
   read(o: { readAhead: number }): Promise<LogReading>;
 }
 
 export interface LogSource {
-  /** An execution's log (one executor's part of it, if named). */
-  openLog(executionId: string, executorId?: string): Promise<OpenLog>;
+  /** An execution's log (one executor's part of it, if named), after position `afterSeq` (0 = all of it). */
+  openLog(executionId: string, executorId?: string, afterSeq?: number): Promise<OpenLog>;
   /** The position of the last log message of these executors for the execution (0 = none). */
   lastLogSequence(executionId: string, executorIds: string[]): Promise<number>;
 }

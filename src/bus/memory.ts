@@ -139,8 +139,8 @@ export class MemoryBus implements Bus {
     for (const fn of this.appended) fn();
   }
 
-  async openLog(executionId: string, executorId?: string): Promise<OpenLog> {
-    const mine = (l: StoredLog) => l.executionId === executionId && (!executorId || l.message.executorId === executorId);
+  async openLog(executionId: string, executorId?: string, afterSeq = 0): Promise<OpenLog> {
+    const mine = (l: StoredLog) => l.executionId === executionId && (!executorId || l.message.executorId === executorId) && l.message.seq > afterSeq;
     return { pending: this.logs.filter(mine).length, read: async () => this.reading(mine) };
   }
 

@@ -54,9 +54,11 @@ export class NatsBus implements Bus {
     return deleteExecutorConsumer(this.nc, executorId);
   }
 
-  async openLog(executionId: string, executorId?: string): Promise<OpenLog> {
+  async openLog(executionId: string, executorId?: string, afterSeq = 0): Promise<OpenLog> {
     const subject = executorId ? subjects.log(executionId, executorId) : subjects.logsOf(executionId);
-    const consumer = await this.js.consumers.get(STREAMS.logs, { filter_subjects: subject, deliver_policy: DeliverPolicy.All });
+    // A log position is the message's GRID_LOGS stream sequence.
+    const from = afterSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 } : { deliver_policy: DeliverPolicy.All };
+    const consumer = await this.js.consumers.get(STREAMS.logs, { filter_subjects: subject, ...from });
     const pending = (await consumer.info()).num_pending;
     return {
       pending,

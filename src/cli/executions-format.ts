@@ -5,6 +5,10 @@ import { ValidationError } from '../errors.js';
 import { ExecutionState, TaskState, type Execution, type Task } from '../gen/grid/v1/types.js';
 import { didYouMean } from '../util/suggest.js';
 import { duration, table, time } from './output.js';
+import { executionStateName, taskStateName } from '../api/json.js';
+
+// The JSON shapes are shared with the HTTP door.
+export { executionJson, executionStateName, statusJson, taskStateName, workersMap, type WorkerJson } from '../api/json.js';
 
 /** The names --state takes, in the order of the enum. */
 export const EXECUTION_STATE_NAMES = ['QUEUED', 'DISPATCHED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'] as const;
@@ -28,14 +32,6 @@ const TERMINAL_TASK = new Set<TaskState>([
 
 /** Task states that count as "failed" in summaries and progress. */
 const FAILED_TASK = new Set<TaskState>([TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_TIMED_OUT, TaskState.TASK_STATE_LOST, TaskState.TASK_STATE_UNKNOWN]);
-
-export function executionStateName(s: ExecutionState): string {
-  return (ExecutionState[s] ?? 'UNKNOWN').replace('EXECUTION_STATE_', '');
-}
-
-export function taskStateName(s: TaskState): string {
-  return (TaskState[s] ?? 'UNKNOWN').replace('TASK_STATE_', '');
-}
 
 export function isTerminalExecution(s: ExecutionState): boolean {
   return TERMINAL_EXECUTION.has(s);
@@ -147,54 +143,4 @@ export function executionsTable(list: Execution[], now: number = Date.now()): st
     ['ID', 'JOB', 'STATE', 'TASKS', 'CREATED', 'DURATION'],
     list.map((e) => [e.id, e.job, executionStateName(e.state), taskSummary(e.tasks), time(e.createdAtMs), executionDuration(e, now)]),
   );
-}
-
-// ---- JSON ----
-
-export interface WorkerJson {
-  state: string;
-  exit_code: number | null;
-  attempts: number;
-  started_at: string | null;
-  finished_at: string | null;
-  reason: string;
-}
-
-function isoOrNull(ms: number): string | null {
-  return ms ? new Date(ms).toISOString() : null;
-}
-
-/**
- * Tasks keyed by executor name. A pool task not yet taken is keyed by its task key; if two tasks
- * have the same name (a pool retried on the same executor), the later ones get ` (key)` added.
- */
-export function workersMap(tasks: Task[]): Record<string, WorkerJson> {
-  const out = new Map<string, WorkerJson>();
-  for (const t of tasks) {
-    let name = t.executorName || t.executorId || t.key || '(unassigned)';
-    if (out.has(name)) name = `${name} (${t.key || out.size})`;
-    out.set(name, {
-      state: taskStateName(t.state),
-      exit_code: t.exitCode ?? null,
-      attempts: t.attempts,
-      started_at: isoOrNull(t.startedAtMs),
-      finished_at: isoOrNull(t.finishedAtMs),
-      reason: t.reason,
-    });
-  }
-  return Object.fromEntries(out);
-}
-
-/** The Execution as grid-cli prints it in JSON: the message's fields with state names. */
-export function executionJson(e: Execution) {
-  return {
-    ...e,
-    state: executionStateName(e.state),
-    tasks: e.tasks.map((t) => ({ ...t, state: taskStateName(t.state) })),
-  };
-}
-
-/** `grid-cli status --output json`: the Execution plus the `workers` map. */
-export function statusJson(e: Execution) {
-  return { ...executionJson(e), workers: workersMap(e.tasks) };
 }

@@ -1,6 +1,6 @@
 // The controller's configuration: defaults → JSON file → GRID_* environment → flags.
 //
-// Environment: GRID_ + the upper-cased key for every top-level key (GRID_GRPC_ADDRESS,
+// Environment: GRID_ + the upper-cased key for every top-level key (GRID_GRPC_ADDRESS, GRID_HTTP_ADDRESS,
 // GRID_DATA_DIR, GRID_AUTH, GRID_LOG_LEVEL, GRID_LOG_RETENTION_HOURS, GRID_LOG_MAX_BYTES,
 // GRID_EVENT_RETENTION_HOURS, GRID_AUDIT_LOG), except GRID_EXECUTOR_PING_DEADLINE (seconds); nested:
 // GRID_ETCD_ENDPOINTS, GRID_ETCD_PREFIX, GRID_ETCD_TLS_CA_FILE, GRID_ETCD_TLS_CERT_FILE,
@@ -76,6 +76,8 @@ export interface GrpcTlsConfig {
 export interface ControllerConfig {
   /** Where the gRPC server listens (clients and executors). */
   grpc_address: string;
+  /** Where the HTTP/JSON API listens (same tokens and TLS as gRPC); "" = no HTTP door. */
+  http_address: string;
   /** Data of the embedded nats-server and etcd; always absolute after loading. */
   data_dir: string;
   /**
@@ -155,6 +157,7 @@ const limit = (key: LimitKey, min: number, max?: number) =>
 export const controllerSchema = {
   grpc_address: t.string({ default: '127.0.0.1:7070', check: listenAddress }),
   data_dir: t.string({ default: './.grid', check: nonEmpty }),
+  http_address: t.string({ default: '127.0.0.1:7080', check: (v) => (v === '' ? undefined : listenAddress(v)) }),
   etcd: t.object({
     endpoints: t.list({ env: 'GRID_ETCD_ENDPOINTS', each: nonEmpty, check: noDuplicates }),
     prefix: t.string({

@@ -14,6 +14,7 @@ import type { Logger } from '../util/log.js';
 import { openAuditSink, type AuditLog, type AuditSink } from './audit.js';
 import { prepareDevAccess } from './dev-access.js';
 import { serveGrpc } from './doors/grpc/server.js';
+import { startHttpDoor } from './doors/http/door.js';
 import { NatsAccess } from './nats-access.js';
 import { wireUseCases } from './wiring.js';
 
@@ -30,6 +31,8 @@ export class Controller {
   /** Run in reverse order of registration on close. */
   private readonly cleanups: Cleanup[] = [];
   address = '';
+  /** host:port of the HTTP door; "" when there is none. */
+  httpAddress = '';
   natsServers: string[] = [];
   etcdEndpoints: string[] = [];
   nc?: NatsConnection;
@@ -153,6 +156,15 @@ export class Controller {
     });
     this.address = grpc.address;
     this.cleanups.push({ name: 'gRPC server', run: () => grpc.close() });
+    if (cfg.http_address) {
+      const http = await startHttpDoor(
+        wired.controller,
+        { auth: wired.auth, log: log.named('http'), audit: wired.audit, backendError: wired.backendError },
+        { address: cfg.http_address, ...(tls ? { tls: tls.server } : {}) },
+      );
+      this.httpAddress = http.address;
+      this.cleanups.push({ name: 'HTTP server', run: () => http.close() });
+    }
     // Before the doors shut down (cleanups run in reverse): calls waiting for a lock answer now.
     this.cleanups.push({ name: 'lock waits', run: () => wired.executor.locks.close() });
     if (this.devAccess) await this.devAccess.writeClientConfig(this.address, tls?.caFile);

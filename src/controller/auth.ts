@@ -80,6 +80,13 @@ export class Authenticator {
   }
 }
 
+/** The token of an `Authorization: Bearer <token>` value (gRPC metadata or an HTTP header); undefined if none. */
+export function parseBearer(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const m = /^Bearer\s+(.+)$/i.exec(value.trim());
+  return m ? m[1] : undefined;
+}
+
 export function authorize(p: Principal, action: Action): void {
   if (!allowed[p.role].has(action)) {
     throw new PermissionDeniedError(`${p.name} (role ${p.role}) may not ${describeAction(action)}; that needs ${neededRole(action)}`);

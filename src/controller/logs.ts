@@ -18,6 +18,17 @@ import type { StreamQuota } from './stream-quota.js';
 /** One or more log messages of one executor and stream; `seq` and `atMs` are those of the last. */
 export type LogChunkOut = Omit<LogMessage, 'pending'> & { executionId: string };
 
+export interface LogRequest {
+  executionId: string;
+  follow: boolean;
+  /** Only this executor's output (its id or name); "" = every executor's. */
+  executor: string;
+  /** Resume: only chunks after this log position (a chunk's `seq`); 0 = from the start. */
+  afterSeq?: number;
+  /** Called once the caller is authorized and the log is open, before the first chunk is waited for. */
+  onReady?: () => void;
+}
+
 const FOLLOW_CHECK_MS = 300;
 /**
  * Messages the consumer fetches ahead of the gRPC stream, per GetLogs call: what a reader slower
@@ -69,12 +80,12 @@ export class LogService {
     };
   }
 
-  stream(p: Principal, req: { executionId: string; follow: boolean; executor: string }, signal: AbortSignal): AsyncIterable<LogChunkOut> {
+  stream(p: Principal, req: LogRequest, signal: AbortSignal): AsyncIterable<LogChunkOut> {
     const run = () => this.read(p, req, signal);
     return this.d.streams?.hold(p, run) ?? run();
   }
 
-  private async *read(p: Principal, req: { executionId: string; follow: boolean; executor: string }, signal: AbortSignal): AsyncIterable<LogChunkOut> {
+  private async *read(p: Principal, req: LogRequest, signal: AbortSignal): AsyncIterable<LogChunkOut> {
     authorize(p, 'logs:read');
     const x = await this.d.store.mustGet(req.executionId);
     await this.d.authorizeVisible?.(p, x, 'read the logs of');
@@ -84,8 +95,10 @@ export class LogService {
       if (!t || !t.executor_id) throw new NotFoundError(`executor of execution ${x.id}`, req.executor, `its executors: ${x.tasks.map((task) => task.executor_name).filter(Boolean).join(', ') || 'none yet'}`);
       only = t.executor_id;
     }
-    const log = await this.d.logs.openLog(x.id, only);
+    const afterSeq = req.afterSeq ?? 0;
+    const log = await this.d.logs.openLog(x.id, only, afterSeq);
     let caughtUp = log.pending === 0;
+    req.onReady?.();
     let terminal = isTerminalExecution(x.state);
     if (caughtUp && (!req.follow || terminal)) return;
 
@@ -93,7 +106,7 @@ export class LogService {
     const onAbort = () => messages.stop();
     signal.addEventListener('abort', onAbort);
     let timer: NodeJS.Timeout | undefined;
-    let lastSeq = 0;
+    let lastSeq = afterSeq;
     /** Set once the execution is terminal: the sequence of the last chunk it will ever have. */
     let endSeq: number | undefined;
     if (req.follow && !terminal) {

@@ -1,7 +1,8 @@
-// The use-cases a front door serves, transport-free: every door (gRPC today; HTTP and the NATS
-// intake later) is handed these and translates its own requests into calls on them, with the
+// The use-cases a front door serves, transport-free: every door (gRPC, HTTP, the NATS intake) is
+// handed these and translates its own requests into calls on them, with the
 // principal it authenticated. Views (views.ts) are what they answer with.
 
+import type { EventService } from './events.js';
 import type { ExecutionService } from './executions.js';
 import type { ExecutorRegistry } from './executors.js';
 import type { FileService } from './files.js';
@@ -17,6 +18,8 @@ export interface ControllerUseCases {
   executions: ExecutionService;
   logs: LogService;
   files: FileService;
+  /** The feed of changes to executions and executors (HTTP's /v1/events). */
+  events: EventService;
   /** Absent: a door answers that this controller does not report its health. */
   health?: BackendHealth;
 }

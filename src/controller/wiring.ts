@@ -21,6 +21,7 @@ import type { Logger } from '../util/log.js';
 import { AuditLog, type AuditSink } from './audit.js';
 import { Authenticator, type TokenSpec } from './auth.js';
 import { Dispatcher } from './dispatcher.js';
+import { EventService } from './events.js';
 import { ExecutionService } from './executions.js';
 import { ExecutorCertificates } from './executor-certs.js';
 import { ExecutorRegistry } from './executors.js';
@@ -149,8 +150,9 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
   const audit = new AuditLog(b.auditSink, log.named('audit'), (id) => executors.nameOf(id));
   const locks = new LockService({ kv, leases, ttlSeconds: cfg.lock_ttl_seconds });
   const natsServers = b.natsServers;
+  const events = new EventService({ kv, store: executionStore, registry: executors, nodeGroups: () => executions.nodeGroups(), streams });
   return {
-    controller: { jobs, executors, executions, logs, files, health },
+    controller: { jobs, executors, executions, logs, files, events, health },
     executor: { registry: executors, executions, files, locks },
     auth,
     audit,

@@ -29,9 +29,15 @@ export interface WatchResumed {
 }
 
 export interface WatchSpec {
-  /** The key, or with `prefix` every key starting with it. */
+  /** The key, or with `prefix` every key starting with it, or with `end` every key from it up to `end`. */
   key: string;
   prefix?: boolean;
+  end?: string;
+  /**
+   * The snapshot handed to onSnapshot, instead of reading every watched key: for a range too
+   * large to read whole, the part of it that makes the current state (and the revision read at).
+   */
+  read?: () => Promise<{ kvs: IKeyValue[]; revision: number }>;
   /** Only puts, or only deletes (snapshots are always whole). */
   only?: 'put' | 'delete';
   /**
@@ -66,7 +72,8 @@ export class KeyWatch {
   private readonly what: string;
 
   constructor(private readonly kv: Kv, private readonly spec: WatchSpec) {
-    this.what = spec.key.slice(spec.key.startsWith(kv.prefix) ? kv.prefix.length : 0) + (spec.prefix ? '*' : '');
+    const name = (k: string) => k.slice(k.startsWith(kv.prefix) ? kv.prefix.length : 0);
+    this.what = name(spec.key) + (spec.end !== undefined ? `..${name(spec.end)}` : spec.prefix ? '*' : '');
     if (spec.after !== undefined) {
       this.open(spec.after);
       this.ready = Promise.resolve(true);
@@ -93,7 +100,7 @@ export class KeyWatch {
   /** A Watcher from `after` + 1, whose events count only while it is the current one. */
   private open(after: number): void {
     let b = this.kv.client.watch();
-    b = this.spec.prefix ? b.prefix(this.spec.key) : b.key(this.spec.key);
+    b = this.spec.end !== undefined ? b.inRange({ start: this.spec.key, end: this.spec.end }) : this.spec.prefix ? b.prefix(this.spec.key) : b.key(this.spec.key);
     if (this.spec.only) b = b.only(this.spec.only);
     // watcher(), not create(): these listeners are on before anything can be emitted, while
     // create() hands the Watcher over a tick after it connected (a cancel may come first).
@@ -150,6 +157,8 @@ export class KeyWatch {
   }
 
   private async read(): Promise<{ kvs: IKeyValue[]; revision: number }> {
+    if (this.spec.read) return this.spec.read();
+    if (this.spec.end !== undefined) throw new Error('a range watch needs its own read');
     if (this.spec.prefix) return this.kv.rangeAll(this.spec.key);
     const res = await this.kv.wrap(() => this.kv.client.kv.range({ key: Buffer.from(this.spec.key) }));
     return { kvs: res.kvs, revision: Number(res.header.revision) };

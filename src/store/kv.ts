@@ -101,12 +101,13 @@ export class Kv {
 
   /**
    * Every key under `prefix`, read in pages (a prefix holding thousands of records would exceed
-   * a message size limit in one read) at one revision, so the pages form one snapshot.
+   * a message size limit in one read) at one revision, so the pages form one snapshot: `atRevision`,
+   * or the current one.
    */
-  async rangeAll(prefix: string, pageSize = 500): Promise<{ kvs: IKeyValue[]; revision: number }> {
+  async rangeAll(prefix: string, pageSize = 500, atRevision = 0): Promise<{ kvs: IKeyValue[]; revision: number }> {
     const end = prefixEnd(Buffer.from(prefix));
     let key = Buffer.from(prefix);
-    let revision = 0;
+    let revision = atRevision;
     const kvs: IKeyValue[] = [];
     for (;;) {
       const res = await this.wrap(() => this.client.kv.range({ key, range_end: end, limit: pageSize, ...(revision ? { revision } : {}) }));

@@ -57,7 +57,7 @@ export async function prepareControllerTls(cfg: ControllerConfig, log: Logger): 
   if (t.cert_file) {
     server = { certPem: readKeyed(t.cert_file, 'tls.cert_file'), keyPem: readKeyed(t.key_file, 'tls.key_file'), clientCaPem: ca.certPem };
   } else {
-    const names = serverNames(cfg.grpc_address, t.server_names);
+    const names = serverNames([cfg.grpc_address, cfg.http_address], t.server_names);
     const files = await ensureServerFiles(ca, tlsDir(cfg.data_dir), 'controller', names, SERVER_CERT_DAYS);
     if (files.issued) log.info('issued the gRPC server certificate', { file: files.certFile, names: [...names.dns, ...names.ips].join(',') });
     server = { certPem: readFileSync(files.certFile, 'utf8'), keyPem: readFileSync(files.keyFile, 'utf8'), clientCaPem: ca.certPem };
@@ -74,12 +74,17 @@ export async function embeddedTlsFiles(tls: ControllerTls, dataDir: string): Pro
   return { caFile: tls.caFile, serverCertFile: server.certFile, serverKeyFile: server.keyFile, clientCertFile: client.certFile, clientKeyFile: client.keyFile };
 }
 
-/** The configured names, or loopback, this host's name and the listen address's host. */
-export function serverNames(grpcAddress: string, configured: string[]): ServerNames {
-  const host = grpcAddress.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  const all = configured.length
-    ? configured
-    : ['localhost', '127.0.0.1', '::1', hostname(), ...(host && host !== '0.0.0.0' && host !== '::' ? [host] : [])];
+/**
+ * The configured names, or loopback, this host's name and the listen addresses' hosts (gRPC's,
+ * and the HTTP door's, which serves the same certificate; "" = none).
+ */
+export function serverNames(listenAddresses: string | string[], configured: string[]): ServerNames {
+  const hosts = [listenAddresses]
+    .flat()
+    .filter(Boolean)
+    .map((a) => a.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''))
+    .filter((h) => h && h !== '0.0.0.0' && h !== '::');
+  const all = configured.length ? configured : ['localhost', '127.0.0.1', '::1', hostname(), ...hosts];
   const unique = [...new Set(all)];
   return { dns: unique.filter((n) => isIP(n) === 0), ips: unique.filter((n) => isIP(n) !== 0) };
 }

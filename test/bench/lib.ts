@@ -186,6 +186,7 @@ export async function startController(o: ControllerOptions): Promise<RunningCont
       JSON.stringify(
         {
           grpc_address: `127.0.0.1:${port}`,
+          http_address: '',
           data_dir: join(dir, 'data'),
           etcd: { endpoints: [o.servers.etcdEndpoint], prefix: o.prefix ?? '/grid/' },
           nats: { servers: [o.servers.natsUrl], auth_dir: o.servers.natsAuthDir },

@@ -45,6 +45,8 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   env.XDG_CONFIG_HOME = join(isolatedHome, '.config');
   // grid-cli and executors verify the test controllers with the test CA (GRID_CA_FILE).
   env.GRID_CA_FILE = testCa().certFile;
+  // Controllers serve HTTP on a free port (the default 7080 would be shared by every test's).
+  env.GRID_HTTP_ADDRESS = '127.0.0.1:0';
   return { ...env, ...extra };
 }
 let isolatedHome: string | undefined;

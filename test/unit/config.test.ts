@@ -46,6 +46,7 @@ describe('controller config', () => {
     const cfg = loadControllerConfig({ env: {}, cwd: dir });
     expect(cfg).toMatchObject({
       grpc_address: '127.0.0.1:7070',
+      http_address: '127.0.0.1:7080',
       data_dir: join(dir, '.grid'),
       etcd: { endpoints: [], prefix: '/grid/', dial_timeout_ms: 5000 },
       nats: { servers: [], advertise: [], replicas: 1 },
@@ -61,6 +62,12 @@ describe('controller config', () => {
       event_retention_hours: 168,
     });
     expect(isEmbedded(cfg)).toBe(true);
+  });
+
+  it('takes "" as no HTTP door, and refuses an http_address that is no host:port', () => {
+    expect(loadControllerConfig({ env: {}, cwd: dir, flags: { http_address: '' } }).http_address).toBe('');
+    expect(loadControllerConfig({ env: { GRID_HTTP_ADDRESS: '0.0.0.0:8080' }, cwd: dir }).http_address).toBe('0.0.0.0:8080');
+    expect(() => loadControllerConfig({ env: { GRID_HTTP_ADDRESS: '8080' }, cwd: dir })).toThrow(/GRID_HTTP_ADDRESS: "8080" must be host:port/);
   });
 
   it('layers file over defaults, env over file, flags over env', () => {

@@ -72,6 +72,8 @@ describe('certificate authority', () => {
     expect(n.ips).toEqual(expect.arrayContaining(['127.0.0.1', '::1', '10.1.2.3']));
     expect(n.dns).toContain('localhost');
     expect(serverNames('0.0.0.0:7070', []).ips).not.toContain('0.0.0.0');
+    expect(serverNames(['0.0.0.0:7070', '[2001:db8::5]:7080'], []).ips).toEqual(expect.arrayContaining(['127.0.0.1', '2001:db8::5']));
+    expect(serverNames(['10.1.2.3:7070', ''], []).ips).toContain('10.1.2.3');
     expect(serverNames('x:1', ['grid.example', '192.0.2.1'])).toEqual({ dns: ['grid.example'], ips: ['192.0.2.1'] });
   });
 });

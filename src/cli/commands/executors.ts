@@ -1,20 +1,12 @@
 // grid-cli executors list / describe / remove: the executor registry.
 
 import type { Command } from 'commander';
-import { ExecutorState, type Executor } from '../../gen/grid/v1/types.js';
+import { executorJson as toJson, executorStateName as stateName } from '../../api/json.js';
 import type { Act } from '../main.js';
 import { duration, json, table, time } from '../output.js';
 
-export function stateName(s: ExecutorState): string {
-  return (ExecutorState[s] ?? 'UNKNOWN').replace('EXECUTOR_STATE_', '');
-}
-
 function ago(ms: number): string {
   return ms ? `${duration(Math.max(0, Date.now() - ms))} ago` : 'never';
-}
-
-function toJson(e: Executor) {
-  return { ...e, state: stateName(e.state) };
 }
 
 export function registerExecutorCommands(program: Command, act: Act): void {
