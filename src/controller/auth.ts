@@ -54,7 +54,7 @@ export function secretEquals(a: string, b: string): boolean {
  * The token of an `Authorization: Bearer <token>` header (or gRPC `authorization` metadata),
  * the one way every front door takes a caller's token; undefined when there is none.
  */
-export function bearerToken(authorization: string | undefined): string | undefined {
+export function bearerToken(authorization: unknown): string | undefined {
   if (typeof authorization !== 'string') return undefined;
   const m = /^Bearer\s+(.+)$/i.exec(authorization.trim());
   return m ? m[1] : undefined;
@@ -78,13 +78,6 @@ export class Authenticator {
     if (!found) throw new UnauthenticatedError('the token was not accepted: check GRID_TOKEN or the client config');
     return found;
   }
-}
-
-/** The token of an `Authorization: Bearer <token>` value (gRPC metadata or an HTTP header); undefined if none. */
-export function parseBearer(value: unknown): string | undefined {
-  if (typeof value !== 'string') return undefined;
-  const m = /^Bearer\s+(.+)$/i.exec(value.trim());
-  return m ? m[1] : undefined;
 }
 
 export function authorize(p: Principal, action: Action): void {

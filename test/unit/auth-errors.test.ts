@@ -38,7 +38,7 @@ describe('error kinds to statuses', () => {
       [new ConflictError('job', 'j'), GrpcCode.ABORTED, 409],
       [new UnauthenticatedError('no token'), GrpcCode.UNAUTHENTICATED, 401],
       [new PermissionDeniedError('no'), GrpcCode.PERMISSION_DENIED, 403],
-      [new FailedPreconditionError('ended'), GrpcCode.FAILED_PRECONDITION, 400],
+      [new FailedPreconditionError('ended'), GrpcCode.FAILED_PRECONDITION, 409],
       [new LimitExceededError('streams', 'too many'), GrpcCode.RESOURCE_EXHAUSTED, 429],
       [new UnavailableError('etcd is down'), GrpcCode.UNAVAILABLE, 503],
     ];

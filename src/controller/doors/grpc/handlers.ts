@@ -31,7 +31,7 @@ export interface HandlerContext {
 /** The bearer token of a call's `authorization` metadata (see auth.ts). */
 export function metadataToken(md: Metadata): string | undefined {
   const v = md.get('authorization')[0];
-  return bearerToken(typeof v === 'string' ? v : undefined);
+  return bearerToken(v);
 }
 
 export function toServiceError(err: unknown, log: Logger, method: string, backendError?: HandlerContext['backendError']): Partial<ServiceError> {

@@ -6,7 +6,7 @@ import type { FastifyRequest } from 'fastify';
 import { GridError } from '../../../errors.js';
 import type { Logger } from '../../../util/log.js';
 import type { AuditLog, AuditSpec } from '../../audit.js';
-import { parseBearer, type Authenticator, type Principal } from '../../auth.js';
+import { bearerToken, type Authenticator, type Principal } from '../../auth.js';
 
 export interface HttpContext {
   auth: Authenticator;
@@ -18,7 +18,7 @@ export interface HttpContext {
 }
 
 export function bearer(req: FastifyRequest): string | undefined {
-  return parseBearer(req.headers.authorization);
+  return bearerToken(req.headers.authorization);
 }
 
 /** The error as GRID reports it: a GridError, a backend's failure as one, or the error as it was. */
