@@ -226,6 +226,7 @@ function logWatchResumed(log: Logger, e: WatchResumed): void {
     compacted: 'etcd compacted the revision it was at',
     refused: 'etcd cancelled it as it was created',
     disconnected: 'the connection to etcd was lost',
+    silent: 'etcd held a change it did not deliver',
   }[e.cause];
   log.warn(`watch read afresh and resumed: ${why}`, { watch: e.what, revision: e.revision, ...(e.reason ? { reason: e.reason } : {}) });
 }

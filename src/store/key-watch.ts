@@ -9,9 +9,13 @@
 // Here, after either, the keys are read afresh (the current state, handed to onSnapshot) and
 // watched again from that read's revision + 1: the caller sees the current state, then every
 // later change, and nothing a watch does reaches the process's uncaught handler.
+// etcd before 3.4.32 can also leave a watch that fell behind silent without cancelling it (its
+// slow-watcher path loses the watch's place; etcd-io/etcd#17529). So every few seconds a watch
+// that sees puts asks etcd for the newest change under its keys: one etcd has had since the
+// previous check and the watch still has not delivered is taken as such a break.
 
 import type { IKeyValue, Watcher } from 'etcd3';
-import type { Kv } from './kv.js';
+import { prefixEnd, type Kv } from './kv.js';
 
 /** Reported (through KvOptions.onWatchResumed) each time a watch is read afresh after a break. */
 export interface WatchResumed {
@@ -20,9 +24,10 @@ export interface WatchResumed {
   /**
    * 'compacted': etcd cancelled the watch after creating it, which it does only when the
    * revision the watch is at has been compacted; 'refused': etcd cancelled it as it was created
-   * (`reason` says why); 'disconnected': the connection to etcd was lost.
+   * (`reason` says why); 'disconnected': the connection to etcd was lost; 'silent': etcd held a
+   * change under the watched keys for a whole check interval without delivering it.
    */
-  cause: 'compacted' | 'refused' | 'disconnected';
+  cause: 'compacted' | 'refused' | 'disconnected' | 'silent';
   /** The revision of the fresh read; the watch resumes after it. */
   revision: number;
   reason?: string;
@@ -52,7 +57,16 @@ export interface WatchSpec {
    * break (resumed true), when changes in between were not seen one by one.
    */
   onSnapshot?(kvs: IKeyValue[], revision: number, resumed: boolean): void;
+  /**
+   * Whether the watch is checked for silence (see the top of this file): on by default for one
+   * key, off by default for a prefix or range (the check sorts every key in it). A watch of deletes
+   * only is never checked (a deletion leaves nothing to read).
+   */
+  check?: boolean;
 }
+
+/** How often a checked watch asks etcd for the newest change under its keys (Kv's watchCheckMs overrides). */
+export const WATCH_CHECK_MS = 5_000;
 
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 5_000;
@@ -70,10 +84,22 @@ export class KeyWatch {
   /** Watchers in a row that broke before etcd created them: each resume then waits longer. */
   private stillborn = 0;
   private readonly what: string;
+  /** The newest revision the current watcher is known to have delivered (or started after). */
+  private seen = 0;
+  /** A newer change etcd had at a check, and when that check's answer came, if there was one. */
+  private undelivered: { revision: number; atMs: number } | undefined;
+  private checker: NodeJS.Timeout | undefined;
+  private checking = false;
+  private readonly checkMs: number;
 
   constructor(private readonly kv: Kv, private readonly spec: WatchSpec) {
     const name = (k: string) => k.slice(k.startsWith(kv.prefix) ? kv.prefix.length : 0);
     this.what = name(spec.key) + (spec.end !== undefined ? `..${name(spec.end)}` : spec.prefix ? '*' : '');
+    this.checkMs = kv.watchCheckMs ?? WATCH_CHECK_MS;
+    if ((spec.check ?? (!spec.prefix && spec.end === undefined)) && spec.only !== 'delete') {
+      this.checker = setInterval(() => void this.checkSilence(), this.checkMs);
+      this.checker.unref();
+    }
     if (spec.after !== undefined) {
       this.open(spec.after);
       this.ready = Promise.resolve(true);
@@ -92,6 +118,7 @@ export class KeyWatch {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.retry);
+    clearInterval(this.checker);
     const raw = this.raw;
     this.raw = undefined;
     await raw?.cancel().catch(() => {});
@@ -106,14 +133,17 @@ export class KeyWatch {
     // create() hands the Watcher over a tick after it connected (a cancel may come first).
     const raw = b.startRevision(String(after + 1)).watcher();
     this.raw = raw;
+    this.seen = after;
+    this.undelivered = undefined;
     const current = (): boolean => this.raw === raw && !this.closed;
     let created = false;
     raw.on('connected', () => {
       created = true;
       this.stillborn = 0;
     });
-    raw.on('put', (kv) => current() && this.spec.onPut?.(kv));
-    raw.on('delete', (kv) => current() && this.spec.onDelete?.(kv));
+    const delivered = (kv: IKeyValue): void => void (this.seen = Math.max(this.seen, Number(kv.mod_revision)));
+    raw.on('put', (kv) => current() && (delivered(kv), this.spec.onPut?.(kv)));
+    raw.on('delete', (kv) => current() && (delivered(kv), this.spec.onDelete?.(kv)));
     raw.on('error', (err: Error) => {
       if (!current()) return;
       // Not cancelled again: etcd answers a cancel of a watch it cancelled itself, for an id
@@ -126,6 +156,48 @@ export class KeyWatch {
       void raw.cancel().catch(() => {});
       this.broke(created, { cause: 'disconnected' });
     });
+  }
+
+  /**
+   * The newest change under the keys (a prefix's sorted by revision). One etcd already had a
+   * whole interval ago and the watch has still not delivered means etcd left it silent: it is
+   * dropped and read afresh. A change made just before a check is in flight, hence the wait; it
+   * is timed from when etcd answered, since answers held up (a stalled link) arrive together.
+   */
+  private async checkSilence(): Promise<void> {
+    const raw = this.raw;
+    if (!raw || this.closed || this.checking) return;
+    this.checking = true;
+    let newest: number;
+    try {
+      newest = await this.newestRevision();
+    } catch {
+      return; // etcd unreachable: its connection's own break will resume the watch
+    } finally {
+      this.checking = false;
+    }
+    if (this.raw !== raw || this.closed) return;
+    const now = Date.now();
+    const u = this.undelivered;
+    if (u && this.seen < u.revision && now - u.atMs >= this.checkMs) {
+      void raw.cancel().catch(() => {});
+      this.broke(true, { cause: 'silent' });
+      return;
+    }
+    if (newest <= this.seen) this.undelivered = undefined;
+    else if (!u || this.seen >= u.revision) this.undelivered = { revision: newest, atMs: now };
+  }
+
+  private async newestRevision(): Promise<number> {
+    const key = Buffer.from(this.spec.key);
+    const res = await this.kv.wrap(() =>
+      this.kv.client.kv.range(
+        this.spec.prefix || this.spec.end !== undefined
+          ? { key, range_end: this.spec.end !== undefined ? Buffer.from(this.spec.end) : prefixEnd(key), keys_only: true, limit: 1, sort_order: 'Descend', sort_target: 'Mod' }
+          : { key, keys_only: true },
+      ),
+    );
+    return Number(res.kvs[0]?.mod_revision ?? 0);
   }
 
   private broke(created: boolean, why: Pick<WatchResumed, 'cause' | 'reason'>): void {

@@ -34,6 +34,8 @@ export interface KvOptions {
   auth?: { username: string; password: string };
   /** Told each time a watch (key-watch.ts) is read afresh after compaction or a lost connection. */
   onWatchResumed?: (e: WatchResumed) => void;
+  /** How often watches are checked for silence (key-watch.ts); default WATCH_CHECK_MS. */
+  watchCheckMs?: number;
 }
 
 export class Kv {
@@ -44,10 +46,12 @@ export class Kv {
   private readonly username: string;
   private readonly dialTimeoutMs: number;
   readonly onWatchResumed: ((e: WatchResumed) => void) | undefined;
+  readonly watchCheckMs: number | undefined;
   private isClosed = false;
 
   constructor(opts: KvOptions) {
     this.onWatchResumed = opts.onWatchResumed;
+    this.watchCheckMs = opts.watchCheckMs;
     this.endpoints = opts.endpoints;
     this.tls = opts.tls ?? NO_TLS;
     this.username = opts.auth?.username ?? '';
@@ -273,7 +277,7 @@ function oneLine(message: string): string {
 }
 
 /** The first key after every key that starts with `prefix`. */
-function prefixEnd(prefix: Buffer): Buffer {
+export function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
     if (end[i]! < 0xff) {

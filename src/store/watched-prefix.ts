@@ -23,6 +23,8 @@ export class WatchedPrefix<T> {
     this.watch = watchKeys(this.kv, {
       key: this.prefix,
       prefix: true,
+      // Checked for silence: the prefixes kept in memory are small enough to sort each check.
+      check: true,
       onSnapshot: (kvs, _revision, resumed) => this.replace(kvs, resumed),
       onPut: (kv) => this.put(kv, true),
       onDelete: (kv) => this.remove(this.idOf(kv), true),

@@ -3,7 +3,9 @@
 // controller's link to etcd stalled) and etcd killed -9 and started again. Every kind of watch the
 // controller keeps (the jobs and executors caches, the alive/ watch that expires executors, a
 // serialize lock's line, a WatchExecution) is read afresh with one WARN line naming it, and sees
-// the next change; the controller stays up throughout.
+// the next change; the controller stays up throughout. Which watches etcd sets aside as too
+// slow, and so compacts past, depends on timing; etcd before 3.4.32 can leave one of them silent
+// instead (etcd-io/etcd#17529), which the controller's own check notices (key-watch-silence.test.ts).
 //
 // Needs the built programs: `npx tsc -p tsconfig.json`.
 
@@ -91,9 +93,9 @@ async function until<T>(what: string, probe: () => Promise<T>, pred: (v: T) => b
   }
 }
 
-/** Waits for one WARN line per watch, each saying why it was read afresh. */
+/** Waits for one WARN line per watch, each saying why it was read afresh (`why`, a regex alternation). */
 async function expectResumed(since: number, why: string, watches: string[]): Promise<void> {
-  const line = (w: string) => new RegExp(`WARN +\\S*etcd: watch read afresh and resumed: ${why} watch=${w.replace(/[*.]/g, '\\$&')} `);
+  const line = (w: string) => new RegExp(`WARN +\\S*etcd: watch read afresh and resumed: (?:${why}) watch=${w.replace(/[*.]/g, '\\$&')} `);
   await until(
     `a WARN line (${why}) for each of ${watches.join(', ')}`,
     async () => watches.filter((w) => !line(w).test(controller.logs().slice(since))),
@@ -298,7 +300,7 @@ describe('etcd watches that survive', () => {
     await expectUp();
   });
 
-  it('watches that fell behind while etcd compacted past them: each is read afresh (one WARN line) and sees the next change; the controller stays up', async () => {
+  it('watches that fell behind while etcd compacted past them: each sees the next change, read afresh (one WARN line) where etcd cut it off; the controller stays up', async () => {
     const w = await arm('behind');
     // Keys whose deletion alone reaches the delete-only watches (alive/, the lock's line).
     const [alive, ticket] = [kv.key('alive', uniqueName('nobody')), kv.key('lock-queue', w.line.job, 'zz-nobody')];
@@ -336,7 +338,9 @@ describe('etcd watches that survive', () => {
     }
 
     await expectEachWatchSeesTheNextChange(w);
-    await expectResumed(mark, 'etcd compacted the revision it was at', w.watches);
+    // The busy one, at least, fell behind and was read afresh: etcd compacted past it, or
+    // (before 3.4.32) left it silent.
+    await expectResumed(mark, 'etcd compacted the revision it was at|etcd held a change it did not deliver', [`executions/${busy}`]);
   });
 
   it('etcd killed -9 and started again: each watch is read afresh (one WARN line) and sees the next change; the controller stays up', async () => {
