@@ -148,7 +148,7 @@ describe('controller config', () => {
     const short = configError(() => loadControllerConfig({ file: writeJson('a.json', { tokens: [{ name: 'a', token: 'short', role: 'admin' }] }), env: {} }));
     expect(short.message).toBe('config tokens[0].token: must be at least 16 characters long (got 5)');
     const missing = configError(() => loadControllerConfig({ file: writeJson('b.json', { tokens: [{ name: 'a', token: TOKEN }] }), env: {} }));
-    expect(missing.message).toBe('config tokens[0].role: missing; this key is required (one of "admin", "operator", "viewer")');
+    expect(missing.message).toBe('config tokens[0].role: missing; this key is required (one of "admin", "operator", "viewer", "metrics")');
     const twice = { name: 'a', token: TOKEN, role: 'viewer' };
     const dupName = configError(() => loadControllerConfig({ file: writeJson('c.json', { tokens: [twice, { ...twice, token: `${TOKEN}x` }] }), env: {} }));
     expect(dupName.key).toBe('tokens[1].name');
@@ -399,7 +399,7 @@ describe('example files', () => {
   const root = resolve(import.meta.dirname, '../../config');
   it('load without errors', () => {
     const c = loadControllerConfig({ file: join(root, 'controller.example.json'), env: {} });
-    expect(c.tokens).toHaveLength(3);
+    expect(c.tokens).toHaveLength(4);
     expect(isEmbedded(c)).toBe(false);
     const e = loadExecutorConfig({ file: join(root, 'executor.example.json'), env: {} });
     expect(e.runners).toEqual(['host', 'kubernetes']);

@@ -1,11 +1,13 @@
 // The gRPC front door: one grpc-js server carrying ControllerService (people), ExecutorService
-// (executors) and grpc.health.v1, each a thin adapter over the use-cases it is handed.
+// (executors) and grpc.health.v1, each a thin adapter over the use-cases it is handed. Health
+// answers NOT_SERVING while etcd or NATS does not answer (readiness.ts), and once closing.
 
 import { Server } from '@grpc/grpc-js';
 import { ControllerServiceService } from '../../../gen/grid/v1/controller.js';
 import { ExecutorServiceService } from '../../../gen/grid/v1/executor.js';
 import { HealthService } from '../../../gen/grpc/health/v1/health.js';
 import { serverCredentials, type ServerTls } from '../../../tls/grpc.js';
+import type { Readiness } from '../../readiness.js';
 import type { ControllerUseCases, ExecutorUseCases } from '../../use-cases.js';
 import { controllerService } from './controller-service.js';
 import { executorService } from './executor-service.js';
@@ -27,8 +29,12 @@ export async function serveGrpc(o: {
   ctx: HandlerContext;
   controller: ControllerUseCases;
   executor: ExecutorUseCases;
+  /** Whether etcd and NATS answer; absent = always SERVING until closed. */
+  readiness?: Pick<Readiness, 'ready' | 'onChange'>;
 }): Promise<GrpcDoor> {
   const health = new Health(['grid.v1.ControllerService', 'grid.v1.ExecutorService']);
+  health.setServing(o.readiness?.ready() ?? true);
+  const unwatch = o.readiness?.onChange((ready) => health.setServing(ready));
   const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   server.addService(ControllerServiceService, controllerService(o.ctx, o.controller));
   server.addService(ExecutorServiceService, executorService(o.ctx, o.executor));
@@ -40,6 +46,7 @@ export async function serveGrpc(o: {
     address: o.address.replace(/:\d+$/, `:${port}`),
     close: () =>
       new Promise<void>((resolve) => {
+        unwatch?.();
         health.setServing(false);
         health.close();
         const force = setTimeout(() => server.forceShutdown(), 5_000);
