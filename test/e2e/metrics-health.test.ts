@@ -1,7 +1,9 @@
 // Metrics and health of a real controller (real nats-server, etcd and a host executor), over
 // HTTPS with the test CA: /metrics read with the strict text-format reader, its counters moved
 // by one execution; /livez and /readyz without a token; /readyz 503 and gRPC health NOT_SERVING
-// within 2 s of etcd being killed, and both back once etcd is restarted.
+// within 2 s of etcd being killed, and both back once etcd is restarted. The executor's own
+// /metrics and /readyz on its metrics_address: its task counted, its controller link down while
+// the controller cannot take heartbeats.
 //
 // Needs the built programs: `npx tsc -p tsconfig.json`.
 
@@ -24,6 +26,8 @@ let controller: RunningController;
 let base: string;
 let dispatcher: Agent;
 let client: GridClient;
+/** The executor's metrics_address, as http://host:port. */
+let executorOps: string;
 
 beforeAll(async () => {
   servers = await startFaultableServers();
@@ -55,11 +59,16 @@ async function get(path: string, token?: string): Promise<{ status: number; text
   return { status: res.status, text: await res.text(), type: res.headers.get('content-type') ?? '' };
 }
 
-async function scrape(): Promise<Exposition> {
-  const r = await get('/metrics', METRICS_TOKEN);
+async function scrape(from = base): Promise<Exposition> {
+  const r = from === base ? await get('/metrics', METRICS_TOKEN) : await plainGet(`${from}/metrics`);
   expect(r.status, r.text).toBe(200);
   expect(r.type).toBe('text/plain; version=0.0.4; charset=utf-8');
   return parsePromText(r.text);
+}
+
+async function plainGet(url: string): Promise<{ status: number; text: string; type: string }> {
+  const res = await fetch(url);
+  return { status: res.status, text: await res.text(), type: res.headers.get('content-type') ?? '' };
 }
 
 async function api(method: string, path: string, body?: unknown): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -79,7 +88,8 @@ describe('metrics and health', () => {
     expect((await get('/metrics')).status).toBe(401);
     expect((await get('/metrics', TOKENS.viewer)).status).toBe(200);
 
-    const executor = await startExecutor({ controller: controller.address, name: uniqueName('metrics-node'), config: { runners: ['host'] } });
+    const executor = await startExecutor({ controller: controller.address, name: uniqueName('metrics-node'), config: { runners: ['host'], metrics_address: '127.0.0.1:0' } });
+    executorOps = `http://${/metrics ready address=(\S+)/.exec(executor.logs())![1]!}`;
     const job = uniqueName('metrics-echo');
     await api('POST', '/v1/jobs', { name: job, description: 'says hello', command: ['echo', 'hello'] });
     const before = await scrape();
@@ -114,6 +124,19 @@ describe('metrics and health', () => {
     const labels = [...after.families.values()].flatMap((f) => f.samples.flatMap((s) => Object.values(s.labels)));
     expect(labels).not.toContain(id);
     expect(labels).not.toContain(executor.id);
+
+    // The executor's own page: no token, plain HTTP.
+    const own = await scrape(executorOps);
+    expect(own.value('grid_executor_tasks_total', { outcome: 'succeeded' })).toBe(1);
+    expect(own.value('grid_executor_task_duration_seconds_count', { outcome: 'succeeded' })).toBe(1);
+    expect(own.value('grid_executor_tasks_running')).toBe(0);
+    expect(own.value('grid_executor_heartbeats_total', { result: 'accepted' })).toBeGreaterThan(0);
+    expect(own.value('grid_executor_connected', { link: 'controller' })).toBe(1);
+    expect(own.value('grid_executor_connected', { link: 'nats' })).toBe(1);
+    const ready = await plainGet(`${executorOps}/readyz`);
+    expect([ready.status, JSON.parse(ready.text)]).toEqual([200, { status: 'ready', running: true, links: { controller: 'up', nats: 'up' } }]);
+    expect((await plainGet(`${executorOps}/livez`)).status).toBe(200);
+    expect((await plainGet(`${executorOps}/nothing`)).status).toBe(404);
   });
 
   it('/readyz turns 503 and gRPC health NOT_SERVING within 2 s of etcd stopping, and back once it returns', async () => {
@@ -134,10 +157,18 @@ describe('metrics and health', () => {
     expect((await client.checkHealth()).status).toBe(Serving.NOT_SERVING);
     expect((await get('/livez')).status).toBe(200);
     expect(controller.logs()).toMatch(/etcd is not answering: this controller is not ready/);
+    // The controller cannot keep an executor's lease without etcd: its heartbeats fail.
+    const executorDown = await eventually('the executor\'s /readyz to answer 503', async () => {
+      const r = await plainGet(`${executorOps}/readyz`);
+      return r.status === 503 && r;
+    }, { timeoutMs: 15_000, everyMs: 100 });
+    expect(JSON.parse(executorDown.text).links).toEqual({ controller: 'down', nats: 'up' });
 
     await servers.restart('etcd');
     await eventually('/readyz to answer 200 again', async () => (await get('/readyz')).status === 200, { timeoutMs: 30_000, everyMs: 100 });
     expect((await client.checkHealth()).status).toBe(Serving.SERVING);
+    await eventually('the executor\'s /readyz to answer 200 again', async () => (await plainGet(`${executorOps}/readyz`)).status === 200, { timeoutMs: 30_000, everyMs: 100 });
+    expect((await scrape(executorOps)).value('grid_executor_heartbeats_total', { result: 'failed' })).toBeGreaterThan(0);
     const m = await scrape();
     expect(m.value('grid_backend_probe_failures_total', { backend: 'etcd' })).toBeGreaterThan(0);
     expect(m.value('grid_backend_up', { backend: 'etcd' })).toBe(1);

@@ -289,9 +289,16 @@ describe('executor config', () => {
       shutdown_grace_seconds: 30,
       log_level: 'info',
       log_max_bytes_per_task: 10 * 1024 * 1024,
+      metrics_address: '',
       kubernetes: { kube_config: '', default_namespace: 'default', job_retries: 0, ttl_seconds_after_finished: 3600, resources: { requests: {}, limits: {} } },
     });
     expect(cfg.name).toMatch(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/);
+  });
+
+  it('takes metrics_address from GRID_METRICS_ADDRESS, and refuses one that is not host:port', () => {
+    expect(loadExecutorConfig({ env: { GRID_METRICS_ADDRESS: '127.0.0.1:9102' }, cwd: dir }).metrics_address).toBe('127.0.0.1:9102');
+    const bad = configError(() => loadExecutorConfig({ env: { GRID_METRICS_ADDRESS: '9102' }, cwd: dir }));
+    expect(bad.message).toBe('config GRID_METRICS_ADDRESS: "9102" must be host:port, e.g. "127.0.0.1:7070"');
   });
 
   it('puts the state file next to the config file and resolves relative paths from it', () => {

@@ -1,6 +1,7 @@
 // The controller's metrics and readiness without servers: what a record's writes count (ends once,
 // durations from the last claim), readiness from probes that fail or hang, the HTTP door's
-// /livez, /readyz and /metrics with their tokens, and the strict text-format reader the tests use.
+// /livez, /readyz and /metrics with their tokens, the executor's small server on its
+// metrics_address, and the strict text-format reader the tests use.
 
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,8 @@ import { buildHttpApi, type HttpApi, type HttpUseCases } from '../../src/control
 import { JobService } from '../../src/controller/jobs.js';
 import { ControllerMetrics } from '../../src/controller/metrics.js';
 import { Readiness } from '../../src/controller/readiness.js';
+import { ExecutorMetrics } from '../../src/executor/metrics.js';
+import { serveExecutorOps } from '../../src/executor/ops-server.js';
 import type { Execution, Task } from '../../src/domain/execution.js';
 import { MemoryJobStore } from '../../src/store/memory.js';
 import { silentLogger } from '../../src/util/log.js';
@@ -143,6 +146,40 @@ describe('the HTTP door\'s /livez, /readyz and /metrics', () => {
     expect(parsePromText(ok.body).value('grid_heartbeats_total', { result: 'accepted' })).toBe(1);
     const jobs = await get('/v1/jobs', METRICS);
     expect([jobs.statusCode, jobs.json().error.message]).toEqual([403, 'prometheus (role metrics) may not read jobs; that needs role viewer or higher']);
+  });
+});
+
+describe('the executor\'s metrics_address', () => {
+  it('serves /metrics, /livez and /readyz (503 while a link is down or it drains) without a token; nothing else', async () => {
+    const links = { controller: true, nats: true };
+    let running = true;
+    const metrics = new ExecutorMetrics({ running: () => 2, links: () => links });
+    metrics.taskFinished('succeeded', 1.5);
+    metrics.taskFinished('failed', 0.2);
+    metrics.heartbeat(true);
+    metrics.heartbeat(false);
+    const ops = await serveExecutorOps({ address: '127.0.0.1:0', metrics, status: () => ({ running, links }), log: silentLogger });
+    const at = (path: string, method = 'GET') => fetch(`http://${ops.address}${path}`, { method });
+    try {
+      const m = parsePromText(await (await at('/metrics')).text());
+      expect(m.value('grid_executor_tasks_total', { outcome: 'succeeded' })).toBe(1);
+      expect(m.value('grid_executor_task_duration_seconds_sum', { outcome: 'failed' })).toBe(0.2);
+      expect(m.value('grid_executor_tasks_running')).toBe(2);
+      expect(m.value('grid_executor_heartbeats_total', { result: 'failed' })).toBe(1);
+      expect(m.value('grid_executor_connected', { link: 'nats' })).toBe(1);
+      expect((await at('/readyz')).status).toBe(200);
+      links.nats = false;
+      const down = await at('/readyz');
+      expect([down.status, await down.json()]).toEqual([503, { status: 'not_ready', running: true, links: { controller: 'up', nats: 'down' } }]);
+      links.nats = true;
+      running = false;
+      expect((await at('/readyz')).status).toBe(503);
+      expect((await at('/livez')).status).toBe(200);
+      expect((await at('/v1/jobs')).status).toBe(404);
+      expect((await at('/metrics', 'POST')).status).toBe(405);
+    } finally {
+      await ops.close();
+    }
   });
 });
 
