@@ -1,6 +1,7 @@
 // The gRPC front door: one grpc-js server carrying ControllerService (people), ExecutorService
-// (executors) and grpc.health.v1, each a thin adapter over the use-cases it is handed. Health
-// answers NOT_SERVING while etcd or NATS does not answer (readiness.ts), and once closing.
+// (executors), grpc.health.v1 and server reflection (reflection.ts), each a thin adapter over
+// the use-cases it is handed. Health answers NOT_SERVING while etcd or NATS does not answer
+// (readiness.ts), and once closing.
 
 import { Server } from '@grpc/grpc-js';
 import { ControllerServiceService } from '../../../gen/grid/v1/controller.js';
@@ -13,6 +14,7 @@ import { controllerService } from './controller-service.js';
 import { executorService } from './executor-service.js';
 import type { HandlerContext } from './handlers.js';
 import { Health } from './health-service.js';
+import { addReflection } from './reflection.js';
 
 export interface GrpcDoor {
   /** host:port it listens on (the port chosen when the config asked for port 0). */
@@ -39,6 +41,7 @@ export async function serveGrpc(o: {
   server.addService(ControllerServiceService, controllerService(o.ctx, o.controller));
   server.addService(ExecutorServiceService, executorService(o.ctx, o.executor));
   server.addService(HealthService, health.service());
+  addReflection(server, o.ctx);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(o.address, serverCredentials(o.tls), (err, p) => (err ? reject(err) : resolve(p))),
   );
