@@ -110,12 +110,11 @@ export class ControllerMetrics {
     for (const t of next.tasks) {
       const was = before.get(t.key);
       if (t.state === 'RUNNING' && t.attempts === 1 && (was?.attempts ?? 0) === 0) {
-        const released = t.released_at_ms || next.created_at_ms;
-        this.startSeconds.observe({ job }, seconds(t.started_at_ms - released));
+        observe(this.startSeconds, { job }, t.released_at_ms || next.created_at_ms, t.started_at_ms);
       }
       if (isTerminalTask(t.state) && !(was && isTerminalTask(was.state))) {
         this.tasksEnded.inc({ job, state: t.state });
-        if (t.started_at_ms > 0 && t.finished_at_ms > 0) this.taskSeconds.observe({ job, state: t.state }, seconds(t.finished_at_ms - t.started_at_ms));
+        if (t.started_at_ms > 0) observe(this.taskSeconds, { job, state: t.state }, t.started_at_ms, t.finished_at_ms);
       }
     }
   }
@@ -136,7 +135,11 @@ export class ControllerMetrics {
   }
 }
 
-/** Milliseconds between two clocks (the claim's and the executor's) as seconds, never negative. */
-function seconds(ms: number): number {
-  return Math.max(0, ms) / 1000;
+/**
+ * Observes the time from `fromMs` to `toMs` (two clocks: the claim's and the executor's) in
+ * seconds, never negative; nothing when either is missing (a record an older version wrote).
+ */
+function observe<L extends string>(h: Histogram<L>, labels: Partial<Record<L, string>>, fromMs: number | undefined, toMs: number | undefined): void {
+  if (!fromMs || !toMs || !Number.isFinite(toMs - fromMs)) return;
+  h.observe(labels, Math.max(0, toMs - fromMs) / 1000);
 }

@@ -70,6 +70,11 @@ describe('ControllerMetrics.recordWritten', () => {
     expect(p.value('grid_backend_up', { backend: 'nats' })).toBe(0);
     expect(p.value('grid_backend_probe_failures_total', { backend: 'nats' })).toBe(1);
     expect(parsePromText(await b.text()).value('grid_executions_total', { job: 'deploy', state: 'FAILED' })).toBeUndefined();
+    // A record an older version wrote, without times: counted, never a NaN observation (prom-client would throw).
+    const old = { ...task({ state: 'RUNNING', attempts: 1 }), started_at_ms: undefined } as unknown as Task;
+    expect(() => b.recordWritten(execution([task()]), execution([old]))).not.toThrow();
+    expect(() => b.recordWritten(execution([old]), execution([{ ...old, state: 'SUCCEEDED' }]))).not.toThrow();
+    expect(parsePromText(await b.text()).value('grid_tasks_total', { job: 'deploy', state: 'SUCCEEDED' })).toBe(1);
   });
 });
 
