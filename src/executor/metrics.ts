@@ -32,7 +32,7 @@ export class ExecutorMetrics {
       buckets: TASK_SECONDS,
       registers,
     });
-    this.heartbeats = new Counter({ name: 'grid_executor_heartbeats_total', help: 'Heartbeats sent, by result: accepted, or failed (the controller unreachable or not answering).', labelNames: ['result'], registers });
+    this.heartbeats = new Counter({ name: 'grid_executor_heartbeats_total', help: 'Heartbeats sent, by result: accepted, or failed (refused, the controller unreachable or not answering).', labelNames: ['result'], registers });
     new Gauge({
       name: 'grid_executor_tasks_running',
       help: 'Tasks taken from the job stream and not yet acked or handed back.',
