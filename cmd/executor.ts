@@ -24,6 +24,7 @@ interface Flags {
   registrationToken?: string;
   logLevel?: string;
   replace?: boolean;
+  metricsAddress?: string;
 }
 
 function load(flags: Flags): ExecutorConfig {
@@ -42,6 +43,7 @@ function load(flags: Flags): ExecutorConfig {
       nats_servers: flags.natsServers,
       registration_token: flags.registrationToken,
       log_level: flags.logLevel,
+      metrics_address: flags.metricsAddress,
     } as never,
   });
 }
@@ -89,7 +91,8 @@ program.addCommand(
 program.addCommand(
   withCommonOptions(new Command('start'))
     .description('run the executor: heartbeat and take work until SIGINT/SIGTERM')
-    .addHelpText('after', '\nExamples:\n  $ executor start --config /etc/grid/executor.json\n  $ executor start --config /etc/grid/executor.json --controller grid-1.example.com:7070,grid-2.example.com:7070')
+    .option('--metrics-address <host:port>', 'serve /metrics, /livez and /readyz here, plain HTTP without a token (metrics_address; default: none)')
+    .addHelpText('after', '\nExamples:\n  $ executor start --config /etc/grid/executor.json\n  $ executor start --config /etc/grid/executor.json --controller grid-1.example.com:7070,grid-2.example.com:7070\n  $ executor start --config /etc/grid/executor.json --metrics-address 127.0.0.1:9102')
     .action(async (flags: Flags) => {
       const cfg = load(flags);
       const log = createLogger({ level: cfg.log_level, name: 'executor' });

@@ -35,7 +35,7 @@ export function tlsFilesSchema(envPrefix: string) {
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
-export const ROLES = ['admin', 'operator', 'viewer'] as const;
+export const ROLES = ['admin', 'operator', 'viewer', 'metrics'] as const;
 export type Role = (typeof ROLES)[number];
 export const MIN_TOKEN_LENGTH = 16;
 

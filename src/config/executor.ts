@@ -5,13 +5,13 @@
 // GRID_RUNNERS (host,kubernetes), GRID_CONCURRENCY, GRID_PING_INTERVAL_SECONDS, GRID_NATS_SERVERS,
 // GRID_CA_FILE, GRID_PLAINTEXT, GRID_NATS_TLS_CA_FILE, GRID_NATS_TLS_CERT_FILE, GRID_NATS_TLS_KEY_FILE, GRID_STATE_FILE,
 // GRID_WORK_DIR, GRID_RUN_AS, GRID_SHUTDOWN_GRACE_SECONDS, GRID_LOG_LEVEL,
-// GRID_LOG_MAX_BYTES_PER_TASK. `ping_interval` (Octavius's name) is accepted in files and flags
+// GRID_LOG_MAX_BYTES_PER_TASK, GRID_METRICS_ADDRESS. `ping_interval` (Octavius's name) is accepted in files and flags
 // as another spelling of `ping_interval_seconds`; `registration_token_file` reads the token from
 // a file. Relative paths in the file are relative to the file's folder; from the environment or
 // flags, to the working directory.
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { absolutePath, dnsLabel, dnsName, hostPort, noDuplicates, nonEmpty, toDnsName } from './checks.js';
+import { absolutePath, dnsLabel, dnsName, hostPort, listenAddress, noDuplicates, nonEmpty, toDnsName } from './checks.js';
 import { LOG_LEVELS, natsPathsRelativeTo, tlsFilesSchema, type LogLevel } from './controller.js';
 import type { NatsTls } from '../bus/connect.js';
 import { readConfigFile } from './json.js';
@@ -88,6 +88,8 @@ export interface ExecutorConfig {
   shutdown_grace_seconds: number;
   log_level: LogLevel;
   log_max_bytes_per_task: number;
+  /** host:port to serve /metrics, /livez and /readyz on (plain HTTP, no token); "" = none. */
+  metrics_address: string;
   kubernetes: KubernetesConfig;
 }
 
@@ -116,6 +118,7 @@ export const executorSchema = {
   shutdown_grace_seconds: t.int({ default: 30, min: 0 }),
   log_level: t.enum(LOG_LEVELS, { default: 'info' }),
   log_max_bytes_per_task: t.int({ default: 10 * MiB, min: 1024 }),
+  metrics_address: t.string({ check: (v) => (v === '' ? undefined : listenAddress(v)) }),
   kubernetes: t.object({
     kube_config: t.string(),
     kube_context: t.string(),

@@ -153,6 +153,7 @@ export class Controller {
       ctx: { auth: wired.auth, log: log.named('grpc'), audit: wired.audit, backendError: wired.backendError },
       controller: wired.controller,
       executor: wired.executor,
+      readiness: wired.readiness,
     });
     this.address = grpc.address;
     this.cleanups.push({ name: 'gRPC server', run: () => grpc.close() });
@@ -160,7 +161,7 @@ export class Controller {
       const http = await startHttpDoor(
         wired.controller,
         { auth: wired.auth, log: log.named('http'), audit: wired.audit, backendError: wired.backendError },
-        { address: cfg.http_address, ...(tls ? { tls: tls.server } : {}) },
+        { address: cfg.http_address, ...(tls ? { tls: tls.server } : {}), ops: { readiness: wired.readiness, metrics: wired.metrics } },
       );
       this.httpAddress = http.address;
       this.cleanups.push({ name: 'HTTP server', run: () => http.close() });

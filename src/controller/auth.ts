@@ -1,10 +1,11 @@
 // Who is calling, and may they do this. Tokens are compared in constant time; the roles are
-// admin (definitions, executors, files), operator (execute, cancel, logs, read), viewer (read).
+// admin (definitions, executors, files), operator (execute, cancel, logs, read), viewer (read),
+// and metrics (a Prometheus scraper's: /metrics and nothing else).
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { PermissionDeniedError, UnauthenticatedError } from '../errors.js';
 
-export type Role = 'admin' | 'operator' | 'viewer';
+export type Role = 'admin' | 'operator' | 'viewer' | 'metrics';
 
 export interface Principal {
   name: string;
@@ -28,14 +29,16 @@ export type Action =
   | 'executors:read'
   | 'executors:write'
   | 'files:read'
-  | 'files:write';
+  | 'files:write'
+  | 'metrics:read';
 
 const allowed: Record<Role, ReadonlySet<Action>> = {
-  viewer: new Set(['jobs:read', 'executions:read', 'executors:read']),
-  operator: new Set(['jobs:read', 'executions:read', 'executors:read', 'executions:write', 'logs:read', 'files:read']),
+  metrics: new Set(['metrics:read']),
+  viewer: new Set(['jobs:read', 'executions:read', 'executors:read', 'metrics:read']),
+  operator: new Set(['jobs:read', 'executions:read', 'executors:read', 'executions:write', 'logs:read', 'files:read', 'metrics:read']),
   admin: new Set([
     'jobs:read', 'jobs:write', 'executions:read', 'executions:write', 'logs:read',
-    'executors:read', 'executors:write', 'files:read', 'files:write',
+    'executors:read', 'executors:write', 'files:read', 'files:write', 'metrics:read',
   ]),
 };
 
@@ -86,6 +89,19 @@ export function authorize(p: Principal, action: Action): void {
   }
 }
 
+/**
+ * /metrics: role metrics, viewer or higher, and no group scope — the metrics name the jobs of
+ * every group, which a token scoped to some groups may not see.
+ */
+export function authorizeMetrics(p: Principal): void {
+  authorize(p, 'metrics:read');
+  if (p.groups.length) {
+    throw new PermissionDeniedError(
+      `${p.name}'s token is scoped to groups ${p.groups.join(', ')}: the metrics cover the jobs of every group; scrape with a token without groups (role metrics)`,
+    );
+  }
+}
+
 /** authorized_groups on a definition: only members (or admins) may execute it. */
 export function authorizeJobGroups(p: Principal, job: string, groups: string[]): void {
   if (groups.length === 0 || p.role === 'admin') return;
@@ -96,6 +112,7 @@ export function authorizeJobGroups(p: Principal, job: string, groups: string[]):
 }
 
 function neededRole(action: Action): string {
+  if (allowed.metrics.has(action)) return 'role metrics, viewer or higher';
   if (allowed.viewer.has(action)) return 'role viewer or higher';
   if (allowed.operator.has(action)) return 'role operator or admin';
   return 'role admin';

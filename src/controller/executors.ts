@@ -84,6 +84,8 @@ export interface RegistryOptions {
   natsCaPem?: string;
   /** Groups per executor (default LIMIT_DEFAULTS). */
   limits?: Pick<Limits, 'groups_per_executor'>;
+  /** Told of each heartbeat: accepted, refused (an unknown executor, a wrong secret), or failed (etcd). */
+  onHeartbeat?: (result: 'accepted' | 'refused' | 'failed') => void;
 }
 
 const LABEL = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -280,6 +282,17 @@ export class ExecutorRegistry {
   }
 
   async heartbeat(input: HeartbeatInput): Promise<{ state: ExecutorState; pingDeadlineSeconds: number }> {
+    try {
+      const res = await this.beat(input);
+      this.opts.onHeartbeat?.('accepted');
+      return res;
+    } catch (err) {
+      this.opts.onHeartbeat?.(err instanceof UnauthenticatedError ? 'refused' : 'failed');
+      throw err;
+    }
+  }
+
+  private async beat(input: HeartbeatInput): Promise<{ state: ExecutorState; pingDeadlineSeconds: number }> {
     const rec = await this.authenticate(input.executorId, input.executorSecret);
     const at = this.now();
     this.live.set(rec.id, { lastSeenMs: at, runningTasks: input.runningTasks, load: input.load });

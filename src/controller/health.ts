@@ -1,6 +1,7 @@
 // What an operator checks first when GRID misbehaves: is etcd answering and how big is its
 // database, are the streams there and how many replicas they have, what retention keeps. Each
-// backend is asked on its own, so one that is down is reported as such beside the other.
+// backend is asked on its own, so one that is down is reported as such beside the other. The
+// round-trip pings are what readiness (readiness.ts) probes with.
 
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -40,6 +41,20 @@ export class BackendHealth {
       natsServers: string[];
     },
   ) {}
+
+  /** One read of etcd (a single key), timed: the round trip in seconds; throws when etcd does not answer. */
+  async pingEtcd(): Promise<number> {
+    const started = performance.now();
+    await this.d.kv.revision();
+    return (performance.now() - started) / 1000;
+  }
+
+  /** One ping to NATS (PING/PONG), timed: the round trip in seconds; throws while disconnected. */
+  async pingNats(): Promise<number> {
+    const started = performance.now();
+    await this.d.nc.rtt();
+    return (performance.now() - started) / 1000;
+  }
 
   async report(p: Principal): Promise<HealthReport> {
     authorize(p, 'executors:read');

@@ -33,7 +33,9 @@ import { JobPublisher } from './job-publisher.js';
 import { JobService } from './jobs.js';
 import { LockService } from './locks.js';
 import { LogService } from './logs.js';
+import { ControllerMetrics } from './metrics.js';
 import type { NatsAccess } from './nats-access.js';
+import { Readiness } from './readiness.js';
 import { Recorder } from './recorder.js';
 import { Retention } from './retention.js';
 import { SecretBox } from './secrets.js';
@@ -67,6 +69,10 @@ export interface Wired {
   audit: AuditLog;
   /** GRID's error for a backend failure that reached a door as a client library's error. */
   backendError: (err: unknown) => GridError | undefined;
+  /** This process's Prometheus metrics (the HTTP door's /metrics). */
+  metrics: ControllerMetrics;
+  /** Whether etcd and NATS answer (the HTTP door's /readyz, the gRPC health service). */
+  readiness: Readiness;
 }
 
 export async function wireUseCases(b: Backends, cleanup: (name: string, run: () => Promise<void> | void) => void): Promise<Wired> {
@@ -83,6 +89,7 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
   await executorStore.startCache();
   cleanup('executor cache', () => executorStore.closeCache());
   const bus = new NatsBus(nc);
+  const metrics = new ControllerMetrics({ executors: () => executorStore.all(), processMetrics: true });
   const executors = new ExecutorRegistry(executorStore, leases, bus, natsAccess, {
     registrationTokens: b.registrationTokens,
     pingDeadlineSeconds: cfg.executor_ping_deadline_seconds,
@@ -90,6 +97,7 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
     ...(tls ? { certificates: new ExecutorCertificates(tls.ca, tls.executorCertDays) } : {}),
     ...(natsTls.ca_file ? { natsCaPem: readFileSync(natsTls.ca_file, 'utf8') } : {}),
     limits: cfg.limits,
+    onHeartbeat: (result) => metrics.heartbeat(result),
   }, log.named('executors'));
   const embeddedEtcd = cfg.etcd.endpoints.length === 0;
   if (!cfg.secrets_key && !embeddedEtcd) {
@@ -100,7 +108,10 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
   await instances.start();
   cleanup('controller liveness lease', () => instances.stop());
   const instance = instances.id;
-  const executionStore = new EtcdExecutionStore(kv, { recordBytes: cfg.limits.record_bytes });
+  const executionStore = new EtcdExecutionStore(kv, {
+    recordBytes: cfg.limits.record_bytes,
+    onWritten: (prev, next) => metrics.recordWritten(prev, next),
+  });
   const streams = new StreamQuota(cfg.limits);
   const publisher = new JobPublisher({ queue: bus, jobs: jobStore });
   const files = new FileService({ nc, kv });
@@ -141,6 +152,13 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
   }
   const health = new BackendHealth({ kv, nc, store: executionStore, retention, etcdEndpoints: b.etcdEndpoints, natsServers: b.natsServers });
   cleanup('sweeper', () => sweeper.stop());
+  const readiness = new Readiness({
+    probes: { etcd: () => health.pingEtcd(), nats: () => health.pingNats() },
+    onProbe: (backend, seconds) => metrics.backendProbed(backend, seconds),
+    log: log.named('readiness'),
+  });
+  await readiness.start();
+  cleanup('readiness probes', () => readiness.stop());
 
   const expiry = new ExpiryWatcher(executorStore, log.named('expiry'), Date.now, cfg.executor_ping_deadline_seconds * 1000);
   expiry.onExpired((e) => sweeper.executorExpired(e));
@@ -157,5 +175,7 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
     auth,
     audit,
     backendError: (err) => kv.unavailable(err) ?? natsUnavailable(err, natsServers),
+    metrics,
+    readiness,
   };
 }

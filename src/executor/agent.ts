@@ -1,6 +1,6 @@
 // `executor start`: the long-running agent. Loads its identity, connects to NATS, heartbeats,
-// and on SIGINT/SIGTERM drains: stops taking work, lets running tasks finish within the grace
-// period, then reports itself STOPPED.
+// serves its metrics and readiness when given a metrics_address, and on SIGINT/SIGTERM drains:
+// stops taking work, lets running tasks finish within the grace period, then reports itself STOPPED.
 
 import { cpus, loadavg } from 'node:os';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -16,6 +16,8 @@ import type { Runner } from '../runners/runner.js';
 import { Heartbeat } from './heartbeat.js';
 import { grpcLink, type ControllerLink } from './link.js';
 import { CertificateRenewer, controllerTls } from './certificate.js';
+import { ExecutorMetrics } from './metrics.js';
+import { serveExecutorOps, type OpsServer } from './ops-server.js';
 import { resolveRunAs } from './run-as.js';
 import { loadIdentity, type ExecutorIdentity } from './state.js';
 import { Worker } from './worker.js';
@@ -40,6 +42,10 @@ export class Agent {
   identity?: ExecutorIdentity;
   worker?: AgentWorker;
   private jobs?: Worker;
+  private metrics?: ExecutorMetrics;
+  private ops?: OpsServer;
+  /** The NATS connection is up (not between a disconnect and its reconnect). */
+  private natsUp = false;
   /** Resolves when the agent has stopped for good (refused, or closed). */
   readonly done: Promise<number>;
   private resolveDone!: (code: number) => void;
@@ -49,6 +55,13 @@ export class Agent {
   }
 
   async start(): Promise<void> {
+    if (this.cfg.metrics_address) {
+      this.metrics = new ExecutorMetrics({
+        running: () => this.worker?.runningTasks() ?? 0,
+        links: () => this.links(),
+        processMetrics: true,
+      });
+    }
     const id = await loadIdentity(this.cfg.state_file);
     this.identity = id;
     this.log.info('starting', { id: id.executor_id, name: id.name, controller: this.cfg.controller });
@@ -76,6 +89,7 @@ export class Agent {
       // The controller's word on the NATS CA, unless this executor was given one.
       ...(!this.cfg.nats_tls.ca_file && id.nats_ca ? { caPem: id.nats_ca } : {}),
     });
+    this.natsUp = true;
     void this.watchNats(this.nc);
     const link = (this.link = grpcLink(this.client, id.executor_id, id.executor_secret));
     this.heartbeat = new Heartbeat({
@@ -92,6 +106,7 @@ export class Agent {
         for (const executionId of ids) this.jobs?.cancel(executionId, 'cancelled');
       },
       onStop: (orders) => this.jobs?.applyStops(orders),
+      onResult: (accepted) => this.metrics?.heartbeat(accepted),
       log: this.log.named('heartbeat'),
     });
     this.heartbeat.start();
@@ -110,19 +125,37 @@ export class Agent {
       workDir: this.cfg.work_dir,
       logMaxBytes: this.cfg.log_max_bytes_per_task,
       log,
+      ...(this.metrics ? { onTaskFinished: this.metrics.taskFinished.bind(this.metrics) } : {}),
     });
     this.worker = this.jobs;
     await this.jobs.start();
     this.state = 'running';
+    if (this.metrics) {
+      this.ops = await serveExecutorOps({
+        address: this.cfg.metrics_address,
+        metrics: this.metrics,
+        status: () => ({ running: this.state === 'running', links: this.links() }),
+        log: this.log.named('metrics'),
+      });
+    }
+  }
+
+  private links(): { controller: boolean; nats: boolean } {
+    return { controller: this.heartbeat?.reachable ?? false, nats: this.natsUp && !(this.nc?.isClosed() ?? true) };
   }
 
   private async watchNats(nc: NatsConnection): Promise<void> {
     let lastError = '';
     for await (const s of nc.status()) {
       if (this.closing) continue;
-      if (s.type === 'disconnect') this.log.warn('NATS connection lost; reconnecting');
-      else if (s.type === 'reconnect') this.log.info('NATS connection restored');
-      else if (s.type === 'error') {
+      if (s.type === 'disconnect') {
+        this.natsUp = false;
+        this.log.warn('NATS connection lost; reconnecting');
+      } else if (s.type === 'reconnect') {
+        this.natsUp = true;
+        this.log.info('NATS connection restored');
+      }
+      if (s.type === 'error') {
         // The server's words are all there is to tell a revoked user by (no error class for it).
         if (/authentication revoked/i.test(s.error.message)) {
           this.log.error('NATS revoked this executor\'s user: it was removed from the registry or replaced; register it again (executor register)');
@@ -148,6 +181,7 @@ export class Agent {
         await this.worker.drain(Date.now() + graceMs);
       }
       this.heartbeat?.stop();
+      await this.ops?.close();
       if (report && this.link) {
         await this.link
           .deregister(5_000)

@@ -16,6 +16,8 @@ export interface HeartbeatDeps {
   onCancelled?: (executionIds: string[]) => void;
   /** Tasks it runs that are to stop (a cancel it missed, a claim another attempt took over). */
   onStop?: (orders: TaskStopOrder[]) => void;
+  /** Told of each heartbeat sent: accepted, or not (refused or unreachable). */
+  onResult?: (accepted: boolean) => void;
   log: Logger;
 }
 
@@ -30,6 +32,11 @@ export class Heartbeat {
 
   start(): void {
     void this.beat();
+  }
+
+  /** Whether the last heartbeat was accepted. */
+  get reachable(): boolean {
+    return this.state !== 'UNKNOWN' && !this.failing && !this.stopped;
   }
 
   /** Sends one heartbeat now (e.g. to announce draining). */
@@ -47,7 +54,9 @@ export class Heartbeat {
       if (res.stop.length) this.d.onStop?.(res.stop);
       this.failing = false;
       this.backoffMs = 250;
+      this.d.onResult?.(true);
     } catch (err) {
+      this.d.onResult?.(false);
       if (err instanceof UnauthenticatedError) {
         this.d.log.error('the controller refused this executor', { reason: err.message });
         this.stop();

@@ -37,6 +37,8 @@ export class TaskRun {
   started: Promise<void> | undefined;
   /** The attempt claimed (0 until the controller answers). */
   attempt = 0;
+  /** performance.now() at its first claim, for the task's duration. */
+  claimedAt: number | undefined;
   /** The task's message, and any redelivery of it that came while it ran: all kept alive, all acked. */
   private readonly msgs: JsMsg[];
   private readonly keepAlive: NodeJS.Timeout;
@@ -109,6 +111,8 @@ export interface TaskContext {
   draining: () => boolean;
   /** BeginTask failed as unreachable: logged once by the worker, not once per task. */
   controllerDown: (down: boolean, log: Logger, fields: Record<string, unknown>) => void;
+  /** Told of each task's result once it is published: its outcome, and seconds since its first claim. */
+  onFinished?: (outcome: TaskResult['outcome'], seconds: number) => void;
 }
 
 /**
@@ -153,6 +157,7 @@ export async function runTask(ctx: TaskContext, run: TaskRun, log: Logger): Prom
       return false;
     }
     run.attempt = claim.attempt;
+    run.claimedAt ??= performance.now();
     const alog = log.with({ attempt: claim.attempt });
     const result = claim.task
       ? await runAttempt(ctx, run, claim.task, claim.secrets, claim.lockToken, alog)
@@ -252,6 +257,7 @@ async function finish(ctx: TaskContext, run: TaskRun, result: TaskResult, log: L
   await publishEvent(ctx, run, 'finished', { outcome: result.outcome, exit_code: result.exitCode, reason: result.reason }, ctx.hardStop);
   const level = result.outcome === 'succeeded' ? 'info' : 'warn';
   log[level]('task finished', { outcome: result.outcome, exit_code: result.exitCode, reason: result.reason });
+  ctx.onFinished?.(result.outcome, run.claimedAt === undefined ? 0 : (performance.now() - run.claimedAt) / 1000);
   run.ack();
   return true;
 }

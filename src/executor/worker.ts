@@ -57,6 +57,8 @@ export interface WorkerOptions {
   unavailableDelayMs?: number;
   /** Deadline of each BeginTasks call. Default 10000. */
   beginTaskTimeoutMs?: number;
+  /** Told of each task's result (the executor's metrics). */
+  onTaskFinished?: TaskContext['onFinished'];
 }
 
 /** How many finished tasks a process remembers (see Worker.finished). */
@@ -116,6 +118,7 @@ export class Worker implements AgentWorker {
       hardStop: this.hardStop.signal,
       draining: () => this.draining,
       controllerDown: (down, log, fields) => this.sayControllerDown(down, log, fields),
+      ...(o.onTaskFinished ? { onFinished: o.onTaskFinished } : {}),
     };
     this.puller = new Puller({
       js: this.js,

@@ -62,11 +62,18 @@ export interface ExecutionStoreOptions {
   /** limits.record_bytes: the largest write of one execution (record and index entry). */
   recordBytes?: number;
   now?: () => number;
+  /**
+   * Told of each record this store wrote, once etcd has taken it, with the version it replaced
+   * (undefined for a new record): how the controller's metrics see executions and tasks change.
+   */
+  onWritten?: (prev: Execution | undefined, next: Execution) => void;
 }
 
 /** One execution's part of a transaction: its compares, its writes, and their size. */
 interface Write {
   x: Execution;
+  /** The version it replaces; undefined for a new record. */
+  prev: Execution | undefined;
   compares: ICompare[];
   ops: IRequestOp[];
   /** Bytes of its keys and values, what counts against record_bytes. */
@@ -84,6 +91,7 @@ interface Committed<W extends Write> {
 export class EtcdExecutionStore implements ExecutionStore {
   private readonly recordBytes: number;
   private readonly now: () => number;
+  private readonly onWritten: ExecutionStoreOptions['onWritten'];
   /** Idempotency entries share one lease per hour, which outlives each of them by 24 to 25 h. */
   private readonly keyLeases: BucketLeases;
 
@@ -93,6 +101,7 @@ export class EtcdExecutionStore implements ExecutionStore {
   ) {
     this.recordBytes = o.recordBytes ?? LIMIT_DEFAULTS.record_bytes;
     this.now = o.now ?? Date.now;
+    this.onWritten = o.onWritten;
     const leases = new Leases(kv);
     this.keyLeases = new BucketLeases((ttl) => leases.grant(ttl), { lifeMs: IDEMPOTENCY_WINDOW_MS, bucketMs: 3600_000, now: this.now });
   }
@@ -193,6 +202,7 @@ export class EtcdExecutionStore implements ExecutionStore {
       }
       if (res.succeeded) {
         this.remember(n.x, Number(res.header.revision));
+        this.onWritten?.(undefined, n.x);
         return { created: true };
       }
       const entry = res.responses[0]?.response_range?.kvs[0];
@@ -240,7 +250,7 @@ export class EtcdExecutionStore implements ExecutionStore {
     }
     const size = (b: Buffer | undefined) => b?.length ?? 0;
     const bytes = ops.reduce((n, op) => n + size(op.request_put?.key) + size(op.request_put?.value) + size(op.request_delete_range?.key), 0);
-    return { x, compares, ops, bytes };
+    return { x, prev, compares, ops, bytes };
   }
 
   /**
@@ -284,7 +294,10 @@ export class EtcdExecutionStore implements ExecutionStore {
       return;
     }
     const revision = Number(res.header.revision);
-    for (const w of chunk) this.remember(w.x, revision);
+    for (const w of chunk) {
+      this.remember(w.x, revision);
+      this.onWritten?.(w.prev, w.x);
+    }
     out.done.push(...chunk);
   }
 

@@ -89,8 +89,13 @@ export class MemoryExecutionStore implements ExecutionStore {
   /** Called with the id of each execution written. */
   private readonly written = new Set<(id: string) => void>();
 
+  /** `onWritten`: as EtcdExecutionStore's, told of each record written with the version it replaced. */
+  constructor(private readonly o: { onWritten?: (prev: Execution | undefined, next: Execution) => void } = {}) {}
+
   private write(x: Execution): void {
+    const prev = this.records.get(x.id)?.value;
     this.records.set(x.id, { value: copy(x), revision: ++this.revision });
+    this.o.onWritten?.(prev && copy(prev), copy(x));
     for (const fn of this.written) fn(x.id);
   }
 

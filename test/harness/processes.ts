@@ -224,6 +224,8 @@ export const TOKENS = {
   viewer: 'e2e-viewer-token-2222222222',
 } as const;
 export const REGISTRATION_TOKEN = 'e2e-registration-token-3333333';
+/** TOKENS as the controller config's `tokens` (named after their roles); add to it for more. */
+export const TOKEN_SPECS = Object.entries(TOKENS).map(([role, token]) => ({ name: role, token, role }));
 
 export interface ControllerOptions {
   natsUrl: string;
@@ -273,7 +275,7 @@ export function writeControllerConfig(o: {
     data_dir: join(dir, 'data'),
     etcd: { endpoints: o.etcdEndpoints ?? [o.etcdEndpoint], prefix: o.prefix, ...etcd },
     nats: { servers: o.natsUrls ?? [o.natsUrl], auth_dir: natsAuthDirOf(o.natsUrl) ?? '', ...nats },
-    tokens: Object.entries(TOKENS).map(([role, token]) => ({ name: role, token, role })),
+    tokens: TOKEN_SPECS,
     registration_tokens: [REGISTRATION_TOKEN],
     tls: controllerTlsConfig(),
     ...extra,

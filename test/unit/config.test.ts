@@ -148,7 +148,7 @@ describe('controller config', () => {
     const short = configError(() => loadControllerConfig({ file: writeJson('a.json', { tokens: [{ name: 'a', token: 'short', role: 'admin' }] }), env: {} }));
     expect(short.message).toBe('config tokens[0].token: must be at least 16 characters long (got 5)');
     const missing = configError(() => loadControllerConfig({ file: writeJson('b.json', { tokens: [{ name: 'a', token: TOKEN }] }), env: {} }));
-    expect(missing.message).toBe('config tokens[0].role: missing; this key is required (one of "admin", "operator", "viewer")');
+    expect(missing.message).toBe('config tokens[0].role: missing; this key is required (one of "admin", "operator", "viewer", "metrics")');
     const twice = { name: 'a', token: TOKEN, role: 'viewer' };
     const dupName = configError(() => loadControllerConfig({ file: writeJson('c.json', { tokens: [twice, { ...twice, token: `${TOKEN}x` }] }), env: {} }));
     expect(dupName.key).toBe('tokens[1].name');
@@ -289,9 +289,16 @@ describe('executor config', () => {
       shutdown_grace_seconds: 30,
       log_level: 'info',
       log_max_bytes_per_task: 10 * 1024 * 1024,
+      metrics_address: '',
       kubernetes: { kube_config: '', default_namespace: 'default', job_retries: 0, ttl_seconds_after_finished: 3600, resources: { requests: {}, limits: {} } },
     });
     expect(cfg.name).toMatch(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/);
+  });
+
+  it('takes metrics_address from GRID_METRICS_ADDRESS, and refuses one that is not host:port', () => {
+    expect(loadExecutorConfig({ env: { GRID_METRICS_ADDRESS: '127.0.0.1:9102' }, cwd: dir }).metrics_address).toBe('127.0.0.1:9102');
+    const bad = configError(() => loadExecutorConfig({ env: { GRID_METRICS_ADDRESS: '9102' }, cwd: dir }));
+    expect(bad.message).toBe('config GRID_METRICS_ADDRESS: "9102" must be host:port, e.g. "127.0.0.1:7070"');
   });
 
   it('puts the state file next to the config file and resolves relative paths from it', () => {
@@ -399,7 +406,7 @@ describe('example files', () => {
   const root = resolve(import.meta.dirname, '../../config');
   it('load without errors', () => {
     const c = loadControllerConfig({ file: join(root, 'controller.example.json'), env: {} });
-    expect(c.tokens).toHaveLength(3);
+    expect(c.tokens).toHaveLength(4);
     expect(isEmbedded(c)).toBe(false);
     const e = loadExecutorConfig({ file: join(root, 'executor.example.json'), env: {} });
     expect(e.runners).toEqual(['host', 'kubernetes']);

@@ -13,6 +13,7 @@ import { JobPublisher } from '../../src/controller/job-publisher.js';
 import { JobService } from '../../src/controller/jobs.js';
 import { Dispatcher } from '../../src/controller/dispatcher.js';
 import { LogService } from '../../src/controller/logs.js';
+import { ControllerMetrics } from '../../src/controller/metrics.js';
 import { Recorder } from '../../src/controller/recorder.js';
 import { Retention } from '../../src/controller/retention.js';
 import { SecretBox } from '../../src/controller/secrets.js';
@@ -30,6 +31,7 @@ import {
 } from '../../src/errors.js';
 import { MemoryExecutionStore, MemoryExecutorStore, MemoryJobStore, MemoryLeases } from '../../src/store/memory.js';
 import { createLogger } from '../../src/util/log.js';
+import { parsePromText } from '../harness/prom-text.js';
 
 const admin: Principal = { name: 'admin', role: 'admin', groups: [] };
 const operator: Principal = { name: 'ops', role: 'operator', groups: [] };
@@ -39,15 +41,15 @@ const webOperator: Principal = { name: 'web-ops', role: 'operator', groups: ['we
 
 const REGISTRATION_TOKEN = 'reg-token';
 
-/** The use-cases wired over fresh in-memory stores and bus, with a clock the test moves. */
-function rig() {
+/** The use-cases wired over fresh in-memory stores and bus, with a clock the test moves; `metrics` hears the stores' writes and heartbeats. */
+function rig(o: { metrics?: ControllerMetrics } = {}) {
   let clock = Date.UTC(2026, 0, 1);
   const now = () => clock;
   const log = createLogger({ level: 'error', name: 'test', write: () => {} });
   const jobStore = new MemoryJobStore(now);
   const leases = new MemoryLeases();
   const executorStore = new MemoryExecutorStore(leases);
-  const executionStore = new MemoryExecutionStore();
+  const executionStore = new MemoryExecutionStore({ onWritten: (prev, next) => o.metrics?.recordWritten(prev, next) });
   const bus = new MemoryBus();
   const natsUsers = { executorUser: async () => undefined, revoke: async () => {} };
   const registry = new ExecutorRegistry(executorStore, leases, bus, natsUsers, {
@@ -55,6 +57,7 @@ function rig() {
     pingDeadlineSeconds: 30,
     natsAdvertise: ['nats://nats.test:4222'],
     now,
+    onHeartbeat: (result) => o.metrics?.heartbeat(result),
   }, log);
   const jobs = new JobService(jobStore);
   const publisher = new JobPublisher({ queue: bus, jobs: jobStore });
@@ -414,5 +417,55 @@ describe('the loops beside the use-cases, over the in-memory bus', () => {
     expect([x.state, x.tasks.map((t) => t.executor_name)]).toEqual(['DISPATCHED', ['web-1']]);
     expect(bus.jobs).toEqual([{ to: { executorId: web1.id }, job: { execution_id: 'QUEUED-BY-AN-OLDER-VERSION', task_key: web1.id } }]);
     await dispatcher.stop();
+  });
+});
+
+describe('metrics over the use-cases', () => {
+  it('counts an execution from Execute to its end: created, first claims and their latency, tasks and their durations, the end, heartbeats', async () => {
+    const metrics = new ControllerMetrics({ executors: async () => [{ state: 'ACTIVE' }, { state: 'ACTIVE' }, { state: 'EXPIRED' }] });
+    const { job, executor, execute, executions, executionStore, publisher, bus, executorStore, log, registry, tick } = rig({ metrics });
+    await job('deploy');
+    const web1 = await executor('web-1', ['web']);
+    const web2 = await executor('web-2', ['web']);
+    await expect(registry.heartbeat({ executorId: web1.id, executorSecret: 'wrong', version: '1.0', runningTasks: 0, load: 0, draining: false })).rejects.toBeInstanceOf(UnauthenticatedError);
+    const { execution } = await execute(operator, 'deploy', { target: 'group:web' });
+    const id = execution!.id;
+    tick(250);
+    for (const e of [web1, web2]) expect((await executions.beginTask({ executorId: e.id, secret: e.secret, session: 's', executionId: id, taskKey: e.id })).proceed).toBe(true);
+    const recorder = new Recorder({ bus, store: executionStore, publisher, log, executors: executorStore });
+    await recorder.start();
+    const startedAt = (await executions.get(viewer, id)).tasks[0]!.started_at_ms;
+    const finished = (e: { id: string }, outcome: 'succeeded' | 'failed', after: number): TaskEvent => ({
+      execution_id: id, task_key: e.id, executor_id: e.id, executor_name: 'x', attempt: 1, kind: 'finished', at_ms: startedAt + after, outcome, exit_code: outcome === 'succeeded' ? 0 : 1,
+    });
+    bus.publishEvent(finished(web1, 'succeeded', 2_000));
+    bus.publishEvent(finished(web2, 'failed', 40_000));
+    await bus.idle();
+    await recorder.stop();
+    expect((await executions.get(viewer, id)).state).toBe('FAILED');
+
+    const m = parsePromText(await metrics.text());
+    expect(m.value('grid_executions_created_total', { job: 'deploy' })).toBe(1);
+    expect(m.value('grid_executions_total', { job: 'deploy', state: 'FAILED' })).toBe(1);
+    expect(m.value('grid_executions_total', { job: 'deploy', state: 'SUCCEEDED' })).toBeUndefined();
+    expect(m.value('grid_tasks_total', { job: 'deploy', state: 'SUCCEEDED' })).toBe(1);
+    expect(m.value('grid_tasks_total', { job: 'deploy', state: 'FAILED' })).toBe(1);
+    // Released at Execute, claimed 250 ms later (the test's clock): both in the 0.25 s bucket.
+    expect(m.value('grid_task_start_latency_seconds_count', { job: 'deploy' })).toBe(2);
+    expect(m.value('grid_task_start_latency_seconds_sum', { job: 'deploy' })).toBeCloseTo(0.5);
+    expect(m.value('grid_task_start_latency_seconds_bucket', { job: 'deploy', le: '0.1' })).toBe(0);
+    expect(m.value('grid_task_start_latency_seconds_bucket', { job: 'deploy', le: '0.25' })).toBe(2);
+    expect(m.value('grid_task_duration_seconds_sum', { job: 'deploy', state: 'SUCCEEDED' })).toBe(2);
+    expect(m.value('grid_task_duration_seconds_sum', { job: 'deploy', state: 'FAILED' })).toBe(40);
+    expect(m.value('grid_task_duration_seconds_bucket', { job: 'deploy', state: 'FAILED', le: '30' })).toBe(0);
+    expect(m.value('grid_task_duration_seconds_bucket', { job: 'deploy', state: 'FAILED', le: '60' })).toBe(1);
+    expect(m.value('grid_heartbeats_total', { result: 'accepted' })).toBe(2);
+    expect(m.value('grid_heartbeats_total', { result: 'refused' })).toBe(1);
+    expect(m.value('grid_executors', { state: 'ACTIVE' })).toBe(2);
+    expect(m.value('grid_executors', { state: 'EXPIRED' })).toBe(1);
+    expect(m.value('grid_executors', { state: 'STOPPED' })).toBe(0);
+    // No label carries an execution's or an executor's id.
+    const labels = [...m.families.values()].flatMap((f) => f.samples.flatMap((s) => Object.values(s.labels)));
+    expect(labels.filter((v) => [id, web1.id, web2.id].includes(v))).toEqual([]);
   });
 });

@@ -1,4 +1,5 @@
-// The standard grpc.health.v1 service. The controller flips it to NOT_SERVING while it shuts down.
+// The standard grpc.health.v1 service, readable without a token (as load balancers and kubelet
+// probes ask). NOT_SERVING while etcd or NATS does not answer, and while the controller shuts down.
 
 import type { ServerUnaryCall, sendUnaryData, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import {

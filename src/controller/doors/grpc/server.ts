@@ -1,16 +1,20 @@
 // The gRPC front door: one grpc-js server carrying ControllerService (people), ExecutorService
-// (executors) and grpc.health.v1, each a thin adapter over the use-cases it is handed.
+// (executors), grpc.health.v1 and server reflection (reflection.ts), each a thin adapter over
+// the use-cases it is handed. Health answers NOT_SERVING while etcd or NATS does not answer
+// (readiness.ts), and once closing.
 
 import { Server } from '@grpc/grpc-js';
 import { ControllerServiceService } from '../../../gen/grid/v1/controller.js';
 import { ExecutorServiceService } from '../../../gen/grid/v1/executor.js';
 import { HealthService } from '../../../gen/grpc/health/v1/health.js';
 import { serverCredentials, type ServerTls } from '../../../tls/grpc.js';
+import type { Readiness } from '../../readiness.js';
 import type { ControllerUseCases, ExecutorUseCases } from '../../use-cases.js';
 import { controllerService } from './controller-service.js';
 import { executorService } from './executor-service.js';
 import type { HandlerContext } from './handlers.js';
 import { Health } from './health-service.js';
+import { addReflection } from './reflection.js';
 
 export interface GrpcDoor {
   /** host:port it listens on (the port chosen when the config asked for port 0). */
@@ -27,12 +31,17 @@ export async function serveGrpc(o: {
   ctx: HandlerContext;
   controller: ControllerUseCases;
   executor: ExecutorUseCases;
+  /** Whether etcd and NATS answer; absent = always SERVING until closed. */
+  readiness?: Pick<Readiness, 'ready' | 'onChange'>;
 }): Promise<GrpcDoor> {
   const health = new Health(['grid.v1.ControllerService', 'grid.v1.ExecutorService']);
+  health.setServing(o.readiness?.ready() ?? true);
+  const unwatch = o.readiness?.onChange((ready) => health.setServing(ready));
   const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   server.addService(ControllerServiceService, controllerService(o.ctx, o.controller));
   server.addService(ExecutorServiceService, executorService(o.ctx, o.executor));
   server.addService(HealthService, health.service());
+  addReflection(server, o.ctx);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(o.address, serverCredentials(o.tls), (err, p) => (err ? reject(err) : resolve(p))),
   );
@@ -40,6 +49,7 @@ export async function serveGrpc(o: {
     address: o.address.replace(/:\d+$/, `:${port}`),
     close: () =>
       new Promise<void>((resolve) => {
+        unwatch?.();
         health.setServing(false);
         health.close();
         const force = setTimeout(() => server.forceShutdown(), 5_000);

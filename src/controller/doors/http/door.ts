@@ -4,6 +4,7 @@
 import type { AddressInfo } from 'node:net';
 import { ConfigError } from '../../../errors.js';
 import type { HttpContext } from './context.js';
+import type { OpsSources } from './ops.js';
 import { buildHttpApi, type HttpUseCases } from './server.js';
 
 export type { HttpUseCases } from './server.js';
@@ -20,11 +21,11 @@ const CLOSE_GRACE_MS = 5_000;
 export async function startHttpDoor(
   uc: HttpUseCases,
   ctx: HttpContext,
-  opts: { address: string; tls?: { certPem: string; keyPem: string } },
+  opts: { address: string; tls?: { certPem: string; keyPem: string }; ops?: OpsSources },
 ): Promise<HttpDoor> {
   const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(opts.address);
   if (!m) throw new ConfigError('http_address', `${JSON.stringify(opts.address)} must be host:port, e.g. "127.0.0.1:7080"`);
-  const { app } = await buildHttpApi(uc, ctx, opts.tls ? { tls: opts.tls } : {});
+  const { app } = await buildHttpApi(uc, ctx, { ...(opts.tls ? { tls: opts.tls } : {}), ...(opts.ops ? { ops: opts.ops } : {}) });
   try {
     await app.listen({ host: m[1]!, port: Number(m[2]) });
   } catch (err) {

@@ -1,6 +1,6 @@
 // The HTTP/JSON door as a Fastify instance: JSON-schema validation of every request, errors in
-// one shape, the routes over the same use-cases the gRPC door calls, and /v1/openapi.json built
-// from the routes' schemas. door.ts makes it listen.
+// one shape, the routes over the same use-cases the gRPC door calls, /livez, /readyz and
+// /metrics (ops.ts), and /v1/openapi.json built from the routes' schemas. door.ts makes it listen.
 
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
@@ -15,6 +15,7 @@ import { executionRoutes } from './executions.js';
 import { executorRoutes } from './executors.js';
 import { jobRoutes } from './jobs.js';
 import { logRoutes } from './logs.js';
+import { opsRoutes, type OpsSources } from './ops.js';
 import { OpenStreams } from './stream.js';
 
 /** The use-cases behind the door: the ones the gRPC services call, and the events feed. */
@@ -23,6 +24,8 @@ export type HttpUseCases = Pick<ControllerUseCases, 'jobs' | 'executions' | 'exe
 export interface HttpApiOptions {
   /** PEM certificate and key: serve HTTPS; absent = plain HTTP. */
   tls?: { certPem: string; keyPem: string };
+  /** What /readyz and /metrics answer from (/livez is always there). */
+  ops?: OpsSources;
 }
 
 /** As gRPC's grpc.max_receive_message_length: a definition or execute request up to the limits. */
@@ -92,6 +95,7 @@ export async function buildHttpApi(uc: HttpUseCases, ctx: HttpContext, opts: Htt
   logRoutes(app, ctx, uc.logs, streams);
   executorRoutes(app, ctx, uc.executors);
   eventRoutes(app, ctx, uc.events, streams);
+  opsRoutes(app, ctx, opts.ops ?? {});
   app.get('/v1/openapi.json', {
     schema: { summary: 'this document', tags: ['meta'], security: [], response: { 200: { type: 'object', additionalProperties: true } } },
   }, async () => app.swagger());
