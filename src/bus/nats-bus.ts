@@ -26,7 +26,11 @@ export class NatsBus implements Bus {
   }
 
   sendAnswer(replyTo: string, answer: SubmitAnswer): void {
-    this.nc.publish(replyTo, encode(answer));
+    try {
+      this.nc.publish(replyTo, encode(answer));
+    } catch {
+      // Best effort, as the interface says: a connection closing now loses only this answer.
+    }
   }
 
   consumeTaskEvents(handle: BatchHandler, o: BatchOptions): Promise<Consuming> {
