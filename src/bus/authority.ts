@@ -149,8 +149,11 @@ export class NatsAuthority {
     ].join('\n');
   }
 
-  /** A user of the GRID account for a public key someone else holds the seed of. */
-  async mintUser(name: string, userPublicKey: string, permissions?: UserPermissions): Promise<MintedUser> {
+  /**
+   * A user of the GRID account for a public key someone else holds the seed of; with
+   * `expiresAtSec` (epoch seconds) the server refuses the JWT from then on.
+   */
+  async mintUser(name: string, userPublicKey: string, permissions?: UserPermissions, expiresAtSec?: number): Promise<MintedUser> {
     let pub: KeyPair;
     try {
       pub = fromPublic(userPublicKey);
@@ -160,7 +163,7 @@ export class NatsAuthority {
     if (!userPublicKey.startsWith('U')) {
       throw new ConfigError('nats_user_key', `${JSON.stringify(userPublicKey)} is not a NATS user public key (it starts with "U")`);
     }
-    const jwt = await encodeUser(name, pub, this.signing, { issuer_account: this.account.getPublicKey(), ...(permissions ?? {}) });
+    const jwt = await encodeUser(name, pub, this.signing, { issuer_account: this.account.getPublicKey(), ...(permissions ?? {}) }, expiresAtSec ? { exp: expiresAtSec } : {});
     return { jwt, publicKey: userPublicKey };
   }
 

@@ -1,9 +1,8 @@
 // Consumes a shared durable in micro-batches: messages that arrive while a batch is being
 // handled form the next batch. No waiting when idle, far fewer round trips under load. The
-// dispatcher and the recorder both work this way (group commit).
+// dispatcher, the recorder and the NATS intake all work this way (group commit).
 
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import type { BatchHandler } from './bus.js';
 
 export class BatchConsumer {
   private messages?: ConsumerMessages;
@@ -17,7 +16,7 @@ export class BatchConsumer {
       stream: string;
       durable: string;
       /** Handles one batch; it acks or naks every message itself. */
-      handle: BatchHandler;
+      handle: (batch: JsMsg[]) => Promise<void>;
       batchSize: number;
       /** How many messages the client keeps pulled ahead. */
       prefetch: number;

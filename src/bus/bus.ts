@@ -4,7 +4,7 @@
 // in-memory one (memory.ts) serves unit tests. Use-cases depend only on these interfaces.
 
 import type { ExecutorConsumers } from './consumers.js';
-import type { CancelMessage, JobMessage } from './messages.js';
+import type { CancelMessage, JobMessage, SubmitAnswer } from './messages.js';
 
 /** Where a job message goes: one executor's own queue, or a pool's (a group's, for one runner). */
 export type JobAddress = { executorId: string } | { pool: string; runner: string };
@@ -65,6 +65,16 @@ export interface Delivery {
   term(): void;
 }
 
+/** A request a NATS client published for the intake (GRID_REQUESTS), with its headers. */
+export interface Submission extends Delivery {
+  /** A header of the request; undefined when it has none of that name. */
+  header(name: string): string | undefined;
+  /** How many times it has been delivered, this time included (1 = the first). */
+  readonly deliveries: number;
+}
+
+export type SubmissionHandler = (batch: Submission[]) => Promise<void>;
+
 /** Messages that arrive while a batch is handled form the next one (group commit). */
 export interface BatchOptions {
   batchSize: number;
@@ -82,6 +92,14 @@ export interface Consuming {
 export interface Bus extends JobQueue, LogSource {
   /** Takes requests for the dispatcher, in batches, until stopped. */
   consumeDispatchRequests(handle: BatchHandler, o: BatchOptions): Promise<Consuming>;
+  /** Takes NATS clients' execution requests for the intake, in batches, until stopped. */
+  consumeSubmissions(handle: SubmissionHandler, o: BatchOptions): Promise<Consuming>;
+  /**
+   * Answers a NATS client's request on the reply subject it named. Best effort and not queued:
+   * a requester that has gone away misses it (the answer is in the audit log, and the same
+   * request sent again with its idempotency key is answered with the same execution).
+   */
+  sendAnswer(replyTo: string, answer: SubmitAnswer): void;
   /** Takes executors' task events, in batches, until stopped. */
   consumeTaskEvents(handle: BatchHandler, o: BatchOptions): Promise<Consuming>;
   /** Asks a dispatcher (any replica's) to dispatch a record an older version left QUEUED. */

@@ -1,7 +1,7 @@
 // The durable consumers an executor pulls its work from, created by the controller at
 // registration so that executors need no stream-admin rights.
 
-import { AckPolicy, DeliverPolicy, jetstreamManager, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type ConsumerInfo } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { nanos } from '@nats-io/nats-core';
 import { consumers, STREAMS, subjects } from './subjects.js';
@@ -79,12 +79,16 @@ async function upsert(
  */
 export const CONTROLLER_ACK_WAIT_MS = 10_000;
 
-/** The controller's shared durables: `dispatcher` on requests, `recorder` on events. */
+/**
+ * The controller's shared durables: `dispatcher` and `intake` on GRID_REQUESTS, each on its own
+ * subjects (a work-queue stream takes no two consumers that overlap), `recorder` on events.
+ */
 export async function ensureControllerConsumers(nc: NatsConnection): Promise<void> {
   const jsm = await jetstreamManager(nc);
-  for (const [stream, name] of [
-    [STREAMS.requests, consumers.dispatcher],
-    [STREAMS.events, consumers.recorder],
+  for (const [stream, name, filter] of [
+    [STREAMS.requests, consumers.dispatcher, subjects.requests],
+    [STREAMS.requests, consumers.intake, subjects.submissions],
+    [STREAMS.events, consumers.recorder, undefined],
   ] as const) {
     const cfg = {
       durable_name: name,
@@ -93,13 +97,22 @@ export async function ensureControllerConsumers(nc: NatsConnection): Promise<voi
       ack_wait: nanos(CONTROLLER_ACK_WAIT_MS),
       max_ack_pending: 20_000,
       max_deliver: -1,
+      ...(filter ? { filter_subject: filter } : {}),
     };
+    let current: ConsumerInfo | undefined;
     try {
-      await jsm.consumers.info(stream, name);
-      await jsm.consumers.update(stream, name, { ack_wait: cfg.ack_wait, max_ack_pending: cfg.max_ack_pending });
+      current = await jsm.consumers.info(stream, name);
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
-      await jsm.consumers.add(stream, cfg);
     }
+    if (current && (current.config.filter_subject ?? '') !== (filter ?? '')) {
+      // A dispatcher made before the intake existed has no filter. nats-server 2.9 takes a new
+      // filter in an update but then delivers nothing, so it is made again: the requests it had
+      // not acked stay in the work-queue stream and are delivered to the new one.
+      await jsm.consumers.delete(stream, name);
+      current = undefined;
+    }
+    if (current) await jsm.consumers.update(stream, name, { ack_wait: cfg.ack_wait, max_ack_pending: cfg.max_ack_pending });
+    else await jsm.consumers.add(stream, cfg);
   }
 }

@@ -1,36 +1,40 @@
 // The Bus in memory, for unit tests of the use-cases: what was sent is kept in lists a test
-// reads (job messages, stops, dispatch requests), executors' queues in a map, and logs and task
-// events a test adds as executors would publish them. Job messages are deduplicated per task, as
-// the stream does within its dedup window.
+// reads (job messages, stops, dispatch requests, the intake's answers), executors' queues in a
+// map, and logs, task events and intake requests a test adds as executors and NATS clients would
+// publish them. Job messages are deduplicated per task, as the stream does within its dedup window.
 
 import type { TaskEvent } from '../domain/execution.js';
-import type { BatchHandler, Bus, Consuming, Delivery, JobAddress, LogMessage, LogReading, OpenLog } from './bus.js';
+import type { BatchHandler, Bus, Consuming, JobAddress, LogMessage, LogReading, OpenLog, Submission, SubmissionHandler } from './bus.js';
 import type { ExecutorConsumers } from './consumers.js';
-import { encode, jobMsgId, type CancelMessage, type JobMessage, type RequestMessage } from './messages.js';
+import { encode, jobMsgId, type CancelMessage, type JobMessage, type RequestMessage, type SubmitAnswer } from './messages.js';
 import { consumers, subjects } from './subjects.js';
 
-/** A delivery of the in-memory bus: how its handler settled it is kept. */
-export interface MemoryDelivery extends Delivery {
+/** A delivery of the in-memory bus: how its handler settled it is kept (and a nak's delay). */
+export interface MemoryDelivery extends Submission {
   settled?: 'ack' | 'nak' | 'term';
+  nakDelayMs?: number;
 }
 
 /** A queue the controller replicas share: every message goes to the one handler, in batches. */
 class SharedQueue {
-  private handler?: BatchHandler;
+  private handler?: SubmissionHandler;
   private readonly waiting: MemoryDelivery[] = [];
   private running?: Promise<void>;
   /** Every delivery offered, in order. */
   readonly offered: MemoryDelivery[] = [];
 
-  offer(subject: string, data: Uint8Array): void {
+  offer(subject: string, data: Uint8Array, headers: Record<string, string> = {}, deliveries = 1): void {
     const d: MemoryDelivery = {
       subject,
       data,
+      deliveries,
+      header: (name) => headers[name],
       ack: () => void (d.settled = 'ack'),
       term: () => void (d.settled = 'term'),
       nak: (delayMs = 0) => {
         d.settled = 'nak';
-        setTimeout(() => this.offer(subject, data), delayMs).unref();
+        d.nakDelayMs = delayMs;
+        setTimeout(() => this.offer(subject, data, headers, deliveries + 1), delayMs).unref();
       },
     };
     this.offered.push(d);
@@ -38,7 +42,7 @@ class SharedQueue {
     this.kick();
   }
 
-  consume(handler: BatchHandler): Consuming {
+  consume(handler: SubmissionHandler): Consuming {
     this.handler = handler;
     this.kick();
     return {
@@ -75,11 +79,14 @@ export class MemoryBus implements Bus {
   readonly jobs: Array<{ to: JobAddress; job: JobMessage }> = [];
   readonly stops: Array<{ executorId: string; stop: CancelMessage }> = [];
   readonly dispatchRequests: string[] = [];
+  /** What the intake answered, in order. */
+  readonly answers: Array<{ replyTo: string; answer: SubmitAnswer }> = [];
   /** Executors' queues, by executor id. */
   readonly queues = new Map<string, ExecutorConsumers>();
   private readonly jobIds = new Set<string>();
   private readonly requests = new SharedQueue();
   private readonly events = new SharedQueue();
+  private readonly submissions = new SharedQueue();
   private readonly logs: StoredLog[] = [];
   private readonly appended = new Set<() => void>();
 
@@ -109,9 +116,28 @@ export class MemoryBus implements Bus {
     return this.events.offered[this.events.offered.length - 1]!;
   }
 
-  /** Once every dispatch request and task event offered so far is handled. */
+  async consumeSubmissions(handle: SubmissionHandler): Promise<Consuming> {
+    return this.submissions.consume(handle);
+  }
+
+  /** A request for the intake, as a NATS client publishes one; its delivery (the first), to see how it was settled. */
+  submit(body: Uint8Array | string, headers: Record<string, string>, subject = subjects.submitExecute): MemoryDelivery {
+    this.submissions.offer(subject, typeof body === 'string' ? new TextEncoder().encode(body) : body, headers);
+    return this.submissions.offered[this.submissions.offered.length - 1]!;
+  }
+
+  /** Every delivery of intake requests so far (a nak'ed one is offered again as a new delivery). */
+  get submissionDeliveries(): readonly MemoryDelivery[] {
+    return this.submissions.offered;
+  }
+
+  sendAnswer(replyTo: string, answer: SubmitAnswer): void {
+    this.answers.push({ replyTo, answer });
+  }
+
+  /** Once every dispatch request, task event and intake request offered so far is handled. */
   async idle(): Promise<void> {
-    await Promise.all([this.requests.idle(), this.events.idle()]);
+    await Promise.all([this.requests.idle(), this.events.idle(), this.submissions.idle()]);
   }
 
   sendStop(executorId: string, stop: CancelMessage): void {

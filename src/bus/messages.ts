@@ -39,6 +39,30 @@ export function readJobMessage(data: Uint8Array, msgId: string): { job: JobMessa
   return { job, ignored: Object.keys(raw).filter((k) => k !== 'execution_id' && k !== 'task_key') };
 }
 
+/**
+ * GRID_REQUESTS, on subjects.submitExecute: an execution request of a NATS client, for the
+ * intake. The body is the API's ExecuteRequest in its JSON form; these headers go with it, and
+ * Nats-Msg-Id (the request's id: the stream drops a copy sent again within its dedup window).
+ * The answer is not JetStream's own reply (that one acknowledges the publish): it is a
+ * SubmitAnswer, sent on core NATS to the inbox in Grid-Reply-To.
+ */
+export const SUBMIT_HEADERS = {
+  /** `Bearer <token>`, checked as every door checks it. */
+  authorization: 'Authorization',
+  /** Where the answer goes: an inbox (`_INBOX…`) of the requester's connection. */
+  replyTo: 'Grid-Reply-To',
+  msgId: 'Nats-Msg-Id',
+} as const;
+
+/**
+ * The intake's answer to one request. `waiting`: it cannot be handled now (etcd does not
+ * answer, say); it stays queued and is tried again, and a final answer follows.
+ */
+export type SubmitAnswer =
+  | { request_id: string; answer: 'accepted'; response: unknown }
+  | { request_id: string; answer: 'refused'; error: { kind: string; message: string } }
+  | { request_id: string; answer: 'waiting'; reason: string; retry_in_ms: number };
+
 /** GRID_EVENTS: see TaskEvent in domain/execution.ts. Msg-Id = eventId(event). */
 export type EventMessage = TaskEvent;
 

@@ -4,9 +4,9 @@
 import { DeliverPolicy, jetstream, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { BatchConsumer } from './batch-consumer.js';
-import type { BatchHandler, BatchOptions, Bus, Consuming, JobAddress, LogMessage, LogReading, OpenLog } from './bus.js';
+import type { BatchHandler, BatchOptions, Bus, Consuming, JobAddress, LogMessage, LogReading, OpenLog, Submission, SubmissionHandler } from './bus.js';
 import { deleteExecutorConsumer, ensureExecutorConsumers, type ExecutorConsumers } from './consumers.js';
-import { encode, jobMsgId, LOG_HEADERS, type CancelMessage, type JobMessage, type RequestMessage } from './messages.js';
+import { encode, jobMsgId, LOG_HEADERS, type CancelMessage, type JobMessage, type RequestMessage, type SubmitAnswer } from './messages.js';
 import { consumers, STREAMS, subjects } from './subjects.js';
 
 export class NatsBus implements Bus {
@@ -21,12 +21,24 @@ export class NatsBus implements Bus {
     return this.consume(STREAMS.requests, consumers.dispatcher, handle, o);
   }
 
+  consumeSubmissions(handle: SubmissionHandler, o: BatchOptions): Promise<Consuming> {
+    return this.consume(STREAMS.requests, consumers.intake, (batch) => handle(batch.map(submission)), o);
+  }
+
+  sendAnswer(replyTo: string, answer: SubmitAnswer): void {
+    try {
+      this.nc.publish(replyTo, encode(answer));
+    } catch {
+      // Best effort, as the interface says: a connection closing now loses only this answer.
+    }
+  }
+
   consumeTaskEvents(handle: BatchHandler, o: BatchOptions): Promise<Consuming> {
     return this.consume(STREAMS.events, consumers.recorder, handle, o);
   }
 
   /** The controllers' shared durable on `stream` (ensureControllerConsumers made it). */
-  private async consume(stream: string, durable: string, handle: BatchHandler, o: BatchOptions): Promise<Consuming> {
+  private async consume(stream: string, durable: string, handle: (batch: JsMsg[]) => Promise<void>, o: BatchOptions): Promise<Consuming> {
     const consumer = new BatchConsumer({ js: this.js, stream, durable, handle, ...o });
     await consumer.start();
     return consumer;
@@ -98,6 +110,18 @@ export class NatsBus implements Bus {
     this.jsmPromise ??= this.js.jetstreamManager();
     return this.jsmPromise;
   }
+}
+
+function submission(m: JsMsg): Submission {
+  return {
+    subject: m.subject,
+    data: m.data,
+    deliveries: m.info.deliveryCount,
+    header: (name) => (m.headers?.has(name) ? m.headers.get(name) : undefined),
+    ack: () => m.ack(),
+    nak: (delayMs) => m.nak(delayMs),
+    term: () => m.term(),
+  };
 }
 
 function logMessage(m: JsMsg): LogMessage {

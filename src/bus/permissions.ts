@@ -1,9 +1,11 @@
 // What one executor's NATS user may do, written into its user JWT so that nats-server enforces
 // it: pull and ack its own consumers, publish events and logs under its own id, hear its own
 // cancellations and the replies to its own requests. Everything else is denied: other
-// executors' subjects, every stream/consumer/KV administration API, the job subjects themselves.
+// executors' subjects, every stream/consumer/KV administration API, the job subjects themselves,
+// the request intake (a compromised executor cannot start work elsewhere through it).
 // Files and serialize locks go through the controller (GetTaskFile, AcquireLock…), per task, so
-// no object store or KV access is given.
+// no object store or KV access is given. A submitter's user (a person's or CI's, for the request
+// intake) may publish execution requests and hear its own answers, nothing else.
 
 import type { UserPermissions } from './authority.js';
 import { STREAMS, subjects } from './subjects.js';
@@ -26,5 +28,24 @@ export function executorPermissions(e: { id: string; consumers: string[] }): Use
   return {
     pub: { allow: pub },
     sub: { allow: [`${executorInboxPrefix(e.id)}.>`, subjects.cancel(e.id)] },
+  };
+}
+
+/**
+ * The inbox prefix of a submitter's connection, named by its NATS user key (which the client
+ * knows from its own seed): the JetStream acknowledgements and the intake's answers come here.
+ */
+export function submitterInboxPrefix(userPublicKey: string): string {
+  return `_INBOX_${userPublicKey}`;
+}
+
+/**
+ * A submitter: publish on the intake's subject (a JetStream publish, acknowledged to its inbox)
+ * and hear its own inbox. No stream, consumer or KV API: it cannot read the requests of others.
+ */
+export function submitterPermissions(userPublicKey: string): UserPermissions {
+  return {
+    pub: { allow: [subjects.submitExecute] },
+    sub: { allow: [`${submitterInboxPrefix(userPublicKey)}.>`] },
   };
 }

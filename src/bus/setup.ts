@@ -18,7 +18,7 @@ import {
 import { Objm } from '@nats-io/obj';
 import { LIMIT_DEFAULTS } from '../domain/limits.js';
 import { ConfigError } from '../errors.js';
-import { BUCKETS, STREAMS } from './subjects.js';
+import { BUCKETS, STREAMS, subjects } from './subjects.js';
 
 export interface BusLimits {
   /** How long request messages stay deduplicated by execution id. */
@@ -63,7 +63,7 @@ export function streamConfigs(l: BusLimits): Array<Partial<StreamConfig> & { nam
   return [
     {
       name: STREAMS.requests,
-      subjects: ['grid.req.>'],
+      subjects: [subjects.requests, subjects.submissions],
       retention: RetentionPolicy.Workqueue,
       storage: StorageType.File,
       duplicate_window: nanos(l.dedupWindowMs),

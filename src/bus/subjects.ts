@@ -11,6 +11,15 @@ export const BUCKETS = { files: 'grid-files' } as const;
 
 export const subjects = {
   request: (executionId: string) => `grid.req.${executionId}`,
+  /** Every dispatch request (GRID_REQUESTS): what the dispatcher's durable takes. */
+  requests: 'grid.req.>',
+  /**
+   * GRID_REQUESTS too: an execution request of an authorized NATS client, for the intake's
+   * durable. Only users whose JWT allows it may publish here (see permissions.ts).
+   */
+  submitExecute: 'grid.submit.execute',
+  /** Every intake request: what the intake's durable takes. */
+  submissions: 'grid.submit.>',
   nodeJob: (executorId: string) => `grid.job.node.${executorId}`,
   poolJob: (group: string, runner: string) => `grid.job.pool.${group}.${runner}`,
   event: (executionId: string, executorId: string) => `grid.evt.${executionId}.${executorId}`,
@@ -22,6 +31,7 @@ export const subjects = {
 
 export const consumers = {
   dispatcher: 'dispatcher',
+  intake: 'intake',
   recorder: 'recorder',
   node: (executorId: string) => `node-${executorId}`,
   pool: (group: string, runner: string) => `pool-${group}-${runner}`,

@@ -10,6 +10,7 @@ import { registerExecutorCommands } from './commands/executors.js';
 import { registerHealthCommand } from './commands/health.js';
 import { registerFileCommands } from './commands/files.js';
 import { registerJobCommands } from './commands/jobs.js';
+import { registerNatsCommands } from './commands/nats.js';
 
 /** Wraps a command's work: builds the context, runs it, closes the client. */
 export type Act = <A extends unknown[]>(
@@ -82,6 +83,7 @@ export function buildProgram(io: CliIO): Command {
   registerExecutorCommands(program, act);
   registerFileCommands(program, act);
   registerHealthCommand(program, act);
+  registerNatsCommands(program, act);
   return program;
 }
 

@@ -178,6 +178,7 @@ export class GridClient {
     deleteJob: (name: string) => this.call(this.controller, this.controller.deleteJob, { name }),
     whoAmI: () => this.call(this.controller, this.controller.whoAmI, {}),
     getHealth: () => this.call(this.controller, this.controller.getHealth, {}),
+    issueNatsCredentials: (userPublicKey: string, days = 0) => this.call(this.controller, this.controller.issueNatsCredentials, { userPublicKey, days }),
     listExecutors: () => this.call(this.controller, this.controller.listExecutors, {}),
     describeExecutor: (idOrName: string) => this.call(this.controller, this.controller.describeExecutor, { idOrName }),
     removeExecutor: (idOrName: string) => this.call(this.controller, this.controller.removeExecutor, { idOrName }),

@@ -2,7 +2,8 @@
 // (`grid-cli login` and the dev controller write it, with mode 0600 because it holds a token).
 //
 // Environment: GRID_CONTROLLER, GRID_TOKEN (or GRID_TOKEN_FILE), GRID_OUTPUT, GRID_TIMEOUT_MS,
-// GRID_CA_FILE, GRID_PLAINTEXT;
+// GRID_CA_FILE, GRID_PLAINTEXT, and for `execute --via nats` GRID_NATS_SERVERS, GRID_NATS_CREDS,
+// GRID_NATS_CA_FILE;
 // GRID_CLIENT_CONFIG names the file. Lookup order without an explicit file: see
 // clientConfigPaths. `token_file` in the file (relative to its folder) reads the token from a file.
 import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -29,6 +30,12 @@ export interface ClientConfig {
   ca_file: string;
   /** Talk to the controller without TLS (only for a controller with tls.enabled false). */
   plaintext: boolean;
+  /** `execute --via nats`: the NATS URLs of GRID's bus. */
+  nats_servers: string[];
+  /** `execute --via nats`: a NATS credentials file of a user allowed to submit ("" = none). */
+  nats_creds: string;
+  /** `execute --via nats`: PEM file of the CA of the NATS servers ("" = the system's CAs). */
+  nats_ca_file: string;
 }
 
 export const clientSchema = {
@@ -38,7 +45,13 @@ export const clientSchema = {
   timeout_ms: t.int({ default: 15_000, min: 1 }),
   ca_file: t.string(),
   plaintext: t.bool({ default: false }),
+  nats_servers: t.list(),
+  nats_creds: t.string(),
+  nats_ca_file: t.string(),
 };
+
+/** Fields holding a path: relative to the file's folder in a file, to the working directory elsewhere. */
+const PATH_FIELDS = ['ca_file', 'nats_creds', 'nats_ca_file'] as const;
 
 /** Where the dev controller writes a ready-to-use client config, relative to its working directory. */
 export const DEV_CLIENT_CONFIG = join('.grid', 'client.json');
@@ -75,11 +88,14 @@ export function loadClientConfig(opts: LoadOptions<ClientConfig> = {}): ClientCo
     const raw = readConfigFile(file);
     inlineSecretFile(raw, 'token', '', dirname(file));
     fileLayer = decodeLayer(clientSchema, raw, 'file');
-    if (typeof fileLayer.ca_file === 'string' && fileLayer.ca_file) fileLayer.ca_file = absolutePath(fileLayer.ca_file, dirname(file));
+    for (const k of PATH_FIELDS) {
+      const v = fileLayer[k];
+      if (typeof v === 'string' && v) fileLayer[k] = absolutePath(v, dirname(file));
+    }
   }
   const envValues = envLayer(clientSchema, envWithSecretFiles(env, ['GRID_TOKEN'], cwd), 'GRID_');
   const cfg: ClientConfig = resolveLayers(clientSchema, fileLayer, envValues, decodeLayer(clientSchema, opts.flags, 'flags'));
-  if (cfg.ca_file) cfg.ca_file = absolutePath(cfg.ca_file, cwd);
+  for (const k of PATH_FIELDS) if (cfg[k]) cfg[k] = absolutePath(cfg[k], cwd);
   return cfg;
 }
 

@@ -1,6 +1,6 @@
 // The controller process: brings up its backends from the config (embedded servers when none
 // are configured, etcd, NATS streams), has the use-cases wired over them (wiring.ts), opens the
-// front doors on them (doors/), and takes it all apart again in order.
+// front doors on them (doors/: gRPC, HTTP, the NATS intake), and takes it all apart again in order.
 
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ensureStreams, type ReplicaChange } from '../bus/setup.js';
@@ -15,6 +15,7 @@ import { openAuditSink, type AuditLog, type AuditSink } from './audit.js';
 import { prepareDevAccess } from './dev-access.js';
 import { serveGrpc } from './doors/grpc/server.js';
 import { startHttpDoor } from './doors/http/door.js';
+import { NatsIntake } from './doors/nats-intake/intake.js';
 import { NatsAccess } from './nats-access.js';
 import { wireUseCases } from './wiring.js';
 
@@ -166,6 +167,13 @@ export class Controller {
       this.httpAddress = http.address;
       this.cleanups.push({ name: 'HTTP server', run: () => http.close() });
     }
+    const intake = new NatsIntake({
+      bus: wired.bus,
+      executions: wired.controller.executions,
+      ctx: { auth: wired.auth, log: log.named('intake'), audit: wired.audit, backendError: wired.backendError },
+    });
+    await intake.start();
+    this.cleanups.push({ name: 'NATS intake', run: () => intake.stop() });
     // Before the doors shut down (cleanups run in reverse): calls waiting for a lock answer now.
     this.cleanups.push({ name: 'lock waits', run: () => wired.executor.locks.close() });
     if (this.devAccess) await this.devAccess.writeClientConfig(this.address, tls?.caFile);

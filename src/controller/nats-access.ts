@@ -1,5 +1,6 @@
 // Who may use GRID's NATS: the controller's own user, one user per executor (minted at Register
-// with that executor's permissions), and revocation when an executor is removed or replaced.
+// with that executor's permissions), submitters' users for the request intake (minted for a
+// token that may execute), and revocation when an executor is removed or replaced.
 // With `nats.auth: none` (a NATS without authentication, asked for explicitly) it mints nothing.
 //
 // Revoked user keys are kept in etcd (`nats-revocations`), so every replica signs the same
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { connectBus, type NatsTls, type NatsUser } from '../bus/connect.js';
 import { NatsAuthority } from '../bus/authority.js';
-import { executorInboxPrefix, executorPermissions } from '../bus/permissions.js';
+import { executorInboxPrefix, executorPermissions, submitterInboxPrefix, submitterPermissions } from '../bus/permissions.js';
 import type { ControllerConfig } from '../config/controller.js';
 import { ConfigError, UnavailableError, ValidationError } from '../errors.js';
 import type { Kv } from '../store/kv.js';
@@ -22,6 +23,9 @@ export interface ExecutorNatsUser {
   jwt: string;
   inboxPrefix: string;
 }
+
+/** A submitter's user: the same two things (its inbox prefix is named by its user key). */
+export type SubmitterNatsUser = ExecutorNatsUser;
 
 type Revocations = Record<string, number>;
 
@@ -90,6 +94,16 @@ export class NatsAccess {
     }
     const user = await this.authority.mintUser(`executor ${e.name} (${e.id})`, e.natsUserKey, executorPermissions({ id: e.id, consumers: e.consumers }));
     return { jwt: user.jwt, inboxPrefix: executorInboxPrefix(e.id) };
+  }
+
+  /**
+   * A submitter's user for its public key: it may publish execution requests for the intake
+   * and hear its own inbox, until `expiresAtMs`. Undefined when NATS does not authenticate.
+   */
+  async submitterUser(who: string, userPublicKey: string, expiresAtMs: number): Promise<SubmitterNatsUser | undefined> {
+    if (!this.authority) return undefined;
+    const user = await this.authority.mintUser(`submitter ${who}`, userPublicKey, submitterPermissions(userPublicKey), Math.floor(expiresAtMs / 1000));
+    return { jwt: user.jwt, inboxPrefix: submitterInboxPrefix(userPublicKey) };
   }
 
   /** Ends a NATS user: its open connection is cut and it cannot connect again. */

@@ -10,6 +10,7 @@ import type { BackendHealth } from './health.js';
 import type { JobService } from './jobs.js';
 import type { LockService } from './locks.js';
 import type { LogService } from './logs.js';
+import type { NatsCredentialService } from './nats-credentials.js';
 
 /** What people (operators, CI, dashboards) call. */
 export interface ControllerUseCases {
@@ -22,6 +23,8 @@ export interface ControllerUseCases {
   events: EventService;
   /** Absent: a door answers that this controller does not report its health. */
   health?: BackendHealth;
+  /** NATS users for the request intake; absent: a door answers that this controller issues none. */
+  natsCredentials?: NatsCredentialService;
 }
 
 /** What executors call: register and heartbeat, claim tasks, read their files, hold locks. */

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ensureControllerConsumers } from '../bus/consumers.js';
 import { natsUnavailable, type NatsTls } from '../bus/connect.js';
+import type { Bus } from '../bus/bus.js';
 import { NatsBus } from '../bus/nats-bus.js';
 import type { ControllerConfig, RegistrationToken } from '../config/controller.js';
 import type { GridError } from '../errors.js';
@@ -35,6 +36,7 @@ import { LockService } from './locks.js';
 import { LogService } from './logs.js';
 import { ControllerMetrics } from './metrics.js';
 import type { NatsAccess } from './nats-access.js';
+import { NatsCredentialService } from './nats-credentials.js';
 import { Readiness } from './readiness.js';
 import { Recorder } from './recorder.js';
 import { Retention } from './retention.js';
@@ -65,6 +67,8 @@ export interface Backends {
 export interface Wired {
   controller: ControllerUseCases;
   executor: ExecutorUseCases;
+  /** The bus the use-cases run over: the NATS intake door takes its requests from it. */
+  bus: Bus;
   auth: Authenticator;
   audit: AuditLog;
   /** GRID's error for a backend failure that reached a door as a client library's error. */
@@ -90,12 +94,14 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
   cleanup('executor cache', () => executorStore.closeCache());
   const bus = new NatsBus(nc);
   const metrics = new ControllerMetrics({ executors: () => executorStore.all(), processMetrics: true });
+  const natsAdvertise = cfg.nats.advertise.length ? cfg.nats.advertise : b.natsServers;
+  const natsCaPem = natsTls.ca_file ? readFileSync(natsTls.ca_file, 'utf8') : '';
   const executors = new ExecutorRegistry(executorStore, leases, bus, natsAccess, {
     registrationTokens: b.registrationTokens,
     pingDeadlineSeconds: cfg.executor_ping_deadline_seconds,
-    natsAdvertise: cfg.nats.advertise.length ? cfg.nats.advertise : b.natsServers,
+    natsAdvertise,
     ...(tls ? { certificates: new ExecutorCertificates(tls.ca, tls.executorCertDays) } : {}),
-    ...(natsTls.ca_file ? { natsCaPem: readFileSync(natsTls.ca_file, 'utf8') } : {}),
+    ...(natsCaPem ? { natsCaPem } : {}),
     limits: cfg.limits,
     onHeartbeat: (result) => metrics.heartbeat(result),
   }, log.named('executors'));
@@ -169,9 +175,11 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
   const locks = new LockService({ kv, leases, ttlSeconds: cfg.lock_ttl_seconds });
   const natsServers = b.natsServers;
   const events = new EventService({ kv, store: executionStore, registry: executors, nodeGroups: () => executions.nodeGroups(), streams });
+  const natsCredentials = new NatsCredentialService({ access: natsAccess, servers: natsAdvertise, caPem: natsCaPem });
   return {
-    controller: { jobs, executors, executions, logs, files, events, health },
+    controller: { jobs, executors, executions, logs, files, events, health, natsCredentials },
     executor: { registry: executors, executions, files, locks },
+    bus,
     auth,
     audit,
     backendError: (err) => kv.unavailable(err) ?? natsUnavailable(err, natsServers),

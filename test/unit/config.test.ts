@@ -355,11 +355,17 @@ describe('executor config', () => {
 describe('client config', () => {
   it('has defaults and layers env and flags over the file', () => {
     const env = { HOME: dir, XDG_CONFIG_HOME: '' };
-    expect(loadClientConfig({ env, cwd: dir })).toEqual({ controller: '127.0.0.1:7070', token: '', output: 'table', timeout_ms: 15000, ca_file: '', plaintext: false });
-    const file = writeJson('client.json', { controller: 'grid:7070', token: 't1', output: 'json', ca_file: 'ca.crt' });
+    expect(loadClientConfig({ env, cwd: dir })).toEqual({ controller: '127.0.0.1:7070', token: '', output: 'table', timeout_ms: 15000, ca_file: '', plaintext: false, nats_servers: [], nats_creds: '', nats_ca_file: '' });
+    const file = writeJson('client.json', { controller: 'grid:7070', token: 't1', output: 'json', ca_file: 'ca.crt', nats_servers: ['nats://n:4222'], nats_creds: 'ops.creds' });
     const cfg = loadClientConfig({ file, env: { GRID_TOKEN: 't2' }, flags: { timeout_ms: '500' }, cwd: '/' });
-    // A CA path in the file is relative to the file's folder.
-    expect(cfg).toEqual({ controller: 'grid:7070', token: 't2', output: 'json', timeout_ms: 500, ca_file: join(dir, 'ca.crt'), plaintext: false });
+    // A CA path (and a NATS credentials path) in the file is relative to the file's folder.
+    expect(cfg).toEqual({
+      controller: 'grid:7070', token: 't2', output: 'json', timeout_ms: 500, ca_file: join(dir, 'ca.crt'), plaintext: false,
+      nats_servers: ['nats://n:4222'], nats_creds: join(dir, 'ops.creds'), nats_ca_file: '',
+    });
+    expect(loadClientConfig({ file, env: { GRID_NATS_SERVERS: 'nats://a:1,nats://b:2', GRID_NATS_CA_FILE: 'n.crt' }, cwd: '/x' })).toMatchObject({
+      nats_servers: ['nats://a:1', 'nats://b:2'], nats_ca_file: '/x/n.crt',
+    });
     expect(loadClientConfig({ file, env: { GRID_CA_FILE: 'other.crt', GRID_PLAINTEXT: 'true' }, cwd: '/x' })).toMatchObject({ ca_file: '/x/other.crt', plaintext: true });
   });
 
@@ -381,7 +387,7 @@ describe('client config', () => {
     saveClientConfig(path, { controller: 'grid:7070', token: TOKEN });
     expect(statSync(path).mode & 0o777).toBe(0o600);
     saveClientConfig(path, { output: 'json' });
-    expect(loadClientConfig({ file: path, env: {} })).toEqual({ controller: 'grid:7070', token: TOKEN, output: 'json', timeout_ms: 15000, ca_file: '', plaintext: false });
+    expect(loadClientConfig({ file: path, env: {} })).toEqual({ controller: 'grid:7070', token: TOKEN, output: 'json', timeout_ms: 15000, ca_file: '', plaintext: false, nats_servers: [], nats_creds: '', nats_ca_file: '' });
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(configError(() => saveClientConfig(path, { output: 'yaml' as 'json' })).key).toBe('output');
   });

@@ -3,7 +3,7 @@
 // errors.ts gives their kind; schema failures name the field; mutating calls are audited.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditLog, type AuditSink } from '../../src/controller/audit.js';
+import { AuditLog } from '../../src/controller/audit.js';
 import { Authenticator } from '../../src/controller/auth.js';
 import { sseBatch } from '../../src/controller/doors/http/events.js';
 import { chunkLines } from '../../src/controller/doors/http/logs.js';
@@ -13,18 +13,10 @@ import {
   NotFoundError, PermissionDeniedError, UnauthenticatedError, UnavailableError, ValidationError, toHttpStatus,
 } from '../../src/errors.js';
 import { silentLogger } from '../../src/util/log.js';
+import { MemorySink } from '../harness/audit-sink.js';
 
 const ADMIN = 'unit-admin-token-000000000';
 const VIEWER = 'unit-viewer-token-11111111';
-
-class MemorySink implements AuditSink {
-  lines: string[] = [];
-  write(line: string): void {
-    this.lines.push(line);
-  }
-  reopen(): void {}
-  close(): void {}
-}
 
 let api: HttpApi;
 const sink = new MemorySink();

@@ -45,7 +45,7 @@ export function registerConfigCommands(program: Command, act: Act): void {
 }
 
 /** The first client config file that exists in lookup order, else the last (the user's own). */
-function effectiveConfigFile(cwd: string, env: NodeJS.ProcessEnv): string {
+export function effectiveConfigFile(cwd: string, env: NodeJS.ProcessEnv): string {
   const paths = clientConfigPaths(cwd, env);
   return paths.find((p) => existsSync(p)) ?? paths[paths.length - 1]!;
 }

@@ -1,8 +1,11 @@
 // grid-cli execute / status / executions list / getlogs / cancel: running jobs and following them.
 
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ValidationError } from '../../errors.js';
+import { submitOverNats, type NatsSubmitOptions } from '../../client/nats-submit.js';
+import type { ClientConfig } from '../../config/client.js';
+import { ConfigError, ValidationError } from '../../errors.js';
 import { parseArgPairs } from '../../domain/args.js';
 import { checkIdempotencyKey } from '../../domain/idempotency.js';
 import { askForMissingSecrets, resolveArgValues } from '../arg-values.js';
@@ -41,6 +44,38 @@ export interface ExecuteOptions {
   dryRun?: boolean;
   idempotencyKey?: string;
   retryFor?: string;
+  via?: string;
+  natsServers?: string;
+  natsCreds?: string;
+  natsCaFile?: string;
+}
+
+/** The front door execute goes through: the controller's gRPC API, or the NATS request intake. */
+export function parseVia(text: string | undefined): 'grpc' | 'nats' {
+  const v = (text ?? 'grpc').trim().toLowerCase();
+  if (v === 'grpc' || v === 'nats') return v;
+  throw new ValidationError(`--via: ${JSON.stringify(text)} must be grpc or nats`);
+}
+
+/**
+ * How `execute --via nats` reaches the intake: the flags, else the client config (and its
+ * GRID_NATS_* variables). A missing URL is an error that names the setting.
+ */
+export function natsSubmitOptions(cfg: ClientConfig, o: ExecuteOptions, cwd: string, waitMs: number): NatsSubmitOptions {
+  const servers = o.natsServers !== undefined ? o.natsServers.split(',').map((x) => x.trim()).filter(Boolean) : cfg.nats_servers;
+  if (servers.length === 0) {
+    throw new ConfigError(
+      'nats_servers',
+      "missing: --via nats needs the URL of GRID's NATS: give --nats-servers nats://HOST:4222, set GRID_NATS_SERVERS, or run grid-cli nats-credentials, which saves it",
+    );
+  }
+  return {
+    servers,
+    credsFile: o.natsCreds !== undefined ? resolve(cwd, o.natsCreds) : cfg.nats_creds,
+    caFile: o.natsCaFile !== undefined ? resolve(cwd, o.natsCaFile) : cfg.nats_ca_file,
+    token: cfg.token,
+    waitMs,
+  };
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -197,7 +232,11 @@ export function registerExecutionCommands(program: Command, act: Act): void {
     .option('--max-failures <N|N%>', 'stop the rollout after this many failed executors')
     .option('--dry-run', 'show the executors the target resolves to, without running anything')
     .option('--idempotency-key <key>', 'the same key within 24 h returns the execution it started instead of starting another (default: a new random key per run)')
-    .option('--retry-for <duration>', 'while the controller is unavailable, send execute again with the same key for this long (default 30s; 0 = no retry)')
+    .option('--retry-for <duration>', 'while the controller is unavailable, send execute again with the same key for this long (default 30s; 0 = no retry); with --via nats, how long to wait for the answer')
+    .option('--via <door>', 'grpc (default), or nats: submit the request through the NATS request intake')
+    .option('--nats-servers <urls>', 'with --via nats: NATS URLs, comma-separated (config nats_servers, env GRID_NATS_SERVERS)')
+    .option('--nats-creds <file>', 'with --via nats: NATS credentials of a user allowed to submit (config nats_creds, env GRID_NATS_CREDS)')
+    .option('--nats-ca-file <file>', "with --via nats: the CA of the NATS servers' certificates (config nats_ca_file, env GRID_NATS_CA_FILE)")
     .addHelpText(
       'after',
       [
@@ -216,6 +255,15 @@ export function registerExecutionCommands(program: Command, act: Act): void {
         'started twice. For 24 h the same key from the same token returns the execution it started; with',
         'different job, arguments, target or limits it is refused. A dry run ignores the key.',
         '',
+        'Over NATS (--via nats): the request is published to the controllers\' request stream with the',
+        'token in a header, and a controller answers with the execution (or the refusal). NATS admits',
+        'only users allowed to submit: get credentials once with grid-cli nats-credentials, which saves',
+        'nats_servers, nats_creds and nats_ca_file in the client config. While no controller can take',
+        'the request (etcd down, say) it waits in the stream, one "waiting" line on stderr each time a',
+        'controller says so; it runs once they are back. Without an answer within --retry-for (default',
+        '30s) execute exits 3, and the request still runs later. --wait and --follow then watch over',
+        'gRPC, as without --via. Required secrets are not asked for: give them as K=@FILE or K=-.',
+        '',
         'Examples:',
         '  $ grid-cli execute hello-world --arg NAME=ops --wait',
         '  $ grid-cli execute db-backup --arg DATABASE=orders --arg DB_PASSWORD=@/run/secrets/db --wait',
@@ -223,17 +271,30 @@ export function registerExecutionCommands(program: Command, act: Act): void {
         '  $ grid-cli execute resize --args COUNT=3,MODE=fast --target group:web --batch-size 25% --follow',
         '  $ grid-cli execute --job-name hello-world --args NAME=ops --target all --dry-run',
         '  $ grid-cli execute deploy --arg VERSION=1.4.2 --target group:web --idempotency-key deploy-web-1.4.2',
+        '  $ grid-cli execute hello-world --arg NAME=ops --via nats --nats-servers tls://nats.example.com:4222 --nats-creds ci.creds',
       ].join('\n'),
     )
     .action(
       act(
         async (ctx, job: string | undefined, o: ExecuteOptions) => {
           const req = buildExecuteRequest(job, o);
+          const via = parseVia(o.via);
           const retryFor = o.retryFor !== undefined ? parseDuration(o.retryFor, '--retry-for') : undefined;
+          const nats = via === 'nats' ? natsSubmitOptions(ctx.config, o, ctx.io.cwd, retryFor ?? 30_000) : undefined;
           req.args = await resolveArgValues(req.args, ctx.io);
           const client = ctx.client();
-          await askForMissingSecrets(client, req, ctx.io.stdin);
-          const res = await executeWithRetry(client, req, ctx.io.err, retryFor !== undefined ? { budgetMs: retryFor } : {});
+          let res: ExecuteResponse;
+          if (nats) {
+            const said = new Set<string>();
+            const onWaiting = (reason: string) => {
+              if (!said.has(reason)) ctx.io.err(`waiting: ${reason.replace(/\.$/, '')}; the request stays queued and runs when a controller can take it`);
+              said.add(reason);
+            };
+            res = await submitOverNats({ ...nats, onWaiting }, req);
+          } else {
+            await askForMissingSecrets(client, req, ctx.io.stdin);
+            res = await executeWithRetry(client, req, ctx.io.err, retryFor !== undefined ? { budgetMs: retryFor } : {});
+          }
           const jsonOut = ctx.output === 'json';
           if (req.dryRun) return ctx.io.out(jsonOut ? json(executeResponseJson(res)) : dryRunText(res, req));
           if (!o.wait && !o.follow) return ctx.io.out(jsonOut ? json(executeResponseJson(res)) : executeLine(res, req));

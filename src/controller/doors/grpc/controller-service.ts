@@ -8,6 +8,7 @@ import type { FileInfo } from '../../../gen/grid/v1/types.js';
 import type { StoredFile } from '../../files.js';
 import type { ControllerUseCases } from '../../use-cases.js';
 import { executionStateFromPb, executionToPb, executorToPb, jobInfoToPb } from './convert.js';
+import { executeAudit, executeInput, executeResponse } from './execute.js';
 import { clientStream, serverStream, unary, type HandlerContext } from './handlers.js';
 
 /** The job a definition names, for the audit line of a create that may have been refused. */
@@ -61,33 +62,13 @@ export function controllerService(ctx: HandlerContext, uc: ControllerUseCases): 
       };
     }),
 
-    execute: unary(ctx, 'Execute', async (req, who) => {
-      const res = await uc.executions.execute(who, {
-        job: req.job,
-        args: req.args,
-        target: req.target,
-        timeoutSeconds: req.timeoutSeconds,
-        waitOfflineMs: req.waitOfflineMs,
-        batchSize: req.batchSize,
-        maxFailures: req.maxFailures,
-        dryRun: req.dryRun,
-        idempotencyKey: req.idempotencyKey,
-      });
-      return {
-        executionId: res.execution?.id ?? '',
-        execution: res.execution ? executionToPb(res.execution) : undefined,
-        dryRun: res.dryRun ?? [],
-        reused: !!res.reused,
-      };
+    execute: unary(ctx, 'Execute', async (req, who) => executeResponse(await uc.executions.execute(who, executeInput(req))), executeAudit),
+    issueNatsCredentials: unary(ctx, 'IssueNatsCredentials', async (req, who) => {
+      if (!uc.natsCredentials) throw new NotImplementedError('this controller does not issue NATS credentials');
+      return uc.natsCredentials.issue(who, req.userPublicKey, req.days);
     }, {
-      action: 'execution.create',
-      target: (req) => req.job,
-      executionId: (_req, res) => res?.executionId,
-      on: (req, res) => res?.execution?.target ?? req.target,
-      dryRun: (req) => req.dryRun,
-      reused: (_req, res) => !!res?.reused,
-      // Argument values stay out of the line, even where an error message quotes one.
-      hide: (req) => Object.values(req.args),
+      action: 'nats.credentials',
+      target: (req) => req.userPublicKey,
     }),
     getExecution: unary(ctx, 'GetExecution', async (req, who) => executionToPb(await uc.executions.get(who, req.id))),
     listExecutions: unary(ctx, 'ListExecutions', async (req, who) => {
