@@ -28,7 +28,7 @@ afterAll(async () => {
 
 /**
  * Polls getlogs until the job has printed its leader and child pids, and status until its task is
- * recorded RUNNING (the recorder may apply the started event after the first output arrives).
+ * recorded as started (the recorder may apply the started event after the first output arrives).
  */
 async function pidsOf(id: string): Promise<{ leader: number; child: number }> {
   // 30 s: an idle executor with concurrency 1 may take ~10 s to pull a task (see pullLoop).
@@ -46,7 +46,8 @@ async function pidsOf(id: string): Promise<{ leader: number; child: number }> {
     const child = /^child (\d+)$/m.exec(out);
     if (leader && child) {
       s = await fleet.status(id);
-      if (s.tasks.length > 0 && s.tasks.every((t) => t.state === 'RUNNING')) return { leader: Number(leader[1]), child: Number(child[1]) };
+      // Started: RUNNING, or already past it (a 2 s timeout can end it before a loaded machine looks).
+      if (s.tasks.length > 0 && s.tasks.every((t) => t.state !== 'PENDING')) return { leader: Number(leader[1]), child: Number(child[1]) };
     }
     await delay(200);
   }

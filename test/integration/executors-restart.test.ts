@@ -127,5 +127,5 @@ describe('controller restart', () => {
       expect(e.logs()).not.toMatch(/refused/);
       expect(await e.stop()).toBe(0);
     }
-  });
+  }, 120_000); // three executors, two controller starts and a ping deadline of watching
 });
