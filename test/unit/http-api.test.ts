@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog, type AuditSink } from '../../src/controller/audit.js';
 import { Authenticator } from '../../src/controller/auth.js';
 import { sseBatch } from '../../src/controller/doors/http/events.js';
+import { HeartbeatDelta } from '../../src/controller/events.js';
 import { chunkLines } from '../../src/controller/doors/http/logs.js';
 import { buildHttpApi, type HttpApi, type HttpUseCases } from '../../src/controller/doors/http/server.js';
 import {
@@ -144,6 +145,30 @@ describe('HTTP door', () => {
     expect(sseBatch({ revision: 9, events: [{ type: 'executor_removed', id: 'a' }, { type: 'execution_deleted', id: 'b' }] })).toBe(
       'event: executor_removed\ndata: {"id":"a"}\n\nevent: execution_deleted\ndata: {"id":"b"}\nid: 9\n\n',
     );
+  });
+
+  it('writes heartbeats as an SSE event without an id (they are not replayed), and only those that are new', () => {
+    expect(sseBatch({ events: [{ type: 'heartbeats', executors: [{ id: 'E1', last_seen_at_ms: 5, running_tasks: 1, load: 0.5 }] }] })).toBe(
+      'event: heartbeats\ndata: {"executors":[{"id":"E1","lastSeenAtMs":5,"runningTasks":1,"load":0.5}]}\n\n',
+    );
+    let seen = [{ id: 'E1', last_seen_at_ms: 5, running_tasks: 0, load: 0 }, { id: 'E2', last_seen_at_ms: 6, running_tasks: 0, load: 0 }];
+    const delta = new HeartbeatDelta(() => seen);
+    expect(delta.next().map((h) => h.id)).toEqual(['E1', 'E2']);
+    expect(delta.next()).toEqual([]);
+    seen = [{ ...seen[0]!, last_seen_at_ms: 7 }, seen[1]!];
+    expect(delta.next().map((h) => [h.id, h.last_seen_at_ms])).toEqual([['E1', 7]]);
+  });
+
+  it('lists every validation problem with its field, for a form to show each beside its own', async () => {
+    getThrows = new ValidationError([{ path: 'args.COUNT', message: 'not an int' }, { path: 'args.TOKEN', message: 'missing' }]);
+    const res = await api.app.inject({ method: 'GET', url: '/v1/executions/01X', headers: auth() });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toEqual({
+      kind: 'validation',
+      message: '2 problems: args.COUNT: not an int; args.TOKEN: missing',
+      field: 'args.COUNT',
+      problems: [{ field: 'args.COUNT', message: 'not an int' }, { field: 'args.TOKEN', message: 'missing' }],
+    });
   });
 
   it('writes one NDJSON object per line of a log chunk, the chunk\'s sequence as every line\'s offset', () => {
