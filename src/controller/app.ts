@@ -33,6 +33,8 @@ export class Controller {
   address = '';
   /** host:port of the HTTP door; "" when there is none. */
   httpAddress = '';
+  /** The dashboard's URL; "" without an HTTP door or a built dashboard. */
+  dashboardUrl = '';
   natsServers: string[] = [];
   etcdEndpoints: string[] = [];
   nc?: NatsConnection;
@@ -163,6 +165,7 @@ export class Controller {
         { address: cfg.http_address, ...(tls ? { tls: tls.server } : {}) },
       );
       this.httpAddress = http.address;
+      this.dashboardUrl = http.dashboard;
       this.cleanups.push({ name: 'HTTP server', run: () => http.close() });
     }
     // Before the doors shut down (cleanups run in reverse): calls waiting for a lock answer now.

@@ -2,6 +2,9 @@
 // /v1/openapi.json and every documented path is a route; errors have one shape and the status
 // errors.ts gives their kind; schema failures name the field; mutating calls are audited.
 
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog, type AuditSink } from '../../src/controller/audit.js';
 import { Authenticator } from '../../src/controller/auth.js';
@@ -169,6 +172,36 @@ describe('HTTP door', () => {
       field: 'args.COUNT',
       problems: [{ field: 'args.COUNT', message: 'not an int' }, { field: 'args.TOKEN', message: 'missing' }],
     });
+  });
+
+  it('serves the dashboard\'s files under /ui without a token, and nothing else there', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'grid-ui-'));
+    writeFileSync(join(dir, 'index.html'), '<!doctype html><title>GRID</title>');
+    writeFileSync(join(dir, 'app.js'), 'console.log(1)');
+    const ui = await buildHttpApi({} as HttpUseCases, { auth: new Authenticator('tokens', []), log: silentLogger }, { uiDir: dir });
+    try {
+      expect(ui.dashboard).toBe(true);
+      expect(ui.routes.filter((r) => r.includes('/ui'))).toEqual([]);
+      const bare = await ui.app.inject({ method: 'GET', url: '/ui' });
+      expect([bare.statusCode, bare.headers.location]).toEqual([302, '/ui/']);
+      const page = await ui.app.inject({ method: 'GET', url: '/ui/' });
+      expect(page.statusCode).toBe(200);
+      expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect(page.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+      expect(page.headers['set-cookie']).toBeUndefined();
+      const again = await ui.app.inject({ method: 'GET', url: '/ui/', headers: { 'if-none-match': String(page.headers.etag) } });
+      expect(again.statusCode).toBe(304);
+      const js = await ui.app.inject({ method: 'GET', url: '/ui/app.js' });
+      expect([js.statusCode, js.headers['content-type'], js.body]).toEqual([200, 'text/javascript; charset=utf-8', 'console.log(1)']);
+      expect((await ui.app.inject({ method: 'GET', url: '/ui/../package.json' })).statusCode).toBe(404);
+      expect((await ui.app.inject({ method: 'GET', url: '/ui/nope.js' })).json().error.kind).toBe('not_found');
+    } finally {
+      await ui.app.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const unbuilt = await buildHttpApi({} as HttpUseCases, { auth: new Authenticator('tokens', []), log: silentLogger }, { uiDir: join(tmpdir(), 'grid-ui-none') });
+    expect((await unbuilt.app.inject({ method: 'GET', url: '/ui/' })).json().error.message).toMatch(/not built: run make build/);
+    await unbuilt.app.close();
   });
 
   it('writes one NDJSON object per line of a log chunk, the chunk\'s sequence as every line\'s offset', () => {
