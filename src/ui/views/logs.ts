@@ -126,7 +126,7 @@ export function LogPane({ id, job, state, executors }: { id: string; job: string
     <section class="logs">
       <div class="logs-head">
         <h2>Log</h2>
-        <span class="note">${cap.current.total} ${cap.current.total === 1 ? 'line' : 'lines'}${hasEnded(state) ? '' : ', following'}</span>
+        <span class="note">${cap.current.total} ${cap.current.total === 1 ? 'line' : 'lines'}${dropped > 0 ? ` (the first ${head.length} and the last ${tail.length} shown)` : ''}${hasEnded(state) ? '' : ', following'}</span>
         <button id="download" onClick=${() => download(api, id, job, prefix).then(() => setDownloadError(''), (e: Error) => setDownloadError(e.message))}>Download</button>
       </div>
       ${note && html`<p class="note" id="log-note">${note}</p>`}
