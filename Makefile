@@ -3,9 +3,10 @@ SHELL := /bin/bash
 NPM_FLAGS := --no-audit --no-fund --loglevel=error
 PROTOS := $(shell find proto -name '*.proto')
 TS_SOURCES := $(shell find src cmd -name '*.ts' -not -path 'src/gen/*')
-APT_PACKAGES := nats-server:nats-server etcd:etcd-server protoc:protobuf-compiler
+# command:package; chromium runs the dashboard's browser tests (never a browser download).
+APT_PACKAGES := nats-server:nats-server etcd:etcd-server protoc:protobuf-compiler chromium:chromium
 
-.PHONY: dev test build proto deps npm-deps sys-deps typecheck-tests clean unit integration
+.PHONY: dev test build ui proto deps npm-deps sys-deps typecheck-tests clean unit integration
 
 dev: build
 	node dist/cmd/controller.js dev
@@ -29,7 +30,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci $(NPM_FLAGS)
 	@touch $@
 
-# nats-server, etcd and protoc from Debian packages when missing.
+# nats-server, etcd, protoc and chromium from Debian packages when missing.
 sys-deps:
 	@missing=""; for pair in $(APT_PACKAGES); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
@@ -53,9 +54,18 @@ src/gen/.stamp: $(PROTOS) node_modules/.package-lock.json | sys-deps
 	rm src/gen/descriptor-set.pb
 	@touch $@
 
-build: deps proto
+build: deps proto ui
 	npx tsc -p tsconfig.json
 	@chmod +x dist/cmd/*.js
+
+# The dashboard (src/ui): type-checked with the DOM's types, bundled with preact and htm into
+# dist/ui, which the controller serves at /ui/.
+ui: npm-deps
+	npx tsc -p src/ui/tsconfig.json
+	npx esbuild src/ui/main.ts --bundle --minify --format=esm --target=es2022 --tsconfig=src/ui/tsconfig.json \
+	  --outfile=dist/ui/app.js --log-level=warning
+	cp src/ui/index.html dist/ui/index.html
+	cp src/ui/style.css dist/ui/app.css
 
 typecheck-tests: build
 	npx tsc -p test/tsconfig.json --noEmit

@@ -1,6 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: fast pure unit tests, and tests against real nats-server/etcd/controller processes.
+// Three projects: fast pure unit tests, tests against real nats-server/etcd/controller processes,
+// and the dashboard in headless Chromium against the same.
 export default defineConfig({
   test: {
     projects: [
@@ -21,6 +22,17 @@ export default defineConfig({
           // Each file starts its own servers and processes; two cores run two such files well.
           maxWorkers: 2,
           sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        test: {
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          // One file shares one controller, its executors and one browser.
+          maxWorkers: 1,
+          sequence: { groupOrder: 2 },
         },
       },
     ],

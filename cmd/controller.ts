@@ -3,7 +3,7 @@
 
 import { Command, Option } from 'commander';
 import { loadControllerConfig } from '../src/config/controller.js';
-import { resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { NatsAuthority } from '../src/bus/authority.js';
 import { Controller } from '../src/controller/app.js';
 import { ConfigError } from '../src/errors.js';
@@ -100,8 +100,11 @@ program.addCommand(
         log: controller.log.named('dev'),
       });
       controller.beforeClose(() => executor.stop());
+      const dashboard = controller.dashboardUrl
+        ? `The dashboard: ${controller.dashboardUrl} (sign in with the token in ${relative(process.cwd(), dev.clientConfigPath) || dev.clientConfigPath})\n`
+        : '';
       process.stderr.write(
-        `\nGRID is up. In another shell:\n  npx grid-cli create config/examples/hello.json\n  npx grid-cli list\n  npx grid-cli executors list\n\n`,
+        `\nGRID is up. In another shell:\n  npx grid-cli create config/examples/hello.json\n  npx grid-cli list\n  npx grid-cli executors list\n${dashboard}\n`,
       );
     },
   ),

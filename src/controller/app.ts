@@ -34,6 +34,8 @@ export class Controller {
   address = '';
   /** host:port of the HTTP door; "" when there is none. */
   httpAddress = '';
+  /** The dashboard's URL; "" without an HTTP door or a built dashboard. */
+  dashboardUrl = '';
   natsServers: string[] = [];
   etcdEndpoints: string[] = [];
   nc?: NatsConnection;
@@ -165,6 +167,7 @@ export class Controller {
         { address: cfg.http_address, ...(tls ? { tls: tls.server } : {}), ops: { readiness: wired.readiness, metrics: wired.metrics } },
       );
       this.httpAddress = http.address;
+      this.dashboardUrl = http.dashboard;
       this.cleanups.push({ name: 'HTTP server', run: () => http.close() });
     }
     const intake = new NatsIntake({

@@ -14,7 +14,7 @@ import type { EtcdExecutionStore } from '../store/etcd-executions.js';
 import { watchKeys } from '../store/key-watch.js';
 import type { Kv } from '../store/kv.js';
 import { authorize, type Principal } from './auth.js';
-import type { ExecutorRegistry } from './executors.js';
+import type { ExecutorHeartbeat, ExecutorRegistry } from './executors.js';
 import { executionInScope, type NodeGroups } from './scope.js';
 import type { StreamQuota } from './stream-quota.js';
 import { executionView, type ExecutionView } from './views.js';
@@ -26,11 +26,16 @@ export type GridEvent =
   | { type: 'executor'; executor: ExecutorView }
   | { type: 'executor_removed'; id: string }
   /** The current state; `start` when the feed begins afresh, `resumed` when it could not go on from where it was. */
-  | { type: 'reset'; reason: 'start' | 'resumed'; executions: ExecutionView[]; executors: ExecutorView[] };
+  | { type: 'reset'; reason: 'start' | 'resumed'; executions: ExecutionView[]; executors: ExecutorView[] }
+  /**
+   * Heartbeats this controller took since the last such event (heartbeats are not in etcd, so
+   * they have no revision and are not replayed on resuming).
+   */
+  | { type: 'heartbeats'; executors: ExecutorHeartbeat[] };
 
-/** The changes of one etcd revision. */
+/** The changes of one etcd revision; heartbeats have none. */
 export interface EventBatch {
-  revision: number;
+  revision?: number;
   events: GridEvent[];
 }
 
@@ -40,18 +45,21 @@ type Change = { put: IKeyValue } | { deleted: IKeyValue } | { snapshot: IKeyValu
 const MAX_BEHIND = 10_000;
 /** Execution records read at once for a reset. */
 const READ_BATCH = 64;
+/** How often heartbeats taken since the last look are handed out. */
+const HEARTBEATS_EVERY_MS = 2_000;
 
 export class EventService {
   constructor(
     private readonly d: {
       kv: Kv;
       store: Pick<EtcdExecutionStore, 'key'>;
-      registry: Pick<ExecutorRegistry, 'view'>;
+      registry: Pick<ExecutorRegistry, 'view' | 'heartbeats'>;
       /** Each executor's groups by name, for tokens with groups. */
       nodeGroups: () => Promise<NodeGroups>;
       /** Open streams per token, shared with GetLogs and WatchExecution; absent = not counted. */
       streams?: StreamQuota;
       maxBehind?: number;
+      heartbeatsEveryMs?: number;
     },
   ) {}
 
@@ -93,12 +101,24 @@ export class EventService {
     });
     const onAbort = () => wake?.();
     signal.addEventListener('abort', onAbort);
+    const heartbeats = new HeartbeatDelta(() => this.d.registry.heartbeats());
+    let heartbeatsDue = false;
+    const heartbeatTimer = setInterval(() => {
+      heartbeatsDue = true;
+      wake?.();
+    }, this.d.heartbeatsEveryMs ?? HEARTBEATS_EVERY_MS);
     try {
       if (!(await watch.ready)) return;
       opts.onReady?.();
       while (!signal.aborted) {
         if (behind) {
           throw new LimitExceededError('', `this reader fell more than ${max} changes behind; reconnect with the last event id to resume`, { retryable: true });
+        }
+        if (queue.length === 0 && heartbeatsDue) {
+          heartbeatsDue = false;
+          const changed = heartbeats.next();
+          if (changed.length) yield { events: [{ type: 'heartbeats', executors: changed }] };
+          continue;
         }
         if (queue.length === 0) {
           await new Promise<void>((r) => (wake = r));
@@ -110,6 +130,7 @@ export class EventService {
         for (const batch of this.batches(changes, executionsPrefix, executorsPrefix, visible, p.groups.length > 0)) yield batch;
       }
     } finally {
+      clearInterval(heartbeatTimer);
       signal.removeEventListener('abort', onAbort);
       await watch.close();
     }
@@ -192,5 +213,18 @@ export class EventService {
       for (const r of read) records.push(...r.kvs);
     }
     return { kvs: [...executors, ...records], revision };
+  }
+}
+
+/** The heartbeats that are new since the last call: each executor's, when it was seen again. */
+export class HeartbeatDelta {
+  private readonly sent = new Map<string, number>();
+
+  constructor(private readonly read: () => ExecutorHeartbeat[]) {}
+
+  next(): ExecutorHeartbeat[] {
+    const changed = this.read().filter((h) => this.sent.get(h.id) !== h.last_seen_at_ms);
+    for (const h of changed) this.sent.set(h.id, h.last_seen_at_ms);
+    return changed;
   }
 }

@@ -7,7 +7,7 @@ import type { CancelMessage } from '../bus/messages.js';
 import { resolveArgs } from '../domain/args.js';
 import { dispatchExecution, planTasks } from '../domain/dispatch-plan.js';
 import { groupsOf, isLive, type ExecutorRecord } from '../domain/executor.js';
-import { isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
+import { EXECUTION_STATES, isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
 import { claimTask, isTaskOf, mayBegin, NOT_YET, sendable, stopExecution, type ClaimAnswer } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
 import { checkTaskCount, LIMIT_DEFAULTS, type Limits } from '../domain/limits.js';
@@ -15,7 +15,7 @@ import type { TaskToRun } from '../domain/task.js';
 import { checkIdempotencyKey, idempotencyKeyHash, requestDigest, type IdempotentRequest } from '../domain/idempotency.js';
 import { formatTarget, parseTarget } from '../domain/target.js';
 import { FailedPreconditionError, NotFoundError, PermissionDeniedError, ValidationError } from '../errors.js';
-import type { ExecutionStore, ExecutorStore, IdempotencyClaim, IdempotencyEntry, JobStore, ListPage } from '../store/store.js';
+import { noCounts, type ExecutionStore, type ExecutorStore, type IdempotencyClaim, type IdempotencyEntry, type JobStore, type ListPage, type StateCounts } from '../store/store.js';
 import { Batcher, type Pending } from '../util/batcher.js';
 import { isId, newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
@@ -50,6 +50,11 @@ export interface DryRunRow {
 }
 
 /** A page of executions (newest first), and what retention has pruned (see Retention). */
+/** Index entries read at most per state to count one job's executions. */
+const COUNT_SCAN = 20_000;
+/** Records read at most per state to count what a scoped token may see. */
+const SCOPED_COUNT_SCAN = 2_000;
+
 export interface ExecutionList extends Omit<ListPage, 'executions'> {
   executions: ExecutionView[];
   /** The newest pruned execution was created at this time; 0 = none pruned. */
@@ -275,6 +280,33 @@ export class ExecutionService {
       if (!page.next) return { executions, next: '', keysRead, ...pruned };
       before = page.next;
     }
+  }
+
+  /**
+   * Executions per state (of one job, when given), beside the list's filters. A scoped token's
+   * are counted from the records it may see, at most SCOPED_COUNT_SCAN read per state.
+   */
+  async counts(p: Principal, f: { job?: string }): Promise<StateCounts> {
+    authorize(p, 'executions:read');
+    if (!p.groups.length) return this.d.store.countByState({ job: f.job, maxScan: COUNT_SCAN });
+    const groups = await this.nodeGroups();
+    const counts = noCounts();
+    const atLeast: ExecutionState[] = [];
+    for (const state of EXECUTION_STATES) {
+      let before: string | undefined;
+      for (let read = 0; ; ) {
+        const page = await this.d.store.list({ job: f.job, state, limit: 500, before });
+        read += page.executions.length;
+        counts[state] += page.executions.filter((x) => executionInScope(p, x.target, groups)).length;
+        if (!page.next) break;
+        if (read >= SCOPED_COUNT_SCAN) {
+          atLeast.push(state);
+          break;
+        }
+        before = page.next;
+      }
+    }
+    return { counts, atLeast };
   }
 
   async cancel(p: Principal, id: string, reason: string): Promise<ExecutionView> {

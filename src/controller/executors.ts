@@ -67,6 +67,14 @@ export interface HeartbeatInput {
   draining: boolean;
 }
 
+/** An executor's last heartbeat, as the events feed hands it out. */
+export interface ExecutorHeartbeat {
+  id: string;
+  last_seen_at_ms: number;
+  running_tasks: number;
+  load: number;
+}
+
 interface LiveInfo {
   lastSeenMs: number;
   runningTasks: number;
@@ -361,6 +369,14 @@ export class ExecutorRegistry {
     await this.queues.deleteExecutorQueue(rec.id);
     await this.nats.revoke(rec.nats_user_key, rec.name);
     this.live.delete(rec.id);
+  }
+
+  /**
+   * The heartbeats this controller took: when each executor was last seen and what it reported.
+   * Kept in memory only (heartbeats are not written to etcd), so another replica's are not here.
+   */
+  heartbeats(): ExecutorHeartbeat[] {
+    return [...this.live].map(([id, l]) => ({ id, last_seen_at_ms: l.lastSeenMs, running_tasks: l.runningTasks, load: l.load }));
   }
 
   view(e: ExecutorRecord): ExecutorView {

@@ -7,6 +7,8 @@ import type { JobDefinition } from './job.js';
 export type ExecutionState = 'QUEUED' | 'DISPATCHED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
 export type TaskState = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'CANCELLED' | 'LOST' | 'SKIPPED' | 'UNKNOWN';
 
+/** Every execution state, in the order an execution moves through them. */
+export const EXECUTION_STATES: readonly ExecutionState[] = ['QUEUED', 'DISPATCHED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
 export const TERMINAL_EXECUTION: ReadonlySet<ExecutionState> = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT']);
 export const TERMINAL_TASK: ReadonlySet<TaskState> = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'CANCELLED', 'LOST', 'SKIPPED', 'UNKNOWN']);
 

@@ -31,7 +31,9 @@ import {
   type IdempotencyEntry,
   type ListFilter,
   type ListPage,
+  noCounts,
   type RetentionStatus,
+  type StateCounts,
   type UpdateResult,
   type Versioned,
 } from './store.js';
@@ -50,6 +52,8 @@ const GROUP = 32;
 const PER_BACKFILL = Math.floor(TXN_OPS / 2);
 /** The states an execution ends in: those with an executions-by-state index. */
 const FINISHED: readonly ExecutionState[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
+/** Index entries read at once when counting one job's finished executions. */
+const COUNT_PAGE = 1000;
 /** Records kept from this store's own writes (see `recent`). */
 const RECENT_MAX = 10_000;
 
@@ -580,6 +584,42 @@ export class EtcdExecutionStore implements ExecutionStore {
   async countFinished(): Promise<number> {
     const counts = await Promise.all(FINISHED.map((st) => this.kv.client.getAll().prefix(this.kv.key('executions-by-state', st, '')).count()));
     return counts.reduce((a, b) => a + b, 0);
+  }
+
+  async countByState(f: { job?: string; maxScan: number }): Promise<StateCounts> {
+    const counts = noCounts();
+    const atLeast: ExecutionState[] = [];
+    // Unfinished ones from the active entries, few by nature.
+    const active = await this.active();
+    const unknown = f.job ? active.filter((e) => e.job === undefined).map((e) => e.id) : [];
+    const jobs = new Map<string, string>();
+    if (unknown.length) for (const [id, v] of await this.getMany(unknown)) jobs.set(id, v.value.job);
+    for (const e of active) if (!f.job || (e.job ?? jobs.get(e.id)) === f.job) counts[e.state]++;
+    await Promise.all(
+      FINISHED.map(async (state) => {
+        const prefix = this.kv.key('executions-by-state', state, '');
+        if (!f.job) {
+          counts[state] = await this.kv.client.getAll().prefix(prefix).count();
+          return;
+        }
+        // The entries name their job: read them in pages, up to maxScan.
+        let start = prefix;
+        let scanned = 0;
+        for (;;) {
+          const page = Math.min(COUNT_PAGE, f.maxScan - scanned);
+          const res = await this.kv.client.getAll().inRange({ start, end: prefixEnd(prefix) }).sort('Key', 'Ascend').limit(page).exec();
+          scanned += res.kvs.length;
+          for (const kv of res.kvs) if (kv.value.toString() === f.job) counts[state]++;
+          if (res.kvs.length < page) return;
+          if (scanned >= f.maxScan) {
+            atLeast.push(state);
+            return;
+          }
+          start = res.kvs[res.kvs.length - 1]!.key.toString() + '\0';
+        }
+      }),
+    );
+    return { counts, atLeast: FINISHED.filter((s) => atLeast.includes(s)) };
   }
 
   /** The `n` oldest finished executions (by id, so by creation), oldest first. */

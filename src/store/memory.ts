@@ -21,7 +21,9 @@ import {
   type LeaseStore,
   type ListFilter,
   type ListPage,
+  noCounts,
   type RetentionStatus,
+  type StateCounts,
   type UpdateResult,
   type Versioned,
 } from './store.js';
@@ -194,6 +196,12 @@ export class MemoryExecutionStore implements ExecutionStore {
 
   async countFinished(): Promise<number> {
     return this.finished().length;
+  }
+
+  async countByState(f: { job?: string; maxScan: number }): Promise<StateCounts> {
+    const counts = noCounts();
+    for (const { value: x } of this.records.values()) if (!f.job || x.job === f.job) counts[x.state]++;
+    return { counts, atLeast: [] };
   }
 
   async oldestFinished(n: number): Promise<FinishedEntry[]> {

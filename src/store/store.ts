@@ -2,7 +2,7 @@
 // implementations (etcd-*.ts) own their connection; the in-memory ones (memory.ts) serve unit
 // tests. Use-cases depend only on these interfaces.
 
-import type { Execution, ExecutionState } from '../domain/execution.js';
+import { EXECUTION_STATES, type Execution, type ExecutionState } from '../domain/execution.js';
 import type { ExecutorRecord } from '../domain/executor.js';
 import type { JobDefinition, StoredJob } from '../domain/job.js';
 
@@ -103,6 +103,19 @@ export interface ListPage {
   keysRead: number;
 }
 
+/** How many executions are in each state, as the dashboard shows them beside its filters. */
+export interface StateCounts {
+  /** Every state, 0 when none. */
+  counts: Record<ExecutionState, number>;
+  /** States whose counting stopped at the scan limit: there are at least that many. */
+  atLeast: ExecutionState[];
+}
+
+/** Counts of 0 in every state. */
+export function noCounts(): Record<ExecutionState, number> {
+  return Object.fromEntries(EXECUTION_STATES.map((s) => [s, 0])) as Record<ExecutionState, number>;
+}
+
 /** A finished execution, as its state index entry names it. */
 export interface FinishedEntry {
   id: string;
@@ -160,6 +173,11 @@ export interface ExecutionStore {
   changes(id: string, afterRevision: number, signal: AbortSignal): AsyncIterable<Execution>;
   /** How many executions have ended (and are still kept). */
   countFinished(): Promise<number>;
+  /**
+   * Executions per state, of one job when given. Without a job it reads counts, not keys; with
+   * one, a finished state's index entries are read (they name the job), at most `maxScan` each.
+   */
+  countByState(f: { job?: string; maxScan: number }): Promise<StateCounts>;
   /** The `n` oldest finished executions, oldest first. */
   oldestFinished(n: number): Promise<FinishedEntry[]>;
   /** Deletes finished executions still in the state their entry names; returns how many. */

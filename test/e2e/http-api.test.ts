@@ -244,6 +244,11 @@ describe('HTTP API', () => {
     expect(status.workers).toEqual({
       [executorName]: { state: 'SUCCEEDED', exit_code: 0, attempts: 1, started_at: expect.any(String), finished_at: expect.any(String), reason: 'exit code 0' },
     });
+    const counts = await call('GET', `/v1/executions/counts?job=${fastJob}`, { as: 'viewer' });
+    expect(counts.status).toBe(200);
+    expect(counts.body.counts.SUCCEEDED).toBeGreaterThanOrEqual(1);
+    expect(Object.keys(counts.body.counts)).toEqual(['QUEUED', 'DISPATCHED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT']);
+    expect(counts.body.at_least).toEqual([]);
     const alias = await call('GET', `/tasks/${first.body.executionId}/status`, { as: 'viewer' });
     expect(alias.status).toBe(200);
     expect(alias.body).toEqual(status);
@@ -253,7 +258,9 @@ describe('HTTP API', () => {
     expect(dry.body.dryRun).toEqual([expect.objectContaining({ executorName, skipped: false })]);
 
     expectError(await call('POST', `/v1/jobs/${fastJob}/executions`, { as: 'operator', body: { timeout_seconds: -1 } }), 400, 'validation', 'timeout_seconds');
-    expectError(await call('POST', `/v1/jobs/${fastJob}/executions`, { as: 'operator', body: { args: { NOPE: '1' } } }), 400, 'validation', 'args.NOPE');
+    const undeclared = await call('POST', `/v1/jobs/${fastJob}/executions`, { as: 'operator', body: { args: { NOPE: '1' } } });
+    expectError(undeclared, 400, 'validation', 'args.NOPE');
+    expect(undeclared.body.error.problems).toEqual([{ field: 'args.NOPE', message: expect.stringContaining('not declared') }]);
     expectError(await call('POST', `/v1/jobs/${fastJob}/executions`, { as: 'operator', body: { wait_offline: 'soon' } }), 400, 'validation');
     expectError(await call('POST', `/v1/jobs/${fastJob}/executions`, { as: 'viewer', body: {} }), 403, 'permission_denied');
     expectError(await call('POST', `/v1/jobs/${uniqueName('missing')}/executions`, { as: 'operator', body: {} }), 404, 'not_found');
@@ -443,7 +450,7 @@ describe('HTTP API', () => {
   it('documents its routes at /v1/openapi.json, readable without a token', async () => {
     const doc = await call('GET', '/v1/openapi.json', { as: 'none' });
     expect(doc.status).toBe(200);
-    expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/v1/jobs', '/v1/jobs/{name}/executions', '/v1/executions/{id}/logs', '/v1/events', '/tasks']));
+    expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/v1/jobs', '/v1/jobs/{name}/executions', '/v1/executions/counts', '/v1/executions/{id}/logs', '/v1/events', '/tasks']));
     expectError(await call('GET', '/v1/nothing'), 404, 'not_found');
   });
 

@@ -2,10 +2,14 @@
 // /v1/openapi.json and every documented path is a route; errors have one shape and the status
 // errors.ts gives their kind; schema failures name the field; mutating calls are audited.
 
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/controller/audit.js';
 import { Authenticator } from '../../src/controller/auth.js';
 import { sseBatch } from '../../src/controller/doors/http/events.js';
+import { HeartbeatDelta } from '../../src/controller/events.js';
 import { chunkLines } from '../../src/controller/doors/http/logs.js';
 import { buildHttpApi, type HttpApi, type HttpUseCases } from '../../src/controller/doors/http/server.js';
 import {
@@ -136,6 +140,60 @@ describe('HTTP door', () => {
     expect(sseBatch({ revision: 9, events: [{ type: 'executor_removed', id: 'a' }, { type: 'execution_deleted', id: 'b' }] })).toBe(
       'event: executor_removed\ndata: {"id":"a"}\n\nevent: execution_deleted\ndata: {"id":"b"}\nid: 9\n\n',
     );
+  });
+
+  it('writes heartbeats as an SSE event without an id (they are not replayed), and only those that are new', () => {
+    expect(sseBatch({ events: [{ type: 'heartbeats', executors: [{ id: 'E1', last_seen_at_ms: 5, running_tasks: 1, load: 0.5 }] }] })).toBe(
+      'event: heartbeats\ndata: {"executors":[{"id":"E1","lastSeenAtMs":5,"runningTasks":1,"load":0.5}]}\n\n',
+    );
+    let seen = [{ id: 'E1', last_seen_at_ms: 5, running_tasks: 0, load: 0 }, { id: 'E2', last_seen_at_ms: 6, running_tasks: 0, load: 0 }];
+    const delta = new HeartbeatDelta(() => seen);
+    expect(delta.next().map((h) => h.id)).toEqual(['E1', 'E2']);
+    expect(delta.next()).toEqual([]);
+    seen = [{ ...seen[0]!, last_seen_at_ms: 7 }, seen[1]!];
+    expect(delta.next().map((h) => [h.id, h.last_seen_at_ms])).toEqual([['E1', 7]]);
+  });
+
+  it('lists every validation problem with its field, for a form to show each beside its own', async () => {
+    getThrows = new ValidationError([{ path: 'args.COUNT', message: 'not an int' }, { path: 'args.TOKEN', message: 'missing' }]);
+    const res = await api.app.inject({ method: 'GET', url: '/v1/executions/01X', headers: auth() });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toEqual({
+      kind: 'validation',
+      message: '2 problems: args.COUNT: not an int; args.TOKEN: missing',
+      field: 'args.COUNT',
+      problems: [{ field: 'args.COUNT', message: 'not an int' }, { field: 'args.TOKEN', message: 'missing' }],
+    });
+  });
+
+  it('serves the dashboard\'s files under /ui without a token, and nothing else there', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'grid-ui-'));
+    writeFileSync(join(dir, 'index.html'), '<!doctype html><title>GRID</title>');
+    writeFileSync(join(dir, 'app.js'), 'console.log(1)');
+    const ui = await buildHttpApi({} as HttpUseCases, { auth: new Authenticator('tokens', []), log: silentLogger }, { uiDir: dir });
+    try {
+      expect(ui.dashboard).toBe(true);
+      expect(ui.routes.filter((r) => r.includes('/ui'))).toEqual([]);
+      const bare = await ui.app.inject({ method: 'GET', url: '/ui' });
+      expect([bare.statusCode, bare.headers.location]).toEqual([302, '/ui/']);
+      const page = await ui.app.inject({ method: 'GET', url: '/ui/' });
+      expect(page.statusCode).toBe(200);
+      expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect(page.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+      expect(page.headers['set-cookie']).toBeUndefined();
+      const again = await ui.app.inject({ method: 'GET', url: '/ui/', headers: { 'if-none-match': String(page.headers.etag) } });
+      expect(again.statusCode).toBe(304);
+      const js = await ui.app.inject({ method: 'GET', url: '/ui/app.js' });
+      expect([js.statusCode, js.headers['content-type'], js.body]).toEqual([200, 'text/javascript; charset=utf-8', 'console.log(1)']);
+      expect((await ui.app.inject({ method: 'GET', url: '/ui/../package.json' })).statusCode).toBe(404);
+      expect((await ui.app.inject({ method: 'GET', url: '/ui/nope.js' })).json().error.kind).toBe('not_found');
+    } finally {
+      await ui.app.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const unbuilt = await buildHttpApi({} as HttpUseCases, { auth: new Authenticator('tokens', []), log: silentLogger }, { uiDir: join(tmpdir(), 'grid-ui-none') });
+    expect((await unbuilt.app.inject({ method: 'GET', url: '/ui/' })).json().error.message).toMatch(/not built: run make build/);
+    await unbuilt.app.close();
   });
 
   it('writes one NDJSON object per line of a log chunk, the chunk\'s sequence as every line\'s offset', () => {

@@ -269,6 +269,23 @@ describe('ExecutionService over the in-memory store and bus', () => {
     await expect(executions.list(viewer, { pageAfter: 'not-an-id' })).rejects.toBeInstanceOf(ValidationError);
   });
 
+  it('counts executions per state, of one job, and only those a scoped token may see', async () => {
+    const { job, executor, execute, executions } = rig();
+    await job('a');
+    await job('b');
+    await executor('web-1', ['web']);
+    await executor('db-1', ['db']);
+    const a1 = (await execute(operator, 'a', { target: 'group:web' })).execution!;
+    await execute(operator, 'a', { target: 'group:db' });
+    const b1 = (await execute(operator, 'b', { target: 'group:web' })).execution!;
+    await executions.cancel(operator, a1.id, '');
+    await executions.cancel(operator, b1.id, '');
+    const none = { QUEUED: 0, DISPATCHED: 0, RUNNING: 0, SUCCEEDED: 0, FAILED: 0, CANCELLED: 0, TIMED_OUT: 0 };
+    expect(await executions.counts(viewer, {})).toEqual({ counts: { ...none, DISPATCHED: 1, CANCELLED: 2 }, atLeast: [] });
+    expect(await executions.counts(viewer, { job: 'a' })).toEqual({ counts: { ...none, DISPATCHED: 1, CANCELLED: 1 }, atLeast: [] });
+    expect(await executions.counts(webOperator, {})).toEqual({ counts: { ...none, CANCELLED: 2 }, atLeast: [] });
+  });
+
   it('retention prunes the oldest finished executions beyond its count, and lists say so', async () => {
     const { job, executor, execute, executions, retention } = rig();
     await job('deploy');

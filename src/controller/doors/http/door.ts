@@ -12,6 +12,8 @@ export type { HttpUseCases } from './server.js';
 export interface HttpDoor {
   /** host:port it listens on (the port it was given, or the one picked for port 0). */
   address: string;
+  /** The dashboard's URL; "" when it was not built. */
+  dashboard: string;
   close(): Promise<void>;
 }
 
@@ -25,7 +27,7 @@ export async function startHttpDoor(
 ): Promise<HttpDoor> {
   const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(opts.address);
   if (!m) throw new ConfigError('http_address', `${JSON.stringify(opts.address)} must be host:port, e.g. "127.0.0.1:7080"`);
-  const { app } = await buildHttpApi(uc, ctx, { ...(opts.tls ? { tls: opts.tls } : {}), ...(opts.ops ? { ops: opts.ops } : {}) });
+  const { app, dashboard } = await buildHttpApi(uc, ctx, { ...(opts.tls ? { tls: opts.tls } : {}), ...(opts.ops ? { ops: opts.ops } : {}) });
   try {
     await app.listen({ host: m[1]!, port: Number(m[2]) });
   } catch (err) {
@@ -33,10 +35,12 @@ export async function startHttpDoor(
     throw new ConfigError('http_address', `cannot listen on ${opts.address}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
   }
   const address = opts.address.replace(/:\d+$/, `:${(app.server.address() as AddressInfo).port}`);
-  ctx.log.info('http ready', { address, tls: opts.tls ? 'on' : 'off' });
+  const dashboardUrl = dashboard ? `${opts.tls ? 'https' : 'http'}://${address}/ui/` : '';
+  ctx.log.info('http ready', { address, tls: opts.tls ? 'on' : 'off', ...(dashboardUrl ? { dashboard: dashboardUrl } : {}) });
   let closing: Promise<void> | undefined;
   return {
     address,
+    dashboard: dashboardUrl,
     close: () =>
       (closing ??= (async () => {
         const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);

@@ -12,6 +12,8 @@ export interface ErrorBody {
     message: string;
     /** The request field the error is about (`timeout_seconds`, `args.NAME`, `env_vars.args[0].type`); absent when none. */
     field?: string;
+    /** A validation error's every problem, each with its field when it is about one (a form shows each beside its field). */
+    problems?: Array<{ field?: string; message: string }>;
   };
 }
 
@@ -49,7 +51,11 @@ export function errorAnswer(ctx: HttpContext, err: unknown, route: string): Erro
 
 function fromGrid(e: GridError): ErrorAnswer {
   const field = e instanceof ValidationError ? e.problems.find((p) => p.path)?.path : undefined;
-  const answer: ErrorAnswer = { status: toHttpStatus(e), body: { error: { kind: e.kind, message: e.message, ...(field ? { field } : {}) } } };
+  const problems = e instanceof ValidationError ? e.problems.map((p) => (p.path ? { field: p.path, message: p.message } : { message: p.message })) : undefined;
+  const answer: ErrorAnswer = {
+    status: toHttpStatus(e),
+    body: { error: { kind: e.kind, message: e.message, ...(field ? { field } : {}), ...(problems ? { problems } : {}) } },
+  };
   if (e.retryable && (e.kind === 'unavailable' || e.kind === 'resource_exhausted')) answer.retryAfter = 1;
   return answer;
 }

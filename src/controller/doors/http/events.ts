@@ -1,7 +1,8 @@
 // GET /v1/events: Server-Sent Events of changes to executions and executors. Each event's data is
 // JSON: `execution` (the status view, as GET /v1/executions/{id}), `execution_deleted` ({id}),
-// `executor` (as GET /v1/executors/{id}), `executor_removed` ({id}) and `reset` ({reason,
-// executions, executors}: the current state). The `id:` is the etcd revision of the change; the
+// `executor` (as GET /v1/executors/{id}), `executor_removed` ({id}), `reset` ({reason,
+// executions, executors}: the current state) and `heartbeats` ({executors: [{id, lastSeenAtMs,
+// runningTasks, load}]}: those this controller took lately; no id, not replayed). The `id:` is the etcd revision of the change; the
 // changes of one revision go out in one write, the id on the last of them, so a client that
 // reconnects with `Last-Event-ID: R` (browsers' EventSource does it by itself) gets every change
 // after R — or, when etcd has compacted R away, a reset and the changes after it.
@@ -25,15 +26,18 @@ function dataOf(e: GridEvent): unknown {
       return executorView(e.executor);
     case 'reset':
       return { reason: e.reason, executions: e.executions.map(statusOf), executors: e.executors.map(executorView) };
+    case 'heartbeats':
+      return { executors: e.executors.map((h) => ({ id: h.id, lastSeenAtMs: h.last_seen_at_ms, runningTasks: h.running_tasks, load: h.load })) };
     default:
       return { id: e.id };
   }
 }
 
-/** The batch as SSE: one event per change, the revision as the id of the last. */
+/** The batch as SSE: one event per change, the revision as the id of the last (heartbeats have none). */
 export function sseBatch(b: EventBatch): string {
+  const last = b.events.length - 1;
   return b.events
-    .map((e, i) => `event: ${e.type}\ndata: ${JSON.stringify(dataOf(e))}\n${i === b.events.length - 1 ? `id: ${b.revision}\n` : ''}\n`)
+    .map((e, i) => `event: ${e.type}\ndata: ${JSON.stringify(dataOf(e))}\n${i === last && b.revision !== undefined ? `id: ${b.revision}\n` : ''}\n`)
     .join('');
 }
 
@@ -48,7 +52,7 @@ export function eventRoutes(app: FastifyInstance, ctx: HttpContext, events: Even
       },
       response: {
         200: {
-          description: 'events execution, execution_deleted, executor, executor_removed and reset, each with JSON data; a failure midway is an `error` event',
+          description: 'events execution, execution_deleted, executor, executor_removed, reset and heartbeats (no id), each with JSON data; a failure midway is an `error` event',
           content: { 'text/event-stream': { schema: { type: 'string' } } },
         },
         ...errorResponses(400, 403, 429),

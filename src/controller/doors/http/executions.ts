@@ -4,7 +4,7 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { executionJson, statusJson } from '../../../api/json.js';
-import type { Execution, ExecutionState } from '../../../domain/execution.js';
+import { EXECUTION_STATES, type ExecutionState } from '../../../domain/execution.js';
 import { ValidationError } from '../../../errors.js';
 import { parseDuration } from '../../../util/duration.js';
 import { didYouMean } from '../../../util/suggest.js';
@@ -15,7 +15,7 @@ import { executionToPb } from '../grpc/convert.js';
 import { asCaller, audited, type HttpContext } from './context.js';
 import { errorResponses, executionSchema, idParams, nameParams, openObject, OPTIONAL_BODY_MARK } from './schemas.js';
 
-const STATES: ExecutionState[] = ['QUEUED', 'DISPATCHED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
+const STATES = EXECUTION_STATES;
 
 /** The execution as `grid-cli status --output json` prints it. */
 export function statusOf(x: ExecutionView) {
@@ -159,6 +159,24 @@ export function executionRoutes(app: FastifyInstance, ctx: HttpContext, executio
       pruned_before_ms: page.prunedBeforeMs,
       retention: page.retention,
     };
+  });
+
+  app.get<{ Querystring: { job?: string } }>('/v1/executions/counts', {
+    schema: {
+      summary: 'how many executions are in each state, of one job when given',
+      tags: ['executions'],
+      querystring: { type: 'object', additionalProperties: false, properties: { job: { type: 'string' } } },
+      response: {
+        200: openObject('counts has every state; at_least lists the states whose counting stopped at its limit (there are at least that many)', {
+          counts: { type: 'object', additionalProperties: { type: 'integer' } },
+          at_least: { type: 'array', items: { type: 'string' } },
+        }),
+        ...errorResponses(400, 403),
+      },
+    },
+  }, async (req) => {
+    const c = await asCaller(ctx, req, (who) => executions.counts(who, { job: req.query.job }));
+    return { counts: c.counts, at_least: c.atLeast };
   });
 
   app.get<{ Params: { id: string } }>('/v1/executions/:id', {

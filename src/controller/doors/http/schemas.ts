@@ -38,6 +38,11 @@ export const errorSchema = {
         kind: { type: 'string', description: 'the error kind (src/errors.ts), e.g. validation, not_found' },
         message: { type: 'string' },
         field: { type: 'string', description: 'the request field at fault, e.g. timeout_seconds or args.NAME' },
+        problems: {
+          type: 'array',
+          description: 'validation: every problem, each with the field it is about',
+          items: { type: 'object', required: ['message'], properties: { field: { type: 'string' }, message: { type: 'string' } } },
+        },
       },
     },
   },

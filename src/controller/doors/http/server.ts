@@ -1,6 +1,7 @@
 // The HTTP/JSON door as a Fastify instance: JSON-schema validation of every request, errors in
 // one shape, the routes over the same use-cases the gRPC door calls, /livez, /readyz and
-// /metrics (ops.ts), and /v1/openapi.json built from the routes' schemas. door.ts makes it listen.
+// /metrics (ops.ts), /v1/openapi.json built from the routes' schemas, and the dashboard's files
+// under /ui. door.ts makes it listen.
 
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
@@ -17,6 +18,7 @@ import { jobRoutes } from './jobs.js';
 import { logRoutes } from './logs.js';
 import { opsRoutes, type OpsSources } from './ops.js';
 import { OpenStreams } from './stream.js';
+import { readUiAssets, uiRoutes } from './ui.js';
 
 /** The use-cases behind the door: the ones the gRPC services call, and the events feed. */
 export type HttpUseCases = Pick<ControllerUseCases, 'jobs' | 'executions' | 'executors' | 'logs' | 'events'>;
@@ -26,6 +28,8 @@ export interface HttpApiOptions {
   tls?: { certPem: string; keyPem: string };
   /** What /readyz and /metrics answer from (/livez is always there). */
   ops?: OpsSources;
+  /** The dashboard's bundle; default: dist/ui as `make build` writes it. */
+  uiDir?: string;
 }
 
 /** As gRPC's grpc.max_receive_message_length: a definition or execute request up to the limits. */
@@ -33,8 +37,10 @@ const BODY_LIMIT = 16 * 1024 * 1024;
 
 export interface HttpApi {
   app: FastifyInstance;
-  /** Every route as "METHOD /path", in the order registered. */
+  /** Every API route as "METHOD /path", in the order registered (the dashboard's files are not in it). */
   routes: string[];
+  /** Whether the dashboard was built, so /ui/ serves it. */
+  dashboard: boolean;
   /** The log follows and event streams being served. */
   streams: OpenStreams;
 }
@@ -52,6 +58,7 @@ export async function buildHttpApi(uc: HttpUseCases, ctx: HttpContext, opts: Htt
   }) as unknown as FastifyInstance;
   const routes: string[] = [];
   app.addHook('onRoute', (r) => {
+    if ((r.schema as { hide?: boolean } | undefined)?.hide) return;
     for (const m of [r.method].flat()) routes.push(`${m} ${r.url}`);
   });
 
@@ -99,6 +106,8 @@ export async function buildHttpApi(uc: HttpUseCases, ctx: HttpContext, opts: Htt
   app.get('/v1/openapi.json', {
     schema: { summary: 'this document', tags: ['meta'], security: [], response: { 200: { type: 'object', additionalProperties: true } } },
   }, async () => app.swagger());
+  const assets = readUiAssets(opts.uiDir);
+  uiRoutes(app, assets);
   await app.ready();
-  return { app, routes, streams };
+  return { app, routes, streams, dashboard: assets.size > 0 };
 }
