@@ -7,7 +7,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { connectBus } from '../bus/connect.js';
 import { GridClient } from '../client/client.js';
 import type { ExecutorConfig } from '../config/executor.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, ExitCode } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { HostRunner } from '../runners/host/index.js';
 import { KubernetesRunner, kubernetesStateDir } from '../runners/kubernetes/index.js';
@@ -87,7 +87,7 @@ export class Agent {
         draining: this.state === 'draining',
         running: this.jobs?.running() ?? [],
       }),
-      onRefused: () => void this.close(1, false),
+      onRefused: () => void this.close(ExitCode.REFUSED, false),
       onCancelled: (ids) => {
         for (const executionId of ids) this.jobs?.cancel(executionId, 'cancelled');
       },
@@ -126,7 +126,7 @@ export class Agent {
         // The server's words are all there is to tell a revoked user by (no error class for it).
         if (/authentication revoked/i.test(s.error.message)) {
           this.log.error('NATS revoked this executor\'s user: it was removed from the registry or replaced; register it again (executor register)');
-          void this.close(1, false);
+          void this.close(ExitCode.REFUSED, false);
           continue;
         }
         // A permission violation, or a refused reconnect: said once, not on every retry.
