@@ -13,6 +13,8 @@ import { KubernetesRunner, buildJob, jobName } from '../../src/runners/kubernete
 import type { LogSink, LogStream, TaskSpec } from '../../src/runners/runner.js';
 import { FakeKube, rbacVerbs, type RecordedRequest } from '../harness/fake-kube.js';
 import { KUBE_VERBS_FILE, roleVerbs } from '../harness/fake-kube-rbac.js';
+import { restrictedViolations } from '../harness/pod-security.js';
+import { validateJobDefinition } from '../../src/domain/jobdef.js';
 
 const NS = 'grid-jobs';
 
@@ -203,6 +205,84 @@ describe('kubernetes runner: results', () => {
     expect(result.reason).toBe('deadline exceeded after 1s');
     expect(out.text('stdout')).toMatch(/^line 1\n/);
     expect((jobPosts(nameOf(s))[0]!.body as ReturnType<typeof buildJob>).spec!.activeDeadlineSeconds).toBe(1);
+  });
+});
+
+describe('kubernetes runner: the task pod', () => {
+  /** Runs a definition as validated at create, and returns the pod template of the Job it sent. */
+  async function podOf(fields: Record<string, unknown>, over: Partial<KubernetesConfig> = {}) {
+    const definition = validateJobDefinition({ name: 'kube-job', image_name: 'test/ok', ...fields });
+    const s = spec(definition);
+    const { result } = await run(runner(over), s);
+    expect(result.outcome).toBe('succeeded');
+    return (jobPosts(nameOf(s))[0]!.body as ReturnType<typeof buildJob>).spec!.template.spec!;
+  }
+
+  it('meets the restricted Pod Security Standard by default: non-root, no escalation, no capabilities, seccomp RuntimeDefault', async () => {
+    const pod = await podOf({});
+    expect(restrictedViolations(pod)).toEqual([]);
+    expect(pod.securityContext).toEqual({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.containers[0]!.securityContext).toEqual({
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(pod.nodeSelector).toBeUndefined();
+    expect(pod.tolerations).toBeUndefined();
+    // Without resources of its own, the executor's apply.
+    expect(pod.containers[0]!.resources).toEqual({ requests: { cpu: '100m' }, limits: { memory: '256Mi' } });
+  });
+
+  it('takes resources, node_selector, tolerations and security_context from the definition, in Kubernetes\' spelling', async () => {
+    const pod = await podOf({
+      resources: { requests: { cpu: 1, memory: '512Mi' }, limits: { memory: '1Gi', 'example.com/fpga': '1' } },
+      node_selector: { 'kubernetes.io/arch': 'arm64', disktype: 'ssd' },
+      tolerations: [
+        { key: 'dedicated', operator: 'Equal', value: 'batch', effect: 'NoSchedule' },
+        { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', toleration_seconds: 30 },
+      ],
+      security_context: { run_as_user: 1000, run_as_group: 3000, fs_group: 2000, read_only_root_filesystem: true, capabilities: { add: ['NET_BIND_SERVICE'] } },
+    });
+    // The definition's resources replace the executor's whole (no request over a default limit).
+    expect(pod.containers[0]!.resources).toEqual({ requests: { cpu: '1', memory: '512Mi' }, limits: { memory: '1Gi', 'example.com/fpga': '1' } });
+    expect(pod.nodeSelector).toEqual({ 'kubernetes.io/arch': 'arm64', disktype: 'ssd' });
+    expect(pod.tolerations).toEqual([
+      { key: 'dedicated', operator: 'Equal', value: 'batch', effect: 'NoSchedule' },
+      { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 30 },
+    ]);
+    expect(pod.securityContext).toEqual({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' }, fsGroup: 2000 });
+    expect(pod.containers[0]!.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      runAsGroup: 3000,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(restrictedViolations(pod)).toEqual([]);
+  });
+
+  it('a definition that loosens the default gets what it says, and no longer meets the restricted standard', async () => {
+    const pod = await podOf({
+      security_context: { run_as_non_root: false, run_as_user: 0, allow_privilege_escalation: true, capabilities: { drop: [] }, seccomp_profile: { type: 'Unconfined' } },
+    });
+    expect(pod.containers[0]!.securityContext).toEqual({
+      runAsNonRoot: false,
+      runAsUser: 0,
+      allowPrivilegeEscalation: true,
+      capabilities: { drop: [] },
+      seccompProfile: { type: 'Unconfined' },
+    });
+    expect(restrictedViolations(pod)).toEqual([
+      'spec.securityContext.seccompProfile.type: Unconfined',
+      'spec.containers[0].securityContext.allowPrivilegeEscalation: must be false, is true',
+      'spec.containers[0].securityContext.capabilities.drop: must include ALL, is []',
+      'spec.containers[0].securityContext.runAsNonRoot: must be true (here or for the pod), is false',
+      'spec.containers[0].securityContext.runAsUser: 0 (root)',
+      'spec.containers[0].securityContext.seccompProfile.type: must be RuntimeDefault or Localhost (here or for the pod), is "Unconfined"',
+    ]);
   });
 });
 

@@ -7,6 +7,7 @@ import type { KubernetesConfig } from '../../config/executor.js';
 import { CommandError, renderTemplate } from '../command-template.js';
 import { secretInCommand } from '../../domain/env-rules.js';
 import type { TaskSpec } from '../runner.js';
+import { containerResources, podNodeSelector, podTolerations, taskSecurity } from './pod-spec.js';
 
 export const LABELS = {
   executionId: 'grid.io/execution-id',
@@ -102,7 +103,7 @@ export function buildJob(spec: TaskSpec, cfg: KubernetesConfig, name: string, na
   if (!image) throw new CommandError(`job "${spec.definition.name}" has no image_name: the kubernetes runner needs a container image`);
   const labels = gridLabels(spec, cfg);
   const command = containerCommand(spec);
-  const hasResources = Object.keys(cfg.resources.requests).length + Object.keys(cfg.resources.limits).length > 0;
+  const security = taskSecurity(spec.definition);
   const job: V1Job = {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -126,13 +127,17 @@ export function buildJob(spec: TaskSpec, cfg: KubernetesConfig, name: string, na
           restartPolicy: 'Never',
           serviceAccountName: cfg.service_account_name || undefined,
           imagePullSecrets: cfg.image_pull_secrets.length ? cfg.image_pull_secrets.map((n) => ({ name: n })) : undefined,
+          nodeSelector: podNodeSelector(spec.definition),
+          tolerations: podTolerations(spec.definition),
+          securityContext: security.pod,
           containers: [
             {
               name: CONTAINER,
               image,
               command,
               env: containerEnv(spec, name),
-              resources: hasResources ? { requests: { ...cfg.resources.requests }, limits: { ...cfg.resources.limits } } : undefined,
+              resources: containerResources(spec.definition, cfg),
+              securityContext: security.container,
             },
           ],
         },
