@@ -18,9 +18,19 @@ import { grpcLink, type ControllerLink } from './link.js';
 import { CertificateRenewer, controllerTls } from './certificate.js';
 import { resolveRunAs } from './run-as.js';
 import { loadIdentity, type ExecutorIdentity } from './state.js';
-import { Worker } from './worker.js';
+import { PUBLISH_AFTER_GRACE_MS, Worker } from './worker.js';
 
 type Lifecycle = 'starting' | 'running' | 'draining' | 'stopped';
+
+/** How long close() waits for the controller to take the report that this executor STOPPED. */
+const DEREGISTER_TIMEOUT_MS = 5_000;
+/**
+ * The longest close() runs past shutdown_grace_seconds before NATS is drained: tasks still
+ * running are stopped and their results published (PUBLISH_AFTER_GRACE_MS), then STOPPED is
+ * reported. A service manager's stop timeout (systemd TimeoutStopSec, Kubernetes
+ * terminationGracePeriodSeconds) must allow the grace plus this, and a little for the drain.
+ */
+export const STOP_AFTER_GRACE_MS = PUBLISH_AFTER_GRACE_MS + DEREGISTER_TIMEOUT_MS;
 
 /** Work that runs inside the agent (the job consumer); the agent drains it on stop. */
 export interface AgentWorker {
@@ -150,7 +160,7 @@ export class Agent {
       this.heartbeat?.stop();
       if (report && this.link) {
         await this.link
-          .deregister(5_000)
+          .deregister(DEREGISTER_TIMEOUT_MS)
           .then(() => this.log.info('reported STOPPED to the controller'))
           .catch((err) => this.log.warn('could not report STOPPED', { error: (err as Error).message }));
       }
