@@ -4,6 +4,7 @@
 import { Command, Option } from 'commander';
 import { loadExecutorConfig, type ExecutorConfig } from '../src/config/executor.js';
 import { envWithSecretFiles } from '../src/config/secret-files.js';
+import { executorExitCode } from '../src/errors.js';
 import { Agent } from '../src/executor/agent.js';
 import { registerExecutor } from '../src/executor/register.js';
 import { createLogger } from '../src/util/log.js';
@@ -104,4 +105,5 @@ program.addCommand(
     }),
 );
 
-await runMain(program, 'executor');
+// A refusal by the controller exits 77 (ExitCode.REFUSED): see config/systemd/grid-executor.service.
+await runMain(program, 'executor', executorExitCode);

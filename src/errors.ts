@@ -272,7 +272,21 @@ export function toHttpStatus(err: unknown): number {
 
 // ---- CLI exit codes ----
 
-export const ExitCode = { OK: 0, FAILURE: 1, USAGE: 2, UNAVAILABLE: 3 } as const;
+export const ExitCode = {
+  OK: 0,
+  FAILURE: 1,
+  USAGE: 2,
+  UNAVAILABLE: 3,
+  /**
+   * The executor's own: the controller refused this executor — its registration (the token not
+   * accepted, a name taken, groups outside the token's) or, once registered, the executor itself
+   * (removed from the registry, its secret not accepted, its NATS user revoked). Restarting it
+   * cannot mend that, only registering again can, so a service manager must not restart on it
+   * (systemd: RestartPreventExitStatus=77). 77 is EX_NOPERM of sysexits.h, and no code Node
+   * itself exits with.
+   */
+  REFUSED: 77,
+} as const;
 
 /**
  * Bad input from the operator is a usage error (2); a server that cannot be reached or is not
@@ -285,4 +299,14 @@ export function toExitCode(err: unknown): number {
   if (err instanceof ValidationError || err instanceof ConfigError) return ExitCode.USAGE;
   if (err instanceof UnavailableError && err.retryable) return ExitCode.UNAVAILABLE;
   return ExitCode.FAILURE;
+}
+
+/**
+ * The executor's exit code for an error: a refusal by the controller (unauthenticated,
+ * permission denied, a name already taken) is REFUSED, so that a service manager can tell it
+ * from a failure that a restart may mend; everything else as toExitCode.
+ */
+export function executorExitCode(err: unknown): number {
+  if (err instanceof UnauthenticatedError || err instanceof PermissionDeniedError || err instanceof AlreadyExistsError) return ExitCode.REFUSED;
+  return toExitCode(err);
 }

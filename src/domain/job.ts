@@ -46,6 +46,53 @@ export interface FileRef {
   mode?: string;
 }
 
+/**
+ * What a task pod asks for and is held to (kubernetes runner only): Kubernetes quantities such
+ * as "500m", "2", "128Mi", "1Gi" by resource name (cpu, memory, ephemeral-storage,
+ * hugepages-<size>, or a domain-qualified extended resource such as nvidia.com/gpu).
+ */
+export interface PodResources {
+  requests: Record<string, string>;
+  limits: Record<string, string>;
+}
+
+export const TOLERATION_OPERATORS = ['Equal', 'Exists'] as const;
+export const TAINT_EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] as const;
+
+/** A Kubernetes toleration, spelt the way definitions are (snake_case). */
+export interface Toleration {
+  /** Absent: every taint key (operator must then be Exists). */
+  key?: string;
+  operator: (typeof TOLERATION_OPERATORS)[number];
+  value?: string;
+  /** Absent: every effect. */
+  effect?: (typeof TAINT_EFFECTS)[number];
+  /** How long a NoExecute taint is tolerated before the pod is evicted. */
+  toleration_seconds?: number;
+}
+
+export const SECCOMP_TYPES = ['RuntimeDefault', 'Localhost', 'Unconfined'] as const;
+
+/**
+ * The task container's security context, in snake_case. Task pods follow the restricted Pod
+ * Security Standard unless this says otherwise: what is absent takes the restricted default
+ * (run_as_non_root true, allow_privilege_escalation false, capabilities.drop ["ALL"],
+ * seccomp_profile RuntimeDefault).
+ */
+export interface TaskSecurityContext {
+  run_as_user?: number;
+  run_as_group?: number;
+  run_as_non_root?: boolean;
+  /** Pod-level: the group that owns the pod's volumes. */
+  fs_group?: number;
+  read_only_root_filesystem?: boolean;
+  allow_privilege_escalation?: boolean;
+  privileged?: boolean;
+  /** Each list given replaces its default (add: none, drop: ["ALL"]). */
+  capabilities?: { add?: string[]; drop?: string[] };
+  seccomp_profile?: { type: (typeof SECCOMP_TYPES)[number]; localhost_profile?: string };
+}
+
 export interface JobDefinition {
   name: string;
   description: string;
@@ -72,6 +119,14 @@ export interface JobDefinition {
   on_lost?: OnLost;
   /** Restricted environment names (env-rules.ts) this job may take as arguments or secrets. */
   allow_env?: string[];
+  /** Kubernetes runner: the task container's requests and limits (replace the executor's). */
+  resources?: PodResources;
+  /** Kubernetes runner: the task pod's nodeSelector. */
+  node_selector?: Record<string, string>;
+  /** Kubernetes runner: the task pod's tolerations. */
+  tolerations?: Toleration[];
+  /** Kubernetes runner: loosens or tightens the restricted default of the task pod. */
+  security_context?: TaskSecurityContext;
 }
 
 /** A definition as stored: the definition plus its version and audit fields. */

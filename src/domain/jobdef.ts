@@ -6,6 +6,7 @@ import { ValidationError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
 import { ON_LOST, RUNNERS, type FileRef, type OnLost, type JobDefinition, type RetryPolicy, type RunnerName } from './job.js';
 import { checkEnvVars, isEnvName } from './jobdef-env.js';
+import { checkPodFields, POD_FIELDS } from './jobdef-pod.js';
 import { isRestrictedEnvName, RESTRICTED_ENV_SUMMARY, secretInArgvMessage } from './env-rules.js';
 import { parseJsonText } from '../util/json-text.js';
 import { duplicates, fieldPath, isObject, itemPath, Problems, show, subject, type JsonObject } from './json-shape.js';
@@ -16,6 +17,8 @@ export const JOB_FIELDS = [
   'name', 'description', 'image_name', 'author', 'contributors', 'organization', 'authorized_groups', 'env_vars',
   // GRID
   'runner', 'command', 'shell', 'timeout_seconds', 'retries', 'target', 'serialize', 'files', 'allow_env', 'on_lost',
+  // GRID, kubernetes runner: the task's pod (jobdef-pod.ts)
+  ...POD_FIELDS,
 ] as const;
 const RETRY_FIELDS = ['max_attempts', 'backoff_seconds'] as const;
 const FILE_FIELDS = ['name', 'path', 'template', 'mode'] as const;
@@ -116,6 +119,7 @@ function checkDefinition(p: Problems, raw: unknown): JobDefinition | undefined {
   }
   const runner = checkRunner(p, raw);
   if (runner !== undefined) def.runner = runner;
+  Object.assign(def, checkPodFields(p, raw, runner));
 
   const timeout = p.integer(raw, 'timeout_seconds', '', 1, 'a whole number of seconds');
   if (timeout !== undefined) def.timeout_seconds = timeout;

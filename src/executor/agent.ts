@@ -7,7 +7,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { connectBus } from '../bus/connect.js';
 import { GridClient } from '../client/client.js';
 import type { ExecutorConfig } from '../config/executor.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, ExitCode } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { HostRunner } from '../runners/host/index.js';
 import { KubernetesRunner, kubernetesStateDir } from '../runners/kubernetes/index.js';
@@ -20,9 +20,19 @@ import { ExecutorMetrics } from './metrics.js';
 import { serveExecutorOps, type OpsServer } from './ops-server.js';
 import { resolveRunAs } from './run-as.js';
 import { loadIdentity, type ExecutorIdentity } from './state.js';
-import { Worker } from './worker.js';
+import { PUBLISH_AFTER_GRACE_MS, Worker } from './worker.js';
 
 type Lifecycle = 'starting' | 'running' | 'draining' | 'stopped';
+
+/** How long close() waits for the controller to take the report that this executor STOPPED. */
+const DEREGISTER_TIMEOUT_MS = 5_000;
+/**
+ * The longest close() runs past shutdown_grace_seconds before NATS is drained: tasks still
+ * running are stopped and their results published (PUBLISH_AFTER_GRACE_MS), then STOPPED is
+ * reported. A service manager's stop timeout (systemd TimeoutStopSec, Kubernetes
+ * terminationGracePeriodSeconds) must allow the grace plus this, and a little for the drain.
+ */
+export const STOP_AFTER_GRACE_MS = PUBLISH_AFTER_GRACE_MS + DEREGISTER_TIMEOUT_MS;
 
 /** Work that runs inside the agent (the job consumer); the agent drains it on stop. */
 export interface AgentWorker {
@@ -101,7 +111,7 @@ export class Agent {
         draining: this.state === 'draining',
         running: this.jobs?.running() ?? [],
       }),
-      onRefused: () => void this.close(1, false),
+      onRefused: () => void this.close(ExitCode.REFUSED, false),
       onCancelled: (ids) => {
         for (const executionId of ids) this.jobs?.cancel(executionId, 'cancelled');
       },
@@ -159,7 +169,7 @@ export class Agent {
         // The server's words are all there is to tell a revoked user by (no error class for it).
         if (/authentication revoked/i.test(s.error.message)) {
           this.log.error('NATS revoked this executor\'s user: it was removed from the registry or replaced; register it again (executor register)');
-          void this.close(1, false);
+          void this.close(ExitCode.REFUSED, false);
           continue;
         }
         // A permission violation, or a refused reconnect: said once, not on every retry.
@@ -184,7 +194,7 @@ export class Agent {
       await this.ops?.close();
       if (report && this.link) {
         await this.link
-          .deregister(5_000)
+          .deregister(DEREGISTER_TIMEOUT_MS)
           .then(() => this.log.info('reported STOPPED to the controller'))
           .catch((err) => this.log.warn('could not report STOPPED', { error: (err as Error).message }));
       }

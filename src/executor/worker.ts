@@ -65,7 +65,7 @@ export interface WorkerOptions {
 const FINISHED_KEPT = 50_000;
 const SHUTDOWN_NOTE = 'the executor shut down before the task finished';
 /** After the grace period, how long a result that cannot be published is retried before it is handed back. */
-const PUBLISH_AFTER_GRACE_MS = 10_000;
+export const PUBLISH_AFTER_GRACE_MS = 10_000;
 
 export class Worker implements AgentWorker {
   private readonly js: JetStreamClient;

@@ -1,10 +1,11 @@
 // The end of every entry point: run the commander program; usage errors exit 2, GRID's own
-// errors print one line and exit with their code, anything else prints its stack.
+// errors print one line and exit with their code (toExitCode, or the program's own mapping),
+// anything else prints its stack.
 
 import { CommanderError, type Command } from 'commander';
 import { GridError, toExitCode } from '../errors.js';
 
-export async function runMain(program: Command, name: string): Promise<void> {
+export async function runMain(program: Command, name: string, exitCode: (err: unknown) => number = toExitCode): Promise<void> {
   dropIpServernameWarning();
   try {
     await program.parseAsync(process.argv);
@@ -13,7 +14,7 @@ export async function runMain(program: Command, name: string): Promise<void> {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
     } else {
       process.stderr.write(`${name}: ${err instanceof GridError ? err.message : String((err as Error)?.stack ?? err)}\n`);
-      process.exit(toExitCode(err));
+      process.exit(exitCode(err));
     }
   }
 }

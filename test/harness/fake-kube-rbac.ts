@@ -18,10 +18,13 @@ export interface KubeObject {
   [k: string]: unknown;
 }
 
-/** Every document of every .yaml file in config/kubernetes/, with the file it came from. */
+/** kustomization.yaml: how the manifests are applied together, not a Kubernetes object itself. */
+export const KUSTOMIZATION = 'kustomization.yaml';
+
+/** Every document of every .yaml file in config/kubernetes/ (but the kustomization), with the file it came from. */
 export function loadManifests(dir = MANIFEST_DIR): Array<{ file: string; doc: KubeObject }> {
   const out: Array<{ file: string; doc: KubeObject }> = [];
-  for (const file of readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort()) {
+  for (const file of readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && f !== KUSTOMIZATION).sort()) {
     for (const doc of yaml.loadAll(readFileSync(join(dir, file), 'utf8'))) {
       if (doc !== null && doc !== undefined) out.push({ file, doc: doc as KubeObject });
     }

@@ -12,8 +12,9 @@
 //   test/unschedulable  stays Pending: PodScheduled=False, reason Unschedulable
 //   anything else       ErrImagePull, like a registry that does not have it
 //
-// It honours backoffLimit, activeDeadlineSeconds (DeadlineExceeded), deletion with Foreground /
-// Background / Orphan propagation, and ownerReference garbage collection of Secrets. Every
+// It honours backoffLimit, activeDeadlineSeconds (DeadlineExceeded), suspend (no pod until a
+// patch lets the Job go), deletion with Foreground / Background / Orphan propagation, and
+// ownerReference garbage collection of Secrets. Every
 // request is recorded (method, path, query, body) for tests to inspect. Clients reach it through
 // a kubeconfig (writeKubeconfig) like any API server: nothing on their side knows it is a fake.
 
@@ -290,7 +291,7 @@ export class FakeKube {
     }
     this.emit('ADDED', r, obj);
     this.json(res, 201, obj);
-    if (r === 'jobs') this.startJob(obj);
+    if (r === 'jobs' && !obj['spec']['suspend']) this.startJob(obj);
   }
 
   private patch(r: Resource, obj: Obj, body: unknown, contentType: string, res: ServerResponse): void {
@@ -304,6 +305,8 @@ export class FakeKube {
     }
     this.emit('MODIFIED', r, next);
     this.json(res, 200, next);
+    // A suspended Job let go: the Job controller starts its pod now.
+    if (r === 'jobs' && obj['spec']?.['suspend'] && !next['spec']?.['suspend']) this.startJob(next);
   }
 
   private delete(r: Resource, obj: Obj, policy: string, res: ServerResponse): void {

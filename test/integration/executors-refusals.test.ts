@@ -1,12 +1,14 @@
-// What the registry refuses, each with one clear line and a non-zero exit: a wrong registration
-// token, a forged executor secret, a removed executor's heartbeat, `executor start` before
-// `register`, a taken name without --replace. Then, over everything these runs left behind:
+// What the registry refuses, each with one clear line and exit 77 (ExitCode.REFUSED, which
+// systemd's RestartPreventExitStatus names): a wrong registration token, a forged executor
+// secret, a removed executor's heartbeat, a taken name without --replace; `executor start`
+// before `register` exits 1. Then, over everything these runs left behind:
 // neither the registration token nor any executor secret is in etcd or in any log or CLI output.
 //
 // Needs the built programs: `npx tsc -p tsconfig.json`.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Etcd3 } from 'etcd3';
+import { ExitCode } from '../../src/errors.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   listExecutorsCli,
@@ -80,7 +82,7 @@ describe('executor refusals', () => {
   it('a wrong registration token: register exits non-zero with one line about the registration token', async () => {
     const files = writeExecutorConfig({ controller: controller.address, name: uniqueName('exec-badtoken'), registrationToken: 'not-the-token-xxxxxxxx' });
     const r = keep(await registerExecutor(files.configFile));
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(ExitCode.REFUSED);
     const out = lines(r);
     expect(out, out.join('\n')).toHaveLength(1);
     expect(out[0]).toMatch(/registration token was not accepted/);
@@ -93,7 +95,7 @@ describe('executor refusals', () => {
   it('executor start without register: a clear message to run register, non-zero exit', async () => {
     const files = writeExecutorConfig({ controller: controller.address, name: uniqueName('exec-unreg') });
     const r = keep(await runExecutorStart(files.configFile));
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(ExitCode.FAILURE); // not a refusal: registering mends it
     const out = lines(r);
     expect(out, out.join('\n')).toHaveLength(1);
     expect(out[0]).toMatch(/not registered yet/);
@@ -109,7 +111,7 @@ describe('executor refusals', () => {
     writeFileSync(ex.stateFile, JSON.stringify(forged, null, 2));
     try {
       const r = keep(await runExecutorStart(ex.configFile));
-      expect(r.code).not.toBe(0);
+      expect(r.code).toBe(ExitCode.REFUSED);
       const refusals = lines(r).filter((l) => /refused/.test(l));
       expect(refusals, r.stderr).toHaveLength(1);
       expect(refusals[0]).toMatch(/the controller refused this executor/);
@@ -131,7 +133,7 @@ describe('executor refusals', () => {
     expect(r.stdout).toContain(`removed executor ${ex.name} (${ex.id})`);
 
     const code = await Promise.race([ex.exited, new Promise<string>((res) => setTimeout(() => res('still running'), 10_000))]);
-    expect(code, ex.logs()).not.toBe(0);
+    expect(code, ex.logs()).toBe(ExitCode.REFUSED);
     expect(code).not.toBe('still running');
     // Whichever comes first says so, once: the revocation of its NATS user, or the heartbeat refused.
     const refusals = ex.logs().split('\n').filter((l) => /refused|revoked/.test(l));
@@ -149,7 +151,7 @@ describe('executor refusals', () => {
 
     const b = writeExecutorConfig({ controller: controller.address, name });
     const refused = keep(await registerExecutor(b.configFile));
-    expect(refused.code).not.toBe(0);
+    expect(refused.code).toBe(ExitCode.REFUSED);
     const out = lines(refused);
     expect(out, out.join('\n')).toHaveLength(1);
     expect(out[0]).toContain(name);
@@ -160,7 +162,7 @@ describe('executor refusals', () => {
 
     // --replace with only a registration token: refused, naming what it needs.
     const taken = keep(await registerExecutor(b.configFile, { replace: true }));
-    expect(taken.code).not.toBe(0);
+    expect(taken.code).toBe(ExitCode.REFUSED);
     const takenOut = lines(taken);
     expect(takenOut, takenOut.join('\n')).toHaveLength(1);
     expect(takenOut[0]).toContain(`--replace of executor ${name} (${a.id}) needs an admin token (executor register --token, or GRID_TOKEN) or that executor's own state file`);
@@ -173,7 +175,7 @@ describe('executor refusals', () => {
 
     // The executor that lost its name is told so (its NATS user is revoked, or its next heartbeat refused), and stops.
     const code = await Promise.race([a.exited, new Promise<string>((res) => setTimeout(() => res('still running'), 10_000))]);
-    expect(code, a.logs()).not.toBe(0);
+    expect(code, a.logs()).toBe(ExitCode.REFUSED);
     expect(code).not.toBe('still running');
     expect(a.logs()).toMatch(
       new RegExp(`the controller refused this executor reason="executor ${a.id} was removed from the registry|NATS revoked this executor's user: it was removed from the registry or replaced`),
@@ -186,7 +188,7 @@ describe('registration token groups', () => {
   it('an executor may join only the groups its registration token carries; inside them it registers', async () => {
     const outside = writeExecutorConfig({ controller: controller.address, name: uniqueName('exec-scoped'), groups: ['web', 'db'], registrationToken: WEB_REGISTRATION_TOKEN });
     const r = keep(await registerExecutor(outside.configFile));
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(ExitCode.REFUSED);
     const out = lines(r);
     expect(out, out.join('\n')).toHaveLength(1);
     expect(out[0]).toMatch(/the registration token is scoped to groups web, edge: executor exec-scoped-\S+ may not join group db/);

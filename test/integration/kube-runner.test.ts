@@ -13,6 +13,8 @@ import { KubernetesRunner, buildJob, jobName } from '../../src/runners/kubernete
 import type { LogSink, LogStream, TaskSpec } from '../../src/runners/runner.js';
 import { FakeKube, rbacVerbs, type RecordedRequest } from '../harness/fake-kube.js';
 import { KUBE_VERBS_FILE, roleVerbs } from '../harness/fake-kube-rbac.js';
+import { restrictedViolations } from '../harness/pod-security.js';
+import { validateJobDefinition } from '../../src/domain/jobdef.js';
 
 const NS = 'grid-jobs';
 
@@ -206,6 +208,84 @@ describe('kubernetes runner: results', () => {
   });
 });
 
+describe('kubernetes runner: the task pod', () => {
+  /** Runs a definition as validated at create, and returns the pod template of the Job it sent. */
+  async function podOf(fields: Record<string, unknown>, over: Partial<KubernetesConfig> = {}) {
+    const definition = validateJobDefinition({ name: 'kube-job', image_name: 'test/ok', ...fields });
+    const s = spec(definition);
+    const { result } = await run(runner(over), s);
+    expect(result.outcome).toBe('succeeded');
+    return (jobPosts(nameOf(s))[0]!.body as ReturnType<typeof buildJob>).spec!.template.spec!;
+  }
+
+  it('meets the restricted Pod Security Standard by default: non-root, no escalation, no capabilities, seccomp RuntimeDefault', async () => {
+    const pod = await podOf({});
+    expect(restrictedViolations(pod)).toEqual([]);
+    expect(pod.securityContext).toEqual({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.containers[0]!.securityContext).toEqual({
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(pod.nodeSelector).toBeUndefined();
+    expect(pod.tolerations).toBeUndefined();
+    // Without resources of its own, the executor's apply.
+    expect(pod.containers[0]!.resources).toEqual({ requests: { cpu: '100m' }, limits: { memory: '256Mi' } });
+  });
+
+  it('takes resources, node_selector, tolerations and security_context from the definition, in Kubernetes\' spelling', async () => {
+    const pod = await podOf({
+      resources: { requests: { cpu: 1, memory: '512Mi' }, limits: { memory: '1Gi', 'example.com/fpga': '1' } },
+      node_selector: { 'kubernetes.io/arch': 'arm64', disktype: 'ssd' },
+      tolerations: [
+        { key: 'dedicated', operator: 'Equal', value: 'batch', effect: 'NoSchedule' },
+        { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', toleration_seconds: 30 },
+      ],
+      security_context: { run_as_user: 1000, run_as_group: 3000, fs_group: 2000, read_only_root_filesystem: true, capabilities: { add: ['NET_BIND_SERVICE'] } },
+    });
+    // The definition's resources replace the executor's whole (no request over a default limit).
+    expect(pod.containers[0]!.resources).toEqual({ requests: { cpu: '1', memory: '512Mi' }, limits: { memory: '1Gi', 'example.com/fpga': '1' } });
+    expect(pod.nodeSelector).toEqual({ 'kubernetes.io/arch': 'arm64', disktype: 'ssd' });
+    expect(pod.tolerations).toEqual([
+      { key: 'dedicated', operator: 'Equal', value: 'batch', effect: 'NoSchedule' },
+      { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 30 },
+    ]);
+    expect(pod.securityContext).toEqual({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' }, fsGroup: 2000 });
+    expect(pod.containers[0]!.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      runAsGroup: 3000,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(restrictedViolations(pod)).toEqual([]);
+  });
+
+  it('a definition that loosens the default gets what it says, and no longer meets the restricted standard', async () => {
+    const pod = await podOf({
+      security_context: { run_as_non_root: false, run_as_user: 0, allow_privilege_escalation: true, capabilities: { drop: [] }, seccomp_profile: { type: 'Unconfined' } },
+    });
+    expect(pod.containers[0]!.securityContext).toEqual({
+      runAsNonRoot: false,
+      runAsUser: 0,
+      allowPrivilegeEscalation: true,
+      capabilities: { drop: [] },
+      seccompProfile: { type: 'Unconfined' },
+    });
+    expect(restrictedViolations(pod)).toEqual([
+      'spec.securityContext.seccompProfile.type: Unconfined',
+      'spec.containers[0].securityContext.allowPrivilegeEscalation: must be false, is true',
+      'spec.containers[0].securityContext.capabilities.drop: must include ALL, is []',
+      'spec.containers[0].securityContext.runAsNonRoot: must be true (here or for the pod), is false',
+      'spec.containers[0].securityContext.runAsUser: 0 (root)',
+      'spec.containers[0].securityContext.seccompProfile.type: must be RuntimeDefault or Localhost (here or for the pod), is "Unconfined"',
+    ]);
+  });
+});
+
 /** The recorded DELETE of a Job, which must ask for foreground propagation. */
 function deletesOf(job: string): RecordedRequest[] {
   return fake.requests.filter((q) => q.method === 'DELETE' && q.path === `/apis/batch/v1/namespaces/${NS}/jobs/${job}`);
@@ -349,14 +429,50 @@ describe('kubernetes runner: secrets', () => {
     const b64 = Buffer.from(SECRET).toString('base64');
     const carrying = fake.requests.filter((q) => q.raw.includes(SECRET) || q.raw.includes(b64));
     expect(carrying.map((q) => `${q.method} ${q.path}`)).toEqual([`POST /api/v1/namespaces/${NS}/secrets`]);
-    // The Secret was created first, then owned by the Job (a JSON patch adding the ownerReference).
-    const order = requestsFor(name).map((q) => `${q.method} ${q.path.replace(/\/namespaces\/[^/]+/, '')}`);
-    expect(order.indexOf(`POST /api/v1/secrets`)).toBeLessThan(order.indexOf(`POST /apis/batch/v1/jobs`));
-    const patch = fake.requests.find((q) => q.method === 'PATCH' && q.path === `/api/v1/namespaces/${NS}/secrets/${name}`)!;
-    expect(patch.contentType).toMatch(/^application\/json-patch\+json/);
-    expect(JSON.stringify(patch.body)).toContain('"kind":"Job"');
+    // The Job was created suspended, then the Secret owned by it from birth, then the Job let go;
+    // the Secret itself was never changed nor deleted by the runner.
+    const order = requestsFor(name)
+      .filter((q) => q.method !== 'GET')
+      .map((q) => `${q.method} ${q.path.replace(/\/namespaces\/[^/]+/, '')}`);
+    expect(order.slice(0, 3)).toEqual(['POST /apis/batch/v1/jobs', 'POST /api/v1/secrets', `PATCH /apis/batch/v1/jobs/${name}`]);
+    expect(job.spec!.suspend).toBe(true);
+    const created = fake.requests.find((q) => q.method === 'POST' && q.path === `/api/v1/namespaces/${NS}/secrets`)!.body as { metadata: { ownerReferences: unknown[] } };
+    // (That the uid is the Job's shows below: the collector deletes the Secret with the Job.)
+    expect(created.metadata.ownerReferences).toEqual([{ apiVersion: 'batch/v1', kind: 'Job', name, uid: expect.stringMatching(/^[0-9a-f-]{36}$/) }]);
+    const resume = fake.requests.find((q) => q.method === 'PATCH' && q.path === `/apis/batch/v1/namespaces/${NS}/jobs/${name}`)!;
+    expect(resume.contentType).toMatch(/^application\/json-patch\+json/);
+    expect(resume.body).toEqual([{ op: 'replace', path: '/spec/suspend', value: false }]);
+    expect(fake.requests.filter((q) => q.path.includes('/secrets/'))).toEqual([]);
     // Deleting the Job took the Secret with it (ownerReference garbage collection).
     await until('secret collected', () => fake.list('secrets', NS).filter((x) => x['metadata']['name'] === name).length, (n) => n === 0);
+  });
+
+  it('a task without secrets is not suspended and makes no Secret', async () => {
+    const s = spec({ image_name: 'test/ok' });
+    expect((await run(runner(), s)).result.outcome).toBe('succeeded');
+    expect((jobPosts(nameOf(s))[0]!.body as ReturnType<typeof buildJob>).spec!.suspend).toBeUndefined();
+    expect(requestsFor(nameOf(s)).filter((q) => q.path.includes('/secrets') || q.method === 'PATCH')).toEqual([]);
+  });
+
+  it('an executor that died before the Secret was made: recover makes it, owned by the Job, and lets the Job go', async () => {
+    const s = spec(
+      { image_name: 'test/env', env_vars: { secrets: [{ name: 'DB_PASSWORD' }], args: [] } as unknown as JobDefinition['env_vars'] },
+      { args: { DB_PASSWORD: SECRET }, secrets: { DB_PASSWORD: SECRET } },
+    );
+    const name = nameOf(s);
+    // What the dead run left: its Job, created suspended, and nothing else.
+    const made = await fetch(`${fake.url}/apis/batch/v1/namespaces/${NS}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-fake-kube-test': '1' },
+      body: JSON.stringify(buildJob(s, config(), name, NS)),
+    });
+    expect(made.status).toBe(201);
+    expect(podsOf(name)).toEqual([]);
+    const out = new Collect();
+    const task = await runner().recover({ ...s, attempt: 2 }, out, new AbortController().signal);
+    expect(await task!.wait()).toMatchObject({ outcome: 'succeeded' });
+    expect(out.text('stdout')).toContain(`DB_PASSWORD=${SECRET}\n`);
+    expect(jobPosts(name).filter((q) => !q.fromTest)).toEqual([]); // the runner made no second Job
   });
 
   it('a secret used in the command is refused: it would be stored in the Job spec', async () => {
@@ -369,14 +485,25 @@ describe('kubernetes runner: secrets', () => {
     expect(fake.requests.slice(before).some((q) => q.raw.includes(SECRET))).toBe(false);
   });
 
-  it('when the API server refuses the Job, the Secret made for it is deleted', async () => {
+  it('when the API server refuses the Job, no Secret is made at all', async () => {
     const s = spec({ image_name: 'test/ok' }, { args: { DB_PASSWORD: SECRET }, secrets: { DB_PASSWORD: SECRET } });
     const name = nameOf(s);
     fake.failNext('POST', new RegExp(`^/apis/batch/v1/namespaces/${NS}/jobs$`), 422, `Job.batch "${name}" is invalid: spec.template: Invalid value`);
     const { result } = await run(runner(), s);
     expect(result.outcome).toBe('failed');
     expect(result.reason).toBe(`Kubernetes refused the Job ${name}: HTTP 422: Job.batch "${name}" is invalid: spec.template: Invalid value`);
+    expect(requestsFor(name).filter((q) => q.path.includes('/secrets'))).toEqual([]);
+  });
+
+  it('when the API server refuses the Secret, the suspended Job is deleted, and nothing holds the secret', async () => {
+    const s = spec({ image_name: 'test/ok' }, { args: { DB_PASSWORD: SECRET }, secrets: { DB_PASSWORD: SECRET } });
+    const name = nameOf(s);
+    fake.failNext('POST', new RegExp(`^/api/v1/namespaces/${NS}/secrets$`), 403, `secrets is forbidden: exceeded quota: secrets`);
+    const { result } = await run(runner(), s);
+    expect(result).toEqual({ outcome: 'failed', reason: `Kubernetes refused the Secret of the Job ${name}: HTTP 403: secrets is forbidden: exceeded quota: secrets` });
+    await until('job gone', () => jobsNamed(name).length, (n) => n === 0);
     expect(fake.list('secrets', NS).filter((x) => x['metadata']['name'] === name)).toEqual([]);
+    expect(podsOf(name)).toEqual([]); // it never started
   });
 });
 

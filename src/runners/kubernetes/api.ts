@@ -1,6 +1,9 @@
 // The Kubernetes API calls the runner makes, in one place: this list is what the Role in
-// config/kubernetes/ grants, verb for verb (jobs: create get list watch delete; pods: list watch;
-// pods/log: get; secrets: create patch delete).
+// config/kubernetes/ grants, verb for verb (jobs: create get list watch patch delete; pods: list
+// watch; pods/log: get; secrets: create). test/unit/kube-rbac.test.ts reads the calls from this
+// folder's code and compares them with the Role. Secrets are only ever created, each owned by its
+// Job from birth: the garbage collector deletes it with the Job, so the executor needs no right to
+// change or delete a Secret, its own or anyone else's.
 
 import { ApiException, BatchV1Api, CoreV1Api, KubeConfig, type V1Job, type V1Pod, type V1Secret } from '@kubernetes/client-node';
 import type { KubernetesConfig } from '../../config/executor.js';
@@ -92,26 +95,14 @@ export class KubeApi {
     return watchEvents<V1Pod>(this.kc, `/api/v1/namespaces/${this.namespace}/pods`, { labelSelector: `job-name=${job}` }, signal, resourceVersion);
   }
 
+  /** A Secret for one task, created with its Job as owner (ownerReferences in the body). */
   createSecret(body: V1Secret): Promise<V1Secret> {
     return this.core.createNamespacedSecret({ namespace: this.namespace, body });
   }
 
-  /** Makes the Job the Secret's owner, so the garbage collector deletes it with the Job. */
-  async ownSecret(name: string, job: V1Job): Promise<void> {
-    const owner = { apiVersion: 'batch/v1', kind: 'Job', name: job.metadata!.name!, uid: job.metadata!.uid!, blockOwnerDeletion: true };
+  /** Lets a Job created suspended (its Secret not there yet) start its pod. */
+  async resumeJob(name: string): Promise<void> {
     // The client sends patches as application/json-patch+json.
-    await this.core.patchNamespacedSecret({
-      namespace: this.namespace,
-      name,
-      body: [{ op: 'add', path: '/metadata/ownerReferences', value: [owner] }],
-    });
-  }
-
-  async deleteSecret(name: string): Promise<void> {
-    try {
-      await this.core.deleteNamespacedSecret({ namespace: this.namespace, name });
-    } catch (err) {
-      if (statusOf(err) !== 404) throw err;
-    }
+    await this.batch.patchNamespacedJob({ namespace: this.namespace, name, body: [{ op: 'replace', path: '/spec/suspend', value: false }] });
   }
 }

@@ -7,6 +7,7 @@ import type { KubernetesConfig } from '../../config/executor.js';
 import { CommandError, renderTemplate } from '../command-template.js';
 import { secretInCommand } from '../../domain/env-rules.js';
 import type { TaskSpec } from '../runner.js';
+import { containerResources, podNodeSelector, podTolerations, taskSecurity } from './pod-spec.js';
 
 export const LABELS = {
   executionId: 'grid.io/execution-id',
@@ -102,7 +103,7 @@ export function buildJob(spec: TaskSpec, cfg: KubernetesConfig, name: string, na
   if (!image) throw new CommandError(`job "${spec.definition.name}" has no image_name: the kubernetes runner needs a container image`);
   const labels = gridLabels(spec, cfg);
   const command = containerCommand(spec);
-  const hasResources = Object.keys(cfg.resources.requests).length + Object.keys(cfg.resources.limits).length > 0;
+  const security = taskSecurity(spec.definition);
   const job: V1Job = {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -117,6 +118,9 @@ export function buildJob(spec: TaskSpec, cfg: KubernetesConfig, name: string, na
       },
     },
     spec: {
+      // A task with secret arguments starts suspended: its Secret, which must name the Job's uid
+      // as owner, is created once the Job exists, and only then is the Job let go (runner.ts).
+      suspend: Object.keys(spec.secrets).length > 0 ? true : undefined,
       backoffLimit: cfg.job_retries,
       activeDeadlineSeconds: activeDeadline(spec, cfg),
       ttlSecondsAfterFinished: cfg.ttl_seconds_after_finished,
@@ -126,13 +130,17 @@ export function buildJob(spec: TaskSpec, cfg: KubernetesConfig, name: string, na
           restartPolicy: 'Never',
           serviceAccountName: cfg.service_account_name || undefined,
           imagePullSecrets: cfg.image_pull_secrets.length ? cfg.image_pull_secrets.map((n) => ({ name: n })) : undefined,
+          nodeSelector: podNodeSelector(spec.definition),
+          tolerations: podTolerations(spec.definition),
+          securityContext: security.pod,
           containers: [
             {
               name: CONTAINER,
               image,
               command,
               env: containerEnv(spec, name),
-              resources: hasResources ? { requests: { ...cfg.resources.requests }, limits: { ...cfg.resources.limits } } : undefined,
+              resources: containerResources(spec.definition, cfg),
+              securityContext: security.container,
             },
           ],
         },
@@ -142,12 +150,19 @@ export function buildJob(spec: TaskSpec, cfg: KubernetesConfig, name: string, na
   return JSON.parse(JSON.stringify(job)) as V1Job; // drops the undefined fields
 }
 
-/** The Secret holding the task's secret arguments; the Job becomes its owner once it exists. */
-export function buildSecret(spec: TaskSpec, cfg: KubernetesConfig, name: string, namespace: string): V1Secret {
+/**
+ * The Secret holding the task's secret arguments, owned by its Job from the start: the garbage
+ * collector deletes it with the Job, and the runner never has to delete or change a Secret.
+ */
+export function buildSecret(spec: TaskSpec, cfg: KubernetesConfig, job: V1Job): V1Secret {
+  // No blockOwnerDeletion: setting it needs `update` on jobs/finalizers where the
+  // OwnerReferencesPermissionEnforcement admission plugin runs, and a Secret outliving its Job's
+  // foreground deletion by a moment costs nothing (the collector deletes it right after).
+  const owner = { apiVersion: 'batch/v1', kind: 'Job', name: job.metadata!.name!, uid: job.metadata!.uid! };
   return {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name, namespace, labels: gridLabels(spec, cfg) },
+    metadata: { name: job.metadata!.name!, namespace: job.metadata!.namespace, labels: gridLabels(spec, cfg), ownerReferences: [owner] },
     type: 'Opaque',
     stringData: { ...spec.secrets },
   };

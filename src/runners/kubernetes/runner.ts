@@ -35,9 +35,10 @@ export class KubernetesRunner implements Runner {
   }
 
   /**
-   * Creates the task's Secret (when it has secret arguments) and Job, and follows it. A task that
-   * cannot run (no image, a secret in the command, the API server refusing the Job) comes back as
-   * a task that has failed, with the reason.
+   * Creates the task's Job and, when it has secret arguments, its Secret (the Job is created
+   * suspended, the Secret owned by it, then the Job let go), and follows it. A task that cannot
+   * run (no image, a secret in the command, the API server refusing the Job or the Secret) comes
+   * back as a task that has failed, with the reason.
    */
   async start(spec: TaskSpec, logs: LogSink, signal: AbortSignal): Promise<RunningTask> {
     if (signal.aborted) return finishedTask({ outcome: 'cancelled', reason: 'cancelled' }, logs);
@@ -50,17 +51,15 @@ export class KubernetesRunner implements Runner {
       if (!(err instanceof CommandError)) throw err;
       return finishedTask({ outcome: 'failed', reason: err.message }, logs, err.message);
     }
-    const hasSecret = Object.keys(spec.secrets).length > 0;
-    let job: V1Job;
+    let step = `the Job ${name}`;
     try {
-      if (hasSecret) await this.createSecret(spec, name);
-      job = await this.createJob(manifest);
-      if (hasSecret) await this.api.ownSecret(name, job);
+      const job = await this.createJob(manifest);
+      step = `the Secret of the Job ${name}`;
+      await this.finishSetUp(spec, job, () => (step = `to start the Job ${name}`));
     } catch (err) {
-      // Nothing may be left behind holding the secrets: the Job (and so the Secret, once owned) goes.
+      // Nothing may be left behind holding the secrets: the Job goes, and its Secret with it.
       await this.api.deleteJob(name, 'Background').catch(() => {});
-      if (hasSecret) await this.api.deleteSecret(name).catch(() => {});
-      const reason = `Kubernetes refused the Job ${name}: ${describeApiError(err)}`;
+      const reason = `Kubernetes refused ${step}: ${describeApiError(err)}`;
       return finishedTask({ outcome: 'failed', reason }, logs, reason);
     }
     logs.write('system', Buffer.from(`[grid: running as Kubernetes Job ${ns}/${name}]\n`, 'utf8'));
@@ -78,6 +77,8 @@ export class KubernetesRunner implements Runner {
     const attempt = (j: V1Job): number => Number(j.metadata?.annotations?.[ANNOTATIONS.attempt] ?? 0);
     jobs.sort((a, b) => attempt(b) - attempt(a));
     const name = jobs[0]!.metadata!.name!;
+    // Still suspended: the earlier run stopped before its Secret was made; make it and let go.
+    if (jobs[0]!.spec?.suspend) await this.finishSetUp(spec, jobs[0]!);
     const progress = this.store.read(name);
     const ns = this.opts.config.default_namespace;
     const note = progress
@@ -109,12 +110,21 @@ export class KubernetesRunner implements Runner {
     return task;
   }
 
-  private async createSecret(spec: TaskSpec, name: string): Promise<void> {
-    try {
-      await this.api.createSecret(buildSecret(spec, this.opts.config, name, this.opts.config.default_namespace));
-    } catch (err) {
-      if (statusOf(err) !== 409) throw err; // 409: this very attempt created it before
+  /**
+   * A Job created suspended (the task has secrets): creates its Secret, owned by the Job, then
+   * lets the Job start. Again on a Job this attempt set up before, it does what is left.
+   */
+  private async finishSetUp(spec: TaskSpec, job: V1Job, onResume?: () => void): Promise<void> {
+    if (!job.spec?.suspend) return;
+    if (Object.keys(spec.secrets).length > 0) {
+      try {
+        await this.api.createSecret(buildSecret(spec, this.opts.config, job));
+      } catch (err) {
+        if (statusOf(err) !== 409) throw err; // 409: made for this Job before
+      }
     }
+    onResume?.();
+    await this.api.resumeJob(job.metadata!.name!);
   }
 
   /** Creates the Job; one that exists already (this attempt, created before) is adopted. */

@@ -16,7 +16,7 @@ export function rawBody(req: FastifyRequest): string {
 
 const definitionBody = {
   type: 'object',
-  description: "Octavius's metadata.json (name, description, image_name, author, contributors, organization, authorized_groups, env_vars) plus GRID's fields (runner, command, shell, timeout_seconds, retries, target, serialize, files, on_lost, allow_env); checked by the controller, each problem naming its field",
+  description: "Octavius's metadata.json (name, description, image_name, author, contributors, organization, authorized_groups, env_vars) plus GRID's fields (runner, command, shell, timeout_seconds, retries, target, serialize, files, on_lost, allow_env, and for the kubernetes runner resources, node_selector, tolerations, security_context); checked by the controller, each problem naming its field",
   additionalProperties: true,
 } as const;
 
