@@ -8,9 +8,10 @@ import { NatsAuthority } from '../src/bus/authority.js';
 import { Controller } from '../src/controller/app.js';
 import { ConfigError } from '../src/errors.js';
 import { startLocalExecutor } from '../src/dev/local-executor.js';
-import { createLogger, type Level } from '../src/util/log.js';
+import { createLogger, type Level, type Logger, type LogFormat } from '../src/util/log.js';
 import { runMain } from '../src/util/main.js';
 import { onShutdownSignal } from '../src/util/signals.js';
+import { routeStrayOutput } from '../src/util/stray-output.js';
 
 interface StartFlags {
   config?: string;
@@ -21,8 +22,12 @@ interface StartFlags {
   natsServers?: string;
   auth?: 'tokens' | 'none';
   logLevel?: Level;
+  logFormat?: LogFormat;
   pingDeadline?: string;
 }
+
+/** The logger once it writes JSON, so that a failure is reported as a JSON line too. */
+let jsonLog: Logger | undefined;
 
 async function start(flags: StartFlags): Promise<Controller> {
   const cfg = await loadControllerConfig({
@@ -36,10 +41,15 @@ async function start(flags: StartFlags): Promise<Controller> {
       nats: flags.natsServers !== undefined ? { servers: splitList(flags.natsServers) } : undefined,
       auth: flags.auth,
       log_level: flags.logLevel,
+      log_format: flags.logFormat,
       executor_ping_deadline_seconds: flags.pingDeadline !== undefined ? Number(flags.pingDeadline) : undefined,
     },
   });
-  const log = createLogger({ level: cfg.log_level, name: 'controller' });
+  const log = createLogger({ level: cfg.log_level, format: cfg.log_format, name: 'controller' });
+  if (cfg.log_format === 'json') {
+    jsonLog = log;
+    routeStrayOutput(log);
+  }
   const controller = await Controller.start(cfg, log);
   onShutdownSignal(log, () => controller.close());
   return controller;
@@ -61,6 +71,7 @@ function startCommand(name: string, description: string, example: string): Comma
     .option('--nats-servers <urls>', 'comma-separated NATS URLs')
     .addOption(new Option('--auth <mode>', 'tokens, or none to let every caller in as admin').choices(['tokens', 'none']))
     .addOption(new Option('--log-level <level>').choices(['debug', 'info', 'warn', 'error']))
+    .addOption(new Option('--log-format <format>', 'text, or json: one JSON object a line').choices(['text', 'json']))
     .option('--ping-deadline <seconds>', 'executor_ping_deadline: an executor silent this long is EXPIRED')
     .addHelpText('after', `\nExample:\n  ${example}`);
 }
@@ -97,12 +108,14 @@ program.addCommand(
         controller: controller.address,
         registrationToken: dev.registrationToken,
         ...(controller.tls ? { caFile: controller.tls.caFile } : {}),
+        logLevel: controller.cfg.log_level,
+        logFormat: controller.cfg.log_format,
         log: controller.log.named('dev'),
       });
       controller.beforeClose(() => executor.stop());
-      process.stderr.write(
-        `\nGRID is up. In another shell:\n  npx grid-cli create config/examples/hello.json\n  npx grid-cli list\n  npx grid-cli executors list\n\n`,
-      );
+      const hint = ['npx grid-cli create config/examples/hello.json', 'npx grid-cli list', 'npx grid-cli executors list'];
+      if (controller.cfg.log_format === 'json') controller.log.info('GRID is up', { try: hint.join('; ') });
+      else process.stderr.write(`\nGRID is up. In another shell:\n${hint.map((h) => `  ${h}\n`).join('')}\n`);
     },
   ),
 );
@@ -132,4 +145,4 @@ program.addCommand(
     }),
 );
 
-await runMain(program, 'controller');
+await runMain(program, 'controller', () => jsonLog);

@@ -6,9 +6,10 @@ import { loadExecutorConfig, type ExecutorConfig } from '../src/config/executor.
 import { envWithSecretFiles } from '../src/config/secret-files.js';
 import { Agent } from '../src/executor/agent.js';
 import { registerExecutor } from '../src/executor/register.js';
-import { createLogger } from '../src/util/log.js';
+import { createLogger, type Logger } from '../src/util/log.js';
 import { runMain } from '../src/util/main.js';
 import { onShutdownSignal } from '../src/util/signals.js';
+import { routeStrayOutput } from '../src/util/stray-output.js';
 
 interface Flags {
   config?: string;
@@ -23,7 +24,20 @@ interface Flags {
   natsServers?: string;
   registrationToken?: string;
   logLevel?: string;
+  logFormat?: string;
   replace?: boolean;
+}
+
+/** The logger once it writes JSON, so that a failure is reported as a JSON line too. */
+let jsonLog: Logger | undefined;
+
+function loggerFor(cfg: ExecutorConfig): Logger {
+  const log = createLogger({ level: cfg.log_level, format: cfg.log_format, name: 'executor' });
+  if (cfg.log_format === 'json') {
+    jsonLog = log;
+    routeStrayOutput(log);
+  }
+  return log;
 }
 
 function load(flags: Flags): ExecutorConfig {
@@ -42,6 +56,7 @@ function load(flags: Flags): ExecutorConfig {
       nats_servers: flags.natsServers,
       registration_token: flags.registrationToken,
       log_level: flags.logLevel,
+      log_format: flags.logFormat,
     } as never,
   });
 }
@@ -59,7 +74,8 @@ function withCommonOptions(cmd: Command): Command {
     .option('--state-file <file>', 'where the id and secret are kept')
     .option('--ca-file <file>', "PEM of the CA that signed the controller's certificate (ca_file)")
     .option('--nats-servers <url[,url…]>', 'NATS servers to use, comma-separated (nats_servers; default: every URL the controller hands over at register)')
-    .addOption(new Option('--log-level <level>').choices(['debug', 'info', 'warn', 'error']));
+    .addOption(new Option('--log-level <level>').choices(['debug', 'info', 'warn', 'error']))
+    .addOption(new Option('--log-format <format>', 'text, or json: one JSON object a line').choices(['text', 'json']));
 }
 
 const program = new Command('executor')
@@ -79,10 +95,13 @@ program.addCommand(
     )
     .action(async (flags: Flags & { token?: string }) => {
       const cfg = load(flags);
-      const log = createLogger({ level: cfg.log_level, name: 'executor' });
+      const log = loggerFor(cfg);
       const token = flags.token ?? envWithSecretFiles(process.env, ['GRID_TOKEN'], process.cwd()).GRID_TOKEN;
       const id = await registerExecutor(cfg, { replace: !!flags.replace, ...(token ? { token } : {}) }, log);
-      process.stdout.write(`${id.created ? 'registered' : 'already registered'} as ${id.name} (${id.executor_id}); state in ${cfg.state_file}\n`);
+      // In json, the log line registerExecutor wrote says as much.
+      if (cfg.log_format === 'text') {
+        process.stdout.write(`${id.created ? 'registered' : 'already registered'} as ${id.name} (${id.executor_id}); state in ${cfg.state_file}\n`);
+      }
     }),
 );
 
@@ -92,7 +111,7 @@ program.addCommand(
     .addHelpText('after', '\nExamples:\n  $ executor start --config /etc/grid/executor.json\n  $ executor start --config /etc/grid/executor.json --controller grid-1.example.com:7070,grid-2.example.com:7070')
     .action(async (flags: Flags) => {
       const cfg = load(flags);
-      const log = createLogger({ level: cfg.log_level, name: 'executor' });
+      const log = loggerFor(cfg);
       const agent = new Agent(cfg, log);
       onShutdownSignal(log, () => agent.close());
       await agent.start();
@@ -101,4 +120,4 @@ program.addCommand(
     }),
 );
 
-await runMain(program, 'executor');
+await runMain(program, 'executor', () => jsonLog);

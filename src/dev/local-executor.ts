@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Logger } from '../util/log.js';
+import type { Level, Logger, LogFormat } from '../util/log.js';
 
 const EXECUTOR_JS = fileURLToPath(new URL('../../cmd/executor.js', import.meta.url));
 
@@ -20,6 +20,9 @@ export async function startLocalExecutor(opts: {
   registrationToken: string;
   /** The CA to verify the controller with; undefined = plaintext gRPC. */
   caFile?: string;
+  /** The controller's own, so the two write the same kind of lines. */
+  logLevel: Level;
+  logFormat: LogFormat;
   log: Logger;
 }): Promise<LocalExecutor> {
   const configFile = join(opts.dataDir, 'executor.json');
@@ -36,6 +39,8 @@ export async function startLocalExecutor(opts: {
         state_file: join(opts.dataDir, 'executor-state.json'),
         work_dir: join(opts.dataDir, 'work'),
         ping_interval_seconds: 5,
+        log_level: opts.logLevel,
+        log_format: opts.logFormat,
         ...(opts.caFile ? { ca_file: opts.caFile } : { plaintext: true }),
       },
       null,

@@ -3,8 +3,13 @@
 
 import { CommanderError, type Command } from 'commander';
 import { GridError, toExitCode } from '../errors.js';
+import type { Logger } from './log.js';
 
-export async function runMain(program: Command, name: string): Promise<void> {
+/**
+ * `jsonLog` gives the logger to report a failure through once the program has one in the json
+ * format (so that line is JSON too); before that, and in the text format, it is `<name>: <error>`.
+ */
+export async function runMain(program: Command, name: string, jsonLog?: () => Logger | undefined): Promise<void> {
   dropIpServernameWarning();
   try {
     await program.parseAsync(process.argv);
@@ -12,7 +17,10 @@ export async function runMain(program: Command, name: string): Promise<void> {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
     } else {
-      process.stderr.write(`${name}: ${err instanceof GridError ? err.message : String((err as Error)?.stack ?? err)}\n`);
+      const message = err instanceof GridError ? err.message : String((err as Error)?.stack ?? err);
+      const log = jsonLog?.();
+      if (log) log.error(message, { exit_code: toExitCode(err) });
+      else process.stderr.write(`${name}: ${message}\n`);
       process.exit(toExitCode(err));
     }
   }
