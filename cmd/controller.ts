@@ -7,10 +7,11 @@ import { relative, resolve } from 'node:path';
 import { NatsAuthority } from '../src/bus/authority.js';
 import { Controller } from '../src/controller/app.js';
 import { ConfigError } from '../src/errors.js';
-import { startLocalExecutor } from '../src/dev/local-executor.js';
-import { createLogger, type Level } from '../src/util/log.js';
+import { LocalExecutor } from '../src/dev/local-executor.js';
+import { createLogger, type Level, type Logger, type LogFormat } from '../src/util/log.js';
 import { runMain } from '../src/util/main.js';
-import { onShutdownSignal } from '../src/util/signals.js';
+import { onShutdownSignal, type Shutdown } from '../src/util/signals.js';
+import { routeStrayOutput } from '../src/util/stray-output.js';
 
 interface StartFlags {
   config?: string;
@@ -21,10 +22,19 @@ interface StartFlags {
   natsServers?: string;
   auth?: 'tokens' | 'none';
   logLevel?: Level;
+  logFormat?: LogFormat;
   pingDeadline?: string;
 }
 
-async function start(flags: StartFlags): Promise<Controller> {
+/** The logger once it writes JSON, so that a failure is reported as a JSON line too. */
+let jsonLog: Logger | undefined;
+
+/**
+ * Loads the config and starts the controller, with the shutdown signals handled from before
+ * anything is started. Resolves undefined when a signal came first: the controller then stops
+ * what it had started and the process exits.
+ */
+async function start(flags: StartFlags, signals: NodeJS.Signals[]): Promise<{ controller: Controller; shutdown: Shutdown } | undefined> {
   const cfg = await loadControllerConfig({
     file: flags.config,
     env: process.env,
@@ -36,13 +46,25 @@ async function start(flags: StartFlags): Promise<Controller> {
       nats: flags.natsServers !== undefined ? { servers: splitList(flags.natsServers) } : undefined,
       auth: flags.auth,
       log_level: flags.logLevel,
+      log_format: flags.logFormat,
       executor_ping_deadline_seconds: flags.pingDeadline !== undefined ? Number(flags.pingDeadline) : undefined,
     },
   });
-  const log = createLogger({ level: cfg.log_level, name: 'controller' });
-  const controller = await Controller.start(cfg, log);
-  onShutdownSignal(log, () => controller.close());
-  return controller;
+  const log = createLogger({ level: cfg.log_level, format: cfg.log_format, name: 'controller' });
+  if (cfg.log_format === 'json') {
+    jsonLog = log;
+    routeStrayOutput(log);
+  }
+  const controller = Controller.create(cfg, log);
+  // A second signal kills the embedded servers and the local executor rather than leaving them.
+  const shutdown = onShutdownSignal(log, () => controller.close(), { signals, hurry: () => controller.kill() });
+  try {
+    await controller.run();
+  } catch (err) {
+    if (shutdown.signal.aborted) return undefined;
+    throw err;
+  }
+  return { controller, shutdown };
 }
 
 function splitList(s: string): string[] {
@@ -61,6 +83,7 @@ function startCommand(name: string, description: string, example: string): Comma
     .option('--nats-servers <urls>', 'comma-separated NATS URLs')
     .addOption(new Option('--auth <mode>', 'tokens, or none to let every caller in as admin').choices(['tokens', 'none']))
     .addOption(new Option('--log-level <level>').choices(['debug', 'info', 'warn', 'error']))
+    .addOption(new Option('--log-format <format>', 'text, or json: one JSON object a line').choices(['text', 'json']))
     .option('--ping-deadline <seconds>', 'executor_ping_deadline: an executor silent this long is EXPIRED')
     .addHelpText('after', `\nExample:\n  ${example}`);
 }
@@ -76,36 +99,55 @@ program.addCommand(
     'run the controller (with no etcd/NATS configured: embedded ones under the data directory)',
     '$ controller start --etcd-endpoints http://10.0.0.5:2379 --nats-servers nats://10.0.0.6:4222',
   ).action(async (flags: StartFlags) => {
-    const controller = await start(flags);
     // Log rotation: after the audit file was moved away, SIGHUP makes later lines go to a new
-    // one. Only here: `dev` keeps SIGHUP's default, so closing its terminal still stops it.
-    process.on('SIGHUP', () => controller.audit?.reopen());
+    // one. Only here: in `dev`, SIGHUP (its terminal closed) stops everything. Handled from the
+    // start, so that one arriving early does not end the process with its servers left running.
+    let reopen: (() => void) | undefined;
+    process.on('SIGHUP', () => reopen?.());
+    const started = await start(flags, ['SIGINT', 'SIGTERM']);
+    if (started) reopen = () => started.controller.audit?.reopen();
   }),
 );
 
 program.addCommand(
   startCommand('dev', 'run a local GRID: embedded NATS and etcd, this controller, and a local executor', '$ controller dev').action(
     async (flags: StartFlags) => {
-      const controller = await start(flags);
+      // Whatever reaches a terminal's process group stops it all: Ctrl-C, Ctrl-\\, a closed terminal, kill.
+      const started = await start(flags, ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']);
+      if (!started || started.shutdown.signal.aborted) return;
+      const { controller } = started;
       const dev = controller.devAccess;
       if (!dev) {
         controller.log.warn('dev: not on the embedded default with generated tokens, so no local executor is started');
         return;
       }
-      const executor = await startLocalExecutor({
+      const executor = new LocalExecutor({
         dataDir: controller.cfg.data_dir,
         controller: controller.address,
         registrationToken: dev.registrationToken,
         ...(controller.tls ? { caFile: controller.tls.caFile } : {}),
+        logLevel: controller.cfg.log_level,
+        logFormat: controller.cfg.log_format,
         log: controller.log.named('dev'),
       });
-      controller.beforeClose(() => executor.stop());
-      const dashboard = controller.dashboardUrl
-        ? `The dashboard: ${controller.dashboardUrl} (sign in with the token in ${relative(process.cwd(), dev.clientConfigPath) || dev.clientConfigPath})\n`
-        : '';
-      process.stderr.write(
-        `\nGRID is up. In another shell:\n  npx grid-cli create config/examples/hello.json\n  npx grid-cli list\n  npx grid-cli executors list\n${dashboard}\n`,
-      );
+      // Before it starts: a signal while it registers stops it (and its registration) too.
+      controller.beforeClose(() => executor.stop(), () => executor.kill());
+      try {
+        await executor.start();
+      } catch (err) {
+        if (started.shutdown.signal.aborted) return;
+        // Nothing is left running when dev gives up either.
+        await controller.close();
+        throw err;
+      }
+      const hint = ['npx grid-cli create config/examples/hello.json', 'npx grid-cli list', 'npx grid-cli executors list'];
+      const tokenFile = relative(process.cwd(), dev.clientConfigPath) || dev.clientConfigPath;
+      if (controller.cfg.log_format === 'json') {
+        controller.log.info('GRID is up', { try: hint.join('; '), ...(controller.dashboardUrl ? { dashboard: controller.dashboardUrl, token_file: tokenFile } : {}) });
+      } else {
+        const dashboard = controller.dashboardUrl ? `The dashboard: ${controller.dashboardUrl} (sign in with the token in ${tokenFile})\n` : '';
+        process.stderr.write(`\nGRID is up. In another shell:\n${hint.map((h) => `  ${h}\n`).join('')}${dashboard}\n`);
+      }
     },
   ),
 );
@@ -135,4 +177,4 @@ program.addCommand(
     }),
 );
 
-await runMain(program, 'controller');
+await runMain(program, 'controller', () => jsonLog);

@@ -7,9 +7,10 @@ import { envWithSecretFiles } from '../src/config/secret-files.js';
 import { executorExitCode } from '../src/errors.js';
 import { Agent } from '../src/executor/agent.js';
 import { registerExecutor } from '../src/executor/register.js';
-import { createLogger } from '../src/util/log.js';
+import { createLogger, type Logger } from '../src/util/log.js';
 import { runMain } from '../src/util/main.js';
 import { onShutdownSignal } from '../src/util/signals.js';
+import { routeStrayOutput } from '../src/util/stray-output.js';
 
 interface Flags {
   config?: string;
@@ -24,8 +25,21 @@ interface Flags {
   natsServers?: string;
   registrationToken?: string;
   logLevel?: string;
+  logFormat?: string;
   replace?: boolean;
   metricsAddress?: string;
+}
+
+/** The logger once it writes JSON, so that a failure is reported as a JSON line too. */
+let jsonLog: Logger | undefined;
+
+function loggerFor(cfg: ExecutorConfig): Logger {
+  const log = createLogger({ level: cfg.log_level, format: cfg.log_format, name: 'executor' });
+  if (cfg.log_format === 'json') {
+    jsonLog = log;
+    routeStrayOutput(log);
+  }
+  return log;
 }
 
 function load(flags: Flags): ExecutorConfig {
@@ -45,6 +59,7 @@ function load(flags: Flags): ExecutorConfig {
       registration_token: flags.registrationToken,
       log_level: flags.logLevel,
       metrics_address: flags.metricsAddress,
+      log_format: flags.logFormat,
     } as never,
   });
 }
@@ -62,7 +77,8 @@ function withCommonOptions(cmd: Command): Command {
     .option('--state-file <file>', 'where the id and secret are kept')
     .option('--ca-file <file>', "PEM of the CA that signed the controller's certificate (ca_file)")
     .option('--nats-servers <url[,url…]>', 'NATS servers to use, comma-separated (nats_servers; default: every URL the controller hands over at register)')
-    .addOption(new Option('--log-level <level>').choices(['debug', 'info', 'warn', 'error']));
+    .addOption(new Option('--log-level <level>').choices(['debug', 'info', 'warn', 'error']))
+    .addOption(new Option('--log-format <format>', 'text, or json: one JSON object a line').choices(['text', 'json']));
 }
 
 const program = new Command('executor')
@@ -82,10 +98,13 @@ program.addCommand(
     )
     .action(async (flags: Flags & { token?: string }) => {
       const cfg = load(flags);
-      const log = createLogger({ level: cfg.log_level, name: 'executor' });
+      const log = loggerFor(cfg);
       const token = flags.token ?? envWithSecretFiles(process.env, ['GRID_TOKEN'], process.cwd()).GRID_TOKEN;
       const id = await registerExecutor(cfg, { replace: !!flags.replace, ...(token ? { token } : {}) }, log);
-      process.stdout.write(`${id.created ? 'registered' : 'already registered'} as ${id.name} (${id.executor_id}); state in ${cfg.state_file}\n`);
+      // In json, the log line registerExecutor wrote says as much.
+      if (cfg.log_format === 'text') {
+        process.stdout.write(`${id.created ? 'registered' : 'already registered'} as ${id.name} (${id.executor_id}); state in ${cfg.state_file}\n`);
+      }
     }),
 );
 
@@ -96,7 +115,7 @@ program.addCommand(
     .addHelpText('after', '\nExamples:\n  $ executor start --config /etc/grid/executor.json\n  $ executor start --config /etc/grid/executor.json --controller grid-1.example.com:7070,grid-2.example.com:7070\n  $ executor start --config /etc/grid/executor.json --metrics-address 127.0.0.1:9102')
     .action(async (flags: Flags) => {
       const cfg = load(flags);
-      const log = createLogger({ level: cfg.log_level, name: 'executor' });
+      const log = loggerFor(cfg);
       const agent = new Agent(cfg, log);
       onShutdownSignal(log, () => agent.close());
       await agent.start();
@@ -106,4 +125,4 @@ program.addCommand(
 );
 
 // A refusal by the controller exits 77 (ExitCode.REFUSED): see config/systemd/grid-executor.service.
-await runMain(program, 'executor', executorExitCode);
+await runMain(program, 'executor', executorExitCode, () => jsonLog);

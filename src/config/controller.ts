@@ -1,7 +1,7 @@
 // The controller's configuration: defaults → JSON file → GRID_* environment → flags.
 //
 // Environment: GRID_ + the upper-cased key for every top-level key (GRID_GRPC_ADDRESS, GRID_HTTP_ADDRESS,
-// GRID_DATA_DIR, GRID_AUTH, GRID_LOG_LEVEL, GRID_LOG_RETENTION_HOURS, GRID_LOG_MAX_BYTES,
+// GRID_DATA_DIR, GRID_AUTH, GRID_LOG_LEVEL, GRID_LOG_FORMAT, GRID_LOG_RETENTION_HOURS, GRID_LOG_MAX_BYTES,
 // GRID_EVENT_RETENTION_HOURS, GRID_AUDIT_LOG), except GRID_EXECUTOR_PING_DEADLINE (seconds); nested:
 // GRID_ETCD_ENDPOINTS, GRID_ETCD_PREFIX, GRID_ETCD_TLS_CA_FILE, GRID_ETCD_TLS_CERT_FILE,
 // GRID_ETCD_TLS_KEY_FILE, GRID_ETCD_USERNAME, GRID_ETCD_PASSWORD, GRID_ETCD_PASSWORD_FILE,
@@ -23,6 +23,7 @@ import { decodeLayer, envLayer, resolveLayers, t, type LoadOptions } from './sch
 import type { NatsTls } from '../bus/connect.js';
 import { LIMIT_DEFAULTS, type LimitKey, type Limits } from '../domain/limits.js';
 import type { EtcdTls } from '../store/kv.js';
+import { LOG_FORMATS, type LogFormat } from '../util/log.js';
 
 /** CA, client certificate and key for a TLS connection to NATS or etcd (PEM files; "" = not used). */
 export function tlsFilesSchema(envPrefix: string) {
@@ -35,6 +36,7 @@ export function tlsFilesSchema(envPrefix: string) {
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export { LOG_FORMATS, type LogFormat } from '../util/log.js';
 export const ROLES = ['admin', 'operator', 'viewer', 'metrics'] as const;
 export type Role = (typeof ROLES)[number];
 export const MIN_TOKEN_LENGTH = 16;
@@ -133,6 +135,8 @@ export interface ControllerConfig {
   /** Serialized jobs: a lock whose holder stops refreshing it lapses after this long. */
   lock_ttl_seconds: number;
   log_level: LogLevel;
+  /** The process's own log lines: text, or one JSON object a line. */
+  log_format: LogFormat;
   /**
    * Where the audit log (one JSON line per mutating request) is appended: a file path, or "-"
    * for stdout. Always absolute or "-" after loading; "" in a layer = `<data_dir>/audit.log`.
@@ -204,6 +208,7 @@ export const controllerSchema = {
   secrets_key: t.string({ env: 'GRID_SECRETS_KEY' }),
   lock_ttl_seconds: t.int({ default: 30, min: 2, max: 3600 }),
   log_level: t.enum(LOG_LEVELS, { default: 'info' }),
+  log_format: t.enum(LOG_FORMATS, { default: 'text' }),
   audit_log: t.string(),
   execution_retention_hours: t.int({ default: 168, min: 1, env: 'GRID_EXECUTION_RETENTION_HOURS' }),
   execution_retention_max: t.int({ default: 100_000, min: 1, env: 'GRID_EXECUTION_RETENTION_MAX' }),

@@ -4,15 +4,16 @@
 // GRID_CONTROLLER, GRID_REGISTRATION_TOKEN (or GRID_REGISTRATION_TOKEN_FILE), GRID_NAME, GRID_GROUPS (a,b), GRID_LABELS (k=v,k2=v2),
 // GRID_RUNNERS (host,kubernetes), GRID_CONCURRENCY, GRID_PING_INTERVAL_SECONDS, GRID_NATS_SERVERS,
 // GRID_CA_FILE, GRID_PLAINTEXT, GRID_NATS_TLS_CA_FILE, GRID_NATS_TLS_CERT_FILE, GRID_NATS_TLS_KEY_FILE, GRID_STATE_FILE,
-// GRID_WORK_DIR, GRID_RUN_AS, GRID_SHUTDOWN_GRACE_SECONDS, GRID_LOG_LEVEL,
-// GRID_LOG_MAX_BYTES_PER_TASK, GRID_METRICS_ADDRESS. `ping_interval` (Octavius's name) is accepted in files and flags
+// GRID_WORK_DIR, GRID_RUN_AS, GRID_SHUTDOWN_GRACE_SECONDS, GRID_LOG_LEVEL, GRID_LOG_FORMAT,
+// GRID_LOG_MAX_BYTES_PER_TASK, GRID_METRICS_ADDRESS. `ping_interval` (Octavius's name) is
+// accepted in files and flags
 // as another spelling of `ping_interval_seconds`; `registration_token_file` reads the token from
 // a file. Relative paths in the file are relative to the file's folder; from the environment or
 // flags, to the working directory.
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { absolutePath, dnsLabel, dnsName, hostPort, listenAddress, noDuplicates, nonEmpty, toDnsName } from './checks.js';
-import { LOG_LEVELS, natsPathsRelativeTo, tlsFilesSchema, type LogLevel } from './controller.js';
+import { LOG_FORMATS, LOG_LEVELS, natsPathsRelativeTo, tlsFilesSchema, type LogFormat, type LogLevel } from './controller.js';
 import type { NatsTls } from '../bus/connect.js';
 import { readConfigFile } from './json.js';
 import { envWithSecretFiles, inlineSecretFile } from './secret-files.js';
@@ -87,6 +88,8 @@ export interface ExecutorConfig {
   run_as: string;
   shutdown_grace_seconds: number;
   log_level: LogLevel;
+  /** The process's own log lines: text, or one JSON object a line. */
+  log_format: LogFormat;
   log_max_bytes_per_task: number;
   /** host:port to serve /metrics, /livez and /readyz on (plain HTTP, no token); "" = none. */
   metrics_address: string;
@@ -117,6 +120,7 @@ export const executorSchema = {
   run_as: t.string({ check: (v) => (v === '' || /^[a-z_][a-z0-9_-]*$|^\d+(:\d+)?$/.test(v) ? undefined : `${JSON.stringify(v)} must be a user name, a uid, or uid:gid`) }),
   shutdown_grace_seconds: t.int({ default: 30, min: 0 }),
   log_level: t.enum(LOG_LEVELS, { default: 'info' }),
+  log_format: t.enum(LOG_FORMATS, { default: 'text' }),
   log_max_bytes_per_task: t.int({ default: 10 * MiB, min: 1024 }),
   metrics_address: t.string({ check: (v) => (v === '' ? undefined : listenAddress(v)) }),
   kubernetes: t.object({

@@ -10,6 +10,7 @@ import { startEmbeddedCluster, type EmbeddedServerName, type SupervisionEvent } 
 import { Kv, type KvOptions } from '../store/kv.js';
 import type { WatchResumed } from '../store/key-watch.js';
 import { embeddedTlsFiles, prepareControllerTls, type ControllerTls } from '../tls/setup.js';
+import { CancelledError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { openAuditSink, type AuditLog, type AuditSink } from './audit.js';
 import { prepareDevAccess } from './dev-access.js';
@@ -26,11 +27,17 @@ interface Cleanup {
   run: () => Promise<void> | void;
 }
 
+/** A child process the controller runs (embedded servers, a dev executor): SIGKILL it and wait. */
+type Kill = () => Promise<void>;
+
 export class Controller {
   private state: Lifecycle = 'starting';
+  private booting?: Promise<void>;
   private closing?: Promise<void>;
   /** Run in reverse order of registration on close. */
   private readonly cleanups: Cleanup[] = [];
+  /** What kill() ends at once: every child process started so far. */
+  private readonly kills: Kill[] = [];
   address = '';
   /** host:port of the HTTP door; "" when there is none. */
   httpAddress = '';
@@ -44,14 +51,27 @@ export class Controller {
   private constructor(readonly cfg: ControllerConfig, readonly log: Logger) {}
 
   static async start(cfg: ControllerConfig, log: Logger): Promise<Controller> {
-    const c = new Controller(cfg, log);
+    const c = Controller.create(cfg, log);
+    await c.run();
+    return c;
+  }
+
+  /** A controller not started yet: run() starts it, and close() may be called before it is done. */
+  static create(cfg: ControllerConfig, log: Logger): Controller {
+    return new Controller(cfg, log);
+  }
+
+  /**
+   * Brings everything up. A start that fails, or that close() was called during (it then throws
+   * a CancelledError at its next step), stops what it had started before it throws.
+   */
+  async run(): Promise<void> {
     try {
-      await c.boot();
+      await (this.booting ??= this.boot());
     } catch (err) {
-      await c.close();
+      await this.close();
       throw err;
     }
-    return c;
   }
 
   get lifecycle(): Lifecycle {
@@ -86,6 +106,8 @@ export class Controller {
       });
       this.haltEmbedded = () => cluster.halt();
       this.cleanups.push({ name: 'embedded servers', run: () => cluster.stop() });
+      this.kills.push(() => cluster.kill());
+      this.stopIfAsked();
       this.natsServers = [cluster.natsUrl];
       this.etcdEndpoints = [cluster.etcdEndpoint];
       etcdAccess = { tls: cluster.etcdTls };
@@ -105,6 +127,7 @@ export class Controller {
     this.kv = kv;
     this.cleanups.push({ name: 'etcd client', run: () => kv.close() });
     await kv.check(); // fail now, with one line saying what to configure, if etcd cannot be used
+    this.stopIfAsked();
     await natsAccess.attach({ kv, servers: this.natsServers, tls: natsTls });
 
     const nc = await connectBus({
@@ -115,6 +138,7 @@ export class Controller {
     });
     this.nc = nc;
     this.cleanups.push({ name: 'NATS connection', run: () => nc.drain() });
+    this.stopIfAsked();
     if (cfg.nats.replicas % 2 === 0) {
       log.warn('nats.replicas is even: 2 (or 4) copies of a stream survive no more servers down than 1 (or 3) do; use an odd count', { replicas: cfg.nats.replicas });
     }
@@ -129,6 +153,7 @@ export class Controller {
       replicas: cfg.nats.replicas,
     });
     for (const c of replicaChanges) logReplicaChange(log, c);
+    this.stopIfAsked();
 
     const embedded = cfg.etcd.endpoints.length === 0;
     if (embedded && cfg.auth === 'tokens' && tokens.length === 0) {
@@ -150,6 +175,7 @@ export class Controller {
       (name, run) => this.cleanups.push({ name, run }),
     );
     this.audit = wired.audit;
+    this.stopIfAsked();
     const grpc = await serveGrpc({
       address: cfg.grpc_address,
       ...(tls ? { tls: tls.server } : {}),
@@ -180,6 +206,7 @@ export class Controller {
     // Before the doors shut down (cleanups run in reverse): calls waiting for a lock answer now.
     this.cleanups.push({ name: 'lock waits', run: () => wired.executor.locks.close() });
     if (this.devAccess) await this.devAccess.writeClientConfig(this.address, tls?.caFile);
+    this.stopIfAsked();
     this.state = 'running';
     log.info('controller ready', {
       address: this.address,
@@ -200,20 +227,31 @@ export class Controller {
   private haltEmbedded?: () => Promise<void>;
   registrationTokens: RegistrationToken[] = [];
 
-  /** Adds a step that runs first on close (e.g. stopping a dev executor before the servers). */
-  beforeClose(run: () => Promise<void>): void {
+  /**
+   * Adds a step that runs first on close (e.g. stopping a dev executor before the servers), and
+   * what kill() does for it instead.
+   */
+  beforeClose(run: () => Promise<void>, kill?: Kill): void {
     this.cleanups.push({ name: 'before close', run });
+    if (kill) this.kills.push(kill);
+  }
+
+  /** Ends a start that close() was called during, at the step it has reached. */
+  private stopIfAsked(): void {
+    if (this.closing) throw new CancelledError('the controller was asked to stop while it was starting');
   }
 
   /** Stops everything that was started, newest first; every step runs even if one fails. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.state = 'stopping';
+      // A start under way ends at its next step; what it started is stopped below with the rest.
+      await this.booting?.catch(() => undefined);
       // Nothing is restarted while shutting down: a server dying now stays down.
       await this.haltEmbedded?.().catch(() => undefined);
       // A start refused before anything ran (bad configuration) leaves only its one error line.
       const started = this.cleanups.length > 0;
-      for (const c of this.cleanups.reverse()) {
+      for (let c = this.cleanups.pop(); c; c = this.cleanups.pop()) {
         try {
           await c.run();
         } catch (err) {
@@ -229,6 +267,17 @@ export class Controller {
       if (started) this.log.info('controller stopped');
     })();
     return this.closing;
+  }
+
+  /**
+   * Ends every child process at once (SIGKILL), for a stop that must not wait: the embedded
+   * servers (restarting none) and whatever beforeClose() named. Waits for a start under way to
+   * reach its next step first, so that no process it is starting is missed. close() still runs
+   * its steps; those of processes that are gone end at once.
+   */
+  async kill(): Promise<void> {
+    await this.booting?.catch(() => undefined);
+    await Promise.allSettled(this.kills.map((k) => k()));
   }
 }
 

@@ -19,6 +19,8 @@ export interface SupervisedChild {
   hasExited(): boolean;
   /** SIGTERM, then SIGKILL after `graceMs`; a second call returns the first call's promise. */
   stop(): Promise<void>;
+  /** SIGKILL at once (also cutting a stop() short); resolves when the process has exited. */
+  kill(): Promise<void>;
   /** The last lines this process wrote to its log file (not earlier runs appended to the same file). */
   logTail(lines?: number): string;
 }
@@ -64,6 +66,11 @@ export async function spawnSupervised(binary: string, args: string[], logFile: s
       await exited;
     })());
 
+  const kill = async (): Promise<void> => {
+    if (!exit) signal(pid, 'SIGKILL');
+    await exited;
+  };
+
   const logTail = (lines = 20): string => {
     try {
       const text = readFileSync(logFile).subarray(startOffset).toString('utf8');
@@ -73,7 +80,7 @@ export async function spawnSupervised(binary: string, args: string[], logFile: s
     }
   };
 
-  return { pid, logFile, exited, hasExited: () => exit !== undefined, stop, logTail };
+  return { pid, logFile, exited, hasExited: () => exit !== undefined, stop, kill, logTail };
 }
 
 // The child leads its own process group (detached), so signal the group: nothing it forked survives.

@@ -53,6 +53,8 @@ export interface EmbeddedCluster {
   halt(): Promise<void>;
   /** Halts, then stops both servers (each even if the other fails); a second call returns the first's promise. */
   stop(): Promise<void>;
+  /** Halts, then SIGKILLs both servers (cutting a stop() under way short); resolves when both have exited. */
+  kill(): Promise<void>;
 }
 
 /** Saved in `<dataDir>/embedded.json` so executors told the NATS URL keep working across restarts. */
@@ -151,6 +153,12 @@ export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Pro
       if (failed) throw failed.reason;
     })());
 
+  const kill = async (): Promise<void> => {
+    await Promise.allSettled([natsSupervisor.kill(), etcdSupervisor.kill()]);
+    removePidFile(layout.natsPid);
+    removePidFile(layout.etcdPid);
+  };
+
   return {
     natsUrl: nats.url,
     etcdEndpoint: etcd.endpoint,
@@ -164,6 +172,7 @@ export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Pro
     },
     halt,
     stop,
+    kill,
   };
 }
 

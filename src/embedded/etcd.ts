@@ -50,6 +50,8 @@ export interface EtcdServer {
   logFile: string;
   exited: Promise<ChildExit>;
   stop(): Promise<void>;
+  /** SIGKILL, at once; resolves when it has exited. */
+  kill(): Promise<void>;
 }
 
 const PORT_RETRIES = 2;
@@ -101,7 +103,7 @@ async function startOnce(binary: string, host: string, logFile: string, options:
     await child.stop();
     return { ok: false, failure };
   }
-  const value = { endpoint, clientPort, peerPort, pid: child.pid, logFile, exited: child.exited, stop: child.stop };
+  const value = { endpoint, clientPort, peerPort, pid: child.pid, logFile, exited: child.exited, stop: child.stop, kill: child.kill };
   return { ok: true, value };
 }
 

@@ -47,6 +47,8 @@ export interface NatsServer {
   logFile: string;
   exited: Promise<ChildExit>;
   stop(): Promise<void>;
+  /** SIGKILL, at once; resolves when it has exited. */
+  kill(): Promise<void>;
 }
 
 const PORT_RETRIES = 2;
@@ -93,7 +95,7 @@ async function startOnce(binary: string, host: string, logFile: string, options:
     await child.stop();
     return { ok: false, failure };
   }
-  return { ok: true, value: { url, port, name, pid: child.pid, logFile, exited: child.exited, stop: child.stop } };
+  return { ok: true, value: { url, port, name, pid: child.pid, logFile, exited: child.exited, stop: child.stop, kill: child.kill } };
 }
 
 function clusterBlock(host: string, c: NonNullable<NatsOptions['cluster']>): string {

@@ -10,6 +10,7 @@ export interface SupervisedServer {
   pid: number;
   exited: Promise<ChildExit>;
   stop(): Promise<void>;
+  kill(): Promise<void>;
 }
 
 export interface RestartPolicy {
@@ -89,6 +90,12 @@ export class Supervisor<S extends SupervisedServer, Name extends string = string
       await this.halt();
       await this.current.stop();
     })());
+  }
+
+  /** Halts, then kills the server at once (SIGKILL); also cuts a stop() under way short. */
+  async kill(): Promise<void> {
+    await this.halt();
+    await this.current.kill();
   }
 
   private watch(server: S): void {

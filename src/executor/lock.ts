@@ -149,7 +149,7 @@ class Holding implements HeldLock {
     readonly token: number,
     grant: Grant,
   ) {
-    this.log = o.log.with({ lock: name, token, execution: o.ref.executionId, task: o.ref.taskKey });
+    this.log = o.log.with({ lock: name, fencing_token: token, execution: o.ref.executionId, task: o.ref.taskKey });
     this.renewed(grant);
   }
 

@@ -346,6 +346,6 @@ export async function prepareAttempt(o: {
     onWaiting: (ahead, holder) => o.onWaiting(`waiting for lock ${lockName}${holder ? ` (held by ${holder})` : ''}${ahead ? `, ${ahead} ahead` : ''}`),
   });
   if (!lock) return { failed: { outcome: run.stopReason ?? 'cancelled', reason: run.stopNote ?? 'stopped while waiting for its lock' } };
-  o.log.info('holds the serialize lock', { lock: lockName, token: lock.token });
+  o.log.info('holds the serialize lock', { lock: lockName, fencing_token: lock.token });
   return { ...(files ? { files } : {}), lock };
 }

@@ -4,8 +4,18 @@
 
 import { CommanderError, type Command } from 'commander';
 import { GridError, toExitCode } from '../errors.js';
+import type { Logger } from './log.js';
 
-export async function runMain(program: Command, name: string, exitCode: (err: unknown) => number = toExitCode): Promise<void> {
+/**
+ * `jsonLog` gives the logger to report a failure through once the program has one in the json
+ * format (so that line is JSON too); before that, and in the text format, it is `<name>: <error>`.
+ */
+export async function runMain(
+  program: Command,
+  name: string,
+  exitCode: (err: unknown) => number = toExitCode,
+  jsonLog?: () => Logger | undefined,
+): Promise<void> {
   dropIpServernameWarning();
   try {
     await program.parseAsync(process.argv);
@@ -13,7 +23,10 @@ export async function runMain(program: Command, name: string, exitCode: (err: un
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
     } else {
-      process.stderr.write(`${name}: ${err instanceof GridError ? err.message : String((err as Error)?.stack ?? err)}\n`);
+      const message = err instanceof GridError ? err.message : String((err as Error)?.stack ?? err);
+      const log = jsonLog?.();
+      if (log) log.error(message, { exit_code: exitCode(err) });
+      else process.stderr.write(`${name}: ${message}\n`);
       process.exit(exitCode(err));
     }
   }

@@ -1,6 +1,6 @@
 // What /proc says about a process, for tests and benchmarks (Linux).
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
 /** VmRSS of a process in bytes (0 if it is gone). */
 export function rssBytes(pid: number): number {
@@ -23,4 +23,21 @@ export function processAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The live processes whose command line mentions `text` (a data dir, say), with their argv. */
+export function processesMentioning(text: string): Array<{ pid: number; argv: string[] }> {
+  const found: Array<{ pid: number; argv: string[] }> = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    } catch {
+      continue; // gone meanwhile
+    }
+    const pid = Number(entry);
+    if (argv.some((a) => a.includes(text)) && processAlive(pid)) found.push({ pid, argv });
+  }
+  return found;
 }

@@ -55,6 +55,7 @@ describe('controller config', () => {
       registration_tokens: [],
       executor_ping_deadline_seconds: 30,
       log_level: 'info',
+      log_format: 'text',
       execution_retention_hours: 168,
       execution_retention_max: 100_000,
       log_retention_hours: 168,
@@ -90,6 +91,17 @@ describe('controller config', () => {
     expect(fromFlags.grpc_address).toBe('0.0.0.0:7002');
     expect(fromFlags.executor_ping_deadline_seconds).toBe(40);
     expect(fromFlags.log_level).toBe('debug');
+  });
+
+  it('takes log_format from the file, GRID_LOG_FORMAT and --log-format, for the controller and the executor', () => {
+    const file = writeJson('lf.json', { ...EXTERNAL, log_format: 'json' });
+    expect(loadControllerConfig({ file, env: {} }).log_format).toBe('json');
+    expect(loadControllerConfig({ file, env: { GRID_LOG_FORMAT: 'text' } }).log_format).toBe('text');
+    expect(loadControllerConfig({ file, env: { GRID_LOG_FORMAT: 'text' }, flags: { log_format: 'json' } }).log_format).toBe('json');
+    expect(loadExecutorConfig({ env: { GRID_LOG_FORMAT: 'json' }, cwd: dir }).log_format).toBe('json');
+    expect(loadExecutorConfig({ env: {}, cwd: dir, flags: { log_format: 'json' } }).log_format).toBe('json');
+    const bad = configError(() => loadExecutorConfig({ env: { GRID_LOG_FORMAT: 'jsno' }, cwd: dir }));
+    expect(bad.message).toBe('config GRID_LOG_FORMAT: "jsno" must be one of "text", "json" (did you mean "json"?)');
   });
 
   it('rejects unknown keys, top level and nested, naming the key with a suggestion', () => {
@@ -288,6 +300,7 @@ describe('executor config', () => {
       work_dir: join(tmpdir(), 'grid-work'),
       shutdown_grace_seconds: 30,
       log_level: 'info',
+      log_format: 'text',
       log_max_bytes_per_task: 10 * 1024 * 1024,
       metrics_address: '',
       kubernetes: { kube_config: '', default_namespace: 'default', job_retries: 0, ttl_seconds_after_finished: 3600, resources: { requests: {}, limits: {} } },

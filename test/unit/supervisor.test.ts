@@ -9,20 +9,28 @@ import type { ChildExit } from '../../src/embedded/child.js';
 interface Fake extends SupervisedServer {
   die(): void;
   stopped: boolean;
+  killed: boolean;
 }
 
 let pids = 100;
-function fake(): Fake {
+/** `stubborn`: stop() asks, but the server stays up until it is killed. */
+function fake(stubborn = false): Fake {
   let exit!: (e: ChildExit) => void;
   const exited = new Promise<ChildExit>((r) => (exit = r));
   const f: Fake = {
     pid: pids++,
     exited,
     stopped: false,
+    killed: false,
     die: () => exit({ code: null, signal: 'SIGKILL' }),
     stop: async () => {
       f.stopped = true;
-      exit({ code: 0, signal: null });
+      if (!stubborn) exit({ code: 0, signal: null });
+      await exited;
+    },
+    kill: async () => {
+      f.killed = true;
+      exit({ code: null, signal: 'SIGKILL' });
     },
   };
   return f;
@@ -99,5 +107,42 @@ describe('Supervisor', () => {
     await second.stop();
     expect(running.stopped).toBe(true);
     expect(second.stop()).toBe(second.stop()); // idempotent
+  });
+
+  it('kill() kills the server a restart under way brings up, and restarts nothing after', async () => {
+    const events: SupervisionEvent[] = [];
+    const first = fake();
+    const started: Fake[] = [];
+    const s = new Supervisor(first, {
+      name: 'etcd',
+      start: async () => {
+        await sleep(50);
+        const f = fake();
+        started.push(f);
+        return f;
+      },
+      onEvent: (e) => events.push(e),
+      policy: fast,
+    });
+    first.die();
+    await sleep(fast.initialDelayMs + 20); // the restart has begun
+    await s.kill();
+    expect(started).toHaveLength(1);
+    expect(s.server).toBe(started[0]);
+    expect(started[0]!.killed).toBe(true);
+    await sleep(100);
+    expect(started).toHaveLength(1);
+  });
+
+  it('kill() cuts a stop() under way short', async () => {
+    const stubborn = fake(true);
+    const s = new Supervisor(stubborn, { name: 'nats', start: async () => fake(), policy: fast });
+    let stopped = false;
+    const stopping = s.stop().then(() => (stopped = true));
+    await sleep(20);
+    expect(stopped).toBe(false);
+    await s.kill();
+    await stopping;
+    expect(stubborn.killed).toBe(true);
   });
 });

@@ -1,6 +1,7 @@
 // Wrappers that turn async use-case functions into grpc-js handlers: authenticate from the
-// `authorization` metadata, answer exactly once, map typed errors to gRPC statuses, and hand
-// mutating calls (those given an AuditSpec) to the audit log before answering.
+// `authorization` metadata, answer exactly once, map typed errors to gRPC statuses, hand
+// mutating calls (those given an AuditSpec) to the audit log before answering, and write one
+// access line per call at debug level.
 
 import {
   Metadata,
@@ -46,6 +47,37 @@ export function toServiceError(err: unknown, log: Logger, method: string, backen
   return { code: status.INTERNAL, details: `internal error: ${(err as Error)?.message ?? String(err)}`, metadata: md };
 }
 
+/**
+ * The access line of a call: its full method, the status it ended with, how long it took and who
+ * made it (the token's name, or the executor a call claims to come from; never a token or secret).
+ */
+export function accessLine(log: Logger, path: string, code: number, startedMs: number, caller: string | undefined): void {
+  log.debug('call', { method: path, code: status[code] ?? code, duration_ms: Math.round((performance.now() - startedMs) * 10) / 10, caller: caller ?? '-' });
+}
+
+/** Answers a unary call (or a client stream) exactly as told, then writes its access line. */
+function replier<Res>(ctx: HandlerContext, method: string, path: string, callback: sendUnaryData<Res>, caller: () => string | undefined) {
+  const started = performance.now();
+  return {
+    ok: (res: Res): void => {
+      callback(null, res);
+      accessLine(ctx.log, path, status.OK, started, caller());
+    },
+    fail: (err: unknown): void => {
+      const e = toServiceError(err, ctx.log, method, ctx.backendError);
+      callback(e);
+      accessLine(ctx.log, path, e.code ?? status.UNKNOWN, started, caller());
+    },
+  };
+}
+
+/** Who an executor's call says it comes from: its id (or, registering, its name). */
+function claimedExecutor(req: unknown): string | undefined {
+  const { executorId, name } = (req ?? {}) as { executorId?: unknown; name?: unknown };
+  if (typeof executorId === 'string' && executorId) return `executor:${executorId}`;
+  return typeof name === 'string' && name ? `executor:${name}` : undefined;
+}
+
 /** A unary call that needs an authenticated principal. */
 export function unary<Req, Res>(
   ctx: HandlerContext,
@@ -56,13 +88,14 @@ export function unary<Req, Res>(
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     const token = metadataToken(call.metadata);
     let who: Principal | undefined;
+    const reply = replier(ctx, method, call.getPath(), callback, () => who?.name);
     const seen = () => ({ principal: who, req: call.request, hide: [token] });
     (async () => {
       who = ctx.auth.authenticate(token);
       return fn(call.request, who, call);
     })().then(
-      (res) => answer(ctx, audit, seen(), { ok: true, res }, () => callback(null, res)),
-      (err) => answer(ctx, audit, seen(), { ok: false, err }, () => callback(toServiceError(err, ctx.log, method, ctx.backendError))),
+      (res) => answer(ctx, audit, seen(), { ok: true, res }, () => reply.ok(res)),
+      (err) => answer(ctx, audit, seen(), { ok: false, err }, () => reply.fail(err)),
     );
   };
 }
@@ -75,10 +108,11 @@ export function unaryOpen<Req, Res>(
   audit?: AuditSpec<Req, Res>,
 ) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    const reply = replier(ctx, method, call.getPath(), callback, () => claimedExecutor(call.request));
     const seen = () => ({ principal: audit && optionalPrincipal(ctx, call.metadata), req: call.request, hide: [metadataToken(call.metadata)] });
     fn(call.request, call).then(
-      (res) => answer(ctx, audit, seen(), { ok: true, res }, () => callback(null, res)),
-      (err) => answer(ctx, audit, seen(), { ok: false, err }, () => callback(toServiceError(err, ctx.log, method, ctx.backendError))),
+      (res) => answer(ctx, audit, seen(), { ok: true, res }, () => reply.ok(res)),
+      (err) => answer(ctx, audit, seen(), { ok: false, err }, () => reply.fail(err)),
     );
   };
 }
@@ -115,7 +149,11 @@ export function serverStream<Req, Res>(
   method: string,
   fn: (req: Req, who: Principal, signal: AbortSignal) => AsyncIterable<Res>,
 ) {
-  return streamed<Req, Res>(ctx, method, (req, signal, call) => fn(req, ctx.auth.authenticate(metadataToken(call.metadata)), signal));
+  return streamed<Req, Res>(ctx, method, (req, signal, call, seen) => {
+    const who = ctx.auth.authenticate(metadataToken(call.metadata));
+    seen.caller = who.name;
+    return fn(req, who, signal);
+  });
 }
 
 /** A server-streaming call that authenticates itself (executors prove who they are in the request). */
@@ -124,29 +162,43 @@ export function serverStreamOpen<Req, Res>(
   method: string,
   fn: (req: Req, signal: AbortSignal, call: ServerWritableStream<Req, Res>) => AsyncIterable<Res>,
 ) {
-  return streamed<Req, Res>(ctx, method, fn);
+  return streamed<Req, Res>(ctx, method, (req, signal, call, seen) => {
+    seen.caller = claimedExecutor(req);
+    return fn(req, signal, call);
+  });
 }
 
 function streamed<Req, Res>(
   ctx: HandlerContext,
   method: string,
-  fn: (req: Req, signal: AbortSignal, call: ServerWritableStream<Req, Res>) => AsyncIterable<Res>,
+  fn: (req: Req, signal: AbortSignal, call: ServerWritableStream<Req, Res>, seen: { caller?: string }) => AsyncIterable<Res>,
 ) {
   return (call: ServerWritableStream<Req, Res>): void => {
+    const started = performance.now();
+    const seen: { caller?: string } = {};
     const abort = new AbortController();
     call.on('cancelled', () => abort.abort());
     call.on('close', () => abort.abort());
     (async () => {
-      for await (const item of fn(call.request, abort.signal, call)) {
+      for await (const item of fn(call.request, abort.signal, call, seen)) {
         if (abort.signal.aborted) break;
         if (!call.write(item)) await waitDrain(call, abort.signal);
       }
     })().then(
-      () => call.end(),
+      () => {
+        call.end();
+        accessLine(ctx.log, call.getPath(), abort.signal.aborted ? status.CANCELLED : status.OK, started, seen.caller);
+      },
       (err) => {
         // 'error' makes grpc-js send this status and end the call (destroy() would send none,
         // and the client would wait forever).
-        if (!abort.signal.aborted) call.emit('error', toServiceError(err, ctx.log, method, ctx.backendError) as ServiceError);
+        let code: number = status.CANCELLED;
+        if (!abort.signal.aborted) {
+          const e = toServiceError(err, ctx.log, method, ctx.backendError);
+          code = e.code ?? status.UNKNOWN;
+          call.emit('error', e as ServiceError);
+        }
+        accessLine(ctx.log, call.getPath(), code, started, seen.caller);
       },
     );
   };
@@ -172,13 +224,14 @@ export function clientStream<Req, Res>(
         yield m;
       }
     })();
+    const reply = replier(ctx, method, call.getPath(), callback, () => who?.name);
     const seen = () => ({ principal: who, req: first, hide: [token] });
     (async () => {
       who = ctx.auth.authenticate(token);
       return fn(messages, who);
     })().then(
-      (res) => answer(ctx, audit, seen(), { ok: true, res }, () => callback(null, res)),
-      (err) => answer(ctx, audit, seen(), { ok: false, err }, () => callback(toServiceError(err, ctx.log, method, ctx.backendError))),
+      (res) => answer(ctx, audit, seen(), { ok: true, res }, () => reply.ok(res)),
+      (err) => answer(ctx, audit, seen(), { ok: false, err }, () => reply.fail(err)),
     );
   };
 }

@@ -3,7 +3,7 @@
 // the use-cases it is handed. Health answers NOT_SERVING while etcd or NATS does not answer
 // (readiness.ts), and once closing.
 
-import { Server } from '@grpc/grpc-js';
+import { Server, status, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { ControllerServiceService } from '../../../gen/grid/v1/controller.js';
 import { ExecutorServiceService } from '../../../gen/grid/v1/executor.js';
 import { HealthService } from '../../../gen/grpc/health/v1/health.js';
@@ -12,9 +12,10 @@ import type { Readiness } from '../../readiness.js';
 import type { ControllerUseCases, ExecutorUseCases } from '../../use-cases.js';
 import { controllerService } from './controller-service.js';
 import { executorService } from './executor-service.js';
-import type { HandlerContext } from './handlers.js';
+import { accessLine, type HandlerContext } from './handlers.js';
 import { Health } from './health-service.js';
 import { addReflection } from './reflection.js';
+import type { HealthCheckRequest, HealthCheckResponse, HealthServer } from '../../../gen/grpc/health/v1/health.js';
 
 export interface GrpcDoor {
   /** host:port it listens on (the port chosen when the config asked for port 0). */
@@ -40,7 +41,7 @@ export async function serveGrpc(o: {
   const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   server.addService(ControllerServiceService, controllerService(o.ctx, o.controller));
   server.addService(ExecutorServiceService, executorService(o.ctx, o.executor));
-  server.addService(HealthService, health.service());
+  server.addService(HealthService, withAccessLines(health.service(), o.ctx));
   addReflection(server, o.ctx);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(o.address, serverCredentials(o.tls), (err, p) => (err ? reject(err) : resolve(p))),
@@ -58,5 +59,19 @@ export async function serveGrpc(o: {
           resolve();
         });
       }),
+  };
+}
+
+/** Health checks get their access line too (they take no token: no caller). */
+function withAccessLines(hs: HealthServer & UntypedServiceImplementation, ctx: HandlerContext): HealthServer & UntypedServiceImplementation {
+  return {
+    ...hs,
+    check: (call: ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>, cb: sendUnaryData<HealthCheckResponse>) => {
+      const started = performance.now();
+      hs.check(call, (err, res) => {
+        cb(err, res);
+        accessLine(ctx.log, call.getPath(), err?.code ?? status.OK, started, undefined);
+      });
+    },
   };
 }

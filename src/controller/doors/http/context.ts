@@ -8,6 +8,13 @@ import type { Logger } from '../../../util/log.js';
 import type { AuditLog, AuditSpec } from '../../audit.js';
 import { bearerToken, type Authenticator, type Principal } from '../../auth.js';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The name of the token the request was made with, once it is authenticated (for the access line). */
+    gridCaller: string;
+  }
+}
+
 export interface HttpContext {
   auth: Authenticator;
   log: Logger;
@@ -26,9 +33,16 @@ export function gridError(ctx: HttpContext, err: unknown): unknown {
   return err instanceof GridError ? err : (ctx.backendError?.(err) ?? err);
 }
 
+/** The request's caller, named in its access line. */
+function authenticate(ctx: HttpContext, req: FastifyRequest): Principal {
+  const who = ctx.auth.authenticate(bearer(req));
+  req.gridCaller = who.name;
+  return who;
+}
+
 /** Calls a use-case as the request's caller. */
 export function asCaller<T>(ctx: HttpContext, req: FastifyRequest, run: (who: Principal) => Promise<T>): Promise<T> {
-  return (async () => run(ctx.auth.authenticate(bearer(req))))();
+  return (async () => run(authenticate(ctx, req)))();
 }
 
 /**
@@ -47,7 +61,7 @@ export async function audited<A, T>(
   let principal: Principal | undefined;
   const call = () => ({ via: 'http', principal, req: auditReq, hide: [token] });
   try {
-    principal = ctx.auth.authenticate(token);
+    principal = authenticate(ctx, req);
     const res = await run(principal);
     await ctx.audit?.record(spec, call(), { ok: true, res });
     return res;

@@ -57,6 +57,18 @@ export async function buildHttpApi(uc: HttpUseCases, ctx: HttpContext, opts: Htt
     // With `https` Fastify types the instance by its https.Server; the routes need no more than the base type.
   }) as unknown as FastifyInstance;
   const routes: string[] = [];
+  // Fastify's own logger is off: one access line per request at debug level, in GRID's log,
+  // naming the route (not the path, whose query could carry anything) and the token's name.
+  app.decorateRequest('gridCaller', '');
+  app.addHook('onResponse', async (req, reply) => {
+    ctx.log.debug('request', {
+      method: req.method,
+      route: req.routeOptions.url ?? req.url.split('?')[0],
+      status: reply.statusCode,
+      duration_ms: Math.round(reply.elapsedTime * 10) / 10,
+      caller: req.gridCaller || '-',
+    });
+  });
   app.addHook('onRoute', (r) => {
     if ((r.schema as { hide?: boolean } | undefined)?.hide) return;
     for (const m of [r.method].flat()) routes.push(`${m} ${r.url}`);
