@@ -177,4 +177,4 @@ program.addCommand(
     }),
 );
 
-await runMain(program, 'controller', () => jsonLog);
+await runMain(program, 'controller', undefined, () => jsonLog);
