@@ -48,8 +48,11 @@ export interface OpenLog {
 }
 
 export interface LogSource {
-  /** An execution's log (one executor's part of it, if named), after position `afterSeq` (0 = all of it). */
-  openLog(executionId: string, executorId?: string, afterSeq?: number): Promise<OpenLog>;
+  /**
+   * An execution's log (one executor's part of it, if named), after position `afterSeq` (0 = all
+   * of it); with `sinceMs`, only what was stored at or after that time.
+   */
+  openLog(executionId: string, executorId?: string, afterSeq?: number, sinceMs?: number): Promise<OpenLog>;
   /** The position of the last log message of these executors for the execution (0 = none). */
   lastLogSequence(executionId: string, executorIds: string[]): Promise<number>;
 }

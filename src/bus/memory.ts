@@ -165,8 +165,9 @@ export class MemoryBus implements Bus {
     for (const fn of this.appended) fn();
   }
 
-  async openLog(executionId: string, executorId?: string, afterSeq = 0): Promise<OpenLog> {
-    const mine = (l: StoredLog) => l.executionId === executionId && (!executorId || l.message.executorId === executorId) && l.message.seq > afterSeq;
+  async openLog(executionId: string, executorId?: string, afterSeq = 0, sinceMs = 0): Promise<OpenLog> {
+    const mine = (l: StoredLog) =>
+      l.executionId === executionId && (!executorId || l.message.executorId === executorId) && l.message.seq > afterSeq && l.message.atMs >= sinceMs;
     return { pending: this.logs.filter(mine).length, read: async () => this.reading(mine) };
   }
 

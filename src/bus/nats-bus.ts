@@ -66,10 +66,16 @@ export class NatsBus implements Bus {
     return deleteExecutorConsumer(this.nc, executorId);
   }
 
-  async openLog(executionId: string, executorId?: string, afterSeq = 0): Promise<OpenLog> {
+  async openLog(executionId: string, executorId?: string, afterSeq = 0, sinceMs = 0): Promise<OpenLog> {
     const subject = executorId ? subjects.log(executionId, executorId) : subjects.logsOf(executionId);
-    // A log position is the message's GRID_LOGS stream sequence.
-    const from = afterSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 } : { deliver_policy: DeliverPolicy.All };
+    // A log position is the message's GRID_LOGS stream sequence. A start time is a position too
+    // (the server finds it); with both, the reader leaves out what is older.
+    const from =
+      afterSeq > 0
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 }
+        : sinceMs > 0
+          ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(sinceMs).toISOString() }
+          : { deliver_policy: DeliverPolicy.All };
     const consumer = await this.js.consumers.get(STREAMS.logs, { filter_subjects: subject, ...from });
     const pending = (await consumer.info()).num_pending;
     return {

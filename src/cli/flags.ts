@@ -1,11 +1,11 @@
-// Parsers for grid-cli flag values that are more than a string: durations, counts and
-// percentages. Each throws a ValidationError (exit 2) that names the flag, the value and what
+// Parsers for grid-cli flag values that are more than a string: durations, points in time,
+// counts and percentages. Each throws a ValidationError (exit 2) that names the flag, the value and what
 // would be valid.
 
 import { ValidationError } from '../errors.js';
-import { parseDuration } from '../util/duration.js';
+import { parseDuration, parseSince } from '../util/duration.js';
 
-export { parseDuration };
+export { parseDuration, parseSince };
 
 /** A duration in whole seconds, more than zero and no more than a uint32 (execute --timeout). */
 export function parseSeconds(text: string, flag: string): number {
@@ -34,10 +34,21 @@ export function parseCountOrPercent(text: string, flag: string, min: 0 | 1): str
 
 /** A whole number ≥ 1 (e.g. --limit). */
 export function parsePositiveInt(text: string, flag: string): number {
+  const n = uint32(text);
+  if (n === undefined || n < 1) throw new ValidationError(`${flag}: ${JSON.stringify(text)} must be a whole number of at least 1`);
+  return n;
+}
+
+/** A whole number ≥ 0 (e.g. getlogs --tail). */
+export function parseWholeNumber(text: string, flag: string): number {
+  const n = uint32(text);
+  if (n === undefined) throw new ValidationError(`${flag}: ${JSON.stringify(text)} must be a whole number ≥ 0`);
+  return n;
+}
+
+/** Digits only, and no more than a uint32 holds; undefined otherwise. */
+function uint32(text: string): number | undefined {
   const t = text.trim();
   const n = /^\d+$/.test(t) ? Number(t) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || n > 0xffff_ffff) {
-    throw new ValidationError(`${flag}: ${JSON.stringify(text)} must be a whole number of at least 1`);
-  }
-  return n;
+  return Number.isSafeInteger(n) && n <= 0xffff_ffff ? n : undefined;
 }

@@ -1,7 +1,8 @@
 // Turns GetLogs chunks into whole lines. A chunk may end mid-line (or mid-character): the text is
 // buffered per executor and stream until its newline, and whatever is left is flushed at the
 // end. Lines get an `[executor] ` prefix when the execution runs on more than one executor;
-// stderr goes to stderr, and GRID's own `system` lines ("[grid: …]") go to stderr.
+// stderr goes to stderr, and GRID's own `system` lines ("[grid: …]") go to stderr. With
+// timestamps, each line carries the time of the chunk it began in (RFC 3339, UTC, milliseconds).
 
 import { StringDecoder } from 'node:string_decoder';
 import type { LogChunk } from '../gen/grid/v1/types.js';
@@ -21,9 +22,11 @@ export interface LogPrinterOptions {
   prefix: PrefixMode;
   /** One JSON object per line on `out` ({executor, executor_id, stream, line}) instead of text. */
   json?: boolean;
+  /** Each line starts with its time (`time` in JSON); the chunks must carry `atMs`. */
+  timestamps?: boolean;
 }
 
-type ChunkLike = Pick<LogChunk, 'executorId' | 'executorName' | 'stream' | 'data'>;
+type ChunkLike = Pick<LogChunk, 'executorId' | 'executorName' | 'stream' | 'data'> & { atMs?: number };
 
 interface Pending {
   executorId: string;
@@ -31,6 +34,8 @@ interface Pending {
   stream: string;
   decoder: StringDecoder;
   text: string;
+  /** When the unfinished line began (the time of its first chunk). */
+  atMs: number;
 }
 
 export class LogPrinter {
@@ -52,16 +57,19 @@ export class LogPrinter {
     const key = `${who}\u0000${chunk.stream}`;
     let p = this.pending.get(key);
     if (!p) {
-      p = { executorId: chunk.executorId, executorName: chunk.executorName, stream: chunk.stream, decoder: new StringDecoder('utf8'), text: '' };
+      p = { executorId: chunk.executorId, executorName: chunk.executorName, stream: chunk.stream, decoder: new StringDecoder('utf8'), text: '', atMs: 0 };
       this.pending.set(key, p);
     }
     if (chunk.executorName) p.executorName = chunk.executorName;
     // The decoder reads the chunk's bytes in place (no copy); a chunk may hold thousands of lines,
     // so they are cut out by position and the unfinished rest is kept once, at the end.
+    const at = chunk.atMs ?? 0;
+    if (p.text === '') p.atMs = at;
     const text = p.text + p.decoder.write(chunk.data);
     let start = 0;
     for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
       this.emit(p, text.slice(start, nl));
+      p.atMs = at;
       start = nl + 1;
     }
     p.text = start === 0 ? text : text.slice(start);
@@ -80,11 +88,12 @@ export class LogPrinter {
   private emit(p: Pending, raw: string): void {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     const name = p.executorName || p.executorId || '?';
+    const time = this.opts.timestamps ? new Date(p.atMs).toISOString() : undefined;
     if (this.opts.json) {
-      this.sink.out(JSON.stringify({ executor: name, executor_id: p.executorId, stream: p.stream, line }));
+      this.sink.out(JSON.stringify({ executor: name, executor_id: p.executorId, stream: p.stream, ...(time && { time }), line }));
       return;
     }
-    const prefix = this.prefixing ? `[${name}] ` : '';
+    const prefix = (this.prefixing ? `[${name}] ` : '') + (time ? `${time} ` : '');
     if (p.stream === 'stderr') this.sink.err(prefix + line);
     else if (p.stream === 'system') this.sink.err(`${prefix}${line.startsWith('[grid: ') ? line : `[grid: ${line}]`}`);
     else this.sink.out(prefix + line);

@@ -192,8 +192,13 @@ export class GridClient {
     /** Snapshots of the execution each time it changes; ends when it is terminal. */
     watchExecution: (id: string, signal?: AbortSignal): AsyncIterable<Execution> => this.watchToEnd(id, signal),
     /** Log chunks in order; with follow, until the execution is terminal. */
-    getLogs: (r: { executionId: string; follow?: boolean; executor?: string }, signal?: AbortSignal): AsyncIterable<LogChunk> =>
-      this.stream(this.controller, this.controller.getLogs, { executionId: r.executionId, follow: !!r.follow, executor: r.executor ?? '' }, signal),
+    getLogs: (r: { executionId: string; follow?: boolean; executor?: string; tailLines?: number; sinceMs?: number }, signal?: AbortSignal): AsyncIterable<LogChunk> =>
+      this.stream(
+        this.controller,
+        this.controller.getLogs,
+        { executionId: r.executionId, follow: !!r.follow, executor: r.executor ?? '', tailLines: r.tailLines, sinceMs: r.sinceMs ?? 0 },
+        signal,
+      ),
     /** The file's info (first message), then its content in chunks. */
     getFile: (name: string, signal?: AbortSignal): AsyncIterable<FileChunk> => this.stream(this.controller, this.controller.getFile, { name }, signal),
     listFiles: () => this.call(this.controller, this.controller.listFiles, {}),

@@ -13,12 +13,13 @@ import type { ExecutionStore, ExecutorStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { NotFoundError } from '../errors.js';
 import { authorize, type Principal } from './auth.js';
+import { checkLogSelection, LogLineSelector, type LogSelection } from './log-lines.js';
 import type { StreamQuota } from './stream-quota.js';
 
 /** One or more log messages of one executor and stream; `seq` and `atMs` are those of the last. */
 export type LogChunkOut = Omit<LogMessage, 'pending'> & { executionId: string };
 
-export interface LogRequest {
+export interface LogRequest extends LogSelection {
   executionId: string;
   follow: boolean;
   /** Only this executor's output (its id or name); "" = every executor's. */
@@ -87,6 +88,7 @@ export class LogService {
 
   private async *read(p: Principal, req: LogRequest, signal: AbortSignal): AsyncIterable<LogChunkOut> {
     authorize(p, 'logs:read');
+    checkLogSelection(req);
     const x = await this.d.store.mustGet(req.executionId);
     await this.d.authorizeVisible?.(p, x, 'read the logs of');
     let only: string | undefined;
@@ -96,8 +98,9 @@ export class LogService {
       only = t.executor_id;
     }
     const afterSeq = req.afterSeq ?? 0;
-    const log = await this.d.logs.openLog(x.id, only, afterSeq);
+    const log = await this.d.logs.openLog(x.id, only, afterSeq, req.sinceMs ?? 0);
     let caughtUp = log.pending === 0;
+    const selector = new LogLineSelector(req, !caughtUp);
     req.onReady?.();
     let terminal = isTerminalExecution(x.state);
     if (caughtUp && (!req.follow || terminal)) return;
@@ -137,6 +140,7 @@ export class LogService {
         if (!(await mayWrite(chunk.executorId))) {
           lastSeq = m.seq;
           caughtUp = m.pending === 0;
+          if (caughtUp) yield* selector.endBacklog();
           if (endSeq !== undefined && lastSeq >= endSeq) break;
           if (caughtUp && (!req.follow || terminal)) break;
           continue;
@@ -164,12 +168,15 @@ export class LogService {
             chunk.atMs = m.atMs;
           }
         }
-        yield chunk;
+        yield* selector.take(chunk);
+        if (m.pending === 0) yield* selector.endBacklog();
         lastSeq = m.seq;
         caughtUp = m.pending === 0;
         if (endSeq !== undefined && lastSeq >= endSeq) break;
         if (caughtUp && (!req.follow || terminal)) break;
       }
+      // Stopped before the backlog was read to its end: what it kept is still the tail.
+      yield* selector.endBacklog();
     } finally {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);

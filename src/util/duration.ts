@@ -1,5 +1,5 @@
-// Durations as people write them ("90s", "10m", "2h", "1h30m" or plain seconds), for grid-cli's
-// flags and the HTTP door's request fields alike.
+// Durations as people write them ("90s", "10m", "2h", "1h30m" or plain seconds), and points in
+// time as how long ago or an RFC 3339 time, for grid-cli's flags and the HTTP door's fields alike.
 
 import { ValidationError } from '../errors.js';
 
@@ -23,4 +23,27 @@ export function parseDuration(text: string, flag: string): number {
 function checkedMs(ms: number, bad: () => ValidationError): number {
   if (!Number.isSafeInteger(ms)) throw bad();
   return ms;
+}
+
+/** RFC 3339: a date, `T` (or a space), a time with optional fraction, and `Z` or an offset. */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
+
+/**
+ * A point in time given as how long ago ("10m", "2h", "1h30m", plain seconds) or as an RFC 3339
+ * time ("2026-11-22T03:00:00Z") → ms since the epoch. Date.parse alone takes many looser forms,
+ * hence the pattern first.
+ */
+export function parseSince(text: string, flag: string, now = Date.now()): number {
+  const t = text.trim();
+  if (RFC3339.test(t)) {
+    const ms = Date.parse(t.toUpperCase().replace(' ', 'T'));
+    if (Number.isFinite(ms) && ms >= 0) return ms;
+  } else if (/^[\dhms]+$/i.test(t)) {
+    try {
+      return Math.max(0, now - parseDuration(t, flag));
+    } catch {
+      // Reported below with both forms.
+    }
+  }
+  throw new ValidationError(`${flag}: ${JSON.stringify(text)} is not a duration (10m, 2h, 1h30m or seconds) or an RFC 3339 time (2026-11-22T03:00:00Z)`);
 }

@@ -12,7 +12,7 @@ import {
   taskSummary,
   workersMap,
 } from '../../src/cli/executions-format.js';
-import { parseCountOrPercent, parseDuration, parsePositiveInt, parseSeconds } from '../../src/cli/flags.js';
+import { parseCountOrPercent, parseDuration, parsePositiveInt, parseSeconds, parseSince, parseWholeNumber } from '../../src/cli/flags.js';
 
 const T0 = Date.UTC(2026, 10, 22, 2, 37, 24);
 
@@ -81,6 +81,28 @@ describe('flag values', () => {
     expect(parsePositiveInt('20', '--limit')).toBe(20);
     expect(validationMessage(() => parsePositiveInt('0', '--limit'))).toContain('--limit: "0" must be a whole number');
     expect(validationMessage(() => parsePositiveInt('x', '--limit'))).toContain('--limit');
+  });
+
+  it('--tail is a whole number ≥ 0', () => {
+    expect(parseWholeNumber('0', '--tail')).toBe(0);
+    expect(parseWholeNumber(' 25 ', '--tail')).toBe(25);
+    for (const bad of ['x', '-1', '1.5', '', '99999999999']) {
+      expect(validationMessage(() => parseWholeNumber(bad, '--tail'))).toBe(`--tail: ${JSON.stringify(bad)} must be a whole number ≥ 0`);
+    }
+  });
+
+  it('--since: how long ago, or an RFC 3339 time', () => {
+    const now = Date.UTC(2026, 10, 22, 3, 0, 0);
+    expect(parseSince('10m', '--since', now)).toBe(now - 600_000);
+    expect(parseSince('1h30m', '--since', now)).toBe(now - 5_400_000);
+    expect(parseSince('45', '--since', now)).toBe(now - 45_000);
+    expect(parseSince('2026-11-22T02:00:00Z', '--since', now)).toBe(Date.UTC(2026, 10, 22, 2, 0, 0));
+    expect(parseSince('2026-11-22T04:00:00.250+02:00', '--since', now)).toBe(Date.UTC(2026, 10, 22, 2, 0, 0, 250));
+    for (const bad of ['yesterday', '2026-11-22', '2026-11-22T02:00:00', '2026-13-40T00:00:00Z', '10d', '']) {
+      expect(validationMessage(() => parseSince(bad, '--since', now))).toBe(
+        `--since: ${JSON.stringify(bad)} is not a duration (10m, 2h, 1h30m or seconds) or an RFC 3339 time (2026-11-22T03:00:00Z)`,
+      );
+    }
   });
 });
 

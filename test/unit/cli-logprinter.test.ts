@@ -105,3 +105,32 @@ describe('LogPrinter', () => {
     expect(prefixModeFor(3, 'web-1')).toBe('no');
   });
 });
+
+describe('LogPrinter --timestamps', () => {
+  const at = (ms: number) => new Date(ms).toISOString();
+  const T1 = Date.UTC(2026, 10, 22, 3, 0, 57, 123);
+  const T2 = T1 + 1500;
+
+  it('starts each line with the RFC 3339 time of the chunk it began in, after the [executor] prefix', () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const p = new LogPrinter({ out: (l) => out.push(l), err: (l) => err.push(l) }, { prefix: 'yes', timestamps: true });
+    p.write({ ...chunk('vm-1', 'one\ntw'), atMs: T1 });
+    p.write({ ...chunk('vm-1', 'o\nthree\n'), atMs: T2 });
+    p.write({ ...chunk('vm-1', 'oops\n', 'stderr'), atMs: T2 });
+    p.flush();
+    expect(at(T1)).toBe('2026-11-22T03:00:57.123Z');
+    expect(out).toEqual([`[vm-1] ${at(T1)} one`, `[vm-1] ${at(T1)} two`, `[vm-1] ${at(T2)} three`]);
+    expect(err).toEqual([`[vm-1] ${at(T2)} oops`]);
+  });
+
+  it('adds `time` to each JSON line, and nothing without --timestamps', () => {
+    const out: string[] = [];
+    const p = new LogPrinter({ out: (l) => out.push(l), err: () => {} }, { prefix: 'no', json: true, timestamps: true });
+    p.write({ ...chunk('vm-1', 'hi\n'), atMs: T1 });
+    expect(JSON.parse(out[0]!)).toEqual({ executor: 'vm-1', executor_id: 'id-vm-1', stream: 'stdout', time: at(T1), line: 'hi' });
+    const { p: plain, out: plainOut } = printer('no');
+    plain.write({ ...chunk('vm-1', 'hi\n'), atMs: T1 });
+    expect(plainOut).toEqual(['hi']);
+  });
+});

@@ -383,6 +383,35 @@ describe('LogService over the in-memory bus', () => {
   });
 });
 
+describe('LogService: tail and since', () => {
+  it('sends only the last N lines of each executor and what was stored since a time', async () => {
+    const { job, executor, execute, executions, logs, bus } = rig();
+    await job('deploy');
+    const web1 = await executor('web-1', ['web']);
+    const web2 = await executor('web-2', ['web']);
+    const { execution } = await execute(operator, 'deploy', { target: 'group:web' });
+    await executions.cancel(operator, execution!.id, '');
+    const id = execution!.id;
+    bus.appendLog(id, { executorId: web1.id, executorName: 'web-1', data: '1\n2\n3\n', atMs: 1000 });
+    bus.appendLog(id, { executorId: web2.id, executorName: 'web-2', data: 'x\ny\n', atMs: 1500 });
+    bus.appendLog(id, { executorId: web1.id, executorName: 'web-1', data: '4\n5', atMs: 2000 });
+    bus.appendLog(id, { executorId: web1.id, executorName: 'web-1', data: '5\n', atMs: 3000 });
+
+    const read = async (sel: { tailLines?: number; sinceMs?: number }) => {
+      const got: string[] = [];
+      for await (const c of logs.stream(operator, { executionId: id, follow: false, executor: '', ...sel }, new AbortController().signal)) {
+        got.push(`${c.executorName}:${new TextDecoder().decode(c.data)}`);
+      }
+      return got.join('');
+    };
+    expect(await read({ tailLines: 2 })).toBe('web-2:x\ny\nweb-1:4\n55\n');
+    expect(await read({ sinceMs: 2000 })).toBe('web-1:4\n55\n');
+    expect(await read({ sinceMs: 4000 })).toBe('');
+    expect(await read({ tailLines: 0 })).toBe('');
+    await expect(read({ tailLines: -1 })).rejects.toBeInstanceOf(ValidationError);
+  });
+});
+
 describe('the loops beside the use-cases, over the in-memory bus', () => {
   it('the recorder applies executors\' events: the execution SUCCEEDED once every task did; an event from another executor is refused', async () => {
     const { job, executor, execute, executions, executionStore, publisher, bus, executorStore, log } = rig();

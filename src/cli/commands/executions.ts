@@ -25,7 +25,7 @@ import {
   statusJson,
   statusText,
 } from '../executions-format.js';
-import { parseCountOrPercent, parseDuration, parsePositiveInt, parseSeconds } from '../flags.js';
+import { parseCountOrPercent, parseDuration, parsePositiveInt, parseSeconds, parseSince, parseWholeNumber } from '../flags.js';
 import { LogPrinter, prefixModeFor, printLogs } from '../logprinter.js';
 import { Progress, watchWithProgress } from '../progress.js';
 import { retryWhileUnavailable, type RetryOptions } from '../retry.js';
@@ -379,17 +379,39 @@ export function registerExecutionCommands(program: Command, act: Act): void {
     .option('--job-id <id>', 'same as ID (Octavius spelling)')
     .option('--follow', 'keep streaming until the execution ends; exit 0 only if it succeeded')
     .option('--executor <name>', "only this executor's logs (name or id)")
+    .option('--tail <N>', "only the last N lines of each executor's output (counted per executor, as kubectl logs --tail counts per pod)")
+    .option('--since <duration|time>', 'only lines written since then: how long ago (10m, 2h, 1h30m) or an RFC 3339 time')
+    .option('--timestamps', 'start each line with the time it was written (RFC 3339, UTC, milliseconds)')
     .addHelpText(
       'after',
-      '\nLines are prefixed with [executor] when the execution runs on several executors; stderr goes to\nstderr. With --output json: one JSON object per line ({executor, executor_id, stream, line}).\n\nExamples:\n  $ grid-cli getlogs 01JD3V0Q8W4Z5M2K7T9XG6B1RA\n  $ grid-cli getlogs --job-id 01JD3V0Q8W4Z5M2K7T9XG6B1RA --follow --executor web-1',
+      [
+        '',
+        'Lines are prefixed with [executor] when the execution runs on several executors; stderr goes to',
+        'stderr. With --output json: one JSON object per line ({executor, executor_id, stream, line}, and',
+        'time with --timestamps). The controller picks the lines: --tail and --since send only those.',
+        'With --follow they pick where to start, then new lines follow.',
+        '',
+        'Examples:',
+        '  $ grid-cli getlogs 01JD3V0Q8W4Z5M2K7T9XG6B1RA',
+        '  $ grid-cli getlogs --job-id 01JD3V0Q8W4Z5M2K7T9XG6B1RA --follow --executor web-1',
+        '  $ grid-cli getlogs 01JD3V0Q8W4Z5M2K7T9XG6B1RA --tail 20 --timestamps',
+        '  $ grid-cli getlogs 01JD3V0Q8W4Z5M2K7T9XG6B1RA --since 10m --follow',
+        '  $ grid-cli getlogs 01JD3V0Q8W4Z5M2K7T9XG6B1RA --since 2026-11-22T03:00:00Z',
+      ].join('\n'),
     )
     .action(
-      act(async (ctx, id: string | undefined, o: { jobId?: string; follow?: boolean; executor?: string }) => {
+      act(async (ctx, id: string | undefined, o: { jobId?: string; follow?: boolean; executor?: string; tail?: string; since?: string; timestamps?: boolean }) => {
+        const tailLines = o.tail !== undefined ? parseWholeNumber(o.tail, '--tail') : undefined;
+        const sinceMs = o.since !== undefined ? parseSince(o.since, '--since') : undefined;
         const execId = idFrom('getlogs', id, o.jobId);
         const client = ctx.client();
         const e = await client.ctl.getExecution(execId);
         const taskCount = o.follow && !o.executor ? await dispatchedTaskCount(client, e) : e.tasks.length;
-        await streamLogs(ctx, execId, { follow: !!o.follow, executor: o.executor, taskCount, json: ctx.output === 'json' });
+        const printer = new LogPrinter(
+          { out: ctx.io.out, err: ctx.io.err },
+          { prefix: prefixModeFor(taskCount, o.executor), json: ctx.output === 'json', timestamps: !!o.timestamps },
+        );
+        await printLogs(client.ctl.getLogs({ executionId: execId, follow: !!o.follow, executor: o.executor, tailLines, sinceMs }), printer);
         if (!o.follow) return;
         const final = await finalExecution(client, execId);
         if (final.state !== ExecutionState.EXECUTION_STATE_SUCCEEDED) {

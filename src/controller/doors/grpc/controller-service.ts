@@ -90,7 +90,7 @@ export function controllerService(ctx: HandlerContext, uc: ControllerUseCases): 
       for await (const x of uc.executions.watch(who, req.id, signal)) yield executionToPb(x);
     }),
     getLogs: serverStream(ctx, 'GetLogs', async function* (req, who, signal) {
-      for await (const c of uc.logs.stream(who, { executionId: req.executionId, follow: req.follow, executor: req.executor }, signal)) {
+      for await (const c of uc.logs.stream(who, { executionId: req.executionId, follow: req.follow, executor: req.executor, tailLines: req.tailLines, sinceMs: req.sinceMs }, signal)) {
         yield { executionId: c.executionId, executorId: c.executorId, executorName: c.executorName, stream: c.stream, data: c.data, seq: c.seq, atMs: c.atMs };
       }
     }),
