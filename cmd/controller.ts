@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // controller entry point: `controller start` (and `controller dev`, which `make dev` runs).
 
+import { versionLine } from '../src/version.js';
 import { Command, Option } from 'commander';
 import { loadControllerConfig } from '../src/config/controller.js';
 import { relative, resolve } from 'node:path';
@@ -89,6 +90,7 @@ function startCommand(name: string, description: string, example: string): Comma
 }
 
 const program = new Command('controller')
+  .version(versionLine('controller'), '-V, --version', 'print the version of the controller and of its API')
   .description('The GRID controller: gRPC API, dispatcher, event recorder and executor registry.')
   .exitOverride()
   .addHelpText('after', '\nExamples:\n  $ controller start\n  $ controller start --config /etc/grid/controller.json');

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { submitOverNats, type NatsSubmitOptions } from '../../client/nats-submit.js';
 import type { ClientConfig } from '../../config/client.js';
-import { ConfigError, ValidationError } from '../../errors.js';
+import { ConfigError, ExitCode, ValidationError } from '../../errors.js';
 import { parseArgPairs } from '../../domain/args.js';
 import { checkIdempotencyKey } from '../../domain/idempotency.js';
 import { askForMissingSecrets, resolveArgValues } from '../arg-values.js';
@@ -209,10 +209,22 @@ async function streamLogs(
   await printLogs(ctx.client().ctl.getLogs({ executionId: id, follow: opts.follow, executor: opts.executor }), printer);
 }
 
-/** Prints the final status and exits 1 unless the execution succeeded. */
+/**
+ * The exit code of a command that waited for an execution to end: 0 if it succeeded, 4 if it
+ * timed out, 5 if it was cancelled, 1 otherwise (failed).
+ */
+export function executionExitCode(state: ExecutionState): number {
+  if (state === ExecutionState.EXECUTION_STATE_SUCCEEDED) return ExitCode.OK;
+  if (state === ExecutionState.EXECUTION_STATE_TIMED_OUT) return ExitCode.TIMED_OUT;
+  if (state === ExecutionState.EXECUTION_STATE_CANCELLED) return ExitCode.CANCELLED;
+  return ExitCode.FAILURE;
+}
+
+/** Prints the final status and exits with executionExitCode. */
 function finish(ctx: CliContext, e: Execution): void {
   ctx.io.out(ctx.output === 'json' ? json(statusJson(e)) : statusText(e));
-  if (e.state !== ExecutionState.EXECUTION_STATE_SUCCEEDED) throw new ExitWith(1);
+  const code = executionExitCode(e.state);
+  if (code !== ExitCode.OK) throw new ExitWith(code);
 }
 
 export function registerExecutionCommands(program: Command, act: Act): void {
@@ -224,8 +236,8 @@ export function registerExecutionCommands(program: Command, act: Act): void {
     .option('--arg <K=V>', 'an argument, the value taken whole; K=@FILE reads it from a file, K=- from stdin; repeat for more', collect)
     .option('--args <K=V,K2=V2>', 'comma-separated arguments (Octavius spelling)', collect)
     .option('--target <target>', "all, group:G, node:NAME, any, any:G, comma-separated (default: the job's)")
-    .option('--wait', 'show progress until the execution ends; exit 0 only if it succeeded')
-    .option('--follow', 'stream the logs until the execution ends; exit 0 only if it succeeded')
+    .option('--wait', 'show progress until the execution ends; exit 0 if it succeeded, 1 failed, 4 timed out, 5 cancelled')
+    .option('--follow', 'stream the logs until the execution ends; exit 0 if it succeeded, 1 failed, 4 timed out, 5 cancelled')
     .option('--timeout <seconds>', "execution timeout in seconds (or 90s, 10m, 1h30m); default: the job's")
     .option('--wait-offline <duration>', "keep offline executors' tasks queued this long (90s, 10m, 2h, 1h30m or seconds)")
     .option('--batch-size <N|N%>', 'roll out in waves of N executors (or N% of them)')
@@ -319,7 +331,6 @@ export function registerExecutionCommands(program: Command, act: Act): void {
           }
           finish(ctx, final);
         },
-        { ownOptions: ['--timeout'] },
       ),
     );
 
@@ -377,7 +388,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
     .description("print an execution's logs; --follow streams them until it ends and exits with its result")
     .argument('[id]', 'execution id')
     .option('--job-id <id>', 'same as ID (Octavius spelling)')
-    .option('--follow', 'keep streaming until the execution ends; exit 0 only if it succeeded')
+    .option('--follow', 'keep streaming until the execution ends; exit 0 if it succeeded, 1 failed, 4 timed out, 5 cancelled')
     .option('--executor <name>', "only this executor's logs (name or id)")
     .addHelpText(
       'after',
@@ -394,7 +405,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
         const final = await finalExecution(client, execId);
         if (final.state !== ExecutionState.EXECUTION_STATE_SUCCEEDED) {
           ctx.io.err(`execution ${execId} ${executionStateName(final.state)}${final.reason ? `: ${final.reason}` : ''}`);
-          throw new ExitWith(1);
+          throw new ExitWith(executionExitCode(final.state));
         }
       }),
     );
