@@ -143,12 +143,19 @@ program.addCommand(
         throw err;
       }
       const hint = ['npx grid-cli create config/examples/hello.json', 'npx grid-cli list', 'npx grid-cli executors list'];
-      const tokenFile = relative(process.cwd(), dev.clientConfigPath) || dev.clientConfigPath;
+      const shown = (path: string) => relative(process.cwd(), path) || path;
+      const tokenFile = shown(dev.clientConfigPath);
+      const registrationFile = shown(dev.registrationTokenFile);
       if (controller.cfg.log_format === 'json') {
-        controller.log.info('GRID is up', { try: hint.join('; '), ...(controller.dashboardUrl ? { dashboard: controller.dashboardUrl, token_file: tokenFile } : {}) });
+        controller.log.info('GRID is up', {
+          try: hint.join('; '),
+          registration_token_file: registrationFile,
+          ...(controller.dashboardUrl ? { dashboard: controller.dashboardUrl, token_file: tokenFile } : {}),
+        });
       } else {
         const dashboard = controller.dashboardUrl ? `The dashboard: ${controller.dashboardUrl} (sign in with the token in ${tokenFile})\n` : '';
-        process.stderr.write(`\nGRID is up. In another shell:\n${hint.map((h) => `  ${h}\n`).join('')}${dashboard}\n`);
+        const more = `Another executor registers with the token in ${registrationFile} (README: "Adding an executor")\n`;
+        process.stderr.write(`\nGRID is up. In another shell:\n${hint.map((h) => `  ${h}\n`).join('')}${dashboard}${more}\n`);
       }
     },
   ),
