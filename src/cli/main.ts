@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { clientExitCode, ExitCode, GridError } from '../errors.js';
 import { buildContext, type CliContext, type CliIO, type GlobalOptions } from './context.js';
+import { registerCompletionCommands } from './commands/completion.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerExecutionCommands } from './commands/executions.js';
 import { registerExecutorCommands } from './commands/executors.js';
@@ -73,6 +74,7 @@ export function buildProgram(io: CliIO): Command {
   registerFileCommands(program, act);
   registerHealthCommand(program, act);
   registerNatsCommands(program, act);
+  registerCompletionCommands(program, io);
   return program;
 }
 

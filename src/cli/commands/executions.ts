@@ -2,7 +2,8 @@
 
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Argument, Option, type Command } from 'commander';
+import { completesWith } from '../completion/tree.js';
 import { submitOverNats, type NatsSubmitOptions } from '../../client/nats-submit.js';
 import type { ClientConfig } from '../../config/client.js';
 import { ConfigError, ExitCode, ValidationError } from '../../errors.js';
@@ -231,11 +232,11 @@ export function registerExecutionCommands(program: Command, act: Act): void {
   program
     .command('execute')
     .description('execute a job on its target; --wait shows progress until it ends, --follow streams its logs')
-    .argument('[job]', 'job name')
-    .option('--job-name <name>', 'same as JOB (Octavius spelling)')
+    .addArgument(completesWith('jobs', new Argument('[job]', 'job name')))
+    .addOption(completesWith('jobs', new Option('--job-name <name>', 'same as JOB (Octavius spelling)')))
     .option('--arg <K=V>', 'an argument, the value taken whole; K=@FILE reads it from a file, K=- from stdin; repeat for more', collect)
     .option('--args <K=V,K2=V2>', 'comma-separated arguments (Octavius spelling)', collect)
-    .option('--target <target>', "all, group:G, node:NAME, any, any:G, comma-separated (default: the job's)")
+    .addOption(completesWith('targets', new Option('--target <target>', "all, group:G, node:NAME, any, any:G, comma-separated (default: the job's)")))
     .option('--wait', 'show progress until the execution ends; exit 0 if it succeeded, 1 failed, 4 timed out, 5 cancelled')
     .option('--follow', 'stream the logs until the execution ends; exit 0 if it succeeded, 1 failed, 4 timed out, 5 cancelled')
     .option('--timeout <seconds>', "execution timeout in seconds (or 90s, 10m, 1h30m); default: the job's")
@@ -358,7 +359,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
   executions
     .command('list')
     .description('list executions, newest first: id, job, state, tasks, created, duration')
-    .option('--job <name>', 'only this job')
+    .addOption(completesWith('jobs', new Option('--job <name>', 'only this job')))
     .option('--state <state>', `only this state: ${EXECUTION_STATE_NAMES.join(', ')}`)
     .option('--limit <n>', 'at most N executions (default 20, at most 1000)')
     .option('--page-after <id>', 'the next page: executions older than this one (the list prints the command)')

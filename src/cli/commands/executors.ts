@@ -1,6 +1,7 @@
 // grid-cli executors list / describe / remove: the executor registry.
 
-import type { Command } from 'commander';
+import { Argument, type Command } from 'commander';
+import { completesWith } from '../completion/tree.js';
 import { executorJson as toJson, executorStateName as stateName } from '../../api/json.js';
 import type { Act } from '../main.js';
 import { duration, json, table, time } from '../output.js';
@@ -36,7 +37,7 @@ export function registerExecutorCommands(program: Command, act: Act): void {
   executors
     .command('describe')
     .description('show one executor')
-    .argument('<id-or-name>', 'executor id or name')
+    .addArgument(completesWith('executors', new Argument('<id-or-name>', 'executor id or name')))
     .addHelpText('after', '\nExample:\n  $ grid-cli executors describe web-1')
     .action(
       act(async (ctx, idOrName: string) => {
@@ -65,7 +66,7 @@ export function registerExecutorCommands(program: Command, act: Act): void {
   executors
     .command('remove')
     .description('remove an executor from the registry (admin); its next heartbeat is refused')
-    .argument('<id-or-name>', 'executor id or name')
+    .addArgument(completesWith('executors', new Argument('<id-or-name>', 'executor id or name')))
     .addHelpText('after', '\nExample:\n  $ grid-cli executors remove web-1')
     .action(
       act(async (ctx, idOrName: string) => {
