@@ -30,6 +30,7 @@ import { parseCountOrPercent, parseDuration, parsePositiveInt, parseSeconds } fr
 import { LogPrinter, prefixModeFor, printLogs } from '../logprinter.js';
 import { Progress, watchWithProgress } from '../progress.js';
 import { retryWhileUnavailable, type RetryOptions } from '../retry.js';
+import { watchList, WATCH_INTERVAL_MS, type ListView } from '../watch.js';
 
 export interface ExecuteOptions {
   jobName?: string;
@@ -363,24 +364,49 @@ export function registerExecutionCommands(program: Command, act: Act): void {
     .option('--state <state>', `only this state: ${EXECUTION_STATE_NAMES.join(', ')}`)
     .option('--limit <n>', 'at most N executions (default 20, at most 1000)')
     .option('--page-after <id>', 'the next page: executions older than this one (the list prints the command)')
+    .option('--watch', `keep the list current until Ctrl-C (asked again every ${WATCH_INTERVAL_MS / 1000} s)`)
     .addHelpText(
       'after',
-      '\nFinished executions are kept for a while (the controller\'s execution_retention_hours and\nexecution_retention_max); the last page says when older ones were pruned.\n\nExamples:\n  $ grid-cli executions list\n  $ grid-cli executions list --job hello-world --state failed --limit 5 --output json\n  $ grid-cli executions list --state failed --page-after 01JD3V0Q8W4Z5M2K7T9XG6B1RA',
+      [
+        '',
+        "Finished executions are kept for a while (the controller's execution_retention_hours and",
+        'execution_retention_max); the last page says when older ones were pruned.',
+        '',
+        '--watch: on a terminal the table is redrawn in place; otherwise a new table is printed when an',
+        'execution starts or changes state, and with --output json one JSON array a line per change.',
+        `The controller streams single executions (WatchExecution) but not the list over gRPC, so the`,
+        `list is asked for every ${WATCH_INTERVAL_MS / 1000} s. Ctrl-C (or SIGTERM) ends it with exit 0.`,
+        '',
+        'Examples:',
+        '  $ grid-cli executions list',
+        '  $ grid-cli executions list --job hello-world --state failed --limit 5 --output json',
+        '  $ grid-cli executions list --state failed --page-after 01JD3V0Q8W4Z5M2K7T9XG6B1RA',
+        '  $ grid-cli executions list --job hello-world --watch',
+      ].join('\n'),
     )
     .action(
-      act(async (ctx, o: { job?: string; state?: string; limit?: string; pageAfter?: string }) => {
+      act(async (ctx, o: { job?: string; state?: string; limit?: string; pageAfter?: string; watch?: boolean }) => {
         const state = o.state !== undefined ? parseExecutionState(o.state) : ExecutionState.EXECUTION_STATE_UNSPECIFIED;
         const limit = o.limit !== undefined ? parsePositiveInt(o.limit, '--limit') : 0;
-        const res = await ctx.client().ctl.listExecutions({ job: o.job ?? '', state, limit, pageAfter: o.pageAfter ?? '' });
-        const list = res.executions;
-        if (ctx.output === 'json') return ctx.io.out(json(list.map(executionJson)));
-        if (list.length === 0 && !o.pageAfter) {
-          const filtered = o.job !== undefined || o.state !== undefined;
-          ctx.io.out(filtered ? 'no executions match' : 'no executions yet: grid-cli execute JOB starts one');
-        } else if (list.length) {
-          ctx.io.out(executionsTable(list));
+        if (o.watch && o.pageAfter !== undefined) {
+          throw new ValidationError('--page-after: cannot be used with --watch, which follows the newest executions; leave one out');
         }
-        for (const line of listFooter(res, o)) ctx.io.err(line);
+        let footer: string[] = [];
+        const look = async (): Promise<ListView> => {
+          const res = await ctx.client().ctl.listExecutions({ job: o.job ?? '', state, limit, pageAfter: o.pageAfter ?? '' });
+          const list = res.executions;
+          footer = listFooter(res, o);
+          const filtered = o.job !== undefined || o.state !== undefined;
+          const empty = o.pageAfter ? '' : filtered ? 'no executions match' : 'no executions yet: grid-cli execute JOB starts one';
+          const rows = list.map(executionJson);
+          // DURATION of a running execution grows by itself: the records decide what changed.
+          return { text: list.length ? executionsTable(list) : empty, json: rows, key: JSON.stringify(rows) };
+        };
+        if (o.watch) return watchList(ctx, 'grid-cli executions list', look);
+        const view = await look();
+        if (ctx.output === 'json') return ctx.io.out(json(view.json));
+        if (view.text) ctx.io.out(view.text);
+        for (const line of footer) ctx.io.err(line);
       }),
     );
 
