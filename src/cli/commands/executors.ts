@@ -1,9 +1,14 @@
 // grid-cli executors list / describe / remove: the executor registry.
 
-import type { Command } from 'commander';
+import { Argument, type Command } from 'commander';
+import { completesWith } from '../completion/tree.js';
 import { executorJson as toJson, executorStateName as stateName } from '../../api/json.js';
 import type { Act } from '../main.js';
 import { duration, json, table, time } from '../output.js';
+import { watchList, WATCH_INTERVAL_MS, type ListView } from '../watch.js';
+
+/** The column of `executors list` that changes by itself: left out when --watch compares lists. */
+const LAST_SEEN_COLUMN = 5;
 
 function ago(ms: number): string {
   return ms ? `${duration(Math.max(0, Date.now() - ms))} ago` : 'never';
@@ -18,25 +23,43 @@ export function registerExecutorCommands(program: Command, act: Act): void {
   executors
     .command('list')
     .description('list executors: name, id, groups, runners, state, last seen, running tasks')
-    .addHelpText('after', '\nExamples:\n  $ grid-cli executors list\n  $ grid-cli executors list --output json')
+    .option('--watch', `keep the list current until Ctrl-C (asked again every ${WATCH_INTERVAL_MS / 1000} s)`)
+    .addHelpText(
+      'after',
+      [
+        '',
+        `--watch: on a terminal the table is redrawn in place; otherwise a new table is printed when an`,
+        `executor comes, goes or changes (state, running tasks: not just its last-seen time), and with`,
+        `--output json one JSON array a line per change. The controller has no stream of registry`,
+        `changes over gRPC, so the list is asked for every ${WATCH_INTERVAL_MS / 1000} s. Ctrl-C (or SIGTERM) ends it with exit 0.`,
+        '',
+        'Examples:',
+        '  $ grid-cli executors list',
+        '  $ grid-cli executors list --output json',
+        '  $ grid-cli executors list --watch',
+      ].join('\n'),
+    )
     .action(
-      act(async (ctx) => {
-        const { executors: list } = await ctx.client().ctl.listExecutors();
-        if (ctx.output === 'json') return ctx.io.out(json(list.map(toJson)));
-        if (list.length === 0) return ctx.io.out('no executors registered yet: executor register adds one');
-        ctx.io.out(
-          table(
-            ['NAME', 'ID', 'GROUPS', 'RUNNERS', 'STATE', 'LAST SEEN', 'RUNNING'],
-            list.map((e) => [e.name, e.id, e.groups.join(',') || '-', e.runners.join(','), stateName(e.state), ago(e.lastSeenAtMs), e.runningTasks]),
-          ),
-        );
+      act(async (ctx, o: { watch?: boolean }) => {
+        const look = async (): Promise<ListView> => {
+          const { executors: list } = await ctx.client().ctl.listExecutors();
+          const rows = list.map((e) => [e.name, e.id, e.groups.join(',') || '-', e.runners.join(','), stateName(e.state), ago(e.lastSeenAtMs), e.runningTasks]);
+          return {
+            text: list.length ? table(['NAME', 'ID', 'GROUPS', 'RUNNERS', 'STATE', 'LAST SEEN', 'RUNNING'], rows) : 'no executors registered yet: executor register adds one',
+            json: list.map(toJson),
+            key: JSON.stringify(rows.map((r) => r.filter((_, i) => i !== LAST_SEEN_COLUMN))),
+          };
+        };
+        if (o.watch) return watchList(ctx, 'grid-cli executors list', look);
+        const view = await look();
+        ctx.io.out(ctx.output === 'json' ? json(view.json) : view.text);
       }),
     );
 
   executors
     .command('describe')
     .description('show one executor')
-    .argument('<id-or-name>', 'executor id or name')
+    .addArgument(completesWith('executors', new Argument('<id-or-name>', 'executor id or name')))
     .addHelpText('after', '\nExample:\n  $ grid-cli executors describe web-1')
     .action(
       act(async (ctx, idOrName: string) => {
@@ -65,7 +88,7 @@ export function registerExecutorCommands(program: Command, act: Act): void {
   executors
     .command('remove')
     .description('remove an executor from the registry (admin); its next heartbeat is refused')
-    .argument('<id-or-name>', 'executor id or name')
+    .addArgument(completesWith('executors', new Argument('<id-or-name>', 'executor id or name')))
     .addHelpText('after', '\nExample:\n  $ grid-cli executors remove web-1')
     .action(
       act(async (ctx, idOrName: string) => {

@@ -1,7 +1,8 @@
 // grid-cli create / describe / list / delete: job definitions.
 
 import { readFile } from 'node:fs/promises';
-import type { Command } from 'commander';
+import { Argument, Option, type Command } from 'commander';
+import { completesWith } from '../completion/tree.js';
 import { ValidationError } from '../../errors.js';
 import type { JobInfo } from '../../gen/grid/v1/types.js';
 import type { Act } from '../main.js';
@@ -40,8 +41,8 @@ export function registerJobCommands(program: Command, act: Act): void {
   program
     .command('describe')
     .description('show a job definition: runner, command or image, timeout and its arguments')
-    .argument('[name]', 'job name')
-    .option('--job-name <name>', 'same as NAME (Octavius spelling)')
+    .addArgument(completesWith('jobs', new Argument('[name]', 'job name')))
+    .addOption(completesWith('jobs', new Option('--job-name <name>', 'same as NAME (Octavius spelling)')))
     .addHelpText('after', '\nExamples:\n  $ grid-cli describe hello-world\n  $ grid-cli describe --job-name hello-world --output json')
     .action(
       act(async (ctx, name: string | undefined, o: { jobName?: string }) => {
@@ -73,7 +74,7 @@ export function registerJobCommands(program: Command, act: Act): void {
   program
     .command('delete')
     .description('delete a job definition (executions already made are kept)')
-    .argument('<name>', 'job name')
+    .addArgument(completesWith('jobs', new Argument('<name>', 'job name')))
     .addHelpText('after', '\nExample:\n  $ grid-cli delete hello-world')
     .action(
       act(async (ctx, name: string) => {
