@@ -204,11 +204,12 @@ async function dispatchedTaskCount(client: GridClient, e: Execution): Promise<nu
 async function streamLogs(
   ctx: CliContext,
   id: string,
-  opts: { follow: boolean; executor?: string; taskCount: number; json: boolean; toStderr?: boolean },
+  opts: { follow: boolean; executor?: string; taskCount: number; json: boolean; toStderr?: boolean; timestamps?: boolean; tailLines?: number; sinceMs?: number },
 ): Promise<void> {
   const sink = opts.toStderr ? { out: ctx.io.err, err: ctx.io.err } : { out: ctx.io.out, err: ctx.io.err };
-  const printer = new LogPrinter(sink, { prefix: prefixModeFor(opts.taskCount, opts.executor), json: opts.json });
-  await printLogs(ctx.client().ctl.getLogs({ executionId: id, follow: opts.follow, executor: opts.executor }), printer);
+  const printer = new LogPrinter(sink, { prefix: prefixModeFor(opts.taskCount, opts.executor), json: opts.json, timestamps: opts.timestamps });
+  const { follow, executor, tailLines, sinceMs } = opts;
+  await printLogs(ctx.client().ctl.getLogs({ executionId: id, follow, executor, tailLines, sinceMs }), printer);
 }
 
 /**
@@ -445,11 +446,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
         const client = ctx.client();
         const e = await client.ctl.getExecution(execId);
         const taskCount = o.follow && !o.executor ? await dispatchedTaskCount(client, e) : e.tasks.length;
-        const printer = new LogPrinter(
-          { out: ctx.io.out, err: ctx.io.err },
-          { prefix: prefixModeFor(taskCount, o.executor), json: ctx.output === 'json', timestamps: !!o.timestamps },
-        );
-        await printLogs(client.ctl.getLogs({ executionId: execId, follow: !!o.follow, executor: o.executor, tailLines, sinceMs }), printer);
+        await streamLogs(ctx, execId, { follow: !!o.follow, executor: o.executor, taskCount, json: ctx.output === 'json', timestamps: !!o.timestamps, tailLines, sinceMs });
         if (!o.follow) return;
         const final = await finalExecution(client, execId);
         if (final.state !== ExecutionState.EXECUTION_STATE_SUCCEEDED) {
