@@ -4,6 +4,7 @@
 import { ValidationError } from '../errors.js';
 import { ExecutionState, TaskState, type Execution, type Task } from '../gen/grid/v1/types.js';
 import { didYouMean } from '../util/suggest.js';
+import { plain, type Paint } from './colour.js';
 import { duration, table, time } from './output.js';
 import { executionStateName, taskStateName } from '../api/json.js';
 
@@ -93,11 +94,11 @@ function taskDuration(t: Task, now: number): string {
   return isTerminalTask(t.state) ? '-' : `${duration(Math.max(0, now - t.startedAtMs))} so far`;
 }
 
-/** `grid-cli status` in table mode: the execution's fields, then one row per task. */
-export function statusText(e: Execution, now: number = Date.now()): string {
+/** `grid-cli status` in table mode: the execution's fields, then one row per task; `paint` colours the states. */
+export function statusText(e: Execution, now: number = Date.now(), paint: Paint = plain): string {
   const fields: Array<[string, string]> = [
     ['Execution', e.id],
-    ['State', executionStateName(e.state)],
+    ['State', paint(executionStateName(e.state))],
     ['Job', e.jobVersion ? `${e.job} (version ${e.jobVersion})` : e.job],
     ['Target', e.target || '-'],
     ['Requester', e.requester || '-'],
@@ -113,12 +114,12 @@ export function statusText(e: Execution, now: number = Date.now()): string {
   const width = Math.max(...fields.map(([k]) => k.length)) + 1;
   let out = fields.map(([k, v]) => `${(k + ':').padEnd(width)} ${v}`).join('\n');
   out += '\n\n';
-  out += e.tasks.length ? tasksTable(e, now) : isTerminalExecution(e.state) ? 'no tasks: it never reached an executor' : 'no tasks yet';
+  out += e.tasks.length ? tasksTable(e, now, paint) : isTerminalExecution(e.state) ? 'no tasks: it never reached an executor' : 'no tasks yet';
   return out;
 }
 
 /** One row per task: EXECUTOR, [WAVE,] STATE, EXIT, ATTEMPTS, STARTED, DURATION, REASON. */
-export function tasksTable(e: Execution, now: number = Date.now()): string {
+export function tasksTable(e: Execution, now: number = Date.now(), paint: Paint = plain): string {
   const waves = e.batchSize > 0;
   const headers = ['EXECUTOR', ...(waves ? ['WAVE'] : []), 'STATE', 'EXIT', 'ATTEMPTS', 'STARTED', 'DURATION', 'REASON'];
   const tasks = waves ? [...e.tasks].sort((a, b) => a.wave - b.wave) : e.tasks;
@@ -127,7 +128,7 @@ export function tasksTable(e: Execution, now: number = Date.now()): string {
     tasks.map((t) => [
       taskName(t),
       ...(waves ? [t.wave] : []),
-      taskStateName(t.state),
+      paint(taskStateName(t.state)),
       t.exitCode ?? '-',
       t.attempts,
       t.startedAtMs ? time(t.startedAtMs) : '-',
@@ -137,10 +138,10 @@ export function tasksTable(e: Execution, now: number = Date.now()): string {
   );
 }
 
-/** `grid-cli executions list` in table mode. */
-export function executionsTable(list: Execution[], now: number = Date.now()): string {
+/** `grid-cli executions list` in table mode; `paint` colours the states. */
+export function executionsTable(list: Execution[], now: number = Date.now(), paint: Paint = plain): string {
   return table(
     ['ID', 'JOB', 'STATE', 'TASKS', 'CREATED', 'DURATION'],
-    list.map((e) => [e.id, e.job, executionStateName(e.state), taskSummary(e.tasks), time(e.createdAtMs), executionDuration(e, now)]),
+    list.map((e) => [e.id, e.job, paint(executionStateName(e.state)), taskSummary(e.tasks), time(e.createdAtMs), executionDuration(e, now)]),
   );
 }

@@ -1,12 +1,16 @@
 // How grid-cli prints: aligned tables for people, JSON for scripts.
 
+import { stripVTControlCharacters } from 'node:util';
+
 export type OutputFormat = 'table' | 'json';
 
+/** Columns padded by what shows: a cell's colour escapes take no room on the screen. */
 export function table(headers: string[], rows: Array<Array<string | number | undefined>>): string {
   const cells = [headers, ...rows.map((r) => r.map((c) => (c === undefined || c === '' ? '-' : String(c))))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const width = (c: string | undefined) => stripVTControlCharacters(c ?? '').length;
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => width(r[i]))));
   return cells
-    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]!))).join('  ').trimEnd())
+    .map((r) => r.map((c = '', i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - width(c)))).join('  ').trimEnd())
     .join('\n');
 }
 

@@ -3,6 +3,7 @@
 // short).
 
 import { TaskState, type Execution } from '../gen/grid/v1/types.js';
+import { plain, type Paint } from './colour.js';
 import { isFailedTask, isTerminalExecution, isTerminalTask } from './executions-format.js';
 
 export interface ProgressCounts {
@@ -25,9 +26,13 @@ export function countTasks(e: Execution): ProgressCounts {
   return c;
 }
 
-/** "7/10 executors done, 1 failed, 2 running" (", 1 skipped" when some were). */
-export function progressText(c: ProgressCounts): string {
-  let s = `${c.done}/${c.total} ${c.total === 1 ? 'executor' : 'executors'} done, ${c.failed} failed, ${c.running} running`;
+/**
+ * "7/10 executors done, 1 failed, 2 running" (", 1 skipped" when some were); `paint` colours the
+ * failed and running counts when there are some.
+ */
+export function progressText(c: ProgressCounts, paint: Paint = plain): string {
+  const some = (n: number, state: string, word: string) => (n > 0 ? paint(state, `${n} ${word}`) : `${n} ${word}`);
+  let s = `${c.done}/${c.total} ${c.total === 1 ? 'executor' : 'executors'} done, ${some(c.failed, 'FAILED', 'failed')}, ${some(c.running, 'RUNNING', 'running')}`;
   if (c.skipped) s += `, ${c.skipped} skipped`;
   return s;
 }
@@ -55,14 +60,17 @@ export interface ProgressIO {
 export class Progress {
   private last: string | undefined;
 
-  constructor(private readonly io: ProgressIO) {}
+  constructor(
+    private readonly io: ProgressIO,
+    private readonly paint: Paint = plain,
+  ) {}
 
   update(e: Execution): void {
     // No tasks yet (queued), or none at all (failed at dispatch): "0/0 executors done" says
     // nothing; the "queued" line before and the final status after say it instead.
     if (e.tasks.length === 0) return;
     const c = countTasks(e);
-    const text = this.io.isTTY ? `${progressBar(c)} ${progressText(c)}` : progressText(c);
+    const text = this.io.isTTY ? `${progressBar(c)} ${progressText(c, this.paint)}` : progressText(c, this.paint);
     if (text === this.last) return;
     this.io.out(this.io.isTTY && this.last !== undefined ? REDRAW + text : text);
     this.last = text;

@@ -40,6 +40,8 @@ export function tempDir(prefix = 'grid-e2e-'): string {
 export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('GRID_')) env[k] = v;
+  // Tests read grid-cli's tables as plain text: a FORCE_COLOR of the shell would colour them.
+  delete env.FORCE_COLOR;
   isolatedHome ??= tempDir('grid-e2e-home-');
   env.HOME = isolatedHome;
   env.XDG_CONFIG_HOME = join(isolatedHome, '.config');

@@ -5,13 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ExecuteRequest, ExecuteResponse } from '../../src/gen/grid/v1/controller.js';
-import { ExecutionState, TaskState, type Execution, type LogChunk, type Task } from '../../src/gen/grid/v1/types.js';
+import { ExecutionState, ExecutorState, TaskState, type Execution, type Executor, type LogChunk, type Task } from '../../src/gen/grid/v1/types.js';
 import { NotFoundError, UnavailableError } from '../../src/errors.js';
 
 interface Fake {
   execute: ReturnType<typeof vi.fn>;
   getExecution: ReturnType<typeof vi.fn>;
   listExecutions: ReturnType<typeof vi.fn>;
+  listExecutors: ReturnType<typeof vi.fn>;
   cancelExecution: ReturnType<typeof vi.fn>;
   watchExecution: ReturnType<typeof vi.fn>;
   getLogs: ReturnType<typeof vi.fn>;
@@ -60,14 +61,14 @@ const { TASK_STATE_PENDING: P, TASK_STATE_RUNNING: R, TASK_STATE_SUCCEEDED: S, T
 
 const home = mkdtempSync(join(tmpdir(), 'grid-cli-test-'));
 
-async function cli(argv: string[], isTTY = false) {
+async function cli(argv: string[], isTTY = false, env: NodeJS.ProcessEnv = {}) {
   const out: string[] = [];
   const err: string[] = [];
   const code = await runCli(argv, {
     out: (s) => out.push(s),
     err: (s) => err.push(s),
     isTTY,
-    env: { GRID_CONTROLLER: '127.0.0.1:1', GRID_TOKEN: 't', HOME: home, XDG_CONFIG_HOME: home },
+    env: { GRID_CONTROLLER: '127.0.0.1:1', GRID_TOKEN: 't', HOME: home, XDG_CONFIG_HOME: home, ...env },
     cwd: home,
   });
   return { code, stdout: out.join('\n'), stderr: err.join('\n') };
@@ -82,6 +83,7 @@ beforeEach(() => {
     execute: vi.fn(async () => queued()),
     getExecution: vi.fn(),
     listExecutions: vi.fn(async () => ({ executions: [] })),
+    listExecutors: vi.fn(async () => ({ executors: [] })),
     cancelExecution: vi.fn(),
     watchExecution: vi.fn(),
     getLogs: vi.fn(),
@@ -270,6 +272,18 @@ describe('status, executions list, getlogs, cancel', () => {
     expect(j.workers).toEqual({ 'web-1': expect.objectContaining({ state: 'RUNNING', exit_code: null }) });
   });
 
+  it('status colours the states on a terminal; not with NO_COLOR, not into a pipe, never in JSON', async () => {
+    fake.getExecution.mockResolvedValue(execution(FAILED, [task('web-1', S, { exitCode: 0 }), task('web-2', F, { exitCode: 2 })], { finishedAtMs: T0 + 10 }));
+    const coloured = await cli(['status', ID], true);
+    expect(coloured.stdout).toContain('State:     \x1b[31mFAILED\x1b[39m');
+    expect(coloured.stdout).toMatch(/web-1 +\x1b\[32mSUCCEEDED\x1b\[39m  0/);
+    const plain = coloured.stdout.replace(/\x1b\[\d+m/g, '');
+    expect((await cli(['status', ID], true, { NO_COLOR: '1' })).stdout).toBe(plain);
+    expect((await cli(['status', ID], false)).stdout).toBe(plain);
+    expect((await cli(['status', ID], false, { FORCE_COLOR: '1' })).stdout).toBe(coloured.stdout);
+    expect((await cli(['status', ID, '-o', 'json'], true, { FORCE_COLOR: '1' })).stdout).not.toContain('\x1b');
+  });
+
   it('status of an unknown execution: one error line, exit 1', async () => {
     fake.getExecution.mockRejectedValue(new NotFoundError('execution', 'nope'));
     const r = await cli(['status', 'nope']);
@@ -334,5 +348,25 @@ describe('status, executions list, getlogs, cancel', () => {
       expect(r.code, path.join(' ')).toBe(0);
       expect(r.stdout, path.join(' ')).toMatch(/Example/);
     }
+  });
+});
+
+describe('executors list', () => {
+  it('colours only the STATE cell on a terminal, keeping the columns aligned; plain with NO_COLOR or into a pipe', async () => {
+    const executor = (name: string, state: ExecutorState): Executor => ({
+      id: `id-${name}`, name, groups: ['web'], labels: {}, runners: ['host'], concurrency: 1, version: '1.0.0', state,
+      registeredAtMs: 0, lastSeenAtMs: 0, runningTasks: 0, load: 0, pingIntervalSeconds: 10,
+    });
+    fake.listExecutors.mockResolvedValue({
+      executors: [executor('web-1', ExecutorState.EXECUTOR_STATE_ACTIVE), executor('web-22', ExecutorState.EXECUTOR_STATE_DRAINING), executor('w', ExecutorState.EXECUTOR_STATE_EXPIRED)],
+    });
+    const coloured = (await cli(['executors', 'list'], true)).stdout;
+    const plain = (await cli(['executors', 'list'], false)).stdout;
+    expect(coloured.split('\n')[1]).toBe('web-1   id-web-1   web     host     \x1b[32mACTIVE\x1b[39m    never      0');
+    expect(coloured.split('\n')[2]).toContain('\x1b[33mDRAINING\x1b[39m  never');
+    expect(coloured.replace(/\x1b\[\d+m/g, '')).toBe(plain);
+    expect(plain.split('\n')[1]).toBe('web-1   id-web-1   web     host     ACTIVE    never      0');
+    expect((await cli(['executors', 'list'], true, { NO_COLOR: '1' })).stdout).toBe(plain);
+    expect((await cli(['executors', 'list', '-o', 'json'], true)).stdout).not.toContain('\x1b');
   });
 });

@@ -10,6 +10,7 @@ import { ConfigError, ExitCode, ValidationError } from '../../errors.js';
 import { parseArgPairs } from '../../domain/args.js';
 import { checkIdempotencyKey } from '../../domain/idempotency.js';
 import { askForMissingSecrets, resolveArgValues } from '../arg-values.js';
+import { paintFor } from '../colour.js';
 import type { ExecuteRequest, ExecuteResponse, ListExecutionsResponse } from '../../gen/grid/v1/controller.js';
 import { ExecutionState, TaskState, type Execution } from '../../gen/grid/v1/types.js';
 import type { GridClient } from '../../client/client.js';
@@ -225,7 +226,7 @@ export function executionExitCode(state: ExecutionState): number {
 
 /** Prints the final status and exits with executionExitCode. */
 function finish(ctx: CliContext, e: Execution): void {
-  ctx.io.out(ctx.output === 'json' ? json(statusJson(e)) : statusText(e));
+  ctx.io.out(ctx.output === 'json' ? json(statusJson(e)) : statusText(e, Date.now(), paintFor(ctx)));
   const code = executionExitCode(e.state);
   if (code !== ExitCode.OK) throw new ExitWith(code);
 }
@@ -326,7 +327,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
             if (!jsonOut) ctx.io.out('');
           } else {
             if (!jsonOut) ctx.io.out(executeLine(res, req));
-            const progress = jsonOut ? undefined : new Progress(ctx.io);
+            const progress = jsonOut ? undefined : new Progress(ctx.io, paintFor(ctx));
             if (res.execution) progress?.update(res.execution);
             final = await watchWithProgress(client.ctl.watchExecution(id), progress);
             if (!final || !isTerminalExecution(final.state)) final = await finalExecution(client, id);
@@ -349,7 +350,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
     .action(
       act(async (ctx, id: string | undefined, o: { jobId?: string }) => {
         const e = await ctx.client().ctl.getExecution(idFrom('status', id, o.jobId));
-        ctx.io.out(ctx.output === 'json' ? json(statusJson(e)) : statusText(e));
+        ctx.io.out(ctx.output === 'json' ? json(statusJson(e)) : statusText(e, Date.now(), paintFor(ctx)));
       }),
     );
 
@@ -393,6 +394,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
           throw new ValidationError('--page-after: cannot be used with --watch, which follows the newest executions; leave one out');
         }
         let footer: string[] = [];
+        const paint = paintFor(ctx);
         const look = async (): Promise<ListView> => {
           const res = await ctx.client().ctl.listExecutions({ job: o.job ?? '', state, limit, pageAfter: o.pageAfter ?? '' });
           const list = res.executions;
@@ -401,7 +403,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
           const empty = o.pageAfter ? '' : filtered ? 'no executions match' : 'no executions yet: grid-cli execute JOB starts one';
           const rows = list.map(executionJson);
           // DURATION of a running execution grows by itself: the records decide what changed.
-          return { text: list.length ? executionsTable(list) : empty, json: rows, key: JSON.stringify(rows) };
+          return { text: list.length ? executionsTable(list, Date.now(), paint) : empty, json: rows, key: JSON.stringify(rows) };
         };
         if (o.watch) return watchList(ctx, 'grid-cli executions list', look);
         const view = await look();

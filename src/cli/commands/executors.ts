@@ -1,6 +1,7 @@
 // grid-cli executors list / describe / remove: the executor registry.
 
 import { Argument, type Command } from 'commander';
+import { paintFor } from '../colour.js';
 import { completesWith } from '../completion/tree.js';
 import { executorJson as toJson, executorStateName as stateName } from '../../api/json.js';
 import type { Act } from '../main.js';
@@ -41,9 +42,10 @@ export function registerExecutorCommands(program: Command, act: Act): void {
     )
     .action(
       act(async (ctx, o: { watch?: boolean }) => {
+        const paint = paintFor(ctx);
         const look = async (): Promise<ListView> => {
           const { executors: list } = await ctx.client().ctl.listExecutors();
-          const rows = list.map((e) => [e.name, e.id, e.groups.join(',') || '-', e.runners.join(','), stateName(e.state), ago(e.lastSeenAtMs), e.runningTasks]);
+          const rows = list.map((e) => [e.name, e.id, e.groups.join(',') || '-', e.runners.join(','), paint(stateName(e.state)), ago(e.lastSeenAtMs), e.runningTasks]);
           return {
             text: list.length ? table(['NAME', 'ID', 'GROUPS', 'RUNNERS', 'STATE', 'LAST SEEN', 'RUNNING'], rows) : 'no executors registered yet: executor register adds one',
             json: list.map(toJson),
