@@ -101,6 +101,12 @@ export class LogService {
     const log = await this.d.logs.openLog(x.id, only, afterSeq, req.sinceMs ?? 0);
     let caughtUp = log.pending === 0;
     const selector = new LogLineSelector(req, !caughtUp);
+    /**
+     * Messages of what the log held when it was opened still to be read: the selection's backlog.
+     * What arrives later (a followed log's new lines) is not cut by a tail, so chunks are not
+     * joined across this line.
+     */
+    let backlog = log.pending;
     req.onReady?.();
     let terminal = isTerminalExecution(x.state);
     if (caughtUp && (!req.follow || terminal)) return;
@@ -136,11 +142,12 @@ export class LogService {
         ahead = undefined;
         if (r.done) break;
         let m = r.value;
+        backlog--;
         const chunk = toChunk(x.id, m);
         if (!(await mayWrite(chunk.executorId))) {
           lastSeq = m.seq;
           caughtUp = m.pending === 0;
-          if (caughtUp) yield* selector.endBacklog();
+          if (backlog <= 0) yield* selector.endBacklog();
           if (endSeq !== undefined && lastSeq >= endSeq) break;
           if (caughtUp && (!req.follow || terminal)) break;
           continue;
@@ -151,7 +158,7 @@ export class LogService {
         if (m.data.length < JOIN_BYTES) {
           const parts = [m.data];
           let size = m.data.length;
-          while (size < JOIN_BYTES && messages.readAhead() > 0) {
+          while (size < JOIN_BYTES && messages.readAhead() > 0 && backlog !== 0) {
             const p = it.next();
             const n = await Promise.race([p, setImmediate()]);
             if (!n || n.done || n.value.executorId !== m.executorId || n.value.data.length >= JOIN_BYTES || n.value.stream !== chunk.stream) {
@@ -161,6 +168,7 @@ export class LogService {
             parts.push(n.value.data);
             size += n.value.data.length;
             m = n.value;
+            backlog--;
           }
           if (parts.length > 1) {
             chunk.data = Buffer.concat(parts, size);
@@ -169,7 +177,7 @@ export class LogService {
           }
         }
         yield* selector.take(chunk);
-        if (m.pending === 0) yield* selector.endBacklog();
+        if (backlog <= 0) yield* selector.endBacklog();
         lastSeq = m.seq;
         caughtUp = m.pending === 0;
         if (endSeq !== undefined && lastSeq >= endSeq) break;

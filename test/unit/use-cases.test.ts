@@ -397,7 +397,7 @@ describe('LogService: tail and since', () => {
     bus.appendLog(id, { executorId: web1.id, executorName: 'web-1', data: '4\n5', atMs: 2000 });
     bus.appendLog(id, { executorId: web1.id, executorName: 'web-1', data: '5\n', atMs: 3000 });
 
-    const read = async (sel: { tailLines?: number; sinceMs?: number }) => {
+    const read = async (sel: { tailLines?: number; sinceMs?: number; follow?: boolean; onReady?: () => void }) => {
       const got: string[] = [];
       for await (const c of logs.stream(operator, { executionId: id, follow: false, executor: '', ...sel }, new AbortController().signal)) {
         got.push(`${c.executorName}:${new TextDecoder().decode(c.data)}`);
@@ -409,6 +409,14 @@ describe('LogService: tail and since', () => {
     expect(await read({ sinceMs: 4000 })).toBe('');
     expect(await read({ tailLines: 0 })).toBe('');
     await expect(read({ tailLines: -1 })).rejects.toBeInstanceOf(ValidationError);
+
+    // Followed: the tail is cut from what the log held when it was opened; what arrives after
+    // that goes out whole, however much of it is waiting by the time the backlog is read.
+    const arrive = () => {
+      bus.appendLog(id, { executorId: web1.id, executorName: 'web-1', data: '6\n', atMs: 4000 });
+      bus.appendLog(id, { executorId: web1.id, executorName: 'web-1', data: '7\n', atMs: 5000 });
+    };
+    expect(await read({ tailLines: 1, follow: true, onReady: arrive })).toBe('web-2:y\nweb-1:55\nweb-1:6\n7\n');
   });
 });
 
