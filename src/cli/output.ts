@@ -1,13 +1,15 @@
-// How grid-cli prints: aligned tables for people, JSON for scripts.
-
-import { stripVTControlCharacters } from 'node:util';
+// How grid-cli prints: aligned tables for people, JSON for scripts. The dashboard borrows the
+// time and duration formats, so this file stays free of node: modules.
 
 export type OutputFormat = 'table' | 'json';
 
-/** Columns padded by what shows: a cell's colour escapes take no room on the screen. */
+/** The colour escapes grid-cli writes (SGR: ESC [ … m); they take no room on the screen. */
+const SGR = /\x1b\[[0-9;]*m/g;
+
+/** Columns padded by what shows: a cell's colour escapes are not counted. */
 export function table(headers: string[], rows: Array<Array<string | number | undefined>>): string {
   const cells = [headers, ...rows.map((r) => r.map((c) => (c === undefined || c === '' ? '-' : String(c))))];
-  const width = (c: string | undefined) => stripVTControlCharacters(c ?? '').length;
+  const width = (c: string | undefined) => (c ?? '').replace(SGR, '').length;
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => width(r[i]))));
   return cells
     .map((r) => r.map((c = '', i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - width(c)))).join('  ').trimEnd())
