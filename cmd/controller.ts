@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // controller entry point: `controller start` (and `controller dev`, which `make dev` runs).
 
+import { versionLine } from '../src/version.js';
 import { Command, Option } from 'commander';
 import { loadControllerConfig } from '../src/config/controller.js';
 import { relative, resolve } from 'node:path';
@@ -89,6 +90,7 @@ function startCommand(name: string, description: string, example: string): Comma
 }
 
 const program = new Command('controller')
+  .version(versionLine('controller'), '-V, --version', 'print the version of the controller and of its API')
   .description('The GRID controller: gRPC API, dispatcher, event recorder and executor registry.')
   .exitOverride()
   .addHelpText('after', '\nExamples:\n  $ controller start\n  $ controller start --config /etc/grid/controller.json');
@@ -141,12 +143,19 @@ program.addCommand(
         throw err;
       }
       const hint = ['npx grid-cli create config/examples/hello.json', 'npx grid-cli list', 'npx grid-cli executors list'];
-      const tokenFile = relative(process.cwd(), dev.clientConfigPath) || dev.clientConfigPath;
+      const shown = (path: string) => relative(process.cwd(), path) || path;
+      const tokenFile = shown(dev.clientConfigPath);
+      const registrationFile = shown(dev.registrationTokenFile);
       if (controller.cfg.log_format === 'json') {
-        controller.log.info('GRID is up', { try: hint.join('; '), ...(controller.dashboardUrl ? { dashboard: controller.dashboardUrl, token_file: tokenFile } : {}) });
+        controller.log.info('GRID is up', {
+          try: hint.join('; '),
+          registration_token_file: registrationFile,
+          ...(controller.dashboardUrl ? { dashboard: controller.dashboardUrl, token_file: tokenFile } : {}),
+        });
       } else {
         const dashboard = controller.dashboardUrl ? `The dashboard: ${controller.dashboardUrl} (sign in with the token in ${tokenFile})\n` : '';
-        process.stderr.write(`\nGRID is up. In another shell:\n${hint.map((h) => `  ${h}\n`).join('')}${dashboard}\n`);
+        const more = `Another executor registers with the token in ${registrationFile} (README: "Adding an executor")\n`;
+        process.stderr.write(`\nGRID is up. In another shell:\n${hint.map((h) => `  ${h}\n`).join('')}${dashboard}${more}\n`);
       }
     },
   ),

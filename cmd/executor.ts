@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // executor entry point: `executor register` once, then `executor start`.
 
+import { versionLine } from '../src/version.js';
 import { Command, Option } from 'commander';
 import { loadExecutorConfig, type ExecutorConfig } from '../src/config/executor.js';
 import { envWithSecretFiles } from '../src/config/secret-files.js';
@@ -82,6 +83,7 @@ function withCommonOptions(cmd: Command): Command {
 }
 
 const program = new Command('executor')
+  .version(versionLine('executor'), '-V, --version', 'print the version of the executor and of its API')
   .description('A GRID executor: registers with a controller, heartbeats, and runs the jobs sent to it.')
   .exitOverride()
   .addHelpText('after', '\nExamples:\n  $ executor register --config executor.json\n  $ executor start --config executor.json');

@@ -291,18 +291,30 @@ export function toHttpStatus(err: unknown): number {
 
 // ---- CLI exit codes ----
 
+/**
+ * Every exit code of grid-cli, the controller and the executor (the README's table is this one).
+ * A script can tell "the job failed" (1) from "I typed it wrong" (2), "try again later" (3),
+ * "the job ran out of time" (4), "someone cancelled it" (5) and "you may not" (77).
+ */
 export const ExitCode = {
   OK: 0,
+  /** A failure: the job failed (execute --wait/--follow, getlogs --follow), or the server refused the request. */
   FAILURE: 1,
+  /** Bad input: an unknown command or flag, a value that is not valid, a config file in error. */
   USAGE: 2,
+  /** The controller (or etcd or NATS behind it) could not be reached or did not answer; the same command may work later. */
   UNAVAILABLE: 3,
+  /** The execution ended TIMED_OUT (execute --wait/--follow, getlogs --follow). */
+  TIMED_OUT: 4,
+  /** The execution ended CANCELLED (execute --wait/--follow, getlogs --follow). */
+  CANCELLED: 5,
   /**
-   * The executor's own: the controller refused this executor — its registration (the token not
-   * accepted, a name taken, groups outside the token's) or, once registered, the executor itself
-   * (removed from the registry, its secret not accepted, its NATS user revoked). Restarting it
-   * cannot mend that, only registering again can, so a service manager must not restart on it
-   * (systemd: RestartPreventExitStatus=77). 77 is EX_NOPERM of sysexits.h, and no code Node
-   * itself exits with.
+   * Refused (auth): the token is not accepted, or its role or groups do not allow the call; for
+   * the executor also a refused registration (a name taken, groups outside the token's) or, once
+   * registered, the executor itself refused (removed from the registry, its secret or NATS user
+   * revoked). Retrying or restarting cannot mend that, only other credentials can, so a service
+   * manager must not restart on it (systemd: RestartPreventExitStatus=77). 77 is EX_NOPERM of
+   * sysexits.h, and no code Node itself exits with.
    */
   REFUSED: 77,
 } as const;
@@ -312,7 +324,7 @@ export const ExitCode = {
  * answering (the controller, or etcd or NATS behind it), so that the same command may work
  * later, is 3; everything else is a failure (1). A limit exceeded is a failure too: the server
  * answered and refused, and only less work (a narrower target, fewer open streams) or a higher
- * limit in its config mends it.
+ * limit in its config mends it. The controller exits with these.
  */
 export function toExitCode(err: unknown): number {
   if (err instanceof ValidationError || err instanceof ConfigError) return ExitCode.USAGE;
@@ -321,11 +333,21 @@ export function toExitCode(err: unknown): number {
 }
 
 /**
+ * grid-cli's exit code for an error: as toExitCode, except that credentials refused (the token
+ * not accepted, a role or groups that do not allow the call, a NATS user refused) are REFUSED, so
+ * that a script can tell "you may not" from a failure.
+ */
+export function clientExitCode(err: unknown): number {
+  if (err instanceof UnauthenticatedError || err instanceof PermissionDeniedError) return ExitCode.REFUSED;
+  return toExitCode(err);
+}
+
+/**
  * The executor's exit code for an error: a refusal by the controller (unauthenticated,
  * permission denied, a name already taken) is REFUSED, so that a service manager can tell it
  * from a failure that a restart may mend; everything else as toExitCode.
  */
 export function executorExitCode(err: unknown): number {
-  if (err instanceof UnauthenticatedError || err instanceof PermissionDeniedError || err instanceof AlreadyExistsError) return ExitCode.REFUSED;
-  return toExitCode(err);
+  if (err instanceof AlreadyExistsError) return ExitCode.REFUSED;
+  return clientExitCode(err);
 }

@@ -6,13 +6,16 @@ import { GridClient } from '../client/client.js';
 import { loadClientConfig, type ClientConfig } from '../config/client.js';
 import type { OutputFormat } from '../config/client.js';
 import type { CliStdin } from './arg-values.js';
+import { ValidationError } from '../errors.js';
+import { parseDuration } from '../util/duration.js';
 
 export interface GlobalOptions {
   controller?: string;
   token?: string;
   output?: string;
   config?: string;
-  timeout?: string;
+  requestTimeout?: string;
+  version?: boolean;
 }
 
 export interface CliIO {
@@ -29,6 +32,8 @@ export interface CliContext {
   config: ClientConfig;
   output: OutputFormat;
   io: CliIO;
+  /** The global options as given on the command line. */
+  globals: GlobalOptions;
   client(): GridClient;
   close(): void;
 }
@@ -42,7 +47,7 @@ export async function buildContext(g: GlobalOptions, io: CliIO): Promise<CliCont
       controller: g.controller,
       token: g.token,
       output: g.output as OutputFormat | undefined,
-      timeout_ms: g.timeout ? Number(g.timeout) * 1000 : undefined,
+      timeout_ms: g.requestTimeout !== undefined ? requestTimeoutMs(g.requestTimeout) : undefined,
     },
   });
   let client: GridClient | undefined;
@@ -50,6 +55,7 @@ export async function buildContext(g: GlobalOptions, io: CliIO): Promise<CliCont
     config,
     output: config.output,
     io,
+    globals: g,
     client: () => (client ??= new GridClient({ address: config.controller, token: config.token, timeoutMs: config.timeout_ms, tls: clientTls(config) })),
     close: () => client?.close(),
   };
@@ -60,4 +66,11 @@ export function clientTls(config: Pick<ClientConfig, 'ca_file' | 'plaintext'>): 
   if (config.plaintext) return { plaintext: true };
   const caPem = readCaFile(config.ca_file, 'ca_file');
   return caPem ? { caPem } : {};
+}
+
+/** --request-timeout: a duration more than zero (30s, 2m, 1m30s) or plain seconds. */
+export function requestTimeoutMs(text: string): number {
+  const ms = parseDuration(text, '--request-timeout');
+  if (ms <= 0) throw new ValidationError(`--request-timeout: ${JSON.stringify(text)} must be more than zero`);
+  return ms;
 }

@@ -1,11 +1,12 @@
 // grid-cli: the operator's tool. Parses the command line, builds a context, runs one command,
-// prints one clear line on error and exits 0 (ok), 1 (failure) or 2 (usage).
+// prints one clear line on error and exits with a code of the table in ExitCode (src/errors.ts).
 
 import { Command, CommanderError, Option } from 'commander';
-import { ExitCode, GridError, toExitCode } from '../errors.js';
+import { clientExitCode, ExitCode, GridError } from '../errors.js';
 import { OUTPUTS } from './render.js';
 import { buildContext, type CliContext, type CliIO, type GlobalOptions } from './context.js';
 import { registerApplyCommand } from './commands/apply.js';
+import { registerCompletionCommands } from './commands/completion.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerExecutionCommands } from './commands/executions.js';
 import { registerExecutorCommands } from './commands/executors.js';
@@ -13,19 +14,12 @@ import { registerHealthCommand } from './commands/health.js';
 import { registerFileCommands } from './commands/files.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { registerNatsCommands } from './commands/nats.js';
+import { printVersions } from './commands/version.js';
 
 /** Wraps a command's work: builds the context, runs it, closes the client. */
 export type Act = <A extends unknown[]>(
   fn: (ctx: CliContext, ...args: A) => Promise<void> | void,
-  opts?: {
-    needsConfig?: boolean;
-    /**
-     * Long flags (`--timeout`) the command defines although the program has a global option of
-     * the same name. Commander gives every occurrence to the global one; act hands those written
-     * after the command's name to the command (its option value) and keeps the rest global.
-     */
-    ownOptions?: string[];
-  },
+  opts?: { needsConfig?: boolean },
 ) => (...args: unknown[]) => Promise<void>;
 
 /** Thrown by a command to exit with a given code without printing an error. */
@@ -43,7 +37,8 @@ export function buildProgram(io: CliIO): Command {
     .addOption(new Option('--token <token>', 'bearer token (env GRID_TOKEN)'))
     .addOption(new Option('-o, --output <format>', 'output format (env GRID_OUTPUT): table, wide (more columns), json, yaml, or name (one per line)').choices(OUTPUTS))
     .addOption(new Option('--config <file>', 'client config file (env GRID_CLIENT_CONFIG)'))
-    .addOption(new Option('--timeout <seconds>', 'deadline for each call to the controller'))
+    .addOption(new Option('--request-timeout <duration>', 'deadline of each call to the controller: 30s, 2m or seconds (env GRID_TIMEOUT_MS; default 15s)'))
+    .addOption(new Option('-V, --version', 'print the versions of grid-cli, its API and the controller it talks to'))
     .showSuggestionAfterError(true)
     .configureOutput({
       writeOut: (s) => io.out(s.replace(/\n$/, '')),
@@ -61,17 +56,12 @@ export function buildProgram(io: CliIO): Command {
     (fn, opts) =>
     async (...args: unknown[]) => {
       const cmd = args[args.length - 1] as Command;
-      const g = { ...(cmd.optsWithGlobals() as GlobalOptions) };
-      for (const flag of opts?.ownOptions ?? []) {
-        const { before, after } = splitOptionByCommand(cmd, flag);
-        const key = flag.replace(/^--/, '').replace(/-(\w)/g, (_, c: string) => c.toUpperCase()) as keyof GlobalOptions;
-        g[key] = before;
-        cmd.setOptionValue(key, after);
-      }
+      const g = cmd.optsWithGlobals() as GlobalOptions;
       const ctx =
         opts?.needsConfig === false
           ? await buildContext({}, io).catch(() => bareContext(io))
           : await buildContext(g, io);
+      ctx.globals = g;
       try {
         await fn(ctx, ...(args.slice(0, -1) as never));
       } finally {
@@ -87,44 +77,8 @@ export function buildProgram(io: CliIO): Command {
   registerFileCommands(program, act);
   registerHealthCommand(program, act);
   registerNatsCommands(program, act);
+  registerCompletionCommands(program, io);
   return program;
-}
-
-/**
- * The last value of `flag` written before and after `cmd`'s name on the command line. Walks the
- * raw arguments, skipping the values of options that take one, to find where the command starts.
- */
-export function splitOptionByCommand(cmd: Command, flag: string): { before?: string; after?: string } {
-  const chain: Command[] = [];
-  for (let c: Command | null = cmd; c; c = c.parent) chain.unshift(c);
-  const root = chain[0]!;
-  const raw = (root as unknown as { rawArgs?: string[] }).rawArgs ?? [];
-  const takesValue = new Set<string>();
-  for (const c of chain) {
-    for (const o of c.options) {
-      if (!o.required && !o.optional) continue;
-      if (o.long) takesValue.add(o.long);
-      if (o.short) takesValue.add(o.short);
-    }
-  }
-  const path = chain.slice(1).map((c) => [c.name(), ...c.aliases()]);
-  let depth = 0;
-  const found: { before?: string; after?: string } = {};
-  for (let i = 0; i < raw.length; i++) {
-    const a = raw[i]!;
-    if (a === '--') break;
-    if (a.startsWith('-') && a.length > 1) {
-      const eq = a.indexOf('=');
-      const name = eq > 0 ? a.slice(0, eq) : a;
-      let value: string | undefined;
-      if (eq > 0) value = a.slice(eq + 1);
-      else if (takesValue.has(name)) value = raw[++i];
-      if (name === flag && value !== undefined) found[depth >= path.length ? 'after' : 'before'] = value;
-      continue;
-    }
-    if (depth < path.length && path[depth]!.includes(a)) depth++;
-  }
-  return found;
 }
 
 function bareContext(io: CliIO): CliContext {
@@ -132,6 +86,7 @@ function bareContext(io: CliIO): CliContext {
     config: { controller: '127.0.0.1:7070', token: '', output: 'table', timeout_ms: 15_000 } as CliContext['config'],
     output: 'table',
     io,
+    globals: {},
     client: () => {
       throw new Error('no client in this command');
     },
@@ -143,6 +98,15 @@ function bareContext(io: CliIO): CliContext {
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
   const program = buildProgram(io);
   try {
+    // `grid-cli [global options] --version`, without a command: the versions, which need the
+    // controller's answer, so not commander's synchronous version option.
+    if (argv.includes('--version') || argv.includes('-V')) {
+      const { operands, unknown } = program.parseOptions(argv);
+      if (operands.length === 0 && unknown.length === 0) {
+        await printVersions(program.opts<GlobalOptions>(), io);
+        return ExitCode.OK;
+      }
+    }
     await program.parseAsync(argv, { from: 'user' });
     return ExitCode.OK;
   } catch (err) {
@@ -155,7 +119,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     }
     if (err instanceof GridError) {
       io.err(`error: ${err.message}`);
-      return toExitCode(err);
+      return clientExitCode(err);
     }
     io.err(`error: ${(err as Error)?.message ?? String(err)}`);
     return ExitCode.FAILURE;

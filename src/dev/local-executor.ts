@@ -90,7 +90,7 @@ export class LocalExecutor {
 
   private spawn(args: string[]): ChildProcess {
     if (this.ended) throw new CancelledError('the local executor was stopped while it started');
-    const child = spawn(process.execPath, [EXECUTOR_JS, ...args], { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+    const child = spawn(process.execPath, [EXECUTOR_JS, ...args], { stdio: ['ignore', 'inherit', 'inherit'], detached: true, env: withoutGridVariables(process.env) });
     this.child = child;
     return child;
   }
@@ -119,4 +119,13 @@ export class LocalExecutor {
 
 function isRunning(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
+}
+
+/**
+ * The environment of the local executor: the controller's without GRID_* variables, which would
+ * override the config file written for it (a GRID_CA_FILE of another GRID in the operator's
+ * shell made it distrust this controller).
+ */
+export function withoutGridVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('GRID_')));
 }

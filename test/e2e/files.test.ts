@@ -77,10 +77,10 @@ describe('files put / list / get / rm', () => {
     const path = join(fleet.dir, 'denied.src');
     writeFileSync(path, 'x');
     for (const who of ['viewer', 'operator'] as const) {
-      expect(expectOneLineError(await fleet.cli(['files', 'put', 'denied.txt', path], who), 1)).toMatch(/may not change files; that needs role admin/);
-      expect(expectOneLineError(await fleet.cli(['files', 'rm', 'denied.txt'], who), 1)).toMatch(/may not change files/);
+      expect(expectOneLineError(await fleet.cli(['files', 'put', 'denied.txt', path], who), 77)).toMatch(/may not change files; that needs role admin/);
+      expect(expectOneLineError(await fleet.cli(['files', 'rm', 'denied.txt'], who), 77)).toMatch(/may not change files/);
     }
-    expect(expectOneLineError(await fleet.cli(['files', 'list'], 'viewer'), 1)).toMatch(/may not read files/);
+    expect(expectOneLineError(await fleet.cli(['files', 'list'], 'viewer'), 77)).toMatch(/may not read files/);
     const list = JSON.parse(expectOk(await fleet.cli(['files', 'list', '--output', 'json']))) as Array<{ name: string }>;
     expect(list.map((f) => f.name)).not.toContain('denied.txt');
   });

@@ -164,19 +164,19 @@ describe('bad input: one line on stderr and the right exit code', () => {
     expect(line).toMatch(/"no-such-job" not found/);
   });
 
-  it('missing token: exit 1, says no token was given', async () => {
-    const line = expectOneLineError(await cli(['list'], null), 1);
+  it('missing token: exit 77 (refused), says no token was given', async () => {
+    const line = expectOneLineError(await cli(['list'], null), 77);
     expect(line).toMatch(/no token/i);
   });
 
-  it('wrong token: exit 1, says the token was not accepted', async () => {
+  it('wrong token: exit 77 (refused), says the token was not accepted', async () => {
     const r = await runCli(['list'], { address: controller.address, token: 'not-a-token-of-this-controller' });
-    const line = expectOneLineError(r, 1);
+    const line = expectOneLineError(r, 77);
     expect(line).toMatch(/token was not accepted/);
   });
 
-  it('a viewer may not create: exit 1, names the role', async () => {
-    const line = expectOneLineError(await cli(['create', HELLO], 'viewer'), 1);
+  it('a viewer may not create: exit 77 (refused), names the role', async () => {
+    const line = expectOneLineError(await cli(['create', HELLO], 'viewer'), 77);
     expect(line).toMatch(/role viewer/);
     expect(line).toMatch(/may not change jobs/);
     expect(line).toMatch(/admin/);

@@ -84,7 +84,7 @@ describe('grid-cli execute --via nats', () => {
     expect(got.stdout).toMatch(/saved nats_servers \(nats:\/\/127\.0\.0\.1:\d+\), nats_creds in /);
 
     // A viewer may not execute, so it gets no credentials either.
-    expect(expectOneLineError(await cli(['nats-credentials', '--no-save'], TOKENS.viewer), 1)).toMatch(/^error: viewer \(role viewer\) may not change executions/);
+    expect(expectOneLineError(await cli(['nats-credentials', '--no-save'], TOKENS.viewer), 77)).toMatch(/^error: viewer \(role viewer\) may not change executions/);
 
     const run = await cli(['execute', job, '--via', 'nats', '--wait']);
     expect(run.code, run.stdout + run.stderr).toBe(0);
@@ -99,11 +99,11 @@ describe('grid-cli execute --via nats', () => {
 
   it('refuses a request without a valid token, or whose token may not execute, with one line and a non-zero exit', async () => {
     await creds();
-    expect(expectOneLineError(await cli(['execute', job, '--via', 'nats'], null), 1)).toMatch(/^error: no token given/);
-    expect(expectOneLineError(await cli(['execute', job, '--via', 'nats'], 'not-a-valid-token-000000'), 1)).toBe(
+    expect(expectOneLineError(await cli(['execute', job, '--via', 'nats'], null), 77)).toMatch(/^error: no token given/);
+    expect(expectOneLineError(await cli(['execute', job, '--via', 'nats'], 'not-a-valid-token-000000'), 77)).toBe(
       'error: the token was not accepted: check GRID_TOKEN or the client config',
     );
-    expect(expectOneLineError(await cli(['execute', job, '--via', 'nats'], TOKENS.viewer), 1)).toMatch(/^error: viewer \(role viewer\) may not change executions/);
+    expect(expectOneLineError(await cli(['execute', job, '--via', 'nats'], TOKENS.viewer), 77)).toMatch(/^error: viewer \(role viewer\) may not change executions/);
     const refused = auditLines().filter((l) => l.via === 'nats' && l.result !== 'ok');
     expect(refused.map((l) => [l.who.kind, l.result])).toEqual([
       ['anonymous', 'unauthenticated'],
@@ -148,7 +148,7 @@ describe('grid-cli execute --via nats', () => {
     const exCreds = join(tempDir(), 'executor.creds');
     writeFileSync(exCreds, text.replace(jwt, s.nats_user_jwt!).replace(seed, s.nats_user_seed!), { mode: 0o600 });
     const denied = await cli(['execute', job, '--via', 'nats', '--nats-creds', exCreds]);
-    expect(expectOneLineError(denied, 1)).toMatch(/^error: NATS refused to let this user (publish on|subscribe to) /);
+    expect(expectOneLineError(denied, 77)).toMatch(/^error: NATS refused to let this user (publish on|subscribe to) /);
   }, 90_000);
 
   it('a request made while etcd is stopped waits in the stream and completes after etcd restarts', async () => {

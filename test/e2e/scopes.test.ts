@@ -33,7 +33,7 @@ const asWeb = (args: string[]) => runCli(args, { address: fleet.controller.addre
 
 describe('a token scoped to group web', () => {
   it.each(['all', 'any', 'group:db', 'node:db-1', 'group:web,node:db-1', 'any:db'])('may not execute on %s', async (target) => {
-    const line = expectOneLineError(await asWeb(['execute', job, '--target', target]), 1);
+    const line = expectOneLineError(await asWeb(['execute', job, '--target', target]), 77);
     expect(line).toMatch(new RegExp(`web-ops's token is scoped to groups web: target "${target.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}" is outside them \\(.+\\)`));
   });
 
@@ -46,7 +46,7 @@ describe('a token scoped to group web', () => {
     const inside = await fleet.execute(job, ['--target', 'group:web']);
     const outside = await fleet.execute(job, ['--target', 'group:db']);
     for (const cmd of [['status', outside], ['getlogs', outside], ['cancel', outside]]) {
-      const line = expectOneLineError(await asWeb(cmd), 1);
+      const line = expectOneLineError(await asWeb(cmd), 77);
       expect(line).toMatch(new RegExp(`web-ops's token is scoped to groups web: it may not (see|read the logs of|cancel) execution ${outside}, whose target "group:db" is outside them`));
     }
     expect(expectOk(await asWeb(['status', inside]))).toContain(inside);
@@ -61,7 +61,7 @@ describe('a token scoped to group web', () => {
     // Long enough to be still running when the cancels arrive, however slow the machine.
     const long = await fleet.createJob({ name: 'scoped-long', shell: 'sleep 60', timeout_seconds: 90 });
     const running = await fleet.execute(long, ['--target', 'group:db']);
-    expect(expectOneLineError(await asWeb(['cancel', running]), 1)).toMatch(/outside them/);
+    expect(expectOneLineError(await asWeb(['cancel', running]), 77)).toMatch(/outside them/);
     expect((await fleet.cli(['cancel', running])).code).toBe(0);
   });
 });

@@ -149,8 +149,8 @@ describe('execute', () => {
     expect(fake.execute).toHaveBeenCalledTimes(2);
   });
 
-  it('--timeout after the command is the execution timeout, not the call deadline', async () => {
-    const r = await cli(['--timeout', '5', 'execute', 'hello-world', '--timeout', '90', '--wait-offline', '1h30m', '--batch-size', '25%', '--max-failures', '1']);
+  it('--timeout is the execution timeout and --request-timeout the call deadline, wherever they are written', async () => {
+    const r = await cli(['--request-timeout', '5', 'execute', 'hello-world', '--timeout', '90', '--wait-offline', '1h30m', '--batch-size', '25%', '--max-failures', '1']);
     expect(r.code).toBe(0);
     expect(fake.execute.mock.calls[0]![0]).toMatchObject({ timeoutSeconds: 90, waitOfflineMs: 5_400_000, batchSize: '25%', maxFailures: '1' });
     expect(fake.clientOptions[0]!.timeoutMs).toBe(5_000);
@@ -158,6 +158,10 @@ describe('execute', () => {
     await cli(['execute', 'hello-world', '--timeout=2m']);
     expect(fake.execute.mock.calls[1]![0]).toMatchObject({ timeoutSeconds: 120 });
     expect(fake.clientOptions[1]!.timeoutMs).toBe(15_000);
+
+    await cli(['execute', '--timeout', '1h', 'hello-world', '--request-timeout=1m30s']);
+    expect(fake.execute.mock.calls[2]![0]).toMatchObject({ timeoutSeconds: 3600 });
+    expect(fake.clientOptions[2]!.timeoutMs).toBe(90_000);
   });
 
   it('bad input exits 2 with one line, before calling the controller', async () => {

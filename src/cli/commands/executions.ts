@@ -2,10 +2,11 @@
 
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Argument, Option, type Command } from 'commander';
+import { completesWith } from '../completion/tree.js';
 import { submitOverNats, type NatsSubmitOptions } from '../../client/nats-submit.js';
 import type { ClientConfig } from '../../config/client.js';
-import { ConfigError, ValidationError } from '../../errors.js';
+import { ConfigError, ExitCode, ValidationError } from '../../errors.js';
 import { parseArgPairs } from '../../domain/args.js';
 import { checkIdempotencyKey } from '../../domain/idempotency.js';
 import { askForMissingSecrets, resolveArgValues } from '../arg-values.js';
@@ -15,7 +16,7 @@ import type { GridClient } from '../../client/client.js';
 import type { CliContext } from '../context.js';
 import { ExitWith, type Act } from '../main.js';
 import { table } from '../output.js';
-import { print, type Shown } from '../render.js';
+import { print, render, type Shown } from '../render.js';
 import {
   EXECUTION_STATE_NAMES,
   executionJson,
@@ -29,6 +30,7 @@ import { parseCountOrPercent, parseDuration, parsePositiveInt, parseSeconds } fr
 import { LogPrinter, prefixModeFor, printLogs } from '../logprinter.js';
 import { Progress, watchWithProgress } from '../progress.js';
 import { retryWhileUnavailable, type RetryOptions } from '../retry.js';
+import { watchList, WATCH_INTERVAL_MS, type ListView } from '../watch.js';
 
 export interface ExecuteOptions {
   jobName?: string;
@@ -218,23 +220,35 @@ async function streamLogs(
   await printLogs(ctx.client().ctl.getLogs({ executionId: id, follow: opts.follow, executor: opts.executor }), printer);
 }
 
-/** Prints the final status and exits 1 unless the execution succeeded. */
+/**
+ * The exit code of a command that waited for an execution to end: 0 if it succeeded, 4 if it
+ * timed out, 5 if it was cancelled, 1 otherwise (failed).
+ */
+export function executionExitCode(state: ExecutionState): number {
+  if (state === ExecutionState.EXECUTION_STATE_SUCCEEDED) return ExitCode.OK;
+  if (state === ExecutionState.EXECUTION_STATE_TIMED_OUT) return ExitCode.TIMED_OUT;
+  if (state === ExecutionState.EXECUTION_STATE_CANCELLED) return ExitCode.CANCELLED;
+  return ExitCode.FAILURE;
+}
+
+/** Prints the final status and exits with executionExitCode. */
 function finish(ctx: CliContext, e: Execution): void {
   print(ctx, statusShown(e), 'execute');
-  if (e.state !== ExecutionState.EXECUTION_STATE_SUCCEEDED) throw new ExitWith(1);
+  const code = executionExitCode(e.state);
+  if (code !== ExitCode.OK) throw new ExitWith(code);
 }
 
 export function registerExecutionCommands(program: Command, act: Act): void {
   program
     .command('execute')
     .description('execute a job on its target; --wait shows progress until it ends, --follow streams its logs')
-    .argument('[job]', 'job name')
-    .option('--job-name <name>', 'same as JOB (Octavius spelling)')
+    .addArgument(completesWith('jobs', new Argument('[job]', 'job name')))
+    .addOption(completesWith('jobs', new Option('--job-name <name>', 'same as JOB (Octavius spelling)')))
     .option('--arg <K=V>', 'an argument, the value taken whole; K=@FILE reads it from a file, K=- from stdin; repeat for more', collect)
     .option('--args <K=V,K2=V2>', 'comma-separated arguments (Octavius spelling)', collect)
-    .option('--target <target>', "all, group:G, node:NAME, any, any:G, comma-separated (default: the job's)")
-    .option('--wait', 'show progress until the execution ends; exit 0 only if it succeeded')
-    .option('--follow', 'stream the logs until the execution ends; exit 0 only if it succeeded')
+    .addOption(completesWith('targets', new Option('--target <target>', "all, group:G, node:NAME, any, any:G, comma-separated (default: the job's)")))
+    .option('--wait', 'show progress until the execution ends; exit 0 if it succeeded, 1 failed, 4 timed out, 5 cancelled')
+    .option('--follow', 'stream the logs until the execution ends; exit 0 if it succeeded, 1 failed, 4 timed out, 5 cancelled')
     .option('--timeout <seconds>', "execution timeout in seconds (or 90s, 10m, 1h30m); default: the job's")
     .option('--wait-offline <duration>', "keep offline executors' tasks queued this long (90s, 10m, 2h, 1h30m or seconds)")
     .option('--batch-size <N|N%>', 'roll out in waves of N executors (or N% of them)')
@@ -329,7 +343,6 @@ export function registerExecutionCommands(program: Command, act: Act): void {
           }
           finish(ctx, final);
         },
-        { ownOptions: ['--timeout'] },
       ),
     );
 
@@ -357,23 +370,52 @@ export function registerExecutionCommands(program: Command, act: Act): void {
   executions
     .command('list')
     .description('list executions, newest first: id, job, state, tasks, created, duration')
-    .option('--job <name>', 'only this job')
+    .addOption(completesWith('jobs', new Option('--job <name>', 'only this job')))
     .option('--state <state>', `only this state: ${EXECUTION_STATE_NAMES.join(', ')}`)
     .option('--limit <n>', 'at most N executions (default 20, at most 1000)')
     .option('--page-after <id>', 'the next page: executions older than this one (the list prints the command)')
+    .option('--watch', `keep the list current until Ctrl-C (asked again every ${WATCH_INTERVAL_MS / 1000} s)`)
     .addHelpText(
       'after',
-      '\nFinished executions are kept for a while (the controller\'s execution_retention_hours and\nexecution_retention_max); the last page says when older ones were pruned.\n\nExamples:\n  $ grid-cli executions list\n  $ grid-cli executions list --job hello-world --state failed --limit 5 --output json\n  $ grid-cli executions list -o wide\n  $ grid-cli executions list --state running -o name | xargs -n1 grid-cli cancel\n  $ grid-cli executions list --state failed --page-after 01JD3V0Q8W4Z5M2K7T9XG6B1RA',
+      [
+        '',
+        "Finished executions are kept for a while (the controller's execution_retention_hours and",
+        'execution_retention_max); the last page says when older ones were pruned.',
+        '',
+        '--watch: on a terminal the table is redrawn in place; otherwise a new table is printed when an',
+        'execution starts or changes state, and with --output json one JSON array a line per change.',
+        `The controller streams single executions (WatchExecution) but not the list over gRPC, so the`,
+        `list is asked for every ${WATCH_INTERVAL_MS / 1000} s. Ctrl-C (or SIGTERM) ends it with exit 0.`,
+        '',
+        'Examples:',
+        '  $ grid-cli executions list',
+        '  $ grid-cli executions list --job hello-world --state failed --limit 5 --output json',
+        '  $ grid-cli executions list --state failed --page-after 01JD3V0Q8W4Z5M2K7T9XG6B1RA',
+        '  $ grid-cli executions list --job hello-world --watch',
+      ].join('\n'),
     )
     .action(
-      act(async (ctx, o: { job?: string; state?: string; limit?: string; pageAfter?: string }) => {
+      act(async (ctx, o: { job?: string; state?: string; limit?: string; pageAfter?: string; watch?: boolean }) => {
         const state = o.state !== undefined ? parseExecutionState(o.state) : ExecutionState.EXECUTION_STATE_UNSPECIFIED;
         const limit = o.limit !== undefined ? parsePositiveInt(o.limit, '--limit') : 0;
-        const res = await ctx.client().ctl.listExecutions({ job: o.job ?? '', state, limit, pageAfter: o.pageAfter ?? '' });
-        const filtered = o.job !== undefined || o.state !== undefined;
-        const empty = o.pageAfter ? '' : filtered ? 'no executions match' : 'no executions yet: grid-cli execute JOB starts one';
-        print(ctx, executionsShown(res.executions, empty), 'executions list');
-        for (const line of listFooter(res, o)) ctx.io.err(line);
+        if (o.watch && o.pageAfter !== undefined) {
+          throw new ValidationError('--page-after: cannot be used with --watch, which follows the newest executions; leave one out');
+        }
+        let footer: string[] = [];
+        const look = async (): Promise<ListView> => {
+          const res = await ctx.client().ctl.listExecutions({ job: o.job ?? '', state, limit, pageAfter: o.pageAfter ?? '' });
+          const list = res.executions;
+          footer = listFooter(res, o);
+          const filtered = o.job !== undefined || o.state !== undefined;
+          const empty = o.pageAfter ? '' : filtered ? 'no executions match' : 'no executions yet: grid-cli execute JOB starts one';
+          const shown = executionsShown(list, empty);
+          // DURATION of a running execution grows by itself: the records decide what changed.
+          return { text: render(ctx.output, shown, 'executions list') ?? '', json: shown.data, key: JSON.stringify(shown.data) };
+        };
+        if (o.watch) return watchList(ctx, 'grid-cli executions list', look);
+        const view = await look();
+        if (view.text) ctx.io.out(view.text);
+        if (ctx.output !== 'json') for (const line of footer) ctx.io.err(line);
       }),
     );
 
@@ -382,7 +424,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
     .description("print an execution's logs; --follow streams them until it ends and exits with its result")
     .argument('[id]', 'execution id')
     .option('--job-id <id>', 'same as ID (Octavius spelling)')
-    .option('--follow', 'keep streaming until the execution ends; exit 0 only if it succeeded')
+    .option('--follow', 'keep streaming until the execution ends; exit 0 if it succeeded, 1 failed, 4 timed out, 5 cancelled')
     .option('--executor <name>', "only this executor's logs (name or id)")
     .addHelpText(
       'after',
@@ -399,7 +441,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
         const final = await finalExecution(client, execId);
         if (final.state !== ExecutionState.EXECUTION_STATE_SUCCEEDED) {
           ctx.io.err(`execution ${execId} ${executionStateName(final.state)}${final.reason ? `: ${final.reason}` : ''}`);
-          throw new ExitWith(1);
+          throw new ExitWith(executionExitCode(final.state));
         }
       }),
     );

@@ -1,11 +1,16 @@
 // grid-cli executors list / describe / remove: the executor registry.
 
-import type { Command } from 'commander';
+import { Argument, type Command } from 'commander';
+import { completesWith } from '../completion/tree.js';
 import { executorJson as toJson, executorStateName as stateName } from '../../api/json.js';
 import type { Executor } from '../../gen/grid/v1/types.js';
 import type { Act } from '../main.js';
 import { duration, table, time } from '../output.js';
-import { print } from '../render.js';
+import { print, render, type Shown } from '../render.js';
+import { watchList, WATCH_INTERVAL_MS, type ListView } from '../watch.js';
+
+/** The column of `executors list` that changes by itself: left out when --watch compares lists. */
+const LAST_SEEN_COLUMN = 5;
 
 function ago(ms: number): string {
   return ms ? `${duration(Math.max(0, Date.now() - ms))} ago` : 'never';
@@ -20,36 +25,43 @@ export function registerExecutorCommands(program: Command, act: Act): void {
   executors
     .command('list')
     .description('list executors: name, id, groups, runners, state, last seen, running tasks')
-    .addHelpText('after', '\nExamples:\n  $ grid-cli executors list\n  $ grid-cli executors list -o wide\n  $ grid-cli executors list --output json')
+    .option('--watch', `keep the list current until Ctrl-C (asked again every ${WATCH_INTERVAL_MS / 1000} s)`)
+    .addHelpText(
+      'after',
+      [
+        '',
+        `--watch: on a terminal the table is redrawn in place; otherwise a new table is printed when an`,
+        `executor comes, goes or changes (state, running tasks: not just its last-seen time), and with`,
+        `--output json one JSON array a line per change. The controller has no stream of registry`,
+        `changes over gRPC, so the list is asked for every ${WATCH_INTERVAL_MS / 1000} s. Ctrl-C (or SIGTERM) ends it with exit 0.`,
+        '',
+        'Examples:',
+        '  $ grid-cli executors list',
+        '  $ grid-cli executors list -o wide',
+        '  $ grid-cli executors list --output json',
+        '  $ grid-cli executors list --watch',
+      ].join('\n'),
+    )
     .action(
-      act(async (ctx) => {
-        const { executors: list } = await ctx.client().ctl.listExecutors();
-        const empty = 'no executors registered yet: executor register adds one';
-        const headers = ['NAME', 'ID', 'GROUPS', 'RUNNERS', 'STATE', 'LAST SEEN', 'RUNNING'];
-        const row = (e: Executor) => [e.name, e.id, e.groups.join(',') || '-', e.runners.join(','), stateName(e.state), ago(e.lastSeenAtMs), e.runningTasks];
-        print(
-          ctx,
-          {
-            data: list.map(toJson),
-            names: list.map((e) => e.name),
-            text: () => (list.length ? table(headers, list.map(row)) : empty),
-            wide: () =>
-              list.length
-                ? table(
-                    [...headers, 'CONCURRENCY', 'LOAD', 'LABELS', 'VERSION'],
-                    list.map((e) => [...row(e), e.concurrency, e.load.toFixed(2), labelsOf(e, ','), e.version]),
-                  )
-                : empty,
-          },
-          'executors list',
-        );
+      act(async (ctx, o: { watch?: boolean }) => {
+        const look = async (): Promise<ListView> => {
+          const { executors: list } = await ctx.client().ctl.listExecutors();
+          return {
+            text: render(ctx.output, executorsShown(list), 'executors list') ?? '',
+            json: list.map(toJson),
+            key: JSON.stringify(list.map(row).map((r) => r.filter((_, i) => i !== LAST_SEEN_COLUMN))),
+          };
+        };
+        if (o.watch) return watchList(ctx, 'grid-cli executors list', look);
+        const view = await look();
+        if (view.text) ctx.io.out(view.text);
       }),
     );
 
   executors
     .command('describe')
     .description('show one executor')
-    .argument('<id-or-name>', 'executor id or name')
+    .addArgument(completesWith('executors', new Argument('<id-or-name>', 'executor id or name')))
     .addHelpText('after', '\nExample:\n  $ grid-cli executors describe web-1')
     .action(
       act(async (ctx, idOrName: string) => {
@@ -61,7 +73,7 @@ export function registerExecutorCommands(program: Command, act: Act): void {
   executors
     .command('remove')
     .description('remove an executor from the registry (admin); its next heartbeat is refused')
-    .argument('<id-or-name>', 'executor id or name')
+    .addArgument(completesWith('executors', new Argument('<id-or-name>', 'executor id or name')))
     .addHelpText('after', '\nExample:\n  $ grid-cli executors remove web-1')
     .action(
       act(async (ctx, idOrName: string) => {
@@ -70,6 +82,29 @@ export function registerExecutorCommands(program: Command, act: Act): void {
         print(ctx, { data: executor ? toJson(executor) : {}, names: executor ? [executor.name] : [], text }, 'executors remove');
       }),
     );
+}
+
+const HEADERS = ['NAME', 'ID', 'GROUPS', 'RUNNERS', 'STATE', 'LAST SEEN', 'RUNNING'];
+
+function row(e: Executor): Array<string | number> {
+  return [e.name, e.id, e.groups.join(',') || '-', e.runners.join(','), stateName(e.state), ago(e.lastSeenAtMs), e.runningTasks];
+}
+
+/** `grid-cli executors list` in every format; wide adds concurrency, load, labels and version. */
+export function executorsShown(list: Executor[]): Shown {
+  const empty = 'no executors registered yet: executor register adds one';
+  return {
+    data: list.map(toJson),
+    names: list.map((e) => e.name),
+    text: () => (list.length ? table(HEADERS, list.map(row)) : empty),
+    wide: () =>
+      list.length
+        ? table(
+            [...HEADERS, 'CONCURRENCY', 'LOAD', 'LABELS', 'VERSION'],
+            list.map((e) => [...row(e), e.concurrency, e.load.toFixed(2), labelsOf(e, ','), e.version]),
+          )
+        : empty,
+  };
 }
 
 function describeText(e: Executor): string {

@@ -1,6 +1,7 @@
 // grid-cli create / describe / list / delete: job definitions.
 
-import type { Command } from 'commander';
+import { Argument, Option, type Command } from 'commander';
+import { completesWith } from '../completion/tree.js';
 import { ValidationError } from '../../errors.js';
 import { jobJson, jobShown, jobsShown } from '../job-format.js';
 import { readJobFile } from '../job-file.js';
@@ -53,8 +54,8 @@ export function registerJobCommands(program: Command, act: Act): void {
   program
     .command('describe')
     .description('show a job definition: runner, command or image, timeout and its arguments')
-    .argument('[name]', 'job name')
-    .option('--job-name <name>', 'same as NAME (Octavius spelling)')
+    .addArgument(completesWith('jobs', new Argument('[name]', 'job name')))
+    .addOption(completesWith('jobs', new Option('--job-name <name>', 'same as NAME (Octavius spelling)')))
     .addHelpText(
       'after',
       [
@@ -90,7 +91,7 @@ export function registerJobCommands(program: Command, act: Act): void {
   program
     .command('delete')
     .description('delete a job definition (executions already made are kept)')
-    .argument('<name>', 'job name')
+    .addArgument(completesWith('jobs', new Argument('<name>', 'job name')))
     .addHelpText('after', '\nExamples:\n  $ grid-cli delete hello-world\n  $ grid-cli list -o name | grep ^tmp- | xargs -n1 grid-cli delete')
     .action(
       act(async (ctx, name: string) => {

@@ -10,6 +10,7 @@ import type { ControllerUseCases } from '../../use-cases.js';
 import { executionStateFromPb, executionToPb, executorToPb, jobInfoToPb } from './convert.js';
 import { executeAudit, executeInput, executeResponse } from './execute.js';
 import { clientStream, serverStream, unary, type HandlerContext } from './handlers.js';
+import { API_VERSION, VERSION } from '../../../version.js';
 
 /** The job a definition names, for the audit line of a create that may have been refused. */
 function jobNameIn(definitionJson: string): string | undefined {
@@ -40,7 +41,7 @@ export function controllerService(ctx: HandlerContext, uc: ControllerUseCases): 
       await uc.jobs.delete(who, req.name);
       return {};
     }, { action: 'job.delete', target: (req) => req.name }),
-    whoAmI: unary(ctx, 'WhoAmI', async (_req, who) => ({ name: who.name, role: who.role, groups: who.groups })),
+    whoAmI: unary(ctx, 'WhoAmI', async (_req, who) => ({ name: who.name, role: who.role, groups: who.groups, controllerVersion: VERSION, apiVersion: API_VERSION })),
     getHealth: unary(ctx, 'GetHealth', async (_req, who) => {
       if (!uc.health) throw new NotImplementedError('this controller does not report its health');
       const h = await uc.health.report(who);
