@@ -392,6 +392,8 @@ export function registerExecutionCommands(program: Command, act: Act): void {
         '  $ grid-cli executions list --job hello-world --state failed --limit 5 --output json',
         '  $ grid-cli executions list --state failed --page-after 01JD3V0Q8W4Z5M2K7T9XG6B1RA',
         '  $ grid-cli executions list --job hello-world --watch',
+        '  $ grid-cli executions list -o wide',
+        '  $ grid-cli executions list --state running -o name | xargs -n1 grid-cli cancel',
       ].join('\n'),
     )
     .action(
