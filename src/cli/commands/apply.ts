@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import type { GridClient } from '../../client/client.js';
 import type { JobDefinition } from '../../domain/job.js';
 import { validateJobDefinition } from '../../domain/jobdef.js';
-import { ConflictError, FailedPreconditionError, NotFoundError, StaleVersionError, ValidationError } from '../../errors.js';
+import { AlreadyExistsError, ConflictError, FailedPreconditionError, NotFoundError, StaleVersionError, ValidationError } from '../../errors.js';
 import type { JobInfo } from '../../gen/grid/v1/types.js';
 import { definitionOf, jobJson } from '../job-format.js';
 import { readJobFile, type JobFile } from '../job-file.js';
@@ -15,12 +15,15 @@ import { print } from '../render.js';
 
 export type ApplyOutcome = 'created' | 'configured' | 'unchanged';
 
+/** The calls apply makes. */
+export type ApplyClient = { ctl: Pick<GridClient['ctl'], 'describeJob' | 'createJob'> };
+
 /**
  * Creates the job, replaces it, or leaves it when the stored definition already equals the
  * file's. With `version` in the file, it replaces only while the stored version is still that
  * one; otherwise a StaleVersionError says what it is now.
  */
-export async function applyJob(client: GridClient, file: JobFile): Promise<{ outcome: ApplyOutcome; job: JobInfo }> {
+export async function applyJob(client: ApplyClient, file: JobFile, racedCreate = false): Promise<{ outcome: ApplyOutcome; job: JobInfo }> {
   const name = file.definition.name;
   const stored = await client.ctl.describeJob(name).catch((err: unknown) => {
     if (err instanceof NotFoundError) return undefined;
@@ -33,8 +36,14 @@ export async function applyJob(client: GridClient, file: JobFile): Promise<{ out
         `apply: job "${name}" does not exist, but ${file.source} names version ${file.version}; remove the version field to create it`,
       );
     }
-    const res = await client.ctl.createJob({ definitionJson, replace: false, expectedVersion: 0 });
-    return { outcome: 'created', job: res.job! };
+    try {
+      const res = await client.ctl.createJob({ definitionJson, replace: false, expectedVersion: 0 });
+      return { outcome: 'created', job: res.job! };
+    } catch (err) {
+      // Another writer created it since it was looked up: without a version, replace theirs (once).
+      if (!(err instanceof AlreadyExistsError) || racedCreate) throw err;
+      return applyJob(client, file, true);
+    }
   }
   if (sameDefinition(file.definition, definitionOf(stored))) return { outcome: 'unchanged', job: stored };
   if (file.version !== undefined && file.version !== stored.version) throw stale(file, stored.version);
