@@ -66,5 +66,3 @@ async function controllerNames(kind: NameKind, g: GlobalOptions, io: CliIO): Pro
     ctx.close();
   }
 }
-
-
