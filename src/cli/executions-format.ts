@@ -5,7 +5,8 @@ import { ValidationError } from '../errors.js';
 import { ExecutionState, TaskState, type Execution, type Task } from '../gen/grid/v1/types.js';
 import { didYouMean } from '../util/suggest.js';
 import { duration, table, time } from './output.js';
-import { executionStateName, taskStateName } from '../api/json.js';
+import type { Shown } from './render.js';
+import { executionJson, executionStateName, statusJson, taskStateName } from '../api/json.js';
 
 // The JSON shapes are shared with the HTTP door.
 export { executionJson, executionStateName, statusJson, taskStateName, workersMap, type WorkerJson } from '../api/json.js';
@@ -137,10 +138,27 @@ export function tasksTable(e: Execution, now: number = Date.now()): string {
   );
 }
 
-/** `grid-cli executions list` in table mode. */
-export function executionsTable(list: Execution[], now: number = Date.now()): string {
+/** `grid-cli executions list` in table mode; `wide` adds the job's version, target, requester and reason. */
+export function executionsTable(list: Execution[], now: number = Date.now(), wide = false): string {
+  const base = (e: Execution) => [e.id, e.job, executionStateName(e.state), taskSummary(e.tasks), time(e.createdAtMs), executionDuration(e, now)];
+  if (!wide) return table(['ID', 'JOB', 'STATE', 'TASKS', 'CREATED', 'DURATION'], list.map(base));
   return table(
-    ['ID', 'JOB', 'STATE', 'TASKS', 'CREATED', 'DURATION'],
-    list.map((e) => [e.id, e.job, executionStateName(e.state), taskSummary(e.tasks), time(e.createdAtMs), executionDuration(e, now)]),
+    ['ID', 'JOB', 'STATE', 'TASKS', 'CREATED', 'DURATION', 'VERSION', 'TARGET', 'REQUESTER', 'REASON'],
+    list.map((e) => [...base(e), e.jobVersion || undefined, e.target, e.requester, e.reason]),
   );
+}
+
+/** `grid-cli executions list` in every format; `empty` is what the table says of an empty page. */
+export function executionsShown(list: Execution[], empty: string): Shown {
+  return {
+    data: list.map(executionJson),
+    names: list.map((e) => e.id),
+    text: () => (list.length ? executionsTable(list) : empty),
+    wide: () => (list.length ? executionsTable(list, Date.now(), true) : empty),
+  };
+}
+
+/** `grid-cli status` (and execute --wait's last word) in every format. */
+export function statusShown(e: Execution): Shown {
+  return { data: statusJson(e), names: [e.id], text: () => statusText(e) };
 }

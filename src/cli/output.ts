@@ -1,6 +1,5 @@
-// How grid-cli prints: aligned tables for people, JSON for scripts.
-
-export type OutputFormat = 'table' | 'json';
+// How grid-cli prints: aligned tables for people, JSON for scripts (render.ts picks the format).
+// No Node imports here: the dashboard uses time and duration too.
 
 export function table(headers: string[], rows: Array<Array<string | number | undefined>>): string {
   const cells = [headers, ...rows.map((r) => r.map((c) => (c === undefined || c === '' ? '-' : String(c))))];
