@@ -78,6 +78,25 @@ export class ConflictError extends GridError {
   }
 }
 
+/**
+ * A write made from a version of a record that is no longer the stored one (`apply` of a file
+ * whose `version` another writer has moved past): read it again and redo the edit.
+ */
+export class StaleVersionError extends ConflictError {
+  constructor(
+    what: string,
+    id: string,
+    readonly expected: number,
+    /** The stored version now; undefined when the record has been deleted since. */
+    readonly current: number | undefined,
+    opts: { subject?: string; hint: string },
+  ) {
+    super(what, id);
+    const since = current === undefined ? `was deleted since version ${expected}` : `was changed since version ${expected} (it is now version ${current})`;
+    this.message = `${opts.subject ? `${opts.subject}: ` : ''}${what} "${id}" ${since}; ${opts.hint}`;
+  }
+}
+
 export class UnauthenticatedError extends GridError {
   readonly kind = 'unauthenticated';
 }

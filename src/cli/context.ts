@@ -4,7 +4,7 @@
 import { readCaFile, type ClientTls } from '../tls/grpc.js';
 import { GridClient } from '../client/client.js';
 import { loadClientConfig, type ClientConfig } from '../config/client.js';
-import type { OutputFormat } from './output.js';
+import type { OutputFormat } from '../config/client.js';
 import type { CliStdin } from './arg-values.js';
 import { ValidationError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';

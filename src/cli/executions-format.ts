@@ -6,7 +6,8 @@ import { ExecutionState, TaskState, type Execution, type Task } from '../gen/gri
 import { didYouMean } from '../util/suggest.js';
 import { plain, type Paint } from './colour.js';
 import { duration, table, time } from './output.js';
-import { executionStateName, taskStateName } from '../api/json.js';
+import type { Shown } from './render.js';
+import { executionJson, executionStateName, statusJson, taskStateName } from '../api/json.js';
 
 // The JSON shapes are shared with the HTTP door.
 export { executionJson, executionStateName, statusJson, taskStateName, workersMap, type WorkerJson } from '../api/json.js';
@@ -138,10 +139,27 @@ export function tasksTable(e: Execution, now: number = Date.now(), paint: Paint 
   );
 }
 
-/** `grid-cli executions list` in table mode; `paint` colours the states. */
-export function executionsTable(list: Execution[], now: number = Date.now(), paint: Paint = plain): string {
+/** `grid-cli executions list` in table mode; `wide` adds the job's version, target, requester and reason; `paint` colours the states. */
+export function executionsTable(list: Execution[], now: number = Date.now(), wide = false, paint: Paint = plain): string {
+  const base = (e: Execution) => [e.id, e.job, paint(executionStateName(e.state)), taskSummary(e.tasks), time(e.createdAtMs), executionDuration(e, now)];
+  if (!wide) return table(['ID', 'JOB', 'STATE', 'TASKS', 'CREATED', 'DURATION'], list.map(base));
   return table(
-    ['ID', 'JOB', 'STATE', 'TASKS', 'CREATED', 'DURATION'],
-    list.map((e) => [e.id, e.job, paint(executionStateName(e.state)), taskSummary(e.tasks), time(e.createdAtMs), executionDuration(e, now)]),
+    ['ID', 'JOB', 'STATE', 'TASKS', 'CREATED', 'DURATION', 'VERSION', 'TARGET', 'REQUESTER', 'REASON'],
+    list.map((e) => [...base(e), e.jobVersion || undefined, e.target, e.requester, e.reason]),
   );
+}
+
+/** `grid-cli executions list` in every format; `empty` is what the table says of an empty page. */
+export function executionsShown(list: Execution[], empty: string, paint: Paint = plain): Shown {
+  return {
+    data: list.map(executionJson),
+    names: list.map((e) => e.id),
+    text: () => (list.length ? executionsTable(list, Date.now(), false, paint) : empty),
+    wide: () => (list.length ? executionsTable(list, Date.now(), true, paint) : empty),
+  };
+}
+
+/** `grid-cli status` (and execute --wait's last word) in every format. */
+export function statusShown(e: Execution, paint: Paint = plain): Shown {
+  return { data: statusJson(e), names: [e.id], text: () => statusText(e, Date.now(), paint) };
 }

@@ -3,7 +3,9 @@
 
 import { Command, CommanderError, Option } from 'commander';
 import { clientExitCode, ExitCode, GridError } from '../errors.js';
+import { OUTPUTS } from './render.js';
 import { buildContext, type CliContext, type CliIO, type GlobalOptions } from './context.js';
+import { registerApplyCommand } from './commands/apply.js';
 import { registerCompletionCommands } from './commands/completion.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerExecutionCommands } from './commands/executions.js';
@@ -33,7 +35,7 @@ export function buildProgram(io: CliIO): Command {
     .description('Operate GRID: define jobs, execute them on fleets of executors, follow their logs.')
     .addOption(new Option('--controller <host:port>', 'controller address (env GRID_CONTROLLER)'))
     .addOption(new Option('--token <token>', 'bearer token (env GRID_TOKEN)'))
-    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']))
+    .addOption(new Option('-o, --output <format>', 'output format (env GRID_OUTPUT): table, wide (more columns), json, yaml, or name (one per line)').choices(OUTPUTS))
     .addOption(new Option('--config <file>', 'client config file (env GRID_CLIENT_CONFIG)'))
     .addOption(new Option('--request-timeout <duration>', 'deadline of each call to the controller: 30s, 2m or seconds (env GRID_TIMEOUT_MS; default 15s)'))
     .addOption(new Option('-V, --version', 'print the versions of grid-cli, its API and the controller it talks to'))
@@ -69,6 +71,7 @@ export function buildProgram(io: CliIO): Command {
 
   registerConfigCommands(program, act);
   registerJobCommands(program, act);
+  registerApplyCommand(program, act);
   registerExecutionCommands(program, act);
   registerExecutorCommands(program, act);
   registerFileCommands(program, act);

@@ -1,7 +1,5 @@
-// How grid-cli prints: aligned tables for people, JSON for scripts. The dashboard borrows the
-// time and duration formats, so this file stays free of node: modules.
-
-export type OutputFormat = 'table' | 'json';
+// How grid-cli prints: aligned tables for people, JSON for scripts (render.ts picks the format).
+// No Node imports here: the dashboard uses time and duration too.
 
 /** The colour escapes grid-cli writes (SGR: ESC [ … m); they take no room on the screen. */
 const SGR = /\x1b\[[0-9;]*m/g;

@@ -15,7 +15,8 @@ import { envWithSecretFiles, inlineSecretFile } from './secret-files.js';
 import { ConfigError } from '../errors.js';
 import { decodeLayer, envLayer, resolveLayers, t, type Env, type LoadOptions } from './schema.js';
 
-export const OUTPUTS = ['table', 'json'] as const;
+/** grid-cli's -o: tables (wide: more columns), JSON or YAML records, or one name per line. */
+export const OUTPUTS = ['table', 'wide', 'json', 'yaml', 'name'] as const;
 export type OutputFormat = (typeof OUTPUTS)[number];
 
 export interface ClientConfig {

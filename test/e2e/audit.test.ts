@@ -9,8 +9,10 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GridClient } from '../../src/client/client.js';
 import type { AuditLine } from '../../src/controller/audit.js';
 import { readExecutorState, registerExecutor, startExecutor, stopExecutors, writeExecutorConfig } from '../harness/executor-process.js';
+import { testClientTls } from '../harness/grpc-tls.js';
 import { expectOk } from '../harness/pipeline-fleet.js';
 import { cleanupProcesses, REGISTRATION_TOKEN, runCli, startController, tempDir, TOKENS, type RunningController, type RunResult } from '../harness/processes.js';
 import { startServers, uniqueName, type TestServers } from '../harness/servers.js';
@@ -88,7 +90,13 @@ describe('the audit log', () => {
     expectRefused(await cli(['create', defPath, '--replace'], TOKENS.operator, {
       who: operator('operator'), action: 'job.replace', target: job, result: 'permission_denied', error: /operator \(role operator\) may not change jobs/,
     }));
-    expectRefused(await cli(['create', badPath, '--replace'], TOKENS.admin, { who: operator('admin'), action: 'job.replace', target: job, result: 'validation', error: /command/ }));
+    // grid-cli checks a file before it sends it: the bad one goes straight over gRPC, as any client could send it.
+    const badCreate = await cli(['create', badPath, '--replace'], TOKENS.admin);
+    expect(badCreate.code).toBe(2);
+    const admin = new GridClient({ address: controller.address, token: TOKENS.admin, timeoutMs: 10_000, tls: testClientTls() });
+    await expect(admin.ctl.createJob({ definitionJson: readFileSync(badPath, 'utf8'), replace: true, expectedVersion: 0 })).rejects.toThrow(/command/);
+    admin.close();
+    expected.push({ via: 'grpc', who: operator('admin'), action: 'job.replace', target: job, result: 'validation', error: /command/ });
     expectRefused(await cli(['create', defPath], WRONG_TOKEN, { who: anonymous, action: 'job.create', target: job, result: 'unauthenticated', error: /token was not accepted/ }));
     // Read-only calls: no line.
     expectOk(await cli(['list'], TOKENS.viewer));

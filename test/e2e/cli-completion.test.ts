@@ -79,7 +79,7 @@ describe('grid-cli completion bash', () => {
   it('completes subcommands and options from the command tree', () => {
     expect(complete(['grid-cli', 'exe'])).toEqual(['execute', 'executions', 'executors']);
     expect(complete(['grid-cli', 'execute', '--ta'])).toEqual(['--target']);
-    expect(complete(['grid-cli', '--output', ''])).toEqual(['json', 'table']);
+    expect(complete(['grid-cli', '--output', ''])).toEqual(['json', 'name', 'table', 'wide', 'yaml']);
     expect(complete(['grid-cli', 'completion', ''])).toEqual(['bash', 'fish', 'zsh']);
   });
 

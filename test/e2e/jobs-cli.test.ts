@@ -78,21 +78,19 @@ describe('job definitions through grid-cli', () => {
   });
 
   it('gives parseable JSON for list and describe with --output json', async () => {
-    const list = JSON.parse(expectOk(await cli(['--output', 'json', 'list']))) as Array<{ definition: { name: string }; version: number }>;
+    const list = JSON.parse(expectOk(await cli(['--output', 'json', 'list']))) as Array<{ name: string; version: number }>;
     expect(Array.isArray(list)).toBe(true);
-    const hello = list.find((j) => j.definition.name === 'hello-world');
-    expect(hello).toMatchObject({ version: 1, definition: { runner: 'host', command: ['echo', 'hello {{NAME}}'] } });
+    const hello = list.find((j) => j.name === 'hello-world');
+    expect(hello).toMatchObject({ version: 1, runner: 'host', command: ['echo', 'hello {{NAME}}'] });
 
     const job = JSON.parse(expectOk(await cli(['describe', 'hello-world', '--output', 'json'])));
+    // metadata.json's field names, plus the version: what create and apply take back.
     expect(job).toMatchObject({
+      name: 'hello-world',
       version: 1,
-      createdBy: 'admin',
-      definition: {
-        name: 'hello-world',
-        runner: 'host',
-        timeoutSeconds: 30,
-        envVars: { args: [{ name: 'NAME', required: false, default: 'world' }] },
-      },
+      runner: 'host',
+      timeout_seconds: 30,
+      env_vars: { args: [{ name: 'NAME', required: false, default: 'world' }] },
     });
   });
 
@@ -108,11 +106,11 @@ describe('job definitions through grid-cli', () => {
     expect(described).toMatch(/^Secrets:\nNAME\s+REQUIRED\s+DESCRIPTION\nREPORT_DB_PASSWORD\s+no\s+password of the reporting database$/m);
 
     const job = JSON.parse(expectOk(await cli(['--output', 'json', 'describe', '--job-name', 'octavius-report'])));
-    expect(job.definition).toMatchObject({
+    expect(job).toMatchObject({
       author: 'Ada Lovelace',
       contributors: ['Grace Hopper', 'Alan Turing'],
       organization: 'data-platform',
-      authorizedGroups: ['data-team'],
+      authorized_groups: ['data-team'],
     });
   });
 
@@ -123,15 +121,15 @@ describe('job definitions through grid-cli', () => {
     writeFileSync(path, JSON.stringify({ ...def, description: 'second edition' }));
     expect(expectOk(await cli(['create', '--replace', path]))).toBe(`replaced job ${def.name} (version 2)\n`);
     const job = JSON.parse(expectOk(await cli(['--output', 'json', 'describe', String(def.name)])));
-    expect(job).toMatchObject({ version: 2, definition: { description: 'second edition' } });
+    expect(job).toMatchObject({ version: 2, description: 'second edition' });
   });
 });
 
 describe('bad input: one line on stderr and the right exit code', () => {
-  it('malformed JSON: exit 2, names line and column', async () => {
+  it('malformed JSON: exit 2, names file, line and column', async () => {
     const path = jobFile('{\n  "name": "broken",\n  "command": ["echo"]\n  "timeout_seconds": 5\n}\n');
     const line = expectOneLineError(await cli(['create', path]), 2);
-    expect(line).toMatch(/line 4, column 3/);
+    expect(line).toContain(`${path}:4:3: unexpected`);
   });
 
   it('missing name: exit 2, names the field', async () => {
@@ -140,8 +138,9 @@ describe('bad input: one line on stderr and the right exit code', () => {
   });
 
   it('wrong type: exit 2, names the field and the value', async () => {
-    const line = expectOneLineError(await cli(['create', jobFile(hostJob({ timeout_seconds: '30' }))]), 2);
-    expect(line).toMatch(/timeout_seconds/);
+    const path = jobFile(hostJob({ timeout_seconds: '30' }));
+    const line = expectOneLineError(await cli(['create', path]), 2);
+    expect(line).toContain(`${path}:7:22: timeout_seconds`);
     expect(line).toMatch(/"30"/);
   });
 

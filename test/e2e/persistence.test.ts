@@ -49,10 +49,10 @@ function jobFile(def: Record<string, unknown>): string {
 }
 
 interface JobJson {
+  name: string;
   version: number;
-  createdAtMs: number;
-  updatedAtMs: number;
-  definition: { name: string; description: string; command: string[] };
+  description: string;
+  command: string[];
 }
 
 async function describeJson(c: RunningController, name: string): Promise<JobJson> {
@@ -76,7 +76,7 @@ describe('job definitions are stored in etcd', () => {
     const second = await start(prefix);
     const after = await describeJson(second, name);
     expect(after).toEqual(before);
-    expect(after.definition).toMatchObject({ description: 'v2', command: ['echo', 'two'] });
+    expect(after).toMatchObject({ description: 'v2', command: ['echo', 'two'] });
     expect(expectOk(await cli(second, ['list']))).toMatch(new RegExp(`^${name}\\s+host\\s+2\\s`, 'm'));
   });
 
@@ -90,7 +90,7 @@ describe('job definitions are stored in etcd', () => {
     expectOk(await cli(a, ['create', path]));
 
     const listed = JSON.parse(expectOk(await cli(b, ['--output', 'json', 'list']))) as JobJson[];
-    expect(listed.map((j) => j.definition.name)).toEqual([name]);
+    expect(listed.map((j) => j.name)).toEqual([name]);
 
     // Writes through either one are seen by the other, and the version check spans both.
     const dup = await cli(b, ['create', path]);
@@ -98,7 +98,7 @@ describe('job definitions are stored in etcd', () => {
     expect(dup.stderr).toMatch(/already exists/);
     writeFileSync(path, JSON.stringify({ name, description: 'changed through b', command: ['echo', 'shared'] }));
     expectOk(await cli(b, ['create', '--replace', path]));
-    expect(await describeJson(a, name)).toMatchObject({ version: 2, definition: { description: 'changed through b' } });
+    expect(await describeJson(a, name)).toMatchObject({ version: 2, description: 'changed through b' });
 
     // A controller on another prefix sees none of it.
     const other = await start(uniquePrefix());

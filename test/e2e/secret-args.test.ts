@@ -39,6 +39,11 @@ function writeJob(def: Record<string, unknown>): string {
   return path;
 }
 
+/** The column, in writeJob's one-line file, where `text` starts: grid-cli points each problem there. */
+function column(def: Record<string, unknown>, text: string): number {
+  return JSON.stringify(def).indexOf(text) + 1;
+}
+
 beforeAll(async () => {
   servers = await startServers();
   controller = await startController({ natsUrl: servers.natsUrl, etcdEndpoint: servers.etcdEndpoint });
@@ -149,17 +154,19 @@ describe('secret arguments and the process list', () => {
 
 describe('definitions refused at create', () => {
   it('a secret in argv, with the field path', async () => {
-    const path = writeJob({ name: uniqueName('argv'), command: ['mysqldump', '-p{{DB_PASSWORD}}'], env_vars: { secrets: [{ name: 'DB_PASSWORD' }] } });
+    const def = { name: uniqueName('argv'), command: ['mysqldump', '-p{{DB_PASSWORD}}'], env_vars: { secrets: [{ name: 'DB_PASSWORD' }] } };
+    const path = writeJob(def);
     const line = expectOneLineError(await cli(['create', path], { as: 'admin' }), 2);
     expect(line).toBe(
-      'error: command[1]: {{DB_PASSWORD}} is a secret argument and would be visible in the process list; read it from the environment as $DB_PASSWORD',
+      `error: ${path}:1:${column(def, '"-p{{')}: command[1]: {{DB_PASSWORD}} is a secret argument and would be visible in the process list; read it from the environment as $DB_PASSWORD`,
     );
   });
 
   it('LD_PRELOAD as an argument, with the field path; allowed only through allow_env', async () => {
     const def = { name: uniqueName('preload'), command: ['true'], env_vars: { args: [{ name: 'MODE' }, { name: 'LD_PRELOAD' }] } };
-    const line = expectOneLineError(await cli(['create', writeJob(def)], { as: 'admin' }), 2);
-    expect(line).toMatch(/^error: env_vars\.args\[1\]\.name: "LD_PRELOAD" changes how the process loads or finds code/);
+    const path = writeJob(def);
+    const line = expectOneLineError(await cli(['create', path], { as: 'admin' }), 2);
+    expect(line.startsWith(`error: ${path}:1:${column(def, '"LD_PRELOAD"')}: env_vars.args[1].name: "LD_PRELOAD" changes how the process loads or finds code`), line).toBe(true);
     const allowed = await cli(['create', writeJob({ ...def, allow_env: ['LD_PRELOAD'] })], { as: 'admin' });
     expect(allowed.code, allowed.stderr).toBe(0);
   });

@@ -32,8 +32,9 @@ function execution(state: ExecutionState, tasks: Task[], id = '01JD3V0Q8W4Z5M2K7
 }
 
 describe('when grid-cli colours', () => {
-  it('on a terminal, for a table', () => {
+  it('on a terminal, for a table (wide too)', () => {
     expect(colourWanted(tty(), 'table')).toBe(true);
+    expect(colourWanted(tty(), 'wide')).toBe(true);
   });
 
   it('not with NO_COLOR set to anything (an empty NO_COLOR counts as unset)', () => {
@@ -42,9 +43,9 @@ describe('when grid-cli colours', () => {
     expect(colourWanted(tty({ NO_COLOR: '' }), 'table')).toBe(true);
   });
 
-  it('not when the output is not a terminal, and never for JSON', () => {
+  it('not when the output is not a terminal, and never for JSON, YAML or names', () => {
     expect(colourWanted(pipe(), 'table')).toBe(false);
-    expect(colourWanted(tty(), 'json')).toBe(false);
+    for (const output of ['json', 'yaml', 'name'] as const) expect(colourWanted(tty(), output)).toBe(false);
     expect(colourWanted(pipe({ FORCE_COLOR: '1' }), 'json')).toBe(false);
   });
 
@@ -93,7 +94,7 @@ describe('coloured tables', () => {
     expect(status).toContain(`State:     ${RED}FAILED`);
     expect(status).toMatch(new RegExp(`web-1 +\\x1b\\[32mSUCCEEDED`));
     expect(stripVTControlCharacters(status)).toBe(statusText(failed, T0 + 5000));
-    const list = executionsTable([failed, running], T0 + 5000, onTTY);
+    const list = executionsTable([failed, running], T0 + 5000, false, onTTY);
     expect(list).toContain(`${RED}FAILED`);
     expect(list).toContain(`${CYAN}RUNNING`);
     expect(stripVTControlCharacters(list)).toBe(executionsTable([failed, running], T0 + 5000));

@@ -13,6 +13,13 @@ import {
   workersMap,
 } from '../../src/cli/executions-format.js';
 import { parseCountOrPercent, parseDuration, parsePositiveInt, parseSeconds, parseSince, parseWholeNumber } from '../../src/cli/flags.js';
+import { executionsShown, statusShown } from '../../src/cli/executions-format.js';
+import { jobJson, jobShown, jobsShown } from '../../src/cli/job-format.js';
+import { OUTPUTS, render, type Shown } from '../../src/cli/render.js';
+import { jobInfoToPb } from '../../src/controller/doors/grpc/convert.js';
+import { parseJobDefinition } from '../../src/domain/jobdef.js';
+import type { StoredJob } from '../../src/domain/job.js';
+import { parse as parseYaml } from 'yaml';
 
 const T0 = Date.UTC(2026, 10, 22, 2, 37, 24);
 
@@ -232,5 +239,141 @@ describe('status', () => {
     const e = execution(threeTasks);
     const j = executionJson(e);
     expect({ ...j, state: e.state, tasks: e.tasks }).toEqual(e);
+  });
+});
+
+/** A job as the controller sends it, from a metadata.json object. */
+function jobInfo(def: Record<string, unknown>, version = 4) {
+  const stored: StoredJob = {
+    definition: parseJobDefinition(JSON.stringify(def)),
+    version,
+    created_by: 'admin',
+    created_at_ms: T0,
+    updated_by: 'ops',
+    updated_at_ms: T0 + 60_000,
+  };
+  return jobInfoToPb(stored);
+}
+
+const hello = {
+  name: 'hello-world',
+  description: 'says hello',
+  command: ['echo', 'hello {{NAME}}'],
+  timeout_seconds: 30,
+  on_lost: 'fail',
+  env_vars: { secrets: [], args: [{ name: 'NAME', description: 'who to greet', required: false, default: 'world' }] },
+};
+
+const podJob = {
+  name: 'report',
+  description: 'a pod',
+  image_name: 'registry.example.com/report:1.0',
+  resources: { requests: { cpu: '500m' }, limits: { memory: '1Gi' } },
+  node_selector: { 'kubernetes.io/arch': 'amd64' },
+  tolerations: [{ key: 'gpu', operator: 'Exists', effect: 'NoSchedule' }],
+  security_context: { run_as_user: 1000 },
+};
+
+describe('output formats', () => {
+  const shown: Shown = { data: [{ name: 'a', n: 1 }], names: ['a', 'b'], text: () => 'TABLE', wide: () => 'WIDE TABLE' };
+
+  it('table, wide, json, yaml and name, and nothing else', () => {
+    expect(OUTPUTS).toEqual(['table', 'wide', 'json', 'yaml', 'name']);
+    expect(render('table', shown, 'list')).toBe('TABLE');
+    expect(render('wide', shown, 'list')).toBe('WIDE TABLE');
+    expect(render('wide', { ...shown, wide: undefined }, 'list')).toBe('TABLE');
+    expect(render('json', shown, 'list')).toBe('[\n  {\n    "name": "a",\n    "n": 1\n  }\n]');
+    expect(render('yaml', shown, 'list')).toBe('- name: a\n  n: 1');
+    expect(render('name', shown, 'list')).toBe('a\nb');
+    expect(render('name', { ...shown, names: [] }, 'list')).toBeUndefined();
+  });
+
+  it('name of a command that prints nothing with a name is a usage error naming the valid formats', () => {
+    const msg = validationMessage(() => render('name', { data: {}, text: () => '' }, 'health'));
+    expect(msg).toBe('--output: grid-cli health prints nothing with a name; use one of table, wide, json, yaml');
+  });
+
+  it('yaml is the json object: undefined fields dropped, strings that look like numbers quoted', () => {
+    const data = { a: undefined, mode: '0644', yes: 'yes', n: 3, list: [] };
+    expect(parseYaml(render('yaml', { data, text: () => '' }, 'x')!)).toEqual(JSON.parse(render('json', { data, text: () => '' }, 'x')!));
+  });
+});
+
+describe('jobs in every format', () => {
+  it("json and yaml: metadata.json's field names, name and version first, every stored field", () => {
+    const info = jobInfo({ ...hello, ...podJob, name: 'report', command: undefined, on_lost: 'retry', runner: 'kubernetes' });
+    const j = jobJson(info);
+    expect(Object.keys(j).slice(0, 2)).toEqual(['name', 'version']);
+    expect(j).toMatchObject({
+      name: 'report',
+      version: 4,
+      image_name: 'registry.example.com/report:1.0',
+      timeout_seconds: 30,
+      on_lost: 'retry',
+      resources: podJob.resources,
+      node_selector: podJob.node_selector,
+      tolerations: podJob.tolerations,
+      security_context: podJob.security_context,
+    });
+    expect(JSON.stringify(j)).not.toMatch(/imageName|timeoutSeconds|envVars/);
+    const yaml = render('yaml', jobShown(info), 'describe')!;
+    expect(yaml).toMatch(/^name: report\nversion: 4\n/);
+    expect(yaml).toMatch(/^node_selector:\n {2}kubernetes\.io\/arch: amd64$/m);
+    // What describe prints is a definition again, once version is taken off.
+    const { version, ...def } = parseYaml(yaml) as Record<string, unknown>;
+    expect(version).toBe(4);
+    expect(parseJobDefinition(JSON.stringify(def))).toEqual(parseJobDefinition(info.definitionJson));
+  });
+
+  it('a controller without definition_json: the message rebuilt in the same names', () => {
+    const info = { ...jobInfo(hello), definitionJson: '' };
+    expect(jobJson(info)).toEqual({ ...parseJobDefinition(JSON.stringify(hello)), on_lost: undefined, version: 4 });
+  });
+
+  it('list: table, wide with more columns, names, and json/yaml as a list of jobs', () => {
+    const jobs = [jobInfo(hello, 2), jobInfo(podJob, 1)];
+    const s = jobsShown(jobs);
+    expect(render('table', s, 'list')).toBe(
+      [
+        'NAME         RUNNER      VERSION  UPDATED               DESCRIPTION',
+        'hello-world  host        2        2026-11-22 02:38:24Z  says hello',
+        'report       kubernetes  1        2026-11-22 02:38:24Z  a pod',
+      ].join('\n'),
+    );
+    expect(render('wide', s, 'list')).toBe(
+      [
+        'NAME         RUNNER      VERSION  UPDATED               UPDATED BY  TARGET  TIMEOUT  ARGS  RUNS                             DESCRIPTION',
+        "hello-world  host        2        2026-11-22 02:38:24Z  ops         -       30s      NAME  echo 'hello {{NAME}}'            says hello",
+        'report       kubernetes  1        2026-11-22 02:38:24Z  ops         -       -        -     registry.example.com/report:1.0  a pod',
+      ].join('\n'),
+    );
+    expect(render('name', s, 'list')).toBe('hello-world\nreport');
+    expect((JSON.parse(render('json', s, 'list')!) as Array<{ name: string; version: number }>).map((j) => [j.name, j.version])).toEqual([
+      ['hello-world', 2],
+      ['report', 1],
+    ]);
+    expect(render('table', jobsShown([]), 'list')).toBe('no jobs yet: grid-cli create FILE adds one');
+    expect(render('name', jobsShown([]), 'list')).toBeUndefined();
+    expect(render('json', jobsShown([]), 'list')).toBe('[]');
+  });
+
+  it('describe shows the fields the JobDefinition message lacks', () => {
+    const text = render('table', jobShown(jobInfo(podJob)), 'describe')!;
+    expect(text).toMatch(/^Resources:\s+requests cpu=500m; limits memory=1Gi$/m);
+    expect(text).toMatch(/^Node selector:\s+kubernetes\.io\/arch=amd64$/m);
+    expect(text).toMatch(/^Tolerations:\s+gpu exists:NoSchedule$/m);
+    expect(render('table', jobShown(jobInfo(hello)), 'describe')).toMatch(/^On lost:\s+fail$/m);
+  });
+});
+
+describe('executions in every format', () => {
+  it('list: wide adds version, target, requester and reason; name gives the ids', () => {
+    const list = [execution(threeTasks)];
+    const s = executionsShown(list, 'no executions yet');
+    expect(render('wide', s, 'executions list')!.split('\n')[0]).toMatch(/^ID\s+JOB\s+STATE\s+TASKS\s+CREATED\s+DURATION\s+VERSION\s+TARGET\s+REQUESTER\s+REASON$/);
+    expect(render('wide', s, 'executions list')!.split('\n')[1]).toMatch(/\s2\s+all\s+dev-admin\s+1 of 3 executors failed$/);
+    expect(render('name', s, 'executions list')).toBe('01JD3V0Q8W4Z5M2K7T9XG6B1RA');
+    expect(render('table', executionsShown([], 'no executions yet'), 'executions list')).toBe('no executions yet');
+    expect(parseYaml(render('yaml', statusShown(list[0]!), 'status')!)).toEqual(JSON.parse(render('json', statusShown(list[0]!), 'status')!));
   });
 });

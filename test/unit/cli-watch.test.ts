@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import type { CliContext } from '../../src/cli/context.js';
-import type { OutputFormat } from '../../src/cli/output.js';
+import type { OutputFormat } from '../../src/cli/render.js';
 import { watchList, type ListView } from '../../src/cli/watch.js';
 
 /** Runs watchList over `views` (one per look) and returns what it printed. */

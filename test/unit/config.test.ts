@@ -402,7 +402,12 @@ describe('client config', () => {
     saveClientConfig(path, { output: 'json' });
     expect(loadClientConfig({ file: path, env: {} })).toEqual({ controller: 'grid:7070', token: TOKEN, output: 'json', timeout_ms: 15000, ca_file: '', plaintext: false, nats_servers: [], nats_creds: '', nats_ca_file: '' });
     expect(statSync(path).mode & 0o777).toBe(0o600);
-    expect(configError(() => saveClientConfig(path, { output: 'yaml' as 'json' })).key).toBe('output');
+    expect(configError(() => saveClientConfig(path, { output: 'xml' as 'json' })).key).toBe('output');
+    saveClientConfig(path, { output: 'yaml' });
+    expect(loadClientConfig({ file: path, env: {} }).output).toBe('yaml');
+    // GRID_OUTPUT takes the same choices as -o, and names them when it is wrong.
+    expect(loadClientConfig({ file: path, env: { GRID_OUTPUT: 'wide' } }).output).toBe('wide');
+    expect(configError(() => loadClientConfig({ file: path, env: { GRID_OUTPUT: 'xml' } })).message).toMatch(/"table", "wide", "json", "yaml", "name"/);
   });
 });
 

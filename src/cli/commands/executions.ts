@@ -16,16 +16,16 @@ import { ExecutionState, TaskState, type Execution } from '../../gen/grid/v1/typ
 import type { GridClient } from '../../client/client.js';
 import type { CliContext } from '../context.js';
 import { ExitWith, type Act } from '../main.js';
-import { json, table } from '../output.js';
+import { table } from '../output.js';
+import { print, render, type Shown } from '../render.js';
 import {
   EXECUTION_STATE_NAMES,
   executionJson,
-  executionsTable,
+  executionsShown,
   executionStateName,
   isTerminalExecution,
   parseExecutionState,
-  statusJson,
-  statusText,
+  statusShown,
 } from '../executions-format.js';
 import { parseCountOrPercent, parseDuration, parsePositiveInt, parseSeconds, parseSince, parseWholeNumber } from '../flags.js';
 import { LogPrinter, prefixModeFor, printLogs } from '../logprinter.js';
@@ -150,6 +150,15 @@ export function executeResponseJson(res: ExecuteResponse) {
   return { ...res, execution: res.execution ? executionJson(res.execution) : undefined };
 }
 
+/** What execute prints without --wait or --follow; `name` is the execution's id, or for a dry run the executors it would run on. */
+export function executeShown(res: ExecuteResponse, req: ExecuteRequest): Shown {
+  if (req.dryRun) {
+    return { data: executeResponseJson(res), names: res.dryRun.filter((r) => !r.skipped).map((r) => r.executorName || r.executorId), text: () => dryRunText(res, req) };
+  }
+  const id = res.executionId || res.execution?.id;
+  return { data: executeResponseJson(res), names: id ? [id] : [], text: () => executeLine(res, req) };
+}
+
 /** The executors a dry run resolved the target to. */
 export function dryRunText(res: ExecuteResponse, req: ExecuteRequest): string {
   const rows = res.dryRun;
@@ -226,7 +235,7 @@ export function executionExitCode(state: ExecutionState): number {
 
 /** Prints the final status and exits with executionExitCode. */
 function finish(ctx: CliContext, e: Execution): void {
-  ctx.io.out(ctx.output === 'json' ? json(statusJson(e)) : statusText(e, Date.now(), paintFor(ctx)));
+  print(ctx, statusShown(e, paintFor(ctx)), 'execute');
   const code = executionExitCode(e.state);
   if (code !== ExitCode.OK) throw new ExitWith(code);
 }
@@ -257,8 +266,9 @@ export function registerExecutionCommands(program: Command, act: Act): void {
       'after',
       [
         '',
-        'With --output json: the ExecuteResponse; with --wait or --follow, the final execution (and the',
-        'logs of --follow on stderr).',
+        'With --output json or yaml: the ExecuteResponse; with --wait or --follow, the final execution (and',
+        'the logs of --follow on stderr). With --output name: the execution\'s id (a dry run: the executors',
+        'it would run on).',
         '',
         'Secrets: a value on the command line shows in the process list and the shell history. Give it',
         'as K=@FILE (read from the file, one trailing newline dropped) or K=- (read from stdin; typed',
@@ -311,27 +321,27 @@ export function registerExecutionCommands(program: Command, act: Act): void {
             await askForMissingSecrets(client, req, ctx.io.stdin);
             res = await executeWithRetry(client, req, ctx.io.err, retryFor !== undefined ? { budgetMs: retryFor } : {});
           }
-          const jsonOut = ctx.output === 'json';
-          if (req.dryRun) return ctx.io.out(jsonOut ? json(executeResponseJson(res)) : dryRunText(res, req));
-          if (!o.wait && !o.follow) return ctx.io.out(jsonOut ? json(executeResponseJson(res)) : executeLine(res, req));
+          // json, yaml and name print one record at the end; what people read goes to stderr or nowhere.
+          const forScripts = ctx.output !== 'table' && ctx.output !== 'wide';
+          if (req.dryRun || (!o.wait && !o.follow)) return print(ctx, executeShown(res, req), 'execute');
 
           const id = res.executionId || res.execution?.id;
           if (!id) throw new Error('the controller did not say which execution it started');
           let final: Execution | undefined;
           if (o.follow) {
             // stdout carries the logs: the id line goes to stderr.
-            if (!jsonOut) ctx.io.err(executeLine(res, req));
+            if (!forScripts) ctx.io.err(executeLine(res, req));
             const taskCount = await dispatchedTaskCount(client, res.execution ?? (await client.ctl.getExecution(id)));
-            await streamLogs(ctx, id, { follow: true, taskCount, json: false, toStderr: jsonOut });
+            await streamLogs(ctx, id, { follow: true, taskCount, json: false, toStderr: forScripts });
             final = await finalExecution(client, id);
-            if (!jsonOut) ctx.io.out('');
+            if (!forScripts) ctx.io.out('');
           } else {
-            if (!jsonOut) ctx.io.out(executeLine(res, req));
-            const progress = jsonOut ? undefined : new Progress(ctx.io, paintFor(ctx));
+            if (!forScripts) ctx.io.out(executeLine(res, req));
+            const progress = forScripts ? undefined : new Progress(ctx.io, paintFor(ctx));
             if (res.execution) progress?.update(res.execution);
             final = await watchWithProgress(client.ctl.watchExecution(id), progress);
             if (!final || !isTerminalExecution(final.state)) final = await finalExecution(client, id);
-            if (!jsonOut) ctx.io.out('');
+            if (!forScripts) ctx.io.out('');
           }
           finish(ctx, final);
         },
@@ -350,7 +360,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
     .action(
       act(async (ctx, id: string | undefined, o: { jobId?: string }) => {
         const e = await ctx.client().ctl.getExecution(idFrom('status', id, o.jobId));
-        ctx.io.out(ctx.output === 'json' ? json(statusJson(e)) : statusText(e, Date.now(), paintFor(ctx)));
+        print(ctx, statusShown(e, paintFor(ctx)), 'status');
       }),
     );
 
@@ -384,6 +394,8 @@ export function registerExecutionCommands(program: Command, act: Act): void {
         '  $ grid-cli executions list --job hello-world --state failed --limit 5 --output json',
         '  $ grid-cli executions list --state failed --page-after 01JD3V0Q8W4Z5M2K7T9XG6B1RA',
         '  $ grid-cli executions list --job hello-world --watch',
+        '  $ grid-cli executions list -o wide',
+        '  $ grid-cli executions list --state running -o name | xargs -n1 grid-cli cancel',
       ].join('\n'),
     )
     .action(
@@ -401,15 +413,14 @@ export function registerExecutionCommands(program: Command, act: Act): void {
           footer = listFooter(res, o);
           const filtered = o.job !== undefined || o.state !== undefined;
           const empty = o.pageAfter ? '' : filtered ? 'no executions match' : 'no executions yet: grid-cli execute JOB starts one';
-          const rows = list.map(executionJson);
+          const shown = executionsShown(list, empty, paint);
           // DURATION of a running execution grows by itself: the records decide what changed.
-          return { text: list.length ? executionsTable(list, Date.now(), paint) : empty, json: rows, key: JSON.stringify(rows) };
+          return { text: render(ctx.output, shown, 'executions list') ?? '', json: shown.data, key: JSON.stringify(shown.data) };
         };
         if (o.watch) return watchList(ctx, 'grid-cli executions list', look);
         const view = await look();
-        if (ctx.output === 'json') return ctx.io.out(json(view.json));
         if (view.text) ctx.io.out(view.text);
-        for (const line of footer) ctx.io.err(line);
+        if (ctx.output !== 'json') for (const line of footer) ctx.io.err(line);
       }),
     );
 
@@ -468,7 +479,7 @@ export function registerExecutionCommands(program: Command, act: Act): void {
     .action(
       act(async (ctx, id: string | undefined, o: { jobId?: string; reason?: string }) => {
         const e = await ctx.client().ctl.cancelExecution(idFrom('cancel', id, o.jobId), o.reason ?? '');
-        ctx.io.out(ctx.output === 'json' ? json(executionJson(e)) : cancelLine(e));
+        print(ctx, { data: executionJson(e), names: [e.id], text: () => cancelLine(e) }, 'cancel');
       }),
     );
 }

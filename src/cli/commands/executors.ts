@@ -1,11 +1,13 @@
 // grid-cli executors list / describe / remove: the executor registry.
 
 import { Argument, type Command } from 'commander';
-import { paintFor } from '../colour.js';
+import { paintFor, plain, type Paint } from '../colour.js';
 import { completesWith } from '../completion/tree.js';
 import { executorJson as toJson, executorStateName as stateName } from '../../api/json.js';
+import type { Executor } from '../../gen/grid/v1/types.js';
 import type { Act } from '../main.js';
-import { duration, json, table, time } from '../output.js';
+import { duration, table, time } from '../output.js';
+import { print, render, type Shown } from '../render.js';
 import { watchList, WATCH_INTERVAL_MS, type ListView } from '../watch.js';
 
 /** The column of `executors list` that changes by itself: left out when --watch compares lists. */
@@ -36,6 +38,7 @@ export function registerExecutorCommands(program: Command, act: Act): void {
         '',
         'Examples:',
         '  $ grid-cli executors list',
+        '  $ grid-cli executors list -o wide',
         '  $ grid-cli executors list --output json',
         '  $ grid-cli executors list --watch',
       ].join('\n'),
@@ -45,16 +48,15 @@ export function registerExecutorCommands(program: Command, act: Act): void {
         const paint = paintFor(ctx);
         const look = async (): Promise<ListView> => {
           const { executors: list } = await ctx.client().ctl.listExecutors();
-          const rows = list.map((e) => [e.name, e.id, e.groups.join(',') || '-', e.runners.join(','), paint(stateName(e.state)), ago(e.lastSeenAtMs), e.runningTasks]);
           return {
-            text: list.length ? table(['NAME', 'ID', 'GROUPS', 'RUNNERS', 'STATE', 'LAST SEEN', 'RUNNING'], rows) : 'no executors registered yet: executor register adds one',
+            text: render(ctx.output, executorsShown(list, paint), 'executors list') ?? '',
             json: list.map(toJson),
-            key: JSON.stringify(rows.map((r) => r.filter((_, i) => i !== LAST_SEEN_COLUMN))),
+            key: JSON.stringify(list.map((e) => row(e)).map((r) => r.filter((_, i) => i !== LAST_SEEN_COLUMN))),
           };
         };
         if (o.watch) return watchList(ctx, 'grid-cli executors list', look);
         const view = await look();
-        ctx.io.out(ctx.output === 'json' ? json(view.json) : view.text);
+        if (view.text) ctx.io.out(view.text);
       }),
     );
 
@@ -66,24 +68,7 @@ export function registerExecutorCommands(program: Command, act: Act): void {
     .action(
       act(async (ctx, idOrName: string) => {
         const e = await ctx.client().ctl.describeExecutor(idOrName);
-        if (ctx.output === 'json') return ctx.io.out(json(toJson(e)));
-        const labels = Object.entries(e.labels).map(([k, v]) => `${k}=${v}`).join(', ');
-        const rows: Array<[string, string]> = [
-          ['Name', e.name],
-          ['ID', e.id],
-          ['State', stateName(e.state)],
-          ['Groups', e.groups.join(', ') || '-'],
-          ['Labels', labels || '-'],
-          ['Runners', e.runners.join(', ')],
-          ['Concurrency', String(e.concurrency)],
-          ['Running tasks', String(e.runningTasks)],
-          ['Load', e.load.toFixed(2)],
-          ['Version', e.version || '-'],
-          ['Ping interval', `${e.pingIntervalSeconds}s`],
-          ['Registered', time(e.registeredAtMs)],
-          ['Last seen', `${time(e.lastSeenAtMs)} (${ago(e.lastSeenAtMs)})`],
-        ];
-        ctx.io.out(rows.map(([k, v]) => `${(k + ':').padEnd(15)} ${v}`).join('\n'));
+        print(ctx, { data: toJson(e), names: [e.name], text: () => describeText(e) }, 'executors describe');
       }),
     );
 
@@ -95,8 +80,56 @@ export function registerExecutorCommands(program: Command, act: Act): void {
     .action(
       act(async (ctx, idOrName: string) => {
         const { executor } = await ctx.client().ctl.removeExecutor(idOrName);
-        if (ctx.output === 'json') return ctx.io.out(json(executor ? toJson(executor) : {}));
-        ctx.io.out(`removed executor ${executor?.name} (${executor?.id})`);
+        const text = () => `removed executor ${executor?.name} (${executor?.id})`;
+        print(ctx, { data: executor ? toJson(executor) : {}, names: executor ? [executor.name] : [], text }, 'executors remove');
       }),
     );
+}
+
+const HEADERS = ['NAME', 'ID', 'GROUPS', 'RUNNERS', 'STATE', 'LAST SEEN', 'RUNNING'];
+
+/** One row of `executors list`; `paint` colours the STATE cell. */
+function row(e: Executor, paint: Paint = plain): Array<string | number> {
+  return [e.name, e.id, e.groups.join(',') || '-', e.runners.join(','), paint(stateName(e.state)), ago(e.lastSeenAtMs), e.runningTasks];
+}
+
+/** `grid-cli executors list` in every format; wide adds concurrency, load, labels and version. */
+export function executorsShown(list: Executor[], paint: Paint = plain): Shown {
+  const empty = 'no executors registered yet: executor register adds one';
+  return {
+    data: list.map(toJson),
+    names: list.map((e) => e.name),
+    text: () => (list.length ? table(HEADERS, list.map((e) => row(e, paint))) : empty),
+    wide: () =>
+      list.length
+        ? table(
+            [...HEADERS, 'CONCURRENCY', 'LOAD', 'LABELS', 'VERSION'],
+            list.map((e) => [...row(e, paint), e.concurrency, e.load.toFixed(2), labelsOf(e, ','), e.version]),
+          )
+        : empty,
+  };
+}
+
+function describeText(e: Executor): string {
+  const labels = labelsOf(e, ', ');
+  const rows: Array<[string, string]> = [
+    ['Name', e.name],
+    ['ID', e.id],
+    ['State', stateName(e.state)],
+    ['Groups', e.groups.join(', ') || '-'],
+    ['Labels', labels || '-'],
+    ['Runners', e.runners.join(', ')],
+    ['Concurrency', String(e.concurrency)],
+    ['Running tasks', String(e.runningTasks)],
+    ['Load', e.load.toFixed(2)],
+    ['Version', e.version || '-'],
+    ['Ping interval', `${e.pingIntervalSeconds}s`],
+    ['Registered', time(e.registeredAtMs)],
+    ['Last seen', `${time(e.lastSeenAtMs)} (${ago(e.lastSeenAtMs)})`],
+  ];
+  return rows.map(([k, v]) => `${(k + ':').padEnd(15)} ${v}`).join('\n');
+}
+
+function labelsOf(e: Executor, sep: string): string {
+  return Object.entries(e.labels).map(([k, v]) => `${k}=${v}`).join(sep);
 }

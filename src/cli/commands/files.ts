@@ -10,7 +10,8 @@ import type { Command } from 'commander';
 import { FailedPreconditionError, InternalError, NotFoundError, ValidationError } from '../../errors.js';
 import type { FileInfo } from '../../gen/grid/v1/types.js';
 import type { Act } from '../main.js';
-import { json, table, time } from '../output.js';
+import { table, time } from '../output.js';
+import { print } from '../render.js';
 
 /** 812 B, 1.2 KiB, 3.4 MiB */
 export function size(bytes: number): string {
@@ -62,8 +63,7 @@ export function registerFileCommands(program: Command, act: Act): void {
         const info = await ctx
           .client()
           .putFile({ name, size: st.size, digest }, createReadStream(path, { highWaterMark: CHUNK }) as AsyncIterable<Uint8Array>);
-        if (ctx.output === 'json') return ctx.io.out(json(info));
-        ctx.io.out(`stored ${info.name}: ${info.size} bytes (${size(info.size)}), ${info.digest}`);
+        print(ctx, { data: info, names: [info.name], text: () => `stored ${info.name}: ${info.size} bytes (${size(info.size)}), ${info.digest}` }, 'files put');
       }),
     );
 
@@ -120,21 +120,21 @@ export function registerFileCommands(program: Command, act: Act): void {
           }
         }
         if (!tmp) return;
-        if (ctx.output === 'json') return ctx.io.out(json(info));
-        ctx.io.out(`wrote ${info!.name} to ${o.out}: ${info!.size} bytes, ${info!.digest} (verified)`);
+        const got = info!;
+        print(ctx, { data: got, names: [got.name], text: () => `wrote ${got.name} to ${o.out}: ${got.size} bytes, ${got.digest} (verified)` }, 'files get');
       }),
     );
 
   files
     .command('list')
     .description('list stored files: name, size, SHA-256 digest, when they were last put')
-    .addHelpText('after', '\nExamples:\n  $ grid-cli files list\n  $ grid-cli files list --output json')
+    .addHelpText('after', '\nExamples:\n  $ grid-cli files list\n  $ grid-cli files list --output yaml')
     .action(
       act(async (ctx) => {
         const { files: list } = await ctx.client().ctl.listFiles();
-        if (ctx.output === 'json') return ctx.io.out(json(list));
-        if (list.length === 0) return ctx.io.out('no files yet: grid-cli files put NAME PATH adds one');
-        ctx.io.out(table(['NAME', 'SIZE', 'DIGEST', 'MODIFIED'], list.map((f) => [f.name, size(f.size), f.digest, time(f.modifiedAtMs)])));
+        const text = () =>
+          list.length ? table(['NAME', 'SIZE', 'DIGEST', 'MODIFIED'], list.map((f) => [f.name, size(f.size), f.digest, time(f.modifiedAtMs)])) : 'no files yet: grid-cli files put NAME PATH adds one';
+        print(ctx, { data: list, names: list.map((f) => f.name), text }, 'files list');
       }),
     );
 
@@ -146,8 +146,7 @@ export function registerFileCommands(program: Command, act: Act): void {
     .action(
       act(async (ctx, name: string) => {
         await ctx.client().ctl.deleteFile(name);
-        if (ctx.output === 'json') return ctx.io.out(json({ name, deleted: true }));
-        ctx.io.out(`removed file ${name}`);
+        print(ctx, { data: { name, deleted: true }, names: [name], text: () => `removed file ${name}` }, 'files rm');
       }),
     );
 }

@@ -5,7 +5,8 @@ import type { Command } from 'commander';
 import type { GetHealthResponse } from '../../gen/grid/v1/controller.js';
 import { ExitWith, type Act } from '../main.js';
 import { formatBytes as bytes } from '../../util/bytes.js';
-import { json, table } from '../output.js';
+import { table } from '../output.js';
+import { print } from '../render.js';
 
 /** The report as lines: etcd, NATS with one row per stream, retention. */
 export function healthText(h: GetHealthResponse): string {
@@ -43,7 +44,7 @@ export function registerHealthCommand(program: Command, act: Act): void {
     .action(
       act(async (ctx) => {
         const h = await ctx.client().ctl.getHealth();
-        ctx.io.out(ctx.output === 'json' ? json(h) : healthText(h));
+        print(ctx, { data: h, text: () => healthText(h) }, 'health');
         if (h.etcd?.error || h.nats?.error) throw new ExitWith(1);
       }),
     );

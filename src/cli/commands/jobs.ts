@@ -1,40 +1,53 @@
 // grid-cli create / describe / list / delete: job definitions.
 
-import { readFile } from 'node:fs/promises';
 import { Argument, Option, type Command } from 'commander';
 import { completesWith } from '../completion/tree.js';
 import { ValidationError } from '../../errors.js';
-import type { JobInfo } from '../../gen/grid/v1/types.js';
+import { jobJson, jobShown, jobsShown } from '../job-format.js';
+import { readJobFile } from '../job-file.js';
 import type { Act } from '../main.js';
-import { json, table, time } from '../output.js';
+import { print } from '../render.js';
 
 export function registerJobCommands(program: Command, act: Act): void {
   program
     .command('create')
-    .description('create a job definition from a metadata.json file (or replace it with --replace)')
-    .argument('[file]', 'path of the metadata.json')
+    .description('create a job definition from a metadata.json or YAML file (or replace it with --replace)')
+    .argument('[file]', 'the definition: metadata.json, or YAML (.yaml, .yml); "-" reads stdin')
     .option('--job-path <file>', 'same as FILE (Octavius spelling)')
     .option('--replace', 'replace the definition if it exists (compare-and-swap on its version)')
-    .option('--expect-version <n>', 'with --replace: only if the stored version is N')
-    .addHelpText('after', '\nExamples:\n  $ grid-cli create config/examples/hello.json\n  $ grid-cli create --job-path metadata.json --replace')
+    .option('--expect-version <n>', "with --replace: only if the stored version is N (default: the file's version field, if any)")
+    .addHelpText(
+      'after',
+      [
+        '',
+        'The file is checked before it is sent; each problem names its line and column. A `version`',
+        'field (as describe -o yaml prints it) is the version --replace expects.',
+        '',
+        'Examples:',
+        '  $ grid-cli create config/examples/hello.json',
+        '  $ grid-cli create hello.yaml',
+        '  $ grid-cli create --job-path metadata.json --replace',
+      ].join('\n'),
+    )
     .action(
-      act(async (ctx, file: string | undefined, o: { jobPath?: string; replace?: boolean; expectVersion?: string }) => {
-        const path = file ?? o.jobPath;
-        if (!path) throw new ValidationError('create: name the metadata.json file: grid-cli create FILE');
-        let text: string;
-        try {
-          text = await readFile(path, 'utf8');
-        } catch (err) {
-          throw new ValidationError(`create: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-        }
-        const expectedVersion = o.expectVersion ? Number(o.expectVersion) : 0;
+      act(async (ctx, arg: string | undefined, o: { jobPath?: string; replace?: boolean; expectVersion?: string }) => {
+        const path = arg ?? o.jobPath;
+        if (!path) throw new ValidationError('create: name the definition file: grid-cli create FILE (metadata.json or YAML)');
+        let expectedVersion = o.expectVersion !== undefined ? Number(o.expectVersion) : 0;
         if (!Number.isInteger(expectedVersion) || expectedVersion < 0) {
           throw new ValidationError(`--expect-version: "${o.expectVersion}" must be a whole number`);
         }
-        const res = await ctx.client().ctl.createJob({ definitionJson: text, replace: !!o.replace, expectedVersion });
-        if (ctx.output === 'json') return ctx.io.out(json(res.job));
-        const name = res.job!.definition!.name;
-        ctx.io.out(`${res.created ? 'created' : 'replaced'} job ${name} (version ${res.job!.version})`);
+        const file = await readJobFile(path, ctx.io, 'create');
+        if (o.replace && file.version !== undefined) {
+          if (expectedVersion && expectedVersion !== file.version) {
+            throw new ValidationError(`--expect-version: ${expectedVersion} differs from version ${file.version} in ${file.source}; give one`);
+          }
+          expectedVersion = file.version;
+        }
+        const res = await ctx.client().ctl.createJob({ definitionJson: JSON.stringify(file.raw), replace: !!o.replace, expectedVersion });
+        const name = file.definition.name;
+        const text = () => `${res.created ? 'created' : 'replaced'} job ${name} (version ${res.job!.version})`;
+        print(ctx, { data: jobJson(res.job!), names: [name], text }, 'create');
       }),
     );
 
@@ -43,31 +56,35 @@ export function registerJobCommands(program: Command, act: Act): void {
     .description('show a job definition: runner, command or image, timeout and its arguments')
     .addArgument(completesWith('jobs', new Argument('[name]', 'job name')))
     .addOption(completesWith('jobs', new Option('--job-name <name>', 'same as NAME (Octavius spelling)')))
-    .addHelpText('after', '\nExamples:\n  $ grid-cli describe hello-world\n  $ grid-cli describe --job-name hello-world --output json')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'With -o json or -o yaml: the stored definition in metadata.json\'s field names, plus its',
+        '`version`; edit it and give it back to grid-cli apply -f.',
+        '',
+        'Examples:',
+        '  $ grid-cli describe hello-world',
+        '  $ grid-cli describe hello-world -o yaml > hello.yaml',
+        '  $ grid-cli describe --job-name hello-world --output json',
+      ].join('\n'),
+    )
     .action(
       act(async (ctx, name: string | undefined, o: { jobName?: string }) => {
         const n = name ?? o.jobName;
         if (!n) throw new ValidationError('describe: name the job: grid-cli describe NAME');
-        const job = await ctx.client().ctl.describeJob(n);
-        ctx.io.out(ctx.output === 'json' ? json(job) : describeText(job));
+        print(ctx, jobShown(await ctx.client().ctl.describeJob(n)), 'describe');
       }),
     );
 
   program
     .command('list')
     .description('list job definitions')
-    .addHelpText('after', '\nExamples:\n  $ grid-cli list\n  $ grid-cli list --output json')
+    .addHelpText('after', '\nExamples:\n  $ grid-cli list\n  $ grid-cli list -o wide\n  $ grid-cli list -o name | xargs -n1 grid-cli describe\n  $ grid-cli list --output yaml')
     .action(
       act(async (ctx) => {
         const { jobs } = await ctx.client().ctl.listJobs();
-        if (ctx.output === 'json') return ctx.io.out(json(jobs));
-        if (jobs.length === 0) return ctx.io.out('no jobs yet: grid-cli create FILE adds one');
-        ctx.io.out(
-          table(
-            ['NAME', 'RUNNER', 'VERSION', 'UPDATED', 'DESCRIPTION'],
-            jobs.map((j) => [j.definition!.name, j.definition!.runner, j.version, time(j.updatedAtMs), j.definition!.description]),
-          ),
-        );
+        print(ctx, jobsShown(jobs), 'list');
       }),
     );
 
@@ -75,54 +92,11 @@ export function registerJobCommands(program: Command, act: Act): void {
     .command('delete')
     .description('delete a job definition (executions already made are kept)')
     .addArgument(completesWith('jobs', new Argument('<name>', 'job name')))
-    .addHelpText('after', '\nExample:\n  $ grid-cli delete hello-world')
+    .addHelpText('after', '\nExamples:\n  $ grid-cli delete hello-world\n  $ grid-cli list -o name | grep ^tmp- | xargs -n1 grid-cli delete')
     .action(
       act(async (ctx, name: string) => {
         await ctx.client().ctl.deleteJob(name);
-        if (ctx.output === 'json') return ctx.io.out(json({ deleted: name }));
-        ctx.io.out(`deleted job ${name}`);
+        print(ctx, { data: { deleted: name }, names: [name], text: () => `deleted job ${name}` }, 'delete');
       }),
     );
-}
-
-function describeText(job: JobInfo): string {
-  const d = job.definition!;
-  const lines: Array<[string, string]> = [
-    ['Name', d.name],
-    ['Description', d.description],
-    ['Version', `${job.version} (updated ${time(job.updatedAtMs)} by ${job.updatedBy})`],
-    ['Runner', d.runner],
-  ];
-  if (d.imageName) lines.push(['Image', d.imageName]);
-  if (d.command.length) lines.push(['Command', d.command.map(quoteArg).join(' ')]);
-  if (d.shell) lines.push(['Shell', d.shell]);
-  lines.push(['Timeout', d.timeoutSeconds ? `${d.timeoutSeconds}s` : 'none']);
-  if (d.retries) lines.push(['Retries', `${d.retries.maxAttempts} attempts, ${d.retries.backoffSeconds}s backoff`]);
-  if (d.target) lines.push(['Target', d.target]);
-  if (d.serialize) lines.push(['Serialize', d.serialize]);
-  if (d.author) lines.push(['Author', d.author]);
-  if (d.contributors.length) lines.push(['Contributors', d.contributors.join(', ')]);
-  if (d.organization) lines.push(['Organization', d.organization]);
-  if (d.authorizedGroups.length) lines.push(['Groups', d.authorizedGroups.join(', ')]);
-  if (d.allowEnv.length) lines.push(['Allowed env', d.allowEnv.join(', ')]);
-  if (d.files.length) lines.push(['Files', d.files.map((f) => `${f.name} → ${f.path}${f.template ? ' (template)' : ''}`).join(', ')]);
-  const width = Math.max(...lines.map(([k]) => k.length)) + 1;
-  let out = lines.map(([k, v]) => `${(k + ':').padEnd(width)} ${v}`).join('\n');
-  const args = d.envVars?.args ?? [];
-  const secrets = d.envVars?.secrets ?? [];
-  out += '\n\nArguments:\n';
-  out += args.length
-    ? table(
-        ['NAME', 'TYPE', 'REQUIRED', 'DEFAULT', 'DESCRIPTION'],
-        args.map((a) => [a.name, a.type === 'enum' ? `enum(${a.values.join('|')})` : a.type, a.required ? 'yes' : 'no', a.default, a.description]),
-      )
-    : '  none';
-  if (secrets.length) {
-    out += '\n\nSecrets:\n' + table(['NAME', 'REQUIRED', 'DESCRIPTION'], secrets.map((s) => [s.name, s.required ? 'yes' : 'no', s.description]));
-  }
-  return out;
-}
-
-function quoteArg(a: string): string {
-  return /^[\w@%+=:,./{}-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }

@@ -8,7 +8,7 @@ import { newUserKey } from '../../bus/authority.js';
 import { credsFileText } from '../../client/nats-submit.js';
 import { saveClientConfig } from '../../config/client.js';
 import type { Act } from '../main.js';
-import { json } from '../output.js';
+import { print } from '../render.js';
 import { parsePositiveInt } from '../flags.js';
 import { effectiveConfigFile } from './config.js';
 
@@ -63,10 +63,12 @@ export function registerNatsCommands(program: Command, act: Act): void {
           expires_at: new Date(Number(res.expiresAtMs)).toISOString(),
           saved_in: o.save ? configFile : '',
         };
-        if (ctx.output === 'json') return ctx.io.out(json(shown));
-        ctx.io.out(`wrote NATS credentials to ${out}${caFile ? ` (the NATS servers' CA to ${caFile})` : ''}; they expire ${shown.expires_at}`);
-        ctx.io.out(`they may publish on ${res.subject} and hear ${res.inboxPrefix}.>, nothing else`);
-        if (o.save) ctx.io.out(`saved nats_servers (${res.servers.join(',')}), nats_creds${caFile ? ' and nats_ca_file' : ''} in ${configFile}; submit with: grid-cli execute JOB --via nats`);
+        const lines = [
+          `wrote NATS credentials to ${out}${caFile ? ` (the NATS servers' CA to ${caFile})` : ''}; they expire ${shown.expires_at}`,
+          `they may publish on ${res.subject} and hear ${res.inboxPrefix}.>, nothing else`,
+        ];
+        if (o.save) lines.push(`saved nats_servers (${res.servers.join(',')}), nats_creds${caFile ? ' and nats_ca_file' : ''} in ${configFile}; submit with: grid-cli execute JOB --via nats`);
+        print(ctx, { data: shown, names: [out], text: () => lines.join('\n') }, 'nats-credentials');
       }),
     );
 }

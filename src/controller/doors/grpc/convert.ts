@@ -57,6 +57,7 @@ export function jobInfoToPb(j: StoredJob): PbJobInfo {
     createdAtMs: j.created_at_ms,
     updatedBy: j.updated_by,
     updatedAtMs: j.updated_at_ms,
+    definitionJson: JSON.stringify(j.definition),
   };
 }
 
