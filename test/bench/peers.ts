@@ -352,6 +352,8 @@ function gridRatios(o: PeerOptions, grid: readonly GridRow[], m: Partial<Record<
       `GRID ÷ BullMQ: single adds ${x(tpRatio)} durable, ${x(ratio(gridTp, off?.single))} persistence off; addBulk ×${BULK_CHUNK} ${x(ratio(gridTp, durable?.bulk))} durable, ${x(ratio(gridTp, off?.bulk))} persistence off`,
   });
   const latency = (p: 'p50' | 'p99') => grid.find((r) => r.scenario === 'latency' && r.unit === 'ms' && r.figure.endsWith(p));
+  // The latency scenario's note (on its p50 row) says when it did not finish.
+  const latPartial = latency('p50')?.note.startsWith('did not finish') ? 'the GRID figure did not finish (fewer samples); ' : '';
   for (const p of ['p50', 'p99'] as const) {
     const lat = latency(p);
     const gridMs = figure(lat);
@@ -365,7 +367,7 @@ function gridRatios(o: PeerOptions, grid: readonly GridRow[], m: Partial<Record<
       baselineUnit: 'ms',
       ratio: ratio(gridMs, durable?.[p]),
       note:
-        `${lat ? '' : 'no GRID latency figure in this run (run the latency scenario too); '}GRID: latency / ${lat?.figure ?? '—'}; BullMQ: add → waitUntilFinished; ratio > 1: GRID is slower` +
+        `${lat ? latPartial : 'no GRID latency figure in this run (run the latency scenario too); '}GRID: latency / ${lat?.figure ?? '—'}; BullMQ: add → waitUntilFinished; ratio > 1: GRID is slower` +
         `; vs persistence off ${x(ratio(gridMs, off?.[p]))}`,
     });
   }

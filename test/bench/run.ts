@@ -163,7 +163,8 @@ function limitFor(name: string): number {
   // Keep the reserve of every scenario still to come, so that one slow scenario cannot eat the rest.
   const later = ORDER.slice(ORDER.indexOf(name) + 1).filter((n) => !ONLY || ONLY.has(n));
   const reserved = later.reduce((s, n) => s + SCENARIO_LIMITS_S[n]!.reserve[q] * 1000, 0);
-  const left = (SCALE.budgetS + (SCENARIO_LIMITS_S['peers']?.limit[q] ?? 0)) * 1000 - (Date.now() - runStart) - reserved;
+  // --peers brings its own reserve: the other scenarios' limits are as without it.
+  const left = (SCALE.budgetS + (SCENARIO_LIMITS_S['peers']?.reserve[q] ?? 0)) * 1000 - (Date.now() - runStart) - reserved;
   return Math.max(5_000, Math.min(own, left));
 }
 
