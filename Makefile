@@ -30,15 +30,20 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci $(NPM_FLAGS)
 	@touch $@
 
+# Installs, from Debian packages, those of the command:package pairs given whose command is missing.
+define apt-install
+@missing=""; for pair in $(1); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
+  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+if [ -n "$$missing" ]; then \
+  echo "installing Debian packages:$$missing"; \
+  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+fi
+endef
+
 # nats-server, etcd, protoc and chromium from Debian packages when missing.
 sys-deps:
-	@missing=""; for pair in $(APT_PACKAGES); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	$(call apt-install,$(APT_PACKAGES))
 
 # ts-proto output, and the FileDescriptorSet of proto/ as a module (base64) for gRPC server
 # reflection, so the built controller needs no .proto files at run time; never edit src/gen by hand.
@@ -82,9 +87,14 @@ chaos: build
 
 # Benchmarks (issue 7): own nats-server, etcd and controller; table on stdout, JSON in .bench/.
 # QUICK=1 scales everything down (≤ 2 minutes); the full run takes up to 15 minutes.
-.PHONY: bench
+# PEERS=1 adds the BullMQ baseline (test/bench/peers.ts), on a redis-server the bench starts itself.
+.PHONY: bench peer-deps
 # test/bench/tsconfig.json compiles src, cmd and the bench into dist (no separate build needed).
-bench: deps proto
+bench: deps proto $(if $(PEERS),peer-deps,)
 	npx tsc -p test/bench/tsconfig.json
 	@chmod +x dist/cmd/*.js
-	node dist/test/bench/run.js $(if $(QUICK),--quick,)
+	node dist/test/bench/run.js $(if $(QUICK),--quick,) $(if $(PEERS),--peers,)
+
+# redis-server for BullMQ (bullmq itself is a devDependency).
+peer-deps:
+	$(call apt-install,redis-server:redis-server)

@@ -367,6 +367,23 @@ export function cpuSeconds(pid: number): number {
 
 export { rssBytes } from '../harness/proc.js';
 
+// ---- the table ----
+
+/** One row of the bench's table. */
+export interface Row {
+  scenario: string;
+  figure: string;
+  value: number | null;
+  unit: string;
+  target: string;
+  met: boolean | null;
+  baseline: number | null;
+  baselineUnit: string;
+  /** figure ÷ baseline */
+  ratio: number | null;
+  note: string;
+}
+
 // ---- statistics ----
 
 export function percentile(sorted: number[], p: number): number {

@@ -44,9 +44,11 @@ import {
   tempDir,
   track,
   type Fleet,
+  type Row,
   type RunningController,
   type Servers,
 } from './lib.js';
+import { bullmqPeers } from './peers.js';
 
 // ---------------------------------------------------------------- options and scale
 
@@ -54,6 +56,8 @@ const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick') || process.env['QUICK'] === '1';
 const onlyArg = argv[argv.indexOf('--only') + 1];
 const ONLY = argv.includes('--only') && onlyArg ? new Set(onlyArg.split(',')) : undefined;
+/** make bench PEERS=1: the BullMQ baseline (peers.ts). */
+const PEERS = argv.includes('--peers');
 
 const SCALE = QUICK
   ? {
@@ -95,20 +99,6 @@ const NOOP_EXECUTORS = 4;
 const NOOP_CONCURRENCY = 16;
 
 // ---------------------------------------------------------------- results
-
-interface Row {
-  scenario: string;
-  figure: string;
-  value: number | null;
-  unit: string;
-  target: string;
-  met: boolean | null;
-  baseline: number | null;
-  baselineUnit: string;
-  /** figure ÷ baseline */
-  ratio: number | null;
-  note: string;
-}
 
 interface ScenarioResult {
   name: string;
@@ -158,6 +148,7 @@ const SCENARIO_LIMITS_S: Record<string, { limit: [full: number, quick: number]; 
   throughput: { limit: [240, 25], reserve: [60, 8] },
   'host runner': { limit: [150, 15], reserve: [40, 5] },
   logs: { limit: [120, 15], reserve: [20, 3] },
+  ...(PEERS ? { peers: { limit: [180, 45], reserve: [90, 20] } } : {}),
   'fan-out': { limit: [200, 25], reserve: [60, 10] },
   heartbeats: { limit: [480, 60], reserve: [330, 50] },
   memory: { limit: [200, 20], reserve: [60, 10] },
@@ -172,7 +163,8 @@ function limitFor(name: string): number {
   // Keep the reserve of every scenario still to come, so that one slow scenario cannot eat the rest.
   const later = ORDER.slice(ORDER.indexOf(name) + 1).filter((n) => !ONLY || ONLY.has(n));
   const reserved = later.reduce((s, n) => s + SCENARIO_LIMITS_S[n]!.reserve[q] * 1000, 0);
-  const left = SCALE.budgetS * 1000 - (Date.now() - runStart) - reserved;
+  // --peers brings its own reserve: the other scenarios' limits are as without it.
+  const left = (SCALE.budgetS + (SCENARIO_LIMITS_S['peers']?.reserve[q] ?? 0)) * 1000 - (Date.now() - runStart) - reserved;
   return Math.max(5_000, Math.min(own, left));
 }
 
@@ -1089,6 +1081,14 @@ function benchExecution(i: number, base: number, o: { job?: string; executorId?:
   };
 }
 
+// ---------------------------------------------------------------- peers (--peers)
+
+/** BullMQ with the throughput and latency scenarios' load, then GRID ÷ BullMQ from their rows. */
+async function peersScenario(ctx: Ctx): Promise<void> {
+  const o = { jobs: SCALE.throughput, roundTrips: SCALE.latency, inFlight: THROUGHPUT_IN_FLIGHT, workers: NOOP_EXECUTORS, concurrency: NOOP_CONCURRENCY };
+  await bullmqPeers({ ...o, timedOut: () => ctx.timedOut(), progress: (t) => (ctx.progress = t), row: (r) => ctx.row(r), defer: (fn) => ctx.defer(fn) }, rows);
+}
+
 // ---------------------------------------------------------------- main
 
 function versionOf(cmd: string, args: string[]): string {
@@ -1142,6 +1142,7 @@ async function main(): Promise<void> {
   await scenario('host runner', hostScenario);
   await scenario('logs', logsScenario);
   await stopGroupA().catch((err) => process.stderr.write(`stopping group A: ${(err as Error).message}\n`));
+  if (PEERS) await scenario('peers', peersScenario);
   await scenario('fan-out', fanoutScenario);
   await scenario('heartbeats', heartbeatScenario);
   await scenario('memory', memoryScenario);
