@@ -657,6 +657,8 @@ async function logsScenario(ctx: Ctx): Promise<void> {
   /** Wall-clock times (one machine) of the first chunk: when the bus stored it and when it arrived here. */
   let firstStoredMs = 0;
   let firstSeenMs = 0;
+  let lastStoredMs = 0;
+  let lastSeenMs = 0;
   let first = 0;
   let last = 0;
   let got = 0;
@@ -671,6 +673,8 @@ async function logsScenario(ctx: Ctx): Promise<void> {
       firstStoredMs = c.atMs;
     }
     last = now();
+    lastStoredMs = c.atMs;
+    lastSeenMs = Date.now();
     got += c.data.length;
     chunks++;
     if (chunks % 200 === 0) ctx.progress = `${(got / MB).toFixed(1)} MB of ${(bytes / MB).toFixed(0)} MB`;
@@ -703,7 +707,7 @@ async function logsScenario(ctx: Ctx): Promise<void> {
     for await (const c of client.ctl.getLogs({ executionId: res.executionId, follow: false }, abort.signal)) if (c.stream === 'stdout') again += c.data.length;
     recount = again === bytes ? ` (a later GetLogs without follow returns all ${again} bytes: the follow stream ended early)` : ` (a later GetLogs without follow returns ${again} bytes)`;
   }
-  const note = `${complete ? '' : `did not finish / incomplete: the follow client got ${got} of ${bytes} bytes${recount}; `}${(bytes / MB).toFixed(0)} MB of 100-byte lines through a real host-runner executor → GetLogs follow; ${chunks} chunks; execution ${ExecutionState[x.state].replace('EXECUTION_STATE_', '')}; CPU ms per MB ${cpuText(Object.fromEntries(Object.entries(cpuPerMb).map(([k, v]) => [k, v * 1000])))}`;
+  const note = `${complete ? '' : `did not finish / incomplete: the follow client got ${got} of ${bytes} bytes${recount}; `}${(bytes / MB).toFixed(0)} MB of 100-byte lines through a real host-runner executor → GetLogs follow; ${chunks} chunks; execution ${ExecutionState[x.state].replace('EXECUTION_STATE_', '')}; stored by the bus from first to last chunk in ${lastStoredMs - firstStoredMs} ms, the last received ${lastSeenMs - lastStoredMs} ms after it was stored; CPU ms per MB ${cpuText(Object.fromEntries(Object.entries(cpuPerMb).map(([k, v]) => [k, v * 1000])))}`;
   ctx.row({ figure: 'logs throughput (first → last byte)', value: mbps, unit: 'MB/s', target: '≥ 50 MB/s', met: complete && mbps >= 50, baseline: base.mbps, baselineUnit: 'MB/s', ratio: mbps / base.mbps, note });
   const started = x.tasks[0]?.startedAtMs ?? 0;
   const hops = started && firstStoredMs ? `Execute → task started ${started - w0} ms, → first chunk stored ${firstStoredMs - started} ms, → received ${firstSeenMs - firstStoredMs} ms (wall clock)` : '';
