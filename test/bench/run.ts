@@ -711,7 +711,32 @@ async function logsScenario(ctx: Ctx): Promise<void> {
   ctx.row({ figure: 'logs throughput (first → last byte)', value: mbps, unit: 'MB/s', target: '≥ 50 MB/s', met: complete && mbps >= 50, baseline: base.mbps, baselineUnit: 'MB/s', ratio: mbps / base.mbps, note });
   const started = x.tasks[0]?.startedAtMs ?? 0;
   const hops = started && firstStoredMs ? `Execute → task started ${started - w0} ms, → first chunk stored ${firstStoredMs - started} ms, → received ${firstSeenMs - firstStoredMs} ms (wall clock)` : '';
+  if (complete && !ctx.timedOut()) {
+    // The same log through the command people use, printed to a pipe: the lines as the CLI prints them.
+    const cli = await cliGetLogs(g.controller.address, res.executionId);
+    ctx.row({ figure: 'grid-cli getlogs (read back, to a pipe)', value: cli.bytes / MB / (cli.ms / 1000), unit: 'MB/s', target: '(info)', met: null, baseline: base.mbps, baselineUnit: 'MB/s', ratio: cli.bytes / MB / (cli.ms / 1000) / base.mbps, note: `${cli.bytes} bytes printed, first → last byte; exit ${cli.code}; the execution had ended` });
+  }
   ctx.row({ figure: 'first-line latency (Execute → chunk)', value: firstMs, unit: 'ms', target: '≤ 200 ms', met: firstMs <= 200, baseline: null, baselineUnit: '', ratio: null, note: hops });
+}
+
+/** `grid-cli getlogs ID` with its stdout into a pipe read here: bytes printed, first → last byte. */
+async function cliGetLogs(address: string, executionId: string): Promise<{ bytes: number; ms: number; code: number | null }> {
+  const configFile = join(tempDir('grid-bench-cli-'), 'client.json');
+  writeFileSync(configFile, JSON.stringify({ controller: address, token: ADMIN_TOKEN, plaintext: true, timeout_ms: 60_000 }));
+  const child = track(spawn(process.execPath, [join(DIST, 'cmd', 'grid-cli.js'), 'getlogs', executionId], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, GRID_CLIENT_CONFIG: configFile } }));
+  let bytes = 0;
+  let t0 = 0;
+  let t1 = 0;
+  child.stdout!.on('data', (d: Buffer) => {
+    if (!t0) t0 = now();
+    t1 = now();
+    bytes += d.length;
+  });
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (c) => resolve(c));
+  });
+  return { bytes, ms: t1 - t0, code };
 }
 
 // ---------------------------------------------------------------- 5. fan-out
