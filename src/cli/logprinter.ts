@@ -7,9 +7,13 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { LogChunk } from '../gen/grid/v1/types.js';
 
+/**
+ * Where printed lines go: one or more whole lines a call, joined by "\n", without the last
+ * newline (a chunk's lines go in one call: one write a chunk, not one a line).
+ */
 export interface LogSink {
-  out: (line: string) => void;
-  err: (line: string) => void;
+  out: (lines: string) => void;
+  err: (lines: string) => void;
 }
 
 /**
@@ -66,13 +70,26 @@ export class LogPrinter {
     const at = chunk.atMs ?? 0;
     if (p.text === '') p.atMs = at;
     const text = p.text + p.decoder.write(chunk.data);
-    let start = 0;
-    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-      this.emit(p, text.slice(start, nl));
-      p.atMs = at;
-      start = nl + 1;
+    const end = text.lastIndexOf('\n');
+    if (end < 0) {
+      p.text = text;
+      return;
     }
-    p.text = start === 0 ? text : text.slice(start);
+    if (this.plain(p) && text.lastIndexOf('\r', end) < 0) {
+      // Printed as they came: the chunk's whole lines are the text up to its last newline.
+      this.print(p, text.slice(0, end));
+    } else {
+      const lines: string[] = [];
+      let start = 0;
+      for (let nl = text.indexOf('\n'); start <= end; nl = text.indexOf('\n', start)) {
+        lines.push(this.format(p, text.slice(start, nl)));
+        p.atMs = at;
+        start = nl + 1;
+      }
+      this.print(p, lines.join('\n'));
+    }
+    p.atMs = at;
+    p.text = text.slice(end + 1);
   }
 
   /** Prints what is left of every unfinished line (at the end of the stream). */
@@ -80,23 +97,31 @@ export class LogPrinter {
     for (const p of this.pending.values()) {
       const rest = p.text + p.decoder.end();
       p.text = '';
-      if (rest !== '') this.emit(p, rest);
+      if (rest !== '') this.print(p, this.format(p, rest));
     }
     this.pending.clear();
   }
 
-  private emit(p: Pending, raw: string): void {
+  /** Whether a line of this output is printed as it is (no prefix, time, JSON or `[grid: …]`). */
+  private plain(p: Pending): boolean {
+    return !this.opts.json && !this.opts.timestamps && !this.prefixing && (p.stream === 'stdout' || p.stream === 'stderr');
+  }
+
+  /** One line of p's output as printed. */
+  private format(p: Pending, raw: string): string {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     const name = p.executorName || p.executorId || '?';
     const time = this.opts.timestamps ? new Date(p.atMs).toISOString() : undefined;
-    if (this.opts.json) {
-      this.sink.out(JSON.stringify({ executor: name, executor_id: p.executorId, stream: p.stream, ...(time && { time }), line }));
-      return;
-    }
+    if (this.opts.json) return JSON.stringify({ executor: name, executor_id: p.executorId, stream: p.stream, ...(time && { time }), line });
     const prefix = (this.prefixing ? `[${name}] ` : '') + (time ? `${time} ` : '');
-    if (p.stream === 'stderr') this.sink.err(prefix + line);
-    else if (p.stream === 'system') this.sink.err(`${prefix}${line.startsWith('[grid: ') ? line : `[grid: ${line}]`}`);
-    else this.sink.out(prefix + line);
+    if (p.stream === 'system') return `${prefix}${line.startsWith('[grid: ') ? line : `[grid: ${line}]`}`;
+    return prefix + line;
+  }
+
+  /** Lines of p's output, formatted and joined, to where that output goes: stdout, or stderr for stderr and GRID's own lines. */
+  private print(p: Pending, lines: string): void {
+    if (this.opts.json || (p.stream !== 'stderr' && p.stream !== 'system')) this.sink.out(lines);
+    else this.sink.err(lines);
   }
 }
 

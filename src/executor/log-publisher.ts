@@ -10,7 +10,7 @@
 // by the log cap in front of this sink.
 
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { headers } from '@nats-io/nats-core';
+import { headers, type MsgHdrs } from '@nats-io/nats-core';
 import { LOG_HEADERS } from '../bus/messages.js';
 import type { LogSink, LogStream } from '../runners/runner.js';
 
@@ -58,6 +58,11 @@ export class LogPublisher implements LogSink {
   private queueHead = 0;
   private inflight = 0;
   private idleWaiters: Array<() => void> = [];
+  /**
+   * The headers of each stream's messages, built once: they differ only by stream, and the
+   * publish (with no options beyond headers) reads them without changing them.
+   */
+  private readonly headersOf = new Map<LogStream, MsgHdrs>();
   private readonly window: number;
   private readonly chunkBytes: number;
   /** Messages and bytes that reached the stream, and messages that could not be published. */
@@ -115,11 +120,15 @@ export class LogPublisher implements LogSink {
 
   /** `own`: the buffer of a gathered message, reused once the message is acknowledged. */
   private send(stream: LogStream, data: Uint8Array, own?: Buffer): void {
-    const h = headers();
-    h.set(LOG_HEADERS.stream, stream);
-    h.set(LOG_HEADERS.task, this.o.taskKey);
-    h.set(LOG_HEADERS.executorName, this.o.executorName);
-    h.set(LOG_HEADERS.attempt, String(this.o.attempt));
+    let h = this.headersOf.get(stream);
+    if (!h) {
+      h = headers();
+      h.set(LOG_HEADERS.stream, stream);
+      h.set(LOG_HEADERS.task, this.o.taskKey);
+      h.set(LOG_HEADERS.executorName, this.o.executorName);
+      h.set(LOG_HEADERS.attempt, String(this.o.attempt));
+      this.headersOf.set(stream, h);
+    }
     this.inflight++;
     // publish() hands the bytes to the connection synchronously, before its first await, so
     // messages go out in the order send() is called.

@@ -175,6 +175,12 @@ export interface RunningController {
   stop(): Promise<void>;
 }
 
+/** Node flags that make a process the bench starts write a CPU profile, when GRID_BENCH_CPU_PROF names a directory. */
+export function cpuProfArgs(): string[] {
+  const dir = process.env['GRID_BENCH_CPU_PROF'];
+  return dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : [];
+}
+
 export async function startController(o: ControllerOptions): Promise<RunningController> {
   const dir = tempDir('grid-bench-ctl-');
   let configFile = o.configFile;
@@ -209,7 +215,7 @@ export async function startController(o: ControllerOptions): Promise<RunningCont
   const cfg = JSON.parse(readFileSync(configFile, 'utf8')) as { grpc_address: string };
   const logFile = join(dirname(configFile), `controller-${Date.now()}.log`);
   const out = createWriteStream(logFile);
-  const child = track(spawn(process.execPath, [...(process.env['GRID_BENCH_CPU_PROF'] ? ['--cpu-prof', '--cpu-prof-dir', process.env['GRID_BENCH_CPU_PROF']] : []), join(DIST, 'cmd', 'controller.js'), 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = track(spawn(process.execPath, [...cpuProfArgs(), join(DIST, 'cmd', 'controller.js'), 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] }));
   child.stdout!.pipe(out, { end: false });
   child.stderr!.pipe(out, { end: false });
   const address = cfg.grpc_address;
@@ -306,9 +312,7 @@ export function startFleet(o: FleetOptions): Fleet {
     '--register-concurrency', String(o.registerConcurrency ?? 16),
     '--work-dir', tempDir(`grid-bench-fleet-${o.prefix}-`),
   ];
-  const prof = process.env['GRID_BENCH_CPU_PROF'];
-  const execArgv = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
-  const child = track(fork(join(DIST, 'test', 'bench', 'fleet.js'), args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv }));
+  const child = track(fork(join(DIST, 'test', 'bench', 'fleet.js'), args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv: cpuProfArgs() }));
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();

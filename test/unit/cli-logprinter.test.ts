@@ -8,7 +8,7 @@ function chunk(executorName: string, data: string | Buffer, stream = 'stdout') {
 function printer(prefix: PrefixMode, json = false) {
   const out: string[] = [];
   const err: string[] = [];
-  const p = new LogPrinter({ out: (l) => out.push(l), err: (l) => err.push(l) }, { prefix, json });
+  const p = new LogPrinter({ out: (l) => out.push(...l.split('\n')), err: (l) => err.push(...l.split('\n')) }, { prefix, json });
   return { p, out, err };
 }
 
@@ -88,6 +88,22 @@ describe('LogPrinter', () => {
     expect(out).toEqual([...lines, 'half done']);
   });
 
+  it('prints the whole lines of a chunk in one call, stdout and stderr apart, CRLF or not', () => {
+    const calls: Array<[string, string]> = [];
+    const p = new LogPrinter({ out: (t) => calls.push(['out', t]), err: (t) => calls.push(['err', t]) }, { prefix: 'no' });
+    p.write(chunk('vm-1', 'a\nb\nc\nhal'));
+    p.write(chunk('vm-1', 'x\r\ny\r\n', 'stderr'));
+    p.write(chunk('vm-1', 'f\n\nz\n'));
+    p.write(chunk('vm-1', 'no newline yet'));
+    p.flush();
+    expect(calls).toEqual([
+      ['out', 'a\nb\nc'],
+      ['err', 'x\ny'],
+      ['out', 'half\n\nz'],
+      ['out', 'no newline yet'],
+    ]);
+  });
+
   it('printLogs flushes partial lines even when the stream fails', async () => {
     const { p, out } = printer('no');
     async function* failing() {
@@ -114,7 +130,7 @@ describe('LogPrinter --timestamps', () => {
   it('starts each line with the RFC 3339 time of the chunk it began in, after the [executor] prefix', () => {
     const out: string[] = [];
     const err: string[] = [];
-    const p = new LogPrinter({ out: (l) => out.push(l), err: (l) => err.push(l) }, { prefix: 'yes', timestamps: true });
+    const p = new LogPrinter({ out: (l) => out.push(...l.split('\n')), err: (l) => err.push(...l.split('\n')) }, { prefix: 'yes', timestamps: true });
     p.write({ ...chunk('vm-1', 'one\ntw'), atMs: T1 });
     p.write({ ...chunk('vm-1', 'o\nthree\n'), atMs: T2 });
     p.write({ ...chunk('vm-1', 'oops\n', 'stderr'), atMs: T2 });
@@ -126,7 +142,7 @@ describe('LogPrinter --timestamps', () => {
 
   it('adds `time` to each JSON line, and nothing without --timestamps', () => {
     const out: string[] = [];
-    const p = new LogPrinter({ out: (l) => out.push(l), err: () => {} }, { prefix: 'no', json: true, timestamps: true });
+    const p = new LogPrinter({ out: (l) => out.push(...l.split('\n')), err: () => {} }, { prefix: 'no', json: true, timestamps: true });
     p.write({ ...chunk('vm-1', 'hi\n'), atMs: T1 });
     expect(JSON.parse(out[0]!)).toEqual({ executor: 'vm-1', executor_id: 'id-vm-1', stream: 'stdout', time: at(T1), line: 'hi' });
     const { p: plain, out: plainOut } = printer('no');
