@@ -4,6 +4,7 @@
 import { versionLine } from '../src/version.js';
 import { Command, Option } from 'commander';
 import { loadControllerConfig } from '../src/config/controller.js';
+import { applyHeapGrowth } from '../src/util/heap.js';
 import { relative, resolve } from 'node:path';
 import { NatsAuthority } from '../src/bus/authority.js';
 import { Controller } from '../src/controller/app.js';
@@ -51,6 +52,7 @@ async function start(flags: StartFlags, signals: NodeJS.Signals[]): Promise<{ co
       executor_ping_deadline_seconds: flags.pingDeadline !== undefined ? Number(flags.pingDeadline) : undefined,
     },
   });
+  applyHeapGrowth(cfg.heap_growth_percent);
   const log = createLogger({ level: cfg.log_level, format: cfg.log_format, name: 'controller' });
   if (cfg.log_format === 'json') {
     jsonLog = log;

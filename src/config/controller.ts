@@ -137,6 +137,8 @@ export interface ControllerConfig {
   log_level: LogLevel;
   /** The process's own log lines: text, or one JSON object a line. */
   log_format: LogFormat;
+  /** The V8 heap grows at most this many percent past the live set between full collections; 0 = V8's own heuristics. */
+  heap_growth_percent: number;
   /**
    * Where the audit log (one JSON line per mutating request) is appended: a file path, or "-"
    * for stdout. Always absolute or "-" after loading; "" in a layer = `<data_dir>/audit.log`.
@@ -209,6 +211,7 @@ export const controllerSchema = {
   lock_ttl_seconds: t.int({ default: 30, min: 2, max: 3600 }),
   log_level: t.enum(LOG_LEVELS, { default: 'info' }),
   log_format: t.enum(LOG_FORMATS, { default: 'text' }),
+  heap_growth_percent: t.int({ default: 30, min: 0, max: 1000, env: 'GRID_HEAP_GROWTH_PERCENT' }),
   audit_log: t.string(),
   execution_retention_hours: t.int({ default: 168, min: 1, env: 'GRID_EXECUTION_RETENTION_HOURS' }),
   execution_retention_max: t.int({ default: 100_000, min: 1, env: 'GRID_EXECUTION_RETENTION_MAX' }),
