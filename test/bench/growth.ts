@@ -21,9 +21,10 @@ export interface GrowthDefinition {
   perUnitLabel: string;
   /** What a and b stand for in this series, e.g. ['fixed per execution', 'per executor']. */
   terms: [fixed: string, perUnit: string];
-  /** The scales asked for, and those this run uses (QUICK scales them down). */
-  asked: number[];
+  /** The scales this run measures. */
   used: number[];
+  /** How they differ from the scales asked for (QUICK=1 scales them down), shown after the title. */
+  note?: string;
 }
 
 export interface Fit {
@@ -92,11 +93,7 @@ export class Growth {
     const out: string[] = [];
     for (const def of this.defs.values()) {
       const pts = this.points.get(def.key)!;
-      const scaled = def.used.join() !== def.asked.join();
-      out.push(
-        `${def.title} — at ${def.used.map((n) => n.toLocaleString('en-US')).join(', ')} ${def.nUnit}` +
-          (scaled ? ` (QUICK=1: scaled down from ${def.asked.map((n) => n.toLocaleString('en-US')).join(', ')})` : ''),
-      );
+      out.push(`${def.title} — at ${def.used.map((n) => n.toLocaleString('en-US')).join(', ')} ${def.nUnit}${def.note ? ` (${def.note})` : ''}`);
       if (pts.length === 0) {
         out.push('  no point measured (its scenario did not run or did not finish)', '');
         continue;

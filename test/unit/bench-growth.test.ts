@@ -11,8 +11,8 @@ const def: GrowthDefinition = {
   valueUnit: 's',
   perUnitLabel: 'ms per executor',
   terms: ['fixed', 'per executor'],
-  asked: [100, 1_000, 10_000],
   used: [20, 200, 1_000],
+  note: 'QUICK=1: scaled down from 100, 1,000, 10,000',
 };
 
 describe('fitLine', () => {
@@ -44,7 +44,7 @@ describe('dominance', () => {
 });
 
 describe('Growth.print', () => {
-  it('prints each point with its per-unit cost, the scaled-down scales and what was not measured', () => {
+  it('prints each point with its per-unit cost, the note on its scales and what was not measured', () => {
     const g = new Growth();
     g.define(def);
     g.point('fanout', { n: 200, value: 1.2, perUnit: 6, detail: 'b' });
@@ -59,7 +59,7 @@ describe('Growth.print', () => {
 
   it('says a series has no point rather than printing an empty table', () => {
     const g = new Growth();
-    g.define({ ...def, used: def.asked });
+    g.define({ ...def, note: undefined });
     expect(g.print()).toContain('no point measured');
     expect(g.print()).not.toContain('QUICK');
   });
