@@ -82,7 +82,7 @@ const SCALE = QUICK
       memSeries: [1_000, 10_000],
       heartbeatSeries: [100, 1_000],
       heartbeatFirstWindowS: 15,
-      budgetS: 600,
+      budgetS: 660,
     }
   : {
       throughput: 20_000,
@@ -201,7 +201,7 @@ const SCENARIO_LIMITS_S: Record<string, { limit: [full: number, quick: number]; 
   logs: { limit: [120, 15], reserve: [20, 3] },
   'fan-out': { limit: [240, 60], reserve: [90, 15] },
   // Registration through the series' scales, two CPU windows, the largest fan-out, the expiry.
-  heartbeats: { limit: [1000, 300], reserve: [700, 200] },
+  heartbeats: { limit: [1000, 360], reserve: [700, 240] },
   memory: { limit: [260, 60], reserve: [90, 30] },
   retention: { limit: [300, 40], reserve: [150, 20] },
 };
