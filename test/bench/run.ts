@@ -908,7 +908,7 @@ async function fanoutRuns(ctx: Ctx, client: GridClient, servers: Servers, n: num
 // ---------------------------------------------------------------- 6. heartbeats (and 7. memory, on what it leaves)
 
 /** Time the fan-out over the heartbeats scenario's executors may take (it runs inside that scenario). */
-const FANOUT_AT_SCALE_S = QUICK ? 90 : 300;
+const FANOUT_AT_SCALE_S = QUICK ? 90 : 400;
 
 /**
  * The largest fan-out point (10,000 less the 100 killed; QUICK 1,000 less 20), on the heartbeats
