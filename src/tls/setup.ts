@@ -66,7 +66,7 @@ export async function prepareControllerTls(cfg: ControllerConfig, log: Logger): 
 }
 
 /** Certificates for the embedded servers on loopback, and the controller's client certificate to them. */
-export async function embeddedTlsFiles(tls: ControllerTls, dataDir: string): Promise<EmbeddedTlsFiles> {
+export async function embeddedTlsFiles(tls: Pick<ControllerTls, 'ca' | 'caFile'>, dataDir: string): Promise<EmbeddedTlsFiles> {
   const dir = tlsDir(dataDir);
   const loopback: ServerNames = { dns: ['localhost'], ips: ['127.0.0.1', '::1'] };
   const server = await ensureServerFiles(tls.ca, dir, 'embedded-server', loopback, SERVER_CERT_DAYS);

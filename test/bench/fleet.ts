@@ -1,19 +1,24 @@
 // A fleet of simulated executors in one process, for `make bench`:
 //
-//   node dist/test/bench/fleet.js --controller HOST:PORT --count N --prefix NAME --token REG
-//        [--mode worker|heartbeat] [--groups a,b] [--concurrency 16] [--ping-interval 10]
-//        [--register-concurrency 16] [--work-dir DIR]
+//   node dist/test/bench/fleet.js --controller HOST:PORT --ca-file CA --count N --prefix NAME
+//        --token REG [--mode worker|heartbeat] [--groups a,b] [--concurrency 16]
+//        [--ping-interval 10] [--register-concurrency 16] [--work-dir DIR]
 //
-// Every executor has its own identity (Register RPC with the registration token → id, secret,
-// consumers), its own heartbeat loop (src/executor/heartbeat.ts) and, in worker mode, its own
-// Worker (src/executor/worker.ts) pulling from its own consumers with a NoopRunner standing in
-// for the host runner. The process shares one gRPC client and one NATS connection among them.
+// Every executor has its own identity, made as `executor register` makes it: a TLS key and a
+// NATS user key of its own, then the Register RPC with the registration token → id, secret,
+// consumers and a client certificate signed by the controller's CA. From then on it talks to the
+// controller over its own gRPC channel (TLS with that certificate: the controller checks it on
+// every executor call), runs its own heartbeat loop (src/executor/heartbeat.ts) and, in worker
+// mode, its own Worker (src/executor/worker.ts) on its own NATS connection (TLS, its own user)
+// pulling from its own consumers, with a NoopRunner standing in for the host runner. Only the
+// Register calls share a channel (they carry no client certificate, as a first registration).
 // In heartbeat mode there is no Worker (registration + heartbeat + consumers only).
 //
-// Talks to the parent over IPC: sends {type:'progress'}, {type:'ready'}, answers {type:'stats'};
+// Talks to the parent over IPC: sends {type:'progress'}, {type:'ready'}, answers {type:'stats'}
+// and {type:'work'} (heartbeat mode: start the Workers now; answered by {type:'working'});
 // on {type:'stop'} it stops heartbeats, closes its connections and exits (no graceful drain).
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -24,6 +29,8 @@ import { Heartbeat } from '../../src/executor/heartbeat.js';
 import { Worker } from '../../src/executor/worker.js';
 import { grpcLink } from '../../src/executor/link.js';
 import { NoopRunner } from '../../src/runners/noop/index.js';
+import { newClientKey } from '../../src/tls/keys.js';
+import type { RegisterResponse } from '../../src/gen/grid/v1/executor.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import { VERSION } from '../../src/version.js';
 
@@ -32,6 +39,7 @@ for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.repla
 const opt = (k: string, d = ''): string => args.get(k) ?? d;
 
 const controller = opt('controller');
+const caPem = readFileSync(opt('ca-file'), 'utf8');
 const count = Number(opt('count', '1'));
 const prefix = opt('prefix', 'sim');
 const mode = opt('mode', 'worker') as 'worker' | 'heartbeat';
@@ -60,11 +68,16 @@ const send = (m: unknown): void => {
 interface Sim {
   id: string;
   name: string;
+  client: GridClient;
   heartbeat: Heartbeat;
+  /** What Register answered, and the NATS user's seed (its public key went with Register). */
+  registered: RegisterResponse;
+  natsSeed: string;
   worker?: Worker;
 }
 
-const client = new GridClient({ address: controller, timeoutMs: 30_000, tls: { plaintext: true } });
+// Register calls only: verifies the controller, presents no client certificate.
+const registrar = new GridClient({ address: controller, timeoutMs: 30_000, tls: { caPem } });
 const sims: Sim[] = [];
 let beatsOk = 0;
 let beatsFailed = 0;
@@ -73,29 +86,34 @@ const connections: NatsConnection[] = [];
 const ownWorkDir = !args.has('work-dir');
 const workDir = ownWorkDir ? mkdtempSync(join(tmpdir(), `grid-bench-fleet-${prefix}-`)) : opt('work-dir');
 
-// Count heartbeat outcomes by wrapping the client's call for Heartbeat.
-const heartbeatMethod = client.executors.heartbeat;
-const callOriginal = client.call.bind(client);
-client.call = (async (stub: object, method: unknown, req: unknown, timeoutMs?: number) => {
-  if (method !== heartbeatMethod) return callOriginal(stub, method as never, req as never, timeoutMs);
-  try {
-    const res = await callOriginal(stub, method as never, req as never, timeoutMs);
-    beatsOk++;
-    return res;
-  } catch (err) {
-    beatsFailed++;
-    firstError ??= (err as Error).message;
-    throw err;
-  }
-}) as typeof client.call;
+/** An executor's own client (its own channel and certificate), counting its heartbeat outcomes. */
+function executorClient(certPem: string, keyPem: string): GridClient {
+  const client = new GridClient({ address: controller, timeoutMs: 30_000, tls: { caPem, certPem, keyPem } });
+  const heartbeatMethod = client.executors.heartbeat;
+  const callOriginal = client.call.bind(client);
+  client.call = (async (stub: object, method: unknown, req: unknown, timeoutMs?: number) => {
+    if (method !== heartbeatMethod) return callOriginal(stub, method as never, req as never, timeoutMs);
+    try {
+      const res = await callOriginal(stub, method as never, req as never, timeoutMs);
+      beatsOk++;
+      return res;
+    } catch (err) {
+      beatsFailed++;
+      firstError ??= (err as Error).message;
+      throw err;
+    }
+  }) as typeof client.call;
+  return client;
+}
 
 async function registerOne(i: number): Promise<void> {
   const name = `${prefix}-${i}`;
   const natsKey = newUserKey();
+  const tlsKey = await newClientKey();
   let res;
   for (let attempt = 1; ; attempt++) {
     try {
-      res = await client.call(client.executors, client.executors.register, {
+      res = await registrar.call(registrar.executors, registrar.executors.register, {
         registrationToken: token,
         name,
         groups,
@@ -107,13 +125,17 @@ async function registerOne(i: number): Promise<void> {
         replace: true,
         executorId: '',
         executorSecret: '',
-        natsUserKey: natsKey.publicKey, replaceSecret: '', tlsPublicKey: '',
+        natsUserKey: natsKey.publicKey,
+        replaceSecret: '',
+        tlsPublicKey: tlsKey.publicKeyPem,
       });
       break;
     } catch (err) {
       if (attempt >= 3) throw err;
     }
   }
+  if (!res.tlsCertificate) throw new Error(`register ${name}: the controller issued no client certificate (is its gRPC TLS off?)`);
+  const client = executorClient(res.tlsCertificate, tlsKey.keyPem);
   const heartbeat = new Heartbeat({
     link: grpcLink(client, res.executorId, res.executorSecret),
     intervalMs: pingIntervalS * 1000,
@@ -121,33 +143,59 @@ async function registerOne(i: number): Promise<void> {
     onRefused: () => void refused++,
     log: quietLog,
   });
-  const sim: Sim = { id: res.executorId, name, heartbeat };
-  if (mode === 'worker') {
-    // Each executor has its own NATS user and permissions, so its own connection.
-    const nc = await connectBus({
-      servers: res.nats?.servers ?? [],
-      name: `grid-bench-fleet-${name}`,
-      ...(res.nats?.userJwt ? { user: { jwt: res.nats.userJwt, seed: natsKey.seed }, inboxPrefix: res.nats.inboxPrefix } : {}),
-    });
-    connections.push(nc);
-    sim.worker = new Worker({
-      nc,
-      client,
-      executorId: res.executorId,
-      executorSecret: res.executorSecret,
-      executorName: name,
-      jobConsumer: res.nats?.jobConsumer ?? '',
-      poolConsumers: res.nats?.poolConsumers ?? [],
-      runners: [new NoopRunner({ name: 'host' })],
-      concurrency,
-      workDir,
-      logMaxBytes: 10 * 1024 * 1024,
-      log: quietLog,
-    });
-  }
+  const sim: Sim = { id: res.executorId, name, client, heartbeat, registered: res, natsSeed: natsKey.seed };
   sims.push(sim);
   heartbeat.start();
-  await sim.worker?.start();
+  if (mode === 'worker') await startWorker(sim);
+}
+
+/** The executor's NATS connection (its own user, so its own connection) and Worker. */
+async function startWorker(sim: Sim): Promise<void> {
+  if (sim.worker) return;
+  const res = sim.registered;
+  const nc = await connectBus({
+    servers: res.nats?.servers ?? [],
+    name: `grid-bench-fleet-${sim.name}`,
+    ...(res.nats?.userJwt ? { user: { jwt: res.nats.userJwt, seed: sim.natsSeed }, inboxPrefix: res.nats.inboxPrefix } : {}),
+    // NATS over TLS, verified with the CA the controller hands over at Register.
+    ...(res.nats?.tlsCa ? { caPem: res.nats.tlsCa } : {}),
+  });
+  connections.push(nc);
+  sim.worker = new Worker({
+    nc,
+    client: sim.client,
+    executorId: res.executorId,
+    executorSecret: res.executorSecret,
+    executorName: sim.name,
+    jobConsumer: res.nats?.jobConsumer ?? '',
+    poolConsumers: res.nats?.poolConsumers ?? [],
+    runners: [new NoopRunner({ name: 'host' })],
+    concurrency,
+    workDir,
+    logMaxBytes: 10 * 1024 * 1024,
+    log: quietLog,
+  });
+  await sim.worker.start();
+}
+
+/** Heartbeat mode, on {type:'work'}: give every executor its Worker now (the 10,000-executor fan-out). */
+async function startWorkers(): Promise<void> {
+  const t0 = performance.now();
+  let next = 0;
+  let failed = 0;
+  const lane = async () => {
+    while (next < sims.length) {
+      const sim = sims[next++]!;
+      try {
+        await startWorker(sim);
+      } catch (err) {
+        failed++;
+        firstError ??= `worker ${sim.name}: ${(err as Error).message}`;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, registerConcurrency) }, lane));
+  send({ type: 'working', workers: sims.filter((s) => s.worker).length, failed, ms: performance.now() - t0, firstError });
 }
 
 async function main(): Promise<void> {
@@ -188,13 +236,15 @@ async function stop(): Promise<void> {
   for (const s of sims) s.heartbeat.stop();
   // No graceful drain (it waits for every pull to expire): the bench only needs the process gone.
   await Promise.allSettled(connections.map((c) => c.close()));
-  client.close();
+  for (const s of sims) s.client.close();
+  registrar.close();
   if (ownWorkDir) rmSync(workDir, { recursive: true, force: true });
   process.exit(0);
 }
 
 process.on('message', (m: { type: string }) => {
-  if (m.type === 'stats') send({ type: 'stats', beatsOk, beatsFailed, refused, firstError });
+  if (m.type === 'stats') send({ type: 'stats', beatsOk, beatsFailed, refused, firstError, rssBytes: process.memoryUsage().rss });
+  else if (m.type === 'work') void startWorkers();
   else if (m.type === 'stop') void stop();
 });
 process.on('SIGTERM', () => void stop());

@@ -9,9 +9,13 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { GridClient } from '../../src/client/client.js';
-import { freePort, startEtcd, startNats } from '../../src/embedded/index.js';
+import { Etcd3 } from 'etcd3';
+import { freePort, startEtcd, startNats, type EtcdServerTls } from '../../src/embedded/index.js';
 import { NatsAuthority } from '../../src/bus/authority.js';
-import type { NatsUser } from '../../src/bus/connect.js';
+import type { NatsTls, NatsUser } from '../../src/bus/connect.js';
+import type { EtcdTls } from '../../src/store/kv.js';
+import { CertificateAuthority } from '../../src/tls/ca.js';
+import { embeddedTlsFiles, type EmbeddedTlsFiles } from '../../src/tls/setup.js';
 
 /** dist/ (this file runs as dist/test/bench/lib.js). */
 export const DIST = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -83,8 +87,24 @@ export async function stopChild(c: ChildProcess, graceMs = 5_000): Promise<void>
 
 // ---- nats-server + etcd ----
 
+/**
+ * The bench runs GRID as in production: one CA (made as the embedded default makes it) signs the
+ * certificates of nats-server and etcd (both TLS-only, etcd requiring client certificates), the
+ * controller's gRPC server certificate and every executor's client certificate.
+ */
+export interface BenchTls {
+  caFile: string;
+  caKeyFile: string;
+  caPem: string;
+  /** What a client of etcd presents (Kv's `tls`): the CA and the controller's client pair. */
+  etcd: EtcdTls;
+  /** What a client of NATS needs (connectBus's `tls`): the CA. */
+  nats: NatsTls;
+}
+
 export interface Servers {
   natsUrl: string;
+  tls: BenchTls;
   /** GRID's NATS keys (the controller's nats.auth_dir): NATS authenticates, as in production. */
   natsAuthDir: string;
   /** A user with every permission in the GRID account, for the baselines. */
@@ -102,24 +122,27 @@ export async function startServers(): Promise<Servers> {
   const authority = await NatsAuthority.open(natsAuthDir, { create: true });
   const own = await authority.mintOwnUser('bench');
   const natsUser: NatsUser = { jwt: own.jwt, seed: own.seed };
+  const tls = await benchTls(dir);
   const nats = await startNats({
     dataDir: join(dir, 'nats'),
     logFile: join(dir, 'nats-server.log'),
     auth: { config: await authority.serverConfig(join(dir, 'nats', 'jwt')), user: natsUser },
+    tls: { cert_file: tls.files.serverCertFile, key_file: tls.files.serverKeyFile, ca_file: tls.files.caFile },
   });
   const pids = new Set<number>([nats.pid]);
   let etcd;
   try {
-    etcd = await startEtcd({ dataDir: join(dir, 'etcd'), logFile: join(dir, 'etcd.log') });
+    etcd = await startEtcd({ dataDir: join(dir, 'etcd'), logFile: join(dir, 'etcd.log'), tls: etcdServerTls(tls.files) });
   } catch (err) {
     await nats.stop();
     throw err;
   }
   pids.add(etcd.pid);
   pidsToKill.push(...pids);
-  usersByUrl.set(nats.url, natsUser);
+  usersByUrl.set(nats.url, { user: natsUser, caPem: tls.bench.caPem });
   return {
     natsUrl: nats.url,
+    tls: tls.bench,
     natsAuthDir,
     natsUser,
     etcdEndpoint: etcd.endpoint,
@@ -133,11 +156,44 @@ export async function startServers(): Promise<Servers> {
   };
 }
 
-/** Bench servers' NATS URL → the full-permission user the baselines connect as. */
-const usersByUrl = new Map<string, NatsUser>();
+/** Bench servers' NATS URL → the full-permission user the baselines connect as, and the CA to verify it with. */
+const usersByUrl = new Map<string, { user: NatsUser; caPem: string }>();
 
-export function natsUserFor(url: string): NatsUser | undefined {
+export function natsUserFor(url: string): { user: NatsUser; caPem: string } | undefined {
   return usersByUrl.get(url);
+}
+
+/**
+ * GRID's CA and the embedded servers' certificates, made by the same code as the embedded
+ * default's (CertificateAuthority.loadOrCreate, embeddedTlsFiles) under `<dir>/tls`.
+ */
+export async function benchTls(dir: string): Promise<{ bench: BenchTls; files: EmbeddedTlsFiles }> {
+  const made = await CertificateAuthority.loadOrCreate(join(dir, 'tls'));
+  const files = await embeddedTlsFiles({ ca: made.ca, caFile: made.certFile }, dir);
+  return {
+    files,
+    bench: {
+      caFile: made.certFile,
+      caKeyFile: made.keyFile,
+      caPem: made.ca.certPem,
+      etcd: { ca_file: files.caFile, cert_file: files.clientCertFile, key_file: files.clientKeyFile },
+      nats: { ca_file: files.caFile, cert_file: '', key_file: '' },
+    },
+  };
+}
+
+export function etcdServerTls(f: EmbeddedTlsFiles): EtcdServerTls {
+  return { caFile: f.caFile, certFile: f.serverCertFile, keyFile: f.serverKeyFile, clientCertFile: f.clientCertFile, clientKeyFile: f.clientKeyFile };
+}
+
+/** An etcd3 client of the bench's TLS etcd, with the controller's client certificate. */
+export function etcdClient(servers: Pick<Servers, 'etcdEndpoint' | 'tls'>): Etcd3 {
+  const t = servers.tls.etcd;
+  return new Etcd3({
+    hosts: [servers.etcdEndpoint],
+    credentials: { rootCertificate: readFileSync(t.ca_file), certChain: readFileSync(t.cert_file), privateKey: readFileSync(t.key_file) },
+    grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024 },
+  });
 }
 
 // The embedded servers are spawned by src/embedded; kill them by pid if we exit abruptly.
@@ -170,6 +226,8 @@ export interface RunningController {
   address: string;
   configFile: string;
   logFile: string;
+  /** The controller's audit log (one JSON line per mutating request). */
+  auditLog: string;
   client: GridClient;
   child: ChildProcess;
   stop(): Promise<void>;
@@ -194,17 +252,18 @@ export async function startController(o: ControllerOptions): Promise<RunningCont
           grpc_address: `127.0.0.1:${port}`,
           http_address: '',
           data_dir: join(dir, 'data'),
-          etcd: { endpoints: [o.servers.etcdEndpoint], prefix: o.prefix ?? '/grid/' },
-          nats: { servers: [o.servers.natsUrl], auth_dir: o.servers.natsAuthDir },
+          etcd: { endpoints: [o.servers.etcdEndpoint], prefix: o.prefix ?? '/grid/', tls: o.servers.tls.etcd },
+          nats: { servers: [o.servers.natsUrl], auth_dir: o.servers.natsAuthDir, tls: o.servers.tls.nats },
           auth: 'tokens',
           tokens: [{ name: 'bench-admin', token: ADMIN_TOKEN, role: 'admin' }],
           registration_tokens: [REGISTRATION_TOKEN],
           executor_ping_deadline_seconds: o.pingDeadlineSeconds,
           secrets_key: SECRETS_KEY,
           log_level: o.logLevel ?? 'warn',
-          // The simulated fleet shares one gRPC connection for thousands of executors, which
-          // client certificates (one per executor) cannot do: gRPC runs in plaintext here.
-          tls: { enabled: false },
+          // gRPC over TLS with the bench's CA, which also issues each executor's client certificate.
+          tls: { enabled: true, ca_cert_file: o.servers.tls.caFile, ca_key_file: o.servers.tls.caKeyFile },
+          // One JSON line per mutating request (every Execute, every Register), as in production.
+          audit_log: join(dir, 'audit.log'),
           ...o.extra,
         },
         null,
@@ -212,14 +271,14 @@ export async function startController(o: ControllerOptions): Promise<RunningCont
       ),
     );
   }
-  const cfg = JSON.parse(readFileSync(configFile, 'utf8')) as { grpc_address: string };
+  const cfg = JSON.parse(readFileSync(configFile, 'utf8')) as { grpc_address: string; audit_log: string };
   const logFile = join(dirname(configFile), `controller-${Date.now()}.log`);
   const out = createWriteStream(logFile);
   const child = track(spawn(process.execPath, [...cpuProfArgs(), join(DIST, 'cmd', 'controller.js'), 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] }));
   child.stdout!.pipe(out, { end: false });
   child.stderr!.pipe(out, { end: false });
   const address = cfg.grpc_address;
-  const client = new GridClient({ address, token: ADMIN_TOKEN, timeoutMs: 30_000, tls: { plaintext: true } });
+  const client = new GridClient({ address, token: ADMIN_TOKEN, timeoutMs: 30_000, tls: { caPem: o.servers.tls.caPem } });
   const until = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`the controller exited with ${child.exitCode} while starting; see ${logFile}:\n${tail(logFile)}`);
@@ -239,6 +298,7 @@ export async function startController(o: ControllerOptions): Promise<RunningCont
     address,
     configFile,
     logFile,
+    auditLog: cfg.audit_log,
     client,
     child,
     async stop() {
@@ -262,6 +322,8 @@ export function tail(file: string, lines = 8): string {
 
 export interface FleetOptions {
   controller: string;
+  /** The CA file executors verify the controller (and NATS) with; each gets its own client certificate. */
+  caFile: string;
   count: number;
   prefix: string;
   mode: 'worker' | 'heartbeat';
@@ -286,6 +348,16 @@ export interface FleetStats {
   beatsFailed: number;
   refused: number;
   firstError?: string;
+  /** The fleet process's RSS. */
+  rssBytes: number;
+}
+
+export interface FleetWorking {
+  type: 'working';
+  workers: number;
+  failed: number;
+  ms: number;
+  firstError?: string;
 }
 
 export interface Fleet {
@@ -295,6 +367,8 @@ export interface Fleet {
   ready: Promise<FleetReady>;
   registered(): number;
   stats(): Promise<FleetStats>;
+  /** Heartbeat mode: gives every executor its NATS connection and Worker; resolves when they run. */
+  work(): Promise<FleetWorking>;
   stop(): Promise<void>;
   kill(): void;
 }
@@ -302,6 +376,7 @@ export interface Fleet {
 export function startFleet(o: FleetOptions): Fleet {
   const args = [
     '--controller', o.controller,
+    '--ca-file', o.caFile,
     '--count', String(o.count),
     '--prefix', o.prefix,
     '--mode', o.mode,
@@ -320,6 +395,7 @@ export function startFleet(o: FleetOptions): Fleet {
   });
   let registered = 0;
   const statWaiters: Array<(s: FleetStats) => void> = [];
+  const workWaiters: Array<(w: FleetWorking) => void> = [];
   const ready = new Promise<FleetReady>((resolveReady, reject) => {
     child.on('message', (m: { type: string; registered?: number; ids?: string[] }) => {
       if (m.type === 'progress') registered = m.registered ?? registered;
@@ -327,6 +403,7 @@ export function startFleet(o: FleetOptions): Fleet {
         registered = m.ids!.length;
         resolveReady(m as unknown as FleetReady);
       } else if (m.type === 'stats') statWaiters.shift()?.(m as unknown as FleetStats);
+      else if (m.type === 'working') workWaiters.shift()?.(m as unknown as FleetWorking);
     });
     child.once('exit', (code, sig) => reject(new Error(`fleet ${o.prefix} exited (${code ?? sig}) before it was ready: ${stderr.trim().split('\n').slice(-5).join(' | ')}`)));
   });
@@ -342,6 +419,13 @@ export function startFleet(o: FleetOptions): Fleet {
         statWaiters.push(r);
         child.send({ type: 'stats' });
         setTimeout(() => reject(new Error('fleet did not answer a stats request')), 10_000).unref();
+      }),
+    work: () =>
+      new Promise<FleetWorking>((r, reject) => {
+        if (!child.connected) return reject(new Error('fleet is gone'));
+        workWaiters.push(r);
+        child.send({ type: 'work' });
+        child.once('exit', () => reject(new Error(`fleet ${o.prefix} exited while starting its workers`)));
       }),
     async stop() {
       if (child.connected) child.send({ type: 'stop' });
