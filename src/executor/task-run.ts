@@ -29,7 +29,8 @@ const LATER_DELAY_MS = 2000;
 /**
  * How long a task runs before its started event is sent on its own. The claim made the task
  * RUNNING already; the event adds its start time and the lock it holds. A task that ends sooner
- * sends one finished event carrying both (TaskEvent.started): one publish and one write fewer.
+ * sends one finished event carrying both (TaskEvent.started): one publish, one delivery to the
+ * recorder and, for a task holding a lock, one write fewer.
  */
 export const STARTED_DEFER_MS = 100;
 
@@ -114,6 +115,8 @@ export interface TaskContext {
   pidFiles: PidFiles;
   logMaxBytes: number;
   unavailableDelayMs: number;
+  /** How long a task runs before its started event is sent on its own (STARTED_DEFER_MS). */
+  startedDeferMs: number;
   /** Aborts when the executor stops for good: a result not published by then is handed back. */
   hardStop: AbortSignal;
   draining: () => boolean;
@@ -282,15 +285,15 @@ async function publishEvent(ctx: TaskContext, run: TaskRun, kind: TaskEventKind,
     more = { ...more, started: pending.part };
   } else if (kind !== 'started') {
     sendStarted(ctx, run);
-    if (run.started) await run.started.catch(() => {});
   }
+  if (kind !== 'started' && run.started) await run.started.catch(() => {});
   await ctx.events.publish(run.job, run.attempt, kind, more, until);
 }
 
-/** Sends the attempt's started event after STARTED_DEFER_MS, unless the task's next event takes it first. */
+/** Sends the attempt's started event after ctx.startedDeferMs, unless the task's next event takes it first. */
 function deferStarted(ctx: TaskContext, run: TaskRun, part: StartedPart): void {
   if (run.startedLater) clearTimeout(run.startedLater.timer);
-  run.startedLater = { attempt: run.attempt, part, timer: setTimeout(() => sendStarted(ctx, run), STARTED_DEFER_MS) };
+  run.startedLater = { attempt: run.attempt, part, timer: setTimeout(() => sendStarted(ctx, run), ctx.startedDeferMs) };
 }
 
 /** Sends the started event held back by deferStarted now, if it is still held. */
