@@ -390,14 +390,32 @@ export class ExecutionService {
   /**
    * BeginTask's answer: the task is claimed (claimTask, by compare-and-swap in the record) and
    * the recorded task is handed out with, only here, its secret values.
+   *
+   * The record is first taken from the store's own last write of it (this controller created
+   * it, say), without reading etcd. That copy is only believed when the claim's write, guarded
+   * by the copy's revision, went through: then no other writer had changed it, and the answer
+   * comes from that very record. Any other outcome (a refusal, a lost compare, a claim with
+   * nothing to write) is asked again from a fresh read.
    */
   private async claim(e: ExecutorRecord, session: string, ref: { executionId: string; taskKey: string; retryOf?: number }): Promise<BeginAnswer> {
+    const own = this.d.store.ownCopy(ref.executionId);
+    if (own) {
+      const r = await this.taskOf(e, own.value, ref.taskKey);
+      if (!('refused' in r)) {
+        const out = await this.claims.add({ executor: e, session, ref, def: r.task.definition, version: own.value.job_version, ownCopy: true });
+        if (out.proven) return this.beginAnswer(out);
+      }
+    }
     const r = await this.recordedTask(e, ref.executionId, ref.taskKey);
     if ('refused' in r) return r.refused;
-    const answer = await this.claims.add({ executor: e, session, ref, task: r.task });
+    return this.beginAnswer(await this.claims.add({ executor: e, session, ref, def: r.task.definition, version: r.x.job_version, ownCopy: false }));
+  }
+
+  private beginAnswer(out: ClaimOutcome): BeginAnswer {
+    const { answer } = out;
     if (!answer.claimed) return { proceed: false, reason: answer.reason, secrets: {}, ...(answer.later ? { later: true } : {}) };
-    const secrets = r.x.secret_box ? this.d.box.open(r.x.secret_box) : {};
-    return { proceed: true, reason: '', secrets, task: r.task, attempt: answer.attempt };
+    const secrets = out.secretBox ? this.d.box.open(out.secretBox) : {};
+    return { proceed: true, reason: '', secrets, task: out.task!, attempt: answer.attempt };
   }
 
   /**
@@ -405,39 +423,54 @@ export class ExecutionService {
    * together in the next one (one compare per execution), and this write is the task's
    * PENDING → RUNNING transition, so running a task costs no other write.
    */
-  private readonly claims = new Batcher<ClaimRequest, ClaimAnswer>({
+  private readonly claims = new Batcher<ClaimRequest, ClaimOutcome>({
     max: 512,
     run: async (batch) => {
       const live = new Set((await this.d.executors.all()).filter((x) => isLive(x.state)).map((x) => x.id));
-      const byExecution = new Map<string, Array<Pending<ClaimRequest, ClaimAnswer>>>();
+      const byExecution = new Map<string, Array<Pending<ClaimRequest, ClaimOutcome>>>();
       for (const p of batch) {
         const list = byExecution.get(p.item.ref.executionId) ?? [];
         list.push(p);
         byExecution.set(p.item.ref.executionId, list);
       }
-      const answers = new Map<Pending<ClaimRequest, ClaimAnswer>, ClaimAnswer>();
+      const outcomes = new Map<Pending<ClaimRequest, ClaimOutcome>, ClaimOutcome>();
       const results = await this.d.store.updateMany([...byExecution.keys()], (x) => {
         let changed = false;
         for (const p of byExecution.get(x.id) ?? []) {
-          const { executor: e, session, ref, task } = p.item;
+          const { executor: e, session, ref, def, version, ownCopy } = p.item;
+          // What is handed out comes from the record the claim is made on, never from the copy
+          // the request started from; the definition must be that record's job version's.
+          if (x.job !== def.name || x.job_version !== version) {
+            outcomes.set(p, { answer: { claimed: false, reason: `execution ${x.id} is of job ${x.job} version ${x.job_version}, not ${def.name} version ${version}` }, proven: !ownCopy });
+            continue;
+          }
           const a = claimTask(x, ref.taskKey, { id: e.id, name: e.name, groups: groupsOf(e), session }, this.now(), {
-            onLost: task.definition.on_lost ?? 'retry',
-            maxAttempts: task.maxAttempts,
+            onLost: def.on_lost ?? 'retry',
+            maxAttempts: def.retries?.max_attempts ?? 1,
             retryOf: ref.retryOf,
             alive: (id) => live.has(id),
           });
-          answers.set(p, a);
+          outcomes.set(p, { answer: a, proven: true, ...(a.claimed ? { task: taskToRun(x, def), secretBox: x.secret_box } : {}) });
           changed = a.changed || changed;
         }
         return changed;
       });
-      // A claim that made its record too large to store was not recorded: the execution failed instead.
       for (const [id, r] of results) {
+        for (const p of byExecution.get(id) ?? []) {
+          const o = outcomes.get(p);
+          // From the store's own copy, only an answer its write proved counts (see claim()).
+          if (o && p.item.ownCopy && (!r.changed || r.refused)) o.proven = false;
+        }
+        // A claim that made its record too large to store was not recorded: the execution failed instead.
         if (!r.refused) continue;
         this.d.log.warn('claims not recorded: the record would be too large to store', { id, state: r.execution.state, reason: r.refused });
-        for (const p of byExecution.get(id) ?? []) answers.set(p, { claimed: false, reason: `execution ${id} is ${r.execution.state}: ${r.refused}` });
+        for (const p of byExecution.get(id) ?? []) {
+          outcomes.set(p, { answer: { claimed: false, reason: `execution ${id} is ${r.execution.state}: ${r.refused}` }, proven: !p.item.ownCopy });
+        }
       }
-      for (const p of batch) p.resolve(answers.get(p) ?? { claimed: false, reason: `execution ${p.item.ref.executionId} does not exist` });
+      for (const p of batch) {
+        p.resolve(outcomes.get(p) ?? { answer: { claimed: false, reason: `execution ${p.item.ref.executionId} does not exist` }, proven: !p.item.ownCopy });
+      }
     },
   });
 
@@ -470,10 +503,14 @@ export class ExecutionService {
    * job message, which only names the task. Secrets are left to the caller that hands them out.
    */
   private async recordedTask(e: ExecutorRecord, executionId: string, taskKey: string): Promise<{ refused: BeginAnswer } | { x: Execution; task: TaskToRun }> {
-    const refuse = (reason: string, later = false) => ({ refused: { proceed: false, reason, secrets: {}, ...(later ? { later } : {}) } });
     const cur = await this.d.store.getShared(executionId);
     if (!cur) return refuse(`execution ${executionId} does not exist`);
-    const x = cur.value;
+    return this.taskOf(e, cur.value, taskKey);
+  }
+
+  /** recordedTask() over a record at hand. */
+  private async taskOf(e: ExecutorRecord, x: Execution, taskKey: string): Promise<{ refused: BeginAnswer } | { x: Execution; task: TaskToRun }> {
+    const executionId = x.id;
     const why = mayBegin(x, taskKey, e.id, groupsOf(e), this.now());
     if (why === NOT_YET) return refuse(why, true);
     if (why) {
@@ -493,18 +530,7 @@ export class ExecutionService {
     }
     const t = x.tasks.find((task) => task.key === taskKey)!;
     if (t.pool && !e.runners.includes(def.runner)) return refuse(`this executor does not offer the "${def.runner}" runner the pool task needs`);
-    const task: TaskToRun = {
-      job: x.job,
-      jobVersion: x.job_version,
-      definition: def,
-      args: x.args,
-      deadlineMs: x.deadline_ms,
-      timeoutMs: (def.timeout_seconds ?? 0) * 1000,
-      maxAttempts: def.retries?.max_attempts ?? 1,
-      backoffMs: (def.retries?.backoff_seconds ?? 0) * 1000,
-      files: def.files.map((f) => ({ ...f, digest: x.file_digests?.[f.name] ?? '' })),
-    };
-    return { x, task };
+    return { x, task: taskToRun(x, def) };
   }
 
   /**
@@ -565,7 +591,42 @@ interface ClaimRequest {
   executor: ExecutorRecord;
   session: string;
   ref: { executionId: string; taskKey: string; retryOf?: number };
-  task: TaskToRun;
+  /** The definition at the execution's job version, `version`. */
+  def: JobDefinition;
+  version: number;
+  /** Asked from the store's own copy of the record (see claim()). */
+  ownCopy: boolean;
+}
+
+interface ClaimOutcome {
+  answer: ClaimAnswer;
+  /** The task as the record the claim was made on has it, when claimed. */
+  task?: TaskToRun;
+  secretBox?: string;
+  /** False for a request from the store's own copy that its write did not prove: ask again from a read. */
+  proven: boolean;
+}
+
+function refuse(reason: string, later = false): { refused: BeginAnswer } {
+  return { refused: { proceed: false, reason, secrets: {}, ...(later ? { later } : {}) } };
+}
+
+/**
+ * The task as the record has it, for the executor it belongs to: the definition at the
+ * execution's version, its arguments, limits and file digests. Secrets are left to the caller.
+ */
+function taskToRun(x: Execution, def: JobDefinition): TaskToRun {
+  return {
+    job: x.job,
+    jobVersion: x.job_version,
+    definition: def,
+    args: x.args,
+    deadlineMs: x.deadline_ms,
+    timeoutMs: (def.timeout_seconds ?? 0) * 1000,
+    maxAttempts: def.retries?.max_attempts ?? 1,
+    backoffMs: (def.retries?.backoff_seconds ?? 0) * 1000,
+    files: def.files.map((f) => ({ ...f, digest: x.file_digests?.[f.name] ?? '' })),
+  };
 }
 
 export interface TaskStop {

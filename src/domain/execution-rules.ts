@@ -9,6 +9,7 @@ import {
   isTerminalTask,
   type Execution,
   type ExecutionState,
+  type StartedPart,
   type Task,
   type TaskEvent,
   type TaskState,
@@ -48,6 +49,8 @@ export function readEvent(raw: unknown, subject: { executionId: string; executor
   if (r.exit_code !== undefined && !Number.isSafeInteger(r.exit_code)) return { problem: `exit_code ${JSON.stringify(r.exit_code)} is not a whole number` };
   if (r.reason !== undefined && typeof r.reason !== 'string') return { problem: 'reason is not a string' };
   if (r.lock_token !== undefined && !Number.isSafeInteger(r.lock_token)) return { problem: 'lock_token is not a whole number' };
+  const started = r.started === undefined ? undefined : readStartedPart(r.started, kind);
+  if (typeof started === 'string') return { problem: started };
   const event: TaskEvent = {
     execution_id: subject.executionId,
     task_key: r.task_key,
@@ -61,7 +64,22 @@ export function readEvent(raw: unknown, subject: { executionId: string; executor
   if (r.exit_code !== undefined) event.exit_code = r.exit_code as number;
   if (r.reason !== undefined) event.reason = (r.reason as string).slice(0, REASON_MAX);
   if (r.lock_token !== undefined) event.lock_token = r.lock_token as number;
+  if (started) event.started = started;
   return { event };
+}
+
+/** A finished event's `started` part (see TaskEvent.started), or what is wrong with it. */
+function readStartedPart(raw: unknown, kind: TaskEvent['kind']): StartedPart | string {
+  if (kind !== 'finished') return `started is carried only by a finished event, not ${kind}`;
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return 'started is not a JSON object';
+  const s = raw as Record<string, unknown>;
+  if (typeof s.at_ms !== 'number' || !Number.isFinite(s.at_ms)) return 'started.at_ms missing';
+  if (s.lock_token !== undefined && !Number.isSafeInteger(s.lock_token)) return 'started.lock_token is not a whole number';
+  if (s.reason !== undefined && typeof s.reason !== 'string') return 'started.reason is not a string';
+  const part: StartedPart = { at_ms: s.at_ms };
+  if (s.lock_token !== undefined) part.lock_token = s.lock_token as number;
+  if (s.reason !== undefined) part.reason = (s.reason as string).slice(0, REASON_MAX);
+  return part;
 }
 
 /**
@@ -82,8 +100,23 @@ export function senderProblem(x: Execution, ev: TaskEvent, inGroup: (executorId:
 /** Most late results kept on a task. */
 const LATE_RESULTS_MAX = 5;
 
-/** Applies one executor event. Returns true if the execution changed. */
+/**
+ * Applies one executor event. Returns true if the execution changed. A finished event that
+ * carries its task's started event is applied as the two in order, so it is as idempotent as
+ * they are: applied again, or after the started event arrived alone, it changes nothing more.
+ */
 export function applyEvent(x: Execution, ev: TaskEvent): boolean {
+  if (!ev.started) return applyOne(x, ev);
+  const { started, ...finished } = ev;
+  const { execution_id, task_key, executor_id, executor_name, attempt } = ev;
+  const s: TaskEvent = { execution_id, task_key, executor_id, executor_name, attempt, kind: 'started', at_ms: started.at_ms };
+  if (started.lock_token !== undefined) s.lock_token = started.lock_token;
+  if (started.reason !== undefined) s.reason = started.reason;
+  const a = applyOne(x, s);
+  return applyOne(x, finished) || a;
+}
+
+function applyOne(x: Execution, ev: TaskEvent): boolean {
   const t = x.tasks.find((task) => task.key === ev.task_key);
   if (!t) return false;
   if (ev.kind === 'finished' && lateResult(x, t, ev)) return true;

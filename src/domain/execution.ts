@@ -112,6 +112,18 @@ export interface TaskEvent {
   reason?: string;
   /** started: the fencing token of the serialize lock it holds. */
   lock_token?: number;
+  /**
+   * finished: the task's started event, when the task ended before that was sent on its own.
+   * Applied as that event first, then the finished one: the same as the two arriving apart.
+   */
+  started?: StartedPart;
+}
+
+/** What a started event says beyond the task and attempt it shares with its finished event. */
+export interface StartedPart {
+  at_ms: number;
+  lock_token?: number;
+  reason?: string;
 }
 
 export function eventId(e: Pick<TaskEvent, 'execution_id' | 'task_key' | 'attempt' | 'kind'>): string {

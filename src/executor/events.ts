@@ -8,7 +8,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { encode, type EventMessage, type JobMessage } from '../bus/messages.js';
 import { subjects } from '../bus/subjects.js';
-import { eventId, type TaskEventKind } from '../domain/execution.js';
+import { eventId, type StartedPart, type TaskEventKind } from '../domain/execution.js';
 import type { TaskOutcome } from '../runners/runner.js';
 import type { Logger } from '../util/log.js';
 
@@ -19,6 +19,10 @@ export interface EventDetails {
   exit_code?: number;
   reason?: string;
   lock_token?: number;
+  /** When it happened, if not now (a started event sent later than the task started). */
+  at_ms?: number;
+  /** finished: the task's started event, not sent on its own (see TaskEvent.started). */
+  started?: StartedPart;
 }
 
 export class TaskEvents {
@@ -32,12 +36,13 @@ export class TaskEvents {
       executor_name: this.o.executorName,
       attempt,
       kind,
-      at_ms: Date.now(),
+      at_ms: more.at_ms ?? Date.now(),
     };
     if (more.outcome !== undefined) ev.outcome = more.outcome;
     if (more.exit_code !== undefined) ev.exit_code = more.exit_code;
     if (more.reason !== undefined) ev.reason = more.reason;
     if (more.lock_token !== undefined) ev.lock_token = more.lock_token;
+    if (more.started) ev.started = more.started;
     const subject = subjects.event(ev.execution_id, this.o.executorId);
     const data = encode(ev);
     const giveUpAt = until ? Infinity : Date.now() + GIVE_UP_MS;

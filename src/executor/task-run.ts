@@ -8,7 +8,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { JobMessage } from '../bus/messages.js';
 import { subjects } from '../bus/subjects.js';
-import type { TaskEventKind } from '../domain/execution.js';
+import type { StartedPart, TaskEventKind } from '../domain/execution.js';
 import type { TaskToRun } from '../domain/task.js';
 import { UnavailableError } from '../errors.js';
 import { taskOutput } from '../runners/output.js';
@@ -26,6 +26,13 @@ export type StopReason = 'cancelled' | 'timed_out';
 
 /** How long a task the controller says is not to run yet waits before it is offered again. */
 const LATER_DELAY_MS = 2000;
+/**
+ * How long a task runs before its started event is sent on its own. The claim made the task
+ * RUNNING already; the event adds its start time and the lock it holds. A task that ends sooner
+ * sends one finished event carrying both (TaskEvent.started): one publish, one delivery to the
+ * recorder and, for a task holding a lock, one write fewer.
+ */
+export const STARTED_DEFER_MS = 100;
 
 export class TaskRun {
   readonly abort = new AbortController();
@@ -35,6 +42,8 @@ export class TaskRun {
   stopNote: string | undefined;
   /** The started event on its way: later events of the task wait for it (order is kept). */
   started: Promise<void> | undefined;
+  /** The started event not sent yet (see STARTED_DEFER_MS), and the timer that will send it. */
+  startedLater: { attempt: number; part: StartedPart; timer: NodeJS.Timeout } | undefined;
   /** The attempt claimed (0 until the controller answers). */
   attempt = 0;
   /** performance.now() at its first claim, for the task's duration. */
@@ -106,6 +115,8 @@ export interface TaskContext {
   pidFiles: PidFiles;
   logMaxBytes: number;
   unavailableDelayMs: number;
+  /** How long a task runs before its started event is sent on its own (STARTED_DEFER_MS). */
+  startedDeferMs: number;
   /** Aborts when the executor stops for good: a result not published by then is handed back. */
   hardStop: AbortSignal;
   draining: () => boolean;
@@ -214,9 +225,9 @@ async function runAttempt(ctx: TaskContext, run: TaskRun, task: TaskToRun, secre
     ...(files ? { files } : {}),
   };
   // The claim made the task RUNNING; the started event tells followers, with the lock it holds.
-  // The task starts while it is being stored; the task's later events wait for it.
-  run.started = publishEvent(ctx, run, 'started', lock ? { lock_token: lock.token, reason: `holds lock ${def.serialize} (token ${lock.token})` } : {});
-  run.started.catch(() => {}); // its failure surfaces where it is awaited
+  // It goes out once the task has run STARTED_DEFER_MS (a shorter task's finished event carries
+  // it); the task's later events wait for it.
+  deferStarted(ctx, run, lock ? { at_ms: Date.now(), lock_token: lock.token, reason: `holds lock ${def.serialize} (token ${lock.token})` } : { at_ms: Date.now() });
   log.info('task started', { job: def.name, version: task.jobVersion, runner: runner.name });
   const publisher = new LogPublisher({
     js: ctx.js,
@@ -262,10 +273,39 @@ async function finish(ctx: TaskContext, run: TaskRun, result: TaskResult, log: L
   return true;
 }
 
-/** Publishes one of the task's events; later events wait for its started event (order is kept). */
+/**
+ * Publishes one of the task's events; later events wait for its started event (order is kept).
+ * A finished event whose started event was not sent yet carries it instead.
+ */
 async function publishEvent(ctx: TaskContext, run: TaskRun, kind: TaskEventKind, more: EventDetails, until?: AbortSignal): Promise<void> {
+  const pending = run.startedLater;
+  if (kind === 'finished' && pending && pending.attempt === run.attempt) {
+    clearTimeout(pending.timer);
+    run.startedLater = undefined;
+    more = { ...more, started: pending.part };
+  } else if (kind !== 'started') {
+    sendStarted(ctx, run);
+  }
   if (kind !== 'started' && run.started) await run.started.catch(() => {});
   await ctx.events.publish(run.job, run.attempt, kind, more, until);
+}
+
+/** Sends the attempt's started event after ctx.startedDeferMs, unless the task's next event takes it first. */
+function deferStarted(ctx: TaskContext, run: TaskRun, part: StartedPart): void {
+  if (run.startedLater) clearTimeout(run.startedLater.timer);
+  run.startedLater = { attempt: run.attempt, part, timer: setTimeout(() => sendStarted(ctx, run), ctx.startedDeferMs) };
+}
+
+/** Sends the started event held back by deferStarted now, if it is still held. */
+function sendStarted(ctx: TaskContext, run: TaskRun): void {
+  const pending = run.startedLater;
+  if (!pending) return;
+  clearTimeout(pending.timer);
+  run.startedLater = undefined;
+  const { at_ms, lock_token, reason } = pending.part;
+  const more: EventDetails = { at_ms, ...(lock_token !== undefined ? { lock_token } : {}), ...(reason !== undefined ? { reason } : {}) };
+  run.started = ctx.events.publish(run.job, pending.attempt, 'started', more);
+  run.started.catch(() => {}); // its failure surfaces where it is awaited
 }
 
 /**

@@ -26,7 +26,7 @@ import { PidFiles } from './orphans.js';
 import { Puller } from './pull.js';
 import { Slots } from './slots.js';
 import { TaskSource } from './task-source.js';
-import { runTask, TaskRun, type StopReason, type TaskContext } from './task-run.js';
+import { runTask, STARTED_DEFER_MS, TaskRun, type StopReason, type TaskContext } from './task-run.js';
 
 export interface WorkerOptions {
   nc: NatsConnection;
@@ -59,6 +59,8 @@ export interface WorkerOptions {
   beginTaskTimeoutMs?: number;
   /** Told of each task's result (the executor's metrics). */
   onTaskFinished?: TaskContext['onFinished'];
+  /** How long a task runs before its started event is sent on its own. Default STARTED_DEFER_MS. */
+  startedDeferMs?: number;
 }
 
 /** How many finished tasks a process remembers (see Worker.finished). */
@@ -115,6 +117,7 @@ export class Worker implements AgentWorker {
       pidFiles: this.pidFiles,
       logMaxBytes: o.logMaxBytes,
       unavailableDelayMs: o.unavailableDelayMs ?? 2000,
+      startedDeferMs: o.startedDeferMs ?? STARTED_DEFER_MS,
       hardStop: this.hardStop.signal,
       draining: () => this.draining,
       controllerDown: (down, log, fields) => this.sayControllerDown(down, log, fields),

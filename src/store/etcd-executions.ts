@@ -312,6 +312,10 @@ export class EtcdExecutionStore implements ExecutionStore {
    */
   private readonly recent = new Map<string, Versioned<Execution>>();
 
+  ownCopy(id: string): Versioned<Execution> | undefined {
+    return this.recent.get(id);
+  }
+
   private remember(x: Execution, revision: number): void {
     this.recent.delete(x.id);
     if (isTerminalExecution(x.state)) return;

@@ -125,6 +125,12 @@ export class MemoryExecutionStore implements ExecutionStore {
     return this.get(id);
   }
 
+  /** Every record here is this store's own last write of it. */
+  ownCopy(id: string): Versioned<Execution> | undefined {
+    const cur = this.records.get(id);
+    return cur && copy(cur);
+  }
+
   async mustGet(id: string): Promise<Execution> {
     const cur = this.records.get(id);
     if (!cur) throw new NotFoundError('execution', id, 'grid-cli executions list shows recent ones');

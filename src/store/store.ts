@@ -153,6 +153,12 @@ export interface ExecutionStore {
   get(id: string): Promise<Versioned<Execution> | undefined>;
   /** get() for callers that only look: the copy may be shared with others and must not be changed. */
   getShared(id: string): Promise<Versioned<Execution> | undefined>;
+  /**
+   * The record as this store last wrote it, with its revision, if it still holds it: no read.
+   * Another writer may have changed it since; only a write guarded by that revision proves it
+   * current. A shared copy: it must not be changed.
+   */
+  ownCopy(id: string): Versioned<Execution> | undefined;
   /** NotFoundError when there is none. */
   mustGet(id: string): Promise<Execution>;
   /**

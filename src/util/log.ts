@@ -79,8 +79,9 @@ export const silentLogger: Logger = createLogger({ write: () => {}, level: 'erro
 
 // One pino child per name; `with` fields are merged into each call's, so a key given in both is
 // written once, with the call's value, where it first appeared (as the text format always did).
-function node(root: Pino, name: string, base: Fields): Logger {
-  const p = name ? root.child({ name }) : root;
+// `with` shares its parent's child: making a pino child (with its redaction) costs more than a
+// task's own work on an executor, which adds fields per task.
+function node(root: Pino, name: string, base: Fields, p: Pino = name ? root.child({ name }) : root): Logger {
   const emit = (level: Level) => (msg: string, fields?: Fields) => {
     if (!p.isLevelEnabled(level)) return;
     p[level](prepare(fields ? { ...base, ...fields } : base), msg);
@@ -91,7 +92,7 @@ function node(root: Pino, name: string, base: Fields): Logger {
     warn: emit('warn'),
     error: emit('error'),
     named: (n) => node(root, name ? `${name}.${n}` : n, base),
-    with: (f) => node(root, name, { ...base, ...f }),
+    with: (f) => node(root, name, { ...base, ...f }, p),
   };
 }
 

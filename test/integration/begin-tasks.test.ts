@@ -4,7 +4,9 @@
 //
 // Needs the built programs: `npx tsc -p tsconfig.json`.
 
+import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Execution } from '../../src/domain/execution.js';
 import { GridClient } from '../../src/client/client.js';
 import { UnauthenticatedError, ValidationError } from '../../src/errors.js';
 import { ExecutionState, TaskState } from '../../src/gen/grid/v1/types.js';
@@ -181,6 +183,36 @@ describe('claims, against the state of record', () => {
     expect(again).toMatchObject({ proceed: false, reason: expect.stringMatching(/UNKNOWN: the outcome is unknown: executor claim-a restarted while running attempt 1/) });
     expect(await task(x)).toMatchObject({ state: TaskState.TASK_STATE_UNKNOWN, attempts: 1 });
     expect((await admin.ctl.getExecution(x)).state).toBe(ExecutionState.EXECUTION_STATE_FAILED);
+  });
+
+  it('answers from its own copy of a record only when the claim\'s write proves no one else changed it', async () => {
+    // This controller created the record and wrote the claim: it holds its own copy of both.
+    // Another writer (a second replica, here etcd written directly) then changes the record.
+    const [a, b] = members as [Reg, Reg];
+    const etcd = new Etcd3({ hosts: servers.etcdEndpoint });
+    const rewrite = async (executionId: string, change: (x: Execution) => void) => {
+      const key = `${controller.prefix}executions/${executionId}`;
+      const x = JSON.parse((await etcd.get(key).string())!) as Execution;
+      change(x);
+      await etcd.put(key).value(JSON.stringify(x));
+    };
+    try {
+      // Cancelled elsewhere after its claim: the same process asking again (its answer lost)
+      // would make no write, so nothing proves the copy; the answer comes from a fresh read.
+      const x = await executePool('claim-retry');
+      expect(await claim(a, x, 'pool.claimers', 'sa')).toMatchObject({ proceed: true, attempt: 1 });
+      await rewrite(x, (r) => Object.assign(r, { state: 'CANCELLED', reason: 'cancelled by another replica' }));
+      expect(await claim(a, x, 'pool.claimers', 'sa')).toMatchObject({ proceed: false, reason: expect.stringMatching(/CANCELLED/) });
+
+      // Claimed elsewhere before this controller saw a claim: the claim's compare fails, and the
+      // record as stored decides (claim-b holds it and is alive).
+      const y = await executePool('claim-retry');
+      await rewrite(y, (r) => Object.assign(r.tasks[0]!, { state: 'RUNNING', attempts: 1, executor_id: b.res.executorId, executor_name: 'claim-b', claim_session: 'sb' }));
+      expect(await claim(a, y, 'pool.claimers', 'sa')).toMatchObject({ proceed: false, later: true, reason: expect.stringMatching(/running on executor claim-b/) });
+      expect(await task(y)).toMatchObject({ executorName: 'claim-b', attempts: 1 });
+    } finally {
+      etcd.close();
+    }
   });
 
   it('a cancel the executor missed reaches it in the heartbeat\'s answer; so does a claim another attempt took over', async () => {

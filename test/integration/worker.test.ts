@@ -261,7 +261,9 @@ function untilEvent(executionId: string, pred: (e: EventMessage) => boolean): Pr
 }
 
 const finished = (e: EventMessage) => e.kind === 'finished';
-const brief = (evs: EventMessage[]) => evs.map((e) => `${e.kind}#${e.attempt}${e.outcome ? ':' + e.outcome : ''}`);
+/** The events in order; a finished event carrying its task's started event counts as the two. */
+const brief = (evs: EventMessage[]) =>
+  evs.flatMap((e) => [...(e.started ? [`started#${e.attempt}`] : []), `${e.kind}#${e.attempt}${e.outcome ? ':' + e.outcome : ''}`]);
 
 async function jobsLeft(executorId: string): Promise<number> {
   const info = await jsm.streams.info(STREAMS.jobs, { subjects_filter: subjects.nodeJob(executorId) });
@@ -272,7 +274,8 @@ async function jobsLeft(executorId: string): Promise<number> {
 
 describe('worker', () => {
   it('runs a host task: started and finished events, tagged logs with the secret masked, message acked', async () => {
-    const h = await startWorker();
+    // The task ends long before its started event would go out on its own.
+    const h = await startWorker({ startedDeferMs: 600_000 });
     const job = await publishJob(h.executorId, {
       definition: definition({
         shell: 'echo "hello $WHO"; echo "token is $TOKEN"; echo "lock $GRID_LOCK_TOKEN"; echo to-stderr >&2',
@@ -281,8 +284,11 @@ describe('worker', () => {
     });
     const evs = await untilEvent(job.execution_id, finished);
     expect(brief(evs)).toEqual(['started#1', 'finished#1:succeeded']);
-    const fin = evs[1]!;
+    // A task that ends before its started event went out reports it in its finished event: one event, not two.
+    expect(evs).toHaveLength(1);
+    const fin = evs[0]!;
     expect(fin).toMatchObject({ task_key: h.executorId, executor_id: h.executorId, executor_name: `node-${h.executorId.toLowerCase()}`, exit_code: 0 });
+    expect(fin.started!.at_ms).toBeLessThanOrEqual(fin.at_ms);
 
     const logs = await readAll(STREAMS.logs, subjects.log(job.execution_id, h.executorId));
     const text = (stream: string) =>
@@ -312,8 +318,8 @@ describe('worker', () => {
     });
     const evs = await untilEvent(job.execution_id, finished);
     expect(brief(evs)).toEqual(['started#1', 'retrying#1:failed', 'started#2', 'finished#2:failed']);
-    expect(evs[1]).toMatchObject({ exit_code: 3, reason: 'exit code 3' });
-    expect(evs[3]).toMatchObject({ exit_code: 3, reason: 'exit code 3', attempt: 2 });
+    expect(evs.find((e) => e.kind === 'retrying')).toMatchObject({ exit_code: 3, reason: 'exit code 3' });
+    expect(evs.find(finished)).toMatchObject({ exit_code: 3, reason: 'exit code 3', attempt: 2 });
     const logs = await readAll(STREAMS.logs, subjects.log(job.execution_id, h.executorId));
     expect(logs.map((m) => `${m.headers?.get(LOG_HEADERS.attempt)}:${Buffer.from(m.data).toString('utf8')}`)).toEqual([
       '1:attempt 1\n',
@@ -391,7 +397,7 @@ describe('worker', () => {
     nc.publish(subjects.cancel(h.executorId), encode(cancel));
     const evs = await untilEvent(job.execution_id, finished);
     expect(brief(evs)).toEqual(['started#1', 'finished#1:cancelled']);
-    expect(evs[1]!.reason).toBe('cancelled');
+    expect(evs.find(finished)!.reason).toBe('cancelled');
     expect(existsSync(pidFile)).toBe(false);
     expect(await groupAlive(pgid)).toBe(false);
     await eventually('the message to be acked', async () => (await jobsLeft(h.executorId)) === 0);
@@ -426,6 +432,16 @@ describe('worker', () => {
     expect(Math.max(...counts)).toBe(2);
   });
 
+  it('sends the started event on its own once a task has run a while, and the finished event without it', async () => {
+    const h = await startWorker({ startedDeferMs: 50 });
+    const job = await publishJob(h.executorId, { definition: definition({ shell: 'sleep 0.5' }) });
+    const evs = await untilEvent(job.execution_id, finished);
+    expect(evs.map((e) => e.kind)).toEqual(['started', 'finished']);
+    expect(evs[1]!.started).toBeUndefined();
+    // The started event says when the task started, not when it was sent.
+    expect(evs[1]!.at_ms - evs[0]!.at_ms).toBeGreaterThanOrEqual(400);
+  });
+
   it('drain waits for a running task to finish', async () => {
     const h = await startWorker();
     const job = await publishJob(h.executorId, { definition: definition({ shell: 'sleep 1; echo done' }) });
@@ -445,7 +461,7 @@ describe('worker', () => {
     await h.worker.drain(Date.now() + 200);
     const evs = await events(job.execution_id);
     expect(brief(evs)).toEqual(['started#1', 'finished#1:cancelled']);
-    expect(evs[1]!.reason).toBe('the executor shut down before the task finished');
+    expect(evs.find(finished)!.reason).toBe('the executor shut down before the task finished');
     expect(await jobsLeft(h.executorId)).toBe(0);
   });
 
@@ -455,7 +471,7 @@ describe('worker', () => {
     const job = await publishPoolJob(group, { task_key: `pool.${group}.0`, definition: definition({ command: ['echo', 'pooled'] }) });
     const evs = await untilEvent(job.execution_id, finished);
     expect(brief(evs)).toEqual(['started#1', 'finished#1:succeeded']);
-    expect(evs[1]).toMatchObject({ task_key: `pool.${group}.0`, executor_id: h.executorId });
+    expect(evs.find(finished)).toMatchObject({ task_key: `pool.${group}.0`, executor_id: h.executorId });
     const logs = await readAll(STREAMS.logs, subjects.log(job.execution_id, h.executorId));
     expect(logs.map((m) => Buffer.from(m.data).toString('utf8')).join('')).toBe('pooled\n');
   });

@@ -34,6 +34,15 @@ describe('readEvent', () => {
     expect(problem(raw)).toMatch(why);
   });
 
+  it('takes a finished event carrying its started event, and nothing else carrying one', () => {
+    const started = { at_ms: 3, lock_token: 9, reason: 'holds lock L (token 9)' };
+    expect(readEvent({ ...good, started }, subject)).toEqual({ event: { ...good, started } });
+    expect(problem({ ...good, kind: 'retrying', outcome: 'failed', started })).toMatch(/started is carried only by a finished event, not retrying/);
+    expect(problem({ ...good, started: { lock_token: 9 } })).toMatch(/started.at_ms missing/);
+    expect(problem({ ...good, started: { at_ms: 3, lock_token: 'x' } })).toMatch(/started.lock_token is not a whole number/);
+    expect(problem({ ...good, started: [] })).toMatch(/started is not a JSON object/);
+  });
+
   it('caps a long reason', () => {
     const r = readEvent({ ...good, reason: 'x'.repeat(10_000) }, subject);
     expect('event' in r && r.event.reason?.length).toBe(4096);

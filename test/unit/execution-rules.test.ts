@@ -69,6 +69,57 @@ describe('applyEvent', () => {
   });
 });
 
+describe('applyEvent: a finished event carrying its started event', () => {
+  // A short task's started event is folded into its finished one; the record must end exactly
+  // as if the two had arrived apart, however often and in whatever company it arrives.
+  const started = { at_ms: 50, lock_token: 7, reason: 'holds lock L (token 7)' };
+  const combined = () => ev('a', 'finished', 1, { outcome: 'succeeded', exit_code: 0, started });
+  const apart = (x: Execution) => {
+    applyEvent(x, ev('a', 'started', 1, { at_ms: 50, lock_token: 7, reason: 'holds lock L (token 7)' }));
+    applyEvent(x, ev('a', 'finished', 1, { outcome: 'succeeded', exit_code: 0 }));
+  };
+  // Claimed as BeginTask claims (RUNNING, attempt 1), and not claimed (an executor that does not claim).
+  const claimed = () => execution([task('a', { state: 'RUNNING', attempts: 1, started_at_ms: 40 }), task('b')]);
+  const unclaimed = () => execution([task('a'), task('b')]);
+
+  it.each([['claimed', claimed], ['not claimed', unclaimed]])('ends a %s task as the two events apart would', (_what, make) => {
+    const one = make();
+    const two = make();
+    expect(applyEvent(one, combined())).toBe(true);
+    apart(two);
+    expect(one).toEqual(two);
+    expect(one.tasks[0]).toMatchObject({ state: 'SUCCEEDED', lock_token: 7, exit_code: 0 });
+  });
+
+  it('changes nothing when applied again', () => {
+    const x = claimed();
+    applyEvent(x, combined());
+    const before = structuredClone(x);
+    expect(applyEvent(x, combined())).toBe(false);
+    expect(x).toEqual(before);
+  });
+
+  it('after its started event arrived alone, records the result once and the same', () => {
+    const x = claimed();
+    const y = claimed();
+    applyEvent(x, ev('a', 'started', 1, { at_ms: 50, lock_token: 7, reason: 'holds lock L (token 7)' }));
+    expect(applyEvent(x, combined())).toBe(true);
+    apart(y);
+    expect(x).toEqual(y);
+    // ... and the started event arriving after it (a retry of a publish) moves nothing back.
+    expect(applyEvent(x, ev('a', 'started', 1, { at_ms: 50, lock_token: 7 }))).toBe(false);
+    expect(x).toEqual(y);
+  });
+
+  it('of an attempt a later claim superseded, is kept as a late result and moves nothing', () => {
+    const x = execution([task('a', { state: 'RUNNING', attempts: 2, started_at_ms: 40 })]);
+    expect(applyEvent(x, combined())).toBe(true);
+    expect(x.tasks[0]).toMatchObject({ state: 'RUNNING', attempts: 2 });
+    expect(x.tasks[0]!.late_results).toEqual([expect.objectContaining({ attempt: 1, outcome: 'succeeded' })]);
+    expect(x.tasks[0]!.lock_token).toBeUndefined();
+  });
+});
+
 describe('executor expiry', () => {
   it('makes running fan-out tasks LOST, hands pool tasks back, skips unstarted ones', () => {
     const x = execution([
