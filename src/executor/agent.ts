@@ -222,7 +222,7 @@ export function createRunners(cfg: ExecutorConfig, env: NodeJS.ProcessEnv, log: 
   const runAs = resolveRunAs(cfg.run_as);
   if (runAs) log.info('host tasks run as another user', { run_as: cfg.run_as, uid: runAs.uid, gid: runAs.gid });
   for (const name of cfg.runners) {
-    if (name === 'host') runners.push(new HostRunner({ workRoot: cfg.work_dir, ...(runAs ? { runAs } : {}) }));
+    if (name === 'host') runners.push(new HostRunner({ workRoot: cfg.work_dir, log: log.named('host'), ...(runAs ? { runAs } : {}) }));
     else if (name === 'kubernetes') runners.push(kubernetesRunner(cfg));
     else log.warn('this version of the executor has no such runner; its tasks will fail', { runner: name });
   }
