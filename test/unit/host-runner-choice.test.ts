@@ -1,0 +1,27 @@
+// Which host runner an executor builds from its configuration: with the spawner by default,
+// forking from the executor itself with GRID_HOST_SPAWNER=0.
+
+import { describe, expect, it } from 'vitest';
+import { loadExecutorConfig } from '../../src/config/executor.js';
+import { createRunners } from '../../src/executor/agent.js';
+import { HostRunner } from '../../src/runners/host/index.js';
+import { createLogger } from '../../src/util/log.js';
+
+const log = createLogger({ level: 'error', write: () => {} });
+
+function hostRunner(env: NodeJS.ProcessEnv): HostRunner {
+  const cfg = loadExecutorConfig({ env: {}, cwd: '/tmp', flags: { runners: ['host'] } });
+  const [runner] = createRunners(cfg, env, log);
+  expect(runner).toBeInstanceOf(HostRunner);
+  return runner as HostRunner;
+}
+
+describe('createRunners: host', () => {
+  it('forks tasks through the spawner by default', () => {
+    expect(hostRunner({}).spawner).toBeDefined();
+  });
+
+  it('forks them from the executor with GRID_HOST_SPAWNER=0', () => {
+    expect(hostRunner({ GRID_HOST_SPAWNER: '0' }).spawner).toBeUndefined();
+  });
+});
