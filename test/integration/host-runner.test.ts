@@ -346,6 +346,22 @@ describe('HostRunner spawner', () => {
     expect(Number(/parent (\d+)/.exec(out.text('stdout'))![1])).toBe(process.pid);
   });
 
+  it('gives the task no descriptor it should not have: not the channel to the executor, nor another task\'s output', async () => {
+    const fds = async (r: HostRunner): Promise<string[]> => {
+      runner = r;
+      const ac = new AbortController();
+      const other = await r.start(spec({ shell: 'echo started; sleep 100' }), new Collect(), ac.signal);
+      const { out } = await run(spec({ shell: 'ls /proc/$$/fd' }));
+      ac.abort();
+      await other.wait();
+      return out.text('stdout').trim().split('\n').sort();
+    };
+    // What this process leaves open without close-on-exec is inherited either way.
+    const direct = await fds(new HostRunner({ workRoot, spawner: false }));
+    const throughSpawner = await fds(new HostRunner({ workRoot }));
+    expect(throughSpawner).toEqual(direct);
+  });
+
   it('hands over all of a large output, in order, with nothing read on the way', async () => {
     const { out, result } = await run(spec({ shell: 'seq 1 200000; echo done >&2' }));
     expect(result.outcome).toBe('succeeded');
