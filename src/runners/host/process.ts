@@ -16,6 +16,7 @@ export interface Exit {
 export interface TaskProcess {
   /** Also its process group id: it was spawned detached. Undefined when it never started. */
   readonly pid: number | undefined;
+  /** Possibly paused: the reader resumes them once it listens. */
   readonly stdout: Readable | null;
   readonly stderr: Readable | null;
   /** Resolves once, when the process has exited, could not start, or was lost. */

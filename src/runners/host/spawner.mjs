@@ -4,16 +4,21 @@
 // blocks its event loop meanwhile, which for a large executor costs far more than the task
 // itself; from this process it costs what it costs from a fresh `node`.
 //
-// Requests and answers travel over the IPC channel (JSON). The task's stdout and stderr are
-// socket pairs made by libuv; their reading ends are handed to the executor as handles
-// (SCM_RIGHTS), so the executor reads the task's output straight from the task, with no copy
-// in here. This process only reports the pid and, later, the exit status.
+// Requests and answers (pid, exit status) travel over the IPC channel (JSON). The task's stdout
+// and stderr are unix sockets this process connects to the executor's private listening socket
+// (argv[2], in a 0700 directory), each introduced by the one-time token the request named; the
+// executor reads the task's output straight from the task, with no copy in here. (Handing
+// socket pairs over the IPC channel would also work, but Node sends one handle at a time and
+// waits for the receiver's acknowledgement of each: a round trip per stream, in line.)
 //
 // It is plain JavaScript so that it starts without the rest of GRID (and runs from the source
 // tree under the test runner too). It exits when the executor goes away (the channel closes);
 // the tasks then left running are the executor's to reap, as after any crash of it.
 
 import { spawn } from 'node:child_process';
+import { createConnection } from 'node:net';
+
+const listening = process.argv[2] ?? '';
 
 // Signals sent to the executor's process group (Ctrl-C, `kill -TERM -<pgid>`) are the
 // executor's to handle: running tasks still need this process to report their exits while it
@@ -23,16 +28,24 @@ process.on('disconnect', () => process.exit(0));
 
 /**
  * @typedef {{ t: 'spawn', id: number, file: string, args: string[], cwd: string,
- *   env: Record<string, string>, uid?: number, gid?: number }} SpawnRequest
+ *   env: Record<string, string>, uid?: number, gid?: number, stdout: string, stderr: string }} SpawnRequest
  */
 
 process.on('message', (/** @type {SpawnRequest} */ m) => {
-  if (m && m.t === 'spawn') start(m);
+  if (m && m.t === 'spawn') void start(m);
 });
 
 /** @param {SpawnRequest} m */
-function start(m) {
-  /** @type {import('node:child_process').ChildProcessByStdio<null, import('node:stream').Readable, import('node:stream').Readable>} */
+async function start(m) {
+  /** @type {import('node:net').Socket[]} */
+  let out;
+  try {
+    out = await Promise.all([connect(m.stdout), connect(m.stderr)]);
+  } catch (err) {
+    failed(m.id, /** @type {NodeJS.ErrnoException} */ (err));
+    return;
+  }
+  /** @type {import('node:child_process').ChildProcess} */
   let child;
   try {
     child = spawn(m.file, m.args, {
@@ -40,32 +53,38 @@ function start(m) {
       env: m.env,
       // Own process group (setsid): the executor signals the whole tree as -pid.
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', out[0], out[1]],
       ...(m.uid !== undefined && m.gid !== undefined ? { uid: m.uid, gid: m.gid } : {}),
     });
   } catch (err) {
     failed(m.id, /** @type {NodeJS.ErrnoException} */ (err));
     return;
+  } finally {
+    // The task has its own copies now: the executor sees the end of its output when the task's
+    // copies close.
+    for (const s of out) s.destroy();
   }
   if (child.pid === undefined) {
     // execve failed (ENOENT, EACCES…): reported as an 'error' event, not thrown.
     child.once('error', (err) => failed(m.id, err));
     return;
   }
-  // A stdio socket starts reading as soon as it is made; nothing may be read here, or it would
-  // be lost when the socket is handed over. Until the event loop turns, nothing has been read.
-  for (const s of [child.stdout, child.stderr]) {
-    const handle = /** @type {{ _handle?: { readStop(): number, reading: boolean } }} */ (/** @type {unknown} */ (s))._handle;
-    if (handle) {
-      handle.reading = false;
-      handle.readStop();
-    }
-  }
-  // Messages keep their order: the exit always comes after both handles.
-  // They are sockets (libuv makes stdio pipes with socketpair()), which is what can be handed over.
-  send({ t: 'stdout', id: m.id, pid: child.pid }, /** @type {import('node:net').Socket} */ (child.stdout));
-  send({ t: 'stderr', id: m.id }, /** @type {import('node:net').Socket} */ (child.stderr));
+  send({ t: 'started', id: m.id, pid: child.pid });
   child.once('exit', (code, signal) => send({ t: 'exit', id: m.id, code, signal }));
+}
+
+/**
+ * A socket to the executor, introduced by `token`; resolves once the introduction has been
+ * written, so that nothing the task writes can come before it.
+ * @param {string} token
+ * @returns {Promise<import('node:net').Socket>}
+ */
+function connect(token) {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(listening);
+    s.once('error', reject);
+    s.once('connect', () => s.write(`${token}\n`, (err) => (err ? reject(err) : resolve(s))));
+  });
 }
 
 /**
@@ -76,13 +95,10 @@ function failed(id, err) {
   send({ t: 'error', id, code: err.code ?? '', message: err.message });
 }
 
-/**
- * @param {object} message
- * @param {import('node:net').Socket} [handle]
- */
-function send(message, handle) {
+/** @param {object} message */
+function send(message) {
   // The channel is gone only when the executor is: nothing is left to tell.
-  if (process.connected) process.send?.(message, handle, () => {});
+  if (process.connected) process.send?.(message, undefined, () => {});
 }
 
 process.send?.({ t: 'ready' });

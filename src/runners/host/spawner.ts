@@ -3,12 +3,17 @@
 // for the next task after it dies. When it cannot be started the runner spawns tasks itself, says
 // why in a log line, and tries again a minute later.
 //
-// What still happens here: the task's output is read from the sockets the spawner hands over,
-// and its process group is signalled directly (stop, timeout, cancel). The spawner only forks,
-// and reports the pid and the exit status.
+// What still happens here: the task's output is read from the sockets the spawner connects to
+// this process's private listening socket (each introduced by a one-time random token, in a
+// directory only this user can enter), and its process group is signalled directly (stop,
+// timeout, cancel). The spawner only forks, and reports the pid and the exit status.
 
 import { fork, type ChildProcess } from 'node:child_process';
-import type { Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../util/log.js';
 import type { Exit, TaskProcess } from './process.js';
@@ -24,15 +29,18 @@ export interface SpawnRequest {
 
 type Answer =
   | { t: 'ready' }
-  | { t: 'stdout'; id: number; pid: number }
-  | { t: 'stderr'; id: number }
+  | { t: 'started'; id: number; pid: number }
   | { t: 'exit'; id: number; code: number | null; signal: NodeJS.Signals | null }
   | { t: 'error'; id: number; code: string; message: string };
 
-/** A task asked for and not yet over. */
+/** A task asked for and not yet over; started() is called once the pid and both streams are here. */
 interface Pending {
+  tokens: [stdout: string, stderr: string];
   pid?: number;
   stdout?: Socket;
+  stderr?: Socket;
+  /** The exit, when it came before the streams. */
+  exit?: Exit;
   started: (p: TaskProcess) => void;
   /** Set once started() has been called. */
   exited?: (e: Exit) => void;
@@ -42,6 +50,8 @@ const SCRIPT = fileURLToPath(new URL('./spawner.mjs', import.meta.url));
 const READY_MS = 10_000;
 const RETRY_MS = 60_000;
 const CLOSE_MS = 2_000;
+/** An introduction longer than a token and its newline is not one of ours. */
+const TOKEN_BYTES = 16;
 
 export class Spawner {
   private proc: ChildProcess | undefined;
@@ -49,6 +59,9 @@ export class Spawner {
   private retryAt = 0;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Output streams still expected, by token → the task's id and which stream. */
+  private readonly expected = new Map<string, { id: number; stream: 'stdout' | 'stderr' }>();
+  private server: { server: Server; dir: string; path: string } | undefined;
   private closed = false;
 
   constructor(
@@ -69,11 +82,14 @@ export class Spawner {
     const proc = await this.ensure();
     if (!proc) return undefined;
     const id = this.nextId++;
+    const tokens: Pending['tokens'] = [randomBytes(TOKEN_BYTES).toString('hex'), randomBytes(TOKEN_BYTES).toString('hex')];
+    this.expected.set(tokens[0], { id, stream: 'stdout' });
+    this.expected.set(tokens[1], { id, stream: 'stderr' });
     return new Promise<TaskProcess>((started) => {
-      this.pending.set(id, { started });
+      this.pending.set(id, { tokens, started });
       // While a task is out, the channel keeps the executor's event loop alive; not otherwise.
       if (this.pending.size === 1) proc.channel?.ref();
-      proc.send({ t: 'spawn', id, ...req }, (err) => {
+      proc.send({ t: 'spawn', id, ...req, stdout: tokens[0], stderr: tokens[1] }, (err) => {
         if (err) this.settle(id, `the spawner process could not be reached (${err.message})`);
       });
     });
@@ -83,12 +99,19 @@ export class Spawner {
   async close(): Promise<void> {
     this.closed = true;
     const proc = this.proc;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    proc.disconnect(); // it exits when its channel closes
-    const timer = setTimeout(() => proc.kill('SIGKILL'), CLOSE_MS);
-    await exited;
-    clearTimeout(timer);
+    if (proc && proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+      proc.disconnect(); // it exits when its channel closes
+      const timer = setTimeout(() => proc.kill('SIGKILL'), CLOSE_MS);
+      await exited;
+      clearTimeout(timer);
+    }
+    const server = this.server;
+    this.server = undefined;
+    if (server) {
+      server.server.close();
+      await rm(server.dir, { recursive: true, force: true });
+    }
   }
 
   private ensure(): Promise<ChildProcess | undefined> {
@@ -101,9 +124,10 @@ export class Spawner {
   private async launch(): Promise<ChildProcess | undefined> {
     let proc: ChildProcess;
     try {
+      this.server ??= await this.listen();
       // execArgv: none of the executor's own flags (--cpu-prof, heap size…); cwd "/" so that
       // it is never taken for a task working in the work directory.
-      proc = fork(this.script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [], cwd: '/', serialization: 'json' });
+      proc = fork(this.script, [this.server.path], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [], cwd: '/', serialization: 'json' });
     } catch (err) {
       return this.unavailable((err as Error).message);
     }
@@ -126,12 +150,74 @@ export class Spawner {
       proc.disconnect();
       return undefined;
     }
-    proc.on('message', (m: Answer, handle?: Socket) => this.onAnswer(m, handle));
+    proc.on('message', (m: Answer) => this.onAnswer(m));
     proc.once('exit', (code, signal) => this.onExit(proc, signal ?? `exit code ${code}`));
     proc.unref();
     proc.channel?.unref();
     this.proc = proc;
     return proc;
+  }
+
+  /** The listening socket the spawner connects task output to, in a new 0700 directory. */
+  private async listen(): Promise<{ server: Server; dir: string; path: string }> {
+    // Short: a socket path may not be longer than about 100 bytes.
+    const dir = await mkdtemp(join(tmpdir(), 'grid-spawner-'));
+    const path = join(dir, 's');
+    const server = createServer((sock) => this.introduce(sock));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(path, () => resolve());
+      });
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+    server.unref();
+    return { server, dir, path };
+  }
+
+  /** Reads a new connection's token and gives it to its task as stdout or stderr. */
+  private introduce(sock: Socket): void {
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      const nl = head.indexOf(10);
+      if (nl < 0) {
+        if (head.length > TOKEN_BYTES * 2) sock.destroy();
+        return;
+      }
+      sock.off('data', onData);
+      sock.pause();
+      const token = head.subarray(0, nl).toString('latin1');
+      const rest = head.subarray(nl + 1);
+      const which = this.expected.get(token);
+      const p = which && this.pending.get(which.id);
+      if (!which || !p) {
+        sock.destroy();
+        return;
+      }
+      this.expected.delete(token);
+      // Whatever the task wrote in the same read is its output.
+      if (rest.length > 0) sock.unshift(rest);
+      p[which.stream] = sock;
+      this.ready(which.id, p);
+    };
+    sock.on('data', onData);
+    sock.on('error', () => {}); // a reset connection only ends that output
+  }
+
+  /** Hands the task over once its pid and both output streams are here. */
+  private ready(id: number, p: Pending): void {
+    if (p.exited || p.pid === undefined || !p.stdout || !p.stderr) return;
+    let exited!: (e: Exit) => void;
+    const exit = new Promise<Exit>((resolve) => (exited = resolve));
+    p.exited = exited;
+    p.started({ pid: p.pid, stdout: p.stdout, stderr: p.stderr, exit });
+    if (p.exit) {
+      this.done(id);
+      exited(p.exit);
+    }
   }
 
   private unavailable(why: string): undefined {
@@ -143,31 +229,25 @@ export class Spawner {
     return undefined;
   }
 
-  private onAnswer(m: Answer, handle: Socket | undefined): void {
+  private onAnswer(m: Answer): void {
     if (m.t === 'ready') return;
     const p = this.pending.get(m.id);
-    if (!p) {
-      handle?.destroy();
-      return;
-    }
+    if (!p) return;
     switch (m.t) {
-      case 'stdout':
+      case 'started':
         p.pid = m.pid;
-        p.stdout = handle;
+        this.ready(m.id, p);
         break;
-      case 'stderr': {
-        let exited!: (e: Exit) => void;
-        const exit = new Promise<Exit>((resolve) => (exited = resolve));
-        p.exited = exited;
-        p.started({ pid: p.pid, stdout: p.stdout ?? null, stderr: handle ?? null, exit });
-        break;
-      }
       case 'exit':
-        this.done(m.id);
-        p.exited?.({ code: m.code, signal: m.signal });
+        if (p.exited) {
+          this.done(m.id);
+          p.exited({ code: m.code, signal: m.signal });
+        } else p.exit = { code: m.code, signal: m.signal }; // its streams are still on their way
         break;
       case 'error': {
         this.done(m.id);
+        p.stdout?.destroy();
+        p.stderr?.destroy();
         const error: NodeJS.ErrnoException = Object.assign(new Error(m.message), m.code ? { code: m.code } : {});
         p.started({ pid: undefined, stdout: null, stderr: null, exit: Promise.resolve({ code: null, signal: null, error }) });
         break;
@@ -194,14 +274,18 @@ export class Spawner {
     const lost = `${cause} while the task ran, so its exit status is unknown`;
     if (p.exited) p.exited({ code: null, signal: null, lost });
     else if (p.pid !== undefined) {
-      p.started({ pid: p.pid, stdout: p.stdout ?? null, stderr: null, exit: Promise.resolve({ code: null, signal: null, lost }) });
+      p.started({ pid: p.pid, stdout: p.stdout ?? null, stderr: p.stderr ?? null, exit: Promise.resolve({ code: null, signal: null, lost }) });
     } else {
+      p.stdout?.destroy();
+      p.stderr?.destroy();
       const error = new Error(`${cause} before it said whether the task started`);
       p.started({ pid: undefined, stdout: null, stderr: null, exit: Promise.resolve({ code: null, signal: null, error }) });
     }
   }
 
   private done(id: number): void {
+    const p = this.pending.get(id);
+    if (p) for (const token of p.tokens) this.expected.delete(token);
     this.pending.delete(id);
     if (this.pending.size === 0) this.proc?.channel?.unref();
   }

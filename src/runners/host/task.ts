@@ -45,8 +45,8 @@ export class HostTask implements RunningTask {
     private readonly opts: HostTaskOptions,
   ) {
     this.batcher = new OutputBatcher(opts.logs, opts.batchMs, opts.batchBytes);
-    child.stdout?.on('data', (b: Buffer) => this.batcher.add('stdout', b));
-    child.stderr?.on('data', (b: Buffer) => this.batcher.add('stderr', b));
+    child.stdout?.on('data', (b: Buffer) => this.batcher.add('stdout', b)).resume();
+    child.stderr?.on('data', (b: Buffer) => this.batcher.add('stderr', b)).resume();
     this.exited = child.exit.then((exit) => {
       this.hasExited = true;
       return exit;
