@@ -227,7 +227,9 @@ export function createRunners(cfg: ExecutorConfig, env: NodeJS.ProcessEnv, log: 
     if (name === 'host') {
       const spawner = env['GRID_HOST_SPAWNER'] !== '0';
       if (!spawner) log.info('GRID_HOST_SPAWNER=0: host tasks are forked by the executor itself');
-      runners.push(new HostRunner({ workRoot: cfg.work_dir, log: log.named('host'), spawner, ...(runAs ? { runAs } : {}) }));
+      const host = new HostRunner({ workRoot: cfg.work_dir, log: log.named('host'), spawner, ...(runAs ? { runAs } : {}) });
+      host.warm();
+      runners.push(host);
     }
     else if (name === 'kubernetes') runners.push(kubernetesRunner(cfg));
     else log.warn('this version of the executor has no such runner; its tasks will fail', { runner: name });

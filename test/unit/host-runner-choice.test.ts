@@ -17,8 +17,15 @@ function hostRunner(env: NodeJS.ProcessEnv): HostRunner {
 }
 
 describe('createRunners: host', () => {
-  it('forks tasks through the spawner by default', () => {
-    expect(hostRunner({}).spawner).toBeDefined();
+  it('forks tasks through the spawner by default, started before the first task', async () => {
+    const runner = hostRunner({});
+    try {
+      expect(runner.spawner).toBeDefined();
+      await expect.poll(() => runner.spawner!.pid, { timeout: 5_000 }).toBeGreaterThan(0);
+    } finally {
+      await runner.close();
+    }
+    expect(runner.spawner!.pid).toBeUndefined();
   });
 
   it('forks them from the executor with GRID_HOST_SPAWNER=0', () => {

@@ -121,6 +121,11 @@ export class HostRunner implements Runner {
     });
   }
 
+  /** Starts the spawner in the background, so that the first task does not wait for it. */
+  warm(): void {
+    this.spawner?.warm();
+  }
+
   /** Stops the spawner; tasks still running are left to their process groups. */
   async close(): Promise<void> {
     await this.spawner?.close();

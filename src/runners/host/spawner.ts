@@ -95,6 +95,11 @@ export class Spawner {
     });
   }
 
+  /** Starts the spawner now rather than with the first task, which would wait for it. */
+  warm(): void {
+    void this.ensure();
+  }
+
   /** Stops the spawner; the tasks it started are left alone. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
@@ -106,6 +111,11 @@ export class Spawner {
       await exited;
       clearTimeout(timer);
     }
+    await this.starting;
+    await this.unlisten();
+  }
+
+  private async unlisten(): Promise<void> {
     const server = this.server;
     this.server = undefined;
     if (server) {
@@ -147,7 +157,9 @@ export class Spawner {
       return this.unavailable(why);
     }
     if (this.closed) {
+      // close() came while it was starting.
       proc.disconnect();
+      await this.unlisten();
       return undefined;
     }
     proc.on('message', (m: Answer) => this.onAnswer(m));
