@@ -212,6 +212,8 @@ export class Agent {
 /**
  * The runners this executor offers, from its configuration. With GRID_EXECUTOR_NOOP=1 (tests and
  * benchmarks) a noop runner stands in for each configured runner, under that runner's name.
+ * GRID_HOST_SPAWNER=0 makes the host runner fork tasks from the executor itself (to compare, or
+ * where a second process is not wanted).
  */
 export function createRunners(cfg: ExecutorConfig, env: NodeJS.ProcessEnv, log: Logger): Runner[] {
   if (env['GRID_EXECUTOR_NOOP'] === '1') {
@@ -222,7 +224,13 @@ export function createRunners(cfg: ExecutorConfig, env: NodeJS.ProcessEnv, log: 
   const runAs = resolveRunAs(cfg.run_as);
   if (runAs) log.info('host tasks run as another user', { run_as: cfg.run_as, uid: runAs.uid, gid: runAs.gid });
   for (const name of cfg.runners) {
-    if (name === 'host') runners.push(new HostRunner({ workRoot: cfg.work_dir, ...(runAs ? { runAs } : {}) }));
+    if (name === 'host') {
+      const spawner = env['GRID_HOST_SPAWNER'] !== '0';
+      if (!spawner) log.info('GRID_HOST_SPAWNER=0: host tasks are forked by the executor itself');
+      const host = new HostRunner({ workRoot: cfg.work_dir, log: log.named('host'), spawner, ...(runAs ? { runAs } : {}) });
+      host.warm();
+      runners.push(host);
+    }
     else if (name === 'kubernetes') runners.push(kubernetesRunner(cfg));
     else log.warn('this version of the executor has no such runner; its tasks will fail', { runner: name });
   }

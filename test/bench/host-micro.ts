@@ -4,9 +4,14 @@
 //
 //   spawn          spawn('/bin/true', [], { stdio: 'ignore' }), what `make bench` compares with
 //   spawn+detach   detached with piped stdout/stderr, read to their end: what the runner must do
-//   runner         HostRunner.start() → wait(), with a sink that only counts bytes
+//   runner         HostRunner.start() → wait(), with a sink that only counts bytes; tasks are
+//                  forked by the runner's spawner process
+//   runner-direct  the same with `spawner: false`: tasks are forked from this process
 //
-// node dist/test/bench/host-micro.js [--n 1000] [--concurrency 8] [--rounds 3] [--only runner]
+// fork() costs more the more memory the forking process has mapped; an executor holds far more
+// than this script. --ballast MB fills that much memory first, to measure at an executor's size.
+//
+// node dist/test/bench/host-micro.js [--n 1000] [--concurrency 8] [--rounds 3] [--ballast 0] [--only runner]
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -23,11 +28,14 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '8' },
     rounds: { type: 'string', default: '3' },
     only: { type: 'string' },
+    ballast: { type: 'string', default: '0' },
   },
 });
 const N = Number(values.n);
 const CONCURRENCY = Number(values.concurrency);
 const ROUNDS = Number(values.rounds);
+/** Memory held (and touched) for the whole run, so that it is mapped when fork() copies the page tables. */
+const ballast = Array.from({ length: Number(values.ballast) }, () => Buffer.alloc(1024 * 1024, 1));
 
 class CountingSink implements LogSink {
   bytes = 0;
@@ -100,17 +108,19 @@ function taskSpec(i: number): TaskSpec {
 async function main(): Promise<void> {
   const workRoot = mkdtempSync(join(tmpdir(), 'grid-host-micro-'));
   const runner = new HostRunner({ workRoot });
+  const direct = new HostRunner({ workRoot, spawner: false });
   const signal = new AbortController().signal;
   let failures = 0;
-  const viaRunner = async (i: number): Promise<void> => {
-    const task = await runner.start(taskSpec(i), new CountingSink(), signal);
+  const via = (r: HostRunner) => async (i: number): Promise<void> => {
+    const task = await r.start(taskSpec(i), new CountingSink(), signal);
     if ((await task.wait()).outcome !== 'succeeded') failures++;
   };
 
   const modes: Array<[string, (i: number) => Promise<void>]> = [
     ['spawn', plainSpawn],
     ['spawn+detach', detachedSpawn],
-    ['runner', viaRunner],
+    ['runner', via(runner)],
+    ['runner-direct', via(direct)],
   ];
   const selected = modes.filter(([name]) => !values.only || values.only.split(',').includes(name));
   const rates = new Map<string, number[]>(selected.map(([name]) => [name, []]));
@@ -133,20 +143,22 @@ async function main(): Promise<void> {
     const leftover = readdirSync(workRoot).length;
     if (leftover) console.log(`runner: ${leftover} working director(ies) left behind`);
   } finally {
+    await runner.close();
     rmSync(workRoot, { recursive: true, force: true });
   }
 
   const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  console.log(`\nmedian of ${ROUNDS} round(s), N=${N}, concurrency ${CONCURRENCY}:`);
+  console.log(`\nmedian of ${ROUNDS} round(s), N=${N}, concurrency ${CONCURRENCY}, RSS ${(process.memoryUsage().rss / 1024 / 1024).toFixed(0)} MB (ballast ${ballast.length} MB):`);
   for (const [name] of selected) {
     const rate = med(rates.get(name)!).toFixed(0).padStart(6);
     console.log(`  ${name.padEnd(13)} ${rate}/s  ${med(cpus.get(name)!).toFixed(0).padStart(5)} µs CPU/task (this process)`);
   }
-  const runnerRate = rates.get('runner');
-  if (runnerRate) {
+  for (const mode of ['runner', 'runner-direct']) {
+    const r = rates.get(mode);
+    if (!r) continue;
     for (const base of ['spawn', 'spawn+detach']) {
       const b = rates.get(base);
-      if (b) console.log(`  runner / ${base.padEnd(13)} ${(med(runnerRate) / med(b)).toFixed(2)}`);
+      if (b) console.log(`  ${mode} / ${base.padEnd(13)} ${(med(r) / med(b)).toFixed(2)}`);
     }
   }
 }

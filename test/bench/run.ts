@@ -7,7 +7,7 @@
 // as "did not finish" with what it reached. Every process started here is stopped at the end.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -421,7 +421,7 @@ async function ensureHostExecutor(ctx: Ctx, g: GroupA): Promise<{ name: string; 
       ping_interval_seconds: 5,
       state_file: join(dir, 'state.json'),
       work_dir: join(dir, 'work'),
-      log_level: 'warn',
+      log_level: process.env['GRID_BENCH_EXECUTOR_LOG'] ? 'debug' : 'warn',
       log_max_bytes_per_task: SCALE.logBytes + 16 * MB,
       shutdown_grace_seconds: 2,
       ca_file: g.servers.tls.caFile, // TLS to the controller; the client certificate comes with register
@@ -429,7 +429,10 @@ async function ensureHostExecutor(ctx: Ctx, g: GroupA): Promise<{ name: string; 
   );
   const exe = join(DIST, 'cmd', 'executor.js');
   execFileSync(process.execPath, [exe, 'register', '--config', configFile, '--replace'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
-  const child = track(spawn(process.execPath, [...cpuProfArgs(), exe, 'start', '--config', configFile], { stdio: ['ignore', 'ignore', 'ignore'] }));
+  // GRID_BENCH_EXECUTOR_LOG=file keeps the executor's own log (its warnings) for a look afterwards.
+  const logFile = process.env['GRID_BENCH_EXECUTOR_LOG'];
+  const stderr = logFile ? openSync(logFile, 'a') : 'ignore';
+  const child = track(spawn(process.execPath, [...cpuProfArgs(), exe, 'start', '--config', configFile], { stdio: ['ignore', 'ignore', stderr] }));
   g.hostExecutor = { name, pid: child.pid!, stop: () => stopChild(child, 5_000) };
   const ok = await waitUntil(ctx, async () => {
     const res = await g.controller.client.ctl.listExecutors();

@@ -1,5 +1,6 @@
 // The host runner against real processes: argv and env, exit codes, tagged output, process-group
-// kill on timeout and cancel, working directories and files. Behaviour only, no timings.
+// kill on timeout and cancel, working directories and files, and the spawner process that forks
+// the tasks (its death, its absence). Behaviour only, no timings.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -8,6 +9,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { JobDefinition } from '../../src/domain/job.js';
 import { HostRunner } from '../../src/runners/host/index.js';
+import { Spawner } from '../../src/runners/host/spawner.js';
+import type { Logger } from '../../src/util/log.js';
 import type { LogSink, LogStream, RunningTask, TaskSpec } from '../../src/runners/runner.js';
 
 class Collect implements LogSink {
@@ -43,6 +46,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
+  await runner.close();
   await rm(workRoot, { recursive: true, force: true });
 });
 
@@ -310,5 +314,117 @@ describe('HostRunner', () => {
     const { result } = await run(spec({ shell: 'echo should not run' }), ac.signal);
     expect(result.outcome).toBe('cancelled');
     expect(readdirSync(workRoot)).toEqual([]);
+  });
+});
+
+/** A logger that keeps its warnings. */
+function warnings(): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const log: Logger = {
+    debug: () => {},
+    info: () => {},
+    warn: (msg, fields) => void lines.push(`${msg} ${JSON.stringify(fields ?? {})}`),
+    error: (msg, fields) => void lines.push(`${msg} ${JSON.stringify(fields ?? {})}`),
+    named: () => log,
+    with: () => log,
+  };
+  return { log, lines };
+}
+
+describe('HostRunner spawner', () => {
+  it('forks tasks from the spawner process, not from the executor', async () => {
+    const { out, result } = await run(spec({ shell: 'echo "parent $PPID"' }));
+    expect(result.outcome).toBe('succeeded');
+    const parent = Number(/parent (\d+)/.exec(out.text('stdout'))![1]);
+    expect(parent).toBe(runner.spawner!.pid);
+    expect(parent).not.toBe(process.pid);
+  });
+
+  it('with spawner: false forks tasks from this process', async () => {
+    runner = new HostRunner({ workRoot, spawner: false });
+    const { out } = await run(spec({ shell: 'echo "parent $PPID"' }));
+    expect(Number(/parent (\d+)/.exec(out.text('stdout'))![1])).toBe(process.pid);
+  });
+
+  it('gives the task no descriptor it should not have: not the channel to the executor, nor another task\'s output', async () => {
+    const fds = async (r: HostRunner): Promise<string[]> => {
+      runner = r;
+      const ac = new AbortController();
+      const other = await r.start(spec({ shell: 'echo started; sleep 100' }), new Collect(), ac.signal);
+      const { out } = await run(spec({ shell: 'ls /proc/$$/fd' }));
+      ac.abort();
+      await other.wait();
+      return out.text('stdout').trim().split('\n').sort();
+    };
+    // What this process leaves open without close-on-exec is inherited either way.
+    const direct = await fds(new HostRunner({ workRoot, spawner: false }));
+    const throughSpawner = await fds(new HostRunner({ workRoot }));
+    expect(throughSpawner).toEqual(direct);
+  });
+
+  it('hands over all of a large output, in order, with nothing read on the way', async () => {
+    const { out, result } = await run(spec({ shell: 'seq 1 200000; echo done >&2' }));
+    expect(result.outcome).toBe('succeeded');
+    const lines = out.text('stdout').split('\n');
+    expect(lines.length).toBe(200001);
+    expect(lines[0]).toBe('1');
+    expect(lines[199999]).toBe('200000');
+    expect(out.text('stderr')).toBe('done\n');
+  });
+
+  it('cancel reaches the whole group of a task the spawner started', async () => {
+    const ac = new AbortController();
+    const out = new Collect();
+    const task = await runner.start(spec({ shell: `echo "parent $PPID"; ${TWO_SLEEPERS}` }), out, ac.signal);
+    await out.until(/leader \d+/);
+    expect(Number(/parent (\d+)/.exec(out.text('stdout'))![1])).toBe(runner.spawner!.pid);
+    const { leader, child } = pids(out);
+    ac.abort();
+    await task.stop('cancelled');
+    expect(isAlive(leader)).toBe(false);
+    expect(isAlive(child)).toBe(false);
+    expect(await task.wait()).toMatchObject({ outcome: 'cancelled' });
+  });
+
+  it('when the spawner dies mid-task, the task is reported failed, its group stopped, and the next task runs', async () => {
+    const { log, lines } = warnings();
+    runner = new HostRunner({ workRoot, killGraceMs: 300, batchMs: 10, log });
+    const out = new Collect();
+    const task = await runner.start(spec({ shell: TWO_SLEEPERS }), out, new AbortController().signal);
+    await out.until(/leader \d+/);
+    const first = runner.spawner!.pid!;
+    process.kill(first, 'SIGKILL');
+    const result = await task.wait();
+    expect(result.outcome).toBe('failed');
+    expect(result.reason).toMatch(/^the spawner process exited \(SIGKILL\) while the task ran, so its exit status is unknown$/);
+    expect(out.text('system')).toContain('sent SIGTERM to its process group');
+    const { leader, child } = pids(out);
+    expect(isAlive(leader)).toBe(false);
+    expect(isAlive(child)).toBe(false);
+    expect(lines.some((l) => l.startsWith('the spawner process exited'))).toBe(true);
+
+    const next = await run(spec({ shell: 'echo "parent $PPID"' }));
+    expect(next.result.outcome).toBe('succeeded');
+    const parent = Number(/parent (\d+)/.exec(next.out.text('stdout'))![1]);
+    expect(parent).toBe(runner.spawner!.pid);
+    expect(parent).not.toBe(first);
+    expect(readdirSync(workRoot)).toEqual([]);
+  });
+
+  it('close() stops the spawner', async () => {
+    await run(spec({ command: ['true'] }));
+    const pid = runner.spawner!.pid!;
+    expect(isAlive(pid)).toBe(true);
+    await runner.close();
+    expect(isAlive(pid)).toBe(false);
+  });
+
+  it('a spawner that cannot start leaves the caller to spawn, and says why', async () => {
+    const { log, lines } = warnings();
+    const spawner = new Spawner(log, join(workRoot, 'missing.mjs'));
+    expect(await spawner.spawn({ file: 'true', args: [], cwd: workRoot, env: {} })).toBeUndefined();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^the spawner process could not be started; tasks are spawned by the executor itself until it can be .*exited \(exit code 1\)/);
+    await spawner.close();
   });
 });

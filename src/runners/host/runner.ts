@@ -1,12 +1,17 @@
 // The host runner: runs a task as a child process on the executor's machine, in a fresh working
 // directory, in its own process group so that timeout and cancel reach everything it started.
+// Tasks are forked by the spawner, a small process of their own (spawner.ts), or by the
+// executor itself while there is none.
 
 import { spawn } from 'node:child_process';
 import { chown, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Logger } from '../../util/log.js';
 import { finishedTask } from '../finished.js';
 import type { LogSink, Runner, RunningTask, TaskSpec } from '../runner.js';
 import { buildArgv, buildEnv, CommandError } from './command.js';
+import { childTaskProcess, type TaskProcess } from './process.js';
+import { Spawner } from './spawner.js';
 import { HostTask } from './task.js';
 import { createWorkDir, placeFiles, removeWorkDir } from './workdir.js';
 
@@ -24,6 +29,13 @@ export interface HostRunnerOptions {
    * state file or other tasks' directories. Their working directory is given to them.
    */
   runAs?: { uid: number; gid: number };
+  /**
+   * Fork tasks from the spawner, a small long-lived process, rather than from the executor,
+   * whose size makes each fork() costly. Default true; false forks from this process.
+   */
+  spawner?: boolean;
+  /** Where the spawner's troubles are told (it could not start, it died). */
+  log?: Logger;
 }
 
 export class HostRunner implements Runner {
@@ -33,6 +45,8 @@ export class HostRunner implements Runner {
   private readonly batchMs: number;
   private readonly batchBytes: number;
   private readonly runAs: HostRunnerOptions['runAs'];
+  /** Undefined when tasks are forked from this process. */
+  readonly spawner: Spawner | undefined;
 
   constructor(opts: HostRunnerOptions) {
     this.runAs = opts.runAs;
@@ -40,6 +54,7 @@ export class HostRunner implements Runner {
     this.killGraceMs = opts.killGraceMs ?? 5000;
     this.batchMs = opts.batchMs ?? 50;
     this.batchBytes = opts.batchBytes ?? 32 * 1024;
+    this.spawner = opts.spawner === false ? undefined : new Spawner(opts.log);
   }
 
   /**
@@ -74,17 +89,21 @@ export class HostRunner implements Runner {
     if (this.runAs) await giveTo(workDir, this.runAs);
 
     const [program, ...rest] = argv as [string, ...string[]];
-    let child;
+    let child: TaskProcess;
     try {
-      child = spawn(program, rest, {
-        cwd: workDir,
-        env,
-        // Own process group (setsid): the whole tree can be signalled as -pid.
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        windowsHide: true,
-        ...(this.runAs ? { uid: this.runAs.uid, gid: this.runAs.gid } : {}),
-      });
+      child =
+        (await this.spawner?.spawn({ file: program, args: rest, cwd: workDir, env, ...this.runAs })) ??
+        childTaskProcess(
+          spawn(program, rest, {
+            cwd: workDir,
+            env,
+            // Own process group (setsid): the whole tree can be signalled as -pid.
+            detached: true,
+            stdio: ['ignore', 'pipe', 'pipe'],
+            windowsHide: true,
+            ...(this.runAs ? { uid: this.runAs.uid, gid: this.runAs.gid } : {}),
+          }),
+        );
     } catch (err) {
       // Synchronous failures: an argument with a NUL byte and the like.
       await removeWorkDir(workDir);
@@ -100,6 +119,16 @@ export class HostRunner implements Runner {
       batchMs: this.batchMs,
       batchBytes: this.batchBytes,
     });
+  }
+
+  /** Starts the spawner in the background, so that the first task does not wait for it. */
+  warm(): void {
+    this.spawner?.warm();
+  }
+
+  /** Stops the spawner; tasks still running are left to their process groups. */
+  async close(): Promise<void> {
+    await this.spawner?.close();
   }
 }
 

@@ -2,21 +2,15 @@
 // timeout and cancel (SIGTERM to the group, SIGKILL after a grace period), the exit result, and
 // cleanup of the working directory once everything has stopped.
 
-import type { ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { seconds, type LogSink, type RunningTask, type TaskResult } from '../runner.js';
 import { OutputBatcher } from './batcher.js';
 import { groupAlive, signalGroup } from './group.js';
+import type { Exit, TaskProcess } from './process.js';
 import { removeWorkDir } from './workdir.js';
 
 type StopReason = 'cancelled' | 'timed_out';
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  error?: NodeJS.ErrnoException;
-}
 
 export interface HostTaskOptions {
   program: string;
@@ -47,17 +41,13 @@ export class HostTask implements RunningTask {
   private readonly onAbort = (): void => void this.stop('cancelled');
 
   constructor(
-    private readonly child: ChildProcess,
+    private readonly child: TaskProcess,
     private readonly opts: HostTaskOptions,
   ) {
     this.batcher = new OutputBatcher(opts.logs, opts.batchMs, opts.batchBytes);
-    child.stdout?.on('data', (b: Buffer) => this.batcher.add('stdout', b));
-    child.stderr?.on('data', (b: Buffer) => this.batcher.add('stderr', b));
-    this.exited = new Promise<Exit>((resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-      // Only a failed spawn reaches here: we never use child.kill(), which is the other source.
-      child.once('error', (error: NodeJS.ErrnoException) => resolve({ code: null, signal: null, error }));
-    }).then((exit) => {
+    child.stdout?.on('data', (b: Buffer) => this.batcher.add('stdout', b)).resume();
+    child.stderr?.on('data', (b: Buffer) => this.batcher.add('stderr', b)).resume();
+    this.exited = child.exit.then((exit) => {
       this.hasExited = true;
       return exit;
     });
@@ -95,7 +85,8 @@ export class HostTask implements RunningTask {
     const pid = this.child.pid;
     if (!exit.error && pid !== undefined && (await this.alive(pid))) {
       // The command is over; whatever it left running in its group goes with it.
-      if (!this.terminating) this.note('the command exited but left processes running; sent SIGTERM to its process group');
+      if (exit.lost) this.note(`${exit.lost}; sent SIGTERM to its process group`);
+      else if (!this.terminating) this.note('the command exited but left processes running; sent SIGTERM to its process group');
       await this.terminateGroup();
     }
     await this.stopping;
@@ -119,6 +110,7 @@ export class HostTask implements RunningTask {
     if (exit.error) return { outcome: 'failed', reason: spawnFailure(this.opts.program, exit.error) };
     const exitCode = exit.code ?? (exit.signal ? 128 + (constants.signals[exit.signal] ?? 0) : undefined);
     if (this.stopReason) return { outcome: this.stopReason, exitCode, reason: this.describe(this.stopReason) };
+    if (exit.lost) return { outcome: 'failed', reason: exit.lost };
     if (exit.code === 0) return { outcome: 'succeeded', exitCode: 0, reason: 'exit code 0' };
     if (exit.code !== null) return { outcome: 'failed', exitCode, reason: `exit code ${exit.code}` };
     return { outcome: 'failed', exitCode, reason: `killed by ${exit.signal ?? 'a signal'}` };
