@@ -73,22 +73,6 @@ const connections: NatsConnection[] = [];
 const ownWorkDir = !args.has('work-dir');
 const workDir = ownWorkDir ? mkdtempSync(join(tmpdir(), `grid-bench-fleet-${prefix}-`)) : opt('work-dir');
 
-// Count heartbeat outcomes by wrapping the client's call for Heartbeat.
-const heartbeatMethod = client.executors.heartbeat;
-const callOriginal = client.call.bind(client);
-client.call = (async (stub: object, method: unknown, req: unknown, timeoutMs?: number) => {
-  if (method !== heartbeatMethod) return callOriginal(stub, method as never, req as never, timeoutMs);
-  try {
-    const res = await callOriginal(stub, method as never, req as never, timeoutMs);
-    beatsOk++;
-    return res;
-  } catch (err) {
-    beatsFailed++;
-    firstError ??= (err as Error).message;
-    throw err;
-  }
-}) as typeof client.call;
-
 async function registerOne(i: number): Promise<void> {
   const name = `${prefix}-${i}`;
   const natsKey = newUserKey();
@@ -115,10 +99,12 @@ async function registerOne(i: number): Promise<void> {
     }
   }
   const heartbeat = new Heartbeat({
-    link: grpcLink(client, res.executorId, res.executorSecret),
+    link: grpcLink(client, res.executorId, res.executorSecret, { heartbeatStream: process.env['GRID_BENCH_HEARTBEAT'] !== 'unary' }),
     intervalMs: pingIntervalS * 1000,
     status: () => ({ runningTasks: sim.worker?.runningTasks() ?? 0, load: 0, draining: false, running: sim.worker?.running() ?? [] }),
     onRefused: () => void refused++,
+    // Heartbeat outcomes, whichever way they travel (one stream per executor, or a call each).
+    onResult: (accepted) => void (accepted ? beatsOk++ : beatsFailed++),
     log: quietLog,
   });
   const sim: Sim = { id: res.executorId, name, heartbeat };
