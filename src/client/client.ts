@@ -1,7 +1,7 @@
 // Typed promise client for the controller's gRPC API, with a deadline on every call and
 // errors rebuilt as GRID's own classes. Used by grid-cli, the executor and tests.
 
-import { Metadata, type CallOptions, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, type CallOptions, type ClientDuplexStream, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { ControllerServiceClient, type ExecuteRequest, type FileChunk, type ListExecutionsRequest, type PutFileRequest } from '../gen/grid/v1/controller.js';
 import { ExecutionState, type Execution, type FileInfo, type LogChunk } from '../gen/grid/v1/types.js';
 
@@ -39,6 +39,7 @@ export function controllerAddresses(list: string): string[] {
 
 type UnaryMethod<Req, Res> = (req: Req, md: Metadata, opts: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => unknown;
 type StreamMethod<Req, Res> = (req: Req, md: Metadata, opts: Partial<CallOptions>) => ClientReadableStream<Res>;
+type DuplexMethod<Req, Res> = (md: Metadata, opts: Partial<CallOptions>) => ClientDuplexStream<Req, Res>;
 
 export class GridClient {
   // Replaced together by rotate(); callers read them at each call.
@@ -146,6 +147,16 @@ export class GridClient {
       signal?.removeEventListener('abort', onAbort);
       call.cancel();
     }
+  }
+
+  /**
+   * Opens a bidirectional stream of one of the stubs, with the token; `fail` turns an error the
+   * stream ended with into GRID's (and moves on to the next controller when this one is gone).
+   */
+  duplex<Req, Res>(stub: object, method: DuplexMethod<Req, Res>): { call: ClientDuplexStream<Req, Res>; fail: (err: ServiceError) => Error } {
+    const address = this.address;
+    const call = method.call(stub, this.metadata(), {});
+    return { call, fail: (err) => this.failed(err, address) };
   }
 
   /**

@@ -7,7 +7,7 @@ import { subjects } from '../bus/subjects.js';
 import { groupsOf, type ExecutorRecord, type ExecutorState, type ExecutorView } from '../domain/executor.js';
 import { RUNNERS, type RunnerName } from '../domain/job.js';
 import { groupCountProblem, LIMIT_DEFAULTS, type Limits } from '../domain/limits.js';
-import { AlreadyExistsError, PermissionDeniedError, UnauthenticatedError, ValidationError, type Problem } from '../errors.js';
+import { AlreadyExistsError, PermissionDeniedError, UnauthenticatedError, UnavailableError, ValidationError, type Problem } from '../errors.js';
 import type { RegistrationToken } from '../config/controller.js';
 import type { ExecutorStore, LeaseStore } from '../store/store.js';
 import { newId } from '../util/ids.js';
@@ -58,13 +58,30 @@ export interface RegisterOutput {
   natsCaPem?: string;
 }
 
-export interface HeartbeatInput {
-  executorId: string;
-  executorSecret: string;
+/** What an executor reports with each heartbeat. */
+export interface HeartbeatStatus {
   version: string;
   runningTasks: number;
   load: number;
   draining: boolean;
+}
+
+export interface HeartbeatInput extends HeartbeatStatus {
+  executorId: string;
+  executorSecret: string;
+}
+
+/** An open heartbeat stream, bound to the executor it authenticated as. */
+export interface HeartbeatStream {
+  executorId: string;
+  beat(status: HeartbeatStatus): Promise<{ state: ExecutorState; pingDeadlineSeconds: number }>;
+  /** The stream ended: forget it. */
+  close(): void;
+}
+
+/** What an open heartbeat stream was authenticated with; a change ends the stream. */
+function credentialsOf(rec: ExecutorRecord): string {
+  return `${rec.secret_hash}/${rec.tls_cert?.serial ?? ''}/${rec.nats_user_key ?? ''}`;
 }
 
 /** An executor's last heartbeat, as the events feed hands it out. */
@@ -102,6 +119,8 @@ const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 export class ExecutorRegistry {
   /** Heartbeat details are not written to etcd (DESIGN: nothing high-volume); kept here. */
   private readonly live = new Map<string, LiveInfo>();
+  /** Open heartbeat streams by executor: how to end each. */
+  private readonly streams = new Map<string, Set<(err: Error) => void>>();
   private readonly now: () => number;
 
   constructor(
@@ -149,6 +168,7 @@ export class ExecutorRegistry {
         if (existing.nats_user_key && input.natsUserKey && existing.nats_user_key !== input.natsUserKey) {
           await this.nats.revoke(existing.nats_user_key, existing.name);
         }
+        this.endStreams(existing.id, new UnavailableError(`executor ${existing.name} (${existing.id}) was registered again: heartbeat on a new stream`));
         const out = await this.finish(updated ?? existing, input.executorSecret!, false, cert?.certPem);
         this.log.info('executor re-registered', { id: existing.id, name: existing.name });
         return out;
@@ -300,8 +320,60 @@ export class ExecutorRegistry {
     }
   }
 
+  /**
+   * Opens a heartbeat stream for the executor: authenticates it once (certificate, then secret)
+   * and binds the stream to it. Each beat is then checked against the registry without hashing
+   * the secret again: a removed executor is refused; changed credentials (a re-registration, a
+   * certificate renewal) or a certificate no longer current end the stream, and the executor
+   * authenticates again on a new one. `end` is called when this replica removes or re-registers
+   * the executor, so its open streams end at once rather than at their next beat.
+   */
+  async openHeartbeats(id: string, secret: string, peer: PeerCert | undefined, end: (err: Error) => void): Promise<HeartbeatStream> {
+    await this.checkCertificate(id, peer);
+    const rec = await this.authenticate(id, secret);
+    const bound = credentialsOf(rec);
+    const ends = this.streams.get(rec.id) ?? new Set();
+    ends.add(end);
+    this.streams.set(rec.id, ends);
+    return {
+      executorId: rec.id,
+      beat: async (status) => {
+        try {
+          const cur = await this.store.getFast(rec.id);
+          if (!cur) {
+            this.log.warn('executor heartbeat stream refused: unknown or removed executor', { id: rec.id });
+            throw await this.unknownExecutor(rec.id);
+          }
+          if (credentialsOf(cur) !== bound) throw new UnavailableError(`executor ${cur.name} (${cur.id}) was registered again or its certificate renewed: heartbeat on a new stream`);
+          this.opts.certificates?.check(cur, peer);
+          const res = await this.beatAs(cur, status);
+          this.opts.onHeartbeat?.('accepted');
+          return res;
+        } catch (err) {
+          this.opts.onHeartbeat?.(err instanceof UnauthenticatedError ? 'refused' : 'failed');
+          throw err;
+        }
+      },
+      close: () => {
+        ends.delete(end);
+        if (!ends.size && this.streams.get(rec.id) === ends) this.streams.delete(rec.id);
+      },
+    };
+  }
+
+  /** Ends this replica's open heartbeat streams of the executor. */
+  private endStreams(id: string, err: Error): void {
+    const ends = this.streams.get(id);
+    this.streams.delete(id);
+    for (const end of ends ?? []) end(err);
+  }
+
   private async beat(input: HeartbeatInput): Promise<{ state: ExecutorState; pingDeadlineSeconds: number }> {
-    const rec = await this.authenticate(input.executorId, input.executorSecret);
+    return this.beatAs(await this.authenticate(input.executorId, input.executorSecret), input);
+  }
+
+  /** A heartbeat of `rec`, authenticated already: keeps its lease alive (or takes a new one). */
+  private async beatAs(rec: ExecutorRecord, input: HeartbeatStatus): Promise<{ state: ExecutorState; pingDeadlineSeconds: number }> {
     const at = this.now();
     this.live.set(rec.id, { lastSeenMs: at, runningTasks: input.runningTasks, load: input.load });
     const wanted: ExecutorState = input.draining ? 'DRAINING' : 'ACTIVE';
@@ -369,6 +441,7 @@ export class ExecutorRegistry {
     await this.queues.deleteExecutorQueue(rec.id);
     await this.nats.revoke(rec.nats_user_key, rec.name);
     this.live.delete(rec.id);
+    this.endStreams(rec.id, new UnauthenticatedError(`executor ${rec.id} was removed from the registry; register it again (executor register)`));
   }
 
   /**

@@ -1,6 +1,7 @@
-// Sends Heartbeat every ping_interval, says when the controller goes away and comes back, and
-// retries sooner (with backoff) while it is unreachable. A refusal (removed executor, wrong
-// secret) is fatal: it is reported once and the agent stops.
+// Sends a heartbeat every ping_interval (on the link's stream, else a Heartbeat call each), says
+// when the controller goes away and comes back, and retries sooner (with backoff) while it is
+// unreachable. A refusal (removed executor, wrong secret) is fatal: it is reported once and the
+// agent stops.
 
 import { UnauthenticatedError } from '../errors.js';
 import type { Logger } from '../util/log.js';
@@ -74,5 +75,6 @@ export class Heartbeat {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.d.link.closeHeartbeats?.();
   }
 }

@@ -5,9 +5,10 @@
 import type { GridClient } from '../client/client.js';
 import type { JobDefinition } from '../domain/job.js';
 import type { TaskToRun } from '../domain/task.js';
-import { NotImplementedError } from '../errors.js';
+import { NotImplementedError, UnavailableError } from '../errors.js';
 import { ExecutorState } from '../gen/grid/v1/types.js';
-import type { BeginTaskResponse, TaskToRun as TaskToRunPb } from '../gen/grid/v1/executor.js';
+import type { BeginTaskResponse, HeartbeatResponse, TaskToRun as TaskToRunPb } from '../gen/grid/v1/executor.js';
+import { BeatStream } from './beat-stream.js';
 
 /** A task to claim; `retryOf` names the attempt this process ran and now retries. */
 export interface ClaimRef {
@@ -66,16 +67,42 @@ export interface ControllerLink {
   /** Claims tasks for this executor process (`session`); answers in the order asked. */
   beginTasks(session: string, refs: ClaimRef[], timeoutMs: number): Promise<Claim[]>;
   heartbeat(status: HeartbeatStatus, timeoutMs: number): Promise<HeartbeatAnswer>;
+  /** Ends the heartbeat stream, where heartbeats are carried on one (the executor stops). */
+  closeHeartbeats?(): void;
   deregister(timeoutMs: number): Promise<void>;
   /** One of a task's files, in chunks; the controller checks that this task may read it. */
   taskFile(ref: { executionId: string; taskKey: string }, name: string, signal: AbortSignal): AsyncIterable<Uint8Array>;
 }
 
-/** The ControllerLink over gRPC. A controller that does not know BeginTasks is asked task by task. */
-export function grpcLink(client: GridClient, executorId: string, executorSecret: string): ControllerLink {
+/**
+ * The ControllerLink over gRPC. Heartbeats go on one stream (unless `heartbeatStream` is false);
+ * a controller that does not know the stream gets a Heartbeat call each, and one that does not
+ * know BeginTasks is asked task by task.
+ */
+export function grpcLink(client: GridClient, executorId: string, executorSecret: string, o: { heartbeatStream?: boolean } = {}): ControllerLink {
   const c = client;
   const auth = { executorId, executorSecret };
   let beginTasksKnown = true;
+  // Heartbeats go on one stream (Heartbeats) while the controller has it.
+  let streamKnown = o.heartbeatStream ?? true;
+  let beats: BeatStream | undefined;
+  const beatOnStream = async (s: HeartbeatStatus, timeoutMs: number): Promise<HeartbeatResponse> => {
+    for (let again = true; ; again = false) {
+      if (!beats?.open) {
+        const { call, fail } = c.duplex(c.executors, c.executors.heartbeats);
+        beats = new BeatStream(call, fail, auth);
+      }
+      const stream = beats;
+      try {
+        return await stream.send(s, timeoutMs);
+      } catch (err) {
+        // Ended by the controller without refusing this executor (it was registered again, its
+        // certificate renewed, the controller is stopping): open another stream at once, once.
+        if (again && err instanceof UnavailableError && !stream.stalled) continue;
+        throw err;
+      }
+    }
+  };
   return {
     async beginTasks(session, refs, timeoutMs) {
       if (refs.length > 1 && beginTasksKnown) {
@@ -98,7 +125,18 @@ export function grpcLink(client: GridClient, executorId: string, executorSecret:
       );
     },
     async heartbeat(s, timeoutMs) {
-      const res = await c.call(c.executors, c.executors.heartbeat, { ...auth, ...s }, timeoutMs);
+      let res: HeartbeatResponse | undefined;
+      if (streamKnown) {
+        try {
+          res = await beatOnStream(s, timeoutMs);
+        } catch (err) {
+          if (!(err instanceof NotImplementedError)) throw err;
+          // A controller older than the stream: a call for each heartbeat, as before.
+          streamKnown = false;
+          beats = undefined;
+        }
+      }
+      res ??= await c.call(c.executors, c.executors.heartbeat, { ...auth, ...s }, timeoutMs);
       return {
         state: (ExecutorState[res.state] ?? 'UNKNOWN').replace('EXECUTOR_STATE_', ''),
         pingDeadlineSeconds: res.pingDeadlineSeconds,
@@ -112,7 +150,11 @@ export function grpcLink(client: GridClient, executorId: string, executorSecret:
       };
     },
     async deregister(timeoutMs) {
+      beats?.close();
       await c.call(c.executors, c.executors.deregister, auth, timeoutMs);
+    },
+    closeHeartbeats() {
+      beats?.close();
     },
     taskFile(ref, name, signal) {
       const req = { ...auth, ...ref, name };

@@ -1,5 +1,6 @@
 // etcd leases: for executor liveness, one long-lived keep-alive stream shared by all executors
-// (opening a stream per heartbeat would cost a round trip and a stream each); for entries that
+// (opening a stream per heartbeat would cost a round trip and a stream each), on which the
+// keep-alives of heartbeats that arrive close together go out together; for entries that
 // only have to lapse after a while (idempotency keys), one lease per time bucket.
 
 import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
@@ -8,12 +9,18 @@ import type { Kv } from './kv.js';
 import type { LeaseStore } from './store.js';
 
 const KEEPALIVE_TIMEOUT_MS = 5_000;
+/** How long a keep-alive may wait for others to go out with (see queue()). */
+const BATCH_MS = 25;
 
 type Pending = { resolve: (ttl: number) => void; reject: (err: Error) => void };
 
 export class Leases implements LeaseStore {
   private stream?: Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>>;
+  /** The stream once open (undefined again when it fails), for the batches to go out on. */
+  private current?: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
   private readonly pending = new Map<string, Pending[]>();
+  private batch: string[] = [];
+  private flushing?: NodeJS.Timeout;
 
   constructor(private readonly kv: Kv) {}
 
@@ -32,11 +39,12 @@ export class Leases implements LeaseStore {
 
   /** Refreshes the lease; resolves to its new TTL in seconds, or 0 if it no longer exists. */
   async keepAlive(id: string): Promise<number> {
-    const stream = await this.open();
+    await this.open();
     return new Promise<number>((resolve, reject) => {
       // A stalled stream must not hold heartbeats forever: give up, and open a new one next time.
       const timer = setTimeout(() => {
         this.stream = undefined;
+        this.current = undefined;
         const list = this.pending.get(id);
         const i = list?.indexOf(entry) ?? -1;
         if (list && i >= 0) list.splice(i, 1);
@@ -49,12 +57,38 @@ export class Leases implements LeaseStore {
       const list = this.pending.get(id) ?? [];
       list.push(entry);
       this.pending.set(id, list);
-      stream.write({ ID: id });
+      this.queue(id);
     });
+  }
+
+  /**
+   * Keep-alives wait up to BATCH_MS and go out together: written in one tick, they leave in one
+   * socket write, and etcd reads and answers them together, instead of a wake-up on each side
+   * for every heartbeat. The lease then runs its TTL from up to BATCH_MS later than the
+   * heartbeat: an expiry can come that much later, never earlier.
+   */
+  private queue(id: string): void {
+    this.batch.push(id);
+    this.flushing ??= setTimeout(() => {
+      this.flushing = undefined;
+      const ids = this.batch;
+      this.batch = [];
+      const s = this.current;
+      if (s) for (const i of ids) s.write({ ID: i });
+      else {
+        // The stream failed meanwhile (its failure rejected what was waiting; this is the rest).
+        for (const i of ids) {
+          const list = this.pending.get(i) ?? [];
+          this.pending.delete(i);
+          for (const p of list) p.reject(new UnavailableError('the etcd lease keep-alive stream ended'));
+        }
+      }
+    }, BATCH_MS);
   }
 
   private open(): Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>> {
     this.stream ??= this.kv.client.leaseClient.leaseKeepAlive().then((s) => {
+      this.current = s;
       s.on('data', (res: ILeaseKeepAliveResponse) => {
         const id = String(res.ID);
         const list = this.pending.get(id);
@@ -64,6 +98,7 @@ export class Leases implements LeaseStore {
       });
       const fail = (err: Error) => {
         this.stream = undefined;
+        if (this.current === s) this.current = undefined;
         for (const list of this.pending.values()) for (const p of list) p.reject(err);
         this.pending.clear();
       };
@@ -76,8 +111,11 @@ export class Leases implements LeaseStore {
   }
 
   close(): void {
+    clearTimeout(this.flushing);
+    this.flushing = undefined;
     void this.stream?.then((s) => s.end()).catch(() => {});
     this.stream = undefined;
+    this.current = undefined;
   }
 }
 

@@ -86,24 +86,9 @@ const connections: NatsConnection[] = [];
 const ownWorkDir = !args.has('work-dir');
 const workDir = ownWorkDir ? mkdtempSync(join(tmpdir(), `grid-bench-fleet-${prefix}-`)) : opt('work-dir');
 
-/** An executor's own client (its own channel and certificate), counting its heartbeat outcomes. */
+/** An executor's own client: its own channel and client certificate (heartbeats are counted by onResult). */
 function executorClient(certPem: string, keyPem: string): GridClient {
-  const client = new GridClient({ address: controller, timeoutMs: 30_000, tls: { caPem, certPem, keyPem } });
-  const heartbeatMethod = client.executors.heartbeat;
-  const callOriginal = client.call.bind(client);
-  client.call = (async (stub: object, method: unknown, req: unknown, timeoutMs?: number) => {
-    if (method !== heartbeatMethod) return callOriginal(stub, method as never, req as never, timeoutMs);
-    try {
-      const res = await callOriginal(stub, method as never, req as never, timeoutMs);
-      beatsOk++;
-      return res;
-    } catch (err) {
-      beatsFailed++;
-      firstError ??= (err as Error).message;
-      throw err;
-    }
-  }) as typeof client.call;
-  return client;
+  return new GridClient({ address: controller, timeoutMs: 30_000, tls: { caPem, certPem, keyPem } });
 }
 
 async function registerOne(i: number): Promise<void> {
@@ -137,10 +122,12 @@ async function registerOne(i: number): Promise<void> {
   if (!res.tlsCertificate) throw new Error(`register ${name}: the controller issued no client certificate (is its gRPC TLS off?)`);
   const client = executorClient(res.tlsCertificate, tlsKey.keyPem);
   const heartbeat = new Heartbeat({
-    link: grpcLink(client, res.executorId, res.executorSecret),
+    link: grpcLink(client, res.executorId, res.executorSecret, { heartbeatStream: process.env['GRID_BENCH_HEARTBEAT'] !== 'unary' }),
     intervalMs: pingIntervalS * 1000,
     status: () => ({ runningTasks: sim.worker?.runningTasks() ?? 0, load: 0, draining: false, running: sim.worker?.running() ?? [] }),
     onRefused: () => void refused++,
+    // Heartbeat outcomes, whichever way they travel (one stream per executor, or a call each).
+    onResult: (accepted) => void (accepted ? beatsOk++ : beatsFailed++),
     log: quietLog,
   });
   const sim: Sim = { id: res.executorId, name, client, heartbeat, registered: res, natsSeed: natsKey.seed };

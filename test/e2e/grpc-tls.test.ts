@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GridClient } from '../../src/client/client.js';
 import { UnauthenticatedError } from '../../src/errors.js';
+import { grpcLink } from '../../src/executor/link.js';
 import { readExecutorState, registerExecutor, startExecutor, writeExecutorConfig } from '../harness/executor-process.js';
 import { registerDirect, testClientTls } from '../harness/grpc-tls.js';
 import {
@@ -173,6 +174,55 @@ describe('gRPC over TLS', () => {
         noCert.close();
         a.client.close();
         b.client.close();
+      }
+    });
+
+    it('a heartbeat stream needs its executor\'s own current certificate, for as long as it is open', async () => {
+      const a = await registerDirect(controller.address, { name: 'stream-a', registrationToken: REGISTRATION_TOKEN });
+      const b = await registerDirect(controller.address, { name: 'stream-b', registrationToken: REGISTRATION_TOKEN });
+      const status = { version: 't', runningTasks: 0, load: 0, draining: false, running: [] };
+      const linkOf = (c: GridClient) => grpcLink(c, a.res.executorId, a.res.executorSecret);
+      const noCert = new GridClient({ address: controller.address, timeoutMs: 10_000, tls: testClientTls() });
+      const clients = [noCert, a.client, b.client];
+      const renew = async (c: GridClient, key: { publicKeyPem: string }) =>
+        (await c.call(c.executors, c.executors.renewCertificate, { executorId: a.res.executorId, executorSecret: a.res.executorSecret, tlsPublicKey: key.publicKeyPem })).tlsCertificate;
+      const { newClientKey } = await import('../../src/tls/ca.js');
+      try {
+        // Opened with its own certificate, the stream carries heartbeats.
+        const own = linkOf(a.client);
+        expect((await own.heartbeat(status, 5_000)).state).toBe('ACTIVE');
+        // The right id and secret without a certificate, or with another executor's, open none.
+        await expect(linkOf(noCert).heartbeat(status, 5_000)).rejects.toThrow(/stream-a .*no client certificate issued by the controller's CA/);
+        await expect(linkOf(b.client).heartbeat(status, 5_000)).rejects.toThrow(/issued to .*, not to this executor/);
+
+        // Two renewals later the stream's certificate is no longer valid: the open stream ends,
+        // and the stream it would open again with that certificate is refused.
+        const k2 = await newClientKey();
+        const c2 = new GridClient({ address: controller.address, timeoutMs: 10_000, tls: testClientTls({ tls_cert: await renew(a.client, k2), tls_key: k2.keyPem }) });
+        clients.push(c2);
+        const k3 = await newClientKey();
+        const c3 = new GridClient({ address: controller.address, timeoutMs: 10_000, tls: testClientTls({ tls_cert: await renew(c2, k3), tls_key: k3.keyPem }) });
+        clients.push(c3);
+        const stale = await own.heartbeat(status, 5_000).catch((e: Error) => e);
+        expect(stale).toBeInstanceOf(UnauthenticatedError);
+        expect((stale as Error).message).toMatch(/client certificate [0-9a-f]+ is no longer valid/);
+
+        // With the current certificate it works, until the executor is removed: then the open
+        // stream is ended at once, UNAUTHENTICATED, without waiting for a heartbeat.
+        const current = linkOf(c3);
+        expect((await current.heartbeat(status, 5_000)).state).toBe('ACTIVE');
+        const raw = c3.duplex(c3.executors, c3.executors.heartbeats);
+        const ended = new Promise<{ code?: number; details?: string }>((resolve) => raw.call.on('error', resolve));
+        let answered = 0;
+        raw.call.on('data', () => answered++);
+        raw.call.write({ executorId: a.res.executorId, executorSecret: a.res.executorSecret, ...status });
+        await expect.poll(() => answered).toBe(1);
+        const removed = await runCli(['executors', 'remove', 'stream-a'], { address: controller.address, token: TOKENS.admin });
+        expect(removed.code, removed.stderr).toBe(0);
+        expect(await ended).toMatchObject({ code: 16, details: expect.stringMatching(/was removed from the registry/) });
+        await expect(current.heartbeat(status, 5_000)).rejects.toBeInstanceOf(UnauthenticatedError);
+      } finally {
+        for (const c of clients) c.close();
       }
     });
 

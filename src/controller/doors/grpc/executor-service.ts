@@ -12,6 +12,7 @@ import type { BeginAnswer } from '../../executions.js';
 import type { ExecutorUseCases } from '../../use-cases.js';
 import type { BeginTaskResponse, LockRequest } from '../../../gen/grid/v1/executor.js';
 import { peerCertificate } from '../../../tls/grpc.js';
+import { heartbeatStreams, type HeartbeatStreams } from './heartbeat-stream.js';
 
 function beginToPb(a: BeginAnswer): BeginTaskResponse {
   const t = a.task;
@@ -44,7 +45,11 @@ function msBefore(deadline: Deadline): number {
   return Number.isFinite(at) ? at - Date.now() : Infinity;
 }
 
-export function executorService(ctx: HandlerContext, uc: ExecutorUseCases): ExecutorServiceServer & UntypedServiceImplementation {
+export function executorService(
+  ctx: HandlerContext,
+  uc: ExecutorUseCases,
+  beats: HeartbeatStreams = heartbeatStreams(ctx, uc),
+): ExecutorServiceServer & UntypedServiceImplementation {
   const { registry, executions, files, locks } = uc;
   // Every call but Register comes from a registered executor: its client certificate first.
   const certified = <Req extends { executorId: string }, Res>(method: string, fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>, audit?: AuditSpec<Req, Res>) =>
@@ -139,6 +144,7 @@ export function executorService(ctx: HandlerContext, uc: ExecutorUseCases): Exec
       const stop = req.running.length ? await executions.tasksToStop(req.executorId, req.running.map((t) => ({ executionId: t.executionId, taskKey: t.taskKey, attempt: t.attempt }))) : [];
       return { state: executorStateToPb(res.state), pingDeadlineSeconds: res.pingDeadlineSeconds, cancelledExecutions: [], stop };
     }),
+    heartbeats: beats.handler,
     deregister: certified('Deregister', async (req: Parameters<ExecutorServiceServer['deregister']>[0]['request']) => {
       await registry.deregister(req.executorId, req.executorSecret);
       return {};

@@ -12,6 +12,7 @@ import type { Readiness } from '../../readiness.js';
 import type { ControllerUseCases, ExecutorUseCases } from '../../use-cases.js';
 import { controllerService } from './controller-service.js';
 import { executorService } from './executor-service.js';
+import { heartbeatStreams } from './heartbeat-stream.js';
 import { accessLine, type HandlerContext } from './handlers.js';
 import { Health } from './health-service.js';
 import { encodeLogChunk } from './log-chunk-wire.js';
@@ -47,7 +48,8 @@ export async function serveGrpc(o: {
   const unwatch = o.readiness?.onChange((ready) => health.setServing(ready));
   const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   server.addService(CONTROLLER_SERVICE, controllerService(o.ctx, o.controller));
-  server.addService(ExecutorServiceService, executorService(o.ctx, o.executor));
+  const beats = heartbeatStreams(o.ctx, o.executor);
+  server.addService(ExecutorServiceService, executorService(o.ctx, o.executor, beats));
   server.addService(HealthService, withAccessLines(health.service(), o.ctx));
   addReflection(server, o.ctx);
   const port = await new Promise<number>((resolve, reject) =>
@@ -60,6 +62,8 @@ export async function serveGrpc(o: {
         unwatch?.();
         health.setServing(false);
         health.close();
+        // Heartbeat streams never end on their own: end them, so executors move on at once.
+        beats.endAll();
         const force = setTimeout(() => server.forceShutdown(), 5_000);
         server.tryShutdown(() => {
           clearTimeout(force);
