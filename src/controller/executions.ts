@@ -3,6 +3,7 @@
 // executors. Transport-free.
 
 import type { Bus } from '../bus/bus.js';
+import { JOB_ACK_WAIT_MS } from '../bus/consumers.js';
 import type { CancelMessage } from '../bus/messages.js';
 import { resolveArgs } from '../domain/args.js';
 import { broadcastGroup, dispatchExecution, planTasks } from '../domain/dispatch-plan.js';
@@ -86,8 +87,12 @@ export class ExecutionService {
       limits?: Limits;
       /** Open watches per token, shared with GetLogs; absent = not counted. */
       streams?: StreamQuota;
-      /** How long after a fan-out's broadcast pointer its per-executor messages follow (default BROADCAST_FALLBACK_MS). */
-      broadcastFallbackMs?: number;
+      /**
+       * How long after a fan-out's broadcast pointer its per-executor messages follow: for the
+       * tasks not started (default BROADCAST_FALLBACK_MS), and for those still running too
+       * (default JOB_ACK_WAIT_MS).
+       */
+      broadcastFallback?: { pendingMs: number; runningMs: number };
     },
   ) {}
 
@@ -194,8 +199,10 @@ export class ExecutionService {
    * for the sweeper to send again (retryUnsent); if this process dies first, another replica's
    * sweeper sees it gone and does (Execution.dispatcher). A broadcast fan-out sends one pointer
    * to its group instead, and per-executor messages only to executors offline now (they find it
-   * in their queue when back, as without the broadcast) and, BROADCAST_FALLBACK_MS later, for
-   * every task that has not ended by then: a lost copy of the pointer costs that delay, never the task.
+   * in their queue when back, as without the broadcast), BROADCAST_FALLBACK_MS later for the
+   * tasks not started by then (a lost copy of the pointer costs that delay, never the task), and
+   * one ack wait later for those still running too: an executor that restarted while it ran one
+   * learns of it from that message as soon as it would have from a redelivery.
    */
   private async sendJobs(x: Execution, def: JobDefinition, live: Set<string>): Promise<void> {
     let tasks = sendable(x);
@@ -207,7 +214,9 @@ export class ExecutionService {
         this.d.log.warn('could not broadcast the fan-out pointer; the per-executor messages follow', { id: x.id, error: (err as Error).message });
       }
       const id = x.id;
-      setTimeout(() => void this.sendFallback(id), this.d.broadcastFallbackMs ?? BROADCAST_FALLBACK_MS).unref();
+      const { pendingMs, runningMs } = this.d.broadcastFallback ?? { pendingMs: BROADCAST_FALLBACK_MS, runningMs: JOB_ACK_WAIT_MS };
+      setTimeout(() => void this.sendFallback(id, true), pendingMs).unref();
+      setTimeout(() => void this.sendFallback(id, false), runningMs).unref();
       tasks = tasks.filter((t) => !live.has(t.executor_id));
       if (tasks.length === 0) return;
     }
@@ -221,11 +230,11 @@ export class ExecutionService {
 
   private readonly unsent = new Set<string>();
 
-  /** A broadcast fan-out's per-executor messages, for its tasks not ended (fallbackTasks). */
-  private async sendFallback(id: string): Promise<void> {
+  /** A broadcast fan-out's per-executor messages: for its tasks not started, or not ended (fallbackTasks). */
+  private async sendFallback(id: string, pendingOnly: boolean): Promise<void> {
     try {
       const x = (await this.d.store.get(id))?.value;
-      const sent = x && !isTerminalExecution(x.state) ? await this.d.publisher.resend(x) : 0;
+      const sent = x && !isTerminalExecution(x.state) ? await this.d.publisher.resend(x, { pendingOnly }) : 0;
       if (sent) this.d.log.debug('sent the per-executor messages of a broadcast fan-out', { id, tasks: sent });
     } catch (err) {
       this.unsent.add(id);

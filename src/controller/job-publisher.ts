@@ -24,10 +24,11 @@ export class JobPublisher {
 
   /**
    * Sends again the job messages of the tasks released and not started yet (after a crash or a
-   * failed send); returns how many. Msg-Ids make a message that did go out harmless.
+   * failed send) and, for a broadcast fan-out, of its running tasks too unless `pendingOnly`
+   * (see fallbackTasks); returns how many. Msg-Ids make a message that did go out harmless.
    */
-  async resend(x: Execution): Promise<number> {
-    const tasks = (x.broadcast_group ? fallbackTasks(x) : sendable(x)).filter((t) => t.released_at_ms);
+  async resend(x: Execution, o: { pendingOnly?: boolean } = {}): Promise<number> {
+    const tasks = (x.broadcast_group && !o.pendingOnly ? fallbackTasks(x) : sendable(x)).filter((t) => t.released_at_ms);
     if (tasks.length) await this.publish(x, tasks, await this.definitionOf(x));
     return tasks.length;
   }

@@ -43,7 +43,7 @@ const webOperator: Principal = { name: 'web-ops', role: 'operator', groups: ['we
 const REGISTRATION_TOKEN = 'reg-token';
 
 /** The use-cases wired over fresh in-memory stores and bus, with a clock the test moves; `metrics` hears the stores' writes and heartbeats. */
-function rig(o: { metrics?: ControllerMetrics; broadcastFallbackMs?: number } = {}) {
+function rig(o: { metrics?: ControllerMetrics; broadcastFallback?: { pendingMs: number; runningMs: number } } = {}) {
   let clock = Date.UTC(2026, 0, 1);
   const now = () => clock;
   const log = createLogger({ level: 'error', name: 'test', write: () => {} });
@@ -68,7 +68,7 @@ function rig(o: { metrics?: ControllerMetrics; broadcastFallbackMs?: number } = 
     store: executionStore, jobs: jobStore, executors: executorStore, registry, bus, box, publisher, instance: 'controller-1', log, now, retention,
     fileDigests: async () => ({}),
     // Per-executor messages of a broadcast fan-out follow this much later: not within a test, unless it says.
-    broadcastFallbackMs: o.broadcastFallbackMs ?? 3_600_000,
+    broadcastFallback: o.broadcastFallback ?? { pendingMs: 3_600_000, runningMs: 3_600_000 },
   });
   const logs = new LogService({ logs: bus, store: executionStore, executors: executorStore, authorizeVisible: (p, x, what) => executions.authorizeVisible(p, x, what) });
 
@@ -196,12 +196,13 @@ describe('ExecutionService over the in-memory store and bus', () => {
     expect([stored.dispatcher, stored.broadcast_group]).toEqual(['controller-1', 'web']);
   });
 
-  it('a broadcast fan-out: its per-executor messages follow for the tasks not ended, at once for an executor offline at dispatch', async () => {
-    const { job, executor, execute, bus, executions, executionStore, executorStore, leases } = rig({ broadcastFallbackMs: 20 });
+  it('a broadcast fan-out: per-executor messages follow for the tasks not started, then for those still running; at once for an executor offline at dispatch', async () => {
+    const { job, executor, execute, bus, executions, executionStore, executorStore, leases } = rig({ broadcastFallback: { pendingMs: 20, runningMs: 300 } });
     await job('deploy');
     const web1 = await executor('web-1', ['web']);
     const web2 = await executor('web-2', ['web']);
     const web3 = await executor('web-3', ['web']);
+    const web4 = await executor('web-4', ['web']);
     leases.lapse((await executorStore.get(web3.id))!.lease_id);
     await executorStore.expire(web3.id, Date.now());
 
@@ -217,8 +218,12 @@ describe('ExecutionService over the in-memory store and bus', () => {
       execution_id: id, task_key: web1.id, executor_id: web1.id, executor_name: 'web-1', attempt: claimed.attempt!, kind: 'finished', at_ms: 5, outcome: 'succeeded', exit_code: 0,
     };
     await executionStore.update(id, (x) => applyEvent(x, result));
+    // web-4 hears it and is still running its task.
+    expect((await executions.beginTask({ executorId: web4.id, secret: web4.secret, session: 's4', executionId: id, taskKey: web4.id })).proceed).toBe(true);
     // web-2 missed it: its message follows; web-1's task ended, so it gets none.
     await vi.waitFor(() => expect(bus.jobs.map((j) => j.to)).toEqual([{ executorId: web3.id }, { executorId: web2.id }]));
+    // Then the running task's (were web-4 restarted, that message is how it would learn of it).
+    await vi.waitFor(() => expect(bus.jobs.map((j) => j.to)).toEqual([{ executorId: web3.id }, { executorId: web2.id }, { executorId: web4.id }]));
   });
 
   it('executes on "any one of a pool": one task, one message to the pool', async () => {
