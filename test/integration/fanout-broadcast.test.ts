@@ -36,6 +36,11 @@ interface TestExecutor {
   id: string;
   name: string;
   runs: string[];
+  /**
+   * Its process dies (its NATS connection is cut, nothing is drained or handed back) and another
+   * starts: a new worker, with a new session, on a new connection.
+   */
+  restart(): Promise<void>;
   /** BeginTasks as this executor, for its own task of an execution (what a pointer makes it ask). */
   begin(executionId: string): Promise<{ proceed: boolean; reason: string }>;
   stop(): Promise<void>;
@@ -66,34 +71,42 @@ async function startExecutor(name: string, groups: string[], hearsPointers: bool
     });
   await beat();
   const beating = setInterval(() => void beat().catch(() => {}), 2_000);
-  const nc: NatsConnection = await connectBus({
-    servers: res.nats!.servers,
-    name,
-    user: { jwt: res.nats!.userJwt, seed: natsKey.seed },
-    inboxPrefix: res.nats!.inboxPrefix,
-  });
   const runs: string[] = [];
-  const worker = new Worker({
-    nc,
-    client,
-    executorId: res.executorId,
-    executorSecret: res.executorSecret,
-    executorName: name,
-    jobConsumer: res.nats!.jobConsumer,
-    poolConsumers: res.nats!.poolConsumers,
-    ...(hearsPointers ? { groups: groupsOf({ groups }) } : {}),
-    runners: [new CountingRunner(runs)],
-    concurrency: 2,
-    workDir: join(workDir, name),
-    logMaxBytes: 1 << 20,
-    log: quiet,
-    pullExpiresMs: 1_000,
-  });
-  await worker.start();
+  const startWorker = async () => {
+    const nc: NatsConnection = await connectBus({
+      servers: res.nats!.servers,
+      name,
+      user: { jwt: res.nats!.userJwt, seed: natsKey.seed },
+      inboxPrefix: res.nats!.inboxPrefix,
+    });
+    const worker = new Worker({
+      nc,
+      client,
+      executorId: res.executorId,
+      executorSecret: res.executorSecret,
+      executorName: name,
+      jobConsumer: res.nats!.jobConsumer,
+      poolConsumers: res.nats!.poolConsumers,
+      ...(hearsPointers ? { groups: groupsOf({ groups }) } : {}),
+      runners: [new CountingRunner(runs)],
+      concurrency: 2,
+      workDir: join(workDir, name),
+      logMaxBytes: 1 << 20,
+      log: quiet,
+      pullExpiresMs: 1_000,
+    });
+    await worker.start();
+    return { nc, worker };
+  };
+  let current = await startWorker();
   const e: TestExecutor = {
     id: res.executorId,
     name,
     runs,
+    restart: async () => {
+      await current.nc.close();
+      current = await startWorker();
+    },
     begin: async (executionId) => {
       const r = await client.call(client.executors, client.executors.beginTasks, {
         executorId: res.executorId, executorSecret: res.executorSecret, session: 'test-session', tasks: [{ executionId, taskKey: res.executorId, attempt: 0 }],
@@ -102,8 +115,8 @@ async function startExecutor(name: string, groups: string[], hearsPointers: bool
     },
     stop: async () => {
       clearInterval(beating);
-      await worker.drain(Date.now() + 1_000);
-      await nc.close();
+      await current.worker.drain(Date.now() + 1_000);
+      await current.nc.close();
       client.close();
     },
   };
@@ -111,18 +124,18 @@ async function startExecutor(name: string, groups: string[], hearsPointers: bool
   return e;
 }
 
-async function execute(target: string): Promise<string> {
-  const res = await admin.ctl.execute({ job: 'fan-job', args: {}, target, timeoutSeconds: 60, waitOfflineMs: 0, batchSize: '', maxFailures: '', dryRun: false });
+async function execute(target: string, job = 'fan-job', args: Record<string, string> = {}): Promise<string> {
+  const res = await admin.ctl.execute({ job, args, target, timeoutSeconds: 90, waitOfflineMs: 0, batchSize: '', maxFailures: '', dryRun: false });
   return res.executionId;
 }
 
 async function ended(id: string): Promise<Execution> {
-  for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
     const x = await admin.ctl.getExecution(id);
     if (x.state !== ExecutionState.EXECUTION_STATE_RUNNING && x.state !== ExecutionState.EXECUTION_STATE_DISPATCHED) return x;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`execution ${id} did not end within 30 s`);
+  throw new Error(`execution ${id} did not end within 60 s`);
 }
 
 beforeAll(async () => {
@@ -132,6 +145,15 @@ beforeAll(async () => {
   admin = new GridClient({ address: controller.address, token: TOKENS.admin, timeoutMs: 10_000, tls: testClientTls() });
   await admin.ctl.createJob({
     definitionJson: JSON.stringify({ name: 'fan-job', description: 'd', command: ['true'] }),
+    replace: false,
+    expectedVersion: 0,
+  });
+  // The noop runner sleeps this long: a task still running when its executor restarts.
+  await admin.ctl.createJob({
+    definitionJson: JSON.stringify({
+      name: 'fan-slow', description: 'd', command: ['true'],
+      env_vars: { args: [{ name: 'GRID_NOOP_SLEEP_MS', description: 'how long it runs', required: true }], secrets: [] },
+    }),
     replace: false,
     expectedVersion: 0,
   });
@@ -183,6 +205,20 @@ describe('a fan-out broadcast pointer', () => {
     const again = await admin.ctl.getExecution(x.id);
     for (const t of again.tasks) expect([t.state, t.attempts]).toEqual([TaskState.TASK_STATE_SUCCEEDED, 1]);
   }, 90_000);
+
+  it('a task taken from the pointer whose executor restarts while it runs is run again, as its next attempt, once its message follows', async () => {
+    const e = await startExecutor('restart-1', ['restart'], true);
+    const id = await execute('group:restart', 'fan-slow', { GRID_NOOP_SLEEP_MS: '20000' });
+    for (const deadline = Date.now() + 20_000; !e.runs.includes(id) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+    expect(e.runs).toEqual([id]);
+    await e.restart();
+    // The restarted process has no pointer to hear: the per-executor message of the running
+    // task, one ack wait after dispatch, is how it learns of it; its claim ends attempt 1.
+    const x = await ended(id);
+    expect(x.state).toBe(ExecutionState.EXECUTION_STATE_SUCCEEDED);
+    expect([x.tasks[0]!.state, x.tasks[0]!.attempts]).toEqual([TaskState.TASK_STATE_SUCCEEDED, 2]);
+    expect(e.runs).toEqual([id, id]);
+  }, 120_000);
 
   it('an executor\'s NATS user hears the pointers of its own groups only, and may not send one', async () => {
     const { res, client, natsKey } = await registerDirect(controller.address, { registrationToken: REGISTRATION_TOKEN, name: 'perm-1', groups: ['perm'] });
