@@ -4,7 +4,7 @@
 // in-memory one (memory.ts) serves unit tests. Use-cases depend only on these interfaces.
 
 import type { ExecutorConsumers } from './consumers.js';
-import type { CancelMessage, JobMessage, SubmitAnswer } from './messages.js';
+import type { CancelMessage, FanoutMessage, JobMessage, SubmitAnswer } from './messages.js';
 
 /** Where a job message goes: one executor's own queue, or a pool's (a group's, for one runner). */
 export type JobAddress = { executorId: string } | { pool: string; runner: string };
@@ -15,6 +15,11 @@ export interface JobQueue {
    * the dedup window is dropped, so sending one twice (after a crash) is harmless.
    */
   sendJob(to: JobAddress, job: JobMessage): Promise<void>;
+  /**
+   * A fan-out's job pointer, once for every executor of `group` that is listening (core NATS:
+   * best effort, not queued). The per-executor messages (sendJob) stay the durable way.
+   */
+  broadcastJob(group: string, job: FanoutMessage): void;
 }
 
 /** One message of an execution's log, as an executor published it. */

@@ -6,7 +6,7 @@
 import type { TaskEvent } from '../domain/execution.js';
 import type { BatchHandler, Bus, Consuming, JobAddress, LogMessage, LogReading, OpenLog, Submission, SubmissionHandler } from './bus.js';
 import type { ExecutorConsumers } from './consumers.js';
-import { encode, jobMsgId, type CancelMessage, type JobMessage, type RequestMessage, type SubmitAnswer } from './messages.js';
+import { encode, jobMsgId, type CancelMessage, type FanoutMessage, type JobMessage, type RequestMessage, type SubmitAnswer } from './messages.js';
 import { consumers, subjects } from './subjects.js';
 
 /** A delivery of the in-memory bus: how its handler settled it is kept (and a nak's delay). */
@@ -78,6 +78,8 @@ export class MemoryBus implements Bus {
   /** Job messages queued, in order; a task's message sent again is not. */
   readonly jobs: Array<{ to: JobAddress; job: JobMessage }> = [];
   readonly stops: Array<{ executorId: string; stop: CancelMessage }> = [];
+  /** Fan-out pointers broadcast, in order. */
+  readonly broadcasts: Array<{ group: string; job: FanoutMessage }> = [];
   readonly dispatchRequests: string[] = [];
   /** What the intake answered, in order. */
   readonly answers: Array<{ replyTo: string; answer: SubmitAnswer }> = [];
@@ -95,6 +97,10 @@ export class MemoryBus implements Bus {
     if (this.jobIds.has(id)) return;
     this.jobIds.add(id);
     this.jobs.push({ to, job: { ...job } });
+  }
+
+  broadcastJob(group: string, job: FanoutMessage): void {
+    this.broadcasts.push({ group, job: { ...job } });
   }
 
   async requestDispatch(executionId: string): Promise<void> {

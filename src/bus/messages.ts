@@ -40,6 +40,24 @@ export function readJobMessage(data: Uint8Array, msgId: string): { job: JobMessa
 }
 
 /**
+ * Core NATS, on subjects.fanout(group): a fan-out's job pointer, sent once for every executor of
+ * the group. Each executor that hears it asks BeginTasks for its own task of the execution (a
+ * fan-out task's key is its executor's id); the record says whether there is one. Best effort: a
+ * copy that is lost is made up by the per-executor message on GRID_JOBS, which follows for every
+ * task not ended after a short delay, and a copy too many is refused or answered by the claim.
+ */
+export interface FanoutMessage {
+  execution_id: string;
+}
+
+/** Reads a fan-out pointer; throws when it is none. Anything else it carries is ignored. */
+export function readFanoutMessage(data: Uint8Array): FanoutMessage {
+  const raw = decode<Record<string, unknown>>(data);
+  if (typeof raw?.execution_id !== 'string' || raw.execution_id === '') throw new Error('execution_id missing');
+  return { execution_id: raw.execution_id };
+}
+
+/**
  * GRID_REQUESTS, on subjects.submitExecute: an execution request of a NATS client, for the
  * intake. The body is the API's ExecuteRequest in its JSON form; these headers go with it, and
  * Nats-Msg-Id (the request's id: the stream drops a copy sent again within its dedup window).

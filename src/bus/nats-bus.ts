@@ -6,7 +6,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { BatchConsumer } from './batch-consumer.js';
 import type { BatchHandler, BatchOptions, Bus, Consuming, JobAddress, LogMessage, LogReading, OpenLog, Submission, SubmissionHandler } from './bus.js';
 import { deleteExecutorConsumer, ensureExecutorConsumers, type ExecutorConsumers } from './consumers.js';
-import { encode, jobMsgId, LOG_HEADERS, type CancelMessage, type JobMessage, type RequestMessage, type SubmitAnswer } from './messages.js';
+import { encode, jobMsgId, LOG_HEADERS, type CancelMessage, type FanoutMessage, type JobMessage, type RequestMessage, type SubmitAnswer } from './messages.js';
 import { consumers, STREAMS, subjects } from './subjects.js';
 
 export class NatsBus implements Bus {
@@ -47,6 +47,10 @@ export class NatsBus implements Bus {
   async sendJob(to: JobAddress, job: JobMessage): Promise<void> {
     const subject = 'pool' in to ? subjects.poolJob(to.pool, to.runner) : subjects.nodeJob(to.executorId);
     await this.js.publish(subject, encode(job), { msgID: jobMsgId(job.execution_id, job.task_key) });
+  }
+
+  broadcastJob(group: string, job: FanoutMessage): void {
+    this.nc.publish(subjects.fanout(group), encode(job));
   }
 
   async requestDispatch(executionId: string): Promise<void> {

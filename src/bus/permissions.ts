@@ -1,6 +1,6 @@
 // What one executor's NATS user may do, written into its user JWT so that nats-server enforces
 // it: pull and ack its own consumers, publish events and logs under its own id, hear its own
-// cancellations and the replies to its own requests. Everything else is denied: other
+// cancellations, its groups' fan-out pointers and the replies to its own requests. Everything else is denied: other
 // executors' subjects, every stream/consumer/KV administration API, the job subjects themselves,
 // the request intake (a compromised executor cannot start work elsewhere through it).
 // Files and serialize locks go through the controller (GetTaskFile, AcquireLock…), per task, so
@@ -15,7 +15,7 @@ export function executorInboxPrefix(executorId: string): string {
   return `_INBOX_${executorId}`;
 }
 
-export function executorPermissions(e: { id: string; consumers: string[] }): UserPermissions {
+export function executorPermissions(e: { id: string; consumers: string[]; groups?: string[] }): UserPermissions {
   const pub = [
     subjects.event('*', e.id),
     subjects.log('*', e.id),
@@ -27,7 +27,8 @@ export function executorPermissions(e: { id: string; consumers: string[] }): Use
   ];
   return {
     pub: { allow: pub },
-    sub: { allow: [`${executorInboxPrefix(e.id)}.>`, subjects.cancel(e.id)] },
+    // Fan-out pointers of its own groups: hear only, never publish (only the controller sends them).
+    sub: { allow: [`${executorInboxPrefix(e.id)}.>`, subjects.cancel(e.id), ...(e.groups ?? []).map((g) => subjects.fanout(g))] },
   };
 }
 

@@ -25,6 +25,11 @@ export const subjects = {
   event: (executionId: string, executorId: string) => `grid.evt.${executionId}.${executorId}`,
   log: (executionId: string, executorId: string) => `grid.log.${executionId}.${executorId}`,
   logsOf: (executionId: string) => `grid.log.${executionId}.>`,
+  /**
+   * Core NATS (not JetStream): a fan-out's job pointer, once for every executor of a group (see
+   * FanoutMessage). Executors may hear those of their own groups; none may publish here.
+   */
+  fanout: (group: string) => `grid.fan.${group}`,
   /** Core NATS (not JetStream): cancellations for one executor (it may hear only its own). */
   cancel: (executorId: string) => `grid.cancel.${executorId}`,
 };

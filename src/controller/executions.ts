@@ -3,9 +3,10 @@
 // executors. Transport-free.
 
 import type { Bus } from '../bus/bus.js';
+import { JOB_ACK_WAIT_MS } from '../bus/consumers.js';
 import type { CancelMessage } from '../bus/messages.js';
 import { resolveArgs } from '../domain/args.js';
-import { dispatchExecution, planTasks } from '../domain/dispatch-plan.js';
+import { broadcastGroup, dispatchExecution, planTasks } from '../domain/dispatch-plan.js';
 import { groupsOf, isLive, type ExecutorRecord } from '../domain/executor.js';
 import { EXECUTION_STATES, isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
 import { claimTask, isTaskOf, mayBegin, NOT_YET, sendable, stopExecution, type ClaimAnswer } from '../domain/execution-rules.js';
@@ -86,6 +87,12 @@ export class ExecutionService {
       limits?: Limits;
       /** Open watches per token, shared with GetLogs; absent = not counted. */
       streams?: StreamQuota;
+      /**
+       * How long after a fan-out's broadcast pointer its per-executor messages follow: for the
+       * tasks not started (default BROADCAST_FALLBACK_MS), and for those still running too
+       * (default JOB_ACK_WAIT_MS).
+       */
+      broadcastFallback?: { pendingMs: number; runningMs: number };
     },
   ) {}
 
@@ -150,13 +157,17 @@ export class ExecutionService {
     if (def.files.length) x.file_digests = await this.d.fileDigests(def.files.map((f) => f.name));
     // Dispatched here and now: the target is resolved against the registry (held in memory),
     // the task set is written with the record in one group commit, then the job messages go out.
-    const { failure } = dispatchExecution(x, def, await this.d.executors.all(), now);
+    const executors = await this.d.executors.all();
+    const { failure } = dispatchExecution(x, def, executors, now);
     checkTaskCount(x.target, x.tasks.length, this.limits);
-    if (!failure) x.dispatcher = this.d.instance;
+    if (!failure) {
+      x.dispatcher = this.d.instance;
+      x.broadcast_group = broadcastGroup(x);
+    }
     const created = await this.d.store.create(x, claim);
     if (!created.created) return this.reuse(p, key, claim!, created.existing);
     if (failure) this.d.log.info('execution failed at dispatch', { id: x.id, reason: failure });
-    await this.sendJobs(x, def);
+    await this.sendJobs(x, def, new Set(executors.filter((e) => isLive(e.state)).map((e) => e.id)));
     this.d.log.debug('execution dispatched', { id: x.id, job: x.job, target: x.target, by: p.name });
     return { execution: executionView(x) };
   }
@@ -186,11 +197,29 @@ export class ExecutionService {
   /**
    * Sends the job messages of the tasks released on `x`. If that fails, the execution is kept
    * for the sweeper to send again (retryUnsent); if this process dies first, another replica's
-   * sweeper sees it gone and does (Execution.dispatcher).
+   * sweeper sees it gone and does (Execution.dispatcher). A broadcast fan-out sends one pointer
+   * to its group instead, and per-executor messages only to executors offline now (they find it
+   * in their queue when back, as without the broadcast), BROADCAST_FALLBACK_MS later for the
+   * tasks not started by then (a lost copy of the pointer costs that delay, never the task), and
+   * one ack wait later for those still running too: an executor that restarted while it ran one
+   * learns of it from that message as soon as it would have from a redelivery.
    */
-  private async sendJobs(x: Execution, def: JobDefinition): Promise<void> {
-    const tasks = sendable(x);
+  private async sendJobs(x: Execution, def: JobDefinition, live: Set<string>): Promise<void> {
+    let tasks = sendable(x);
     if (tasks.length === 0) return;
+    if (x.broadcast_group) {
+      try {
+        this.d.publisher.broadcast({ ...x, broadcast_group: x.broadcast_group });
+      } catch (err) {
+        this.d.log.warn('could not broadcast the fan-out pointer; the per-executor messages follow', { id: x.id, error: (err as Error).message });
+      }
+      const id = x.id;
+      const { pendingMs, runningMs } = this.d.broadcastFallback ?? { pendingMs: BROADCAST_FALLBACK_MS, runningMs: JOB_ACK_WAIT_MS };
+      setTimeout(() => void this.sendFallback(id, true), pendingMs).unref();
+      setTimeout(() => void this.sendFallback(id, false), runningMs).unref();
+      tasks = tasks.filter((t) => !live.has(t.executor_id));
+      if (tasks.length === 0) return;
+    }
     try {
       await this.d.publisher.publish(x, tasks, def);
     } catch (err) {
@@ -200,6 +229,18 @@ export class ExecutionService {
   }
 
   private readonly unsent = new Set<string>();
+
+  /** A broadcast fan-out's per-executor messages: for its tasks not started, or not ended (fallbackTasks). */
+  private async sendFallback(id: string, pendingOnly: boolean): Promise<void> {
+    try {
+      const x = (await this.d.store.get(id))?.value;
+      const sent = x && !isTerminalExecution(x.state) ? await this.d.publisher.resend(x, { pendingOnly }) : 0;
+      if (sent) this.d.log.debug('sent the per-executor messages of a broadcast fan-out', { id, tasks: sent });
+    } catch (err) {
+      this.unsent.add(id);
+      this.d.log.warn('could not send the per-executor messages of a broadcast fan-out yet; will retry', { id, error: (err as Error).message });
+    }
+  }
 
   /** Sends again the job messages that failed to go out from this process. */
   async retryUnsent(): Promise<void> {
@@ -644,6 +685,12 @@ function notClaimedBy(x: Execution, taskKey: string, executorId: string): string
   if (t.executor_id !== executorId) return `the task is claimed by executor ${t.executor_name || t.executor_id}`;
   return undefined;
 }
+
+/**
+ * How long after a fan-out's broadcast pointer its per-executor messages follow, for the tasks
+ * not ended by then: what a lost copy of the pointer delays a task by at most.
+ */
+export const BROADCAST_FALLBACK_MS = 2_000;
 
 /** Most tasks one BeginTasks call may ask about. */
 export const MAX_BEGIN_TASKS = 256;

@@ -220,7 +220,7 @@ export class ExecutorRegistry {
 
   private async finish(rec: ExecutorRecord, secret: string, created: boolean, tlsCertificate?: string): Promise<RegisterOutput> {
     const cons = await this.queues.ensureExecutorQueues({ id: rec.id, groups: groupsOf(rec), runners: rec.runners, concurrency: rec.concurrency });
-    const natsUser = await this.nats.executorUser({ id: rec.id, name: rec.name, natsUserKey: rec.nats_user_key ?? '', consumers: [cons.node, ...cons.pools] });
+    const natsUser = await this.nats.executorUser({ id: rec.id, name: rec.name, natsUserKey: rec.nats_user_key ?? '', consumers: [cons.node, ...cons.pools], groups: groupsOf(rec) });
     return {
       ...(natsUser ? { natsUser } : {}),
       ...(tlsCertificate ? { tlsCertificate } : {}),

@@ -1,4 +1,5 @@
-// Sends tasks' job messages (pointers: execution id and task key) to executors' queues. Used by
+// Sends tasks' job messages (pointers: execution id and task key) to executors' queues, and a
+// fan-out's one broadcast pointer (core NATS) ahead of them. Used by
 // Execute and the dispatcher (first wave, or all tasks), the recorder (later waves of a batched
 // rollout) and the sweeper (re-sending after a crash). The queue keeps one message per task
 // within its dedup window, so sending one twice is harmless.
@@ -6,7 +7,7 @@
 import type { JobQueue } from '../bus/bus.js';
 import type { JobMessage } from '../bus/messages.js';
 import type { Execution, Task } from '../domain/execution.js';
-import { sendable } from '../domain/execution-rules.js';
+import { fallbackTasks, sendable } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
 import type { JobStore } from '../store/store.js';
 
@@ -23,12 +24,18 @@ export class JobPublisher {
 
   /**
    * Sends again the job messages of the tasks released and not started yet (after a crash or a
-   * failed send); returns how many. Msg-Ids make a message that did go out harmless.
+   * failed send) and, for a broadcast fan-out, of its running tasks too unless `pendingOnly`
+   * (see fallbackTasks); returns how many. Msg-Ids make a message that did go out harmless.
    */
-  async resend(x: Execution): Promise<number> {
-    const tasks = sendable(x).filter((t) => t.released_at_ms);
+  async resend(x: Execution, o: { pendingOnly?: boolean } = {}): Promise<number> {
+    const tasks = (x.broadcast_group && !o.pendingOnly ? fallbackTasks(x) : sendable(x)).filter((t) => t.released_at_ms);
     if (tasks.length) await this.publish(x, tasks, await this.definitionOf(x));
     return tasks.length;
+  }
+
+  /** The fan-out's one pointer to every executor of its group (see Execution.broadcast_group). */
+  broadcast(x: Execution & { broadcast_group: string }): void {
+    this.d.queue.broadcastJob(x.broadcast_group, { execution_id: x.id });
   }
 
   async publish(x: Execution, tasks: Task[], def: JobDefinition): Promise<void> {

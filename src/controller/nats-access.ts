@@ -77,8 +77,8 @@ export class NatsAccess {
     if (Object.keys(revoked).length) await this.push();
   }
 
-  /** The executor's user for its public key: its own consumers and subjects, nothing else. */
-  async executorUser(e: { id: string; name: string; natsUserKey: string; consumers: string[] }): Promise<ExecutorNatsUser | undefined> {
+  /** The executor's user for its public key: its own consumers and subjects (`groups` for fan-out pointers), nothing else. */
+  async executorUser(e: { id: string; name: string; natsUserKey: string; consumers: string[]; groups: string[] }): Promise<ExecutorNatsUser | undefined> {
     if (!this.authority) return undefined;
     if (!e.natsUserKey) {
       throw new ValidationError(
@@ -92,7 +92,7 @@ export class NatsAccess {
       const waitMs = (revokedAt + 1) * 1000 - Date.now();
       if (waitMs > 0) await delay(waitMs);
     }
-    const user = await this.authority.mintUser(`executor ${e.name} (${e.id})`, e.natsUserKey, executorPermissions({ id: e.id, consumers: e.consumers }));
+    const user = await this.authority.mintUser(`executor ${e.name} (${e.id})`, e.natsUserKey, executorPermissions({ id: e.id, consumers: e.consumers, groups: e.groups }));
     return { jwt: user.jwt, inboxPrefix: executorInboxPrefix(e.id) };
   }
 

@@ -1,6 +1,6 @@
 // Turns a target resolved against the registry into an execution's task list (pure).
 
-import type { Execution, Task } from './execution.js';
+import { isTerminalExecution, type Execution, type Task } from './execution.js';
 import { failExecution, resolveCount, sendable, settle } from './execution-rules.js';
 import type { JobDefinition } from './job.js';
 import { ALL_GROUP, parseTarget, resolveTarget, type Target, type TargetExecutor } from './target.js';
@@ -80,6 +80,20 @@ export function assignWaves(tasks: Task[], batchSize: number): void {
     if (t.wave > 1) t.held = true;
     i++;
   }
+}
+
+/**
+ * The group whose executors may all be told of a dispatched execution with one broadcast pointer:
+ * a target of one `all` or `group:G` term, no pool, every task released at once (no waves).
+ * Undefined for any other execution: its tasks get per-executor messages only.
+ */
+export function broadcastGroup(x: Execution): string | undefined {
+  if (x.state === 'QUEUED' || isTerminalExecution(x.state) || x.batch_size > 0) return undefined;
+  const t = parseTarget(x.target);
+  if (t.pools.length || t.fanout.length !== 1) return undefined;
+  const term = t.fanout[0]!;
+  if (term.kind === 'all') return ALL_GROUP;
+  return term.kind === 'group' ? term.group : undefined;
 }
 
 /**

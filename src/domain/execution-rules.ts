@@ -463,6 +463,15 @@ export function advanceRollout(x: Execution, now: number): void {
 }
 
 /** Tasks whose job message must be sent: released, never started, not yet sent per `sent`. */
+/**
+ * The tasks of a broadcast fan-out (Execution.broadcast_group) whose per-executor job message
+ * is still due: released and not started, and also running — an executor that restarts while it
+ * runs one learns of it only from that message (whose claim then ends the lost attempt).
+ */
+export function fallbackTasks(x: Execution): Task[] {
+  return x.tasks.filter((t) => !t.pool && !t.held && ((t.state === 'PENDING' && t.attempts === 0) || t.state === 'RUNNING'));
+}
+
 export function sendable(x: Execution): Task[] {
   return x.tasks.filter((t) => t.state === 'PENDING' && !t.held && t.attempts === 0);
 }

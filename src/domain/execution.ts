@@ -88,6 +88,12 @@ export interface Execution {
    * is gone while released tasks have not started, another replica sends them again.
    */
   dispatcher?: string;
+  /**
+   * The job pointer of its fan-out went out once, on core NATS, to every executor of this group
+   * (FanoutMessage); the per-executor job messages follow as the fallback, for every task that
+   * has not ended by then (fallbackTasks). Absent: per-executor messages only.
+   */
+  broadcast_group?: string;
   /** The definition as executed, kept only for batched rollouts (later waves are sent later). */
   definition?: JobDefinition;
   /** `sha256:<hex>` of each of the definition's files, from etcd when the execution was accepted. */

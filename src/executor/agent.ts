@@ -7,6 +7,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { connectBus } from '../bus/connect.js';
 import { GridClient } from '../client/client.js';
 import type { ExecutorConfig } from '../config/executor.js';
+import { groupsOf } from '../domain/executor.js';
 import { ConfigError, ExitCode } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { HostRunner } from '../runners/host/index.js';
@@ -130,6 +131,7 @@ export class Agent {
       executorName: id.name,
       jobConsumer: id.job_consumer,
       poolConsumers: id.pool_consumers ?? [],
+      groups: groupsOf({ groups: this.cfg.groups }),
       runners: createRunners(this.cfg, process.env, log),
       concurrency: this.cfg.concurrency,
       workDir: this.cfg.work_dir,

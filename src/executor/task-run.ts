@@ -48,22 +48,32 @@ export class TaskRun {
   attempt = 0;
   /** performance.now() at its first claim, for the task's duration. */
   claimedAt: number | undefined;
-  /** The task's message, and any redelivery of it that came while it ran: all kept alive, all acked. */
+  /**
+   * The task's message, and any redelivery of it that came while it ran: all kept alive, all
+   * acked. None for a task taken from a fan-out's broadcast pointer until its message follows.
+   */
   private readonly msgs: JsMsg[];
   private readonly keepAlive: NodeJS.Timeout;
 
   constructor(
     readonly job: JobMessage,
-    msg: JsMsg,
+    msg: JsMsg | undefined,
     workingIntervalMs: number,
   ) {
-    this.msgs = [msg];
+    this.msgs = msg ? [msg] : [];
     this.keepAlive = setInterval(() => this.each((m) => m.working()), workingIntervalMs);
   }
 
   /** A redelivery of the message of this very task, while it runs: kept alive with the first. */
   attach(msg: JsMsg): void {
     this.msgs.push(msg);
+    // Settled already (a broadcast-taken task whose message came just as it ended): the same for this one.
+    if (this.settled) this.each(this.settled, [msg]);
+  }
+
+  /** Whether a job message of the task came (false: taken from a broadcast pointer only). */
+  hasMessage(): boolean {
+    return this.msgs.length > 0;
   }
 
   ack(): void {
@@ -78,13 +88,16 @@ export class TaskRun {
     this.settle((m) => m.term());
   }
 
+  private settled: ((m: JsMsg) => void) | undefined;
+
   private settle(fn: (m: JsMsg) => void): void {
     clearInterval(this.keepAlive);
+    this.settled = fn;
     this.each(fn);
   }
 
-  private each(fn: (m: JsMsg) => void): void {
-    for (const m of this.msgs) {
+  private each(fn: (m: JsMsg) => void, msgs = this.msgs): void {
+    for (const m of msgs) {
       try {
         fn(m);
       } catch {

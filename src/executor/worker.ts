@@ -11,8 +11,8 @@
 
 import { setTimeout as delay } from 'node:timers/promises';
 import { jetstream, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
-import type { NatsConnection, Subscription } from '@nats-io/nats-core';
-import { decode, readJobMessage, type CancelMessage, type JobMessage } from '../bus/messages.js';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
+import { decode, readFanoutMessage, readJobMessage, type CancelMessage, type JobMessage } from '../bus/messages.js';
 import { subjects } from '../bus/subjects.js';
 import type { GridClient } from '../client/client.js';
 import type { Runner } from '../runners/runner.js';
@@ -41,6 +41,8 @@ export interface WorkerOptions {
   /** The executor's own durable consumer on GRID_JOBS, and its pools' shared ones. */
   jobConsumer: string;
   poolConsumers: string[];
+  /** Its groups (with `all`): it hears their fan-out pointers (FanoutMessage). None: job messages only. */
+  groups?: string[];
   /** The runners this executor offers, by the name job definitions use. The worker closes them. */
   runners: Runner[];
   concurrency: number;
@@ -90,6 +92,8 @@ export class Worker implements AgentWorker {
   private readonly handlers = new Set<Promise<void>>();
   private readonly hardStop = new AbortController();
   private cancelSub: Subscription | undefined;
+  private readonly fanoutSubs: Subscription[] = [];
+  private readonly workingIntervalMs: number;
   private draining = false;
   private drained: Promise<void> | undefined;
   private started = false;
@@ -103,7 +107,7 @@ export class Worker implements AgentWorker {
     for (const r of o.runners) this.runners.set(r.name, r);
     this.slots = new Slots(Math.max(1, o.concurrency));
     this.pidFiles = new PidFiles(o.workDir);
-    const workingIntervalMs = o.workingIntervalMs ?? 5000;
+    const workingIntervalMs = (this.workingIntervalMs = o.workingIntervalMs ?? 5000);
     const link = o.link ?? grpcLink(o.client, o.executorId, o.executorSecret);
     this.ctx = {
       nc: o.nc,
@@ -151,6 +155,12 @@ export class Worker implements AgentWorker {
         }
       },
     });
+    for (const g of this.o.groups ?? []) {
+      const callback = (err: Error | null, m: Msg) => {
+        if (!err) this.takePointer(m.data, this.workingIntervalMs);
+      };
+      this.fanoutSubs.push(this.o.nc.subscribe(subjects.fanout(g), { callback }));
+    }
     const consumers = [this.o.jobConsumer, ...this.o.poolConsumers].filter((c) => c !== '');
     if (consumers.length === 0) this.log.warn('no job consumers in the executor state: register again to take work');
     this.puller.start(consumers);
@@ -219,6 +229,7 @@ export class Worker implements AgentWorker {
       clearTimeout(giveUp);
       await pullsDone;
       this.cancelSub?.unsubscribe();
+      for (const s of this.fanoutSubs) s.unsubscribe();
       await Promise.allSettled([...this.runners.values()].map((r) => r.close?.()));
     })();
     return this.drained;
@@ -233,6 +244,31 @@ export class Worker implements AgentWorker {
     if (!this.controllerDown) log.warn('controller unreachable: tasks wait in JetStream until it is back', fields);
     else log.debug('controller still unreachable: the task waits in JetStream', fields);
     this.controllerDown = true;
+  }
+
+  /**
+   * A fan-out's broadcast pointer: this executor's task of it (its key is the executor's id) is
+   * asked for like a job message's, once a slot is free. The controller decides whether there is
+   * one for it; its per-executor message, which follows, finds it running or done here.
+   */
+  private takePointer(data: Uint8Array, workingIntervalMs: number): void {
+    let job: JobMessage;
+    try {
+      job = { execution_id: readFanoutMessage(data).execution_id, task_key: this.o.executorId };
+    } catch (err) {
+      this.log.debug('ignored an unreadable fan-out pointer', { error: (err as Error).message });
+      return;
+    }
+    const key = runKey(job.execution_id, job.task_key);
+    if (this.draining || this.finished.has(key) || this.runs.has(key)) return;
+    void this.slots.acquire().then((got) => {
+      if (!got) return;
+      if (this.draining || this.finished.has(key) || this.runs.has(key)) {
+        this.slots.release();
+        return;
+      }
+      this.runNew(job, undefined, workingIntervalMs);
+    });
   }
 
   /** A message holding a slot: a new task, or a redelivery of one running here. */
@@ -271,12 +307,21 @@ export class Worker implements AgentWorker {
     }
     const running = this.runs.get(key);
     if (running) {
-      // Redelivered while it runs (a stall past ack_wait): one run, both messages kept alive.
-      this.log.info('the task was offered again while it runs here: keeping the run', { execution: job.execution_id, task: job.task_key, attempt: running.attempt });
+      // Redelivered while it runs (a stall past ack_wait), or the message following the
+      // broadcast pointer it was taken from: one run, every message kept alive.
+      const fields = { execution: job.execution_id, task: job.task_key, attempt: running.attempt };
+      if (running.hasMessage()) this.log.info('the task was offered again while it runs here: keeping the run', fields);
+      else this.log.debug('the job message of a task taken from its fan-out pointer came: kept with the run', fields);
       running.attach(msg);
       this.slots.release();
       return;
     }
+    this.runNew(job, msg, workingIntervalMs);
+  }
+
+  /** Runs a task this executor does not run yet, holding a slot (released when it is done). */
+  private runNew(job: JobMessage, msg: JsMsg | undefined, workingIntervalMs: number): void {
+    const key = runKey(job.execution_id, job.task_key);
     const run = new TaskRun(job, msg, workingIntervalMs);
     this.runs.set(key, run);
     const log = this.log.with({ execution: job.execution_id, task: job.task_key });

@@ -17,6 +17,7 @@ import { IDEMPOTENCY_WINDOW_MS } from '../domain/idempotency.js';
 import { LIMIT_DEFAULTS, recordOverLimit, recordRefusedByEtcd } from '../domain/limits.js';
 import { ConflictError, LimitExceededError, NotFoundError } from '../errors.js';
 import { Batcher } from '../util/batcher.js';
+import { cloneJson } from '../util/json-clone.js';
 import type { Logger } from '../util/log.js';
 import { watchKeys } from './key-watch.js';
 import { isTooLarge, type Kv } from './kv.js';
@@ -399,7 +400,7 @@ export class EtcdExecutionStore implements ExecutionStore {
     for (let attempt = 0; attempt < 50; attempt++) {
       const cur = await this.get(id);
       if (!cur) throw new NotFoundError('execution', id);
-      const next = structuredClone(cur.value);
+      const next = cloneJson(cur.value);
       if (!fn(next)) return { execution: cur.value, changed: false };
       const w = this.prepare(next, cur.revision, cur.value);
       if (isolate && w.bytes > this.recordBytes) return this.refuse(id, recordOverLimit(w.bytes, this.recordBytes));
@@ -455,9 +456,30 @@ export class EtcdExecutionStore implements ExecutionStore {
    * and never holds up the others. Executions that do not exist are missing from the result.
    */
   async updateMany(ids: string[], fn: (x: Execution) => boolean): Promise<Map<string, UpdateResult>> {
+    const unique = [...new Set(ids)];
+    // Group commits of one record from this process go one after another (claims and events of
+    // a big fan-out arrive together): each starts from the last one's write instead of losing
+    // its compare to it and reading the whole record back.
+    const before = unique.flatMap((id) => this.writing.get(id) ?? []);
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    for (const id of unique) this.writing.set(id, mine);
+    try {
+      await Promise.all(before);
+      return await this.updateManyNow(unique, fn);
+    } finally {
+      done();
+      for (const id of unique) if (this.writing.get(id) === mine) this.writing.delete(id);
+    }
+  }
+
+  /** The records updateMany is writing now or is about to, each with the write that ends last. */
+  private readonly writing = new Map<string, Promise<void>>();
+
+  private async updateManyNow(ids: string[], fn: (x: Execution) => boolean): Promise<Map<string, UpdateResult>> {
     const result = new Map<string, UpdateResult>();
     const refused = new Map<string, string>();
-    let todo = [...new Set(ids)];
+    let todo = ids;
     for (let round = 0; round < 3 && todo.length; round++) {
       const current = new Map<string, Versioned<Execution>>();
       const toRead: string[] = [];
@@ -469,7 +491,7 @@ export class EtcdExecutionStore implements ExecutionStore {
       for (const [id, v] of await this.getMany(toRead)) current.set(id, v);
       const writes: Write[] = [];
       for (const [id, cur] of current) {
-        const next = structuredClone(cur.value);
+        const next = cloneJson(cur.value);
         if (!fn(next)) result.set(id, { execution: cur.value, changed: false });
         else {
           const w = this.prepare(next, cur.revision, cur.value);

@@ -27,6 +27,7 @@ import { connectBus } from '../../src/bus/connect.js';
 import { GridClient } from '../../src/client/client.js';
 import { Heartbeat } from '../../src/executor/heartbeat.js';
 import { Worker } from '../../src/executor/worker.js';
+import { groupsOf } from '../../src/domain/executor.js';
 import { grpcLink } from '../../src/executor/link.js';
 import { NoopRunner } from '../../src/runners/noop/index.js';
 import { newClientKey } from '../../src/tls/keys.js';
@@ -156,6 +157,7 @@ async function startWorker(sim: Sim): Promise<void> {
     executorName: sim.name,
     jobConsumer: res.nats?.jobConsumer ?? '',
     poolConsumers: res.nats?.poolConsumers ?? [],
+    groups: groupsOf({ groups }),
     runners: [new NoopRunner({ name: 'host' })],
     concurrency,
     workDir,

@@ -6,7 +6,7 @@ import { executorInboxPrefix, executorPermissions } from '../../src/bus/permissi
 const ID = '01M8T47PQ7PYG52E0YXBR69G3B';
 
 describe('executorPermissions', () => {
-  const p = executorPermissions({ id: ID, consumers: [`node-${ID}`, 'pool-all-host', 'pool-web-host'] });
+  const p = executorPermissions({ id: ID, consumers: [`node-${ID}`, 'pool-all-host', 'pool-web-host'], groups: ['all', 'web'] });
 
   it('publishes events and logs under its own id, pulls and acks its own consumers', () => {
     expect(p.pub?.allow).toEqual([
@@ -20,16 +20,20 @@ describe('executorPermissions', () => {
     ]);
   });
 
-  it('hears only its own replies and cancellations', () => {
-    expect(p.sub?.allow).toEqual([`${executorInboxPrefix(ID)}.>`, `grid.cancel.${ID}`]);
+  it('hears only its own replies and cancellations, and the fan-out pointers of its own groups', () => {
+    expect(p.sub?.allow).toEqual([`${executorInboxPrefix(ID)}.>`, `grid.cancel.${ID}`, 'grid.fan.all', 'grid.fan.web']);
+  });
+
+  it('may not publish a fan-out pointer (only hear one)', () => {
+    expect((p.pub?.allow ?? []).filter((s) => s.startsWith('grid.fan'))).toEqual([]);
   });
 
   it('allows no administration, no job subjects and no wildcard over other executors', () => {
     const all = [...(p.pub?.allow ?? []), ...(p.sub?.allow ?? [])];
     for (const s of all) {
       expect(s).not.toMatch(/^\$JS\.API\.(STREAM|ACCOUNT|META|SERVER)|CONSUMER\.(CREATE|DURABLE|DELETE)|^\$KV\.|^\$O\.|^grid\.job\.|^>$/);
-      // Every grid.* subject names this executor.
-      if (s.startsWith('grid.')) expect(s.endsWith(ID)).toBe(true);
+      // Every grid.* subject names this executor, but its groups' fan-out pointers.
+      if (s.startsWith('grid.') && !s.startsWith('grid.fan.')) expect(s.endsWith(ID)).toBe(true);
     }
   });
 });

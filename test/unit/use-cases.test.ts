@@ -3,7 +3,7 @@
 // paging, scoped tokens, secrets), watches and logs, and expiry.
 
 import { randomBytes } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoryBus } from '../../src/bus/memory.js';
 import type { Principal } from '../../src/controller/auth.js';
 import { ExecutionService } from '../../src/controller/executions.js';
@@ -20,6 +20,7 @@ import { SecretBox } from '../../src/controller/secrets.js';
 import { Sweeper } from '../../src/controller/sweeper.js';
 import { SECRET_SHOWN } from '../../src/controller/views.js';
 import type { TaskEvent } from '../../src/domain/execution.js';
+import { applyEvent } from '../../src/domain/execution-rules.js';
 import {
   AlreadyExistsError,
   ConflictError,
@@ -42,7 +43,7 @@ const webOperator: Principal = { name: 'web-ops', role: 'operator', groups: ['we
 const REGISTRATION_TOKEN = 'reg-token';
 
 /** The use-cases wired over fresh in-memory stores and bus, with a clock the test moves; `metrics` hears the stores' writes and heartbeats. */
-function rig(o: { metrics?: ControllerMetrics } = {}) {
+function rig(o: { metrics?: ControllerMetrics; broadcastFallback?: { pendingMs: number; runningMs: number } } = {}) {
   let clock = Date.UTC(2026, 0, 1);
   const now = () => clock;
   const log = createLogger({ level: 'error', name: 'test', write: () => {} });
@@ -66,6 +67,8 @@ function rig(o: { metrics?: ControllerMetrics } = {}) {
   const executions = new ExecutionService({
     store: executionStore, jobs: jobStore, executors: executorStore, registry, bus, box, publisher, instance: 'controller-1', log, now, retention,
     fileDigests: async () => ({}),
+    // Per-executor messages of a broadcast fan-out follow this much later: not within a test, unless it says.
+    broadcastFallback: o.broadcastFallback ?? { pendingMs: 3_600_000, runningMs: 3_600_000 },
   });
   const logs = new LogService({ logs: bus, store: executionStore, executors: executorStore, authorizeVisible: (p, x, what) => executions.authorizeVisible(p, x, what) });
 
@@ -176,7 +179,7 @@ describe('ExecutorRegistry over the in-memory store', () => {
 });
 
 describe('ExecutionService over the in-memory store and bus', () => {
-  it('executes on a group: one task per member, recorded DISPATCHED, a job message to each', async () => {
+  it('executes on a group: one task per member, recorded DISPATCHED, one broadcast pointer to the group', async () => {
     const { job, executor, execute, bus, executionStore } = rig();
     await job('deploy');
     const web1 = await executor('web-1', ['web']);
@@ -186,11 +189,41 @@ describe('ExecutionService over the in-memory store and bus', () => {
     const { execution } = await execute(operator, 'deploy', { target: 'group:web' });
     expect(execution!.state).toBe('DISPATCHED');
     expect(execution!.tasks.map((t) => [t.executor_name, t.state])).toEqual([['web-1', 'PENDING'], ['web-2', 'PENDING']]);
-    expect(bus.jobs).toEqual([
-      { to: { executorId: web1.id }, job: { execution_id: execution!.id, task_key: web1.id } },
-      { to: { executorId: web2.id }, job: { execution_id: execution!.id, task_key: web2.id } },
-    ]);
-    expect((await executionStore.get(execution!.id))!.value.dispatcher).toBe('controller-1');
+    expect(execution!.tasks.map((t) => t.key)).toEqual([web1.id, web2.id]);
+    expect(bus.broadcasts).toEqual([{ group: 'web', job: { execution_id: execution!.id } }]);
+    expect(bus.jobs).toEqual([]);
+    const stored = (await executionStore.get(execution!.id))!.value;
+    expect([stored.dispatcher, stored.broadcast_group]).toEqual(['controller-1', 'web']);
+  });
+
+  it('a broadcast fan-out: per-executor messages follow for the tasks not started, then for those still running; at once for an executor offline at dispatch', async () => {
+    const { job, executor, execute, bus, executions, executionStore, executorStore, leases } = rig({ broadcastFallback: { pendingMs: 20, runningMs: 300 } });
+    await job('deploy');
+    const web1 = await executor('web-1', ['web']);
+    const web2 = await executor('web-2', ['web']);
+    const web3 = await executor('web-3', ['web']);
+    const web4 = await executor('web-4', ['web']);
+    leases.lapse((await executorStore.get(web3.id))!.lease_id);
+    await executorStore.expire(web3.id, Date.now());
+
+    const { execution } = await execute(operator, 'deploy', { target: 'group:web', waitOfflineMs: 60_000 });
+    const id = execution!.id;
+    expect(bus.broadcasts).toEqual([{ group: 'web', job: { execution_id: id } }]);
+    // The offline executor's message waits in its queue, as without the broadcast.
+    expect(bus.jobs).toEqual([{ to: { executorId: web3.id }, job: { execution_id: id, task_key: web3.id } }]);
+    // web-1 hears the pointer and runs its task to the end before the fallback is due.
+    const claimed = await executions.beginTask({ executorId: web1.id, secret: web1.secret, session: 's1', executionId: id, taskKey: web1.id });
+    expect(claimed.proceed).toBe(true);
+    const result: TaskEvent = {
+      execution_id: id, task_key: web1.id, executor_id: web1.id, executor_name: 'web-1', attempt: claimed.attempt!, kind: 'finished', at_ms: 5, outcome: 'succeeded', exit_code: 0,
+    };
+    await executionStore.update(id, (x) => applyEvent(x, result));
+    // web-4 hears it and is still running its task.
+    expect((await executions.beginTask({ executorId: web4.id, secret: web4.secret, session: 's4', executionId: id, taskKey: web4.id })).proceed).toBe(true);
+    // web-2 missed it: its message follows; web-1's task ended, so it gets none.
+    await vi.waitFor(() => expect(bus.jobs.map((j) => j.to)).toEqual([{ executorId: web3.id }, { executorId: web2.id }]));
+    // Then the running task's (were web-4 restarted, that message is how it would learn of it).
+    await vi.waitFor(() => expect(bus.jobs.map((j) => j.to)).toEqual([{ executorId: web3.id }, { executorId: web2.id }, { executorId: web4.id }]));
   });
 
   it('executes on "any one of a pool": one task, one message to the pool', async () => {
@@ -221,7 +254,7 @@ describe('ExecutionService over the in-memory store and bus', () => {
     expect(second.execution!.id).toBe(first.execution!.id);
     expect([first.reused, second.reused]).toEqual([undefined, true]);
     expect((await executionStore.list({ limit: 10 })).executions).toHaveLength(1);
-    expect(bus.jobs).toHaveLength(1);
+    expect(bus.broadcasts).toHaveLength(1);
 
     await expect(execute(operator, 'deploy', { target: 'group:web', args: { VERSION: '1.3' }, idempotencyKey: 'deploy-1.2' })).rejects.toBeInstanceOf(
       FailedPreconditionError,
