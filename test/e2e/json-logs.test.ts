@@ -64,7 +64,9 @@ describe('controller dev with log_format json', () => {
     // An access line per request, gRPC and HTTP, naming the caller by the token's name.
     expect(lines).toContainEqual(expect.objectContaining({ name: 'controller.grpc', msg: 'call', method: '/grid.v1.ControllerService/Execute', code: 'OK', caller: 'dev-admin', duration_ms: expect.any(Number) }));
     expect(lines).toContainEqual(expect.objectContaining({ name: 'controller.grpc', msg: 'call', method: '/grid.v1.ControllerService/ListJobs', code: 'UNAUTHENTICATED', caller: '-' }));
-    expect(lines).toContainEqual(expect.objectContaining({ name: 'controller.grpc', msg: 'call', method: '/grid.v1.ExecutorService/Heartbeat', code: 'OK', caller: expect.stringMatching(/^executor:/) }));
+    // The executor's calls too, and its heartbeat stream (one line, written when the stream ends).
+    expect(lines).toContainEqual(expect.objectContaining({ name: 'controller.grpc', msg: 'call', method: '/grid.v1.ExecutorService/BeginTask', code: 'OK', caller: expect.stringMatching(/^executor:/) }));
+    expect(lines).toContainEqual(expect.objectContaining({ name: 'controller.grpc', msg: 'call', method: '/grid.v1.ExecutorService/Heartbeats', caller: expect.stringMatching(/^executor:/) }));
     expect(lines).toContainEqual(expect.objectContaining({ name: 'controller.http', msg: 'request', method: 'GET', route: '/v1/jobs', status: 200, caller: 'dev-admin', duration_ms: expect.any(Number) }));
     // The executor's name is a field like any other, kept apart from the logger's name.
     expect(find('executor registered', 'controller.executors')).toMatchObject({ 'fields.name': expect.any(String) });
