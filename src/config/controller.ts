@@ -139,6 +139,8 @@ export interface ControllerConfig {
   log_format: LogFormat;
   /** The V8 heap grows at most this many percent past the live set between full collections; 0 = V8's own heuristics. */
   heap_growth_percent: number;
+  /** Registrations worked on at once; the rest wait their turn, so heartbeats are not starved when a fleet starts together. */
+  registration_concurrency: number;
   /**
    * Where the audit log (one JSON line per mutating request) is appended: a file path, or "-"
    * for stdout. Always absolute or "-" after loading; "" in a layer = `<data_dir>/audit.log`.
@@ -212,6 +214,7 @@ export const controllerSchema = {
   log_level: t.enum(LOG_LEVELS, { default: 'info' }),
   log_format: t.enum(LOG_FORMATS, { default: 'text' }),
   heap_growth_percent: t.int({ default: 30, min: 0, max: 1000, env: 'GRID_HEAP_GROWTH_PERCENT' }),
+  registration_concurrency: t.int({ default: 16, min: 1, max: 1024, env: 'GRID_REGISTRATION_CONCURRENCY' }),
   audit_log: t.string(),
   execution_retention_hours: t.int({ default: 168, min: 1, env: 'GRID_EXECUTION_RETENTION_HOURS' }),
   execution_retention_max: t.int({ default: 100_000, min: 1, env: 'GRID_EXECUTION_RETENTION_MAX' }),

@@ -17,6 +17,7 @@ import { authorize, secretEquals, sha256, type Principal } from './auth.js';
 import type { ExecutorNatsUser, NatsAccess } from './nats-access.js';
 import type { ExecutorCertificates } from './executor-certs.js';
 import type { PeerCert } from '../tls/ca.js';
+import { Admission } from '../util/admission.js';
 
 export interface RegisterInput {
   registrationToken: string;
@@ -111,6 +112,10 @@ export interface RegistryOptions {
   limits?: Pick<Limits, 'groups_per_executor'>;
   /** Told of each heartbeat: accepted, refused (an unknown executor, a wrong secret), or failed (etcd). */
   onHeartbeat?: (result: 'accepted' | 'refused' | 'failed') => void;
+  /** Registrations worked on at once; the rest wait their turn (default 16). See util/admission.ts. */
+  registrationConcurrency?: number;
+  /** Registrations that may wait; more are refused with UNAVAILABLE, and retried (default 2,000). */
+  registrationQueue?: number;
 }
 
 const LABEL = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -122,6 +127,8 @@ export class ExecutorRegistry {
   /** Open heartbeat streams by executor: how to end each. */
   private readonly streams = new Map<string, Set<(err: Error) => void>>();
   private readonly now: () => number;
+  /** Registrations a few at a time, so heartbeats are not starved when a fleet starts at once. */
+  private readonly admission: Admission;
 
   constructor(
     private readonly store: ExecutorStore,
@@ -134,9 +141,11 @@ export class ExecutorRegistry {
     private readonly log: Logger,
   ) {
     this.now = opts.now ?? Date.now;
+    this.admission = new Admission(opts.registrationConcurrency ?? 16, opts.registrationQueue ?? 2_000, 'registrations');
   }
 
-  async register(input: RegisterInput): Promise<RegisterOutput> {
+  /** `gone` aborts when the caller goes away: a registration still waiting for its turn is then dropped. */
+  async register(input: RegisterInput, gone?: AbortSignal): Promise<RegisterOutput> {
     // Compared with every token, so the time taken does not tell which one matched.
     let token: RegistrationToken | undefined;
     for (const t of this.opts.registrationTokens) if (secretEquals(t.token, input.registrationToken ?? '')) token = t;
@@ -152,6 +161,10 @@ export class ExecutorRegistry {
         `the registration token is scoped to groups ${token.groups.join(', ')}: executor ${spec.name} may not join ${outside.length > 1 ? 'groups' : 'group'} ${outside.join(', ')}`,
       );
     }
+    return this.admission.run(() => this.admitted(input, spec), gone);
+  }
+
+  private async admitted(input: RegisterInput, spec: ReturnType<typeof validateRegistration>): Promise<RegisterOutput> {
     const at = this.now();
 
     // Re-registration from an existing state file: same id, same secret, updated details.
@@ -378,7 +391,10 @@ export class ExecutorRegistry {
     this.live.set(rec.id, { lastSeenMs: at, runningTasks: input.runningTasks, load: input.load });
     const wanted: ExecutorState = input.draining ? 'DRAINING' : 'ACTIVE';
 
-    let ttl = rec.lease_id ? await this.leases.keepAlive(rec.lease_id).catch(() => 0) : 0;
+    // A keep-alive etcd did not answer in time fails this heartbeat (the executor retries soon):
+    // the lease is most likely still there, and taking a new one for each slow answer would
+    // add three writes per heartbeat exactly when etcd is behind (and orphan leases to expire).
+    let ttl = rec.lease_id ? await this.leases.keepAlive(rec.lease_id) : 0;
     let leaseId = rec.lease_id;
     if (ttl === 0) {
       // No lease, or it lapsed: take a new one and bind alive/<id> to it *before* the record

@@ -104,6 +104,7 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
     ...(natsCaPem ? { natsCaPem } : {}),
     limits: cfg.limits,
     onHeartbeat: (result) => metrics.heartbeat(result),
+    registrationConcurrency: cfg.registration_concurrency,
   }, log.named('executors'));
   const embeddedEtcd = cfg.etcd.endpoints.length === 0;
   if (!cfg.secrets_key && !embeddedEtcd) {

@@ -1,6 +1,6 @@
 // Sends a heartbeat every ping_interval (on the link's stream, else a Heartbeat call each), says
-// when the controller goes away and comes back, and retries sooner (with backoff) while it is
-// unreachable. A refusal (removed executor, wrong secret) is fatal: it is reported once and the
+// when the controller goes away and comes back, and retries sooner (with jittered backoff) while
+// it is unreachable. A refusal (removed executor, wrong secret) is fatal: it is reported once and the
 // agent stops.
 
 import { UnauthenticatedError } from '../errors.js';
@@ -66,7 +66,9 @@ export class Heartbeat {
       }
       if (!this.failing) this.d.log.warn('heartbeat failed; retrying', { error: (err as Error).message });
       this.failing = true;
-      next = Math.min(this.backoffMs, this.d.intervalMs);
+      // Jittered: executors that failed together (a controller busy or restarting) do not all
+      // come back in the same instant.
+      next = Math.min(this.backoffMs, this.d.intervalMs) * (0.5 + Math.random() / 2);
       this.backoffMs = Math.min(this.backoffMs * 2, this.d.intervalMs);
     }
     if (!this.stopped) this.timer = setTimeout(() => void this.beat(), next);

@@ -1,7 +1,13 @@
-// etcd leases: for executor liveness, one long-lived keep-alive stream shared by all executors
-// (opening a stream per heartbeat would cost a round trip and a stream each), on which the
-// keep-alives of heartbeats that arrive close together go out together; for entries that
+// etcd leases: for executor liveness, a few long-lived keep-alive streams shared by all
+// executors (opening a stream per heartbeat would cost a round trip and a stream each), on which
+// the keep-alives of heartbeats that arrive close together go out together; for entries that
 // only have to lapse after a while (idempotency keys), one lease per time bucket.
+//
+// Why several streams: etcd answers the keep-alives of one stream one after another, and on the
+// leader each waits until etcd has applied what it had committed when the keep-alive arrived
+// (so a lease granted a moment ago is found). While the store takes writes without pause (a
+// fleet registering), that makes each keep-alive wait for a write to apply, and one stream
+// falls behind 10,000 executors' heartbeats. Keep-alives on separate streams wait in parallel.
 
 import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
 import { UnavailableError } from '../errors.js';
@@ -9,20 +15,20 @@ import type { Kv } from './kv.js';
 import type { LeaseStore } from './store.js';
 
 const KEEPALIVE_TIMEOUT_MS = 5_000;
-/** How long a keep-alive may wait for others to go out with (see queue()). */
+/** How long a keep-alive may wait for others to go out with (see KeepAliveStream.queue()). */
 const BATCH_MS = 25;
+/** Keep-alive streams per controller; a lease always goes on the same one. */
+const STREAMS = 8;
 
 type Pending = { resolve: (ttl: number) => void; reject: (err: Error) => void };
+type Stream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
 
 export class Leases implements LeaseStore {
-  private stream?: Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>>;
-  /** The stream once open (undefined again when it fails), for the batches to go out on. */
-  private current?: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
-  private readonly pending = new Map<string, Pending[]>();
-  private batch: string[] = [];
-  private flushing?: NodeJS.Timeout;
+  private readonly streams: KeepAliveStream[];
 
-  constructor(private readonly kv: Kv) {}
+  constructor(private readonly kv: Kv, streams = STREAMS) {
+    this.streams = Array.from({ length: streams }, () => new KeepAliveStream(kv));
+  }
 
   async grant(ttlSeconds: number): Promise<string> {
     const res = await this.kv.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 });
@@ -37,27 +43,51 @@ export class Leases implements LeaseStore {
     }
   }
 
-  /** Refreshes the lease; resolves to its new TTL in seconds, or 0 if it no longer exists. */
+  /**
+   * Refreshes the lease; resolves to its new TTL in seconds, or 0 if it no longer exists.
+   * Rejects (UnavailableError) when etcd did not answer in time: the lease may well still be
+   * there, so that is not a 0.
+   */
+  keepAlive(id: string): Promise<number> {
+    return this.streams[streamOf(id, this.streams.length)]!.keepAlive(id);
+  }
+
+  close(): void {
+    for (const s of this.streams) s.close();
+  }
+}
+
+/** The stream a lease's keep-alives go on: its ID's low digits, so the spread is even. */
+function streamOf(id: string, n: number): number {
+  return Number(id.slice(-6)) % n || 0;
+}
+
+/** One keep-alive stream: answers are matched to callers by lease ID, in order per lease. */
+class KeepAliveStream {
+  private stream?: Promise<Stream>;
+  /** The stream once open (undefined again when it fails), for the batches to go out on. */
+  private current?: Stream;
+  /** Callers waiting for an answer from `current`, per lease, in the order their keep-alives went out. */
+  private pending = new Map<string, Pending[]>();
+  /** Keep-alives not yet sent, per lease: a second heartbeat before the send joins the first. */
+  private batch = new Map<string, Pending[]>();
+  private flushing?: NodeJS.Timeout;
+
+  constructor(private readonly kv: Kv) {}
+
   async keepAlive(id: string): Promise<number> {
     await this.open();
     return new Promise<number>((resolve, reject) => {
-      // A stalled stream must not hold heartbeats forever: give up, and open a new one next time.
-      const timer = setTimeout(() => {
-        this.stream = undefined;
-        this.current = undefined;
-        const list = this.pending.get(id);
-        const i = list?.indexOf(entry) ?? -1;
-        if (list && i >= 0) list.splice(i, 1);
-        reject(new UnavailableError('etcd did not answer a lease keep-alive in time'));
-      }, KEEPALIVE_TIMEOUT_MS);
+      // A stalled stream must not hold heartbeats forever: give up on it, and open another.
+      const timer = setTimeout(() => this.reset(new UnavailableError('etcd did not answer a lease keep-alive in time')), KEEPALIVE_TIMEOUT_MS);
       const entry: Pending = {
         resolve: (ttl) => (clearTimeout(timer), resolve(ttl)),
         reject: (err) => (clearTimeout(timer), reject(err)),
       };
-      const list = this.pending.get(id) ?? [];
-      list.push(entry);
-      this.pending.set(id, list);
-      this.queue(id);
+      const waiting = this.batch.get(id);
+      if (waiting) waiting.push(entry);
+      else this.batch.set(id, [entry]);
+      this.queue();
     });
   }
 
@@ -65,57 +95,81 @@ export class Leases implements LeaseStore {
    * Keep-alives wait up to BATCH_MS and go out together: written in one tick, they leave in one
    * socket write, and etcd reads and answers them together, instead of a wake-up on each side
    * for every heartbeat. The lease then runs its TTL from up to BATCH_MS later than the
-   * heartbeat: an expiry can come that much later, never earlier.
+   * heartbeat: an expiry can come that much later, never earlier. Heartbeats of one lease in
+   * the same batch share its one keep-alive, which is sent after each of them arrived.
    */
-  private queue(id: string): void {
-    this.batch.push(id);
+  private queue(): void {
     this.flushing ??= setTimeout(() => {
       this.flushing = undefined;
-      const ids = this.batch;
-      this.batch = [];
+      const batch = this.batch;
+      this.batch = new Map();
       const s = this.current;
-      if (s) for (const i of ids) s.write({ ID: i });
-      else {
+      if (!s) {
         // The stream failed meanwhile (its failure rejected what was waiting; this is the rest).
-        for (const i of ids) {
-          const list = this.pending.get(i) ?? [];
-          this.pending.delete(i);
-          for (const p of list) p.reject(new UnavailableError('the etcd lease keep-alive stream ended'));
-        }
+        const err = new UnavailableError('the etcd lease keep-alive stream ended');
+        for (const list of batch.values()) for (const p of list) p.reject(err);
+        return;
+      }
+      for (const [id, list] of batch) {
+        // One keep-alive for the lease; its answer goes to every caller that joined it.
+        const shared: Pending = { resolve: (ttl) => list.forEach((p) => p.resolve(ttl)), reject: (err) => list.forEach((p) => p.reject(err)) };
+        const inFlight = this.pending.get(id);
+        if (inFlight) inFlight.push(shared);
+        else this.pending.set(id, [shared]);
+        s.write({ ID: id });
       }
     }, BATCH_MS);
   }
 
-  private open(): Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>> {
-    this.stream ??= this.kv.client.leaseClient.leaseKeepAlive().then((s) => {
+  private open(): Promise<Stream> {
+    if (this.stream) return this.stream;
+    const opening = this.kv.client.leaseClient.leaseKeepAlive().then((s) => {
+      if (this.stream !== opening) {
+        // Reset or closed while it opened.
+        s.end();
+        return s;
+      }
       this.current = s;
       s.on('data', (res: ILeaseKeepAliveResponse) => {
+        if (this.current !== s) return;
         const id = String(res.ID);
         const list = this.pending.get(id);
         const p = list?.shift();
         if (list && list.length === 0) this.pending.delete(id);
         p?.resolve(Math.max(0, Number(res.TTL)));
       });
-      const fail = (err: Error) => {
-        this.stream = undefined;
-        if (this.current === s) this.current = undefined;
-        for (const list of this.pending.values()) for (const p of list) p.reject(err);
-        this.pending.clear();
-      };
-      s.on('error', fail);
-      s.on('end', () => fail(new Error('etcd lease keep-alive stream ended')));
+      s.on('error', (err: Error) => this.current === s && this.reset(err));
+      s.on('end', () => this.current === s && this.reset(new UnavailableError('the etcd lease keep-alive stream ended')));
       return s;
     });
-    this.stream.catch(() => (this.stream = undefined));
-    return this.stream;
+    this.stream = opening;
+    opening.catch(() => this.stream === opening && (this.stream = undefined));
+    return opening;
+  }
+
+  /**
+   * Gives up on the stream: every keep-alive sent on it and not answered fails, and the next
+   * one opens a new stream. Ended on our side too, so a stalled stream does not linger.
+   */
+  private reset(err: Error): void {
+    const s = this.current;
+    this.stream = undefined;
+    this.current = undefined;
+    const pending = this.pending;
+    this.pending = new Map();
+    for (const list of pending.values()) for (const p of list) p.reject(err);
+    // Its 'data', 'error' and 'end' handlers ignore it from now on.
+    s?.end();
   }
 
   close(): void {
     clearTimeout(this.flushing);
     this.flushing = undefined;
-    void this.stream?.then((s) => s.end()).catch(() => {});
-    this.stream = undefined;
-    this.current = undefined;
+    const err = new UnavailableError('the lease store is closed');
+    for (const list of this.batch.values()) for (const p of list) p.reject(err);
+    this.batch = new Map();
+    // A stream still opening is ended when it opens (open() sees it is no longer wanted).
+    this.reset(err);
   }
 }
 

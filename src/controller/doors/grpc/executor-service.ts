@@ -86,6 +86,9 @@ export function executorService(
     register: unaryOpen(ctx, 'Register', async (req, call) => {
       // A bearer token is optional here; with one, an admin may --replace another executor.
       const token = metadataToken(call.metadata);
+      // A registration still waiting for its turn is dropped if its caller gives up meanwhile.
+      const gone = new AbortController();
+      call.on('cancelled', () => gone.abort());
       const out = await registry.register({
         replaceSecret: req.replaceSecret || undefined,
         ...(token ? { replaceBy: ctx.auth.authenticate(token) } : {}),
@@ -102,7 +105,7 @@ export function executorService(
         executorSecret: req.executorSecret || undefined,
         natsUserKey: req.natsUserKey || undefined,
         tlsPublicKey: req.tlsPublicKey || undefined,
-      });
+      }, gone.signal);
       return {
         executorId: out.executorId,
         executorSecret: out.executorSecret,

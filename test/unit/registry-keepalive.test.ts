@@ -1,0 +1,71 @@
+// A heartbeat whose lease keep-alive etcd did not answer in time fails (UNAVAILABLE; the executor
+// retries) and takes no new lease: the lease is most likely still there, and a new lease, alive
+// key and record write per slow answer is what turns a slow etcd into an overloaded one.
+// A lease that is really gone (keep-alive answers 0) is replaced, as before.
+
+import { describe, expect, it } from 'vitest';
+import { MemoryBus } from '../../src/bus/memory.js';
+import { ExecutorRegistry } from '../../src/controller/executors.js';
+import { UnavailableError } from '../../src/errors.js';
+import { MemoryExecutorStore, MemoryLeases } from '../../src/store/memory.js';
+import { createLogger } from '../../src/util/log.js';
+
+/** Memory leases whose keep-alive can be made to time out, counting grants. */
+class SlowLeases extends MemoryLeases {
+  stalled = false;
+  grants = 0;
+  override async grant(ttlSeconds: number): Promise<string> {
+    this.grants++;
+    return super.grant(ttlSeconds);
+  }
+  override async keepAlive(id: string): Promise<number> {
+    if (this.stalled) throw new UnavailableError('etcd did not answer a lease keep-alive in time');
+    return super.keepAlive(id);
+  }
+}
+
+async function rig() {
+  const leases = new SlowLeases();
+  const store = new MemoryExecutorStore(leases);
+  const results: string[] = [];
+  const reg = new ExecutorRegistry(store, leases, new MemoryBus(), { executorUser: async () => undefined, revoke: async () => {} }, {
+    registrationTokens: [{ name: 'test', token: 'reg', groups: [] }],
+    pingDeadlineSeconds: 30,
+    natsAdvertise: [],
+    onHeartbeat: (r) => results.push(r),
+  }, createLogger({ level: 'error', name: 'test', write: () => {} }));
+  const r = await reg.register({ registrationToken: 'reg', name: 'e1', groups: [], labels: {}, runners: ['host'], concurrency: 1, pingIntervalSeconds: 10, version: '1.0', replace: false });
+  const beat = () => reg.heartbeat({ executorId: r.executorId, executorSecret: r.executorSecret, version: '1.0', runningTasks: 0, load: 0, draining: false });
+  return { leases, store, beat, id: r.executorId, results };
+}
+
+describe('heartbeat lease keep-alive', () => {
+  it('fails the heartbeat on a keep-alive that timed out, and takes no new lease', async () => {
+    const { leases, store, beat, id, results } = await rig();
+    await beat();
+    const lease = (await store.get(id))!.lease_id;
+    expect(leases.grants).toBe(1);
+
+    leases.stalled = true;
+    await expect(beat()).rejects.toThrow(UnavailableError);
+    expect(leases.grants).toBe(1);
+    expect((await store.get(id))!.lease_id).toBe(lease);
+    expect(results).toEqual(['accepted', 'failed']);
+
+    leases.stalled = false;
+    expect((await beat()).state).toBe('ACTIVE');
+    expect((await store.get(id))!.lease_id).toBe(lease);
+    expect(leases.grants).toBe(1);
+  });
+
+  it('takes a new lease when the old one is gone', async () => {
+    const { leases, store, beat, id } = await rig();
+    await beat();
+    const lease = (await store.get(id))!.lease_id;
+    leases.lapse(lease);
+    expect((await beat()).state).toBe('ACTIVE');
+    expect(leases.grants).toBe(2);
+    expect((await store.get(id))!.lease_id).not.toBe(lease);
+    expect(await store.isAlive(id)).toBe(true);
+  });
+});
