@@ -193,7 +193,7 @@ const SCENARIO_LIMITS_S: Record<string, { limit: [full: number, quick: number]; 
   ...(PEERS ? { peers: { limit: [180, 45], reserve: [90, 20] } } : {}),
   'fan-out': { limit: [240, 60], reserve: [90, 15] },
   // Registration through the series' scales, two CPU windows, the largest fan-out, the expiry.
-  heartbeats: { limit: [1000, 360], reserve: [700, 240] },
+  heartbeats: { limit: [1300, 360], reserve: [900, 240] },
   memory: { limit: [260, 60], reserve: [90, 30] },
   retention: { limit: [300, 40], reserve: [150, 20] },
 };
@@ -945,7 +945,7 @@ async function fanoutRuns(ctx: Ctx, client: GridClient, servers: Servers, n: num
 // ---------------------------------------------------------------- 6. heartbeats (and 7. memory, on what it leaves)
 
 /** Time the fan-out over the heartbeats scenario's executors may take (it runs inside that scenario). */
-const FANOUT_AT_SCALE_S = QUICK ? 90 : 400;
+const FANOUT_AT_SCALE_S = QUICK ? 90 : 240;
 
 /**
  * The largest fan-out point (10,000 less the 100 killed; QUICK 1,000 less 20), on the heartbeats
