@@ -193,7 +193,7 @@ const SCENARIO_LIMITS_S: Record<string, { limit: [full: number, quick: number]; 
   ...(PEERS ? { peers: { limit: [180, 45], reserve: [90, 20] } } : {}),
   'fan-out': { limit: [240, 60], reserve: [90, 15] },
   // Registration through the series' scales, two CPU windows, the largest fan-out, the expiry.
-  heartbeats: { limit: [1300, 360], reserve: [900, 240] },
+  heartbeats: { limit: [1300, 360], reserve: [700, 240] },
   memory: { limit: [260, 60], reserve: [90, 30] },
   retention: { limit: [300, 40], reserve: [150, 20] },
 };
