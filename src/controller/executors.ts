@@ -116,6 +116,8 @@ export interface RegistryOptions {
   registrationConcurrency?: number;
   /** Registrations that may wait; more are refused with UNAVAILABLE, and retried (default 2,000). */
   registrationQueue?: number;
+  /** A registration still running after this long gives its turn back and is answered UNAVAILABLE (default 60 s). */
+  registrationMaxMs?: number;
 }
 
 const LABEL = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -161,28 +163,39 @@ export class ExecutorRegistry {
         `the registration token is scoped to groups ${token.groups.join(', ')}: executor ${spec.name} may not join ${outside.length > 1 ? 'groups' : 'group'} ${outside.join(', ')}`,
       );
     }
-    return this.admission.run(() => this.admitted(input, spec), gone);
+    const progress = { step: 'starting' };
+    return this.admission.run(() => this.admitted(input, spec, progress), gone, {
+      maxRunMs: this.opts.registrationMaxMs ?? 60_000,
+      overrun: () => {
+        this.log.warn('registration overran its time and gave up its turn', { name: spec.name, step: progress.step });
+        return progress.step;
+      },
+    });
   }
 
-  private async admitted(input: RegisterInput, spec: ReturnType<typeof validateRegistration>): Promise<RegisterOutput> {
+  private async admitted(input: RegisterInput, spec: ReturnType<typeof validateRegistration>, progress: { step: string }): Promise<RegisterOutput> {
     const at = this.now();
 
     // Re-registration from an existing state file: same id, same secret, updated details.
     if (input.executorId) {
+      progress.step = 'reading the executor record from etcd';
       const existing = await this.store.get(input.executorId);
       if (existing && secretEquals(sha256hex(input.executorSecret ?? ''), existing.secret_hash)) {
         if (existing.name !== spec.name) {
           throw new ValidationError(`name: this executor is registered as "${existing.name}"; to rename it, remove it and register again`);
         }
         const natsKey = input.natsUserKey || existing.nats_user_key;
+        progress.step = 'issuing the client certificate';
         const cert = await this.opts.certificates?.issue(existing.id, input.tlsPublicKey, existing.tls_cert);
+        progress.step = 'updating the executor record in etcd';
         const updated = await this.store.update(existing.id, (cur) => ({ ...cur, ...spec, ...(natsKey ? { nats_user_key: natsKey } : {}), ...cert?.fields }));
         // A new key replaces the old one, which must not keep working.
         if (existing.nats_user_key && input.natsUserKey && existing.nats_user_key !== input.natsUserKey) {
+          progress.step = 'revoking the old NATS user';
           await this.nats.revoke(existing.nats_user_key, existing.name);
         }
         this.endStreams(existing.id, new UnavailableError(`executor ${existing.name} (${existing.id}) was registered again: heartbeat on a new stream`));
-        const out = await this.finish(updated ?? existing, input.executorSecret!, false, cert?.certPem);
+        const out = await this.finish(updated ?? existing, input.executorSecret!, false, cert?.certPem, progress);
         this.log.info('executor re-registered', { id: existing.id, name: existing.name });
         return out;
       }
@@ -196,6 +209,7 @@ export class ExecutorRegistry {
 
     const secret = randomBytes(32).toString('base64url');
     const id = newId(at);
+    progress.step = 'issuing the client certificate';
     const cert = await this.opts.certificates?.issue(id, input.tlsPublicKey);
     const rec: ExecutorRecord = {
       id,
@@ -210,9 +224,11 @@ export class ExecutorRegistry {
       ...cert?.fields,
     };
     try {
+      progress.step = 'creating the executor record in etcd';
       await this.store.create(rec);
     } catch (err) {
       if (!(err instanceof AlreadyExistsError) || !input.replace) throw err;
+      progress.step = 'reading the executor that holds the name';
       const old = await this.store.find(spec.name);
       // Taking over another executor's name (and its node: work) needs more than a registration token.
       const ownSecret = !!input.replaceSecret && secretEquals(sha256hex(input.replaceSecret), old.secret_hash);
@@ -222,17 +238,21 @@ export class ExecutorRegistry {
           `--replace of executor ${old.name} (${old.id}) needs an admin token (executor register --token, or GRID_TOKEN) or that executor's own state file; a registration token is not enough`,
         );
       }
+      progress.step = 'removing the executor that held the name';
       await this.removeRecord(old);
       await this.onRemoved?.(old);
+      progress.step = 'creating the executor record in etcd';
       this.log.info('executor name taken over with --replace', { name: spec.name, old_id: old.id });
       await this.store.create(rec);
     }
     this.log.info('executor registered', { id: rec.id, name: rec.name, groups: rec.groups.join(','), runners: rec.runners.join(',') });
-    return this.finish(rec, secret, true, cert?.certPem);
+    return this.finish(rec, secret, true, cert?.certPem, progress);
   }
 
-  private async finish(rec: ExecutorRecord, secret: string, created: boolean, tlsCertificate?: string): Promise<RegisterOutput> {
+  private async finish(rec: ExecutorRecord, secret: string, created: boolean, tlsCertificate: string | undefined, progress: { step: string }): Promise<RegisterOutput> {
+    progress.step = 'creating its JetStream consumers';
     const cons = await this.queues.ensureExecutorQueues({ id: rec.id, groups: groupsOf(rec), runners: rec.runners, concurrency: rec.concurrency });
+    progress.step = 'minting its NATS user';
     const natsUser = await this.nats.executorUser({ id: rec.id, name: rec.name, natsUserKey: rec.nats_user_key ?? '', consumers: [cons.node, ...cons.pools], groups: groupsOf(rec) });
     return {
       ...(natsUser ? { natsUser } : {}),

@@ -39,17 +39,46 @@ export class Admission {
     return this.waiting.length;
   }
 
-  /** Runs `fn` when a slot is free; refuses when the queue is full or the caller went away. */
-  async run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  /**
+   * Runs `fn` when a slot is free; refuses when the queue is full or the caller went away.
+   * With `o.maxRunMs`, a call still running after that long gives its slot back and its caller
+   * gets UNAVAILABLE (naming where it was, as `o.overrun()` tells): one call stuck on a backend cannot hold
+   * a slot, and with every slot so held, stop everything behind it. Its work is not undone; it
+   * goes on, or fails, on its own, as it would had its caller gone away.
+   */
+  async run<T>(fn: () => Promise<T>, signal?: AbortSignal, o: { maxRunMs?: number; overrun?: () => string } = {}): Promise<T> {
     if (signal?.aborted) throw new UnavailableError(`the caller went away before its turn among the ${this.what}`);
     if (this.active >= this.limit) await this.wait(signal);
     else this.active++;
-    try {
-      return await fn();
-    } finally {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
       this.release();
+    };
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      if (!o.maxRunMs) return await fn();
+      const maxRunMs = o.maxRunMs;
+      return await Promise.race([
+        fn(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            this.overran++;
+            release();
+            const at = o.overrun?.();
+            reject(new UnavailableError(`one of the ${this.what} took longer than ${maxRunMs / 1000} s${at ? ` (at: ${at})` : ''} and gave up its turn; retry`));
+          }, maxRunMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      release();
     }
   }
+
+  /** Calls that overran `maxRunMs` and gave their slot back, since the start. */
+  overran = 0;
 
   /** Waits until release() hands this call a slot (active stays counted across the hand-over). */
   private wait(signal?: AbortSignal): Promise<void> {

@@ -91,6 +91,29 @@ describe('Admission', () => {
     expect(a.running).toBe(0);
   });
 
+  it('takes back the slot of a call that overruns maxRunMs, says where it was, and runs the next', async () => {
+    const a = new Admission(1, 10, 'registrations');
+    const g = gate();
+    // 'stuck' never finishes by itself, as a call waiting on a backend that never answers.
+    const stuck = a.run(g.task('stuck'), undefined, { maxRunMs: 30, overrun: () => 'creating the record' });
+    const next = a.run(g.task('next'));
+    await tick();
+    expect(g.started).toEqual(['stuck']);
+    await expect(stuck).rejects.toThrow(/registrations took longer than 0.03 s \(at: creating the record\) and gave up its turn; retry/);
+    await expect(stuck).rejects.toThrow(UnavailableError);
+    await tick();
+    expect(g.started).toEqual(['stuck', 'next']);
+    expect(a.overran).toBe(1);
+    g.finish('next');
+    expect(await next).toBe('next');
+    // The overrun call finishing late frees nothing twice.
+    g.finish('stuck');
+    await tick();
+    expect(a.running).toBe(0);
+    expect(await a.run(async () => 'after')).toBe('after');
+    expect(a.running).toBe(0);
+  });
+
   it('refuses an already aborted call without running it', async () => {
     const a = new Admission(1, 10, 'jobs');
     let ran = false;
@@ -100,7 +123,7 @@ describe('Admission', () => {
 });
 
 describe('ExecutorRegistry registrations', () => {
-  function registry(concurrency: number, queue = 100) {
+  function registry(concurrency: number, queue = 100, maxMs?: number) {
     const leases = new MemoryLeases();
     const store = new MemoryExecutorStore(leases);
     let inFlight = 0;
@@ -124,6 +147,7 @@ describe('ExecutorRegistry registrations', () => {
       natsAdvertise: [],
       registrationConcurrency: concurrency,
       registrationQueue: queue,
+      ...(maxMs ? { registrationMaxMs: maxMs } : {}),
     }, createLogger({ level: 'error', name: 'test', write: () => {} }));
     const register = (name: string, signal?: AbortSignal) =>
       reg.register({ registrationToken: 'reg', name, groups: [], labels: {}, runners: ['host'], concurrency: 1, pingIntervalSeconds: 10, version: '1.0', replace: false }, signal);
@@ -169,5 +193,17 @@ describe('ExecutorRegistry registrations', () => {
     await r.releaseAll();
     await Promise.all(kept);
     expect((await r.store.list()).executors.map((e) => e.name).sort()).toEqual(['a', 'b', 'c']);
+  });
+
+  it('answers UNAVAILABLE, naming the step, for a registration stuck past its time, and goes on with the others', async () => {
+    const r = registry(1, 10, 50);
+    const stuck = r.register('stuck');
+    const next = r.register('next');
+    // The first waits at queue creation, never released: it overruns and gives its turn to the next.
+    await expect(stuck).rejects.toThrow(/took longer than 0.05 s \(at: creating its JetStream consumers\)/);
+    await tick();
+    expect(r.inFlight()).toBe(2);
+    await r.releaseAll();
+    expect((await next).executorId).toBeTruthy();
   });
 });
