@@ -77,8 +77,9 @@ interface Sim {
   worker?: Worker;
 }
 
-// Register calls only: verifies the controller, presents no client certificate.
-const registrar = new GridClient({ address: controller, timeoutMs: 30_000, tls: { caPem } });
+// Register calls only: verifies the controller, presents no client certificate. 120 s: a call may
+// wait its turn behind a whole fleet's at the controller.
+const registrar = new GridClient({ address: controller, timeoutMs: 120_000, tls: { caPem } });
 const sims: Sim[] = [];
 let beatsOk = 0;
 let beatsFailed = 0;

@@ -1038,6 +1038,9 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
   // The fleet grows through the series' scales (heartbeat CPU at each); the victims, to be
   // killed at the end, are among the first registered. 1,000 executors a process: each has its
   // own gRPC channel (TLS, its own client certificate) and, for the fan-out, NATS connection.
+  // Three Register calls in flight a process (27 for 9 processes, the controller working on 16):
+  // with 24 each, calls queued past the fleet's timeout while the machine was saturated, and a
+  // retry found its name taken by the first attempt, which had gone through.
   const perProcess = 1_000;
   const stages = [...new Set([...SCALE.heartbeatSeries.filter((x) => x < n), n])];
   const victims = startFleet({ controller: controller.address, caFile: servers.tls.caFile, count: victimsN, prefix: 'victim', mode: 'heartbeat', pingIntervalSeconds: HEARTBEAT_INTERVAL_S, registerConcurrency: 8 });
@@ -1052,7 +1055,7 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
     const before = state.survivors.length;
     for (let left = executors - have; left > 0; left -= perProcess) {
       state.survivors.push(
-        startFleet({ controller: controller.address, caFile: servers.tls.caFile, count: Math.min(perProcess, left), prefix: `hb${state.survivors.length}`, mode: 'heartbeat', pingIntervalSeconds: HEARTBEAT_INTERVAL_S, registerConcurrency: 24 }),
+        startFleet({ controller: controller.address, caFile: servers.tls.caFile, count: Math.min(perProcess, left), prefix: `hb${state.survivors.length}`, mode: 'heartbeat', pingIntervalSeconds: HEARTBEAT_INTERVAL_S, registerConcurrency: 3 }),
       );
     }
     const adding = [...state.survivors.slice(before), ...(stage === 0 ? [victims] : [])];
