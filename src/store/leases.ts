@@ -26,8 +26,8 @@ type Stream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
 export class Leases implements LeaseStore {
   private readonly streams: KeepAliveStream[];
 
-  constructor(private readonly kv: Kv, streams = STREAMS) {
-    this.streams = Array.from({ length: streams }, () => new KeepAliveStream(kv));
+  constructor(private readonly kv: Kv, streams = STREAMS, timeoutMs = KEEPALIVE_TIMEOUT_MS) {
+    this.streams = Array.from({ length: streams }, () => new KeepAliveStream(kv, timeoutMs));
   }
 
   async grant(ttlSeconds: number): Promise<string> {
@@ -72,14 +72,28 @@ class KeepAliveStream {
   /** Keep-alives not yet sent, per lease: a second heartbeat before the send joins the first. */
   private batch = new Map<string, Pending[]>();
   private flushing?: NodeJS.Timeout;
+  /** When `current` opened or last answered. */
+  private heardAt = 0;
 
-  constructor(private readonly kv: Kv) {}
+  constructor(
+    private readonly kv: Kv,
+    private readonly timeoutMs: number,
+  ) {}
 
   async keepAlive(id: string): Promise<number> {
     await this.open();
     return new Promise<number>((resolve, reject) => {
-      // A stalled stream must not hold heartbeats forever: give up on it, and open another.
-      const timer = setTimeout(() => this.reset(new UnavailableError('etcd did not answer a lease keep-alive in time')), KEEPALIVE_TIMEOUT_MS);
+      // A keep-alive not answered in time fails its caller (the heartbeat; the executor retries).
+      // Its place in the lease's queue stays, so that its late answer is matched to it and goes
+      // nowhere. The stream is given up (and every keep-alive waiting on it failed) only when it
+      // has answered nothing at all for as long: one slow answer on a busy etcd must not fail the
+      // heartbeats of every executor on the stream, whose retries would make etcd busier still.
+      const timer = setTimeout(() => {
+        entry.reject(new UnavailableError('etcd did not answer a lease keep-alive in time'));
+        if (this.current && performance.now() - this.heardAt >= this.timeoutMs) {
+          this.reset(new UnavailableError('etcd answered no lease keep-alive in time: the keep-alive stream stalled'));
+        }
+      }, this.timeoutMs);
       const entry: Pending = {
         resolve: (ttl) => (clearTimeout(timer), resolve(ttl)),
         reject: (err) => (clearTimeout(timer), reject(err)),
@@ -130,8 +144,10 @@ class KeepAliveStream {
         return s;
       }
       this.current = s;
+      this.heardAt = performance.now();
       s.on('data', (res: ILeaseKeepAliveResponse) => {
         if (this.current !== s) return;
+        this.heardAt = performance.now();
         const id = String(res.ID);
         const list = this.pending.get(id);
         const p = list?.shift();
