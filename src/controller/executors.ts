@@ -406,7 +406,29 @@ export class ExecutorRegistry {
   }
 
   /** A heartbeat of `rec`, authenticated already: keeps its lease alive (or takes a new one). */
-  private async beatAs(rec: ExecutorRecord, input: HeartbeatStatus): Promise<{ state: ExecutorState; pingDeadlineSeconds: number }> {
+  /** The heartbeat of each executor being worked on here, for the next one to wait for. */
+  private readonly beating = new Map<string, Promise<unknown>>();
+
+  /**
+   * Heartbeats of one executor are worked on one after another, each from the record as the one
+   * before left it. Two at once (a beat retried on a new stream while the first still waits for
+   * etcd) could both find the lease lapsed and both take a new one; their alive-key and record
+   * writes could then interleave so that the record names one lease and the alive key is bound
+   * to the other, which nothing keeps alive: the executor was declared dead again a TTL later.
+   */
+  private beatAs(rec: ExecutorRecord, input: HeartbeatStatus): Promise<{ state: ExecutorState; pingDeadlineSeconds: number }> {
+    const before = this.beating.get(rec.id);
+    const fresh = async () => this.beatOnce((await this.store.getFast(rec.id)) ?? rec, input);
+    const run = before ? before.then(fresh, fresh) : this.beatOnce(rec, input);
+    this.beating.set(rec.id, run);
+    const done = () => {
+      if (this.beating.get(rec.id) === run) this.beating.delete(rec.id);
+    };
+    run.then(done, done);
+    return run;
+  }
+
+  private async beatOnce(rec: ExecutorRecord, input: HeartbeatStatus): Promise<{ state: ExecutorState; pingDeadlineSeconds: number }> {
     const at = this.now();
     this.live.set(rec.id, { lastSeenMs: at, runningTasks: input.runningTasks, load: input.load });
     const wanted: ExecutorState = input.draining ? 'DRAINING' : 'ACTIVE';

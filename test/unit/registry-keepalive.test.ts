@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryBus } from '../../src/bus/memory.js';
 import { ExecutorRegistry } from '../../src/controller/executors.js';
 import { UnavailableError } from '../../src/errors.js';
+import type { ExecutorRecord } from '../../src/domain/executor.js';
 import { MemoryExecutorStore, MemoryLeases } from '../../src/store/memory.js';
 import { createLogger } from '../../src/util/log.js';
 
@@ -24,9 +25,27 @@ class SlowLeases extends MemoryLeases {
   }
 }
 
+/** A store whose next record update can be held back, as a slow etcd write. */
+class SlowStore extends MemoryExecutorStore {
+  holdNextUpdate = 0;
+  boundTo = new Map<string, string>();
+  override async update(id: string, fn: (cur: ExecutorRecord) => ExecutorRecord | undefined): Promise<ExecutorRecord | undefined> {
+    if (this.holdNextUpdate) {
+      const ms = this.holdNextUpdate;
+      this.holdNextUpdate = 0;
+      await new Promise((r) => setTimeout(r, ms));
+    }
+    return super.update(id, fn);
+  }
+  override async putAlive(id: string, leaseId: string): Promise<void> {
+    this.boundTo.set(id, leaseId);
+    return super.putAlive(id, leaseId);
+  }
+}
+
 async function rig() {
   const leases = new SlowLeases();
-  const store = new MemoryExecutorStore(leases);
+  const store = new SlowStore(leases);
   const results: string[] = [];
   const reg = new ExecutorRegistry(store, leases, new MemoryBus(), { executorUser: async () => undefined, revoke: async () => {} }, {
     registrationTokens: [{ name: 'test', token: 'reg', groups: [] }],
@@ -66,6 +85,20 @@ describe('heartbeat lease keep-alive', () => {
     expect((await beat()).state).toBe('ACTIVE');
     expect(leases.grants).toBe(2);
     expect((await store.get(id))!.lease_id).not.toBe(lease);
+    expect(await store.isAlive(id)).toBe(true);
+  });
+
+  it('takes one new lease for two heartbeats at once after it lapsed, and binds the alive key to the lease the record names', async () => {
+    const { leases, store, beat, id } = await rig();
+    await beat();
+    leases.lapse((await store.get(id))!.lease_id);
+    // The first beat's record write is slow; the second beat (a retry on a new stream) comes meanwhile.
+    store.holdNextUpdate = 30;
+    const [a, b] = await Promise.all([beat(), beat()]);
+    expect([a.state, b.state]).toEqual(['ACTIVE', 'ACTIVE']);
+    expect(leases.grants).toBe(2);
+    const rec = (await store.get(id))!;
+    expect(store.boundTo.get(id)).toBe(rec.lease_id);
     expect(await store.isAlive(id)).toBe(true);
   });
 });
