@@ -25,15 +25,15 @@ describe('execute --via nats', () => {
   });
 
   it('takes the NATS settings from the flags, else the client config, and names a missing URL', () => {
-    expect(natsSubmitOptions(cfg, {}, '/work', 30_000)).toEqual({
+    expect(natsSubmitOptions(cfg, {}, '/home/ops', 30_000)).toEqual({
       servers: ['nats://from-config:4222'], credsFile: '/etc/grid/ops.creds', caFile: '', token: 'tok', waitMs: 30_000,
     });
-    expect(natsSubmitOptions(cfg, { natsServers: 'nats://a:1, nats://b:2', natsCreds: 'me.creds', natsCaFile: 'ca.pem' }, '/work', 5_000)).toMatchObject({
-      servers: ['nats://a:1', 'nats://b:2'], credsFile: '/work/me.creds', caFile: '/work/ca.pem', waitMs: 5_000,
+    expect(natsSubmitOptions(cfg, { natsServers: 'nats://a:1, nats://b:2', natsCreds: 'me.creds', natsCaFile: 'ca.pem' }, '/home/ops', 5_000)).toMatchObject({
+      servers: ['nats://a:1', 'nats://b:2'], credsFile: '/home/ops/me.creds', caFile: '/home/ops/ca.pem', waitMs: 5_000,
     });
     const missing = (() => {
       try {
-        natsSubmitOptions({ ...cfg, nats_servers: [] }, {}, '/work', 1);
+        natsSubmitOptions({ ...cfg, nats_servers: [] }, {}, '/home/ops', 1);
       } catch (err) {
         return err as ConfigError;
       }
