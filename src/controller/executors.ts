@@ -1,63 +1,26 @@
 // The executor registry's use-cases: register, heartbeat, deregister, list, describe, remove.
-// Liveness lives in etcd leases (alive/<id>); see expiry.ts for what happens when one lapses.
+// Liveness lives in etcd leases (alive/<id>), kept by heartbeats (executor-leases.ts); see
+// expiry.ts for what happens when one lapses. What Register takes and checks: registration-input.ts.
 
 import { randomBytes } from 'node:crypto';
 import type { Bus } from '../bus/bus.js';
 import { subjects } from '../bus/subjects.js';
 import { groupsOf, type ExecutorRecord, type ExecutorState, type ExecutorView } from '../domain/executor.js';
-import { RUNNERS, type RunnerName } from '../domain/job.js';
-import { groupCountProblem, LIMIT_DEFAULTS, type Limits } from '../domain/limits.js';
-import { AlreadyExistsError, PermissionDeniedError, UnauthenticatedError, UnavailableError, ValidationError, type Problem } from '../errors.js';
+import { LIMIT_DEFAULTS, type Limits } from '../domain/limits.js';
+import { AlreadyExistsError, PermissionDeniedError, UnauthenticatedError, UnavailableError, ValidationError } from '../errors.js';
 import type { RegistrationToken } from '../config/controller.js';
 import type { ExecutorStore, LeaseStore } from '../store/store.js';
 import { newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
-import { didYouMean } from '../util/suggest.js';
 import { authorize, secretEquals, sha256, type Principal } from './auth.js';
-import type { ExecutorNatsUser, NatsAccess } from './nats-access.js';
+import type { NatsAccess } from './nats-access.js';
 import type { ExecutorCertificates } from './executor-certs.js';
 import type { PeerCert } from '../tls/ca.js';
 import { Admission } from '../util/admission.js';
+import { ExecutorLeases } from './executor-leases.js';
+import { validateRegistration, type RegisterInput, type RegisterOutput } from './registration-input.js';
 
-export interface RegisterInput {
-  registrationToken: string;
-  name: string;
-  groups: string[];
-  labels: Record<string, string>;
-  runners: string[];
-  concurrency: number;
-  pingIntervalSeconds: number;
-  version: string;
-  replace: boolean;
-  executorId?: string;
-  executorSecret?: string;
-  /** Public key of the NATS user the executor made for itself. */
-  natsUserKey?: string;
-  /** --replace: the secret of the executor whose name is taken over, from its state file. */
-  replaceSecret?: string;
-  /** --replace: who else vouches for it (a bearer token sent with the call), if anyone. */
-  replaceBy?: Principal;
-  /** The public key of the executor's TLS client key (PEM). */
-  tlsPublicKey?: string;
-}
-
-export interface RegisterOutput {
-  executorId: string;
-  /** The secret the executor must present from now on (the same one on re-registration). */
-  executorSecret: string;
-  created: boolean;
-  natsServers: string[];
-  jobSubject: string;
-  jobConsumer: string;
-  poolConsumers: string[];
-  pingDeadlineSeconds: number;
-  /** Its NATS user JWT and reply prefix; absent on a NATS without authentication. */
-  natsUser?: ExecutorNatsUser;
-  /** Its TLS client certificate (PEM); absent on a controller without TLS. */
-  tlsCertificate?: string;
-  /** The CA of the NATS servers (PEM), when known. */
-  natsCaPem?: string;
-}
+export type { RegisterInput, RegisterOutput } from './registration-input.js';
 
 /** What an executor reports with each heartbeat. */
 export interface HeartbeatStatus {
@@ -120,9 +83,6 @@ export interface RegistryOptions {
   registrationMaxMs?: number;
 }
 
-const LABEL = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
-
 export class ExecutorRegistry {
   /** Heartbeat details are not written to etcd (DESIGN: nothing high-volume); kept here. */
   private readonly live = new Map<string, LiveInfo>();
@@ -131,6 +91,8 @@ export class ExecutorRegistry {
   private readonly now: () => number;
   /** Registrations a few at a time, so heartbeats are not starved when a fleet starts at once. */
   private readonly admission: Admission;
+  /** The executors' liveness leases, kept by their heartbeats. */
+  private readonly kept: ExecutorLeases;
 
   constructor(
     private readonly store: ExecutorStore,
@@ -144,6 +106,7 @@ export class ExecutorRegistry {
   ) {
     this.now = opts.now ?? Date.now;
     this.admission = new Admission(opts.registrationConcurrency ?? 16, opts.registrationQueue ?? 2_000, 'registrations');
+    this.kept = new ExecutorLeases(store, leases, opts.pingDeadlineSeconds, log, this.now);
   }
 
   /** `gone` aborts when the caller goes away: a registration still waiting for its turn is then dropped. */
@@ -406,58 +369,9 @@ export class ExecutorRegistry {
   }
 
   /** A heartbeat of `rec`, authenticated already: keeps its lease alive (or takes a new one). */
-  /** The heartbeat of each executor being worked on here, for the next one to wait for. */
-  private readonly beating = new Map<string, Promise<unknown>>();
-
-  /**
-   * Heartbeats of one executor are worked on one after another, each from the record as the one
-   * before left it. Two at once (a beat retried on a new stream while the first still waits for
-   * etcd) could both find the lease lapsed and both take a new one; their alive-key and record
-   * writes could then interleave so that the record names one lease and the alive key is bound
-   * to the other, which nothing keeps alive: the executor was declared dead again a TTL later.
-   */
   private beatAs(rec: ExecutorRecord, input: HeartbeatStatus): Promise<{ state: ExecutorState; pingDeadlineSeconds: number }> {
-    const before = this.beating.get(rec.id);
-    const fresh = async () => this.beatOnce((await this.store.getFast(rec.id)) ?? rec, input);
-    const run = before ? before.then(fresh, fresh) : this.beatOnce(rec, input);
-    this.beating.set(rec.id, run);
-    const done = () => {
-      if (this.beating.get(rec.id) === run) this.beating.delete(rec.id);
-    };
-    run.then(done, done);
-    return run;
-  }
-
-  private async beatOnce(rec: ExecutorRecord, input: HeartbeatStatus): Promise<{ state: ExecutorState; pingDeadlineSeconds: number }> {
-    const at = this.now();
-    this.live.set(rec.id, { lastSeenMs: at, runningTasks: input.runningTasks, load: input.load });
-    const wanted: ExecutorState = input.draining ? 'DRAINING' : 'ACTIVE';
-
-    // A keep-alive etcd did not answer in time fails this heartbeat (the executor retries soon):
-    // the lease is most likely still there, and taking a new one for each slow answer would
-    // add three writes per heartbeat exactly when etcd is behind (and orphan leases to expire).
-    let ttl = rec.lease_id ? await this.leases.keepAlive(rec.lease_id) : 0;
-    let leaseId = rec.lease_id;
-    if (ttl === 0) {
-      // No lease, or it lapsed: take a new one and bind alive/<id> to it *before* the record
-      // says ACTIVE, so the expiry watcher never sees an ACTIVE record without an alive key.
-      leaseId = await this.leases.grant(this.opts.pingDeadlineSeconds);
-      await this.store.putAlive(rec.id, leaseId);
-      ttl = this.opts.pingDeadlineSeconds;
-    }
-    if (rec.state !== wanted || rec.lease_id !== leaseId || rec.version !== input.version) {
-      const updated = await this.store.update(rec.id, (cur) => ({
-        ...cur,
-        state: wanted,
-        lease_id: leaseId,
-        version: input.version || cur.version,
-        last_seen_at_ms: at,
-        state_changed_at_ms: cur.state === wanted ? cur.state_changed_at_ms : at,
-      }));
-      if (rec.state !== wanted) this.log.info('executor state changed', { id: rec.id, name: rec.name, from: rec.state, to: wanted });
-      if (!updated) throw new UnauthenticatedError(`executor ${rec.id} was removed from the registry; register it again (executor register)`);
-    }
-    return { state: wanted, pingDeadlineSeconds: this.opts.pingDeadlineSeconds };
+    this.live.set(rec.id, { lastSeenMs: this.now(), runningTasks: input.runningTasks, load: input.load });
+    return this.kept.beat(rec, input);
   }
 
   /** The executor is stopping: STOPPED first, then the lease goes (so it is not EXPIRED). */
@@ -525,40 +439,3 @@ export class ExecutorRegistry {
 function sha256hex(s: string): string {
   return sha256(s).toString('hex');
 }
-
-/** Checks what an executor says about itself; one ValidationError lists every problem. */
-function validateRegistration(input: RegisterInput, limits: Pick<Limits, 'groups_per_executor'>) {
-  const problems: Problem[] = [];
-  const name = (input.name ?? '').trim();
-  if (!NODE_NAME.test(name)) {
-    problems.push({ path: 'name', message: `"${name}" must be lowercase letters, digits, "-" and ".", starting and ending with a letter or digit` });
-  }
-  const groups = [...new Set(input.groups ?? [])];
-  const tooMany = groupCountProblem(groups, limits);
-  // Too many is the one problem worth a line; each of thousands of names would not be.
-  if (tooMany) problems.push(tooMany);
-  else groups.forEach((g, i) => {
-    if (!LABEL.test(g)) problems.push({ path: `groups[${i}]`, message: `"${g}" must be a DNS label: lowercase letters, digits and "-", starting with a letter` });
-  });
-  const runners = [...new Set(input.runners?.length ? input.runners : ['host'])];
-  runners.forEach((r, i) => {
-    if (!RUNNERS.includes(r as RunnerName)) {
-      problems.push({ path: `runners[${i}]`, message: `"${r}" is not one of ${RUNNERS.join(', ')}${didYouMean(r, RUNNERS)}` });
-    }
-  });
-  const concurrency = input.concurrency || 1;
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
-    problems.push({ path: 'concurrency', message: `${input.concurrency} must be a whole number from 1 to 10000` });
-  }
-  if (problems.length) throw new ValidationError(problems, { subject: 'executor registration' });
-  return {
-    name,
-    groups,
-    labels: input.labels ?? {},
-    runners: runners as RunnerName[],
-    concurrency,
-    version: input.version ?? '',
-    ping_interval_seconds: input.pingIntervalSeconds || 10,
-  };
-}
-

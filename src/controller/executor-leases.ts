@@ -1,0 +1,76 @@
+// An executor's liveness lease, kept by its heartbeats: each keeps the lease alive, or takes a
+// new one when it lapsed, and writes the record's state when it changes. See expiry.ts for
+// what happens when a lease lapses.
+
+import type { ExecutorRecord, ExecutorState } from '../domain/executor.js';
+import { UnauthenticatedError } from '../errors.js';
+import type { ExecutorStore, LeaseStore } from '../store/store.js';
+import type { Logger } from '../util/log.js';
+
+/** What a heartbeat reports that the record keeps. */
+export interface BeatReport {
+  version: string;
+  draining: boolean;
+}
+
+export class ExecutorLeases {
+  /** The heartbeat of each executor being worked on here, for the next one to wait for. */
+  private readonly beating = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly store: ExecutorStore,
+    private readonly leases: LeaseStore,
+    private readonly pingDeadlineSeconds: number,
+    private readonly log: Logger,
+    private readonly now: () => number,
+  ) {}
+
+  /**
+   * Heartbeats of one executor are worked on one after another, each from the record as the one
+   * before left it. Two at once (a beat retried on a new stream while the first still waits for
+   * etcd) could both find the lease lapsed and both take a new one; their alive-key and record
+   * writes could then interleave so that the record names one lease and the alive key is bound
+   * to the other, which nothing keeps alive: the executor was declared dead again a TTL later.
+   */
+  beat(rec: ExecutorRecord, input: BeatReport): Promise<{ state: ExecutorState; pingDeadlineSeconds: number }> {
+    const before = this.beating.get(rec.id);
+    const fresh = async () => this.beatOnce((await this.store.getFast(rec.id)) ?? rec, input);
+    const run = before ? before.then(fresh, fresh) : this.beatOnce(rec, input);
+    this.beating.set(rec.id, run);
+    const done = () => {
+      if (this.beating.get(rec.id) === run) this.beating.delete(rec.id);
+    };
+    run.then(done, done);
+    return run;
+  }
+
+  private async beatOnce(rec: ExecutorRecord, input: BeatReport): Promise<{ state: ExecutorState; pingDeadlineSeconds: number }> {
+    const at = this.now();
+    const wanted: ExecutorState = input.draining ? 'DRAINING' : 'ACTIVE';
+
+    // A keep-alive etcd did not answer in time fails this heartbeat (the executor retries soon):
+    // the lease is most likely still there, and taking a new one for each slow answer would
+    // add three writes per heartbeat exactly when etcd is behind (and orphan leases to expire).
+    const ttl = rec.lease_id ? await this.leases.keepAlive(rec.lease_id) : 0;
+    let leaseId = rec.lease_id;
+    if (ttl === 0) {
+      // No lease, or it lapsed: take a new one and bind alive/<id> to it *before* the record
+      // says ACTIVE, so the expiry watcher never sees an ACTIVE record without an alive key.
+      leaseId = await this.leases.grant(this.pingDeadlineSeconds);
+      await this.store.putAlive(rec.id, leaseId);
+    }
+    if (rec.state !== wanted || rec.lease_id !== leaseId || rec.version !== input.version) {
+      const updated = await this.store.update(rec.id, (cur) => ({
+        ...cur,
+        state: wanted,
+        lease_id: leaseId,
+        version: input.version || cur.version,
+        last_seen_at_ms: at,
+        state_changed_at_ms: cur.state === wanted ? cur.state_changed_at_ms : at,
+      }));
+      if (rec.state !== wanted) this.log.info('executor state changed', { id: rec.id, name: rec.name, from: rec.state, to: wanted });
+      if (!updated) throw new UnauthenticatedError(`executor ${rec.id} was removed from the registry; register it again (executor register)`);
+    }
+    return { state: wanted, pingDeadlineSeconds: this.pingDeadlineSeconds };
+  }
+}
