@@ -33,12 +33,21 @@ export class ExecutorLeases {
    * to the other, which nothing keeps alive: the executor was declared dead again a TTL later.
    */
   beat(rec: ExecutorRecord, input: BeatReport): Promise<{ state: ExecutorState; pingDeadlineSeconds: number }> {
-    const before = this.beating.get(rec.id);
-    const fresh = async () => this.beatOnce((await this.store.getFast(rec.id)) ?? rec, input);
-    const run = before ? before.then(fresh, fresh) : this.beatOnce(rec, input);
-    this.beating.set(rec.id, run);
+    const first = !this.beating.has(rec.id);
+    return this.inOrder(rec.id, async () => this.beatOnce(first ? rec : ((await this.store.getFast(rec.id)) ?? rec), input));
+  }
+
+  /**
+   * Runs `fn` once the executor's heartbeats before it are done, and before any after it: a
+   * deregistration goes through here too, so that a beat still queued when the executor stops
+   * cannot make it DRAINING or ACTIVE again after it was marked STOPPED.
+   */
+  inOrder<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.beating.get(id);
+    const run = before ? before.then(fn, fn) : fn();
+    this.beating.set(id, run);
     const done = () => {
-      if (this.beating.get(rec.id) === run) this.beating.delete(rec.id);
+      if (this.beating.get(id) === run) this.beating.delete(id);
     };
     run.then(done, done);
     return run;

@@ -377,9 +377,16 @@ export class ExecutorRegistry {
   /** The executor is stopping: STOPPED first, then the lease goes (so it is not EXPIRED). */
   async deregister(id: string, secret: string): Promise<void> {
     const rec = await this.authenticate(id, secret);
-    const at = this.now();
-    await this.store.update(rec.id, (cur) => ({ ...cur, state: 'STOPPED', lease_id: '', last_seen_at_ms: at, state_changed_at_ms: at }));
-    if (rec.lease_id) await this.leases.revoke(rec.lease_id);
+    await this.kept.inOrder(rec.id, async () => {
+      const at = this.now();
+      // The lease the record names when it is marked STOPPED (a beat before may have taken a new one).
+      let lease = '';
+      await this.store.update(rec.id, (cur) => {
+        lease = cur.lease_id;
+        return { ...cur, state: 'STOPPED', lease_id: '', last_seen_at_ms: at, state_changed_at_ms: at };
+      });
+      if (lease) await this.leases.revoke(lease);
+    });
     this.live.delete(rec.id);
     this.log.info('executor stopped', { id: rec.id, name: rec.name });
   }

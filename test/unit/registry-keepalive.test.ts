@@ -14,6 +14,7 @@ import { createLogger } from '../../src/util/log.js';
 /** Memory leases whose keep-alive can be made to time out, counting grants. */
 class SlowLeases extends MemoryLeases {
   stalled = false;
+  slowMs = 0;
   grants = 0;
   override async grant(ttlSeconds: number): Promise<string> {
     this.grants++;
@@ -21,6 +22,7 @@ class SlowLeases extends MemoryLeases {
   }
   override async keepAlive(id: string): Promise<number> {
     if (this.stalled) throw new UnavailableError('etcd did not answer a lease keep-alive in time');
+    if (this.slowMs) await new Promise((r) => setTimeout(r, this.slowMs));
     return super.keepAlive(id);
   }
 }
@@ -55,7 +57,8 @@ async function rig() {
   }, createLogger({ level: 'error', name: 'test', write: () => {} }));
   const r = await reg.register({ registrationToken: 'reg', name: 'e1', groups: [], labels: {}, runners: ['host'], concurrency: 1, pingIntervalSeconds: 10, version: '1.0', replace: false });
   const beat = () => reg.heartbeat({ executorId: r.executorId, executorSecret: r.executorSecret, version: '1.0', runningTasks: 0, load: 0, draining: false });
-  return { leases, store, beat, id: r.executorId, results };
+  const deregister = () => reg.deregister(r.executorId, r.executorSecret);
+  return { leases, store, beat, deregister, id: r.executorId, results };
 }
 
 describe('heartbeat lease keep-alive', () => {
@@ -100,5 +103,17 @@ describe('heartbeat lease keep-alive', () => {
     const rec = (await store.get(id))!;
     expect(store.boundTo.get(id)).toBe(rec.lease_id);
     expect(await store.isAlive(id)).toBe(true);
+  });
+
+  it('marks an executor STOPPED after a heartbeat still being worked on when it deregisters, not before it', async () => {
+    const { leases, store, beat, deregister, id } = await rig();
+    await beat();
+    leases.slowMs = 30;
+    // The executor's last (draining) beat waits on etcd while it deregisters.
+    const last = beat();
+    await deregister();
+    await last;
+    expect((await store.get(id))!.state).toBe('STOPPED');
+    expect(await store.isAlive(id)).toBe(false);
   });
 });
