@@ -5,6 +5,10 @@
 // still without an alive key are expired then, not before (Nomad's heartbeat grace after a
 // leader election). Nothing is missed between the snapshot and the watch, and when the watch
 // resumes after compaction or a lost connection, it reconciles the same way.
+// An etcd that stops answering gets the same grace: executor leases lapse while the keep-alives
+// their heartbeats asked for could not be written, so no lapse seen while etcd is down, or within
+// one ping deadline after it answers again, is the executors' fault. Those that still have no
+// alive key at the end of it are expired then.
 
 import type { ExecutorRecord } from '../domain/executor.js';
 import { isLive } from '../domain/executor.js';
@@ -18,6 +22,7 @@ export class ExpiryWatcher {
   private readonly listeners: ExpiredListener[] = [];
   private graceTimer?: NodeJS.Timeout;
   private inGrace = false;
+  private storeDown = false;
 
   constructor(
     private readonly store: ExecutorStore,
@@ -48,6 +53,29 @@ export class ExpiryWatcher {
     );
     if (!this.inGrace) return this.reconcile();
     this.log.info('executors have one ping deadline to heartbeat before any is expired', { grace_ms: this.graceMs });
+    this.endGraceLater();
+  }
+
+  /**
+   * Tells the watcher whether etcd answers (readiness probes). While it does not, no lapse is
+   * acted on; once it answers again, executors have one ping deadline to heartbeat first.
+   */
+  storeAnswers(up: boolean): void {
+    if (!up) {
+      if (this.storeDown) return;
+      this.storeDown = true;
+      this.inGrace = true;
+      clearTimeout(this.graceTimer);
+      return;
+    }
+    if (!this.storeDown) return;
+    this.storeDown = false;
+    this.log.info('etcd answers again: executors have one ping deadline to heartbeat before any is expired', { grace_ms: this.graceMs });
+    this.endGraceLater();
+  }
+
+  private endGraceLater(): void {
+    clearTimeout(this.graceTimer);
     this.graceTimer = setTimeout(() => {
       this.inGrace = false;
       this.reconcileInBackground();

@@ -34,6 +34,7 @@ export class Readiness {
   /** A probe still out: no second one is sent beside it (one that hangs was marked down at its timeout). */
   private readonly pending: Partial<Record<Backend, Promise<unknown>>> = {};
   private readonly listeners = new Set<(ready: boolean) => void>();
+  private readonly backendListeners = new Set<(backend: Backend, up: boolean) => void>();
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private last = false;
@@ -59,6 +60,12 @@ export class Readiness {
   onChange(fn: (ready: boolean) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
+  }
+
+  /** Calls `fn` each time one backend stops or starts answering; returns the way to stop. */
+  onBackendChange(fn: (backend: Backend, up: boolean) => void): () => void {
+    this.backendListeners.add(fn);
+    return () => this.backendListeners.delete(fn);
   }
 
   /** Not ready from now on (the controller is stopping); probes end. */
@@ -102,6 +109,7 @@ export class Readiness {
     this.up[b] = up;
     if (!up) this.o.log.warn(`${b} is not answering: this controller is not ready`, { error });
     else if (!first) this.o.log.info(`${b} answers again`, { ready: this.ready() });
+    if (!first || !up) for (const fn of this.backendListeners) fn(b, up);
     this.changed();
   }
 

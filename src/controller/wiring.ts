@@ -171,7 +171,11 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
   expiry.onExpired((e) => sweeper.executorExpired(e));
   executors.onRemoved = (e) => sweeper.executorExpired(e, 'was removed');
   await expiry.start();
-  cleanup('expiry watcher', () => expiry.stop());
+  const stopTelling = readiness.onBackendChange((backend, up) => backend === 'etcd' && expiry.storeAnswers(up));
+  cleanup('expiry watcher', () => {
+    stopTelling();
+    return expiry.stop();
+  });
   const audit = new AuditLog(b.auditSink, log.named('audit'), (id) => executors.nameOf(id));
   const locks = new LockService({ kv, leases, ttlSeconds: cfg.lock_ttl_seconds });
   const natsServers = b.natsServers;

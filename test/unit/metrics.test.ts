@@ -90,6 +90,8 @@ describe('Readiness', () => {
     const r = new Readiness({ probes: { etcd: probe('etcd'), nats: probe('nats') }, intervalMs: 20, timeoutMs: 100, log: silentLogger, onProbe: (b, s) => seen.push([b, s]) });
     const changes: boolean[] = [];
     r.onChange((ready) => changes.push(ready));
+    const backendChanges: string[] = [];
+    r.onBackendChange((b, up) => backendChanges.push(`${b} ${up ? 'up' : 'down'}`));
     await r.start();
     expect(r.status()).toEqual({ ready: true, backends: { etcd: true, nats: true } });
     const until = async (want: boolean) => {
@@ -109,6 +111,7 @@ describe('Readiness', () => {
     r.stop();
     expect(r.ready()).toBe(false);
     expect(changes).toEqual([true, false, true, false, true, false]);
+    expect(backendChanges).toEqual(['nats down', 'nats up', 'etcd down', 'etcd up']);
   });
 });
 

@@ -176,6 +176,29 @@ describe('ExecutorRegistry over the in-memory store', () => {
     expect((await executorStore.get(e.id))!.state).toBe('EXPIRED');
     await expiry.stop();
   });
+
+  it('a lease that lapses while etcd does not answer is not expired: after it answers, executors have one ping deadline to heartbeat', async () => {
+    const { executor, executorStore, leases, log, registry } = rig();
+    const web1 = await executor('web-1', ['web']);
+    const web2 = await executor('web-2', ['web']);
+    const expired: string[] = [];
+    const graceMs = 200;
+    const expiry = new ExpiryWatcher(executorStore, log, Date.now, graceMs);
+    expiry.onExpired((rec) => void expired.push(rec.name));
+    await expiry.start();
+    await new Promise((r) => setTimeout(r, graceMs + 50)); // the grace after start is over
+    expiry.storeAnswers(false);
+    for (const e of [web1, web2]) leases.lapse((await executorStore.get(e.id))!.lease_id);
+    await new Promise((r) => setImmediate(r));
+    expect(expired, 'a lapse while etcd is down').toEqual([]);
+    expiry.storeAnswers(true);
+    await registry.heartbeat({ executorId: web1.id, executorSecret: web1.secret, version: '1.0', runningTasks: 0, load: 0, draining: false });
+    await new Promise((r) => setImmediate(r));
+    expect(expired, 'within the grace after etcd answers again').toEqual([]);
+    await vi.waitFor(() => expect(expired).toEqual(['web-2']), { timeout: 2_000 });
+    expect([(await executorStore.get(web1.id))!.state, (await executorStore.get(web2.id))!.state]).toEqual(['ACTIVE', 'EXPIRED']);
+    await expiry.stop();
+  });
 });
 
 describe('ExecutionService over the in-memory store and bus', () => {
