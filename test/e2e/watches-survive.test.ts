@@ -104,6 +104,22 @@ async function expectResumed(since: number, why: string, watches: string[]): Pro
   );
 }
 
+/**
+ * When the controller's expiry grace ends: one ping deadline after it was ready, or after etcd
+ * last answered again (its log says so) if etcd stopped answering since. Waits while the
+ * controller still counts etcd as down.
+ */
+async function expiryGraceEnd(): Promise<number> {
+  const at = (line: string | undefined) => Date.parse(/\d{4}-\d\d-\d\dT[\d:.]+Z/.exec(line ?? '')?.[0] ?? '') || 0;
+  const lines = await until(
+    'the controller to count etcd as answering',
+    async () => controller.logs().split('\n'),
+    (ls) => ls.findLastIndex((l) => l.includes('etcd is not answering')) <= ls.findLastIndex((l) => l.includes('etcd answers again: executors')),
+    30_000,
+  );
+  return Math.max(readyAt, at(lines.findLast((l) => l.includes('etcd answers again: executors')))) + PING_DEADLINE_S * 1000 + 1000;
+}
+
 async function compactNow(): Promise<void> {
   await kv.client.kv.compact({ revision: await kv.revision(), physical: true });
 }
@@ -250,8 +266,9 @@ async function expectEachWatchSeesTheNextChange(w: Armed): Promise<void> {
       await until(`a dry run on group ${group} to plan for watch-a`, dryRun, (names) => names.includes('watch-a'), 15_000);
     }],
     ['alive/* (expiry)', async () => {
-      const graceLeft = readyAt + PING_DEADLINE_S * 1000 + 1000 - Date.now();
-      if (graceLeft > 0) await delay(graceLeft); // deletions during the start-up grace are left to its end
+      // Deletions during a grace (after start, after etcd answers again) are left to its end.
+      const graceLeft = (await expiryGraceEnd()) - Date.now();
+      if (graceLeft > 0) await delay(graceLeft);
       // Its lease would lapse only PING_DEADLINE_S after its last heartbeat.
       w.b.stop();
       await kv.delete(kv.key('alive', w.b.id));
