@@ -318,6 +318,27 @@ export function tail(file: string, lines = 8): string {
   }
 }
 
+/**
+ * The controller's "registration overran its time" warnings in its log, counted by the step
+ * each was at ("12 at etcd create, 3 at certificate"), or '' when there were none.
+ */
+export function overrunSteps(logFile: string): string {
+  let text = '';
+  try {
+    text = readFileSync(logFile, 'utf8');
+  } catch {
+    return '';
+  }
+  const steps = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.includes('registration overran its time')) continue;
+    const step = /step=(?:"([^"]*)"|(\S+))/.exec(line);
+    const name = step ? (step[1] ?? step[2]!) : 'an unnamed step';
+    steps.set(name, (steps.get(name) ?? 0) + 1);
+  }
+  return [...steps].sort((a, b) => b[1] - a[1]).map(([name, count]) => `${count} at ${name}`).join(', ');
+}
+
 // ---- the simulated executor fleet (fleet.ts), as a child process ----
 
 export interface FleetOptions {

@@ -41,6 +41,7 @@ import {
   range,
   REGISTRATION_TOKEN,
   rssBytes,
+  overrunSteps,
   startController,
   startFleet,
   startServers,
@@ -1068,7 +1069,12 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
     } finally {
       clearInterval(registering);
     }
-    if (!ready) throw new DidNotFinish(`registration too slow: ${all().reduce((s, f) => s + f.registered(), 0)} of ${executors} executors registered (Register RPC incl. certificate and consumer creation), leaving no time for the ${windows[stage]} s window`);
+    if (!ready) {
+      const overran = overrunSteps(controller.logFile);
+      throw new DidNotFinish(
+        `registration too slow: ${all().reduce((s, f) => s + f.registered(), 0)} of ${executors} executors registered (Register RPC incl. certificate and consumer creation), leaving no time for the ${windows[stage]} s window${overran ? `; registrations that overran their time, by step: ${overran}` : ''}`,
+      );
+    }
     registerS += (now() - t0) / 1000;
     for (const [i, r] of ready.entries()) {
       if (adding[i] === victims) r.ids.forEach((id) => victimIds.add(id));
@@ -1105,6 +1111,8 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
     ctx.extra[`fleet_rss_mb_at_${have}`] = fleetRss / MB;
   }
   state.executorIds = [...survivorIds, ...victimIds];
+  const overran = overrunSteps(controller.logFile);
+  const overranNote = overran ? `; registrations that overran their time, by step: ${overran}` : '';
   ctx.row({
     figure: `Register RPC (${n} executors)`,
     value: state.executorIds.length / registerS,
@@ -1114,7 +1122,7 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
     baseline: null,
     baselineUnit: '',
     ratio: null,
-    note: `${state.executorIds.length} registered in ${registerS.toFixed(0)} s, ${registerFailed} failed${registerError ? ` (${registerError})` : ''}; includes a client certificate and JetStream consumer creation per executor`,
+    note: `${state.executorIds.length} registered in ${registerS.toFixed(0)} s, ${registerFailed} failed${registerError ? ` (${registerError})` : ''}${overranNote}; includes a client certificate and JetStream consumer creation per executor`,
   });
   const { wall, cpu, beats, beatFails, windowDone } = last!;
   const fleetCpu = cpu['fleet']!;
