@@ -16,7 +16,7 @@ export async function privateKeyPem(key: webcrypto.CryptoKey): Promise<string> {
   return toPem('PRIVATE KEY', Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key)));
 }
 
-function toPem(label: string, der: Buffer): string {
+export function toPem(label: string, der: Buffer): string {
   const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }

@@ -1,6 +1,6 @@
 // GRID's certificate authority and the rules for executors' client certificates, without servers.
 
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, webcrypto, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,12 @@ import { UnauthenticatedError, ValidationError } from '../../src/errors.js';
 import { CertificateAuthority, describe as describeCert, ensureServerFiles, newClientKey } from '../../src/tls/ca.js';
 import { tlsFailureHint } from '../../src/tls/grpc.js';
 import { serverNames } from '../../src/tls/setup.js';
+import { certTemplate, fromTemplate } from '../../src/tls/cert-template.js';
+import { EC } from '../../src/tls/keys.js';
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+
+const newKeys = () => webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']) as Promise<webcrypto.CryptoKeyPair>;
 
 const dir = mkdtempSync(join(tmpdir(), 'grid-tls-unit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -48,6 +54,60 @@ describe('certificate authority', () => {
     expect(Math.round((client.notAfterMs - Date.now()) / 86_400_000)).toBe(30);
 
     await expect(ca.issueClient('x', 'not a key', 30)).rejects.toThrow(ValidationError);
+  });
+
+  it('makes executors\' client certificates from a template: the TBSCertificate the library makes for the same fields, byte for byte', async () => {
+    const made = await CertificateAuthority.loadOrCreate(join(dir, 'ca'));
+    const caCert = new X509Certificate(made.ca.certPem);
+    const caKey = await webcrypto.subtle.importKey('pkcs8', createPrivateKey(readFileSync(made.keyFile)).export({ type: 'pkcs8', format: 'der' }), EC, false, ['sign']);
+    const key = await newClientKey();
+    const spki = createPublicKey(key.publicKeyPem).export({ type: 'spki', format: 'der' });
+    const serial = '5a'.padEnd(32, '3c');
+    const notBefore = Date.UTC(2026, 11, 6, 20, 0, 7);
+    const notAfter = Date.UTC(2027, 0, 5, 20, 0, 7);
+    const clientAuth = [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])];
+    const library = await x509.X509CertificateGenerator.create({
+      serialNumber: serial, subject: 'CN=01EXECUTOR', issuer: caCert.subject, notBefore: new Date(notBefore), notAfter: new Date(notAfter),
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, publicKey: await webcrypto.subtle.importKey('spki', spki, EC, true, ['verify']), signingKey: caKey,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
+        await x509.AuthorityKeyIdentifierExtension.create(new x509.X509Certificate(made.ca.certPem)),
+        ...clientAuth,
+      ],
+    });
+    const example = await x509.X509CertificateGenerator.create({
+      serialNumber: '01', subject: 'CN=template', issuer: caCert.subject, notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000),
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, publicKey: (await newKeys()).publicKey, signingKey: caKey,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
+        await x509.AuthorityKeyIdentifierExtension.create(new x509.X509Certificate(made.ca.certPem)),
+        ...clientAuth,
+      ],
+    });
+    const template = certTemplate(example.toString('pem'), KeyObject.from(caKey), Date.parse(caCert.validTo));
+    const ours = fromTemplate(template, { serialHex: serial, commonName: '01EXECUTOR', spki, notBeforeMs: notBefore, notAfterMs: notAfter });
+    const tbs = (der: Buffer) => der.subarray(4, 8 + der.readUInt16BE(6)); // SEQUENCE { SEQUENCE (two length bytes) tbs, ... }
+    const libraryDer = Buffer.from(library.rawData);
+    expect([libraryDer[1], libraryDer[5], ours.der[1], ours.der[5]]).toEqual([0x82, 0x82, 0x82, 0x82]);
+    expect(tbs(ours.der).length).toBeGreaterThan(300);
+    expect(tbs(ours.der).equals(tbs(libraryDer))).toBe(true);
+    const c = new X509Certificate(ours.der);
+    expect([c.verify(caCert.publicKey), c.subject, c.serialNumber.toLowerCase(), Date.parse(c.validTo)]).toEqual([true, 'CN=01EXECUTOR', serial, notAfter]);
+
+    const accented = fromTemplate(template, { serialHex: serial, commonName: 'grid exécuteur', spki, notBeforeMs: notBefore, notAfterMs: notAfter });
+    expect(new X509Certificate(accented.der).subject).toBe('CN=grid exécuteur');
+
+    // Past 2049 the times are GeneralizedTime; never past the CA's own end.
+    const late = fromTemplate({ ...template, caNotAfterMs: Date.UTC(2060, 0, 1) }, { serialHex: serial, commonName: 'x', spki, notBeforeMs: notBefore, notAfterMs: Date.UTC(2051, 5, 1, 12) });
+    expect(Date.parse(new X509Certificate(late.der).validTo)).toBe(Date.UTC(2051, 5, 1, 12));
+    const capped = fromTemplate(template, { serialHex: serial, commonName: 'x', spki, notBeforeMs: notBefore, notAfterMs: Date.UTC(2070, 0, 1) });
+    expect(capped.notAfterMs).toBe(Math.floor(Date.parse(caCert.validTo) / 1000) * 1000);
+    // Only an ECDSA P-256 public key.
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'der' });
+    expect(() => fromTemplate(template, { serialHex: serial, commonName: 'x', spki: rsa, notBeforeMs: notBefore, notAfterMs: notAfter })).toThrow(/ECDSA P-256/);
+    await expect(made.ca.issueClient('x', createPrivateKey(readFileSync(made.keyFile)).export({ type: 'pkcs8', format: 'pem' }) as string, 30)).rejects.toThrow(ValidationError);
   });
 
   it('keeps server files that are still good, and issues new ones when the names change', async () => {
