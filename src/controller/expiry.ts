@@ -5,10 +5,12 @@
 // still without an alive key are expired then, not before (Nomad's heartbeat grace after a
 // leader election). Nothing is missed between the snapshot and the watch, and when the watch
 // resumes after compaction or a lost connection, it reconciles the same way.
-// An etcd that stops answering gets the same grace: executor leases lapse while the keep-alives
-// their heartbeats asked for could not be written, so no lapse seen while etcd is down, or within
-// one ping deadline after it answers again, is the executors' fault. Those that still have no
-// alive key at the end of it are expired then.
+// An etcd that stops answering long enough gets the same grace: executor leases lapse while the
+// keep-alives their heartbeats asked for cannot be written. A lapse seen while etcd is down waits;
+// when it answers again after an outage of a third of the ping deadline or more (a healthy
+// executor, beating every third of it, keeps at least two thirds of its lease), executors have
+// one ping deadline to heartbeat, and those whose alive key is still gone are expired then. After
+// a shorter outage, the lapses that waited are acted on at once.
 
 import type { ExecutorRecord } from '../domain/executor.js';
 import { isLive } from '../domain/executor.js';
@@ -22,7 +24,14 @@ export class ExpiryWatcher {
   private readonly listeners: ExpiredListener[] = [];
   private graceTimer?: NodeJS.Timeout;
   private inGrace = false;
-  private storeDown = false;
+  /** When the grace in force ends (ms); 0 when none is. */
+  private graceUntil = 0;
+  /** Lapses seen during a grace, acted on at its end. */
+  private readonly deferred = new Set<string>();
+  /** Whether the end of the grace must look at every executor (after start, or a watch read afresh). */
+  private reconcileAtEnd = false;
+  /** Since when etcd has not answered (ms), or undefined while it answers. */
+  private storeDownSince?: number;
 
   constructor(
     private readonly store: ExecutorStore,
@@ -40,46 +49,69 @@ export class ExpiryWatcher {
   async start(): Promise<void> {
     const { revision } = await this.store.list();
     this.inGrace = this.graceMs > 0;
+    this.reconcileAtEnd = this.inGrace;
     this.watch = await this.store.watchAlive(
       revision,
       (id) => {
-        if (this.inGrace) return; // the reconcile at the end of the grace looks at everyone
-        this.expire(id).catch((err) => this.log.warn('could not mark executor expired', { id, error: (err as Error).message }));
+        if (this.inGrace) this.deferred.add(id);
+        else this.expireInBackground(id);
       },
       // The watch was read afresh (compaction, a lost connection): deletions in the gap were missed.
       () => {
-        if (!this.inGrace) this.reconcileInBackground();
+        if (this.inGrace) this.reconcileAtEnd = true;
+        else this.reconcileInBackground();
       },
     );
     if (!this.inGrace) return this.reconcile();
     this.log.info('executors have one ping deadline to heartbeat before any is expired', { grace_ms: this.graceMs });
-    this.endGraceLater();
+    this.endGraceAt(this.now() + this.graceMs);
   }
 
   /**
-   * Tells the watcher whether etcd answers (readiness probes). While it does not, no lapse is
-   * acted on; once it answers again, executors have one ping deadline to heartbeat first.
+   * Tells the watcher whether etcd answers (readiness probes). While it does not, lapses wait;
+   * once it answers again after a long outage, executors have one ping deadline to heartbeat.
    */
   storeAnswers(up: boolean): void {
+    const at = this.now();
     if (!up) {
-      if (this.storeDown) return;
-      this.storeDown = true;
+      if (this.storeDownSince !== undefined) return;
+      this.storeDownSince = at;
       this.inGrace = true;
       clearTimeout(this.graceTimer);
       return;
     }
-    if (!this.storeDown) return;
-    this.storeDown = false;
-    this.log.info('etcd answers again: executors have one ping deadline to heartbeat before any is expired', { grace_ms: this.graceMs });
-    this.endGraceLater();
+    if (this.storeDownSince === undefined) return;
+    const outageMs = at - this.storeDownSince;
+    this.storeDownSince = undefined;
+    if (outageMs >= this.graceMs / 3) {
+      this.log.info('etcd answers again: executors have one ping deadline to heartbeat before any is expired', { outage_ms: outageMs, grace_ms: this.graceMs });
+      this.endGraceAt(at + this.graceMs);
+    } else {
+      this.endGraceAt(Math.max(at, this.graceUntil));
+    }
   }
 
-  private endGraceLater(): void {
+  private endGraceAt(until: number): void {
     clearTimeout(this.graceTimer);
-    this.graceTimer = setTimeout(() => {
-      this.inGrace = false;
+    this.graceUntil = until;
+    this.graceTimer = setTimeout(() => this.endGrace(), Math.max(0, until - this.now()));
+  }
+
+  private endGrace(): void {
+    this.inGrace = false;
+    this.graceUntil = 0;
+    const ids = [...this.deferred];
+    this.deferred.clear();
+    if (this.reconcileAtEnd) {
+      this.reconcileAtEnd = false;
       this.reconcileInBackground();
-    }, this.graceMs);
+    } else {
+      for (const id of ids) this.expireInBackground(id);
+    }
+  }
+
+  private expireInBackground(id: string): void {
+    this.expire(id).catch((err) => this.log.warn('could not mark executor expired', { id, error: (err as Error).message }));
   }
 
   private reconcileInBackground(): void {

@@ -105,8 +105,8 @@ async function expectResumed(since: number, why: string, watches: string[]): Pro
 }
 
 /**
- * When the controller's expiry grace ends: one ping deadline after it was ready, or after etcd
- * last answered again (its log says so) if etcd stopped answering since. Waits while the
+ * When the controller's expiry grace ends: one ping deadline after the last one began (at start,
+ * or when etcd answered again after a long outage; its log says which). Waits while the
  * controller still counts etcd as down.
  */
 async function expiryGraceEnd(): Promise<number> {
@@ -114,10 +114,10 @@ async function expiryGraceEnd(): Promise<number> {
   const lines = await until(
     'the controller to count etcd as answering',
     async () => controller.logs().split('\n'),
-    (ls) => ls.findLastIndex((l) => l.includes('etcd is not answering')) <= ls.findLastIndex((l) => l.includes('etcd answers again: executors')),
+    (ls) => ls.findLastIndex((l) => l.includes('etcd is not answering')) <= ls.findLastIndex((l) => l.includes('etcd answers again')),
     30_000,
   );
-  return Math.max(readyAt, at(lines.findLast((l) => l.includes('etcd answers again: executors')))) + PING_DEADLINE_S * 1000 + 1000;
+  return Math.max(readyAt, at(lines.findLast((l) => l.includes('executors have one ping deadline to heartbeat')))) + PING_DEADLINE_S * 1000 + 1000;
 }
 
 async function compactNow(): Promise<void> {

@@ -177,26 +177,43 @@ describe('ExecutorRegistry over the in-memory store', () => {
     await expiry.stop();
   });
 
-  it('a lease that lapses while etcd does not answer is not expired: after it answers, executors have one ping deadline to heartbeat', async () => {
+  it('a lease that lapses while etcd does not answer waits: after a long outage executors have one ping deadline to heartbeat, after a short one it is expired at once', async () => {
     const { executor, executorStore, leases, log, registry } = rig();
     const web1 = await executor('web-1', ['web']);
     const web2 = await executor('web-2', ['web']);
+    const web3 = await executor('web-3', ['web']);
     const expired: string[] = [];
-    const graceMs = 200;
-    const expiry = new ExpiryWatcher(executorStore, log, Date.now, graceMs);
+    const graceMs = 300;
+    let clock = Date.now();
+    const expiry = new ExpiryWatcher(executorStore, log, () => clock, graceMs);
     expiry.onExpired((rec) => void expired.push(rec.name));
     await expiry.start();
     await new Promise((r) => setTimeout(r, graceMs + 50)); // the grace after start is over
+    const lapse = async (e: { id: string }) => leases.lapse((await executorStore.get(e.id))!.lease_id);
+    const settle = () => new Promise((r) => setTimeout(r, 20));
+
+    // An outage of the whole ping deadline: web-1 beats again within the grace, web-2 does not.
     expiry.storeAnswers(false);
-    for (const e of [web1, web2]) leases.lapse((await executorStore.get(e.id))!.lease_id);
-    await new Promise((r) => setImmediate(r));
+    await lapse(web1);
+    await lapse(web2);
+    await settle();
     expect(expired, 'a lapse while etcd is down').toEqual([]);
+    clock += graceMs;
     expiry.storeAnswers(true);
     await registry.heartbeat({ executorId: web1.id, executorSecret: web1.secret, version: '1.0', runningTasks: 0, load: 0, draining: false });
-    await new Promise((r) => setImmediate(r));
+    await settle();
     expect(expired, 'within the grace after etcd answers again').toEqual([]);
     await vi.waitFor(() => expect(expired).toEqual(['web-2']), { timeout: 2_000 });
     expect([(await executorStore.get(web1.id))!.state, (await executorStore.get(web2.id))!.state]).toEqual(['ACTIVE', 'EXPIRED']);
+
+    // A short outage (under a third of the deadline) could not have let a healthy lease lapse: no grace.
+    expiry.storeAnswers(false);
+    await lapse(web3);
+    await settle();
+    expect(expired).toEqual(['web-2']);
+    clock += graceMs / 10;
+    expiry.storeAnswers(true);
+    await vi.waitFor(() => expect(expired).toEqual(['web-2', 'web-3']), { timeout: graceMs / 2 });
     await expiry.stop();
   });
 });
