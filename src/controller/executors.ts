@@ -386,6 +386,7 @@ export class ExecutorRegistry {
         return { ...cur, state: 'STOPPED', lease_id: '', last_seen_at_ms: at, state_changed_at_ms: at };
       });
       if (lease) await this.leases.revoke(lease);
+      this.kept.forget(rec.id);
     });
     this.live.delete(rec.id);
     this.log.info('executor stopped', { id: rec.id, name: rec.name });
@@ -416,6 +417,7 @@ export class ExecutorRegistry {
 
   private async removeRecord(rec: ExecutorRecord): Promise<void> {
     await this.store.remove(rec);
+    this.kept.forget(rec.id);
     if (rec.lease_id) await this.leases.revoke(rec.lease_id);
     await this.queues.deleteExecutorQueue(rec.id);
     await this.nats.revoke(rec.nats_user_key, rec.name);

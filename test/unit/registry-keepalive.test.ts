@@ -39,6 +39,11 @@ class SlowStore extends MemoryExecutorStore {
     }
     return super.update(id, fn);
   }
+  /** A copy of the record that no longer follows etcd, as the registry's watch-fed one under load. */
+  frozen?: ExecutorRecord;
+  override async getFast(id: string): Promise<ExecutorRecord | undefined> {
+    return this.frozen ?? super.getFast(id);
+  }
   override async putAlive(id: string, leaseId: string): Promise<void> {
     this.boundTo.set(id, leaseId);
     return super.putAlive(id, leaseId);
@@ -103,6 +108,21 @@ describe('heartbeat lease keep-alive', () => {
     const rec = (await store.get(id))!;
     expect(store.boundTo.get(id)).toBe(rec.lease_id);
     expect(await store.isAlive(id)).toBe(true);
+  });
+
+  it('keeps the lease its last heartbeat took while the record\'s copy in memory still names the one before, and takes no new one', async () => {
+    const { leases, store, beat, id } = await rig();
+    await beat();
+    const first = (await store.get(id))!.lease_id;
+    store.frozen = (await store.get(id))!; // the copy stops here: it names the first lease from now on
+    leases.lapse(first);
+    await beat(); // finds the first lease gone: takes a second
+    expect(leases.grants).toBe(2);
+    const second = (await store.get(id))!.lease_id;
+    expect(second).not.toBe(first);
+    for (let i = 0; i < 3; i++) expect((await beat()).state).toBe('ACTIVE');
+    expect(leases.grants).toBe(2);
+    expect([(await store.get(id))!.lease_id, store.boundTo.get(id), await store.isAlive(id)]).toEqual([second, second, true]);
   });
 
   it('marks an executor STOPPED after a heartbeat still being worked on when it deregisters, not before it', async () => {
