@@ -81,7 +81,17 @@ class KeepAliveStream {
   ) {}
 
   async keepAlive(id: string): Promise<number> {
-    await this.open();
+    // Opening the stream is bounded too: an open that never completes (etcd3 waiting on a busy
+    // connection) held every keep-alive of the stream, and the heartbeats queued behind them,
+    // with no timer running; the next keep-alive tries a new one.
+    const opening = this.open();
+    let openTimer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (openTimer = setTimeout(() => resolve('late'), this.timeoutMs)));
+    const opened = await Promise.race([opening, late]).finally(() => clearTimeout(openTimer));
+    if (opened === 'late') {
+      if (this.stream === opening) this.stream = undefined;
+      throw new UnavailableError('etcd did not open a lease keep-alive stream in time');
+    }
     return new Promise<number>((resolve, reject) => {
       // A keep-alive not answered in time fails its caller (the heartbeat; the executor retries).
       // Its place in the lease's queue stays, so that its late answer is matched to it and goes

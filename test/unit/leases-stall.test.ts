@@ -27,10 +27,14 @@ class FakeStream extends EventEmitter {
 
 function rig() {
   const streams: FakeStream[] = [];
+  /** Opens that have not completed: the test completes them (or never does). */
+  const opening: Array<() => void> = [];
+  let holdOpens = false;
   const kv = {
     client: {
       leaseClient: {
         leaseKeepAlive: async () => {
+          if (holdOpens) await new Promise<void>((resolve) => opening.push(resolve));
           const s = new FakeStream();
           streams.push(s);
           return s;
@@ -39,7 +43,7 @@ function rig() {
     },
   } as unknown as Kv;
   // One stream, so every lease shares it; a 5 s timeout.
-  return { leases: new Leases(kv, 1, 5_000), streams };
+  return { leases: new Leases(kv, 1, 5_000), streams, opening, holdOpens: (on: boolean) => void (holdOpens = on) };
 }
 
 /** Lets the 25 ms batch go out. */
@@ -114,5 +118,24 @@ describe('lease keep-alive stream under a slow etcd', () => {
     expect(streams[1]!.written).toEqual(['100']);
     streams[1]!.answer('100');
     expect(await c).toBe(30);
+  });
+  it('fails a keep-alive whose stream does not open in time, and opens another for the next', async () => {
+    const { leases, streams, opening, holdOpens } = rig();
+    holdOpens(true);
+    const first = leases.keepAlive('100').then(() => 'answered', (err: Error) => err);
+    await vi.advanceTimersByTimeAsync(5_000);
+    const err = await first;
+    expect(err).toBeInstanceOf(UnavailableError);
+    expect((err as Error).message).toMatch(/did not open a lease keep-alive stream in time/);
+    holdOpens(false);
+    const second = leases.keepAlive('100');
+    await flush();
+    expect(streams.map((s) => s.written)).toEqual([['100']]);
+    streams[0]!.answer('100', 30);
+    expect(await second).toBe(30);
+    // The open that never completed in time ends its stream when it finally does.
+    opening[0]!();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(streams.map((s) => s.ended)).toEqual([false, true]);
   });
 });
