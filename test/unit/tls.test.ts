@@ -65,26 +65,22 @@ describe('certificate authority', () => {
     const serial = '5a'.padEnd(32, '3c');
     const notBefore = Date.UTC(2026, 11, 6, 20, 0, 7);
     const notAfter = Date.UTC(2027, 0, 5, 20, 0, 7);
-    const clientAuth = [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])];
+    // What the CA puts on an executor's client certificate.
+    const extensions = [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
+      await x509.AuthorityKeyIdentifierExtension.create(new x509.X509Certificate(made.ca.certPem)),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+    ];
     const library = await x509.X509CertificateGenerator.create({
       serialNumber: serial, subject: 'CN=01EXECUTOR', issuer: caCert.subject, notBefore: new Date(notBefore), notAfter: new Date(notAfter),
       signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, publicKey: await webcrypto.subtle.importKey('spki', spki, EC, true, ['verify']), signingKey: caKey,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
-        await x509.AuthorityKeyIdentifierExtension.create(new x509.X509Certificate(made.ca.certPem)),
-        ...clientAuth,
-      ],
+      extensions,
     });
     const example = await x509.X509CertificateGenerator.create({
       serialNumber: '01', subject: 'CN=template', issuer: caCert.subject, notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000),
       signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, publicKey: (await newKeys()).publicKey, signingKey: caKey,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
-        await x509.AuthorityKeyIdentifierExtension.create(new x509.X509Certificate(made.ca.certPem)),
-        ...clientAuth,
-      ],
+      extensions,
     });
     const template = certTemplate(example.toString('pem'), KeyObject.from(caKey), Date.parse(caCert.validTo));
     const ours = fromTemplate(template, { serialHex: serial, commonName: '01EXECUTOR', spki, notBeforeMs: notBefore, notAfterMs: notAfter });
