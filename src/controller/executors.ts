@@ -35,6 +35,12 @@ export interface HeartbeatInput extends HeartbeatStatus {
   executorSecret: string;
 }
 
+/**
+ * A heartbeat on an open stream that etcd did not take in time (its lease keep-alive or record
+ * write): that heartbeat failed, but the stream is still good for the next one.
+ */
+export class HeartbeatNotRecordedError extends UnavailableError {}
+
 /** An open heartbeat stream, bound to the executor it authenticated as. */
 export interface HeartbeatStream {
   executorId: string;
@@ -342,7 +348,9 @@ export class ExecutorRegistry {
           }
           if (credentialsOf(cur) !== bound) throw new UnavailableError(`executor ${cur.name} (${cur.id}) was registered again or its certificate renewed: heartbeat on a new stream`);
           this.opts.certificates?.check(cur, peer);
-          const res = await this.beatAs(cur, status);
+          const res = await this.beatAs(cur, status).catch((err: unknown) => {
+            throw err instanceof UnavailableError ? new HeartbeatNotRecordedError(err.message, { cause: err }) : err;
+          });
           this.opts.onHeartbeat?.('accepted');
           return res;
         } catch (err) {

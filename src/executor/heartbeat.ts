@@ -45,8 +45,10 @@ export class Heartbeat {
     clearTimeout(this.timer);
     if (this.stopped) return;
     let next = this.d.intervalMs;
+    const timeoutMs = Math.min(this.d.intervalMs, 5_000);
+    const sentAt = performance.now();
     try {
-      const res = await this.d.link.heartbeat({ version: VERSION, ...this.d.status() }, Math.min(this.d.intervalMs, 5_000));
+      const res = await this.d.link.heartbeat({ version: VERSION, ...this.d.status() }, timeoutMs);
       const state = res.state;
       if (this.failing) this.d.log.info('controller reachable again', { state });
       else if (state !== this.state) this.d.log.info('heartbeat accepted', { state });
@@ -66,10 +68,18 @@ export class Heartbeat {
       }
       if (!this.failing) this.d.log.warn('heartbeat failed; retrying', { error: (err as Error).message });
       this.failing = true;
-      // Jittered: executors that failed together (a controller busy or restarting) do not all
-      // come back in the same instant.
-      next = Math.min(this.backoffMs, this.d.intervalMs) * (0.5 + Math.random() / 2);
-      this.backoffMs = Math.min(this.backoffMs * 2, this.d.intervalMs);
+      const waited = performance.now() - sentAt;
+      if (waited >= timeoutMs * 0.9) {
+        // No answer in the whole timeout: the controller is there but slow (overloaded, or etcd
+        // behind it), and it may still work through this heartbeat. Retrying sooner than the
+        // interval would only add to its load; the next beat keeps the usual cadence.
+        next = Math.max(this.backoffMs, this.d.intervalMs - waited);
+      } else {
+        // Jittered: executors that failed together (a controller restarting) do not all come
+        // back in the same instant.
+        next = Math.min(this.backoffMs, this.d.intervalMs) * (0.5 + Math.random() / 2);
+        this.backoffMs = Math.min(this.backoffMs * 2, this.d.intervalMs);
+      }
     }
     if (!this.stopped) this.timer = setTimeout(() => void this.beat(), next);
   }

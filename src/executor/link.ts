@@ -98,7 +98,8 @@ export function grpcLink(client: GridClient, executorId: string, executorSecret:
       } catch (err) {
         // Ended by the controller without refusing this executor (it was registered again, its
         // certificate renewed, the controller is stopping): open another stream at once, once.
-        if (again && err instanceof UnavailableError && !stream.stalled) continue;
+        // A heartbeat that was only late leaves the stream open, and is not sent again.
+        if (again && err instanceof UnavailableError && !stream.open && !stream.stalled) continue;
         throw err;
       }
     }

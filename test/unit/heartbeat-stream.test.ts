@@ -4,7 +4,7 @@
 // stop orders, and an executor falls back to a Heartbeat call each on a controller without it.
 
 import { Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryBus } from '../../src/bus/memory.js';
 import { GridClient } from '../../src/client/client.js';
 import { Authenticator } from '../../src/controller/auth.js';
@@ -13,9 +13,10 @@ import { executorService } from '../../src/controller/doors/grpc/executor-servic
 import type { HandlerContext } from '../../src/controller/doors/grpc/handlers.js';
 import { ExecutorRegistry } from '../../src/controller/executors.js';
 import type { ExecutorUseCases } from '../../src/controller/use-cases.js';
-import { UnauthenticatedError } from '../../src/errors.js';
+import { UnauthenticatedError, UnavailableError } from '../../src/errors.js';
 import { grpcLink, type HeartbeatStatus } from '../../src/executor/link.js';
 import { ExecutorServiceService, type HeartbeatRequest, type HeartbeatResponse, type ExecutorServiceServer } from '../../src/gen/grid/v1/executor.js';
+import { ExecutorState } from '../../src/gen/grid/v1/types.js';
 import { MemoryExecutorStore, MemoryLeases } from '../../src/store/memory.js';
 import { createLogger } from '../../src/util/log.js';
 
@@ -90,7 +91,7 @@ async function rig(o: { stream?: boolean } = {}) {
     return s;
   };
 
-  return { registry, store, client, register, rawStream, openAs, unaryCalls };
+  return { registry, store, leases, client, register, rawStream, openAs, unaryCalls };
 }
 
 async function until(ok: () => boolean, what: string, ms = 5_000): Promise<void> {
@@ -170,6 +171,33 @@ describe('Heartbeats: one stream per executor', () => {
     expect(ended?.code).toBe(status.UNAVAILABLE);
     expect(ended?.details).toMatch(/registered again or its certificate renewed/);
     expect(s.answers).toHaveLength(1);
+  });
+
+  it('answers a heartbeat etcd did not take in time as not recorded, and keeps the stream for the next', async () => {
+    const { register, openAs, leases, client } = await rig();
+    const a = await register('exec-a');
+    const s = await openAs(a);
+    const keepAlive = leases.keepAlive.bind(leases);
+    leases.keepAlive = () => Promise.reject(new UnavailableError('etcd did not answer a lease keep-alive in time'));
+    s.send({ executorId: a.id });
+    await until(() => s.answers.length === 2, 'the second answer');
+    expect(s.answers[1]!.notRecorded).toMatch(/did not answer a lease keep-alive in time/);
+    leases.keepAlive = keepAlive;
+    s.send({ executorId: a.id });
+    await until(() => s.answers.length === 3, 'the third answer');
+    expect(s.answers[2]!.notRecorded).toBe('');
+    expect(s.answers[2]!.state).toBe(ExecutorState.EXECUTOR_STATE_ACTIVE);
+
+    // Through the executor's link: that heartbeat fails, and the next goes on the same stream.
+    const link = grpcLink(client, a.id, a.secret);
+    expect((await link.heartbeat(status0, 2_000)).state).toBe('ACTIVE');
+    const opened = vi.spyOn(client, 'duplex');
+    leases.keepAlive = () => Promise.reject(new UnavailableError('etcd did not answer a lease keep-alive in time'));
+    await expect(link.heartbeat(status0, 2_000)).rejects.toThrow(/could not record the heartbeat/);
+    leases.keepAlive = keepAlive;
+    expect((await link.heartbeat(status0, 2_000)).state).toBe('ACTIVE');
+    expect(opened).not.toHaveBeenCalled();
+    link.closeHeartbeats?.();
   });
 
   it('answers each heartbeat with the stop orders for the tasks it says it runs', async () => {

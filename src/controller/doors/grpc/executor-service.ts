@@ -145,7 +145,7 @@ export function executorService(
         draining: req.draining,
       });
       const stop = req.running.length ? await executions.tasksToStop(req.executorId, req.running.map((t) => ({ executionId: t.executionId, taskKey: t.taskKey, attempt: t.attempt }))) : [];
-      return { state: executorStateToPb(res.state), pingDeadlineSeconds: res.pingDeadlineSeconds, cancelledExecutions: [], stop };
+      return { state: executorStateToPb(res.state), pingDeadlineSeconds: res.pingDeadlineSeconds, cancelledExecutions: [], stop, notRecorded: '' };
     }),
     heartbeats: beats.handler,
     deregister: certified('Deregister', async (req: Parameters<ExecutorServiceServer['deregister']>[0]['request']) => {

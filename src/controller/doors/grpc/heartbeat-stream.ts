@@ -6,8 +6,9 @@
 import { status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { UnauthenticatedError, UnavailableError } from '../../../errors.js';
 import type { HeartbeatRequest, HeartbeatResponse } from '../../../gen/grid/v1/executor.js';
+import { ExecutorState } from '../../../gen/grid/v1/types.js';
 import { peerCertificate } from '../../../tls/grpc.js';
-import type { HeartbeatStream } from '../../executors.js';
+import { HeartbeatNotRecordedError, type HeartbeatStream } from '../../executors.js';
 import type { ExecutorUseCases } from '../../use-cases.js';
 import { executorStateToPb } from './convert.js';
 import { accessLine, toServiceError, type HandlerContext } from './handlers.js';
@@ -59,9 +60,19 @@ export function heartbeatStreams(ctx: HandlerContext, uc: Pick<ExecutorUseCases,
         throw new UnauthenticatedError(`this heartbeat stream belongs to executor ${session.executorId}; executor ${req.executorId} must open its own`);
       }
       const id = session.executorId;
-      const res = await session.beat({ version: req.version, runningTasks: req.runningTasks, load: req.load, draining: req.draining });
+      let res;
+      try {
+        res = await session.beat({ version: req.version, runningTasks: req.runningTasks, load: req.load, draining: req.draining });
+      } catch (err) {
+        if (!(err instanceof HeartbeatNotRecordedError)) throw err;
+        // etcd did not take this one in time: it fails, and the stream stays open. Ending it made
+        // the executor open another and authenticate again, which a controller already behind
+        // could least afford (10,000 executors on two cores never got out of it).
+        if (!ended) call.write({ state: ExecutorState.EXECUTOR_STATE_UNSPECIFIED, pingDeadlineSeconds: 0, cancelledExecutions: [], stop: [], notRecorded: err.message });
+        return;
+      }
       const stop = req.running.length ? await executions.tasksToStop(id, req.running.map((t) => ({ executionId: t.executionId, taskKey: t.taskKey, attempt: t.attempt }))) : [];
-      if (!ended) call.write({ state: executorStateToPb(res.state), pingDeadlineSeconds: res.pingDeadlineSeconds, cancelledExecutions: [], stop });
+      if (!ended) call.write({ state: executorStateToPb(res.state), pingDeadlineSeconds: res.pingDeadlineSeconds, cancelledExecutions: [], stop, notRecorded: '' });
     };
 
     call.on('data', (req: HeartbeatRequest) => {
