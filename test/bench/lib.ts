@@ -319,6 +319,32 @@ export function tail(file: string, lines = 8): string {
 }
 
 /**
+ * When each executor last became EXPIRED, from the puts of its record (a record written again
+ * while EXPIRED does not move the time). An executor that expired falsely early on, came back
+ * and was later killed has its kill's expiry here, not the first one.
+ */
+export class ExpiryTimes {
+  private readonly state = new Map<string, string>();
+  private readonly at = new Map<string, number>();
+
+  /** A put of an executor record, seen at `nowMs`. */
+  put(rec: { id: string; state: string }, nowMs: number): void {
+    if (rec.state === 'EXPIRED' && this.state.get(rec.id) !== 'EXPIRED') this.at.set(rec.id, nowMs);
+    this.state.set(rec.id, rec.state);
+  }
+
+  /** When it last became EXPIRED, if it ever did. */
+  last(id: string): number | undefined {
+    return this.at.get(id);
+  }
+
+  /** Whether it was ever EXPIRED. */
+  ever(id: string): boolean {
+    return this.at.has(id);
+  }
+}
+
+/**
  * The controller's "registration overran its time" warnings in its log, counted by the step
  * each was at ("12 at etcd create, 3 at certificate"), or '' when there were none.
  */

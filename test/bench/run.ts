@@ -42,6 +42,7 @@ import {
   REGISTRATION_TOKEN,
   rssBytes,
   overrunSteps,
+  ExpiryTimes,
   startController,
   startFleet,
   startServers,
@@ -1023,14 +1024,14 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
   // Watch executors/ from the start: every EXPIRED of a survivor (or of a victim before the kill) is false.
   const etcd = etcdClient(servers);
   ctx.defer(() => etcd.close());
-  const expiredAt = new Map<string, number>();
+  const expiries = new ExpiryTimes();
   const keyPrefix = '/grid/executors/';
   const watcher = await etcd.watch().prefix(keyPrefix).only('put').create();
   ctx.defer(() => watcher.cancel().catch(() => {}));
   watcher.on('put', (kv) => {
     try {
       const rec = JSON.parse(kv.value.toString()) as { id: string; state: string };
-      if (rec.state === 'EXPIRED' && !expiredAt.has(rec.id)) expiredAt.set(rec.id, Date.now());
+      expiries.put(rec, Date.now());
     } catch {
       // not an executor record
     }
@@ -1140,16 +1141,16 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
   ctx.extra['cpu_percent'] = { ...cpu, fleet: fleetCpu, heartbeats_per_s: beats / wall, heartbeat_failures: beatFails };
 
   // Kill the victims' process: their heartbeats stop at once.
-  const falseBefore = [...expiredAt.keys()].filter((id) => victimIds.has(id)).length;
+  const falseBefore = [...victimIds].filter((id) => expiries.ever(id)).length;
   const tKill = Date.now();
   victims.kill();
   const expiryWait = (deadlineS + 15) * 1000;
   await waitUntil(ctx, () => {
-    const got = [...victimIds].filter((id) => (expiredAt.get(id) ?? 0) >= tKill).length;
+    const got = [...victimIds].filter((id) => (expiries.last(id) ?? 0) >= tKill).length;
     ctx.progress = `${got}/${victimIds.size} killed executors EXPIRED`;
     return got >= victimIds.size;
   }, 100, tKill + expiryWait);
-  const delays = [...victimIds].map((id) => expiredAt.get(id)).filter((t): t is number => t !== undefined && t >= tKill).map((t) => (t - tKill) / 1000).sort((a, b) => a - b);
+  const delays = [...victimIds].map((id) => expiries.last(id)).filter((t): t is number => t !== undefined && t >= tKill).map((t) => (t - tKill) / 1000).sort((a, b) => a - b);
   const missing = victimIds.size - delays.length;
   const p99 = missing > 0 ? Infinity : percentile(delays, 99);
   ctx.row({
@@ -1163,7 +1164,7 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
     ratio: null,
     note: `${missing > 0 ? `${missing} of ${victimIds.size} not EXPIRED within ${expiryWait / 1000} s of the kill; ` : ''}p50 ${fmt(percentile(delays, 50))} s, max ${fmt(delays.at(-1) ?? NaN)} s; ping deadline ${deadlineS} s, interval ${HEARTBEAT_INTERVAL_S} s (delay from kill ∈ [deadline − interval, deadline] + detection)`,
   });
-  const falseExpiries = survivorIds.filter((id) => expiredAt.has(id)).length + falseBefore;
+  const falseExpiries = survivorIds.filter((id) => expiries.ever(id)).length + falseBefore;
   const stillActive = await activeExecutors(controller.client).then(String, (err: Error) => `? (ListExecutors failed: ${err.message.split('\n')[0]})`);
   ctx.row({
     figure: 'false expiries among survivors',
@@ -1180,8 +1181,8 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
   // The largest fan-out point, on the survivors, after the expiry figures (so that its load is
   // not in them): each fleet gives its executors a Worker (own NATS connection) now. Reported
   // as a row of the fan-out scenario, with the survivors that expired while it ran.
-  const expiredBefore = survivorIds.filter((id) => expiredAt.has(id)).length;
-  await fanoutAtScale(controller, servers, state.survivors, survivorIds.length, () => survivorIds.filter((id) => expiredAt.has(id)).length - expiredBefore);
+  const expiredBefore = survivorIds.filter((id) => expiries.ever(id)).length;
+  await fanoutAtScale(controller, servers, state.survivors, survivorIds.length, () => survivorIds.filter((id) => expiries.ever(id)).length - expiredBefore);
 }
 
 async function memoryScenario(ctx: Ctx): Promise<void> {
