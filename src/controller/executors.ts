@@ -19,47 +19,13 @@ import type { PeerCert } from '../tls/ca.js';
 import { Admission } from '../util/admission.js';
 import { ExecutorLeases } from './executor-leases.js';
 import { validateRegistration, type RegisterInput, type RegisterOutput } from './registration-input.js';
+import { HeartbeatNotRecordedError, type ExecutorHeartbeat, type HeartbeatInput, type HeartbeatStatus, type HeartbeatStream } from './heartbeats.js';
 
 export type { RegisterInput, RegisterOutput } from './registration-input.js';
-
-/** What an executor reports with each heartbeat. */
-export interface HeartbeatStatus {
-  version: string;
-  runningTasks: number;
-  load: number;
-  draining: boolean;
-}
-
-export interface HeartbeatInput extends HeartbeatStatus {
-  executorId: string;
-  executorSecret: string;
-}
-
-/**
- * A heartbeat on an open stream that etcd did not take in time (its lease keep-alive or record
- * write): that heartbeat failed, but the stream is still good for the next one.
- */
-export class HeartbeatNotRecordedError extends UnavailableError {}
-
-/** An open heartbeat stream, bound to the executor it authenticated as. */
-export interface HeartbeatStream {
-  executorId: string;
-  beat(status: HeartbeatStatus): Promise<{ state: ExecutorState; pingDeadlineSeconds: number }>;
-  /** The stream ended: forget it. */
-  close(): void;
-}
 
 /** What an open heartbeat stream was authenticated with; a change ends the stream. */
 function credentialsOf(rec: ExecutorRecord): string {
   return `${rec.secret_hash}/${rec.tls_cert?.serial ?? ''}/${rec.nats_user_key ?? ''}`;
-}
-
-/** An executor's last heartbeat, as the events feed hands it out. */
-export interface ExecutorHeartbeat {
-  id: string;
-  last_seen_at_ms: number;
-  running_tasks: number;
-  load: number;
 }
 
 interface LiveInfo {

@@ -8,7 +8,7 @@ import { UnauthenticatedError, UnavailableError } from '../../../errors.js';
 import type { HeartbeatRequest, HeartbeatResponse } from '../../../gen/grid/v1/executor.js';
 import { ExecutorState } from '../../../gen/grid/v1/types.js';
 import { peerCertificate } from '../../../tls/grpc.js';
-import { HeartbeatNotRecordedError, type HeartbeatStream } from '../../executors.js';
+import { HeartbeatNotRecordedError, type HeartbeatStream } from '../../heartbeats.js';
 import type { ExecutorUseCases } from '../../use-cases.js';
 import { executorStateToPb } from './convert.js';
 import { accessLine, toServiceError, type HandlerContext } from './handlers.js';
