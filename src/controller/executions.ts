@@ -15,7 +15,7 @@ import { checkTaskCount, LIMIT_DEFAULTS, type Limits } from '../domain/limits.js
 import type { TaskToRun } from '../domain/task.js';
 import { checkIdempotencyKey, idempotencyKeyHash, requestDigest, type IdempotentRequest } from '../domain/idempotency.js';
 import { formatTarget, parseTarget } from '../domain/target.js';
-import { FailedPreconditionError, NotFoundError, PermissionDeniedError, ValidationError } from '../errors.js';
+import { ConflictError, FailedPreconditionError, LimitExceededError, NotFoundError, PermissionDeniedError, ValidationError } from '../errors.js';
 import { noCounts, type ExecutionStore, type ExecutorStore, type IdempotencyClaim, type IdempotencyEntry, type JobStore, type ListPage, type StateCounts } from '../store/store.js';
 import { Batcher, type Pending } from '../util/batcher.js';
 import { isId, newId } from '../util/ids.js';
@@ -164,7 +164,13 @@ export class ExecutionService {
       x.dispatcher = this.d.instance;
       x.broadcast_group = broadcastGroup(x);
     }
-    const created = await this.d.store.create(x, claim);
+    const created = await this.d.store.create(x, claim).catch((err: unknown) => {
+      // The write may have been committed though its answer was lost (etcd changed leader, a
+      // deadline passed): the sweep looks for the record a while and sends its job messages.
+      // Only this process would: for every other replica, the dispatcher named in it is alive.
+      if (!(err instanceof LimitExceededError || err instanceof ConflictError)) this.d.publisher.owe(x.id, { unknownSince: this.now() });
+      throw err;
+    });
     if (!created.created) return this.reuse(p, key, claim!, created.existing);
     if (failure) this.d.log.info('execution failed at dispatch', { id: x.id, reason: failure });
     await this.sendJobs(x, def, new Set(executors.filter((e) => isLive(e.state)).map((e) => e.id)));
@@ -223,12 +229,10 @@ export class ExecutionService {
     try {
       await this.d.publisher.publish(x, tasks, def);
     } catch (err) {
-      this.unsent.add(x.id);
+      this.d.publisher.owe(x.id);
       this.d.log.warn('could not send the job messages yet; will retry', { id: x.id, error: (err as Error).message });
     }
   }
-
-  private readonly unsent = new Set<string>();
 
   /** A broadcast fan-out's per-executor messages: for its tasks not started, or not ended (fallbackTasks). */
   private async sendFallback(id: string, pendingOnly: boolean): Promise<void> {
@@ -237,19 +241,15 @@ export class ExecutionService {
       const sent = x && !isTerminalExecution(x.state) ? await this.d.publisher.resend(x, { pendingOnly }) : 0;
       if (sent) this.d.log.debug('sent the per-executor messages of a broadcast fan-out', { id, tasks: sent });
     } catch (err) {
-      this.unsent.add(id);
+      this.d.publisher.owe(id, { pendingOnly });
       this.d.log.warn('could not send the per-executor messages of a broadcast fan-out yet; will retry', { id, error: (err as Error).message });
     }
   }
 
   /** Sends again the job messages that failed to go out from this process. */
   async retryUnsent(): Promise<void> {
-    for (const id of [...this.unsent]) {
-      const x = (await this.d.store.get(id))?.value;
-      const sent = x ? await this.d.publisher.resend(x) : 0;
-      this.unsent.delete(id);
-      if (sent) this.d.log.info('sent job messages that could not be sent before', { id, tasks: sent });
-    }
+    const sent = await this.d.publisher.sendOwed(async (id) => (await this.d.store.get(id))?.value, this.now());
+    for (const { id, tasks } of sent) this.d.log.info('sent job messages that could not be sent before', { id, tasks });
   }
 
   /** Asks the dispatcher (any replica's) to dispatch a record an older version left QUEUED. */

@@ -125,6 +125,9 @@ export class Recorder {
         }),
       );
     } catch (err) {
+      // The write may have released a wave though its answer was lost, or the wave's send failed:
+      // the redelivered events then change nothing, so nothing would send it. The sweep does.
+      for (const id of byExecution.keys()) this.d.publisher.owe(id, { pendingOnly: true });
       this.d.log.warn('could not record events; they will be redelivered', { executions: byExecution.size, error: (err as Error).message });
       for (const { m } of all) m.nak(1_000);
     }

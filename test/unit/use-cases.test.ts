@@ -9,7 +9,7 @@ import type { Principal } from '../../src/controller/auth.js';
 import { ExecutionService } from '../../src/controller/executions.js';
 import { ExecutorRegistry } from '../../src/controller/executors.js';
 import { ExpiryWatcher } from '../../src/controller/expiry.js';
-import { JobPublisher } from '../../src/controller/job-publisher.js';
+import { JobPublisher, UNKNOWN_WRITE_MS } from '../../src/controller/job-publisher.js';
 import { JobService } from '../../src/controller/jobs.js';
 import { Dispatcher } from '../../src/controller/dispatcher.js';
 import { LogService } from '../../src/controller/logs.js';
@@ -28,6 +28,7 @@ import {
   NotFoundError,
   PermissionDeniedError,
   UnauthenticatedError,
+  UnavailableError,
   ValidationError,
 } from '../../src/errors.js';
 import { MemoryExecutionStore, MemoryExecutorStore, MemoryJobStore, MemoryLeases } from '../../src/store/memory.js';
@@ -304,6 +305,38 @@ describe('ExecutionService over the in-memory store and bus', () => {
     expect(theirs.execution!.id).not.toBe(first.execution!.id);
   });
 
+  it('an execution etcd recorded though the create failed (the answer was lost) has its job messages sent by this process', async () => {
+    const { job, executor, execute, executions, bus, executionStore, tick } = rig();
+    await job('deploy');
+    await executor('web-1', ['web']);
+    // The transaction commits, and its answer is lost: the caller sees an error, not the record.
+    const create = executionStore.create.bind(executionStore);
+    const lostAnswer = vi.spyOn(executionStore, 'create').mockImplementationOnce(async (x, claim) => {
+      await create(x, claim);
+      throw new UnavailableError('etcd: request timed out');
+    });
+    await expect(execute(operator, 'deploy', { target: 'any:web', idempotencyKey: 'k-1' })).rejects.toBeInstanceOf(UnavailableError);
+    lostAnswer.mockRestore();
+    // The caller's retry finds the execution its key started; no job message went out yet.
+    const retry = await execute(operator, 'deploy', { target: 'any:web', idempotencyKey: 'k-1' });
+    expect([retry.reused, bus.jobs.length]).toEqual([true, 0]);
+    // The sweep of the process that released it (alive, so no other replica's sweeper does) sends it.
+    await executions.retryUnsent();
+    expect(bus.jobs.map((j) => [j.to, j.job.execution_id])).toEqual([[{ pool: 'web', runner: 'host' }, retry.execution!.id]]);
+    await executions.retryUnsent();
+    expect(bus.jobs).toHaveLength(1);
+
+    // A create that was not committed: its record is looked for until UNKNOWN_WRITE_MS have passed, then no more.
+    vi.spyOn(executionStore, 'create').mockRejectedValueOnce(new UnavailableError('etcd: request timed out'));
+    await expect(execute(operator, 'deploy', { target: 'any:web', idempotencyKey: 'k-2' })).rejects.toBeInstanceOf(UnavailableError);
+    const gets = vi.spyOn(executionStore, 'get');
+    await executions.retryUnsent();
+    tick(UNKNOWN_WRITE_MS);
+    await executions.retryUnsent();
+    await executions.retryUnsent();
+    expect([gets.mock.calls.length, bus.jobs.length]).toEqual([2, 1]);
+  });
+
   it('cancel stops the execution and tells every executor that has a task of it; a second cancel is refused', async () => {
     const { job, executor, execute, executions, bus } = rig();
     await job('deploy');
@@ -519,6 +552,38 @@ describe('the loops beside the use-cases, over the in-memory bus', () => {
     await bus.idle();
     const done = await executions.get(viewer, id);
     expect([done.state, done.tasks.map((t) => [t.state, t.exit_code])]).toEqual(['SUCCEEDED', [['SUCCEEDED', 0], ['SUCCEEDED', 0]]]);
+    await recorder.stop();
+  });
+
+  it('a rollout wave whose release was recorded though the write failed (the answer was lost) is sent by the sweep', async () => {
+    const { job, executor, execute, executions, executionStore, publisher, bus, executorStore, log } = rig();
+    await job('deploy');
+    const web1 = await executor('web-1', ['web']);
+    const web2 = await executor('web-2', ['web']);
+    const { execution } = await execute(operator, 'deploy', { target: 'group:web', batchSize: '1' });
+    const id = execution!.id;
+    const first = bus.jobs.map((j) => j.job.task_key);
+    expect(first).toHaveLength(1);
+    const [runner, next] = first[0] === web1.id ? [web1, web2] : [web2, web1];
+    expect((await executions.beginTask({ executorId: runner.id, secret: runner.secret, session: 's', executionId: id, taskKey: runner.id })).proceed).toBe(true);
+    const recorder = new Recorder({ bus, store: executionStore, publisher, log, executors: executorStore });
+    await recorder.start();
+    // The write that records the first task's end, and releases the second wave, commits; its answer is lost.
+    const updateMany = executionStore.updateMany.bind(executionStore);
+    const lostAnswer = vi.spyOn(executionStore, 'updateMany').mockImplementationOnce(async (ids, fn) => {
+      await updateMany(ids, fn);
+      throw new UnavailableError('etcd: request timed out');
+    });
+    bus.publishEvent({ execution_id: id, task_key: runner.id, executor_id: runner.id, executor_name: 'x', attempt: 1, kind: 'finished', at_ms: Date.now(), outcome: 'succeeded', exit_code: 0 });
+    await bus.idle();
+    await new Promise((r) => setTimeout(r, 1_100)); // the nak'ed event is redelivered, and changes nothing
+    await bus.idle();
+    lostAnswer.mockRestore();
+    const x = (await executionStore.get(id))!.value;
+    expect(x.tasks.map((t) => [t.key, t.state, t.released_at_ms! > 0])).toEqual([[runner.id, 'SUCCEEDED', true], [next.id, 'PENDING', true]]);
+    expect(bus.jobs.map((j) => j.job.task_key)).toEqual(first);
+    await executions.retryUnsent();
+    expect(bus.jobs.map((j) => j.job.task_key)).toEqual([...first, next.id]);
     await recorder.stop();
   });
 
