@@ -65,6 +65,50 @@ export class LineCap {
   }
 }
 
+/**
+ * Joins a line that a chunk ended without its newline (`partial` on the wire) to its rest, the
+ * first line of the next chunk of its executor and stream. The line is shown as it grows: the
+ * object already in the pane is extended. A cut stream reads its last chunk again
+ * (dropChunk): what that chunk added to earlier lines is taken back first.
+ */
+export class LineJoiner {
+  /** The unfinished line of each executor and stream. */
+  private readonly open = new Map<string, LogLine>();
+  /** What the chunk being read (`extendedBy`) appended to earlier lines: their text before. */
+  private extended: Array<{ key: string; line: LogLine; text: string }> = [];
+  private extendedBy = -1;
+
+  /** The line to add to the pane, or undefined when `l` went on a line already there. */
+  take(l: LogLine, partial: boolean): LogLine | undefined {
+    const key = `${l.executorId}\n${l.stream}`;
+    const open = this.open.get(key);
+    if (!open) {
+      if (partial) this.open.set(key, l);
+      return l;
+    }
+    if (l.offset !== this.extendedBy) {
+      this.extended = [];
+      this.extendedBy = l.offset;
+    }
+    this.extended.push({ key, line: open, text: open.line });
+    open.line += l.line;
+    if (!partial) this.open.delete(key);
+    return undefined;
+  }
+
+  /** Chunk `offset` will be read again: what it appended is taken back, and lines it began are forgotten. */
+  dropChunk(offset: number): void {
+    for (const [key, l] of this.open) if (l.offset === offset) this.open.delete(key);
+    if (offset !== this.extendedBy) return;
+    for (const e of this.extended.reverse()) {
+      e.line.line = e.text;
+      this.open.set(e.key, e.line);
+    }
+    this.extended = [];
+    this.extendedBy = -1;
+  }
+}
+
 /** The marker shown where lines were dropped, worded like the runners' own. */
 export function droppedMarker(dropped: number, cap: LineCap): string {
   const kept = (n: number) => `${n} ${n === 1 ? 'line' : 'lines'}`;

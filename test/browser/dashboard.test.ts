@@ -30,7 +30,7 @@ let browser: Browser;
 let page: Page;
 let web: RunningExecutor;
 let doomed: RunningExecutor;
-const jobs = { greet: uniqueName('greet'), slow: uniqueName('slow'), chatty: uniqueName('chatty') };
+const jobs = { greet: uniqueName('greet'), slow: uniqueName('slow'), chatty: uniqueName('chatty'), halves: uniqueName('halves') };
 
 /** Debian's chromium, found on PATH; playwright-core never downloads a browser here. */
 function chromiumPath(): string {
@@ -119,6 +119,7 @@ beforeAll(async () => {
     },
     { name: jobs.slow, description: 'runs a minute', shell: 'echo started; sleep 60; echo finished', target: 'group:web' },
     { name: jobs.chatty, description: 'prints 5000 lines', shell: 'seq 1 5000', target: 'group:web' },
+    { name: jobs.halves, description: 'prints a line in two writes', shell: "printf 'first half'; sleep 3; printf ' and the rest\\nlast\\n'", target: 'group:web' },
   ];
   for (const d of definitions) await api('POST', '/v1/jobs', d);
 
@@ -281,6 +282,19 @@ describe('dashboard', () => {
     const text = readFileSync((await download.path())!, 'utf8');
     expect(text.split('\n').slice(0, -1)).toEqual(Array.from({ length: 5000 }, (_, i) => String(i + 1)));
     await shot('log-capped');
+  });
+
+  it('shows a line written in two parts, published apart, as one line', async () => {
+    const started = await api('POST', `/v1/jobs/${jobs.halves}/executions`, {});
+    await page.goto(`${base}/ui/#/executions/${started.executionId}`);
+    await page.locator('#log .line', { hasText: 'first half' }).waitFor();
+    // Followed live: the rest is written (and published) only after this.
+    expect(await stateIn('#execution').getAttribute('data-state')).toBe('RUNNING');
+    await waitState('#execution', 'SUCCEEDED');
+    await page.locator('#log .line', { hasText: 'last' }).waitFor();
+    expect(await page.$$eval('#log .line', (els) => els.map((e) => e.textContent))).toEqual(['first half and the rest', 'last']);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+    expect(readFileSync((await download.path())!, 'utf8')).toBe('first half and the rest\nlast\n');
   });
 
   it('shows an executor EXPIRED when its process is killed', async () => {

@@ -203,8 +203,9 @@ describe('HTTP door', () => {
       { executor: 'web-1', executor_id: 'E1', stream: 'stderr', line: 'one', offset: 42 },
       { executor: 'web-1', executor_id: 'E1', stream: 'stderr', line: 'two', offset: 42 },
     ]);
-    expect(parse(chunkLines(chunk('no newline at the end'))).map((l) => l.line)).toEqual(['no newline at the end']);
-    expect(parse(chunkLines(chunk('\n'))).map((l) => l.line)).toEqual(['']);
+    expect(parse(chunkLines(chunk('no newline at the end'))).map((l) => [l.line, l.partial])).toEqual([['no newline at the end', true]]);
+    expect(parse(chunkLines(chunk('one\ntw'))).map((l) => [l.line, l.partial])).toEqual([['one', undefined], ['tw', true]]);
+    expect(parse(chunkLines(chunk('\n'))).map((l) => [l.line, l.partial])).toEqual([['', undefined]]);
     expect(chunkLines(chunk(''))).toBe('');
   });
 });

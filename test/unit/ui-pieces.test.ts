@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { executeBody, formFields, placeProblems } from '../../src/ui/form.js';
-import { droppedMarker, LineCap, lineText, type LogLine } from '../../src/ui/logcap.js';
+import { droppedMarker, LineCap, LineJoiner, lineText, type LogLine } from '../../src/ui/logcap.js';
 import { LineSplitter, SseParser } from '../../src/ui/sse.js';
 
 describe('SseParser', () => {
@@ -57,6 +57,40 @@ describe('LineCap', () => {
     expect(cap.view().head.map((l) => l.line)).toEqual(['1', '2', '3']);
     cap.dropChunk(2);
     expect(cap.total).toBe(2);
+  });
+
+  it('joins a line a chunk ended without its newline to its rest in the next chunk of its executor and stream', () => {
+    const cap = new LineCap(10);
+    const joiner = new LineJoiner();
+    const take = (l: LogLine, partial = false) => {
+      const kept = joiner.take(l, partial);
+      if (kept) cap.push(kept);
+    };
+    const text = () => [...cap.view().head, ...cap.view().tail].map((l) => `${l.executorId}:${l.stream}:${l.line}`);
+    take({ ...line(1), line: 'one' });
+    take({ ...line(1), line: 'tw' }, true);
+    take({ ...line(2), executorId: 'E2', line: 'other' }, true); // another executor's: its own line
+    take({ ...line(3), stream: 'stderr', line: 'err' }); // another stream's: its own line
+    expect(text()).toEqual(['E1:stdout:one', 'E1:stdout:tw', 'E2:stdout:other', 'E1:stderr:err']);
+    take({ ...line(4), line: 'o' }); // the rest of "tw"
+    take({ ...line(4), line: 'three' });
+    expect(text()).toEqual(['E1:stdout:one', 'E1:stdout:two', 'E2:stdout:other', 'E1:stderr:err', 'E1:stdout:three']);
+
+    // Chunk 5 goes on "three", then the stream is cut and chunk 5 is read again: it is appended once.
+    take({ ...line(4), line: 'fo' }, true);
+    take({ ...line(5), line: 'u' }, true);
+    joiner.dropChunk(5);
+    cap.dropChunk(5);
+    take({ ...line(5), line: 'u' }, true);
+    take({ ...line(6), line: 'r' });
+    expect(text().slice(-1)).toEqual(['E1:stdout:four']);
+    // A partial line its own chunk began is forgotten with that chunk.
+    take({ ...line(7), line: 'fi' }, true);
+    joiner.dropChunk(7);
+    cap.dropChunk(7);
+    take({ ...line(7), line: 'fi' }, true);
+    take({ ...line(8), line: 've' });
+    expect(text().slice(-2)).toEqual(['E1:stdout:four', 'E1:stdout:five']);
   });
 
   it('shows lines as grid-cli does: a prefix with several executors, GRID\'s own lines marked', () => {

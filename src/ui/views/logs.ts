@@ -6,7 +6,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, hasEnded, textPieces, type Api } from '../api.js';
 import { sleep } from '../live.js';
-import { droppedMarker, LineCap, lineText, type LogLine } from '../logcap.js';
+import { droppedMarker, LineCap, LineJoiner, lineText, type LogLine } from '../logcap.js';
 import { LineSplitter } from '../sse.js';
 import { html, useSession } from './common.js';
 
@@ -19,6 +19,8 @@ interface WireLine {
   stream: string;
   line: string;
   offset: number;
+  /** The chunk ended without this line's newline: it goes on in the next line of its executor and stream. */
+  partial?: boolean;
   error?: { message: string };
 }
 
@@ -31,6 +33,7 @@ async function follow(api: Api, id: string, cap: LineCap, ended: () => boolean, 
   // The offset of the last chunk whose lines are all here, and of the chunk being read.
   let complete = 0;
   let current = 0;
+  const joiner = new LineJoiner();
   while (!signal.aborted) {
     try {
       const res = await api.open('GET', `/v1/executions/${id}/logs?follow=1${complete ? `&offset=${complete}` : ''}`, { signal });
@@ -43,7 +46,8 @@ async function follow(api: Api, id: string, cap: LineCap, ended: () => boolean, 
             complete = current;
             current = w.offset;
           }
-          cap.push(toLine(w));
+          const l = joiner.take(toLine(w), w.partial === true);
+          if (l) cap.push(l);
         }
         changed('');
       }
@@ -58,6 +62,7 @@ async function follow(api: Api, id: string, cap: LineCap, ended: () => boolean, 
       }
       changed(`the log stream was cut (${err instanceof Error ? err.message : String(err)}); resuming`);
       // The chunk being read may be cut short: its lines come again from `complete` on.
+      joiner.dropChunk(current);
       cap.dropChunk(current);
       current = complete;
     }
@@ -68,15 +73,18 @@ async function follow(api: Api, id: string, cap: LineCap, ended: () => boolean, 
 /** Saves the whole log as a text file. */
 async function download(api: Api, id: string, job: string, prefix: boolean): Promise<void> {
   const res = await api.open('GET', `/v1/executions/${id}/logs`);
-  const out: string[] = [];
+  const out: Array<LogLine | string> = [];
   const lines = new LineSplitter();
+  const joiner = new LineJoiner();
   const add = (text: string) => {
     const w = JSON.parse(text) as WireLine;
-    out.push(w.error ? `[grid: ${w.error.message}]` : lineText(toLine(w), prefix));
+    const l = w.error ? `[grid: ${w.error.message}]` : joiner.take(toLine(w), w.partial === true);
+    if (l) out.push(l);
   };
   for await (const piece of textPieces(res)) lines.push(piece).forEach(add);
   lines.end().forEach(add);
-  const url = URL.createObjectURL(new Blob([out.map((l) => `${l}\n`).join('')], { type: 'text/plain' }));
+  const text = out.map((l) => `${typeof l === 'string' ? l : lineText(l, prefix)}\n`).join('');
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
   const a = document.createElement('a');
   a.href = url;
   a.download = `${job}-${id}.log`;

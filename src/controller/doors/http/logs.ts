@@ -20,15 +20,21 @@ interface LogQuery {
   since?: string;
 }
 
-/** The chunk's lines as NDJSON; a last line without its newline is sent as a line too. */
+/**
+ * The chunk's lines as NDJSON. A last line without its newline is sent as a line too, marked
+ * `partial`: executors cut their output where a write ended, not at newlines, so such a line
+ * usually goes on in the first line of the next chunk of its executor and stream.
+ */
 export function chunkLines(c: LogChunkOut): string {
   const text = Buffer.from(c.data.buffer, c.data.byteOffset, c.data.byteLength).toString('utf8');
   if (text === '') return '';
   const lines = text.split('\n');
-  if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
+  const whole = lines[lines.length - 1] === '';
+  if (whole) lines.pop();
   let out = '';
-  for (const line of lines) {
-    out += JSON.stringify({ executor: c.executorName, executor_id: c.executorId, stream: c.stream, line, offset: c.seq }) + '\n';
+  for (let i = 0; i < lines.length; i++) {
+    const partial = !whole && i === lines.length - 1 ? { partial: true } : {};
+    out += JSON.stringify({ executor: c.executorName, executor_id: c.executorId, stream: c.stream, line: lines[i], offset: c.seq, ...partial }) + '\n';
   }
   return out;
 }
@@ -36,7 +42,7 @@ export function chunkLines(c: LogChunkOut): string {
 export function logRoutes(app: FastifyInstance, ctx: HttpContext, logs: LogService, streams: OpenStreams): void {
   app.get<{ Params: { id: string }; Querystring: LogQuery }>('/v1/executions/:id/logs', {
     schema: {
-      summary: "an execution's output as NDJSON, one {executor, executor_id, stream, line, offset} per line; follow=1 streams it until the execution ends",
+      summary: "an execution's output as NDJSON, one {executor, executor_id, stream, line, offset, partial?} per line; follow=1 streams it until the execution ends",
       tags: ['executions'],
       params: idParams,
       querystring: {
