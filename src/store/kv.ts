@@ -36,7 +36,18 @@ export interface KvOptions {
   onWatchResumed?: (e: WatchResumed) => void;
   /** How often watches are checked for silence (key-watch.ts); default WATCH_CHECK_MS. */
   watchCheckMs?: number;
+  /** Keepalive ping interval and answer timeout on busy connections; default KEEPALIVE_MS (etcd refuses < 5 s). */
+  keepaliveMs?: number;
 }
+
+/**
+ * A connection with calls in flight is pinged this often, and dropped when a ping is not answered
+ * within as long again: its calls fail as UNAVAILABLE and the next go over a new connection. A
+ * connection can go silent with its socket open (a middlebox dropped the flow; Node's HTTP/2 over
+ * TLS can stop reading its own socket for good while a write is pending, seen with 10,000
+ * executors): without this, its calls waited forever and every lease lapsed.
+ */
+export const KEEPALIVE_MS = 10_000;
 
 export class Kv {
   readonly client: Etcd3;
@@ -60,7 +71,12 @@ export class Kv {
       hosts: opts.endpoints,
       dialTimeout: this.dialTimeoutMs,
       // Large records (a fan-out over thousands of executors) exceed gRPC's 4 MiB default.
-      grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 },
+      grpcOptions: {
+        'grpc.max_receive_message_length': 64 * 1024 * 1024,
+        'grpc.max_send_message_length': 64 * 1024 * 1024,
+        'grpc.keepalive_time_ms': opts.keepaliveMs ?? KEEPALIVE_MS,
+        'grpc.keepalive_timeout_ms': opts.keepaliveMs ?? KEEPALIVE_MS,
+      },
       ...(opts.endpoints.some(isHttps) ? { credentials: credentials(this.tls) } : {}),
       ...(opts.auth ? { auth: { username: opts.auth.username, password: opts.auth.password } } : {}),
     });

@@ -10,6 +10,10 @@ export interface StallProxy {
   endpoint: string;
   /** Stops forwarding, both ways, on every connection (new ones are held too). */
   stall(): void;
+  /** Stops forwarding on the connections open now only, for good: a peer that stopped reading. New ones flow. */
+  stallOpen(): void;
+  /** Connections accepted so far. */
+  readonly accepted: number;
   /** Forwards again, starting with what was held. */
   flow(): void;
   close(): Promise<void>;
@@ -17,6 +21,8 @@ export interface StallProxy {
 
 export async function stallProxy(upstreamPort: number, upstreamHost = '127.0.0.1'): Promise<StallProxy> {
   const pairs = new Set<[Socket, Socket]>();
+  /** Connections stalled for good (stallOpen): destroyed only by close(). */
+  const held = new Set<[Socket, Socket]>();
   let stalled = false;
   const hold = ([a, b]: [Socket, Socket]): void => {
     a.unpipe(b);
@@ -28,7 +34,9 @@ export async function stallProxy(upstreamPort: number, upstreamHost = '127.0.0.1
     a.pipe(b);
     b.pipe(a);
   };
+  let accepted = 0;
   const server = createServer((client) => {
+    accepted++;
     const pair: [Socket, Socket] = [client, tcpConnect(upstreamPort, upstreamHost)];
     pairs.add(pair);
     const end = (): void => {
@@ -44,9 +52,19 @@ export async function stallProxy(upstreamPort: number, upstreamHost = '127.0.0.1
   const port = typeof addr === 'object' && addr ? addr.port : 0;
   return {
     endpoint: `http://127.0.0.1:${port}`,
+    get accepted() {
+      return accepted;
+    },
     stall() {
       stalled = true;
       for (const p of pairs) hold(p);
+    },
+    stallOpen() {
+      for (const p of pairs) {
+        hold(p);
+        pairs.delete(p);
+        held.add(p);
+      }
     },
     flow() {
       stalled = false;
@@ -54,7 +72,7 @@ export async function stallProxy(upstreamPort: number, upstreamHost = '127.0.0.1
     },
     close: () =>
       new Promise<void>((resolve) => {
-        for (const p of pairs) for (const s of p) s.destroy();
+        for (const p of [...pairs, ...held]) for (const s of p) s.destroy();
         server.close(() => resolve());
       }),
   };
