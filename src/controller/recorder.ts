@@ -78,6 +78,8 @@ export class Recorder {
   /** One group commit for every execution in the batch, then the acks. */
   private async apply(byExecution: Map<string, Array<{ m: Delivery; ev: EventMessage }>>): Promise<void> {
     const all = [...byExecution.values()].flat();
+    /** The batched rollouts among them: only their events release tasks (a next wave). */
+    const rollouts = new Set<string>();
     try {
       const groups = new Map<string, string[]>();
       for (const id of new Set(all.map((a) => a.ev.executor_id))) {
@@ -90,6 +92,7 @@ export class Recorder {
       const results = await this.d.store.updateMany([...byExecution.keys()], (x) => {
         const was = new Set(sendable(x).map((t) => t.key));
         before.set(x.id, was);
+        if (x.batch_size > 0) rollouts.add(x.id);
         let changed = false;
         for (const { m, ev } of byExecution.get(x.id) ?? []) {
           const problem = senderProblem(x, ev, inGroup);
@@ -127,7 +130,7 @@ export class Recorder {
     } catch (err) {
       // The write may have released a wave though its answer was lost, or the wave's send failed:
       // the redelivered events then change nothing, so nothing would send it. The sweep does.
-      for (const id of byExecution.keys()) this.d.publisher.owe(id, { pendingOnly: true });
+      for (const id of rollouts) this.d.publisher.owe(id, { pendingOnly: true });
       this.d.log.warn('could not record events; they will be redelivered', { executions: byExecution.size, error: (err as Error).message });
       for (const { m } of all) m.nak(1_000);
     }
