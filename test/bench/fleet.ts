@@ -15,7 +15,8 @@
 // In heartbeat mode there is no Worker (registration + heartbeat + consumers only).
 //
 // Talks to the parent over IPC: sends {type:'progress'}, {type:'ready'}, answers {type:'stats'}
-// and {type:'work'} (heartbeat mode: start the Workers now; answered by {type:'working'});
+// and {type:'work'} (heartbeat mode: start the Workers now; {type:'work-progress'} while they
+// start, then {type:'working'});
 // on {type:'stop'} it stops heartbeats, closes its connections and exits (no graceful drain).
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -173,6 +174,7 @@ async function startWorkers(): Promise<void> {
   const t0 = performance.now();
   let next = 0;
   let failed = 0;
+  let lastProgress = 0;
   const lane = async () => {
     while (next < sims.length) {
       const sim = sims[next++]!;
@@ -181,6 +183,10 @@ async function startWorkers(): Promise<void> {
       } catch (err) {
         failed++;
         firstError ??= `worker ${sim.name}: ${(err as Error).message}`;
+      }
+      if (performance.now() - lastProgress > 500) {
+        lastProgress = performance.now();
+        send({ type: 'work-progress', workers: sims.filter((s) => s.worker).length });
       }
     }
   };

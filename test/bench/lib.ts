@@ -326,11 +326,20 @@ export function tail(file: string, lines = 8): string {
 export class ExpiryTimes {
   private readonly state = new Map<string, string>();
   private readonly at = new Map<string, number>();
+  private readonly firstAt = new Map<string, number>();
 
   /** A put of an executor record, seen at `nowMs`. */
   put(rec: { id: string; state: string }, nowMs: number): void {
-    if (rec.state === 'EXPIRED' && this.state.get(rec.id) !== 'EXPIRED') this.at.set(rec.id, nowMs);
+    if (rec.state === 'EXPIRED' && this.state.get(rec.id) !== 'EXPIRED') {
+      this.at.set(rec.id, nowMs);
+      if (!this.firstAt.has(rec.id)) this.firstAt.set(rec.id, nowMs);
+    }
     this.state.set(rec.id, rec.state);
+  }
+
+  /** When it first became EXPIRED, if it ever did. */
+  first(id: string): number | undefined {
+    return this.firstAt.get(id);
   }
 
   /** When it last became EXPIRED, if it ever did. */
@@ -342,6 +351,19 @@ export class ExpiryTimes {
   ever(id: string): boolean {
     return this.at.has(id);
   }
+}
+
+/**
+ * How many of `times` fall in each phase, phases given in order by when they ended (a time after
+ * the last phase's end is counted in the last): "1200 in registration to 10000, 3 in the window".
+ */
+export function byPhase(times: number[], phases: Array<{ name: string; endMs: number }>): string {
+  const counts = phases.map(() => 0);
+  for (const t of times) {
+    const i = phases.findIndex((p) => t <= p.endMs);
+    counts[i < 0 ? phases.length - 1 : i]!++;
+  }
+  return phases.flatMap((p, i) => (counts[i] ? [`${counts[i]} ${p.name}`] : [])).join(', ');
 }
 
 /**
@@ -416,6 +438,8 @@ export interface Fleet {
   stats(): Promise<FleetStats>;
   /** Heartbeat mode: gives every executor its NATS connection and Worker; resolves when they run. */
   work(): Promise<FleetWorking>;
+  /** Workers started so far (work()). */
+  workers(): number;
   stop(): Promise<void>;
   kill(): void;
 }
@@ -441,16 +465,21 @@ export function startFleet(o: FleetOptions): Fleet {
     if (stderr.length > 20_000) stderr = stderr.slice(-10_000);
   });
   let registered = 0;
+  let workers = 0;
   const statWaiters: Array<(s: FleetStats) => void> = [];
   const workWaiters: Array<(w: FleetWorking) => void> = [];
   const ready = new Promise<FleetReady>((resolveReady, reject) => {
-    child.on('message', (m: { type: string; registered?: number; ids?: string[] }) => {
+    child.on('message', (m: { type: string; registered?: number; ids?: string[]; workers?: number }) => {
       if (m.type === 'progress') registered = m.registered ?? registered;
+      else if (m.type === 'work-progress') workers = m.workers ?? workers;
       else if (m.type === 'ready') {
         registered = m.ids!.length;
         resolveReady(m as unknown as FleetReady);
       } else if (m.type === 'stats') statWaiters.shift()?.(m as unknown as FleetStats);
-      else if (m.type === 'working') workWaiters.shift()?.(m as unknown as FleetWorking);
+      else if (m.type === 'working') {
+        workers = m.workers ?? workers;
+        workWaiters.shift()?.(m as unknown as FleetWorking);
+      }
     });
     child.once('exit', (code, sig) => reject(new Error(`fleet ${o.prefix} exited (${code ?? sig}) before it was ready: ${stderr.trim().split('\n').slice(-5).join(' | ')}`)));
   });
@@ -460,6 +489,7 @@ export function startFleet(o: FleetOptions): Fleet {
     pid: child.pid!,
     ready,
     registered: () => registered,
+    workers: () => workers,
     stats: () =>
       new Promise<FleetStats>((r, reject) => {
         if (!child.connected) return reject(new Error('fleet is gone'));

@@ -42,6 +42,7 @@ import {
   REGISTRATION_TOKEN,
   rssBytes,
   overrunSteps,
+  byPhase,
   ExpiryTimes,
   startController,
   startFleet,
@@ -966,8 +967,10 @@ async function fanoutAtScale(controller: RunningController, servers: Servers, fl
       (async () => {
         await createJob(controller.client, { name: 'bench-noop', description: 'no-op', command: ['true'], timeout_seconds: 600 });
         const tw = now();
+        const started = () => fleets.reduce((sum, f) => sum + f.workers(), 0);
         sub.progress = `starting ${n} Workers`;
-        const working = await Promise.all(fleets.map((f) => f.work()));
+        const progress = setInterval(() => (sub.progress = `starting ${n} Workers: ${started()} started after ${((now() - tw) / 1000).toFixed(0)} s`), 1_000).unref();
+        const working = await Promise.all(fleets.map((f) => f.work())).finally(() => clearInterval(progress));
         const workers = working.reduce((s, w) => s + w.workers, 0);
         const failed = working.reduce((s, w) => s + w.failed, 0);
         const workS = (now() - tw) / 1000;
@@ -1052,6 +1055,8 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
   let registerS = 0;
   let have = victimsN;
   let last: { wall: number; cpu: Record<string, number>; beats: number; beatFails: number; windowDone: boolean } | undefined;
+  /** Where the scenario was, for when false expiries happened. */
+  const phases: Array<{ name: string; endMs: number }> = [];
   for (const [stage, executors] of stages.entries()) {
     const t0 = now();
     const before = state.survivors.length;
@@ -1077,6 +1082,7 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
       );
     }
     registerS += (now() - t0) / 1000;
+    phases.push({ name: `in registration to ${executors.toLocaleString('en-US')}`, endMs: Date.now() });
     for (const [i, r] of ready.entries()) {
       if (adding[i] === victims) r.ids.forEach((id) => victimIds.add(id));
       else survivorIds.push(...r.ids);
@@ -1109,6 +1115,7 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
       detail: `${windowDone ? '' : 'did not finish: '}${wall.toFixed(0)} s window, ${fmt(beats / wall)} beats/s; etcd ${fmt(cpu['etcd']!)} %, nats ${fmt(cpu['nats']!)} %; fleet RSS ${fmt(fleetRss / MB)} MB (${fmt(fleetRss / have / 1024)} KB/executor)`,
     });
     last = { wall, cpu, beats, beatFails, windowDone };
+    phases.push({ name: `in the CPU window at ${have.toLocaleString('en-US')}`, endMs: Date.now() });
     ctx.extra[`fleet_rss_mb_at_${have}`] = fleetRss / MB;
   }
   state.executorIds = [...survivorIds, ...victimIds];
@@ -1165,6 +1172,12 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
     note: `${missing > 0 ? `${missing} of ${victimIds.size} not EXPIRED within ${expiryWait / 1000} s of the kill; ` : ''}p50 ${fmt(percentile(delays, 50))} s, max ${fmt(delays.at(-1) ?? NaN)} s; ping deadline ${deadlineS} s, interval ${HEARTBEAT_INTERVAL_S} s (delay from kill ∈ [deadline − interval, deadline] + detection)`,
   });
   const falseExpiries = survivorIds.filter((id) => expiries.ever(id)).length + falseBefore;
+  phases.push({ name: 'after the kill', endMs: Infinity });
+  const falseTimes = [...survivorIds, ...victimIds].flatMap((id) => {
+    const t = expiries.first(id);
+    return t !== undefined && !(victimIds.has(id) && t >= tKill) ? [t] : [];
+  });
+  const when = byPhase(falseTimes, phases);
   const stillActive = await activeExecutors(controller.client).then(String, (err: Error) => `? (ListExecutors failed: ${err.message.split('\n')[0]})`);
   ctx.row({
     figure: 'false expiries among survivors',
@@ -1175,7 +1188,7 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
     baseline: null,
     baselineUnit: '',
     ratio: null,
-    note: `${survivorIds.length} survivors watched from before registration to the expiry measurement; ${stillActive} ACTIVE then. Heartbeat-only executors (registration + heartbeat + consumers, no Worker pulling jobs)`,
+    note: `${when ? `first expired: ${when}; ` : ''}${survivorIds.length} survivors watched from before registration to the expiry measurement; ${stillActive} ACTIVE then. Heartbeat-only executors (registration + heartbeat + consumers, no Worker pulling jobs)`,
   });
 
   // The largest fan-out point, on the survivors, after the expiry figures (so that its load is
