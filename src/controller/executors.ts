@@ -399,6 +399,11 @@ export class ExecutorRegistry {
     this.endStreams(rec.id, new UnauthenticatedError(`executor ${rec.id} was removed from the registry; register it again (executor register)`));
   }
 
+  /** When this controller last took a heartbeat of the executor (ms), if it did since it started. */
+  lastSeen(id: string): number | undefined {
+    return this.live.get(id)?.lastSeenMs;
+  }
+
   /**
    * The heartbeats this controller took: when each executor was last seen and what it reported.
    * Kept in memory only (heartbeats are not written to etcd), so another replica's are not here.

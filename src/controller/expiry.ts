@@ -11,6 +11,12 @@
 // executor, beating every third of it, keeps at least two thirds of its lease), executors have
 // one ping deadline to heartbeat, and those whose alive key is still gone are expired then. After
 // a shorter outage, the lapses that waited are acted on at once.
+// A lease can also lapse while the executor's heartbeats arrive: the controller took them but
+// could not write their keep-alives in time (an overloaded controller or etcd). Such an executor
+// is alive by the rule itself, a heartbeat within the ping deadline, so this replica does not
+// expire an executor it took a heartbeat from within the deadline: it looks again once the
+// deadline after that heartbeat has passed (by then a later heartbeat has taken a new lease, or
+// none came). Another replica, which took none of its heartbeats, still can.
 
 import type { ExecutorRecord } from '../domain/executor.js';
 import { isLive } from '../domain/executor.js';
@@ -32,6 +38,9 @@ export class ExpiryWatcher {
   private reconcileAtEnd = false;
   /** Since when etcd has not answered (ms), or undefined while it answers. */
   private storeDownSince?: number;
+  /** Executors whose lapse came within the deadline of a heartbeat: when each is looked at again. */
+  private readonly rechecks = new Map<string, NodeJS.Timeout>();
+  private stopped = false;
 
   constructor(
     private readonly store: ExecutorStore,
@@ -39,6 +48,8 @@ export class ExpiryWatcher {
     private readonly now: () => number = Date.now,
     /** How long after start nothing is expired (the ping deadline). */
     private readonly graceMs = 0,
+    /** When this replica last took a heartbeat of the executor (ms), if it did. */
+    private readonly lastSeen: (id: string) => number | undefined = () => undefined,
   ) {}
 
   /** Called after an executor has been marked EXPIRED by this replica (e.g. to mark tasks LOST). */
@@ -131,6 +142,11 @@ export class ExpiryWatcher {
    * the write, so a heartbeat that re-took a lease meanwhile wins), and tells the listeners.
    */
   async expire(id: string): Promise<boolean> {
+    const seen = this.lastSeen(id);
+    if (this.graceMs > 0 && seen !== undefined && this.now() - seen < this.graceMs) {
+      this.recheckAt(id, seen + this.graceMs);
+      return false;
+    }
     const next = await this.store.expire(id, this.now());
     if (!next) return false;
     this.log.warn('executor expired: no heartbeat within the ping deadline', { id, name: next.name });
@@ -138,7 +154,26 @@ export class ExpiryWatcher {
     return true;
   }
 
+  /** Looks at the executor again at `at`: expired then unless it has a lease again (or beat since). */
+  private recheckAt(id: string, at: number): void {
+    if (this.rechecks.has(id) || this.stopped) return;
+    this.log.debug('lease lapsed within the ping deadline of a heartbeat taken here: not expired yet', { id, recheck_in_ms: at - this.now() });
+    const timer = setTimeout(() => {
+      this.rechecks.delete(id);
+      if (this.stopped) return;
+      this.store
+        .isAlive(id)
+        .then((alive) => (alive ? false : this.expire(id)))
+        .catch((err) => this.log.warn('could not mark executor expired', { id, error: (err as Error).message }));
+    }, Math.max(0, at - this.now()) + 1);
+    timer.unref?.();
+    this.rechecks.set(id, timer);
+  }
+
   async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.rechecks.values()) clearTimeout(t);
+    this.rechecks.clear();
     clearTimeout(this.graceTimer);
     await this.watch?.close();
   }

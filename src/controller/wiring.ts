@@ -167,7 +167,7 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
   await readiness.start();
   cleanup('readiness probes', () => readiness.stop());
 
-  const expiry = new ExpiryWatcher(executorStore, log.named('expiry'), Date.now, cfg.executor_ping_deadline_seconds * 1000);
+  const expiry = new ExpiryWatcher(executorStore, log.named('expiry'), Date.now, cfg.executor_ping_deadline_seconds * 1000, (id) => executors.lastSeen(id));
   expiry.onExpired((e) => sweeper.executorExpired(e));
   executors.onRemoved = (e) => sweeper.executorExpired(e, 'was removed');
   await expiry.start();

@@ -217,6 +217,31 @@ describe('ExecutorRegistry over the in-memory store', () => {
     await vi.waitFor(() => expect(expired).toEqual(['web-2', 'web-3']), { timeout: graceMs / 2 });
     await expiry.stop();
   });
+
+  it('a lease that lapses while this controller takes the executor\'s heartbeats is not EXPIRED; once they stop for the ping deadline, it is', async () => {
+    const { executor, executorStore, leases, log, registry, now, tick } = rig();
+    const web1 = await executor('web-1', ['web']);
+    const web2 = await executor('web-2', ['web']);
+    const graceMs = 200;
+    const expiry = new ExpiryWatcher(executorStore, log, now, graceMs, (id) => registry.lastSeen(id));
+    const expired: string[] = [];
+    expiry.onExpired((rec) => void expired.push(rec.name));
+    await expiry.start();
+    await new Promise((r) => setTimeout(r, graceMs + 50)); // the grace after start is over
+    // Both beat at registration; 50 ms later their keep-alives were not written in time and the leases lapsed.
+    tick(50);
+    for (const e of [web1, web2]) leases.lapse((await executorStore.get(e.id))!.lease_id);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(expired, 'within the ping deadline of a heartbeat').toEqual([]);
+    // web-2 beats again (a new lease); web-1 has stopped.
+    await registry.heartbeat({ executorId: web2.id, executorSecret: web2.secret, version: '1.0', runningTasks: 0, load: 0, draining: false });
+    tick(graceMs);
+    await vi.waitFor(() => expect(expired).toEqual(['web-1']), { timeout: 2_000 });
+    expect([(await executorStore.get(web1.id))!.state, (await executorStore.get(web2.id))!.state]).toEqual(['EXPIRED', 'ACTIVE']);
+    await new Promise((r) => setTimeout(r, graceMs)); // web-2's second look found its new lease
+    expect(expired).toEqual(['web-1']);
+    await expiry.stop();
+  });
 });
 
 describe('ExecutionService over the in-memory store and bus', () => {
