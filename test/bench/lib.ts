@@ -4,7 +4,7 @@
 import { spawn, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { setPriority, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -400,6 +400,12 @@ export interface FleetOptions {
   concurrency?: number;
   pingIntervalSeconds?: number;
   registerConcurrency?: number;
+  /**
+   * Scheduling priority of the fleet process (0 = as the bench, 19 = lowest). A fleet that only
+   * simulates load (the heartbeats scenario's 10,000 executors) runs below the processes under
+   * test, as if on machines of its own: on 2 shared cores it would otherwise starve them.
+   */
+  nice?: number;
 }
 
 export interface FleetReady {
@@ -459,6 +465,7 @@ export function startFleet(o: FleetOptions): Fleet {
     '--work-dir', tempDir(`grid-bench-fleet-${o.prefix}-`),
   ];
   const child = track(fork(join(DIST, 'test', 'bench', 'fleet.js'), args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv: cpuProfArgs() }));
+  if (o.nice) setPriority(child.pid!, o.nice);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();

@@ -956,6 +956,13 @@ async function fanoutRuns(ctx: Ctx, client: GridClient, servers: Servers, n: num
 const FANOUT_AT_SCALE_S = QUICK ? 90 : 660;
 
 /**
+ * The heartbeats scenario's fleets run at this nice level (GRID_BENCH_FLEET_NICE, 0 = off): they
+ * stand for 10,000 machines elsewhere, and on 2 shared cores the ten processes simulating them
+ * (with their Workers, 10,000 NATS connections) otherwise take the CPU the controller needs.
+ */
+const FLEET_NICE = Number(process.env['GRID_BENCH_FLEET_NICE'] ?? 10);
+
+/**
  * The largest fan-out point (10,000 less the 100 killed; QUICK 1,000 less 20), on the heartbeats
  * scenario's surviving executors: their
  * fleets give each executor its NATS connection and Worker, then one `all` execution as in the
@@ -1053,7 +1060,7 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
   // retry found its name taken by the first attempt, which had gone through.
   const perProcess = 1_000;
   const stages = [...new Set([...SCALE.heartbeatSeries.filter((x) => x < n), n])];
-  const victims = startFleet({ controller: controller.address, caFile: servers.tls.caFile, count: victimsN, prefix: 'victim', mode: 'heartbeat', pingIntervalSeconds: HEARTBEAT_INTERVAL_S, registerConcurrency: 8 });
+  const victims = startFleet({ controller: controller.address, caFile: servers.tls.caFile, count: victimsN, prefix: 'victim', mode: 'heartbeat', pingIntervalSeconds: HEARTBEAT_INTERVAL_S, registerConcurrency: 8, nice: FLEET_NICE });
   ctx.defer(() => victims.kill());
   const all = () => [...state.survivors, victims];
   const windows = stages.map((x) => (x === n ? SCALE.heartbeatSteadyS : SCALE.heartbeatFirstWindowS));
@@ -1067,7 +1074,7 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
     const before = state.survivors.length;
     for (let left = executors - have; left > 0; left -= perProcess) {
       state.survivors.push(
-        startFleet({ controller: controller.address, caFile: servers.tls.caFile, count: Math.min(perProcess, left), prefix: `hb${state.survivors.length}`, mode: 'heartbeat', pingIntervalSeconds: HEARTBEAT_INTERVAL_S, registerConcurrency: 3 }),
+        startFleet({ controller: controller.address, caFile: servers.tls.caFile, count: Math.min(perProcess, left), prefix: `hb${state.survivors.length}`, mode: 'heartbeat', pingIntervalSeconds: HEARTBEAT_INTERVAL_S, registerConcurrency: 3, nice: FLEET_NICE }),
       );
     }
     const adding = [...state.survivors.slice(before), ...(stage === 0 ? [victims] : [])];
@@ -1148,7 +1155,7 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
     baseline: null,
     baselineUnit: '',
     ratio: null,
-    note: `${windowDone ? '' : 'did not finish: '}${wall.toFixed(0)} s window; ${fmt(beats / wall)} heartbeats/s answered, ${beatFails} failed; nats-server ${fmt(cpu['nats']!)} %, etcd ${fmt(cpu['etcd']!)} %, fleet processes ${fmt(fleetCpu)} %`,
+    note: `${windowDone ? '' : 'did not finish: '}${wall.toFixed(0)} s window; ${fmt(beats / wall)} heartbeats/s answered, ${beatFails} failed; nats-server ${fmt(cpu['nats']!)} %, etcd ${fmt(cpu['etcd']!)} %, fleet processes ${fmt(fleetCpu)} %${FLEET_NICE ? ` (at nice ${FLEET_NICE})` : ''}`,
   });
   ctx.extra['cpu_percent'] = { ...cpu, fleet: fleetCpu, heartbeats_per_s: beats / wall, heartbeat_failures: beatFails };
 
