@@ -269,10 +269,13 @@ async function expectEachWatchSeesTheNextChange(w: Armed): Promise<void> {
       // Deletions during a grace (after start, after etcd answers again) are left to its end.
       const graceLeft = (await expiryGraceEnd()) - Date.now();
       if (graceLeft > 0) await delay(graceLeft);
-      // Its lease would lapse only PING_DEADLINE_S after its last heartbeat.
+      // Its lease would lapse only PING_DEADLINE_S after its last heartbeat. The watch sees the
+      // deletion at once; the controller, which took that heartbeat, expires it once the ping
+      // deadline after it has passed (src/controller/expiry.ts). A watch that missed the
+      // deletion never would.
       w.b.stop();
       await kv.delete(kv.key('alive', w.b.id));
-      await until('the executor whose alive key went to be EXPIRED', async () => (await admin.ctl.describeExecutor(w.b.id)).state, (s) => s === ExecutorState.EXECUTOR_STATE_EXPIRED, 8_000);
+      await until('the executor whose alive key went to be EXPIRED', async () => (await admin.ctl.describeExecutor(w.b.id)).state, (s) => s === ExecutorState.EXECUTOR_STATE_EXPIRED, PING_DEADLINE_S * 1000 + 8_000);
     }],
     [`lock-queue/${w.line.job}/* (a waiting AcquireLock)`, async () => {
       await w.line.holder.release();
