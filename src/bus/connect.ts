@@ -3,8 +3,9 @@
 
 import { readFileSync } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
-import { errors, jwtAuthenticator, type NatsConnection } from '@nats-io/nats-core';
+import { errors, type NatsConnection } from '@nats-io/nats-core';
 import { UnauthenticatedError, UnavailableError } from '../errors.js';
+import { userAuthenticator } from './nkey-signer.js';
 
 export interface NatsUser {
   jwt: string;
@@ -47,7 +48,7 @@ export async function connectBus(opts: BusOptions): Promise<NatsConnection> {
       // Every JetStream publish is a request; capturing a stack trace for each costs more CPU
       // than the publish itself on a hot path, and our errors carry their own context.
       noAsyncTraces: true,
-      ...(opts.user ? { authenticator: jwtAuthenticator(opts.user.jwt, new TextEncoder().encode(opts.user.seed)) } : {}),
+      ...(opts.user ? { authenticator: userAuthenticator(opts.user.jwt, opts.user.seed) } : {}),
       ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
       ...(withCa ? { tls: withCa } : {}),
     });

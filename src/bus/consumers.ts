@@ -13,6 +13,13 @@ export const JOB_ACK_WAIT_MS = 15_000;
  * pool as a whole; each executor bounds itself by pulling only when it has a free slot.
  */
 const POOL_MAX_ACK_PENDING = 100_000;
+/**
+ * Every member of a pool keeps a pull waiting on its consumer, and nats-server refuses pulls past
+ * the consumer's max_waiting ("exceeded maxwaiting"; its default is 512): in a pool of more
+ * executors than that, the rest failed every pull and retried it every 2 s. nats-server holds a
+ * slot array of this size per consumer (8 bytes a slot), and cannot change it on a live consumer.
+ */
+export const POOL_MAX_WAITING = 16_384;
 
 export interface ExecutorConsumers {
   node: string;
@@ -25,12 +32,12 @@ export async function ensureExecutorConsumers(
 ): Promise<ExecutorConsumers> {
   const jsm = await jetstreamManager(nc);
   const node = consumers.node(e.id);
-  await upsert(jsm, node, subjects.nodeJob(e.id), Math.max(1, e.concurrency));
+  await upsert(jsm, node, subjects.nodeJob(e.id), { maxAckPending: Math.max(1, e.concurrency) });
   const pools: string[] = [];
   for (const group of e.groups) {
     for (const runner of e.runners) {
       const name = consumers.pool(group, runner);
-      await upsert(jsm, name, subjects.poolJob(group, runner), POOL_MAX_ACK_PENDING);
+      await upsert(jsm, name, subjects.poolJob(group, runner), { maxAckPending: POOL_MAX_ACK_PENDING, maxWaiting: POOL_MAX_WAITING });
       pools.push(name);
     }
   }
@@ -50,7 +57,7 @@ async function upsert(
   jsm: Awaited<ReturnType<typeof jetstreamManager>>,
   name: string,
   filter: string,
-  maxAckPending: number,
+  o: { maxAckPending: number; maxWaiting?: number },
 ): Promise<void> {
   const cfg = {
     durable_name: name,
@@ -58,12 +65,13 @@ async function upsert(
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: nanos(JOB_ACK_WAIT_MS),
-    max_ack_pending: maxAckPending,
+    max_ack_pending: o.maxAckPending,
     max_deliver: -1,
+    ...(o.maxWaiting ? { max_waiting: o.maxWaiting } : {}),
   };
+  let current: ConsumerInfo;
   try {
-    await jsm.consumers.info(STREAMS.jobs, name);
-    await jsm.consumers.update(STREAMS.jobs, name, { max_ack_pending: maxAckPending, ack_wait: cfg.ack_wait });
+    current = await jsm.consumers.info(STREAMS.jobs, name);
   } catch (err) {
     if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) {
       await jsm.consumers.add(STREAMS.jobs, cfg);
@@ -71,6 +79,17 @@ async function upsert(
     }
     throw err;
   }
+  if (o.maxWaiting && (current.config.max_waiting ?? 0) < o.maxWaiting) {
+    // Made before pools were sized (max_waiting 512), which nats-server cannot change: made again.
+    // The jobs it had not acked stay in the work-queue stream and are delivered by the new one;
+    // a copy delivered twice is refused by the claim (BeginTasks), so no task runs twice.
+    await jsm.consumers.delete(STREAMS.jobs, name).catch((err: unknown) => {
+      if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
+    });
+    await jsm.consumers.add(STREAMS.jobs, cfg);
+    return;
+  }
+  await jsm.consumers.update(STREAMS.jobs, name, { max_ack_pending: o.maxAckPending, ack_wait: cfg.ack_wait });
 }
 
 /**

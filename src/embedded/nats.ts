@@ -5,8 +5,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jwtAuthenticator } from '@nats-io/nats-core';
 import type { NatsUser } from '../bus/connect.js';
+import { userAuthenticator } from '../bus/nkey-signer.js';
 import { findBinary } from './binary.js';
 import { awaitReady, DEFAULT_START_TIMEOUT_MS, retryOnPortClash, spawnSupervised, type Attempt, type ChildExit } from './child.js';
 import { freePort } from './ports.js';
@@ -110,7 +110,7 @@ function writeConf(path: string, config: string): void {
 async function jetStreamAnswers(url: string, user?: NatsUser, caFile?: string): Promise<boolean> {
   let nc: NatsConnection | undefined;
   try {
-    const authenticator = user ? jwtAuthenticator(user.jwt, new TextEncoder().encode(user.seed)) : undefined;
+    const authenticator = user ? userAuthenticator(user.jwt, user.seed) : undefined;
     nc = await connect({
       servers: url,
       timeout: 1_000,
