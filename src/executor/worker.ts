@@ -23,7 +23,7 @@ import { TaskEvents } from './events.js';
 import { grpcLink, type ControllerLink, type RunningRef, type TaskStopOrder } from './link.js';
 import { FleetLocks } from './lock.js';
 import { PidFiles } from './orphans.js';
-import { Puller } from './pull.js';
+import { PULL_EXPIRES_MS, Puller } from './pull.js';
 import { Slots } from './slots.js';
 import { TaskSource } from './task-source.js';
 import { runTask, STARTED_DEFER_MS, TaskRun, type StopReason, type TaskContext } from './task-run.js';
@@ -51,7 +51,7 @@ export interface WorkerOptions {
   /** Cap on each task's output (log_max_bytes_per_task); 0 = none. */
   logMaxBytes: number;
   log: Logger;
-  /** How long one pull waits for a message. Default 5000 (the minimum is 1000). */
+  /** How long one pull waits for a message. Default PULL_EXPIRES_MS (the minimum is 1000). */
   pullExpiresMs?: number;
   /** How often a running task's message is told `working()`. Default 5000. */
   workingIntervalMs?: number;
@@ -131,7 +131,7 @@ export class Worker implements AgentWorker {
       js: this.js,
       slots: this.slots,
       log: o.log,
-      expiresMs: Math.max(1000, o.pullExpiresMs ?? 5000),
+      expiresMs: Math.max(1000, o.pullExpiresMs ?? PULL_EXPIRES_MS),
       workingIntervalMs,
       onMessage: (msg) => this.take(msg, workingIntervalMs),
     });

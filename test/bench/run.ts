@@ -1066,7 +1066,7 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
   const windows = stages.map((x) => (x === n ? SCALE.heartbeatSteadyS : SCALE.heartbeatFirstWindowS));
   let registerS = 0;
   let have = victimsN;
-  let last: { wall: number; cpu: Record<string, number>; beats: number; beatFails: number; windowDone: boolean } | undefined;
+  let last: { wall: number; cpu: Record<string, number>; beats: number; beatFails: number; windowDone: boolean; rss: number } | undefined;
   /** Where the scenario was, for when false expiries happened. */
   const phases: Array<{ name: string; endMs: number }> = [];
   for (const [stage, executors] of stages.entries()) {
@@ -1126,7 +1126,7 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
       perUnit: ((cpu['controller']! / 100) * 1e6) / Math.max(1e-9, beats / wall),
       detail: `${windowDone ? '' : 'did not finish: '}${wall.toFixed(0)} s window, ${fmt(beats / wall)} beats/s; etcd ${fmt(cpu['etcd']!)} %, nats ${fmt(cpu['nats']!)} %; fleet RSS ${fmt(fleetRss / MB)} MB (${fmt(fleetRss / have / 1024)} KB/executor)`,
     });
-    last = { wall, cpu, beats, beatFails, windowDone };
+    last = { wall, cpu, beats, beatFails, windowDone, rss: rssBytes(controller.pid) };
     phases.push({ name: `in the CPU window at ${have.toLocaleString('en-US')}`, endMs: Date.now() });
     ctx.extra[`fleet_rss_mb_at_${have}`] = fleetRss / MB;
   }
@@ -1144,7 +1144,7 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
     ratio: null,
     note: `${state.executorIds.length} registered in ${registerS.toFixed(0)} s, ${registerFailed} failed${registerError ? ` (${registerError})` : ''}${overranNote}; includes a client certificate and JetStream consumer creation per executor`,
   });
-  const { wall, cpu, beats, beatFails, windowDone } = last!;
+  const { wall, cpu, beats, beatFails, windowDone, rss } = last!;
   const fleetCpu = cpu['fleet']!;
   ctx.row({
     figure: `controller CPU, ${state.executorIds.length} executors / ${HEARTBEAT_INTERVAL_S} s`,
@@ -1158,6 +1158,19 @@ async function heartbeatScenario(ctx: Ctx): Promise<void> {
     note: `${windowDone ? '' : 'did not finish: '}${wall.toFixed(0)} s window; ${fmt(beats / wall)} heartbeats/s answered, ${beatFails} failed; nats-server ${fmt(cpu['nats']!)} %, etcd ${fmt(cpu['etcd']!)} %, fleet processes ${fmt(fleetCpu)} %${FLEET_NICE ? ` (at nice ${FLEET_NICE})` : ''}`,
   });
   ctx.extra['cpu_percent'] = { ...cpu, fleet: fleetCpu, heartbeats_per_s: beats / wall, heartbeat_failures: beatFails };
+  // The memory row (scenario 7) is the controller restarted on the registry and 100,000
+  // executions, its executors silent; this one is the controller while they are all connected.
+  ctx.row({
+    figure: `controller RSS, ${state.executorIds.length} executors connected`,
+    value: rss / MB,
+    unit: 'MB',
+    target: '≤ 200 MB',
+    met: windowDone && rss / MB <= 200,
+    baseline: null,
+    baselineUnit: '',
+    ratio: null,
+    note: `at the end of the CPU window: each executor holds a TLS connection (HTTP/2) with its heartbeat stream open; ${fmt(rss / state.executorIds.length / 1024)} KB per executor`,
+  });
 
   // Kill the victims' process: their heartbeats stop at once.
   const falseBefore = [...victimIds].filter((id) => expiries.ever(id)).length;

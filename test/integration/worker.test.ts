@@ -454,6 +454,16 @@ describe('worker', () => {
     expect(await jobsLeft(h.executorId)).toBe(0);
   });
 
+  it('an idle worker stops without waiting for its long pulls to expire', async () => {
+    // Idle pulls wait 30 s by default (pull.ts: shorter ones kept nats-server busy at 10,000
+    // executors); stopping waits for them only up to its own bound.
+    const h = await startWorker({ pullExpiresMs: 60_000 });
+    await delay(500); // its pulls are waiting on the server now
+    const t0 = performance.now();
+    await h.worker.drain(Date.now() + 30_000);
+    expect(performance.now() - t0).toBeLessThan(20_000);
+  }, 90_000);
+
   it('drain stops what is still running at the deadline and reports it cancelled', async () => {
     const h = await startWorker();
     const job = await publishJob(h.executorId, { definition: definition({ shell: 'sleep 100' }) });
