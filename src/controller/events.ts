@@ -11,6 +11,7 @@ import type { Execution } from '../domain/execution.js';
 import type { ExecutorRecord, ExecutorView } from '../domain/executor.js';
 import { LimitExceededError } from '../errors.js';
 import type { EtcdExecutionStore } from '../store/etcd-executions.js';
+import { decodeExecution } from '../store/execution-codec.js';
 import { watchKeys } from '../store/key-watch.js';
 import type { Kv } from '../store/kv.js';
 import { authorize, type Principal } from './auth.js';
@@ -168,7 +169,7 @@ export class EventService {
           if (!scoped) batch.events.push({ type: 'execution_deleted', id });
           continue;
         }
-        const x = JSON.parse(kv.value.toString()) as Execution;
+        const x = decodeExecution(kv.value);
         if (visible(x)) batch.events.push({ type: 'execution', execution: executionView(x) });
       } else if (key.startsWith(executorsPrefix)) {
         const id = key.slice(executorsPrefix.length);
@@ -187,7 +188,7 @@ export class EventService {
       const key = kv.key.toString();
       if (key.startsWith(executorsPrefix)) executors.push(this.d.registry.view(JSON.parse(kv.value.toString()) as ExecutorRecord));
       else if (key.startsWith(executionsPrefix)) {
-        const x = JSON.parse(kv.value.toString()) as Execution;
+        const x = decodeExecution(kv.value);
         if (visible(x)) executions.push(executionView(x));
       }
     }

@@ -1,11 +1,12 @@
-// Executions in etcd: executions/<id> holds the record; executions-active/<id> a small index
-// entry for each execution not yet terminal, so the sweeper and the expiry handler scan only
-// those; executions-by-job/<job>/<id> (empty) and, once it has ended,
-// executions-by-state/<STATE>/<id> (holding the job's name) let lists by job or by state read
-// only what they show, and let retention find the oldest finished executions. All change in one
-// transaction guarded by the record's mod revision (CAS). A record too large to write
-// (limits.record_bytes, or etcd's own request limit) never holds up the others written with it:
-// that execution fails alone, with the reason.
+// Executions in etcd: executions/<id> holds the record (a large one compressed, see
+// execution-codec.ts); executions-active/<id> a small index entry for each execution not yet
+// terminal, so the sweeper and the expiry handler scan only those;
+// executions-by-job/<job>/<id> (empty) and, once it has ended, executions-by-state/<STATE>/<id>
+// (holding the job's name) let lists by job or by state read only what they show, and let
+// retention find the oldest finished executions. All change in one transaction guarded by the
+// record's mod revision (CAS). A record too large to write (limits.record_bytes, or etcd's own
+// request limit) never holds up the others written with it: that execution fails alone, with
+// the reason.
 // idempotency/<requester>/<sha256 of the key> names the execution an idempotency key started;
 // it is created in the transaction that creates the execution, only if it does not exist, and
 // lapses with its hourly lease 24 to 25 h later.
@@ -19,6 +20,7 @@ import { ConflictError, LimitExceededError, NotFoundError } from '../errors.js';
 import { Batcher } from '../util/batcher.js';
 import { cloneJson } from '../util/json-clone.js';
 import type { Logger } from '../util/log.js';
+import { decodeExecution, encodeExecution } from './execution-codec.js';
 import { watchKeys } from './key-watch.js';
 import { isTooLarge, type Kv } from './kv.js';
 import { BucketLeases, Leases } from './leases.js';
@@ -223,10 +225,10 @@ export class EtcdExecutionStore implements ExecutionStore {
    * finished state (a late result may turn FAILED into SUCCEEDED).
    */
   private writeOps(x: Execution, prev: Execution | undefined): IRequestOp[] {
-    const put = (key: string, value: string): IRequestOp => ({ request_put: { key: Buffer.from(key), value: Buffer.from(value) } });
+    const put = (key: string, value: string | Buffer): IRequestOp => ({ request_put: { key: Buffer.from(key), value: typeof value === 'string' ? Buffer.from(value) : value } });
     const del = (key: string): IRequestOp => ({ request_delete_range: { key: Buffer.from(key) } });
     const ops = [
-      put(this.key(x.id), JSON.stringify(x)),
+      put(this.key(x.id), encodeExecution(x)),
       isTerminalExecution(x.state) ? del(this.activeKey(x.id)) : put(this.activeKey(x.id), JSON.stringify(activeEntry(x))),
     ];
     if (!prev) ops.push(put(this.jobIndexKey(x.job, x.id), ''));
@@ -342,7 +344,7 @@ export class EtcdExecutionStore implements ExecutionStore {
   });
 
   async get(id: string): Promise<Versioned<Execution> | undefined> {
-    return this.kv.get<Execution>(this.key(id));
+    return this.kv.get(this.key(id), decodeExecution);
   }
 
   async mustGet(id: string): Promise<Execution> {
@@ -375,7 +377,7 @@ export class EtcdExecutionStore implements ExecutionStore {
         if (!latest) await new Promise<void>((r) => (wake = r));
         wake = undefined;
         if (!latest) continue;
-        const x = JSON.parse(latest.value.toString()) as Execution;
+        const x = decodeExecution(latest.value);
         sent = Number(latest.mod_revision);
         latest = undefined;
         yield x;
@@ -441,7 +443,7 @@ export class EtcdExecutionStore implements ExecutionStore {
       const res = await this.kv.client.kv.txn({ success: chunk.map((id) => ({ request_range: { key: Buffer.from(this.key(id)) } })) });
       res.responses.forEach((r, j) => {
         const kv = r.response_range?.kvs[0];
-        if (kv) out.set(chunk[j]!, { value: JSON.parse(kv.value.toString()) as Execution, revision: Number(kv.mod_revision) });
+        if (kv) out.set(chunk[j]!, { value: decodeExecution(kv.value), revision: Number(kv.mod_revision) });
       });
     }
     return out;
@@ -574,7 +576,7 @@ export class EtcdExecutionStore implements ExecutionStore {
     const prefix = this.kv.key('executions', '');
     const q = this.kv.client.getAll();
     const res = await (f.before ? q.inRange({ start: prefix, end: prefix + f.before }) : q.prefix(prefix)).sort('Key', 'Descend').limit(limit + 1).exec();
-    const all = res.kvs.map((kv) => JSON.parse(kv.value.toString()) as Execution);
+    const all = res.kvs.map((kv) => decodeExecution(kv.value));
     const executions = all.slice(0, limit);
     return { executions, next: all.length > limit ? executions[executions.length - 1]!.id : '', keysRead: res.kvs.length };
   }
@@ -593,7 +595,7 @@ export class EtcdExecutionStore implements ExecutionStore {
       const res = await this.kv.client.getAll().inRange({ start, end: prefixEnd(prefix) }).sort('Key', 'Ascend').limit(PER_BACKFILL).exec();
       const ops: IRequestOp[] = [];
       for (const kv of res.kvs) {
-        const x = JSON.parse(kv.value.toString()) as Execution;
+        const x = decodeExecution(kv.value);
         ops.push({ request_put: { key: Buffer.from(this.jobIndexKey(x.job, x.id)), value: Buffer.alloc(0) } });
         if (isTerminalExecution(x.state)) ops.push({ request_put: { key: Buffer.from(this.stateIndexKey(x.state, x.id)), value: Buffer.from(x.job) } });
       }

@@ -108,10 +108,11 @@ export class Kv {
     return this.prefix + parts.join('/');
   }
 
-  async get<T>(key: string): Promise<Versioned<T> | undefined> {
+  /** The value at `key`, read as JSON unless `parse` reads it otherwise. */
+  async get<T>(key: string, parse: (value: Buffer) => T = parseJson): Promise<Versioned<T> | undefined> {
     const res = await this.wrap(() => this.client.get(key).exec());
     const kv = res.kvs[0];
-    return kv ? decode<T>(kv) : undefined;
+    return kv ? { value: parse(kv.value), revision: Number(kv.mod_revision) } : undefined;
   }
 
   async list<T>(prefix: string): Promise<Array<Versioned<T> & { key: string }>> {
@@ -304,6 +305,10 @@ export function prefixEnd(prefix: Buffer): Buffer {
   return Buffer.from([0]);
 }
 
+function parseJson<T>(value: Buffer): T {
+  return JSON.parse(value.toString()) as T;
+}
+
 function decode<T>(kv: IKeyValue): Versioned<T> {
-  return { value: JSON.parse(kv.value.toString()) as T, revision: Number(kv.mod_revision) };
+  return { value: parseJson<T>(kv.value), revision: Number(kv.mod_revision) };
 }
