@@ -12,6 +12,7 @@ import { EXECUTION_STATES, isTerminalExecution, type Execution, type ExecutionSt
 import { claimTask, isTaskOf, mayBegin, NOT_YET, sendable, stopExecution, type ClaimAnswer } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
 import { checkTaskCount, LIMIT_DEFAULTS, type Limits } from '../domain/limits.js';
+import { findTask } from '../domain/task-index.js';
 import type { TaskToRun } from '../domain/task.js';
 import { checkIdempotencyKey, idempotencyKeyHash, requestDigest, type IdempotentRequest } from '../domain/idempotency.js';
 import { formatTarget, parseTarget } from '../domain/target.js';
@@ -529,7 +530,7 @@ export class ExecutionService {
           out.push({ executionId: x.id, taskKey: r.taskKey, reason: x.state === 'CANCELLED' ? 'cancelled' : 'timed_out', note: x.reason });
           return;
         }
-        const t = x.tasks.find((task) => task.key === r.taskKey);
+        const t = findTask(x.tasks, r.taskKey);
         if (t && r.attempt > 0 && (t.attempts > r.attempt || (t.executor_id && t.executor_id !== executorId))) {
           out.push({ executionId: x.id, taskKey: r.taskKey, reason: 'superseded', note: `attempt ${t.attempts} of the task was claimed by ${t.executor_name || 'another executor'}` });
         }
@@ -556,7 +557,7 @@ export class ExecutionService {
     if (why === NOT_YET) return refuse(why, true);
     if (why) {
       // Asking for someone else's task is not a race an honest executor runs into: say who.
-      const asked = x.tasks.find((task) => task.key === taskKey);
+      const asked = findTask(x.tasks, taskKey);
       if (asked && !isTaskOf(asked, e.id, groupsOf(e))) {
         this.d.log.warn('BeginTask refused: the task is not this executor\'s', { executor: e.name, id: e.id, execution: executionId, task: taskKey, why });
       }
@@ -569,7 +570,7 @@ export class ExecutionService {
       if (err instanceof NotFoundError) return refuse(`job ${x.job} version ${x.job_version} is no longer stored: ${err.message}`);
       throw err;
     }
-    const t = x.tasks.find((task) => task.key === taskKey)!;
+    const t = findTask(x.tasks, taskKey)!;
     if (t.pool && !e.runners.includes(def.runner)) return refuse(`this executor does not offer the "${def.runner}" runner the pool task needs`);
     return { x, task: taskToRun(x, def) };
   }
@@ -679,7 +680,7 @@ export interface TaskStop {
 
 /** Why a task is not claimed by this executor now (its files and lock are its claimant's only); undefined if it is. */
 function notClaimedBy(x: Execution, taskKey: string, executorId: string): string | undefined {
-  const t = x.tasks.find((task) => task.key === taskKey);
+  const t = findTask(x.tasks, taskKey);
   if (!t) return `execution ${x.id} has no task ${taskKey}`;
   if (t.state !== 'RUNNING') return `the task is ${t.state}, not claimed (BeginTask claims it)`;
   if (t.executor_id !== executorId) return `the task is claimed by executor ${t.executor_name || t.executor_id}`;

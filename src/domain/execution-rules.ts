@@ -14,6 +14,7 @@ import {
   type TaskEvent,
   type TaskState,
 } from './execution.js';
+import { allTasksEnded, findTask } from './task-index.js';
 
 const OUTCOME_STATE: Record<NonNullable<TaskEvent['outcome']>, TaskState> = {
   succeeded: 'SUCCEEDED',
@@ -88,7 +89,7 @@ function readStartedPart(raw: unknown, kind: TaskEvent['kind']): StartedPart | s
  * a later attempt was handed to another). Undefined = yes, else why not.
  */
 export function senderProblem(x: Execution, ev: TaskEvent, inGroup: (executorId: string, group: string) => boolean): string | undefined {
-  const t = x.tasks.find((task) => task.key === ev.task_key);
+  const t = findTask(x.tasks, ev.task_key);
   if (!t) return undefined; // nothing to apply it to; applyEvent ignores it
   if (!t.pool) {
     return t.executor_id === ev.executor_id ? undefined : `task ${t.key} is planned for executor ${t.executor_id}, not ${ev.executor_id}`;
@@ -117,7 +118,7 @@ export function applyEvent(x: Execution, ev: TaskEvent): boolean {
 }
 
 function applyOne(x: Execution, ev: TaskEvent): boolean {
-  const t = x.tasks.find((task) => task.key === ev.task_key);
+  const t = findTask(x.tasks, ev.task_key);
   if (!t) return false;
   if (ev.kind === 'finished' && lateResult(x, t, ev)) return true;
   if (isTerminalTask(t.state)) return false;
@@ -204,7 +205,7 @@ function lateResult(x: Execution, t: Task, ev: TaskEvent): boolean {
 /** Derives the execution's state again after a task's result was corrected. */
 function resettle(x: Execution, now: number): void {
   if (x.state === 'SUCCEEDED' || x.state === 'FAILED') {
-    if (!x.tasks.every((t) => isTerminalTask(t.state))) return;
+    if (!allTasksEnded(x.tasks)) return;
     const { state, reason } = outcomeOf(x.tasks);
     finish(x, state, reason, x.finished_at_ms || now);
     x.updated_at_ms = now;
@@ -219,13 +220,13 @@ export function settle(x: Execution, now: number): void {
   if (isTerminalExecution(x.state)) return;
   advanceRollout(x, now);
   const tasks = x.tasks;
-  if (tasks.length > 0 && tasks.every((t) => isTerminalTask(t.state))) {
+  if (tasks.length > 0 && allTasksEnded(tasks)) {
     const { state, reason } = outcomeOf(tasks);
     const stopped = tasks.find((t) => t.state === 'SKIPPED' && t.reason.startsWith('rollout stopped'));
     finish(x, state, stopped ? `${stopped.reason}; ${reason}` : reason, now);
     return;
   }
-  if (tasks.some((t) => t.state === 'RUNNING' || isTerminalTask(t.state))) x.state = 'RUNNING';
+  if (x.state !== 'RUNNING' && tasks.some((t) => t.state === 'RUNNING' || isTerminalTask(t.state))) x.state = 'RUNNING';
 }
 
 function outcomeOf(tasks: Task[]): { state: ExecutionState; reason: string } {
@@ -339,7 +340,7 @@ export const NOT_YET = 'the task belongs to a later rollout wave; it is not rele
 /** Whether a task may start now (asked by BeginTask). Undefined = yes, else the reason. */
 export function mayBegin(x: Execution, key: string, executorId: string, executorGroups: string[], now: number): string | undefined {
   if (isTerminalExecution(x.state)) return `execution ${x.id} is already ${x.state}`;
-  const t = x.tasks.find((task) => task.key === key);
+  const t = findTask(x.tasks, key);
   if (!t) return `execution ${x.id} has no task ${key}`;
   if (isTerminalTask(t.state)) return `task ${key} is already ${t.state}`;
   if (x.deadline_ms && now >= x.deadline_ms) return `execution ${x.id} timed out`;
@@ -378,7 +379,7 @@ export function claimTask(
 ): ClaimAnswer & { changed: boolean } {
   const why = mayBegin(x, key, c.id, c.groups, now);
   if (why) return { claimed: false, reason: why, changed: false, ...(why === NOT_YET ? { later: true } : {}) };
-  const t = x.tasks.find((task) => task.key === key)!;
+  const t = findTask(x.tasks, key)!;
   let changed = false;
   if (t.state === 'RUNNING') {
     const mine = t.executor_id === c.id;
@@ -442,6 +443,7 @@ const FAILED_LIKE: ReadonlySet<TaskState> = new Set(['FAILED', 'LOST', 'UNKNOWN'
  * failed, the waves not yet started are SKIPPED and the rollout stops.
  */
 export function advanceRollout(x: Execution, now: number): void {
+  if (!(x.batch_size > 0)) return; // not a batched rollout: no task is held (assignWaves)
   const held = x.tasks.filter((t) => t.held && t.state === 'PENDING');
   if (held.length === 0) return;
   const failed = x.tasks.filter((t) => FAILED_LIKE.has(t.state)).length;
