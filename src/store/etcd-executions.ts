@@ -14,11 +14,11 @@
 import { EtcdLeaseInvalidError, type ICompare, type IKeyValue, type IRequestOp } from 'etcd3';
 import { isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
 import { failExecution } from '../domain/execution-rules.js';
+import { copyExecution } from '../domain/task-index.js';
 import { IDEMPOTENCY_WINDOW_MS } from '../domain/idempotency.js';
 import { LIMIT_DEFAULTS, recordOverLimit, recordRefusedByEtcd } from '../domain/limits.js';
 import { ConflictError, LimitExceededError, NotFoundError } from '../errors.js';
 import { Batcher } from '../util/batcher.js';
-import { cloneJson } from '../util/json-clone.js';
 import type { Logger } from '../util/log.js';
 import { decodeExecution, encodeExecution } from './execution-codec.js';
 import { watchKeys } from './key-watch.js';
@@ -402,7 +402,7 @@ export class EtcdExecutionStore implements ExecutionStore {
     for (let attempt = 0; attempt < 50; attempt++) {
       const cur = await this.get(id);
       if (!cur) throw new NotFoundError('execution', id);
-      const next = cloneJson(cur.value);
+      const next = copyExecution(cur.value);
       if (!fn(next)) return { execution: cur.value, changed: false };
       const w = this.prepare(next, cur.revision, cur.value);
       if (isolate && w.bytes > this.recordBytes) return this.refuse(id, recordOverLimit(w.bytes, this.recordBytes));
@@ -493,7 +493,7 @@ export class EtcdExecutionStore implements ExecutionStore {
       for (const [id, v] of await this.getMany(toRead)) current.set(id, v);
       const writes: Write[] = [];
       for (const [id, cur] of current) {
-        const next = cloneJson(cur.value);
+        const next = copyExecution(cur.value);
         if (!fn(next)) result.set(id, { execution: cur.value, changed: false });
         else {
           const w = this.prepare(next, cur.revision, cur.value);
