@@ -9,7 +9,7 @@ import { resolveArgs } from '../domain/args.js';
 import { broadcastGroup, dispatchExecution, planTasks } from '../domain/dispatch-plan.js';
 import { groupsOf, isLive, type ExecutorRecord } from '../domain/executor.js';
 import { EXECUTION_STATES, isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
-import { claimTask, isTaskOf, mayBegin, NOT_YET, sendable, stopExecution, type ClaimAnswer } from '../domain/execution-rules.js';
+import { claimTask, isTaskOf, mayBegin, NOT_YET, sendable, stopExecution, unchangedClaim, type ClaimAnswer } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
 import { checkTaskCount, LIMIT_DEFAULTS, type Limits } from '../domain/limits.js';
 import { findTask } from '../domain/task-index.js';
@@ -70,7 +70,7 @@ export class ExecutionService {
     private readonly d: {
       store: ExecutionStore;
       jobs: Pick<JobStore, 'getJob' | 'getVersion'>;
-      executors: Pick<ExecutorStore, 'all'>;
+      executors: Pick<ExecutorStore, 'all' | 'liveIds'>;
       /** Digests of configuration files as recorded in etcd when they were put. */
       fileDigests: (names: string[]) => Promise<Record<string, string>>;
       registry: Pick<ExecutorRegistry, 'authenticate'>;
@@ -468,7 +468,8 @@ export class ExecutionService {
   private readonly claims = new Batcher<ClaimRequest, ClaimOutcome>({
     max: 512,
     run: async (batch) => {
-      const live = new Set((await this.d.executors.all()).filter((x) => isLive(x.state)).map((x) => x.id));
+      const live = await this.d.executors.liveIds();
+      const now = this.now();
       const byExecution = new Map<string, Array<Pending<ClaimRequest, ClaimOutcome>>>();
       for (const p of batch) {
         const list = byExecution.get(p.item.ref.executionId) ?? [];
@@ -476,7 +477,12 @@ export class ExecutionService {
         byExecution.set(p.item.ref.executionId, list);
       }
       const outcomes = new Map<Pending<ClaimRequest, ClaimOutcome>, ClaimOutcome>();
-      const results = await this.d.store.updateMany([...byExecution.keys()], (x) => {
+      // Claims one execution's record: with `apply`, on the store's copy for the write (true when
+      // there is something to write); without, on the record as it is, only to find whether
+      // any claim has something to write (true) or all are answered as they stand (false).
+      // Redelivered and repeated claims of a big fan-out change nothing, and are answered
+      // without copying its record.
+      const claimAll = (x: Execution, apply: boolean): boolean => {
         let changed = false;
         for (const p of byExecution.get(x.id) ?? []) {
           const { executor: e, session, ref, def, version, ownCopy } = p.item;
@@ -486,17 +492,27 @@ export class ExecutionService {
             outcomes.set(p, { answer: { claimed: false, reason: `execution ${x.id} is of job ${x.job} version ${x.job_version}, not ${def.name} version ${version}` }, proven: !ownCopy });
             continue;
           }
-          const a = claimTask(x, ref.taskKey, { id: e.id, name: e.name, groups: groupsOf(e), session }, this.now(), {
-            onLost: def.on_lost ?? 'retry',
-            maxAttempts: def.retries?.max_attempts ?? 1,
-            retryOf: ref.retryOf,
-            alive: (id) => live.has(id),
-          });
+          const c = { id: e.id, name: e.name, groups: groupsOf(e), session };
+          const o = { onLost: def.on_lost ?? 'retry', maxAttempts: def.retries?.max_attempts ?? 1, retryOf: ref.retryOf, alive: (id: string) => live.has(id) };
+          let a: ClaimAnswer;
+          if (apply) {
+            const r = claimTask(x, ref.taskKey, c, now, o);
+            changed = r.changed || changed;
+            a = r;
+          } else {
+            const same = unchangedClaim(x, ref.taskKey, c, now, o);
+            if (!same) return true;
+            a = same;
+          }
           outcomes.set(p, { answer: a, proven: true, ...(a.claimed ? { task: taskToRun(x, def), secretBox: x.secret_box } : {}) });
-          changed = a.changed || changed;
         }
         return changed;
-      });
+      };
+      const results = await this.d.store.updateMany(
+        [...byExecution.keys()],
+        (x) => claimAll(x, true),
+        (x) => claimAll(x, false),
+      );
       for (const [id, r] of results) {
         for (const p of byExecution.get(id) ?? []) {
           const o = outcomes.get(p);

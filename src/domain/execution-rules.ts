@@ -370,45 +370,19 @@ export type ClaimAnswer =
  * otherwise a repeat of its own claim is answered with the same attempt (its answer was lost).
  * Mutates `x`; `changed` says whether there is something to write.
  */
-export function claimTask(
-  x: Execution,
-  key: string,
-  c: Claimant,
-  now: number,
-  o: { onLost: OnLost; maxAttempts: number; retryOf?: number; alive: (executorId: string) => boolean },
-): ClaimAnswer & { changed: boolean } {
-  const why = mayBegin(x, key, c.id, c.groups, now);
-  if (why) return { claimed: false, reason: why, changed: false, ...(why === NOT_YET ? { later: true } : {}) };
-  const t = findTask(x.tasks, key)!;
-  let changed = false;
-  if (t.state === 'RUNNING') {
-    const mine = t.executor_id === c.id;
-    if (mine && (t.claim_session ?? '') === c.session) {
-      // Its own claim again: the answer was lost (the executor runs a task at most once per
-      // process and remembers what it finished, so it is not running it). The same attempt.
-      if (!o.retryOf) return { claimed: true, attempt: t.attempts, changed: false };
-      if (o.retryOf !== t.attempts) return { claimed: false, changed: false, reason: `task ${key} is at attempt ${t.attempts}, not ${o.retryOf}` };
-      if (t.attempts - (t.losses ?? 0) >= Math.max(1, o.maxAttempts)) {
-        return { claimed: false, changed: false, reason: `task ${key} has used its ${o.maxAttempts} attempts` };
-      }
-    } else if (!mine && t.executor_id && o.alive(t.executor_id)) {
-      return {
-        claimed: false,
-        later: true,
-        changed: false,
-        reason: `task ${key} is running on executor ${t.executor_name || t.executor_id} (attempt ${t.attempts}), which is alive`,
-      };
-    } else if (mine && o.onLost === 'retry' && (t.losses ?? 0) < MAX_LOSSES) {
-      // This executor restarted while running it (its earlier process is gone): run it again.
-      t.losses = (t.losses ?? 0) + 1;
-      t.reason = `executor ${c.name} restarted while running attempt ${t.attempts}`;
-    } else {
-      const state = claimLost(t, o.onLost, mine ? 'restarted' : 'was lost', now);
-      if (state !== 'PENDING') {
-        settle(x, now);
-        return { claimed: false, changed: true, reason: `task ${key} is ${state}: ${t.reason}` };
-      }
-      changed = true;
+export function claimTask(x: Execution, key: string, c: Claimant, now: number, o: ClaimOptions): ClaimAnswer & { changed: boolean } {
+  const step = claimStep(x, key, c, now, o);
+  if ('answer' in step) return { ...step.answer, changed: false };
+  const t = step.task;
+  if (step.act === 'restarted') {
+    // This executor restarted while running it (its earlier process is gone): run it again.
+    t.losses = (t.losses ?? 0) + 1;
+    t.reason = `executor ${c.name} restarted while running attempt ${t.attempts}`;
+  } else if (step.act === 'lost') {
+    const state = claimLost(t, o.onLost, t.executor_id === c.id ? 'restarted' : 'was lost', now);
+    if (state !== 'PENDING') {
+      settle(x, now);
+      return { claimed: false, changed: true, reason: `task ${key} is ${state}: ${t.reason}` };
     }
   }
   const attempt = t.attempts + 1;
@@ -425,7 +399,51 @@ export function claimTask(
   delete t.exit_code;
   delete t.lock_token;
   settle(x, now);
-  return { claimed: true, attempt, changed: changed || true };
+  return { claimed: true, attempt, changed: true };
+}
+
+/**
+ * claimTask's answer when the claim would change nothing (a refusal, or a repeat of the
+ * claimant's own claim), found without changing `x`, which may be a shared copy; undefined when
+ * the claim has something to write. Then claimTask on a copy gives this very answer.
+ */
+export function unchangedClaim(x: Execution, key: string, c: Claimant, now: number, o: ClaimOptions): ClaimAnswer | undefined {
+  const step = claimStep(x, key, c, now, o);
+  return 'answer' in step ? step.answer : undefined;
+}
+
+export interface ClaimOptions {
+  onLost: OnLost;
+  maxAttempts: number;
+  retryOf?: number;
+  alive: (executorId: string) => boolean;
+}
+
+/**
+ * What a claim does, decided without changing anything: answer at once (nothing to write), or
+ * act on the task — claim it as it is, after its holder restarted, or after its holder was lost.
+ */
+function claimStep(x: Execution, key: string, c: Claimant, now: number, o: ClaimOptions): { answer: ClaimAnswer } | { act: 'claim' | 'restarted' | 'lost'; task: Task } {
+  const why = mayBegin(x, key, c.id, c.groups, now);
+  if (why) return { answer: { claimed: false, reason: why, ...(why === NOT_YET ? { later: true } : {}) } };
+  const t = findTask(x.tasks, key)!;
+  if (t.state !== 'RUNNING') return { act: 'claim', task: t };
+  const mine = t.executor_id === c.id;
+  if (mine && (t.claim_session ?? '') === c.session) {
+    // Its own claim again: the answer was lost (the executor runs a task at most once per
+    // process and remembers what it finished, so it is not running it). The same attempt.
+    if (!o.retryOf) return { answer: { claimed: true, attempt: t.attempts } };
+    if (o.retryOf !== t.attempts) return { answer: { claimed: false, reason: `task ${key} is at attempt ${t.attempts}, not ${o.retryOf}` } };
+    if (t.attempts - (t.losses ?? 0) >= Math.max(1, o.maxAttempts)) {
+      return { answer: { claimed: false, reason: `task ${key} has used its ${o.maxAttempts} attempts` } };
+    }
+    return { act: 'claim', task: t };
+  }
+  if (!mine && t.executor_id && o.alive(t.executor_id)) {
+    return { answer: { claimed: false, later: true, reason: `task ${key} is running on executor ${t.executor_name || t.executor_id} (attempt ${t.attempts}), which is alive` } };
+  }
+  if (mine && o.onLost === 'retry' && (t.losses ?? 0) < MAX_LOSSES) return { act: 'restarted', task: t };
+  return { act: 'lost', task: t };
 }
 
 /** Whether a task is this executor's to run: planned for it, or in the pool of one of its groups. */

@@ -457,7 +457,7 @@ export class EtcdExecutionStore implements ExecutionStore {
    * update(). A change too large to write fails its execution alone (`refused` in its result)
    * and never holds up the others. Executions that do not exist are missing from the result.
    */
-  async updateMany(ids: string[], fn: (x: Execution) => boolean): Promise<Map<string, UpdateResult>> {
+  async updateMany(ids: string[], fn: (x: Execution) => boolean, mayChange?: (x: Execution) => boolean): Promise<Map<string, UpdateResult>> {
     const unique = [...new Set(ids)];
     // Group commits of one record from this process go one after another (claims and events of
     // a big fan-out arrive together): each starts from the last one's write instead of losing
@@ -468,7 +468,7 @@ export class EtcdExecutionStore implements ExecutionStore {
     for (const id of unique) this.writing.set(id, mine);
     try {
       await Promise.all(before);
-      return await this.updateManyNow(unique, fn);
+      return await this.updateManyNow(unique, fn, mayChange);
     } finally {
       done();
       for (const id of unique) if (this.writing.get(id) === mine) this.writing.delete(id);
@@ -478,7 +478,7 @@ export class EtcdExecutionStore implements ExecutionStore {
   /** The records updateMany is writing now or is about to, each with the write that ends last. */
   private readonly writing = new Map<string, Promise<void>>();
 
-  private async updateManyNow(ids: string[], fn: (x: Execution) => boolean): Promise<Map<string, UpdateResult>> {
+  private async updateManyNow(ids: string[], fn: (x: Execution) => boolean, mayChange?: (x: Execution) => boolean): Promise<Map<string, UpdateResult>> {
     const result = new Map<string, UpdateResult>();
     const refused = new Map<string, string>();
     let todo = ids;
@@ -493,6 +493,10 @@ export class EtcdExecutionStore implements ExecutionStore {
       for (const [id, v] of await this.getMany(toRead)) current.set(id, v);
       const writes: Write[] = [];
       for (const [id, cur] of current) {
+        if (mayChange && !mayChange(cur.value)) {
+          result.set(id, { execution: cur.value, changed: false });
+          continue;
+        }
         const next = copyExecution(cur.value);
         if (!fn(next)) result.set(id, { execution: cur.value, changed: false });
         else {

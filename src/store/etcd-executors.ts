@@ -18,7 +18,7 @@ export class EtcdExecutorStore implements ExecutorStore {
 
   /** Keeps every executor record in memory from now on (heartbeats, dispatch, BeginTask). */
   async startCache(): Promise<void> {
-    const cache = new WatchedPrefix<ExecutorRecord>(this.kv, this.kv.key('executors', ''));
+    const cache = new WatchedPrefix<ExecutorRecord>(this.kv, this.kv.key('executors', ''), () => (this.live = undefined));
     await cache.start();
     this.cache = cache;
   }
@@ -35,6 +35,15 @@ export class EtcdExecutorStore implements ExecutorStore {
   /** Every record, from memory when cached. */
   async all(): Promise<ExecutorRecord[]> {
     return this.cache ? this.cache.values() : (await this.list()).executors;
+  }
+
+  /** liveIds() from the cache, built again only after the registry changed. */
+  private live?: ReadonlySet<string>;
+
+  async liveIds(): Promise<ReadonlySet<string>> {
+    const liveOf = (all: ExecutorRecord[]) => new Set(all.filter((x) => isLive(x.state)).map((x) => x.id));
+    if (this.cache) return (this.live ??= liveOf(this.cache.values()));
+    return liveOf((await this.list()).executors);
   }
 
   recordKey(id: string): string {

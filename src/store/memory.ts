@@ -146,9 +146,15 @@ export class MemoryExecutionStore implements ExecutionStore {
     return { execution: copy(next), changed: true };
   }
 
-  async updateMany(ids: string[], fn: (x: Execution) => boolean): Promise<Map<string, UpdateResult>> {
+  async updateMany(ids: string[], fn: (x: Execution) => boolean, mayChange?: (x: Execution) => boolean): Promise<Map<string, UpdateResult>> {
     const out = new Map<string, UpdateResult>();
-    for (const id of new Set(ids)) if (this.records.has(id)) out.set(id, await this.update(id, fn));
+    for (const id of new Set(ids)) {
+      const cur = this.records.get(id);
+      if (!cur) continue;
+      // The look is given a frozen copy: a `mayChange` that changes what it looks at throws here.
+      if (mayChange && !mayChange(deepFreeze(copy(cur.value)))) out.set(id, { execution: copy(cur.value), changed: false });
+      else out.set(id, await this.update(id, fn));
+    }
     return out;
   }
 
@@ -317,6 +323,10 @@ export class MemoryExecutorStore implements ExecutorStore {
     return [...this.records.values()].map(copy);
   }
 
+  async liveIds(): Promise<ReadonlySet<string>> {
+    return new Set([...this.records.values()].filter((x) => isLive(x.state)).map((x) => x.id));
+  }
+
   async find(idOrName: string): Promise<ExecutorRecord> {
     const rec = this.records.get(idOrName) ?? this.records.get(this.names.get(idOrName) ?? '');
     if (!rec) throw new NotFoundError('executor', idOrName, 'grid-cli executors list shows them');
@@ -375,4 +385,12 @@ export class MemoryExecutorStore implements ExecutorStore {
     this.revision++;
     return copy(next);
   }
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+  }
+  return v;
 }

@@ -166,8 +166,13 @@ export interface ExecutionStore {
    * given and returns whether it changed anything; nothing is written when it did not.
    */
   update(id: string, fn: (x: Execution) => boolean): Promise<UpdateResult>;
-  /** update() of many at once (group commit); executions that do not exist are missing from the result. */
-  updateMany(ids: string[], fn: (x: Execution) => boolean): Promise<Map<string, UpdateResult>>;
+  /**
+   * update() of many at once (group commit); executions that do not exist are missing from the
+   * result. `mayChange`, when given, looks at each record first, as it is (a shared copy, not to
+   * be changed): where it says false, `fn` would change nothing, so the record is neither copied
+   * nor given to `fn` (a big fan-out's record is costly to copy for claims that change nothing).
+   */
+  updateMany(ids: string[], fn: (x: Execution) => boolean, mayChange?: (x: Execution) => boolean): Promise<Map<string, UpdateResult>>;
   /** Newest first (ids are time-ordered), filtered, at most `limit`, from `before` on. */
   list(f: ListFilter): Promise<ListPage>;
   /** The executions not yet terminal. */
@@ -211,6 +216,12 @@ export interface ExecutorStore {
   getFast(id: string): Promise<ExecutorRecord | undefined>;
   /** Every record, from memory where the store keeps a copy. */
   all(): Promise<ExecutorRecord[]>;
+  /**
+   * The ids of the executors live now (isLive), from memory where the store keeps a copy: there
+   * one set is built per change of the registry, not per call (claims ask for it per batch). A
+   * shared set: not to be changed.
+   */
+  liveIds(): Promise<ReadonlySet<string>>;
   /** By id, or else by name; NotFoundError names what was asked for. */
   find(idOrName: string): Promise<ExecutorRecord>;
   /** Every record, read now, and the revision it was read at (for watchAlive). */

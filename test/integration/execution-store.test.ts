@@ -92,6 +92,24 @@ describe('updateMany (group commit)', () => {
     expect((await stale.get('RACE2'))!.value.tasks).toHaveLength(1);
     expect(res.get('RACE1')).toMatchObject({ changed: true });
   });
+
+  it('mayChange: a record it says nothing will change is neither copied nor given to fn; the others are', async () => {
+    const ids = ['LOOK1', 'LOOK2', 'LOOK3'];
+    for (const id of ids) await store.create(execution(id));
+    const before = await kv.revision();
+    const looked: string[] = [];
+    const given: string[] = [];
+    const res = await store.updateMany(
+      ids,
+      (x) => (given.push(x.id), (x.reason = 'changed'), true),
+      (x) => (looked.push(x.id), x.id === 'LOOK2'),
+    );
+    expect(looked.sort()).toEqual(ids);
+    expect(given).toEqual(['LOOK2']);
+    expect(ids.map((id) => res.get(id)?.changed)).toEqual([false, true, false]);
+    expect((await kv.revision()) - before).toBe(1);
+    expect((await Promise.all(ids.map((id) => store.get(id)))).map((v) => v!.value.reason)).toEqual(['', 'changed', '']);
+  });
 });
 
 describe('records this store wrote last', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Execution, Task, TaskEvent } from '../../src/domain/execution.js';
-import { applyEvent, claimTask, executorExpired, expireWaits, MAX_LOSSES, mayBegin, resolveCount, sendable, settle, stopExecution, type Claimant } from '../../src/domain/execution-rules.js';
+import { applyEvent, claimTask, executorExpired, expireWaits, MAX_LOSSES, mayBegin, resolveCount, sendable, settle, stopExecution, unchangedClaim, type Claimant } from '../../src/domain/execution-rules.js';
 import type { OnLost } from '../../src/domain/job.js';
 import { assignWaves, planTasks } from '../../src/domain/dispatch-plan.js';
 import { parseTarget } from '../../src/domain/target.js';
@@ -220,6 +220,48 @@ describe('claims', () => {
     expect(x.tasks[0]).toMatchObject({ state: 'RUNNING', attempts: 2 });
   });
 
+  it('unchangedClaim answers exactly the claims that change nothing, as claimTask would, without touching the record', () => {
+    const C: Claimant = { id: 'c', name: 'n-c', groups: ['all', 'db'], session: 's3' };
+    const running = (by: Claimant, extra: Partial<Task> = {}) =>
+      task('pool.web', { executor_id: by.id, executor_name: by.name, pool: 'web', state: 'RUNNING', attempts: 1, claim_session: by.session, ...extra });
+    const records: Array<[string, () => Execution]> = [
+      ['pending', pool],
+      ['running on a', () => execution([running(A)])],
+      ['running on a, lost once', () => execution([running(A, { attempts: 2, losses: 1 })])],
+      ['running on a, lost too often', () => execution([running(A, { losses: MAX_LOSSES })])],
+      ['succeeded', () => execution([task('pool.web', { pool: 'web', state: 'SUCCEEDED', attempts: 1, executor_id: 'a' })])],
+      ['held', () => execution([task('pool.web', { pool: 'web', held: true })])],
+      ['timed out', () => ({ ...pool(), deadline_ms: 55 })],
+    ];
+    const claimants = [A, { ...A, session: 's2' }, B, C];
+    const options = (['retry', 'fail', 'at_most_once'] as OnLost[]).flatMap((onLost) =>
+      [undefined, 1, 2].flatMap((retryOf) => [['a', 'b'], ['b'], []].flatMap((alive) => [1, 2].map((maxAttempts) => opts({ onLost, retryOf, alive, maxAttempts })))),
+    );
+    let unchanged = 0;
+    let changing = 0;
+    for (const [name, make] of records) {
+      for (const c of claimants) {
+        for (const o of options) {
+          const frozen = deepFreeze(make()); // a change to it would throw
+          const look = unchangedClaim(frozen, 'pool.web', c, 60, o);
+          const copy = make();
+          const { changed, ...answer } = claimTask(copy, 'pool.web', c, 60, o);
+          const where = `${name}, claimed by ${c.id}/${c.session}, ${JSON.stringify({ ...o, alive: undefined })}`;
+          if (changed) {
+            expect(look, where).toBeUndefined();
+            changing++;
+          } else {
+            expect(look, where).toEqual(answer);
+            expect(copy, where).toEqual(make());
+            unchanged++;
+          }
+        }
+      }
+    }
+    // Both kinds are among the cases, so neither half of the rule goes untested.
+    expect([unchanged > 100, changing > 100]).toEqual([true, true]);
+  });
+
   it('an executor lost too often is not retried again', () => {
     const x = pool();
     let who = A;
@@ -362,3 +404,11 @@ describe('batched rollouts', () => {
     expect(resolveCount('100%', 7)).toBe(7);
   });
 });
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object') {
+    Object.freeze(v);
+    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+  }
+  return v;
+}

@@ -292,6 +292,28 @@ describe('ExecutionService over the in-memory store and bus', () => {
     await vi.waitFor(() => expect(bus.jobs.map((j) => j.to)).toEqual([{ executorId: web3.id }, { executorId: web2.id }, { executorId: web4.id }]));
   });
 
+  it('claims that change nothing (a repeat, a task another live executor holds) are answered without a copy of the record to change', async () => {
+    const { job, executor, execute, executions, executionStore } = rig();
+    await job('deploy');
+    const web1 = await executor('web-1', ['web']);
+    const web2 = await executor('web-2', ['web']);
+    const { execution } = await execute(operator, 'deploy', { target: 'any:web' });
+    const id = execution!.id;
+    const taskKey = execution!.tasks[0]!.key;
+    const update = vi.spyOn(executionStore, 'update'); // the memory store's write path, given a copy
+    const ask = (e: { id: string; secret: string }, session: string) => executions.beginTask({ executorId: e.id, secret: e.secret, session, executionId: id, taskKey });
+    expect(await ask(web1, 's1')).toMatchObject({ proceed: true, attempt: 1 });
+    expect(update).toHaveBeenCalledTimes(1);
+    // Its answer lost, web-1 asks again: the same attempt, handed out again, with nothing copied or written.
+    const again = await ask(web1, 's1');
+    expect(again).toMatchObject({ proceed: true, attempt: 1, task: { job: 'deploy', jobVersion: 1 } });
+    const other = await ask(web2, 's2');
+    expect(other).toMatchObject({ proceed: false, later: true, reason: expect.stringMatching(/running on executor web-1 .*alive/) });
+    expect(update).toHaveBeenCalledTimes(1);
+    expect((await executionStore.get(id))!.value.tasks[0]).toMatchObject({ state: 'RUNNING', attempts: 1, executor_name: 'web-1' });
+    update.mockRestore();
+  });
+
   it('executes on "any one of a pool": one task, one message to the pool', async () => {
     const { job, executor, execute, bus } = rig();
     await job('report');
