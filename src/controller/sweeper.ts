@@ -11,6 +11,7 @@ import { groupsOf, isLive, type ExecutorRecord } from '../domain/executor.js';
 import { executorExpired, expireWaits, stopExecution } from '../domain/execution-rules.js';
 import type { OnLost } from '../domain/job.js';
 import type { ActiveEntry, ExecutionStore, ExecutorStore } from '../store/store.js';
+import { Batcher } from '../util/batcher.js';
 import type { Logger } from '../util/log.js';
 import type { ExecutionService } from './executions.js';
 import type { ControllerInstances } from './instances.js';
@@ -38,10 +39,10 @@ export class Sweeper {
 
   constructor(
     private readonly d: {
-      store: Pick<ExecutionStore, 'active' | 'get' | 'update'>;
+      store: Pick<ExecutionStore, 'active' | 'get' | 'getShared' | 'update' | 'updateMany'>;
       executions: Pick<ExecutionService, 'retryUnsent' | 'broadcastStop' | 'publishRequest'>;
       /** When given, the sweep also ends open tasks of executors that are already EXPIRED. */
-      executors?: Pick<ExecutorStore, 'get' | 'all'>;
+      executors?: Pick<ExecutorStore, 'get' | 'getFast' | 'all'>;
       publisher?: JobPublisher;
       /** Which controller processes are alive (see Execution.dispatcher). */
       instances?: Pick<ControllerInstances, 'live'>;
@@ -127,23 +128,28 @@ export class Sweeper {
    * forever. Only executions created before the expiry are touched (later ones were planned
    * around the executor), and the executor is read again just before each update.
    */
-  private async reconcileExpired(active: ActiveEntry[], executors: Pick<ExecutorStore, 'get'>): Promise<void> {
+  private async reconcileExpired(active: ActiveEntry[], executors: Pick<ExecutorStore, 'get' | 'getFast'>): Promise<void> {
     const expired = new Map<string, ExecutorRecord>();
+    // From memory where the store keeps a copy: a fan-out lists thousands of executors.
     for (const id of new Set(active.flatMap((a) => a.executors))) {
-      const e = await executors.get(id);
+      const e = await executors.getFast(id);
       if (e?.state === 'EXPIRED') expired.set(id, e);
     }
     if (expired.size === 0) return;
     for (const a of active) {
+      const due: ExecutorRecord[] = [];
       for (const id of a.executors) {
         const e = expired.get(id);
         if (!e || a.created_at_ms > e.state_changed_at_ms) continue;
         const again = await executors.get(id);
         if (again?.state !== 'EXPIRED' || again.state_changed_at_ms !== e.state_changed_at_ms) continue;
-        const onLost = await this.onLostOf(a.id);
-        const { changed } = await this.d.store.update(a.id, (x) => executorExpired(x, e.id, e.name, this.now(), 'expired', onLost));
-        if (changed) this.d.log.warn('tasks of an executor that had expired were still open: applied the expiry now', { execution: a.id, executor: e.name });
+        due.push(e);
       }
+      if (due.length === 0) continue;
+      const onLost = await this.onLostOf(a.id);
+      // All of them in one write: each alone would rewrite the whole record.
+      const { changed } = await this.d.store.update(a.id, (x) => due.reduce((c, e) => executorExpired(x, e.id, e.name, this.now(), 'expired', onLost) || c, false));
+      if (changed) this.d.log.warn('tasks of executors that had expired were still open: applied the expiry now', { execution: a.id, executors: due.map((e) => e.name).join(',') });
     }
   }
 
@@ -163,22 +169,51 @@ export class Sweeper {
   private async onLostOf(id: string): Promise<OnLost> {
     if (!this.d.publisher) return 'retry';
     try {
-      const x = (await this.d.store.get(id))?.value;
+      const x = (await this.d.store.getShared(id))?.value;
       return x ? ((await this.d.publisher.definitionOf(x)).on_lost ?? 'retry') : 'fail';
     } catch {
       return 'fail';
     }
   }
 
-  /** Expiry listener: the executor's running tasks end per on_lost (claimLost); pending ones are SKIPPED unless they wait. */
-  async executorExpired(e: ExecutorRecord, how: 'expired' | 'was removed' = 'expired'): Promise<void> {
-    for (const a of await this.d.store.active()) {
-      if (!a.executors.includes(e.id)) continue;
-      const onLost = await this.onLostOf(a.id);
-      const { changed } = await this.d.store.update(a.id, (x) => executorExpired(x, e.id, e.name, this.now(), how, onLost));
-      if (changed) this.d.log.info('tasks of an expired executor updated', { execution: a.id, executor: e.name });
-    }
+  /**
+   * Expiry listener: the executor's running tasks end per on_lost (claimLost); pending ones are
+   * SKIPPED unless they wait. Resolves once that is written.
+   */
+  executorExpired(e: ExecutorRecord, how: 'expired' | 'was removed' = 'expired'): Promise<void> {
+    return this.expiries.add({ e, how });
   }
+
+  /**
+   * Expiries group-committed: those told while a batch is being written go together in the
+   * next, one write per execution for all of them. Hundreds of executors of one big fan-out can
+   * expire at once (a network split); one at a time, each read, copied and rewrote its whole
+   * record, and their writes lost their compares to each other.
+   */
+  private readonly expiries = new Batcher<{ e: ExecutorRecord; how: 'expired' | 'was removed' }, void>({
+    max: 1_000,
+    run: async (batch) => {
+      const byExecution = new Map<string, Array<{ e: ExecutorRecord; how: 'expired' | 'was removed' }>>();
+      for (const a of await this.d.store.active()) {
+        const open = new Set(a.executors);
+        const mine = batch.filter((p) => open.has(p.item.e.id)).map((p) => p.item);
+        if (mine.length) byExecution.set(a.id, mine);
+      }
+      const onLost = new Map<string, OnLost>();
+      for (const id of byExecution.keys()) onLost.set(id, await this.onLostOf(id));
+      const results = await this.d.store.updateMany([...byExecution.keys()], (x) => {
+        let changed = false;
+        for (const { e, how } of byExecution.get(x.id) ?? []) changed = executorExpired(x, e.id, e.name, this.now(), how, onLost.get(x.id) ?? 'fail') || changed;
+        return changed;
+      });
+      for (const [id, r] of results) {
+        if (!r.changed) continue;
+        const names = byExecution.get(id)!.map(({ e }) => e.name);
+        this.d.log.info('tasks of expired executors updated', { execution: id, executors: names.length, names: names.slice(0, 10).join(',') + (names.length > 10 ? ',…' : '') });
+      }
+      for (const p of batch) p.resolve();
+    },
+  });
 
   async stop(): Promise<void> {
     this.stopped = true;

@@ -16,7 +16,7 @@ import { createInbox, jwtAuthenticator, type NatsConnection } from '@nats-io/nat
 import { connect } from '@nats-io/transport-node';
 import type { GridClient } from '../../src/client/client.js';
 import type { Execution as ExecutionRecord } from '../../src/domain/execution.js';
-import { ExecutionState, ExecutorState, TaskState } from '../../src/gen/grid/v1/types.js';
+import { ExecutionState, ExecutorState, TaskState, type Execution } from '../../src/gen/grid/v1/types.js';
 import { idAt, newId } from '../../src/util/ids.js';
 import { Retention } from '../../src/controller/retention.js';
 import { EtcdExecutionStore } from '../../src/store/etcd-executions.js';
@@ -280,11 +280,12 @@ async function createJob(client: GridClient, def: Record<string, unknown>): Prom
 }
 
 /** Execute → WatchExecution until terminal; returns the final snapshot. */
-async function executeAndWatch(client: GridClient, job: string, target: string, args: Record<string, string> = {}) {
+async function executeAndWatch(client: GridClient, job: string, target: string, args: Record<string, string> = {}, seen?: (x: Execution) => void) {
   const res = await client.ctl.execute(execReq(job, target, args));
   let last;
   for await (const x of client.ctl.watchExecution(res.executionId)) {
     last = x;
+    seen?.(x);
     if (TERMINAL.has(x.state)) return x;
   }
   if (last && TERMINAL.has(last.state)) return last;
@@ -894,17 +895,43 @@ async function fanoutScenario(ctx: Ctx): Promise<void> {
  */
 async function fanoutRuns(ctx: Ctx, client: GridClient, servers: Servers, n: number) {
   await delay(2_000); // let every worker's pull loops start
+  // Where a run that does not end stands, for the note of a limit reached: its newest snapshot's
+  // task states, summed every few seconds (not per snapshot: a big fan-out's come fast).
+  let latest: { run: string; at: number; x?: Execution } = { run: '', at: 0 };
+  const watching = (run: string) => {
+    latest = { run, at: now() };
+    return (x: Execution) => void (latest.x = x);
+  };
+  const where = setInterval(() => {
+    const x = latest.x;
+    if (!x) return;
+    const states = new Map<string, number>();
+    for (const t of x.tasks) {
+      const k = TaskState[t.state].replace('TASK_STATE_', '');
+      states.set(k, (states.get(k) ?? 0) + 1);
+    }
+    const tasks = [...states].map(([k, v]) => `${v} ${k}`).join(', ');
+    ctx.progress = `${latest.run} over ${n} executors: ${ExecutionState[x.state].replace('EXECUTION_STATE_', '')} ${((now() - latest.at) / 1000).toFixed(0)} s after Execute; tasks: ${tasks}`;
+  }, 3_000).unref();
+  try {
+    return await fanoutRunsWatched(ctx, client, servers, n, watching);
+  } finally {
+    clearInterval(where);
+  }
+}
+
+async function fanoutRunsWatched(ctx: Ctx, client: GridClient, servers: Servers, n: number, watching: (run: string) => (x: Execution) => void) {
   // One run first, not counted: right after registration, a thousand simulated executors in two
   // processes are still looking up their consumers (one JetStream API request each) and making
   // their first pulls, so the first job messages wait for them.
-  await executeAndWatch(client, 'bench-noop', 'all');
+  await executeAndWatch(client, 'bench-noop', 'all', {}, watching('the warm-up run'));
   const runs: number[] = [];
   const notes: string[] = [];
   const timelines: string[] = [];
   for (let r = 0; r < SCALE.fanoutRuns && !ctx.timedOut(); r++) {
     const t0 = now();
     const w0 = Date.now();
-    const x = await executeAndWatch(client, 'bench-noop', 'all');
+    const x = await executeAndWatch(client, 'bench-noop', 'all', {}, watching(`run ${r + 1}`));
     const w1 = Date.now();
     runs.push((now() - t0) / 1000);
     const ok = x.tasks.filter((t) => t.state === TaskState.TASK_STATE_SUCCEEDED).length;
@@ -974,6 +1001,7 @@ async function fanoutAtScale(controller: RunningController, servers: Servers, fl
   const figure = `one \`all\` execution over ${n} executors`;
   process.stderr.write(`  fan-out over ${n} executors (limit ${FANOUT_AT_SCALE_S} s)\n`);
   let timer: NodeJS.Timeout | undefined;
+  let workersNote = '';
   try {
     await Promise.race([
       (async () => {
@@ -986,6 +1014,7 @@ async function fanoutAtScale(controller: RunningController, servers: Servers, fl
         const workers = working.reduce((s, w) => s + w.workers, 0);
         const failed = working.reduce((s, w) => s + w.failed, 0);
         const workS = (now() - tw) / 1000;
+        workersNote = `${workers} Workers started in ${workS.toFixed(0)} s, ${failed} failed`;
         const m = await fanoutRuns(sub, controller.client, servers, n);
         const fig = median(m.runs);
         if (sub.closed) return;
@@ -1008,7 +1037,7 @@ async function fanoutAtScale(controller: RunningController, servers: Servers, fl
     ]);
   } catch (err) {
     if (!(err instanceof DidNotFinish)) process.stderr.write(`  fan-out over ${n} failed: ${(err as Error).stack ?? String(err)}\n`);
-    sub.row({ figure, value: null, unit: 's', target: '≤ 3 s', met: false, baseline: null, baselineUnit: '', ratio: null, note: `did not finish: ${(err as Error).message}; reached: ${sub.progress}; ${expiredSince()} of the ${n} EXPIRED meanwhile` });
+    sub.row({ figure, value: null, unit: 's', target: '≤ 3 s', met: false, baseline: null, baselineUnit: '', ratio: null, note: `did not finish: ${(err as Error).message}; ${workersNote ? `${workersNote}; ` : ''}reached: ${sub.progress}; ${expiredSince()} of the ${n} EXPIRED meanwhile` });
   } finally {
     clearTimeout(timer);
     sub.closed = true;

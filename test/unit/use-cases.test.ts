@@ -20,7 +20,7 @@ import { SecretBox } from '../../src/controller/secrets.js';
 import { Sweeper } from '../../src/controller/sweeper.js';
 import { SECRET_SHOWN } from '../../src/controller/views.js';
 import type { TaskEvent } from '../../src/domain/execution.js';
-import { applyEvent } from '../../src/domain/execution-rules.js';
+import { applyEvent, executorExpired } from '../../src/domain/execution-rules.js';
 import {
   AlreadyExistsError,
   ConflictError,
@@ -312,6 +312,36 @@ describe('ExecutionService over the in-memory store and bus', () => {
     expect(update).toHaveBeenCalledTimes(1);
     expect((await executionStore.get(id))!.value.tasks[0]).toMatchObject({ state: 'RUNNING', attempts: 1, executor_name: 'web-1' });
     update.mockRestore();
+  });
+
+  it('executors that expire together are applied together: one write of the record for all of them, the same outcome as one by one', async () => {
+    const { job, executor, execute, executions, executionStore, executorStore, publisher, log, now, leases } = rig();
+    await job('deploy');
+    const web = await Promise.all(['web-1', 'web-2', 'web-3', 'web-4', 'web-5'].map((n) => executor(n, ['web'])));
+    const { execution } = await execute(operator, 'deploy', { target: 'group:web' });
+    const id = execution!.id;
+    for (const e of web.slice(0, 2)) {
+      expect((await executions.beginTask({ executorId: e.id, secret: e.secret, session: 's', executionId: id, taskKey: e.id })).proceed).toBe(true);
+    }
+    const gone = await Promise.all(
+      web.slice(0, 4).map(async (e) => {
+        leases.lapse((await executorStore.get(e.id))!.lease_id);
+        return (await executorStore.expire(e.id, now()))!;
+      }),
+    );
+    // What applying them one at a time gives.
+    const expected = structuredClone((await executionStore.get(id))!.value);
+    for (const e of gone) executorExpired(expected, e.id, e.name, now(), 'expired', 'retry');
+    const sweeper = new Sweeper({ store: executionStore, executions, executors: executorStore, publisher, log, now });
+    const update = vi.spyOn(executionStore, 'update'); // the memory store's write path, once per execution written
+    await Promise.all(gone.map((e) => sweeper.executorExpired(e)));
+    // The first goes alone at once; the three told while it was written go together.
+    expect(update).toHaveBeenCalledTimes(2);
+    update.mockRestore();
+    const x = (await executionStore.get(id))!.value;
+    expect(x.tasks).toEqual(expected.tasks);
+    expect(x.tasks.map((t) => t.state)).toEqual(expect.arrayContaining(['PENDING']));
+    expect(x.tasks.filter((t) => t.executor_name === 'web-5')).toMatchObject([{ state: 'PENDING', reason: '' }]);
   });
 
   it('executes on "any one of a pool": one task, one message to the pool', async () => {
