@@ -199,7 +199,7 @@ export class EtcdExecutionStore implements ExecutionStore {
         res = await this.kv.client.kv.txn({
           compare: w.compares,
           success: w.ops,
-          failure: entryKey ? [{ request_range: { key: Buffer.from(entryKey) } }] : [],
+          failure: [...(entryKey ? [{ request_range: { key: Buffer.from(entryKey) } }] : []), { request_range: { key: Buffer.from(this.key(n.x.id)) } }],
         });
       } catch (err) {
         if (isTooLarge(err)) throw new LimitExceededError('record_bytes', recordRefusedByEtcd(w.bytes, this.recordBytes));
@@ -212,7 +212,17 @@ export class EtcdExecutionStore implements ExecutionStore {
         this.onWritten?.(undefined, n.x);
         return { created: true };
       }
-      const entry = res.responses[0]?.response_range?.kvs[0];
+      // The record is there already, byte for byte as this write has it: this very write,
+      // committed by a try whose answer was lost. The etcd client sends a call again when the
+      // connection fails (a leader killed mid-call), and that try finds the keys taken by the
+      // first. It is created, and its job messages must go out: taken for a retry under the
+      // idempotency key, it was handed back with none sent.
+      const stored = res.responses[entryKey ? 1 : 0]?.response_range?.kvs[0]?.value;
+      if (stored && stored.equals(recordBytesOf(w))) {
+        this.onWritten?.(undefined, n.x);
+        return { created: true };
+      }
+      const entry = entryKey ? res.responses[0]?.response_range?.kvs[0] : undefined;
       if (entry) return { created: false, existing: JSON.parse(entry.value.toString()) as IdempotencyEntry };
       throw new ConflictError('execution', n.x.id, 'an execution with this id exists already');
     }
@@ -724,4 +734,10 @@ function prefixEnd(prefix: string): string {
 
 function emptyCommitted<W extends Write>(): Committed<W> {
   return { done: [], lost: [], tooLarge: [] };
+}
+
+/** The record's bytes as a write puts them (its first operation, see writeOps). */
+function recordBytesOf(w: Write): Buffer {
+  const v = w.ops[0]?.request_put?.value;
+  return Buffer.isBuffer(v) ? v : Buffer.from(v ?? '');
 }

@@ -1,7 +1,7 @@
 // The execution store against a real etcd: group commit writes many executions in one
 // transaction, keeps the active index in step, and redoes an execution that lost a race.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Execution } from '../../src/domain/execution.js';
 import { EtcdExecutionStore } from '../../src/store/etcd-executions.js';
 import { Kv } from '../../src/store/kv.js';
@@ -41,7 +41,9 @@ describe('create (group commit)', () => {
 
   it('refuses an id that exists, without failing the others written with it', async () => {
     await store.create(execution('DUP'));
-    const results = await Promise.allSettled([store.create(execution('DUP')), store.create(execution('NEW1')), store.create(execution('NEW2'))]);
+    // Another record under the id (the same bytes would be this write, made before: see below).
+    const clash = executionRecord('DUP', { requester: 'someone else' });
+    const results = await Promise.allSettled([store.create(clash), store.create(execution('NEW1')), store.create(execution('NEW2'))]);
     expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled']);
     expect((await store.get('NEW2'))?.value.id).toBe('NEW2');
   });
@@ -169,6 +171,28 @@ describe('idempotency keys (create with a claim)', () => {
     expect(await store.idempotencyEntry('me', 'hash-k')).toMatchObject({ execution_id: winner });
     // Another requester's key of the same value is another key.
     expect(await store.create(execution('K-F'), claim('hash-k', 'd1', 'someone else'))).toEqual({ created: true });
+  });
+
+  it('a create etcd committed though its answer was lost, tried again by the client, is created: not handed back as a retry under its key', async () => {
+    // What the etcd client does when the connection fails mid-call (a leader killed): it sends
+    // the call again, here to the same member. The first try commits; the second, whose answer
+    // comes back, finds the keys taken by the first.
+    const txn = kv.client.kv.txn.bind(kv.client.kv);
+    let tries = 0;
+    const retried = vi.spyOn(kv.client.kv, 'txn').mockImplementation(async (req, opts) => {
+      if (tries++ === 0) await txn(req, opts);
+      return txn(req, opts);
+    });
+    try {
+      expect(await store.create(execution('LOST-ANSWER-1'), claim('hash-lost'))).toEqual({ created: true });
+      expect(await store.create(execution('LOST-ANSWER-2'))).toEqual({ created: true });
+    } finally {
+      retried.mockRestore();
+    }
+    expect(tries).toBeGreaterThan(2);
+    expect((await store.get('LOST-ANSWER-1'))?.value.id).toBe('LOST-ANSWER-1');
+    // A real retry of the request, a new execution under the same key, is still handed the first.
+    expect(await store.create(execution('LOST-ANSWER-3'), claim('hash-lost'))).toMatchObject({ created: false, existing: { execution_id: 'LOST-ANSWER-1' } });
   });
 
   it('entries share one lease per hour that outlives each by 24 to 25 h; a lease etcd lost is replaced', async () => {
