@@ -433,6 +433,9 @@ function claimStep(x: Execution, key: string, c: Claimant, now: number, o: Claim
     // Its own claim again: the answer was lost (the executor runs a task at most once per
     // process and remembers what it finished, so it is not running it). The same attempt.
     if (!o.retryOf) return { answer: { claimed: true, attempt: t.attempts } };
+    // Its own retry claim again, the attempt after the one it names: that answer was lost (or
+    // the claim's write was sent twice, committed by the first try). The same attempt.
+    if (o.retryOf === t.attempts - 1) return { answer: { claimed: true, attempt: t.attempts } };
     if (o.retryOf !== t.attempts) return { answer: { claimed: false, reason: `task ${key} is at attempt ${t.attempts}, not ${o.retryOf}` } };
     if (t.attempts - (t.losses ?? 0) >= Math.max(1, o.maxAttempts)) {
       return { answer: { claimed: false, reason: `task ${key} has used its ${o.maxAttempts} attempts` } };

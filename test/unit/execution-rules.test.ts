@@ -214,6 +214,11 @@ describe('claims', () => {
     claimTask(x, 'a', A, 50, opts({ maxAttempts: 2 }));
     expect(claimTask(x, 'a', A, 60, opts({ maxAttempts: 2, retryOf: 2 }))).toMatchObject({ claimed: false, reason: expect.stringMatching(/at attempt 1, not 2/) });
     expect(claimTask(x, 'a', A, 60, opts({ maxAttempts: 2, retryOf: 1 }))).toMatchObject({ claimed: true, attempt: 2 });
+    // The same retry claim again (its answer lost, or its write sent twice and committed by the
+    // first try): the same attempt, nothing to write.
+    const before = structuredClone(x);
+    expect(claimTask(x, 'a', A, 65, opts({ maxAttempts: 2, retryOf: 1 }))).toEqual({ claimed: true, attempt: 2, changed: false });
+    expect(x).toEqual(before);
     expect(claimTask(x, 'a', A, 70, opts({ maxAttempts: 2, retryOf: 2 }))).toMatchObject({ claimed: false, reason: expect.stringMatching(/used its 2 attempts/) });
     // The retrying event of attempt 1, arriving after the claim of attempt 2, moves nothing.
     expect(applyEvent(x, ev('a', 'retrying', 1, { outcome: 'failed' }))).toBe(false);
