@@ -9,7 +9,8 @@ import { resolveArgs } from '../domain/args.js';
 import { broadcastGroup, dispatchExecution, planTasks } from '../domain/dispatch-plan.js';
 import { groupsOf, isLive, type ExecutorRecord } from '../domain/executor.js';
 import { EXECUTION_STATES, isTerminalExecution, type Execution, type ExecutionState } from '../domain/execution.js';
-import { claimTask, isTaskOf, mayBegin, NOT_YET, sendable, stopExecution, unchangedClaim, type ClaimAnswer } from '../domain/execution-rules.js';
+import { isTaskOf, mayBegin, NOT_YET } from '../domain/claim-rules.js';
+import { sendable, stopExecution } from '../domain/execution-rules.js';
 import type { JobDefinition } from '../domain/job.js';
 import { checkTaskCount, LIMIT_DEFAULTS, type Limits } from '../domain/limits.js';
 import { findTask } from '../domain/task-index.js';
@@ -18,10 +19,11 @@ import { checkIdempotencyKey, idempotencyKeyHash, requestDigest, type Idempotent
 import { formatTarget, parseTarget } from '../domain/target.js';
 import { ConflictError, FailedPreconditionError, LimitExceededError, NotFoundError, PermissionDeniedError, ValidationError } from '../errors.js';
 import { noCounts, type ExecutionStore, type ExecutorStore, type IdempotencyClaim, type IdempotencyEntry, type JobStore, type ListPage, type StateCounts } from '../store/store.js';
-import { Batcher, type Pending } from '../util/batcher.js';
+import type { Batcher } from '../util/batcher.js';
 import { isId, newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import { authorize, authorizeJobGroups, type Principal } from './auth.js';
+import { newClaimBatcher, taskToRun, type ClaimOutcome, type ClaimRequest } from './claim-batch.js';
 import { authorizeExecution, authorizeTarget, executionInScope, type NodeGroups } from './scope.js';
 import type { ExecutorRegistry } from './executors.js';
 import type { JobPublisher } from './job-publisher.js';
@@ -95,7 +97,9 @@ export class ExecutionService {
        */
       broadcastFallback?: { pendingMs: number; runningMs: number };
     },
-  ) {}
+  ) {
+    this.claims = newClaimBatcher(this.d, () => this.now());
+  }
 
   private get limits(): Limits {
     return this.d.limits ?? LIMIT_DEFAULTS;
@@ -460,77 +464,8 @@ export class ExecutionService {
     return { proceed: true, reason: '', secrets, task: out.task!, attempt: answer.attempt };
   }
 
-  /**
-   * Claims, group-committed: the claims asked while a transaction is in flight are written
-   * together in the next one (one compare per execution), and this write is the task's
-   * PENDING → RUNNING transition, so running a task costs no other write.
-   */
-  private readonly claims = new Batcher<ClaimRequest, ClaimOutcome>({
-    max: 512,
-    run: async (batch) => {
-      const live = await this.d.executors.liveIds();
-      const now = this.now();
-      const byExecution = new Map<string, Array<Pending<ClaimRequest, ClaimOutcome>>>();
-      for (const p of batch) {
-        const list = byExecution.get(p.item.ref.executionId) ?? [];
-        list.push(p);
-        byExecution.set(p.item.ref.executionId, list);
-      }
-      const outcomes = new Map<Pending<ClaimRequest, ClaimOutcome>, ClaimOutcome>();
-      // Claims one execution's record: with `apply`, on the store's copy for the write (true when
-      // there is something to write); without, on the record as it is, only to find whether
-      // any claim has something to write (true) or all are answered as they stand (false).
-      // Redelivered and repeated claims of a big fan-out change nothing, and are answered
-      // without copying its record.
-      const claimAll = (x: Execution, apply: boolean): boolean => {
-        let changed = false;
-        for (const p of byExecution.get(x.id) ?? []) {
-          const { executor: e, session, ref, def, version, ownCopy } = p.item;
-          // What is handed out comes from the record the claim is made on, never from the copy
-          // the request started from; the definition must be that record's job version's.
-          if (x.job !== def.name || x.job_version !== version) {
-            outcomes.set(p, { answer: { claimed: false, reason: `execution ${x.id} is of job ${x.job} version ${x.job_version}, not ${def.name} version ${version}` }, proven: !ownCopy });
-            continue;
-          }
-          const c = { id: e.id, name: e.name, groups: groupsOf(e), session };
-          const o = { onLost: def.on_lost ?? 'retry', maxAttempts: def.retries?.max_attempts ?? 1, retryOf: ref.retryOf, alive: (id: string) => live.has(id) };
-          let a: ClaimAnswer;
-          if (apply) {
-            const r = claimTask(x, ref.taskKey, c, now, o);
-            changed = r.changed || changed;
-            a = r;
-          } else {
-            const same = unchangedClaim(x, ref.taskKey, c, now, o);
-            if (!same) return true;
-            a = same;
-          }
-          outcomes.set(p, { answer: a, proven: true, ...(a.claimed ? { task: taskToRun(x, def), secretBox: x.secret_box } : {}) });
-        }
-        return changed;
-      };
-      const results = await this.d.store.updateMany(
-        [...byExecution.keys()],
-        (x) => claimAll(x, true),
-        (x) => claimAll(x, false),
-      );
-      for (const [id, r] of results) {
-        for (const p of byExecution.get(id) ?? []) {
-          const o = outcomes.get(p);
-          // From the store's own copy, only an answer its write proved counts (see claim()).
-          if (o && p.item.ownCopy && (!r.changed || r.refused)) o.proven = false;
-        }
-        // A claim that made its record too large to store was not recorded: the execution failed instead.
-        if (!r.refused) continue;
-        this.d.log.warn('claims not recorded: the record would be too large to store', { id, state: r.execution.state, reason: r.refused });
-        for (const p of byExecution.get(id) ?? []) {
-          outcomes.set(p, { answer: { claimed: false, reason: `execution ${id} is ${r.execution.state}: ${r.refused}` }, proven: !p.item.ownCopy });
-        }
-      }
-      for (const p of batch) {
-        p.resolve(outcomes.get(p) ?? { answer: { claimed: false, reason: `execution ${p.item.ref.executionId} does not exist` }, proven: !p.item.ownCopy });
-      }
-    },
-  });
+  /** BeginTask's claims, group-committed (see newClaimBatcher); made in the constructor, once `d` is set. */
+  private readonly claims: Batcher<ClaimRequest, ClaimOutcome>;
 
   /**
    * Heartbeat's check of the tasks an executor says it runs: those of an execution that was
@@ -645,46 +580,8 @@ export interface BeginAnswer {
   attempt?: number;
 }
 
-interface ClaimRequest {
-  executor: ExecutorRecord;
-  session: string;
-  ref: { executionId: string; taskKey: string; retryOf?: number };
-  /** The definition at the execution's job version, `version`. */
-  def: JobDefinition;
-  version: number;
-  /** Asked from the store's own copy of the record (see claim()). */
-  ownCopy: boolean;
-}
-
-interface ClaimOutcome {
-  answer: ClaimAnswer;
-  /** The task as the record the claim was made on has it, when claimed. */
-  task?: TaskToRun;
-  secretBox?: string;
-  /** False for a request from the store's own copy that its write did not prove: ask again from a read. */
-  proven: boolean;
-}
-
 function refuse(reason: string, later = false): { refused: BeginAnswer } {
   return { refused: { proceed: false, reason, secrets: {}, ...(later ? { later } : {}) } };
-}
-
-/**
- * The task as the record has it, for the executor it belongs to: the definition at the
- * execution's version, its arguments, limits and file digests. Secrets are left to the caller.
- */
-function taskToRun(x: Execution, def: JobDefinition): TaskToRun {
-  return {
-    job: x.job,
-    jobVersion: x.job_version,
-    definition: def,
-    args: x.args,
-    deadlineMs: x.deadline_ms,
-    timeoutMs: (def.timeout_seconds ?? 0) * 1000,
-    maxAttempts: def.retries?.max_attempts ?? 1,
-    backoffMs: (def.retries?.backoff_seconds ?? 0) * 1000,
-    files: def.files.map((f) => ({ ...f, digest: x.file_digests?.[f.name] ?? '' })),
-  };
 }
 
 export interface TaskStop {

@@ -7,6 +7,7 @@ import { isTerminalExecution } from '../domain/execution.js';
 import { isLive, type ExecutorRecord } from '../domain/executor.js';
 import type { JobDefinition, StoredJob } from '../domain/job.js';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../errors.js';
+import { deepFreeze } from '../util/deep-freeze.js';
 import {
   activeEntry,
   type ActiveEntry,
@@ -385,12 +386,4 @@ export class MemoryExecutorStore implements ExecutorStore {
     this.revision++;
     return copy(next);
   }
-}
-
-function deepFreeze<T>(v: T): T {
-  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
-  }
-  return v;
 }

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { Execution, Task, TaskEvent } from '../../src/domain/execution.js';
-import { applyEvent, claimTask, executorExpired, expireWaits, MAX_LOSSES, mayBegin, resolveCount, sendable, settle, stopExecution, unchangedClaim, type Claimant } from '../../src/domain/execution-rules.js';
+import { claimTask, mayBegin, unchangedClaim, type Claimant } from '../../src/domain/claim-rules.js';
+import { applyEvent, executorExpired, expireWaits, MAX_LOSSES, resolveCount, sendable, settle, stopExecution } from '../../src/domain/execution-rules.js';
 import type { OnLost } from '../../src/domain/job.js';
 import { assignWaves, planTasks } from '../../src/domain/dispatch-plan.js';
 import { parseTarget } from '../../src/domain/target.js';
+import { deepFreeze } from '../../src/util/deep-freeze.js';
 
 function task(key: string, extra: Partial<Task> = {}): Task {
   return { key, executor_id: key, executor_name: `n-${key}`, state: 'PENDING', attempts: 0, started_at_ms: 0, finished_at_ms: 0, reason: '', wave: 0, ...extra };
@@ -409,11 +411,3 @@ describe('batched rollouts', () => {
     expect(resolveCount('100%', 7)).toBe(7);
   });
 });
-
-function deepFreeze<T>(v: T): T {
-  if (v && typeof v === 'object') {
-    Object.freeze(v);
-    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
-  }
-  return v;
-}
