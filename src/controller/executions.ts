@@ -53,12 +53,12 @@ export interface DryRunRow {
   reason: string;
 }
 
-/** A page of executions (newest first), and what retention has pruned (see Retention). */
 /** Index entries read at most per state to count one job's executions. */
 const COUNT_SCAN = 20_000;
 /** Records read at most per state to count what a scoped token may see. */
 const SCOPED_COUNT_SCAN = 2_000;
 
+/** A page of executions (newest first), and what retention has pruned (see Retention). */
 export interface ExecutionList extends Omit<ListPage, 'executions'> {
   executions: ExecutionView[];
   /** The newest pruned execution was created at this time; 0 = none pruned. */

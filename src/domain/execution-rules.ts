@@ -365,7 +365,6 @@ export function advanceRollout(x: Execution, now: number): void {
   for (const t of held) if (t.wave === next) Object.assign(t, { held: false, released_at_ms: now });
 }
 
-/** Tasks whose job message must be sent: released, never started, not yet sent per `sent`. */
 /**
  * The tasks of a broadcast fan-out (Execution.broadcast_group) whose per-executor job message
  * is still due: released and not started, and also running — an executor that restarts while it
@@ -375,6 +374,7 @@ export function fallbackTasks(x: Execution): Task[] {
   return x.tasks.filter((t) => !t.pool && !t.held && ((t.state === 'PENDING' && t.attempts === 0) || t.state === 'RUNNING'));
 }
 
+/** Tasks whose job message must be sent: released and never started. */
 export function sendable(x: Execution): Task[] {
   return x.tasks.filter((t) => t.state === 'PENDING' && !t.held && t.attempts === 0);
 }
