@@ -36,6 +36,8 @@ export interface NatsOptions {
    * Needs a fixed `port`; ready once the cluster has a JetStream meta leader (a quorum is up).
    */
   cluster?: { name: string; port: number; routes: string[] };
+  /** nats-server's HTTP monitoring (/varz, /connz) on this loopback port: for diagnosis only, it is unauthenticated. */
+  monitorPort?: number;
 }
 
 export interface NatsServer {
@@ -77,10 +79,11 @@ async function startOnce(binary: string, host: string, logFile: string, options:
       // nats-server's default handshake timeout (0.5 s) fails clients on a busy machine.
       ...(options.tls ? [`tls { cert_file: ${JSON.stringify(options.tls.cert_file)}, key_file: ${JSON.stringify(options.tls.key_file)}, timeout: 5 }`] : []),
       ...(options.cluster ? [clusterBlock(host, options.cluster)] : []),
+      ...(options.monitorPort ? [`http: "127.0.0.1:${options.monitorPort}"`] : []),
       auth,
     ].join('\n');
   // With authentication, TLS or a cluster everything is in the config file (operator mode needs one).
-  if (options.auth || options.tls || options.cluster) {
+  if (options.auth || options.tls || options.cluster || options.monitorPort) {
     writeConf(confFile, conf(options.auth?.config ?? ''));
     args = ['-c', confFile];
   }

@@ -3,7 +3,7 @@
 
 import { spawn, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setPriority, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,7 +123,10 @@ export async function startServers(): Promise<Servers> {
   const own = await authority.mintOwnUser('bench');
   const natsUser: NatsUser = { jwt: own.jwt, seed: own.seed };
   const tls = await benchTls(dir);
+  const diag = natsDiagnosis();
+  const monitorPort = diag ? await freePort('127.0.0.1') : undefined;
   const nats = await startNats({
+    ...(monitorPort ? { monitorPort } : {}),
     dataDir: join(dir, 'nats'),
     logFile: join(dir, 'nats-server.log'),
     auth: { config: await authority.serverConfig(join(dir, 'nats', 'jwt')), user: natsUser },
@@ -139,6 +142,7 @@ export async function startServers(): Promise<Servers> {
   }
   pids.add(etcd.pid);
   pidsToKill.push(...pids);
+  const stopDiag = diag && monitorPort ? sampleVarz(monitorPort, join(diag.dir, `nats-varz-${diag.n}.jsonl`)) : undefined;
   usersByUrl.set(nats.url, { user: natsUser, caPem: tls.bench.caPem });
   return {
     natsUrl: nats.url,
@@ -150,9 +154,39 @@ export async function startServers(): Promise<Servers> {
     etcdPid: etcd.pid,
     dir,
     async stop() {
+      await stopDiag?.();
       await Promise.allSettled([nats.stop(), etcd.stop()]);
+      if (diag) copyFileSync(join(dir, 'nats-server.log'), join(diag.dir, `nats-server-${diag.n}.log`));
       removeDir(dir);
     },
+  };
+}
+
+/**
+ * GRID_BENCH_NATS_DIAG=<dir>: for diagnosis, nats-server's monitoring port is opened, its /varz
+ * sampled every 5 s into <dir>/nats-varz-<n>.jsonl, and its log kept as <dir>/nats-server-<n>.log.
+ */
+let diagRuns = 0;
+function natsDiagnosis(): { dir: string; n: number } | undefined {
+  const dir = process.env['GRID_BENCH_NATS_DIAG'];
+  if (!dir) return undefined;
+  mkdirSync(dir, { recursive: true });
+  return { dir, n: ++diagRuns };
+}
+
+/** Samples /varz's counters until the returned stop is called. */
+function sampleVarz(port: number, file: string): () => Promise<void> {
+  const out = createWriteStream(file, { flags: 'a' });
+  const fields = ['cpu', 'mem', 'connections', 'total_connections', 'subscriptions', 'slow_consumers', 'in_msgs', 'out_msgs', 'in_bytes', 'out_bytes'];
+  const timer = setInterval(() => {
+    fetch(`http://127.0.0.1:${port}/varz`)
+      .then((r) => r.json() as Promise<Record<string, unknown>>)
+      .then((v) => out.write(JSON.stringify({ t: new Date().toISOString(), ...Object.fromEntries(fields.map((f) => [f, v[f]])) }) + '\n'))
+      .catch(() => {});
+  }, 5_000).unref();
+  return async () => {
+    clearInterval(timer);
+    await new Promise<void>((r) => out.end(r));
   };
 }
 
