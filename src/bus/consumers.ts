@@ -14,12 +14,15 @@ export const JOB_ACK_WAIT_MS = 15_000;
  */
 const POOL_MAX_ACK_PENDING = 100_000;
 /**
- * Every member of a pool keeps a pull waiting on its consumer, and nats-server refuses pulls past
- * the consumer's max_waiting ("exceeded maxwaiting"; its default is 512): in a pool of more
- * executors than that, the rest failed every pull and retried it every 2 s. nats-server holds a
- * slot array of this size per consumer (8 bytes a slot), and cannot change it on a live consumer.
+ * The most pulls that wait on a pool consumer at once. nats-server 2.9 walks a consumer's whole
+ * list of waiting pulls at each new pull and each expiry, so n members each keeping a pull
+ * waiting cost it about n² / 30 s of walking: measured, 5,000 idle members kept a core busy and
+ * 10,000 starting at once could not all start within 11 minutes. Past this many, a member's pull
+ * is refused ("exceeded maxwaiting") and it parks until a job is sent to the pool (see Puller):
+ * 9,900 members then cost nats-server under 3 % of a core. nats-server cannot change this on a
+ * live consumer, so a pool consumer made with another value is made again (upsert).
  */
-export const POOL_MAX_WAITING = 16_384;
+export const POOL_MAX_WAITING = 256;
 
 export interface ExecutorConsumers {
   node: string;
@@ -79,8 +82,8 @@ async function upsert(
     }
     throw err;
   }
-  if (o.maxWaiting && (current.config.max_waiting ?? 0) < o.maxWaiting) {
-    // Made before pools were sized (max_waiting 512), which nats-server cannot change: made again.
+  if (o.maxWaiting && (current.config.max_waiting ?? 0) !== o.maxWaiting) {
+    // Made by an earlier version (max_waiting 512, then 16,384), which nats-server cannot change: made again.
     // The jobs it had not acked stay in the work-queue stream and are delivered by the new one;
     // a copy delivered twice is refused by the claim (BeginTasks), so no task runs twice.
     await jsm.consumers.delete(STREAMS.jobs, name).catch((err: unknown) => {

@@ -47,6 +47,17 @@ export class NatsBus implements Bus {
   async sendJob(to: JobAddress, job: JobMessage): Promise<void> {
     const subject = 'pool' in to ? subjects.poolJob(to.pool, to.runner) : subjects.nodeJob(to.executorId);
     await this.js.publish(subject, encode(job), { msgID: jobMsgId(job.execution_id, job.task_key) });
+    // Wakes one member parked on the pool (see Puller): the members that wait on its consumer are
+    // capped, so the job may otherwise wait for one of them to be free.
+    if ('pool' in to) this.nudge(consumers.pool(to.pool, to.runner));
+  }
+
+  private nudge(consumer: string): void {
+    try {
+      this.nc.publish(subjects.poolNudge(consumer));
+    } catch {
+      // Best effort: a member parked on the pool also asks again on its own (PARK_MS).
+    }
   }
 
   broadcastJob(group: string, job: FanoutMessage): void {

@@ -1,6 +1,6 @@
 // What one executor's NATS user may do, written into its user JWT so that nats-server enforces
 // it: pull and ack its own consumers, publish events and logs under its own id, hear its own
-// cancellations, its groups' fan-out pointers and the replies to its own requests. Everything else is denied: other
+// cancellations, its groups' fan-out pointers, its pools' nudges and the replies to its own requests. Everything else is denied: other
 // executors' subjects, every stream/consumer/KV administration API, the job subjects themselves,
 // the request intake (a compromised executor cannot start work elsewhere through it).
 // Files and serialize locks go through the controller (GetTaskFile, AcquireLock…), per task, so
@@ -8,7 +8,7 @@
 // intake) may publish execution requests and hear its own answers, nothing else.
 
 import type { UserPermissions } from './authority.js';
-import { STREAMS, subjects } from './subjects.js';
+import { consumers, STREAMS, subjects } from './subjects.js';
 
 /** The inbox prefix of an executor's connection: replies to it are the only other thing it hears. */
 export function executorInboxPrefix(executorId: string): string {
@@ -27,8 +27,16 @@ export function executorPermissions(e: { id: string; consumers: string[]; groups
   ];
   return {
     pub: { allow: pub },
-    // Fan-out pointers of its own groups: hear only, never publish (only the controller sends them).
-    sub: { allow: [`${executorInboxPrefix(e.id)}.>`, subjects.cancel(e.id), ...(e.groups ?? []).map((g) => subjects.fanout(g))] },
+    // Fan-out pointers of its own groups and nudges of its own pools: hear only, never publish
+    // (only the controller sends them).
+    sub: {
+      allow: [
+        `${executorInboxPrefix(e.id)}.>`,
+        subjects.cancel(e.id),
+        ...(e.groups ?? []).map((g) => subjects.fanout(g)),
+        ...e.consumers.filter(consumers.isPool).map((c) => subjects.poolNudge(c)),
+      ],
+    },
   };
 }
 

@@ -30,6 +30,11 @@ export const subjects = {
    * FanoutMessage). Executors may hear those of their own groups; none may publish here.
    */
   fanout: (group: string) => `grid.fan.${group}`,
+  /**
+   * Core NATS (not JetStream): "a job was sent to this pool consumer", to one of the members
+   * parked on it (a queue group; see Puller). Members hear those of their own pools; none may publish.
+   */
+  poolNudge: (consumer: string) => `grid.nudge.${consumer}`,
   /** Core NATS (not JetStream): cancellations for one executor (it may hear only its own). */
   cancel: (executorId: string) => `grid.cancel.${executorId}`,
 };
@@ -40,4 +45,6 @@ export const consumers = {
   recorder: 'recorder',
   node: (executorId: string) => `node-${executorId}`,
   pool: (group: string, runner: string) => `pool-${group}-${runner}`,
+  /** Whether a consumer name is a pool's (shared by its members), not an executor's own. */
+  isPool: (name: string) => name.startsWith('pool-'),
 };

@@ -2,10 +2,13 @@
 // taking a free task slot before it asks for a message. One message per pull while the consumer
 // is idle; while the last pull came back full (work is waiting), as many as there are free
 // slots, so one pull serves several tasks. Draining stops the loops and hands back what comes.
+// A pool's consumer takes only so many waiting pulls (POOL_MAX_WAITING); a member refused one
+// parks until the controller nudges the pool (a job was sent to it) or PARK_MS has passed.
 
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { STREAMS } from '../bus/subjects.js';
+import { JetStreamError, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { subjects, STREAMS } from '../bus/subjects.js';
 import type { Logger } from '../util/log.js';
 import type { Slots } from './slots.js';
 
@@ -26,6 +29,16 @@ export const PULL_EXPIRES_MS = 30_000;
  * afterwards is offered again once its ack_wait (JOB_ACK_WAIT_MS) has passed, a delay, not a loss.
  */
 const STOP_WAIT_MS = 5_000;
+/**
+ * How long a member refused a waiting pull on its pool stays parked without a nudge, at most (a
+ * random time between half this and this, so that a fleet does not ask again all at once). It
+ * bounds how long a job whose nudge was lost waits while every pull that waits is taken up;
+ * a redelivered job goes to the pulls that do wait, which need no nudge.
+ */
+export const PARK_MS = 120_000;
+
+/** Queue group of the members parked on a pool: each nudge wakes one of them. */
+const PARKED_QUEUE = 'parked';
 
 export class Puller {
   private readonly fetches = new Set<ConsumerMessages>();
@@ -36,6 +49,8 @@ export class Puller {
   constructor(
     private readonly o: {
       js: JetStreamClient;
+      /** Where pool nudges are heard (subjects.poolNudge). */
+      nc: NatsConnection;
       slots: Slots;
       log: Logger;
       /** How long one pull waits for a message (ms, at least 1000). */
@@ -86,6 +101,11 @@ export class Puller {
         }
         backlog = got === want;
       } catch (err) {
+        if (maxWaitingExceeded(err)) {
+          // Enough members of the pool wait on it already: not a failure, a turn to wait.
+          await this.park(name);
+          continue;
+        }
         consumer = undefined;
         if (!this.stopping) {
           if (!failing) this.o.log.warn('cannot pull work; retrying', { consumer: name, error: (err as Error).message });
@@ -94,6 +114,28 @@ export class Puller {
         await delay(2000, undefined, { signal: this.stopPulling.signal }).catch(() => {});
       }
     }
+  }
+
+  /**
+   * Waits to be nudged on pool consumer `name` (one of the parked members hears each nudge), or
+   * for PARK_MS at most, or for stop(). A nudge lost meanwhile costs at most that wait; a
+   * subscription NATS refuses (an executor user minted before nudges) leaves only the timer.
+   */
+  private async park(name: string): Promise<void> {
+    if (this.stopping) return;
+    this.o.log.debug('pool has enough pulls waiting; parked until it is nudged', { consumer: name });
+    await new Promise<void>((resolve) => {
+      const signal = this.stopPulling.signal;
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        if (!sub.isClosed()) sub.unsubscribe();
+        resolve();
+      };
+      const timer = setTimeout(done, PARK_MS * (0.5 + Math.random() / 2));
+      signal.addEventListener('abort', done);
+      const sub = this.o.nc.subscribe(subjects.poolNudge(name), { queue: PARKED_QUEUE, max: 1, callback: (err) => void (err ? undefined : done()) });
+    });
   }
 
   /** Hands a pulled message on once it has a slot. */
@@ -109,4 +151,9 @@ export class Puller {
     }
     this.o.onMessage(msg);
   }
+}
+
+/** The server refused a pull because the consumer has as many waiting as it takes (a 409). */
+function maxWaitingExceeded(err: unknown): boolean {
+  return err instanceof JetStreamError && (err as { code?: number }).code === 409 && /exceeded maxwaiting/i.test(err.message);
 }

@@ -129,6 +129,7 @@ export class Worker implements AgentWorker {
     };
     this.puller = new Puller({
       js: this.js,
+      nc: o.nc,
       slots: this.slots,
       log: o.log,
       expiresMs: Math.max(1000, o.pullExpiresMs ?? PULL_EXPIRES_MS),

@@ -20,20 +20,20 @@ describe('executorPermissions', () => {
     ]);
   });
 
-  it('hears only its own replies and cancellations, and the fan-out pointers of its own groups', () => {
-    expect(p.sub?.allow).toEqual([`${executorInboxPrefix(ID)}.>`, `grid.cancel.${ID}`, 'grid.fan.all', 'grid.fan.web']);
+  it('hears only its own replies and cancellations, the fan-out pointers of its own groups and the nudges of its own pools', () => {
+    expect(p.sub?.allow).toEqual([`${executorInboxPrefix(ID)}.>`, `grid.cancel.${ID}`, 'grid.fan.all', 'grid.fan.web', 'grid.nudge.pool-all-host', 'grid.nudge.pool-web-host']);
   });
 
-  it('may not publish a fan-out pointer (only hear one)', () => {
-    expect((p.pub?.allow ?? []).filter((s) => s.startsWith('grid.fan'))).toEqual([]);
+  it('may not publish a fan-out pointer or a pool nudge (only hear them)', () => {
+    expect((p.pub?.allow ?? []).filter((s) => s.startsWith('grid.fan') || s.startsWith('grid.nudge'))).toEqual([]);
   });
 
   it('allows no administration, no job subjects and no wildcard over other executors', () => {
     const all = [...(p.pub?.allow ?? []), ...(p.sub?.allow ?? [])];
     for (const s of all) {
       expect(s).not.toMatch(/^\$JS\.API\.(STREAM|ACCOUNT|META|SERVER)|CONSUMER\.(CREATE|DURABLE|DELETE)|^\$KV\.|^\$O\.|^grid\.job\.|^>$/);
-      // Every grid.* subject names this executor, but its groups' fan-out pointers.
-      if (s.startsWith('grid.') && !s.startsWith('grid.fan.')) expect(s.endsWith(ID)).toBe(true);
+      // Every grid.* subject names this executor, but its groups' fan-out pointers and its pools' nudges.
+      if (s.startsWith('grid.') && !s.startsWith('grid.fan.') && !s.startsWith('grid.nudge.pool-')) expect(s.endsWith(ID)).toBe(true);
     }
   });
 });
