@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ControllerInstances } from '../../src/controller/instances.js';
 import { Kv } from '../../src/store/kv.js';
 import { createLogger } from '../../src/util/log.js';
+import { eventually } from '../harness/eventually.js';
 import { startServers, uniqueName, type TestServers } from '../harness/servers.js';
 
 let servers: TestServers;
@@ -19,14 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await servers?.stop();
 });
-
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await Promise.resolve().then(ok).catch(() => false))) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-    await delay(200);
-  }
-}
 
 describe('controller instances', () => {
   it('asks for a new lease with growing waits while etcd is down, and holds one again once it is back', async () => {
@@ -40,7 +33,7 @@ describe('controller instances', () => {
 
       const etcd = servers.nodes.etcd[0]!;
       await etcd.stop();
-      await until('the lease is lost', () => lines.some((l) => l.includes('lost the controller liveness lease')), 40_000);
+      await eventually('the lease is lost', async () => lines.some((l) => l.includes('lost the controller liveness lease')), { timeoutMs: 40_000, everyMs: 200 });
       await delay(15_000);
       const refused = lines.filter((l) => l.includes('could not take a controller liveness lease')).length;
       // Waits of 1, 2, 4 and 8 s: at most five attempts in 15 s (one loop).
@@ -49,7 +42,7 @@ describe('controller instances', () => {
       expect(lines.filter((l) => l.includes('lost the controller liveness lease'))).toHaveLength(1);
 
       await etcd.restart();
-      await until('this instance holds a lease again', async () => (await instances.live()).has(instances.id), 30_000);
+      await eventually('this instance holds a lease again', async () => (await instances.live().catch(() => new Set<string>())).has(instances.id), { timeoutMs: 30_000, everyMs: 200 });
     } finally {
       await instances.stop();
       kv.close();

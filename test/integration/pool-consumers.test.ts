@@ -17,6 +17,7 @@ import { consumers, STREAMS, subjects } from '../../src/bus/subjects.js';
 import { Puller } from '../../src/executor/pull.js';
 import { Slots } from '../../src/executor/slots.js';
 import { createLogger } from '../../src/util/log.js';
+import { eventually } from '../harness/eventually.js';
 import { startServers, uniqueName, type TestServers } from '../harness/servers.js';
 
 let servers: TestServers;
@@ -127,14 +128,6 @@ describe('pool consumers', () => {
     };
   }
 
-  async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-    const end = Date.now() + ms;
-    while (!(await ok())) {
-      if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
   /**
    * Member A's pull is the one the consumer takes (max_waiting 1); member B's is refused, so B
    * parks. The first job (sent without a nudge) goes to A, whose only slot it then holds: A no
@@ -149,12 +142,12 @@ describe('pool consumers', () => {
     const b = member('b', nc, 1);
     try {
       a.start(name);
-      await until('A waits on the pool', async () => (await jsm.consumers.info(STREAMS.jobs, name)).num_waiting === 1);
+      await eventually('A waits on the pool', async () => (await jsm.consumers.info(STREAMS.jobs, name)).num_waiting === 1, { timeoutMs: 10_000 });
       b.start(name);
-      await until('B parks', () => b.parked());
+      await eventually('B parks', async () => b.parked(), { timeoutMs: 10_000 });
       // Without a nudge, so that B stays parked: A's waiting pull takes it.
       await jetstream(nc).publish(subjects.poolJob(group, 'host'), encode({ execution_id: 'first', task_key: 'k' }));
-      await until('A takes the first job', () => a.taken().length === 1);
+      await eventually('A takes the first job', async () => a.taken().length === 1, { timeoutMs: 10_000 });
       await send(bus, group, { execution_id: 'second', task_key: 'k' });
       await new Promise((r) => setTimeout(r, 3_000));
       return { a: a.taken(), b: b.taken() };
@@ -189,10 +182,10 @@ describe('pool consumers', () => {
       ec.subscribe(subjects.poolNudge(own), { queue: 'parked', callback: (err, m) => void (err ? (refused = err) : heard.push(m.subject)) });
       ec.subscribe(subjects.poolNudge(other), { queue: 'parked', callback: (err, m) => void (err ? (refused = err) : heard.push(m.subject)) });
       await ec.flush();
-      await until('the refusal of the other pool', () => refused !== undefined);
+      await eventually('the refusal of the other pool', async () => refused !== undefined, { timeoutMs: 10_000 });
       nc.publish(subjects.poolNudge(own));
       nc.publish(subjects.poolNudge(other));
-      await until('the own nudge', () => heard.length > 0);
+      await eventually('the own nudge', async () => heard.length > 0, { timeoutMs: 10_000 });
       await new Promise((r) => setTimeout(r, 300));
       expect(heard).toEqual([subjects.poolNudge(own)]);
       expect(refused!.message).toMatch(/permission/i);
