@@ -364,7 +364,9 @@ export class EtcdExecutionStore implements ExecutionStore {
   }
 
   /**
-   * Only the newest version is kept, unparsed until it is read. Watched from a fresh read, not
+   * Only the newest version is kept, unparsed until it is read; not parsed at all when this
+   * store holds its own copy of that version or of a later one it wrote (callers must not change
+   * what they get). Watched from a fresh read, not
    * from `afterRevision`: etcd may have compacted that long ago (an execution that has been
    * running for a while); after compaction or a lost connection the record is read again, and a
    * version not read yet is offered.
@@ -387,10 +389,12 @@ export class EtcdExecutionStore implements ExecutionStore {
         if (!latest) await new Promise<void>((r) => (wake = r));
         wake = undefined;
         if (!latest) continue;
-        const x = decodeExecution(latest.value);
-        sent = Number(latest.mod_revision);
+        // This store's own copy, when it is this version or a later one it wrote since.
+        const own = this.recent.get(id);
+        const v = own && own.revision >= Number(latest.mod_revision) ? own : this.decode(id, latest);
+        sent = v.revision;
         latest = undefined;
-        yield x;
+        yield v.value;
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
@@ -445,18 +449,45 @@ export class EtcdExecutionStore implements ExecutionStore {
     return out.done.length > 0;
   }
 
-  /** Reads many executions in one round trip per 128 (etcd's limit of operations per txn). */
+  /**
+   * Reads many executions in one round trip per 128 (etcd's limit of operations per txn). A
+   * record this store holds its own copy of is first asked for its revision alone: while it is
+   * still at the copy's revision, it is neither sent again nor parsed (a 10,000-task fan-out's
+   * record is about 450 KB compressed and 2.8 MB of JSON). The copy is shared: callers must not
+   * change what they get.
+   */
   async getMany(ids: string[]): Promise<Map<string, Versioned<Execution>>> {
     const out = new Map<string, Versioned<Execution>>();
-    for (let i = 0; i < ids.length; i += TXN_OPS) {
-      const chunk = ids.slice(i, i + TXN_OPS);
+    const held = ids.filter((id) => this.recent.has(id));
+    const toRead = ids.filter((id) => !this.recent.has(id));
+    for (let i = 0; i < held.length; i += TXN_OPS) {
+      const chunk = held.slice(i, i + TXN_OPS);
+      const res = await this.kv.client.kv.txn({ success: chunk.map((id) => ({ request_range: { key: Buffer.from(this.key(id)), keys_only: true } })) });
+      res.responses.forEach((r, j) => {
+        const kv = r.response_range?.kvs[0];
+        if (!kv) return; // deleted since
+        const id = chunk[j]!;
+        const own = this.recent.get(id);
+        if (own && own.revision === Number(kv.mod_revision)) out.set(id, own);
+        else toRead.push(id);
+      });
+    }
+    for (let i = 0; i < toRead.length; i += TXN_OPS) {
+      const chunk = toRead.slice(i, i + TXN_OPS);
       const res = await this.kv.client.kv.txn({ success: chunk.map((id) => ({ request_range: { key: Buffer.from(this.key(id)) } })) });
       res.responses.forEach((r, j) => {
         const kv = r.response_range?.kvs[0];
-        if (kv) out.set(chunk[j]!, { value: decodeExecution(kv.value), revision: Number(kv.mod_revision) });
+        if (kv) out.set(chunk[j]!, this.decode(chunk[j]!, kv));
       });
     }
     return out;
+  }
+
+  /** A stored record, parsed; or this store's own copy of it, when that is at the same revision. */
+  private decode(id: string, kv: IKeyValue): Versioned<Execution> {
+    const revision = Number(kv.mod_revision);
+    const own = this.recent.get(id);
+    return own?.revision === revision ? own : { value: decodeExecution(kv.value), revision };
   }
 
   /**

@@ -164,7 +164,8 @@ export async function startServers(): Promise<Servers> {
 
 /**
  * GRID_BENCH_NATS_DIAG=<dir>: for diagnosis, nats-server's monitoring port is opened, its /varz
- * sampled every 5 s into <dir>/nats-varz-<n>.jsonl, and its log kept as <dir>/nats-server-<n>.log.
+ * sampled every 5 s into <dir>/nats-varz-<n>.jsonl, and its log kept as <dir>/nats-server-<n>.log;
+ * each controller's log is kept there too, as <dir>/controller-<n>.log.
  */
 let diagRuns = 0;
 function natsDiagnosis(): { dir: string; n: number } | undefined {
@@ -337,8 +338,11 @@ export async function startController(o: ControllerOptions): Promise<RunningCont
     child,
     async stop() {
       client.close();
-      await stopChild(child, 10_000);
-      out.end();
+      // A controller holding thousands of connections may take a while to write its CPU profile.
+      await stopChild(child, cpuProfArgs().length ? 120_000 : 10_000);
+      await new Promise<void>((r) => out.end(r));
+      const diag = natsDiagnosis();
+      if (diag) copyFileSync(logFile, join(diag.dir, `controller-${diag.n}.log`));
     },
   };
 }

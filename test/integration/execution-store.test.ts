@@ -129,13 +129,39 @@ describe('records this store wrote last', () => {
   });
 
   it('getShared: reads that arrive while one is in flight are done together, after it; unknown ids read as undefined', async () => {
-    await store.create(execution('SHARED1'));
+    // Written by another replica: this store holds no copy of it, so each read parses the record.
+    await new EtcdExecutionStore(kv).create(execution('SHARED1'));
     const first = store.getShared('SHARED1'); // goes at once
     const [a, b, missing] = await Promise.all([store.getShared('SHARED1'), store.getShared('SHARED1'), store.getShared('NOPE')]);
     expect(a?.value.id).toBe('SHARED1');
     expect(b?.value).toBe(a?.value); // one read, one parsed copy
     expect((await first)?.value).not.toBe(a?.value); // a read that began before them does not answer them
     expect(missing).toBeUndefined();
+  });
+
+  it('reads and watches of a record still at the revision this store wrote answer with its copy, not a parse; once another writer changed it, with the change', async () => {
+    const mine = new EtcdExecutionStore(kv);
+    const other = new EtcdExecutionStore(kv);
+    await mine.create(execution('COPY1'));
+    await mine.updateMany(['COPY1'], (x) => ((x.reason = 'mine'), true));
+    const own = mine.ownCopy('COPY1')!;
+    const read = await mine.getShared('COPY1');
+    expect(read).toEqual(own);
+    expect(read?.value).toBe(own.value); // the very copy: not sent again, not parsed
+    expect((await mine.getMany(['COPY1'])).get('COPY1')?.value).toBe(own.value);
+    // A watch from before the write hears it, and answers with the copy too.
+    const ac = new AbortController();
+    const seen = mine.changes('COPY1', own.revision - 1, ac.signal)[Symbol.asyncIterator]();
+    expect((await seen.next()).value).toBe(own.value);
+    // Another replica writes: the copy is stale, and both answer with what it wrote.
+    await other.update('COPY1', (x) => ((x.reason = 'other'), true));
+    const again = await mine.getShared('COPY1');
+    expect(again?.value.reason).toBe('other');
+    expect(again!.revision).toBeGreaterThan(own.revision);
+    const next = (await seen.next()).value as Execution;
+    expect(next.reason).toBe('other');
+    ac.abort();
+    await seen.return?.();
   });
 });
 
