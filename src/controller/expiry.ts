@@ -11,6 +11,10 @@
 // executor, beating every third of it, keeps at least two thirds of its lease), executors have
 // one ping deadline to heartbeat, and those whose alive key is still gone are expired then. After
 // a shorter outage, the lapses that waited are acted on at once.
+// A controller that runs late (its event loop seconds behind: overloaded, or starved of CPU)
+// reads heartbeats and lapses late alike: an executor whose beats wait in this process's own
+// queue is not silent. Lapses seen while it is late wait until it runs on time again, and are
+// then looked at with the heartbeats it has caught up on (see the next paragraph).
 // A lease can also lapse while the executor's heartbeats arrive: the controller took them but
 // could not write their keep-alives in time (an overloaded controller or etcd). Such an executor
 // is alive by the rule itself, a heartbeat within the ping deadline, so this replica does not
@@ -36,6 +40,8 @@ export class ExpiryWatcher {
   private readonly deferred = new Set<string>();
   /** Whether the end of the grace must look at every executor (after start, or a watch read afresh). */
   private reconcileAtEnd = false;
+  /** Whether this controller runs late (runsLate): lapses wait meanwhile. */
+  private late = false;
   /** Since when etcd has not answered (ms), or undefined while it answers. */
   private storeDownSince?: number;
   /** Executors whose lapse came within the deadline of a heartbeat: when each is looked at again. */
@@ -64,12 +70,12 @@ export class ExpiryWatcher {
     this.watch = await this.store.watchAlive(
       revision,
       (id) => {
-        if (this.inGrace) this.deferred.add(id);
+        if (this.waiting()) this.deferred.add(id);
         else this.expireInBackground(id);
       },
       // The watch was read afresh (compaction, a lost connection): deletions in the gap were missed.
       () => {
-        if (this.inGrace) this.reconcileAtEnd = true;
+        if (this.waiting()) this.reconcileAtEnd = true;
         else this.reconcileInBackground();
       },
     );
@@ -102,6 +108,21 @@ export class ExpiryWatcher {
     }
   }
 
+  /**
+   * Tells the watcher whether this controller runs late (LoopLag). While it does, lapses wait;
+   * once it runs on time again, they are looked at (unless a grace is in force, which ends later).
+   */
+  runsLate(late: boolean): void {
+    if (late === this.late) return;
+    this.late = late;
+    if (!late && !this.inGrace) this.actOnDeferred();
+  }
+
+  /** Whether a lapse seen now waits: in a grace, or while this controller runs late. */
+  private waiting(): boolean {
+    return this.inGrace || this.late;
+  }
+
   private endGraceAt(until: number): void {
     clearTimeout(this.graceTimer);
     this.graceUntil = until;
@@ -111,6 +132,11 @@ export class ExpiryWatcher {
   private endGrace(): void {
     this.inGrace = false;
     this.graceUntil = 0;
+    if (!this.late) this.actOnDeferred();
+  }
+
+  /** The lapses that waited, or every executor when a watch was read afresh meanwhile. */
+  private actOnDeferred(): void {
     const ids = [...this.deferred];
     this.deferred.clear();
     if (this.reconcileAtEnd) {
@@ -161,6 +187,10 @@ export class ExpiryWatcher {
     const timer = setTimeout(() => {
       this.rechecks.delete(id);
       if (this.stopped) return;
+      if (this.waiting()) {
+        this.deferred.add(id);
+        return;
+      }
       this.store
         .isAlive(id)
         .then((alive) => (alive ? false : this.expire(id)))

@@ -26,6 +26,7 @@ import { EventService } from './events.js';
 import { ExecutionService } from './executions.js';
 import { ExecutorCertificates } from './executor-certs.js';
 import { ExecutorRegistry } from './executors.js';
+import { LoopLag } from '../util/loop-lag.js';
 import { ExpiryWatcher } from './expiry.js';
 import { FileService } from './files.js';
 import { BackendHealth } from './health.js';
@@ -172,7 +173,18 @@ export async function wireUseCases(b: Backends, cleanup: (name: string, run: () 
   executors.onRemoved = (e) => sweeper.executorExpired(e, 'was removed');
   await expiry.start();
   const stopTelling = readiness.onBackendChange((backend, up) => backend === 'etcd' && expiry.storeAnswers(up));
+  // A controller seconds behind reads heartbeats late: lapses wait until it runs on time again.
+  const expiryLog = log.named('expiry');
+  const lag = new LoopLag({
+    onChange: (late, behindMs) => {
+      if (late) expiryLog.warn('this controller runs late: lapsed executor leases wait until it runs on time again', { behind_ms: Math.round(behindMs) });
+      else expiryLog.info('this controller runs on time again: lapsed executor leases are looked at');
+      expiry.runsLate(late);
+    },
+  });
+  lag.start();
   cleanup('expiry watcher', () => {
+    lag.stop();
     stopTelling();
     return expiry.stop();
   });

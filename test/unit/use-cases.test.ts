@@ -218,6 +218,29 @@ describe('ExecutorRegistry over the in-memory store', () => {
     await expiry.stop();
   });
 
+  it('a lease that lapses while this controller runs late waits until it runs on time: then the executor whose beat it caught up on stays, the silent one is EXPIRED', async () => {
+    const { executor, executorStore, leases, log, registry, now, tick } = rig();
+    const web1 = await executor('web-1', ['web']);
+    const web2 = await executor('web-2', ['web']);
+    const graceMs = 200;
+    const expiry = new ExpiryWatcher(executorStore, log, now, graceMs, (id) => registry.lastSeen(id));
+    const expired: string[] = [];
+    expiry.onExpired((rec) => void expired.push(rec.name));
+    await expiry.start();
+    await new Promise((r) => setTimeout(r, graceMs + 50)); // the grace after start is over
+    tick(graceMs); // their registration beats are older than the deadline
+    expiry.runsLate(true);
+    for (const e of [web1, web2]) leases.lapse((await executorStore.get(e.id))!.lease_id);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(expired, 'while this controller runs late').toEqual([]);
+    // Caught up: web-1's beat, which waited in this process's queue, is taken; web-2 sent none.
+    await registry.heartbeat({ executorId: web1.id, executorSecret: web1.secret, version: '1.0', runningTasks: 0, load: 0, draining: false });
+    expiry.runsLate(false);
+    await vi.waitFor(() => expect(expired).toEqual(['web-2']), { timeout: 2_000 });
+    expect([(await executorStore.get(web1.id))!.state, (await executorStore.get(web2.id))!.state]).toEqual(['ACTIVE', 'EXPIRED']);
+    await expiry.stop();
+  });
+
   it('a lease that lapses while this controller takes the executor\'s heartbeats is not EXPIRED; once they stop for the ping deadline, it is', async () => {
     const { executor, executorStore, leases, log, registry, now, tick } = rig();
     const web1 = await executor('web-1', ['web']);
