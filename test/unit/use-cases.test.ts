@@ -218,16 +218,22 @@ describe('ExecutorRegistry over the in-memory store', () => {
     await expiry.stop();
   });
 
-  it('a lease that lapses while this controller runs late waits until it runs on time: then the executor whose beat it caught up on stays, the silent one is EXPIRED', async () => {
-    const { executor, executorStore, leases, log, registry, now, tick } = rig();
-    const web1 = await executor('web-1', ['web']);
-    const web2 = await executor('web-2', ['web']);
+  /** web-1 and web-2, and an expiry watcher that knows this controller's heartbeats, past its grace after start. */
+  async function twoBeatingExecutors() {
+    const r = rig();
+    const web1 = await r.executor('web-1', ['web']);
+    const web2 = await r.executor('web-2', ['web']);
     const graceMs = 200;
-    const expiry = new ExpiryWatcher(executorStore, log, now, graceMs, (id) => registry.lastSeen(id));
+    const expiry = new ExpiryWatcher(r.executorStore, r.log, r.now, graceMs, (id) => r.registry.lastSeen(id));
     const expired: string[] = [];
     expiry.onExpired((rec) => void expired.push(rec.name));
     await expiry.start();
-    await new Promise((r) => setTimeout(r, graceMs + 50)); // the grace after start is over
+    await new Promise((res) => setTimeout(res, graceMs + 50)); // the grace after start is over
+    return { ...r, web1, web2, graceMs, expiry, expired };
+  }
+
+  it('a lease that lapses while this controller runs late waits until it runs on time: then the executor whose beat it caught up on stays, the silent one is EXPIRED', async () => {
+    const { executorStore, leases, registry, tick, web1, web2, graceMs, expiry, expired } = await twoBeatingExecutors();
     tick(graceMs); // their registration beats are older than the deadline
     expiry.runsLate(true);
     for (const e of [web1, web2]) leases.lapse((await executorStore.get(e.id))!.lease_id);
@@ -242,15 +248,7 @@ describe('ExecutorRegistry over the in-memory store', () => {
   });
 
   it('a lease that lapses while this controller takes the executor\'s heartbeats is not EXPIRED; once they stop for the ping deadline, it is', async () => {
-    const { executor, executorStore, leases, log, registry, now, tick } = rig();
-    const web1 = await executor('web-1', ['web']);
-    const web2 = await executor('web-2', ['web']);
-    const graceMs = 200;
-    const expiry = new ExpiryWatcher(executorStore, log, now, graceMs, (id) => registry.lastSeen(id));
-    const expired: string[] = [];
-    expiry.onExpired((rec) => void expired.push(rec.name));
-    await expiry.start();
-    await new Promise((r) => setTimeout(r, graceMs + 50)); // the grace after start is over
+    const { executorStore, leases, registry, tick, web1, web2, graceMs, expiry, expired } = await twoBeatingExecutors();
     // Both beat at registration; 50 ms later their keep-alives were not written in time and the leases lapsed.
     tick(50);
     for (const e of [web1, web2]) leases.lapse((await executorStore.get(e.id))!.lease_id);
