@@ -3,10 +3,10 @@
 // terminal, so the sweeper and the expiry handler scan only those;
 // executions-by-job/<job>/<id> (empty) and, once it has ended, executions-by-state/<STATE>/<id>
 // (holding the job's name) let lists by job or by state read only what they show, and let
-// retention find the oldest finished executions. All change in one transaction guarded by the
-// record's mod revision (CAS). A record too large to write (limits.record_bytes, or etcd's own
-// request limit) never holds up the others written with it: that execution fails alone, with
-// the reason.
+// retention find the oldest finished executions (read in etcd-execution-indexes.ts). All change
+// in one transaction guarded by the record's mod revision (CAS). A record too large to write
+// (limits.record_bytes, or etcd's own request limit) never holds up the others written with it:
+// that execution fails alone, with the reason.
 // idempotency/<requester>/<sha256 of the key> names the execution an idempotency key started;
 // it is created in the transaction that creates the execution, only if it does not exist, and
 // lapses with its hourly lease 24 to 25 h later.
@@ -21,6 +21,7 @@ import { ConflictError, LimitExceededError, NotFoundError } from '../errors.js';
 import { Batcher } from '../util/batcher.js';
 import type { Logger } from '../util/log.js';
 import { decodeExecution, encodeExecution } from './execution-codec.js';
+import { ExecutionIndexes, TXN_OPS } from './etcd-execution-indexes.js';
 import { watchKeys } from './key-watch.js';
 import { isTooLarge, type Kv } from './kv.js';
 import { BucketLeases, Leases } from './leases.js';
@@ -43,20 +44,12 @@ import {
 
 export type { ActiveEntry, CreateResult, FinishedEntry, IdempotencyClaim, IdempotencyEntry, ListFilter, ListPage, UpdateResult } from './store.js';
 
-/** etcd's default limit of operations in one transaction. */
-const TXN_OPS = 128;
 /**
  * Executions per group-commit transaction: up to four writes each (the record, its active
  * entry, its job index entry and an idempotency key on create; the record, its active entry
  * and two state index changes on update), and etcd takes 128.
  */
 const GROUP = 32;
-/** Records per backfill transaction (two index writes each at most). */
-const PER_BACKFILL = Math.floor(TXN_OPS / 2);
-/** The states an execution ends in: those with an executions-by-state index. */
-const FINISHED: readonly ExecutionState[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
-/** Index entries read at once when counting one job's finished executions. */
-const COUNT_PAGE = 1000;
 /** Records kept from this store's own writes (see `recent`). */
 const RECENT_MAX = 10_000;
 
@@ -101,6 +94,8 @@ export class EtcdExecutionStore implements ExecutionStore {
   private readonly onWritten: ExecutionStoreOptions['onWritten'];
   /** Idempotency entries share one lease per hour, which outlives each of them by 24 to 25 h. */
   private readonly keyLeases: BucketLeases;
+  /** Lists, counts and retention's reads, over the index entries this store writes. */
+  private readonly indexes: ExecutionIndexes;
 
   constructor(
     private readonly kv: Kv,
@@ -111,6 +106,7 @@ export class EtcdExecutionStore implements ExecutionStore {
     this.onWritten = o.onWritten;
     const leases = new Leases(kv);
     this.keyLeases = new BucketLeases((ttl) => leases.grant(ttl), { lifeMs: IDEMPOTENCY_WINDOW_MS, bucketMs: 3600_000, now: this.now });
+    this.indexes = new ExecutionIndexes(kv, this, (ids) => this.getMany(ids));
   }
 
   key(id: string): string {
@@ -557,157 +553,30 @@ export class EtcdExecutionStore implements ExecutionStore {
   }
 
   /**
-   * Newest first (ids are time-ordered), filtered, at most `limit`, from `before` on. Reads
-   * only what it shows plus index entries: a finished state through executions-by-state (whose
-   * entries name the job), an unfinished one through the active entries, a job alone through
-   * executions-by-job, nothing through every record.
+   * Newest first (ids are time-ordered), filtered, at most `limit`, from `before` on (see
+   * ExecutionIndexes.list).
    */
-  async list(f: ListFilter): Promise<ListPage> {
-    const limit = Math.max(1, f.limit);
-    if (f.state && !isTerminalExecution(f.state)) return this.listActive(f, limit);
-    let prefix: string;
-    let matches: (k: { key: Buffer; value: Buffer }) => boolean = () => true;
-    if (f.state) {
-      prefix = this.kv.key('executions-by-state', f.state, '');
-      if (f.job) matches = (k) => k.value.toString() === f.job;
-    } else if (f.job) prefix = this.kv.key('executions-by-job', encodeURIComponent(f.job), '');
-    else return this.listRecords(f, limit);
-    const ids: string[] = [];
-    let keysRead = 0;
-    let end = f.before ? prefix + f.before : undefined;
-    // One more than shown says whether a next page exists; a job within a state skips entries,
-    // so it reads larger pages.
-    const page = f.state && f.job ? Math.min(Math.max(limit + 1, 100), 1000) : limit + 1;
-    for (;;) {
-      const q = this.kv.client.getAll();
-      const res = await (end ? q.inRange({ start: prefix, end }) : q.prefix(prefix)).sort('Key', 'Descend').limit(page).exec();
-      keysRead += res.kvs.length;
-      for (const kv of res.kvs) if (matches(kv)) ids.push(kv.key.toString().slice(prefix.length));
-      if (ids.length > limit || res.kvs.length < page) break;
-      end = res.kvs[res.kvs.length - 1]!.key.toString();
-    }
-    return this.page(ids, limit, keysRead);
+  list(f: ListFilter): Promise<ListPage> {
+    return this.indexes.list(f);
   }
 
-  /** The records of `ids` (newest first; one more than `limit` says there is a next page). */
-  private async page(ids: string[], limit: number, keysRead: number): Promise<ListPage> {
-    const shown = ids.slice(0, limit);
-    const found = await this.getMany(shown);
-    const executions = shown.flatMap((id) => (found.has(id) ? [found.get(id)!.value] : []));
-    return { executions, next: ids.length > limit ? shown[shown.length - 1]! : '', keysRead: keysRead + found.size };
-  }
-
-  /** Unfinished executions in a state: from the active entries, few by nature. */
-  private async listActive(f: ListFilter, limit: number): Promise<ListPage> {
-    const entries = await this.kv.list<ActiveEntry>(this.kv.key('executions-active', ''));
-    let keysRead = entries.length;
-    const candidates = entries
-      .map((e) => e.value)
-      .filter((e) => e.state === f.state && (!f.before || e.id < f.before))
-      .sort((a, b) => (a.id < b.id ? 1 : -1));
-    // Entries written before they named their job: read those records to know.
-    const unknown = f.job ? candidates.filter((e) => e.job === undefined).map((e) => e.id) : [];
-    const jobs = new Map<string, string>();
-    if (unknown.length) {
-      for (const [id, v] of await this.getMany(unknown)) jobs.set(id, v.value.job);
-      keysRead += unknown.length;
-    }
-    const ids = candidates.filter((e) => !f.job || (e.job ?? jobs.get(e.id)) === f.job).map((e) => e.id);
-    return this.page(ids.slice(0, limit + 1), limit, keysRead);
-  }
-
-  /** Every record, newest first: the unfiltered list. */
-  private async listRecords(f: ListFilter, limit: number): Promise<ListPage> {
-    const prefix = this.kv.key('executions', '');
-    const q = this.kv.client.getAll();
-    const res = await (f.before ? q.inRange({ start: prefix, end: prefix + f.before }) : q.prefix(prefix)).sort('Key', 'Descend').limit(limit + 1).exec();
-    const all = res.kvs.map((kv) => decodeExecution(kv.value));
-    const executions = all.slice(0, limit);
-    return { executions, next: all.length > limit ? executions[executions.length - 1]!.id : '', keysRead: res.kvs.length };
-  }
-
-  /**
-   * Writes the job and state index entries of records written before those indexes existed,
-   * once per etcd prefix (a marker key says it is done); a page of records per transaction.
-   */
-  async backfillIndexes(log: Logger): Promise<void> {
-    const marker = this.kv.key('schema', 'execution-indexes');
-    if (await this.kv.get(marker)) return;
-    const prefix = this.kv.key('executions', '');
-    let start = prefix;
-    let done = 0;
-    for (;;) {
-      const res = await this.kv.client.getAll().inRange({ start, end: prefixEnd(prefix) }).sort('Key', 'Ascend').limit(PER_BACKFILL).exec();
-      const ops: IRequestOp[] = [];
-      for (const kv of res.kvs) {
-        const x = decodeExecution(kv.value);
-        ops.push({ request_put: { key: Buffer.from(this.jobIndexKey(x.job, x.id)), value: Buffer.alloc(0) } });
-        if (isTerminalExecution(x.state)) ops.push({ request_put: { key: Buffer.from(this.stateIndexKey(x.state, x.id)), value: Buffer.from(x.job) } });
-      }
-      if (ops.length) await this.kv.client.kv.txn({ success: ops });
-      done += res.kvs.length;
-      if (res.kvs.length < PER_BACKFILL) break;
-      start = res.kvs[res.kvs.length - 1]!.key.toString() + '\0';
-    }
-    await this.kv.put(marker, { at_ms: Date.now(), executions: done });
-    if (done) log.info('indexed executions recorded before the job and state indexes', { executions: done });
+  /** Writes the index entries of records written before the indexes existed (see ExecutionIndexes). */
+  backfillIndexes(log: Logger): Promise<void> {
+    return this.indexes.backfillIndexes(log);
   }
 
   /** How many executions have ended (and are still kept). */
-  async countFinished(): Promise<number> {
-    const counts = await Promise.all(FINISHED.map((st) => this.kv.client.getAll().prefix(this.kv.key('executions-by-state', st, '')).count()));
-    return counts.reduce((a, b) => a + b, 0);
+  countFinished(): Promise<number> {
+    return this.indexes.countFinished();
   }
 
-  async countByState(f: { job?: string; maxScan: number }): Promise<StateCounts> {
-    const counts = noCounts();
-    const atLeast: ExecutionState[] = [];
-    // Unfinished ones from the active entries, few by nature.
-    const active = await this.active();
-    const unknown = f.job ? active.filter((e) => e.job === undefined).map((e) => e.id) : [];
-    const jobs = new Map<string, string>();
-    if (unknown.length) for (const [id, v] of await this.getMany(unknown)) jobs.set(id, v.value.job);
-    for (const e of active) if (!f.job || (e.job ?? jobs.get(e.id)) === f.job) counts[e.state]++;
-    await Promise.all(
-      FINISHED.map(async (state) => {
-        const prefix = this.kv.key('executions-by-state', state, '');
-        if (!f.job) {
-          counts[state] = await this.kv.client.getAll().prefix(prefix).count();
-          return;
-        }
-        // The entries name their job: read them in pages, up to maxScan.
-        let start = prefix;
-        let scanned = 0;
-        for (;;) {
-          const page = Math.min(COUNT_PAGE, f.maxScan - scanned);
-          const res = await this.kv.client.getAll().inRange({ start, end: prefixEnd(prefix) }).sort('Key', 'Ascend').limit(page).exec();
-          scanned += res.kvs.length;
-          for (const kv of res.kvs) if (kv.value.toString() === f.job) counts[state]++;
-          if (res.kvs.length < page) return;
-          if (scanned >= f.maxScan) {
-            atLeast.push(state);
-            return;
-          }
-          start = res.kvs[res.kvs.length - 1]!.key.toString() + '\0';
-        }
-      }),
-    );
-    return { counts, atLeast: FINISHED.filter((s) => atLeast.includes(s)) };
+  countByState(f: { job?: string; maxScan: number }): Promise<StateCounts> {
+    return this.indexes.countByState(f);
   }
 
   /** The `n` oldest finished executions (by id, so by creation), oldest first. */
-  async oldestFinished(n: number): Promise<FinishedEntry[]> {
-    const perState = await Promise.all(
-      FINISHED.map(async (state) => {
-        const prefix = this.kv.key('executions-by-state', state, '');
-        const res = await this.kv.client.getAll().prefix(prefix).sort('Key', 'Ascend').limit(n).exec();
-        return res.kvs.map((kv) => ({ id: kv.key.toString().slice(prefix.length), job: kv.value.toString(), state }));
-      }),
-    );
-    return perState
-      .flat()
-      .sort((a, b) => (a.id < b.id ? -1 : 1))
-      .slice(0, n);
+  oldestFinished(n: number): Promise<FinishedEntry[]> {
+    return this.indexes.oldestFinished(n);
   }
 
   /**
@@ -736,31 +605,17 @@ export class EtcdExecutionStore implements ExecutionStore {
     return deleted;
   }
 
-  private retentionKey(): string {
-    return this.kv.key('retention', 'status');
+  retentionStatus(): Promise<RetentionStatus> {
+    return this.indexes.retentionStatus();
   }
 
-  async retentionStatus(): Promise<RetentionStatus> {
-    return (await this.kv.get<RetentionStatus>(this.retentionKey()))?.value ?? { pruned_before_ms: 0, deleted_total: 0 };
+  recordPruned(newestMs: number, deleted: number): Promise<void> {
+    return this.indexes.recordPruned(newestMs, deleted);
   }
 
-  async recordPruned(newestMs: number, deleted: number): Promise<void> {
-    await this.kv.update<RetentionStatus>(
-      this.retentionKey(),
-      (cur) => ({ pruned_before_ms: Math.max(cur?.pruned_before_ms ?? 0, newestMs), deleted_total: (cur?.deleted_total ?? 0) + deleted }),
-      'retention status',
-    );
+  active(): Promise<ActiveEntry[]> {
+    return this.indexes.active();
   }
-
-  async active(): Promise<ActiveEntry[]> {
-    const all = await this.kv.list<ActiveEntry>(this.kv.key('executions-active', ''));
-    return all.map((e) => e.value);
-  }
-}
-
-/** The first key after every key that starts with `prefix`. */
-function prefixEnd(prefix: string): string {
-  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
 
 function emptyCommitted<W extends Write>(): Committed<W> {
