@@ -385,11 +385,16 @@ export class EtcdExecutionStore implements ExecutionStore {
         if (!latest) await new Promise<void>((r) => (wake = r));
         wake = undefined;
         if (!latest) continue;
+        // etcd may send the watch its put before it answers the write that made it: while this
+        // store writes the record, its copy of that version is not in yet. Wait for the write.
+        const writing = this.writing.get(id);
+        if (writing && (this.recent.get(id)?.revision ?? 0) < Number(latest.mod_revision)) await writing;
+        const kv = latest;
+        latest = undefined;
         // This store's own copy, when it is this version or a later one it wrote since.
         const own = this.recent.get(id);
-        const v = own && own.revision >= Number(latest.mod_revision) ? own : this.decode(id, latest);
+        const v = own && own.revision >= Number(kv.mod_revision) ? own : this.decode(id, kv);
         sent = v.revision;
-        latest = undefined;
         yield v.value;
       }
     } finally {

@@ -163,6 +163,21 @@ describe('records this store wrote last', () => {
     ac.abort();
     await seen.return?.();
   });
+
+  it('a watch that hears a write of this store before the write is answered still answers with the copy', async () => {
+    const mine = new EtcdExecutionStore(kv);
+    await mine.create(execution('COPY2'));
+    const ac = new AbortController();
+    const seen = mine.changes('COPY2', mine.ownCopy('COPY2')!.revision, ac.signal)[Symbol.asyncIterator]();
+    for (let i = 0; i < 20; i++) {
+      // Asked before the write: the put may reach the watch before the write's answer reaches the store.
+      const next = seen.next();
+      const written = (await mine.updateMany(['COPY2'], (x) => ((x.reason = `write ${i}`), true))).get('COPY2')!.execution;
+      expect((await next).value).toBe(written);
+    }
+    ac.abort();
+    await seen.return?.();
+  });
 });
 
 describe('idempotency keys (create with a claim)', () => {
