@@ -2,7 +2,7 @@
 // Liveness lives in etcd leases (alive/<id>), kept by heartbeats (executor-leases.ts); see
 // expiry.ts for what happens when one lapses. What Register takes and checks: registration-input.ts.
 
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Bus } from '../bus/bus.js';
 import { subjects } from '../bus/subjects.js';
 import { groupsOf, type ExecutorRecord, type ExecutorState, type ExecutorView } from '../domain/executor.js';
@@ -12,7 +12,7 @@ import type { RegistrationToken } from '../config/controller.js';
 import type { ExecutorStore, LeaseStore } from '../store/store.js';
 import { newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
-import { authorize, secretEquals, sha256, type Principal } from './auth.js';
+import { authorize, secretEquals, secretMatchesHash, sha256, type Principal } from './auth.js';
 import type { NatsAccess } from './nats-access.js';
 import type { ExecutorCertificates } from './executor-certs.js';
 import type { PeerCert } from '../tls/ca.js';
@@ -115,7 +115,7 @@ export class ExecutorRegistry {
     if (input.executorId) {
       progress.step = 'reading the executor record from etcd';
       const existing = await this.store.get(input.executorId);
-      if (existing && secretMatches(input.executorSecret ?? '', existing.secret_hash)) {
+      if (existing && secretMatchesHash(input.executorSecret ?? '', existing.secret_hash)) {
         if (existing.name !== spec.name) {
           throw new ValidationError(`name: this executor is registered as "${existing.name}"; to rename it, remove it and register again`);
         }
@@ -166,7 +166,7 @@ export class ExecutorRegistry {
       progress.step = 'reading the executor that holds the name';
       const old = await this.store.find(spec.name);
       // Taking over another executor's name (and its node: work) needs more than a registration token.
-      const ownSecret = !!input.replaceSecret && secretMatches(input.replaceSecret, old.secret_hash);
+      const ownSecret = !!input.replaceSecret && secretMatchesHash(input.replaceSecret, old.secret_hash);
       if (!ownSecret && input.replaceBy?.role !== 'admin') {
         this.log.warn('replace refused: neither the replaced executor\'s secret nor an admin token', { name: spec.name, old_id: old.id });
         throw new PermissionDeniedError(
@@ -270,7 +270,7 @@ export class ExecutorRegistry {
       this.log.warn('executor call refused: unknown executor id', { id });
       throw await this.unknownExecutor(id);
     }
-    if (!secretMatches(secret, rec.secret_hash)) {
+    if (!secretMatchesHash(secret, rec.secret_hash)) {
       this.log.warn('executor call refused: wrong secret', { id, name: rec.name });
       throw new UnauthenticatedError(`executor ${rec.name} (${id}): the executor secret was not accepted`);
     }
@@ -428,12 +428,3 @@ function sha256hex(s: string): string {
   return sha256(s).toString('hex');
 }
 
-/**
- * Whether `secret` is the one whose hash the record keeps, compared in constant time: one hash
- * per call (every BeginTasks and heartbeat stream asks), where hashing both sides again took three.
- */
-function secretMatches(secret: string, hashHex: string): boolean {
-  const got = Buffer.from(sha256hex(secret));
-  const kept = Buffer.from(hashHex);
-  return got.length === kept.length && timingSafeEqual(got, kept);
-}
