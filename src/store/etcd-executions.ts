@@ -388,12 +388,11 @@ export class EtcdExecutionStore implements ExecutionStore {
         // etcd may send the watch its put before it answers the write that made it: while this
         // store writes the record, its copy of that version is not in yet. Wait for the write.
         const writing = this.writing.get(id);
-        if (writing && (this.recent.get(id)?.revision ?? 0) < Number(latest.mod_revision)) await writing;
+        if (writing && !this.ownAt(id, Number(latest.mod_revision), true)) await writing;
         const kv = latest;
         latest = undefined;
         // This store's own copy, when it is this version or a later one it wrote since.
-        const own = this.recent.get(id);
-        const v = own && own.revision >= Number(kv.mod_revision) ? own : this.decode(id, kv);
+        const v = this.ownAt(id, Number(kv.mod_revision), true) ?? this.decode(id, kv);
         sent = v.revision;
         yield v.value;
       }
@@ -468,8 +467,8 @@ export class EtcdExecutionStore implements ExecutionStore {
         const kv = r.response_range?.kvs[0];
         if (!kv) return; // deleted since
         const id = chunk[j]!;
-        const own = this.recent.get(id);
-        if (own && own.revision === Number(kv.mod_revision)) out.set(id, own);
+        const own = this.ownAt(id, Number(kv.mod_revision));
+        if (own) out.set(id, own);
         else toRead.push(id);
       });
     }
@@ -487,8 +486,13 @@ export class EtcdExecutionStore implements ExecutionStore {
   /** A stored record, parsed; or this store's own copy of it, when that is at the same revision. */
   private decode(id: string, kv: IKeyValue): Versioned<Execution> {
     const revision = Number(kv.mod_revision);
+    return this.ownAt(id, revision) ?? { value: decodeExecution(kv.value), revision };
+  }
+
+  /** This store's own copy of the record at `revision` (or, with `orLater`, at a later one it wrote). */
+  private ownAt(id: string, revision: number, orLater = false): Versioned<Execution> | undefined {
     const own = this.recent.get(id);
-    return own?.revision === revision ? own : { value: decodeExecution(kv.value), revision };
+    return own && (own.revision === revision || (orLater && own.revision > revision)) ? own : undefined;
   }
 
   /**
